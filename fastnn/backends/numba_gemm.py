@@ -1,0 +1,3 @@
+"""Numba kernels: gemm family (see fastnn/backends/reference.py for the math)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Numba kernels: ops family (see fastnn/backends/reference.py for the math)."""
+
+__all__ = []

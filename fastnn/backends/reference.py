@@ -1,0 +1,237 @@
+"""The numpy reference backend: plain numpy, written the way a student would.
+
+It is the test oracle and the benchmark baseline, so it stays short and obviously right:
+temporaries and all. Every other backend implements these same names and signatures.
+
+Calling convention (shared by every backend, see fastnn/kernels.py for the public API):
+inputs are already validated, C-contiguous and of one float dtype (float32 or float64);
+elementwise kernels see 1-D arrays, row kernels see 2-D arrays (rows, features).
+"""
+import math
+
+import numpy as np
+
+NAME = "numpy"
+
+
+# ---------------------------------------------------------------- GEMM
+# c = alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x; c is written in place.
+# As in BLAS, when beta == 0 the old contents of c are not read (NaN there does not propagate).
+def gemm(a, b, c, trans_a, trans_b, alpha, beta):
+    a = a.T if trans_a else a
+    b = b.T if trans_b else b
+    prod = (a @ b) * alpha
+    if beta == 0:
+        c[...] = prod
+    else:
+        c[...] = prod + beta * c
+
+
+def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
+    # a: (B, M, K) or (B, K, M); b: (B, K, N) or (B, N, K); c: (B, M, N)
+    for i in range(c.shape[0]):
+        gemm(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
+
+
+# ---------------------------------------------------------------- bias
+def bias_add(x, bias):  # x: (N, C), bias: (C,)
+    return x + bias
+
+
+def bias_grad(dy):  # dy: (N, C) -> (C,)
+    return dy.sum(axis=0)
+
+
+# ---------------------------------------------------------------- activations (1-D arrays)
+def relu(x):
+    return np.maximum(x, 0).astype(x.dtype)
+
+
+def relu_backward(dy, x):
+    return dy * (x > 0)
+
+
+def leaky_relu(x, negative_slope):
+    return np.where(x > 0, x, x * negative_slope).astype(x.dtype)
+
+
+def leaky_relu_backward(dy, x, negative_slope):
+    return np.where(x > 0, dy, dy * negative_slope).astype(x.dtype)
+
+
+def sigmoid(x):
+    # exp(-|x|) never overflows; pick the algebraically equal form per sign.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def sigmoid_backward(dy, y):  # y = sigmoid(x)
+    return dy * y * (1 - y)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(dy, y):  # y = tanh(x)
+    return dy * (1 - y * y)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x):
+    return _ERF(x).astype(x.dtype)
+
+
+def gelu(x, approximate):
+    """approximate=False: x * Phi(x) with the exact erf; True: the tanh form used by GPT-2."""
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2.0)))
+
+
+def gelu_backward(dy, x, approximate):
+    if approximate:
+        u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        t = np.tanh(u)
+        du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x ** 2)
+        return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+    cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return (dy * (cdf + x * pdf)).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- softmax family (2-D, last axis)
+def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward(dy, y):  # dx = y * (dy - sum(dy * y))
+    return y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+
+def log_softmax(x):
+    z = x - x.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def log_softmax_backward(dy, y):  # y = log_softmax(x); dx = dy - softmax * sum(dy)
+    return dy - np.exp(y) * dy.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(logits, targets, ignore_index, grad_scale):
+    """Per-row loss -log softmax(logits)[target], and grad_scale * (softmax - onehot).
+
+    Rows whose target is ignore_index get loss 0 and gradient 0. targets: int64 (N,).
+    """
+    n = logits.shape[0]
+    logp = log_softmax(logits)
+    keep = targets != ignore_index
+    safe = np.where(keep, targets, 0)
+    losses = -logp[np.arange(n), safe] * keep
+    grad = np.exp(logp)
+    grad[np.arange(n), safe] -= 1
+    grad = grad * keep[:, None] * grad_scale
+    return losses.astype(logits.dtype), grad.astype(logits.dtype)
+
+
+def mse_loss(pred, target):
+    """Mean squared error over all elements, and its gradient with respect to pred (1-D)."""
+    diff = pred - target
+    n = max(diff.size, 1)
+    return (diff * diff).sum() / n, (2 * diff / n).astype(pred.dtype)
+
+
+# ---------------------------------------------------------------- layer norm (2-D, last axis)
+def layer_norm(x, weight, bias, eps):
+    """y = (x - mean) * rstd * weight + bias; returns y, mean (N,), rstd = 1/sqrt(var + eps) (N,)."""
+    mean = x.mean(axis=1)
+    var = ((x - mean[:, None]) ** 2).mean(axis=1)
+    rstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    return xhat * weight + bias, mean, rstd.astype(x.dtype)
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    dweight = (dy * xhat).sum(axis=0)
+    dbias = dy.sum(axis=0)
+    g = dy * weight
+    dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
+                          - xhat * (g * xhat).mean(axis=1, keepdims=True))
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------- embedding
+def embedding(weight, ids):  # weight (V, C), ids int64 (N,) -> (N, C)
+    return weight[ids]
+
+
+def embedding_backward(dout, ids, num_embeddings):  # scatter-add rows of dout into (V, C)
+    dweight = np.zeros((num_embeddings, dout.shape[1]), dtype=dout.dtype)
+    np.add.at(dweight, ids, dout)
+    return dweight
+
+
+# ---------------------------------------------------------------- optimizers (in place, 1-D)
+def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    """PyTorch's SGD. buf is the momentum buffer (size 0 when momentum == 0); first: buf is new."""
+    d = grad + weight_decay * param if weight_decay != 0 else grad
+    if momentum != 0:
+        if first:
+            buf[...] = d
+        else:
+            buf[...] = momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    param -= lr * d
+
+
+def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """PyTorch's Adam (decoupled=False: L2 added to grad) and AdamW (decoupled=True). step >= 1."""
+    if decoupled:
+        param *= 1 - lr * weight_decay
+        g = grad
+    else:
+        g = grad + weight_decay * param if weight_decay != 0 else grad
+    m[...] = beta1 * m + (1 - beta1) * g
+    v[...] = beta2 * v + (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    denom = np.sqrt(v) / math.sqrt(bc2) + eps
+    param -= (lr / bc1) * m / denom
+
+
+# ---------------------------------------------------------------- attention
+def attention(q, k, v, causal, scale):
+    """softmax(q k^T * scale [+ causal mask]) v on (B, H, T, D); also returns the log-sum-exp (B, H, T).
+
+    causal masks key j > query i (top-left aligned, as PyTorch's is_causal). The T x S score matrix
+    is materialized: this is the naive baseline that the fused kernels beat.
+    """
+    s = (q @ k.transpose(0, 1, 3, 2)) * scale
+    if causal:
+        t, n = s.shape[-2:]
+        s = np.where(np.tril(np.ones((t, n), dtype=bool)), s, -np.inf)
+    mx = s.max(axis=-1, keepdims=True)
+    e = np.exp(s - mx)
+    ssum = e.sum(axis=-1, keepdims=True)
+    out = (e / ssum) @ v
+    lse = (mx + np.log(ssum))[..., 0]
+    return out.astype(q.dtype), lse.astype(q.dtype)
+
+
+def attention_backward(dout, q, k, v, out, lse, causal, scale):
+    s = (q @ k.transpose(0, 1, 3, 2)) * scale
+    if causal:
+        t, n = s.shape[-2:]
+        s = np.where(np.tril(np.ones((t, n), dtype=bool)), s, -np.inf)
+    p = np.exp(s - lse[..., None])
+    dv = p.transpose(0, 1, 3, 2) @ dout
+    dp = dout @ v.transpose(0, 1, 3, 2)
+    ds = p * (dp - (dout * out).sum(axis=-1, keepdims=True))
+    dq = ds @ k * scale
+    dk = ds.transpose(0, 1, 3, 2) @ q * scale
+    return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype)
