@@ -12,7 +12,8 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     _threads["n"] = n
-    for name in ("cython", "numba"):
+    # Numba first: launching its OpenMP-based pool resets OpenMP's thread count.
+    for name in ("numba", "cython"):
         try:
             backends.load(name).module.set_num_threads(n)
         except ImportError:

@@ -14,8 +14,12 @@ for _mod in (_gemm, _ops, _attention):
         globals()[_name] = getattr(_mod, _name)
 
 cpu_path = _ops.cpu_path
-set_num_threads = _ops.set_num_threads
 get_num_threads = _ops.get_num_threads
+
+
+def set_num_threads(n):
+    for mod in (_gemm, _ops, _attention):
+        mod.set_num_threads(n)
 
 
 def self_check():

@@ -1,0 +1,62 @@
+"""Shared fixtures: every conformance test runs once per available backend.
+
+The CUDA backend runs on Numba's simulator here (set before numba is imported), with small shapes.
+"""
+import os
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+import fastnn  # noqa: E402
+
+settings.register_profile("fastnn", deadline=None, max_examples=25, derandomize=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+settings.load_profile("fastnn")
+
+CPU_BACKENDS = [b for b in ("numpy", "numba", "cython") if b in fastnn.available_backends()]
+ALL_BACKENDS = CPU_BACKENDS + (["cuda"] if "cuda" in fastnn.available_backends() else [])
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    """A backend name; the whole conformance suite runs once per backend."""
+    return request.param
+
+
+@pytest.fixture(params=CPU_BACKENDS)
+def cpu_backend(request):
+    return request.param
+
+
+def max_size(backend, n):
+    """Cap a test dimension for the CUDA simulator, which runs kernels in Python threads."""
+    return min(n, 24) if backend == "cuda" else n
+
+
+def skip_if_missing(backend, kernel):
+    """The CUDA backend may cover a subset (fastnn info lists the rest); CPU backends must not."""
+    if backend == "cuda" and not fastnn.backends.load(backend).has(kernel):
+        pytest.skip(f"cuda lacks {kernel} (listed by `fastnn info`)")
+
+
+def tol(dtype):
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of the scalar f at x (float64), one coordinate at a time."""
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
