@@ -1,0 +1,37 @@
+/* Fused (flash-style) scaled dot-product attention on (B*H, T, D) blocks, forward and backward.
+ *
+ * q (BH, T, D), k and v (BH, S, D), all C-contiguous and of one dtype. causal masks key j > query
+ * i (top-left aligned, as PyTorch's is_causal). The forward writes out (BH, T, D) and lse (BH, T),
+ * the natural log of each row's sum of exp(scores); the backward recomputes the probabilities
+ * from lse tile by tile. Neither ever holds a T x S matrix: the extra memory is a few tiles per
+ * thread plus O(BH * T) row statistics (and, when BH is too small to keep every thread busy,
+ * partial dq buffers, see attention.c). They return 0, or -1 when scratch memory could not be
+ * allocated (the outputs are then unspecified).
+ */
+#ifndef FASTNN_ATTENTION_H
+#define FASTNN_ATTENTION_H
+
+#include <stdint.h>
+
+int fnn_attention_forward_f32(const float *q, const float *k, const float *v, float *out,
+                               float *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
+                               int causal, double scale);
+int fnn_attention_forward_f64(const double *q, const double *k, const double *v, double *out,
+                               double *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
+                               int causal, double scale);
+
+/* dq (BH, T, D), dk and dv (BH, S, D) are written, never read. */
+int fnn_attention_backward_f32(const float *dout, const float *q, const float *k,
+                                const float *v, const float *out, const float *lse, float *dq,
+                                float *dk, float *dv, int64_t bh, int64_t t, int64_t s,
+                                int64_t d, int causal, double scale);
+int fnn_attention_backward_f64(const double *dout, const double *q, const double *k,
+                                const double *v, const double *out, const double *lse,
+                                double *dq, double *dk, double *dv, int64_t bh, int64_t t,
+                                int64_t s, int64_t d, int causal, double scale);
+
+/* Bytes of scratch the last call on this thread's process allocated (tiles of every thread plus
+ * row statistics and partial dq buffers): for memory reports, not for correctness. */
+int64_t fnn_attention_scratch_bytes(void);
+
+#endif
