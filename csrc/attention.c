@@ -119,7 +119,8 @@ static int att_key_splits(int64_t bh, int64_t nkb)
 #if FNN_X86 && defined(__GNUC__)
 /* 2^x = 2^n * 2^f with n = round(x), f in [-1/2, 1/2]; 2^f = e^(f ln2) by its Taylor series
  * (degree 7 for float: truncation < 1e-8 relative; degree 13 for double: < 1e-17). Lanes with
- * x below the smallest normal exponent (masked scores are -inf) give exactly 0. */
+ * x below the smallest normal exponent (masked scores are -inf) give exactly 0; NaN stays NaN
+ * (max/min return their second operand when one is NaN), so a NaN score poisons its row. */
 #define EXP2_F32_COEFFS \
     1.52527338040598377e-05f, 1.54035303933816061e-04f, 1.33335581464284411e-03f, \
     9.61812910762847688e-03f, 5.55041086648215762e-02f, 2.40226506959100694e-01f, \
@@ -139,7 +140,7 @@ static inline __m256 exp2_f32_avx2(__m256 x)
 {
     static const float c[] = {EXP2_F32_COEFFS};
     __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f));
+    x = _mm256_min_ps(_mm256_set1_ps(127.0f), _mm256_max_ps(_mm256_set1_ps(-126.0f), x));
     __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 f = _mm256_sub_ps(x, n);
     __m256 p = _mm256_set1_ps(c[0]);
@@ -153,7 +154,7 @@ static inline __m256d exp2_f64_avx2(__m256d x)
 {
     static const double c[] = {EXP2_F64_COEFFS};
     __m256d under = _mm256_cmp_pd(x, _mm256_set1_pd(-1022.0), _CMP_LT_OQ);
-    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-1022.0)), _mm256_set1_pd(1023.0));
+    x = _mm256_min_pd(_mm256_set1_pd(1023.0), _mm256_max_pd(_mm256_set1_pd(-1022.0), x));
     __m256d n = _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256d f = _mm256_sub_pd(x, n);
     __m256d p = _mm256_set1_pd(c[0]);
@@ -210,8 +211,8 @@ static inline __m256d exp2_f64_avx2(__m256d x)
 static inline __m512 exp2_f32_avx512(__m512 x)
 {
     static const float c[] = {EXP2_F32_COEFFS};
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(127.0f));
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
+    x = _mm512_min_ps(_mm512_set1_ps(127.0f), _mm512_max_ps(_mm512_set1_ps(-126.0f), x));
     __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 f = _mm512_sub_ps(x, n);
     __m512 p = _mm512_set1_ps(c[0]);
@@ -223,8 +224,8 @@ static inline __m512 exp2_f32_avx512(__m512 x)
 static inline __m512d exp2_f64_avx512(__m512d x)
 {
     static const double c[] = {EXP2_F64_COEFFS};
-    __mmask8 keep = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-1022.0), _CMP_GE_OQ);
-    x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-1022.0)), _mm512_set1_pd(1023.0));
+    __mmask8 keep = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-1022.0), _CMP_NLT_UQ);
+    x = _mm512_min_pd(_mm512_set1_pd(1023.0), _mm512_max_pd(_mm512_set1_pd(-1022.0), x));
     __m512d n = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512d f = _mm512_sub_pd(x, n);
     __m512d p = _mm512_set1_pd(c[0]);
