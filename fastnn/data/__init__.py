@@ -1,0 +1,1 @@
+"""fastnn.data: a small DataLoader and the digits data set."""

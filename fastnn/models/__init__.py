@@ -1,0 +1,1 @@
+"""fastnn.models: the lessons' models."""

@@ -1,0 +1,583 @@
+"""fastnn.nn modules: Module, Parameter and the layers, with PyTorch's names and state-dict keys.
+
+Parameters and submodules are kept in ordered registries (`_parameters`, `_modules`, `_buffers`)
+that define state-dict order and names, and also as plain instance attributes so that reading
+`self.weight` in forward costs one dict lookup.
+"""
+import math
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import tensor as _T
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+
+__all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleDict", "ReLU",
+           "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Dropout", "Flatten",
+           "Identity", "LayerNorm", "Embedding", "CrossEntropyLoss", "MSELoss"]
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a learnable parameter (requires_grad by default)."""
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = np.zeros(0, _T.float32)
+        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data),
+                         requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _to_numpy(value):
+    """An array from a numpy array, a fastnn Tensor, or anything array-like (a torch tensor)."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing it
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Module:
+    """Base class of layers and models: subclass it, set layers/Parameters as attributes in
+    __init__, and define forward()."""
+
+    training = True
+
+    def __init__(self):
+        d = self.__dict__
+        d["_parameters"] = OrderedDict()
+        d["_modules"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
+        d["training"] = True
+
+    # ------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if "_parameters" not in d:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() was called "
+                                 f"(call super().__init__() first)")
+        if name in d["_buffers"] and (value is None or type(value) is Tensor):
+            d["_buffers"][name] = value  # reassigning a buffer keeps it a buffer, as PyTorch
+            d[name] = value
+            return
+        for reg in (d["_parameters"], d["_modules"], d["_buffers"]):
+            reg.pop(name, None)
+        if isinstance(value, Parameter):
+            d["_parameters"][name] = value
+        elif isinstance(value, Module):
+            d["_modules"][name] = value
+        d[name] = value
+
+    def __delattr__(self, name):
+        for reg in (self._parameters, self._modules, self._buffers):
+            reg.pop(name, None)
+        del self.__dict__[name]
+
+    def register_parameter(self, name, param):
+        if param is None:
+            self._parameters.pop(name, None)
+            self.__dict__[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A non-learnable tensor saved in the state dict (unless persistent=False)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(np.asarray(tensor))
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        self.__dict__[name] = tensor
+
+    def add_module(self, name, module):
+        setattr(self, name, module)
+
+    # ------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    # ------------------------------------------------------------ traversal
+    def named_modules(self, prefix=""):
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
+                        if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for k, m in self._modules.items():
+            if m is not None:
+                yield k, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix="", recurse=True):
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in mods:
+            for k, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{k}" if mname else k), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix=""):
+        for mname, m in self.named_modules(prefix):
+            for k, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{k}" if mname else k), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def num_parameters(self):
+        return sum(p.data.size for p in self.parameters())
+
+    # ------------------------------------------------------------ modes and grads
+    def train(self, mode=True):
+        for m in self.modules():
+            m.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.data)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    # ------------------------------------------------------------ dtype
+    def to(self, *args, dtype=None, **kwargs):
+        """to(dtype) converts floating parameters and buffers; device strings are ignored."""
+        for a in args:
+            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
+                continue
+            dtype = a
+        if dtype is None:
+            return self
+        dtype = _T._dtype(dtype)
+        for m in self.modules():
+            for reg in (m._parameters, m._buffers):
+                for t in reg.values():
+                    if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dtype:
+                        t.data = t.data.astype(dtype)
+                        t.grad = None
+        return self
+
+    def float(self):
+        return self.to(_T.float32)
+
+    def double(self):
+        return self.to(_T.float64)
+
+    def apply(self, fn):
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------ state dict
+    def state_dict(self, prefix=""):
+        """name -> numpy array (a copy), for parameters and persistent buffers; names as PyTorch's."""
+        out = OrderedDict()
+        for mname, m in self.named_modules():
+            base = prefix + (mname + "." if mname else "")
+            for k, p in m._parameters.items():
+                if p is not None:
+                    out[base + k] = p.data.copy()
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent:
+                    out[base + k] = b.data.copy()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values (numpy arrays, fastnn or torch tensors) into the parameters and buffers in
+        place, casting to each one's dtype. Shapes must match; with strict, so must the keys."""
+        own = OrderedDict()
+        for mname, m in self.named_modules():
+            base = mname + "." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    own[base + k] = p
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent:
+                    own[base + k] = b
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        arrays = {}
+        for k, t in own.items():
+            if k not in state_dict:
+                continue
+            v = _to_numpy(state_dict[k])
+            if v.shape != t.data.shape:
+                raise ValueError(f"load_state_dict: {k} has shape {v.shape} in the state dict but "
+                                 f"{t.data.shape} in the model")
+            arrays[k] = v
+        for k, v in arrays.items():  # all checked first, so a bad dict changes nothing
+            own[k].data[...] = v
+        return IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------ repr
+    def extra_repr(self):
+        return ""
+
+    def _repr(self):
+        lines = []
+        for name, m in self._modules.items():
+            child = m._repr() if m is not None else "None"
+            child = child.replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+    def __repr__(self):
+        n = self.num_parameters()
+        return f"{self._repr()}\n# {n:,} parameters"
+
+
+# ---------------------------------------------------------------- layers
+class Linear(Module):
+    """y = x @ weight.T + bias; weight (out_features, in_features), PyTorch's default init:
+    kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        dtype = _T._dtype(dtype) or _T.float32
+        self.weight = Parameter(np.empty((out_features, in_features), dtype))
+        self.bias = Parameter(np.empty(out_features, dtype)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class ReLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, input):
+        return F.relu(input)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, input):
+        return F.leaky_relu(input, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    def forward(self, input):
+        return F.sigmoid(input)
+
+    def __init__(self):
+        super().__init__()
+
+
+class Tanh(Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, input):
+        return F.tanh(input)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, input):
+        return F.log_softmax(input, self.dim)
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+
+    def forward(self, input):
+        return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class LayerNorm(Module):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+        super().__init__()
+        ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape = ns
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = _T._dtype(dtype) or _T.float32
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(ns, dtype))
+            self.bias = Parameter(np.zeros(ns, dtype)) if bias else None
+            if not bias:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class Embedding(Module):
+    """A lookup table (num_embeddings, embedding_dim), initialized N(0, 1) as PyTorch."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        if padding_idx is not None and padding_idx < 0:
+            padding_idx += num_embeddings
+        self.padding_idx = padding_idx
+        dtype = _T._dtype(dtype) or _T.float32
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+# ---------------------------------------------------------------- losses
+class CrossEntropyLoss(Module):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        if weight is not None or label_smoothing:
+            raise NotImplementedError("CrossEntropyLoss: class weights and label_smoothing are "
+                                      "not supported")
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, ignore_index=self.ignore_index,
+                               reduction=self.reduction)
+
+
+class MSELoss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+# ---------------------------------------------------------------- containers
+class Sequential(Module):
+    """Modules applied in order; children are named "0", "1", ... (or by an OrderedDict)."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for k, m in modules[0].items():
+                setattr(self, k, m)
+        else:
+            for i, m in enumerate(modules):
+                setattr(self, str(i), m)
+
+    def forward(self, input):
+        for m in self._modules.values():
+            input = m(input)
+        return input
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for m in modules or ():
+            self.append(m)
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return ModuleList(mods[i])
+        return mods[i]
+
+    def __setitem__(self, i, module):
+        key = list(self._modules)[i]
+        setattr(self, key, module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for k, m in (modules or {}).items():
+            setattr(self, k, m)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        setattr(self, key, module)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()

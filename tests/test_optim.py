@@ -1,0 +1,189 @@
+"""Optimizers, schedulers and gradient clipping: PyTorch's rules, checked step by step against
+PyTorch in float64 (skipped when it is absent) and against the update formulas otherwise."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backends, nn, optim
+from fastnn.nn import functional as F
+from fastnn.optim import lr_scheduler
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+CPU = [b for b in fastnn.available_backends() if b != "cuda"]
+
+
+@pytest.fixture(params=CPU)
+def backend(request):
+    missing = backends.load(request.param).missing()
+    if missing:
+        pytest.skip(f"{request.param} backend lacks kernels {missing[:4]}... (not landed yet)")
+    with fastnn.use_backend(request.param):
+        yield request.param
+
+
+def _mlp(L):
+    return L.nn.Sequential(L.nn.Linear(5, 8), L.nn.Tanh(), L.nn.Linear(8, 3))
+
+
+OPTIMIZERS = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum_wd": ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    "sgd_dampening": ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.3)),
+    "sgd_nesterov": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    "adam": ("Adam", dict(lr=0.01)),
+    "adam_wd": ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    "adamw": ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+}
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_trajectory_matches_torch(name, backend):
+    cls, kw = OPTIMIZERS[name]
+    torch.manual_seed(0)
+    tm = _mlp(torch).double()
+    m = _mlp(fastnn).double()
+    m.load_state_dict(tm.state_dict())
+    opt = getattr(optim, cls)(m.parameters(), **kw)
+    topt = getattr(torch.optim, cls)(tm.parameters(), **kw)
+    sched = lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    tsched = torch.optim.lr_scheduler.StepLR(topt, step_size=3, gamma=0.5)
+    rng = np.random.default_rng(0)
+    for step in range(8):
+        x = rng.standard_normal((6, 5))
+        y = rng.integers(0, 3, 6)
+        loss = F.cross_entropy(m(fastnn.tensor(x)), fastnn.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tloss = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        tsched.step()
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-12, abs=1e-13), step
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(m.state_dict()[k], v.numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_sgd_and_adam_follow_the_formulas(backend):
+    p = nn.Parameter(np.array([1.0, -2.0]))
+    p.grad = np.array([0.5, 0.25])
+    optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [0.95, -2.025])
+    q = nn.Parameter(np.array([1.0, -2.0]))
+    opt = optim.Adam([q], lr=0.01)
+    for _ in range(3):
+        q.grad = np.array([0.5, -0.25])
+        opt.step()
+    # a constant gradient makes every bias-corrected Adam step lr * sign(g) (up to eps)
+    np.testing.assert_allclose(q.data, [1.0 - 0.03, -2.0 + 0.03], rtol=1e-6)
+    assert opt.state[q]["step"] == 3
+
+
+def test_parameters_without_grad_are_skipped_and_float32_state(backend):
+    a = nn.Parameter(np.ones(3, np.float32))
+    b = nn.Parameter(np.ones(3, np.float32))
+    a.grad = np.ones(3, np.float32)
+    opt = optim.AdamW([a, b], lr=0.1)
+    opt.step()
+    assert (b.data == 1).all() and (a.data < 1).all()
+    assert opt.state[a]["exp_avg"].dtype == np.float32 and b not in opt.state
+
+
+def test_param_groups_and_state_dict(backend):
+    w = nn.Parameter(np.ones(2))
+    v = nn.Parameter(np.ones(2))
+    opt = optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.5}], lr=0.1, momentum=0.9)
+    w.grad = v.grad = np.ones(2)
+    opt.step()
+    np.testing.assert_allclose(w.data, 0.9)
+    np.testing.assert_allclose(v.data, 0.5)
+    sd = opt.state_dict()
+    opt2 = optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.5}], lr=0.1, momentum=0.9)
+    opt2.load_state_dict(sd)
+    np.testing.assert_array_equal(opt2.state[v]["momentum_buffer"], np.ones(2))
+    with pytest.raises(ValueError):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError):
+        optim.SGD([w], lr=0.1, nesterov=True)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_schedulers_match_torch():
+    def run(mod, opt_ctor, make):
+        p = [mod.nn.Parameter(mod.zeros(1))] if mod is fastnn else [torch.nn.Parameter(
+            torch.zeros(1))]
+        opt = opt_ctor(p, lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for _ in range(25):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return lrs
+    S, TS = lr_scheduler, torch.optim.lr_scheduler
+    pairs = [
+        (lambda o: S.StepLR(o, 7, 0.3), lambda o: TS.StepLR(o, 7, 0.3)),
+        (lambda o: S.CosineAnnealingLR(o, 20, 0.01), lambda o: TS.CosineAnnealingLR(o, 20, 0.01)),
+        (lambda o: S.LinearLR(o, 0.1, 1.0, 10), lambda o: TS.LinearLR(o, 0.1, 1.0, 10)),
+        (lambda o: S.LambdaLR(o, lambda t: 0.9 ** t), lambda o: TS.LambdaLR(o, lambda t: 0.9 ** t)),
+    ]
+    for mine, theirs in pairs:
+        np.testing.assert_allclose(run(fastnn, optim.SGD, mine), run(torch, torch.optim.SGD, theirs),
+                                   rtol=1e-12)
+
+
+def test_warmup_helpers():
+    p = nn.Parameter(np.zeros(1))
+    opt = optim.SGD([p], lr=1.0)
+    sched = lr_scheduler.linear_warmup(opt, 4)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(6):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+    opt = optim.SGD([p], lr=1.0)
+    sched = lr_scheduler.warmup_cosine(opt, warmup_iters=2, total_iters=10, min_factor=0.1)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(11):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] < lrs[1] < lrs[2] == 1.0
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))
+    assert lrs[10] == lrs[11] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+def test_clip_grad_norm(norm_type):
+    rng = np.random.default_rng(0)
+    ps = [nn.Parameter(rng.standard_normal(s)) for s in ((3, 4), (5,))]
+    grads = [rng.standard_normal(p.shape) for p in ps]
+    for p, g in zip(ps, grads):
+        p.grad = g.copy()
+    flat = np.concatenate([g.ravel() for g in grads])
+    expected = np.linalg.norm(flat, ord=norm_type)
+    total = nn.utils.clip_grad_norm_(ps, 0.5, norm_type)
+    assert total == pytest.approx(expected)
+    clipped = np.concatenate([p.grad.ravel() for p in ps])
+    assert np.linalg.norm(clipped, ord=norm_type) == pytest.approx(0.5, rel=1e-5)
+    np.testing.assert_allclose(clipped / np.linalg.norm(clipped, ord=norm_type),
+                               flat / expected, rtol=1e-10)
+    before = [p.grad.copy() for p in ps]
+    nn.utils.clip_grad_norm_(ps, 100.0, norm_type)  # under the limit: unchanged
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p.grad, b)
+    if torch is not None:
+        tps = [torch.nn.Parameter(torch.tensor(p.data)) for p in ps]
+        for tp, g in zip(tps, grads):
+            tp.grad = torch.tensor(g)
+        assert float(torch.nn.utils.clip_grad_norm_(tps, 0.5, norm_type)) == pytest.approx(total)
+        np.testing.assert_allclose(np.concatenate([tp.grad.numpy().ravel() for tp in tps]),
+                                   np.concatenate([p.grad.ravel() for p in ps]), rtol=1e-6)
