@@ -1,0 +1,58 @@
+/* GEMM entry points: pick the ISA path once per call, batch, and own the packing workspace. */
+#include <stdlib.h>
+#include "fastnn.h"
+#include "gemm.h"
+
+/* Per calling thread, grown on demand, never shrunk: a steady training loop allocates once. */
+void *fnn_gemm_workspace(size_t bytes)
+{
+    static _Thread_local void *buf = NULL;
+    static _Thread_local size_t capacity = 0;
+    if (bytes > capacity) {
+        free(buf);
+        capacity = (bytes + 4095) & ~(size_t)4095;   /* aligned_alloc wants a multiple of 64 */
+        buf = aligned_alloc(64, capacity);
+        if (!buf) capacity = 0;
+    }
+    return buf;
+}
+
+/* A batch of products this small (m*n*k multiply-adds each) runs one product per thread. */
+#define GEMM_BATCH_PER_THREAD_MNK (96 * 96 * 96)
+
+#define DEFINE_GEMM_ENTRIES(prefix, T)                                                         \
+    typedef void (*prefix##_fn)(int64_t, int64_t, int64_t, T, const T *, int, const T *, int, \
+                                T, T *, int);                                                  \
+    static prefix##_fn prefix##_for_isa(void)                                                  \
+    {                                                                                          \
+        switch (fnn_cpu_isa()) {                                                               \
+        case FNN_ISA_AVX512: return prefix##_avx512;                                           \
+        case FNN_ISA_AVX2: return prefix##_avx2;                                               \
+        default: return prefix##_portable;                                                     \
+        }                                                                                      \
+    }                                                                                          \
+    void prefix(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_a, const T *b, \
+                int trans_b, T beta, T *c)                                                     \
+    {                                                                                          \
+        prefix##_for_isa()(m, n, k, alpha, a, trans_a, b, trans_b, beta, c,                    \
+                           fnn_get_num_threads());                                             \
+    }                                                                                          \
+    void prefix##_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T *a,  \
+                          int trans_a, const T *b, int trans_b, T beta, T *c)                  \
+    {                                                                                          \
+        prefix##_fn fn = prefix##_for_isa();                                                   \
+        const int threads = fnn_get_num_threads();                                             \
+        if (threads > 1 && batch > 1 && m * n * k < GEMM_BATCH_PER_THREAD_MNK) {               \
+            _Pragma("omp parallel for schedule(static) num_threads(threads)")                 \
+            for (int64_t i = 0; i < batch; i++)                                                \
+                fn(m, n, k, alpha, a + i * m * k, trans_a, b + i * k * n, trans_b, beta,      \
+                   c + i * m * n, 1);                                                          \
+        } else {                                                                               \
+            for (int64_t i = 0; i < batch; i++)                                                \
+                fn(m, n, k, alpha, a + i * m * k, trans_a, b + i * k * n, trans_b, beta,      \
+                   c + i * m * n, threads);                                                    \
+        }                                                                                      \
+    }
+
+DEFINE_GEMM_ENTRIES(fnn_sgemm, float)
+DEFINE_GEMM_ENTRIES(fnn_dgemm, double)

@@ -1,0 +1,430 @@
+/* The GEMM driver: five loops around a register-tiled micro-kernel (GotoBLAS / BLIS).
+ *
+ * A template: gemm_<isa>.c includes it once per dtype after defining
+ *   GEMM_T                    element type (float or double)
+ *   GEMM_MR, GEMM_NR          micro-tile: the micro-kernel computes an MR x NR block of c
+ *   GEMM_KC                   depth of one packed panel; an NR x KC sliver of B stays in L1
+ *   GEMM_MC                   rows of A packed at once: MC x KC stays in L2
+ *   GEMM_NC                   columns of B packed at once: KC x NC stays in L3 (shared by threads)
+ *   GEMM_UKR                  the micro-kernel, see below
+ *   GEMM_ENTRY                the name of the function this file defines
+ *   GEMM_SFX(name)            name-mangling for the static helpers (two dtypes share one file)
+ *
+ * The micro-kernel computes c[0:MR, 0:NR] = alpha * Ap @ Bp + beta * c, where Ap is a packed
+ * MR x kc sliver of A stored column by column (Ap[p*MR + i]) and Bp a packed kc x NR sliver of B
+ * stored row by row (Bp[p*NR + j]); with beta == 0 it must not read c:
+ *   void GEMM_UKR(int64_t kc, const T *Ap, const T *Bp, T *c, int64_t ldc,
+ *                 const T *alpha, const T *beta);
+ *
+ * Loops, outermost first (jc, pc, ic, jr, ir):
+ *   for jc in n step NC:            B columns for this block
+ *     for pc in k step KC:          pack B[pc:pc+KC, jc:jc+NC] (threads share the work), barrier
+ *       for ic in m step MC:        pack A[ic:ic+MC, pc:pc+KC] (each thread its own rows)
+ *         for jr in nc step NR:
+ *           for ir in mc step MR:   micro-kernel
+ * Transposes are absorbed by packing: op(A)[i, p] = a[i*rs_a + p*cs_a], op(B)[p, j] = b[p*rs_b + j*cs_b].
+ * Panels are zero-padded to whole MR / NR slivers, so the micro-kernel always runs full tiles;
+ * a tile that sticks out of c is computed into a scratch tile and only its valid part stored.
+ */
+#ifndef FNN_GEMM_DRIVER_ONCE
+#define FNN_GEMM_DRIVER_ONCE
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
+#endif
+#endif
+
+#define T GEMM_T
+#define MR GEMM_MR
+#define NR GEMM_NR
+#define KC GEMM_KC
+#define MC GEMM_MC
+#define NC GEMM_NC
+#ifndef GEMM_PARALLEL_MIN_MNK
+#define GEMM_PARALLEL_MIN_MNK (48 * 48 * 48)
+#endif
+#ifndef GEMM_SKINNY            /* m or n up to this takes the skinny path (no packing) */
+#define GEMM_SKINNY 8
+#endif
+
+/* Everything the threads share for one call. */
+typedef struct {
+    int64_t m, n, k;
+    const T *a; int64_t rs_a, cs_a;
+    const T *b; int64_t rs_b, cs_b;
+    T *c; int64_t ldc;
+    T alpha, beta;
+    T *b_packed;            /* KC x NC, shared */
+    T *a_packed;            /* MC x KC per thread */
+} GEMM_SFX(gemm_job);
+
+/* ------------------------------------------------------------------ packing */
+
+/* Pack op(A)[0:mr, 0:kc] (mr <= MR) into an MR-wide sliver: dst[p*MR + i]; rows >= mr are zero. */
+static void GEMM_SFX(pack_a_sliver)(int64_t mr, int64_t kc, const T *a, int64_t rs_a,
+                                     int64_t cs_a, T *restrict dst)
+{
+    if (mr == MR && cs_a == 1) {            /* a not transposed: rows are contiguous */
+        for (int64_t i = 0; i < MR; i++) {
+            const T *restrict row = a + i * rs_a;
+            for (int64_t p = 0; p < kc; p++)
+                dst[p * MR + i] = row[p];
+        }
+    } else if (mr == MR && rs_a == 1) {     /* a transposed: each column of op(A) is contiguous */
+        for (int64_t p = 0; p < kc; p++) {
+            const T *restrict col = a + p * cs_a;
+            for (int64_t i = 0; i < MR; i++)
+                dst[p * MR + i] = col[i];
+        }
+    } else {                                /* partial sliver: zero padding */
+        for (int64_t p = 0; p < kc; p++) {
+            for (int64_t i = 0; i < mr; i++)
+                dst[p * MR + i] = a[i * rs_a + p * cs_a];
+            for (int64_t i = mr; i < MR; i++)
+                dst[p * MR + i] = 0;
+        }
+    }
+}
+
+/* Pack op(B)[0:kc, 0:nr] (nr <= NR) into an NR-wide sliver: dst[p*NR + j]; columns >= nr are zero. */
+static void GEMM_SFX(pack_b_sliver)(int64_t kc, int64_t nr, const T *b, int64_t rs_b,
+                                     int64_t cs_b, T *restrict dst)
+{
+    if (nr == NR && cs_b == 1) {            /* b not transposed: rows of op(B) are contiguous */
+        for (int64_t p = 0; p < kc; p++) {
+            const T *restrict row = b + p * rs_b;
+            for (int64_t j = 0; j < NR; j++)
+                dst[p * NR + j] = row[j];
+        }
+    } else if (nr == NR && rs_b == 1) {     /* b transposed: columns of op(B) are contiguous */
+        for (int64_t j = 0; j < NR; j++) {
+            const T *restrict col = b + j * cs_b;
+            for (int64_t p = 0; p < kc; p++)
+                dst[p * NR + j] = col[p];
+        }
+    } else {
+        for (int64_t p = 0; p < kc; p++) {
+            for (int64_t j = 0; j < nr; j++)
+                dst[p * NR + j] = b[p * rs_b + j * cs_b];
+            for (int64_t j = nr; j < NR; j++)
+                dst[p * NR + j] = 0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ one tile */
+
+static inline void GEMM_SFX(tile)(const GEMM_SFX(gemm_job) *job, int64_t mr, int64_t nr,
+                                  int64_t kc, const T *ap, const T *bp, T *c, T beta)
+{
+    if (mr == MR && nr == NR) {
+        GEMM_UKR(kc, ap, bp, c, job->ldc, &job->alpha, &beta);
+        return;
+    }
+    /* Edge tile: full MR x NR into scratch, then store the valid part. */
+    T tmp[MR * NR] __attribute__((aligned(64)));
+    const T zero = 0;
+    GEMM_UKR(kc, ap, bp, tmp, NR, &job->alpha, &zero);
+    for (int64_t i = 0; i < mr; i++) {
+        T *crow = c + i * job->ldc;
+        if (beta == 0)
+            for (int64_t j = 0; j < nr; j++) crow[j] = tmp[i * NR + j];
+        else
+            for (int64_t j = 0; j < nr; j++) crow[j] = tmp[i * NR + j] + beta * crow[j];
+    }
+}
+
+/* ------------------------------------------------------------------ the five loops */
+
+static inline int64_t GEMM_SFX(min64)(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* Split `threads` into ways_m x ways_n so each thread's share of c is as small as possible
+ * (counted in whole tiles); on a tie, split rows: each thread then packs different rows of A. */
+static void GEMM_SFX(choose_ways)(int64_t m, int64_t n, int threads, int *ways_m, int *ways_n)
+{
+    const int64_t m_tiles = (m + MR - 1) / MR;
+    const int64_t n_tiles = (GEMM_SFX(min64)(n, NC) + NR - 1) / NR;
+    int64_t best = -1;
+    for (int wn = 1; wn <= threads; wn++) {
+        if (threads % wn) continue;
+        const int wm = threads / wn;
+        const int64_t share = ((m_tiles + wm - 1) / wm) * MR * ((n_tiles + wn - 1) / wn) * NR
+                              + (wn > 1 ? MR * NR : 0);   /* tie-break against repacking A */
+        if (best < 0 || share < best) {
+            best = share;
+            *ways_m = wm;
+            *ways_n = wn;
+        }
+    }
+}
+
+/* Thread `tid` of the team: packs its share of each B block, then multiplies its own
+ * rectangle of c (ways_m x ways_n grid, boundaries on MR / NR multiples). */
+static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nthreads)
+{
+    const int64_t m = job->m, n = job->n, k = job->k;
+    int ways_m = nthreads, ways_n = 1;
+    GEMM_SFX(choose_ways)(m, n, nthreads, &ways_m, &ways_n);
+    const int tm = tid / ways_n, tn = tid % ways_n;
+    T *a_packed = job->a_packed + (int64_t)tid * MC * KC;
+    T *b_packed = job->b_packed;
+
+    /* this thread's rows of c */
+    const int64_t m_tiles = (m + MR - 1) / MR;
+    const int64_t m_lo = GEMM_SFX(min64)(m, m_tiles * tm / ways_m * MR);
+    const int64_t m_hi = GEMM_SFX(min64)(m, m_tiles * (tm + 1) / ways_m * MR);
+
+    for (int64_t jc = 0; jc < n; jc += NC) {                      /* loop 5: NC columns */
+        const int64_t nc = GEMM_SFX(min64)(NC, n - jc);
+        const int64_t n_tiles = (nc + NR - 1) / NR;
+        const int64_t n_lo = GEMM_SFX(min64)(nc, n_tiles * tn / ways_n * NR);
+        const int64_t n_hi = GEMM_SFX(min64)(nc, n_tiles * (tn + 1) / ways_n * NR);
+
+        for (int64_t pc = 0; pc < k; pc += KC) {                  /* loop 4: KC deep */
+            const int64_t kc = GEMM_SFX(min64)(KC, k - pc);
+            const T beta = pc == 0 ? job->beta : (T)1;            /* later slices accumulate */
+
+            /* pack B[pc:pc+kc, jc:jc+nc], the slivers split evenly among all threads */
+            for (int64_t s = n_tiles * tid / nthreads; s < n_tiles * (tid + 1) / nthreads; s++) {
+                const int64_t j = s * NR;
+                GEMM_SFX(pack_b_sliver)(kc, GEMM_SFX(min64)(NR, nc - j),
+                                        job->b + pc * job->rs_b + (jc + j) * job->cs_b,
+                                        job->rs_b, job->cs_b, b_packed + j * kc);
+            }
+            #pragma omp barrier
+
+            for (int64_t ic = m_lo; ic < m_hi; ic += MC) {        /* loop 3: MC rows */
+                const int64_t mc = GEMM_SFX(min64)(MC, m_hi - ic);
+                for (int64_t i = 0; i < mc; i += MR)
+                    GEMM_SFX(pack_a_sliver)(GEMM_SFX(min64)(MR, mc - i), kc,
+                                            job->a + (ic + i) * job->rs_a + pc * job->cs_a,
+                                            job->rs_a, job->cs_a, a_packed + i * kc);
+
+                for (int64_t jr = n_lo; jr < n_hi; jr += NR) {    /* loop 2: NR columns */
+                    const int64_t nr = GEMM_SFX(min64)(NR, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 1: MR rows */
+                        const int64_t mr = GEMM_SFX(min64)(MR, mc - ir);
+                        GEMM_SFX(tile)(job, mr, nr, kc, a_packed + ir * kc, b_packed + jr * kc,
+                                       job->c + (ic + ir) * job->ldc + jc + jr, beta);
+                    }
+                }
+            }
+            #pragma omp barrier          /* everyone is done with b_packed before it is refilled */
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ skinny products
+ * When m (or n, by transposing the problem) is tiny, packing the big operand costs as much as
+ * the whole product: each of its elements is used m times only. These kernels read it in place
+ * and pack only the small operand. Written with GCC vector extensions, so each ISA's copy of
+ * this template gets its own vector width (GEMM_VEC_BYTES). c[i, j] is c[i*rs_c + j*cs_c]. */
+#define VL (GEMM_VEC_BYTES / (int)sizeof(T))        /* lanes per vector */
+typedef T GEMM_SFX(vec) __attribute__((vector_size(GEMM_VEC_BYTES)));
+
+static inline GEMM_SFX(vec) GEMM_SFX(loadu)(const T *p)
+{
+    GEMM_SFX(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void GEMM_SFX(store_scaled)(T *c, T value, T alpha, T beta)
+{
+    *c = beta == 0 ? alpha * value : alpha * value + beta * *c;
+}
+
+/* Rows kernel, op(B) rows contiguous: c[0:R, j:j+w] for w <= 2*VL (one strip of columns).
+ * Per step of k: two vectors of a row of B, R broadcasts of A, 2R FMAs. ap is R x k, row-major. */
+static inline __attribute__((always_inline)) void
+GEMM_SFX(skinny_rows)(const int R, int64_t k, const T *ap, const T *b, int64_t rs_b, int64_t w,
+                      T *c, int64_t rs_c, int64_t cs_c, T alpha, T beta)
+{
+    GEMM_SFX(vec) acc[8][2] = {{{0}}};
+    T row[2 * VL] __attribute__((aligned(64))) = {0};
+    for (int64_t p = 0; p < k; p++) {
+        const T *bp = b + p * rs_b;
+        if (w < 2 * VL) {                      /* last strip: copy the row into zero padding */
+            for (int64_t j = 0; j < w; j++) row[j] = bp[j];
+            bp = row;
+        }
+        const GEMM_SFX(vec) b0 = GEMM_SFX(loadu)(bp), b1 = GEMM_SFX(loadu)(bp + VL);
+        for (int r = 0; r < R; r++) {
+            const T ar = ap[r * k + p];
+            acc[r][0] += ar * b0;
+            acc[r][1] += ar * b1;
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        T out[2 * VL];
+        memcpy(out, acc[r], sizeof out);
+        for (int64_t j = 0; j < w; j++)
+            GEMM_SFX(store_scaled)(c + r * rs_c + j * cs_c, out[j], alpha, beta);
+    }
+}
+
+/* Dots kernel, op(B) columns contiguous: c[0:R, 0:C] as R x C dot products of length k between
+ * rows of ap (R x k, row-major) and columns of B (b + j*cs_b). */
+static inline __attribute__((always_inline)) void
+GEMM_SFX(skinny_dots)(const int R, const int C, int64_t k, const T *ap, const T *b, int64_t cs_b,
+                      T *c, int64_t rs_c, int64_t cs_c, T alpha, T beta)
+{
+    GEMM_SFX(vec) acc[2][4] = {{{0}}};
+    const int64_t k_vec = k - k % VL;
+    for (int64_t p = 0; p < k_vec; p += VL) {
+        GEMM_SFX(vec) av[2], bv[4];
+        for (int r = 0; r < R; r++) av[r] = GEMM_SFX(loadu)(ap + r * k + p);
+        for (int j = 0; j < C; j++) bv[j] = GEMM_SFX(loadu)(b + j * cs_b + p);
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < C; j++) acc[r][j] += av[r] * bv[j];
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < C; j++) {
+            T sum = 0;
+            for (int l = 0; l < VL; l++) sum += acc[r][j][l];
+            for (int64_t p = k_vec; p < k; p++) sum += ap[r * k + p] * b[j * cs_b + p];
+            GEMM_SFX(store_scaled)(c + r * rs_c + j * cs_c, sum, alpha, beta);
+        }
+}
+
+/* One share of columns [j0, j1) of the skinny product, all m rows. */
+static void GEMM_SFX(skinny_columns)(int64_t m, int64_t j0, int64_t j1, int64_t k, const T *ap,
+                                     const T *b, int64_t rs_b, int64_t cs_b, T *c, int64_t rs_c,
+                                     int64_t cs_c, T alpha, T beta)
+{
+    if (cs_b == 1) {                         /* rows of op(B) contiguous: strips of 2 vectors */
+        for (int64_t j = j0; j < j1; j += 2 * VL) {
+            const int64_t w = GEMM_SFX(min64)(2 * VL, j1 - j);
+            int64_t i = 0;
+            /* the constant R of each call lets the compiler keep acc in registers */
+            for (; i + 8 <= m; i += 8)
+                GEMM_SFX(skinny_rows)(8, k, ap + i * k, b + j, rs_b, w, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+            if (i + 4 <= m) {
+                GEMM_SFX(skinny_rows)(4, k, ap + i * k, b + j, rs_b, w, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+                i += 4;
+            }
+            if (i + 2 <= m) {
+                GEMM_SFX(skinny_rows)(2, k, ap + i * k, b + j, rs_b, w, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+                i += 2;
+            }
+            if (i < m)
+                GEMM_SFX(skinny_rows)(1, k, ap + i * k, b + j, rs_b, w, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+        }
+    } else {                                 /* columns of op(B) contiguous (rs_b == 1) */
+        for (int64_t i = 0; i < m; i += 2) {
+            const int R = m - i >= 2 ? 2 : 1;
+            int64_t j = j0;
+            for (; j + 4 <= j1; j += 4) {
+                if (R == 2)
+                    GEMM_SFX(skinny_dots)(2, 4, k, ap + i * k, b + j * cs_b, cs_b, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+                else
+                    GEMM_SFX(skinny_dots)(1, 4, k, ap + i * k, b + j * cs_b, cs_b, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+            }
+            for (; j < j1; j++) {
+                if (R == 2)
+                    GEMM_SFX(skinny_dots)(2, 1, k, ap + i * k, b + j * cs_b, cs_b, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+                else
+                    GEMM_SFX(skinny_dots)(1, 1, k, ap + i * k, b + j * cs_b, cs_b, c + i * rs_c + j * cs_c, rs_c, cs_c, alpha, beta);
+            }
+        }
+    }
+}
+
+/* c = alpha * op(A) @ op(B) + beta * c for m <= GEMM_SKINNY: op(A) packed to m x k row-major
+ * (unless it already is), op(B) read in place, columns split among threads. */
+static void GEMM_SFX(gemm_skinny)(int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+                                  int64_t rs_a, int64_t cs_a, const T *b, int64_t rs_b,
+                                  int64_t cs_b, T beta, T *c, int64_t rs_c, int64_t cs_c,
+                                  int max_threads)
+{
+    const T *ap = a;
+    if (!(cs_a == 1 && rs_a == k)) {
+        T *packed = (T *)fnn_gemm_workspace(sizeof(T) * m * k);
+        if (!packed) return;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t p = 0; p < k; p++) packed[i * k + p] = a[i * rs_a + p * cs_a];
+        ap = packed;
+    }
+    const int64_t unit = cs_b == 1 ? 2 * VL : 4;                /* columns per kernel call */
+    const int64_t units = (n + unit - 1) / unit;
+    int threads = (int)GEMM_SFX(min64)(GEMM_SFX(min64)(max_threads, units),
+                                       1 + m * n * k / GEMM_PARALLEL_MIN_MNK);
+    if (threads <= 1) {
+        GEMM_SFX(skinny_columns)(m, 0, n, k, ap, b, rs_b, cs_b, c, rs_c, cs_c, alpha, beta);
+        return;
+    }
+    #pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t j0 = GEMM_SFX(min64)(n, units * t / nt * unit);
+        const int64_t j1 = GEMM_SFX(min64)(n, units * (t + 1) / nt * unit);
+        GEMM_SFX(skinny_columns)(m, j0, j1, k, ap, b, rs_b, cs_b, c, rs_c, cs_c, alpha, beta);
+    }
+}
+#undef VL
+
+
+void GEMM_ENTRY(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_a, const T *b,
+                int trans_b, T beta, T *c, int max_threads)
+{
+    const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;  /* op(A)[i,p] = a[i*rs_a + p*cs_a] */
+    const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;  /* op(B)[p,j] = b[p*rs_b + j*cs_b] */
+    if (m <= GEMM_SKINNY) {
+        GEMM_SFX(gemm_skinny)(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, n, 1,
+                              max_threads);
+        return;
+    }
+    if (n <= GEMM_SKINNY) {   /* c^T = op(B)^T @ op(A)^T, c^T[j, i] at c[i*n + j] */
+        GEMM_SFX(gemm_skinny)(n, m, k, alpha, b, cs_b, rs_b, a, cs_a, rs_a, beta, c, 1, n,
+                              max_threads);
+        return;
+    }
+
+    GEMM_SFX(gemm_job) job = {
+        .m = m, .n = n, .k = k, .a = a, .b = b, .c = c, .ldc = n, .alpha = alpha, .beta = beta,
+        .rs_a = rs_a, .cs_a = cs_a, .rs_b = rs_b, .cs_b = cs_b,
+    };
+    /* Threads meet at two barriers per KC x NC slice; each needs ~GEMM_PARALLEL_MIN_MNK
+     * multiply-adds per slice to repay them. */
+    const int64_t slice = m * GEMM_SFX(min64)(n, NC) * GEMM_SFX(min64)(k, KC);
+    int threads = (int)GEMM_SFX(min64)(max_threads, 1 + slice / GEMM_PARALLEL_MIN_MNK);
+    if (threads < 1) threads = 1;
+
+    const int64_t kc_max = GEMM_SFX(min64)(KC, k);
+    const int64_t nc_max = (GEMM_SFX(min64)(NC, n) + NR - 1) / NR * NR;
+    const int64_t b_size = (kc_max * nc_max + 15) & ~(int64_t)15;     /* keep a_packed aligned */
+    T *ws = (T *)fnn_gemm_workspace(sizeof(T) * (b_size + (int64_t)threads * MC * KC));
+    if (!ws) return;   /* out of memory: nothing sensible to do in a void kernel */
+    job.b_packed = ws;
+    job.a_packed = ws + b_size;
+
+    if (threads == 1) {
+        GEMM_SFX(gemm_thread)(&job, 0, 1);
+    } else {
+        /* the team may be smaller than asked (nested parallelism, thread limits) */
+        #pragma omp parallel num_threads(threads)
+        GEMM_SFX(gemm_thread)(&job, omp_get_thread_num(), omp_get_num_threads());
+    }
+}
+
+#undef T
+#undef MR
+#undef NR
+#undef KC
+#undef MC
+#undef NC
+#undef GEMM_T
+#undef GEMM_MR
+#undef GEMM_NR
+#undef GEMM_KC
+#undef GEMM_MC
+#undef GEMM_NC
+#undef GEMM_UKR
+#undef GEMM_ENTRY
+#undef GEMM_SFX
+#undef GEMM_VEC_BYTES
+#undef GEMM_SKINNY
+#undef GEMM_PARALLEL_MIN_MNK
