@@ -3,12 +3,46 @@
 Kernels take and return host numpy arrays like every backend; data moves to and from the device
 inside each call. Under NUMBA_ENABLE_CUDASIM=1 (set before numba is imported) the same code runs
 on Numba's CUDA simulator, which is how CI checks it.
+
+Kernel families live in cuda_gemm.py, cuda_ops.py and cuda_attention.py (launch sizes and
+shared helpers in cuda_common.py); this module gathers them under one backend. For each kernel
+NAME, device_kernel(NAME) is the same computation on device arrays (no host copies), which is
+what bench/cuda_check.py times.
 """
+import numpy as np
 from numba import cuda
+
+from . import cuda_attention, cuda_common, cuda_gemm, cuda_ops
 
 NAME = "cuda"
 
+for _mod in (cuda_gemm, cuda_ops, cuda_attention):
+    for _name in _mod.__all__:
+        globals()[_name] = getattr(_mod, _name)
+
+
+def device_kernel(name):
+    """The device-array version of kernel `name`: same arguments, device arrays in and out."""
+    if name == "gemm":
+        return lambda a, b, c, *args: cuda_gemm.gemm_device(a[np.newaxis], b[np.newaxis],
+                                                            c[np.newaxis], *args)
+    if name == "gemm_batched":
+        return cuda_gemm.gemm_device
+    for mod in (cuda_ops, cuda_attention):
+        fn = getattr(mod, name + "_device", None)
+        if fn is not None:
+            return fn
+    raise KeyError(f"no cuda kernel named {name!r}")
+
 
 def self_check():
+    """Raise with the reason when there is no usable CUDA device (or simulator)."""
     if not cuda.is_available():
-        raise RuntimeError("no CUDA device (set NUMBA_ENABLE_CUDASIM=1 to use the simulator)")
+        raise RuntimeError("no usable CUDA GPU/driver (numba.cuda.is_available() is False); set "
+                           "NUMBA_ENABLE_CUDASIM=1 before importing numba to run the kernels on "
+                           "Numba's CUDA simulator")
+    # Compiling and running one tiny kernel surfaces a broken toolkit (NVVM, driver) now, with
+    # its own message, instead of at the first real call.
+    x = np.array([-1.0, 2.0], dtype=np.float32)
+    if not np.array_equal(cuda_ops.relu(x), np.array([0.0, 2.0], np.float32)):
+        raise RuntimeError("the cuda backend's smoke test (relu on 2 values) gave a wrong result")
