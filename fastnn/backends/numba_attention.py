@@ -153,22 +153,40 @@ def _backward_dq(dout, q, k, v, lse, drow, dq, causal, scale):
         h = u // nqb
         qb = nqb - 1 - u % nqb if causal else u % nqb
         i0 = qb * BQ
-        acc = np.empty(d, q.dtype)
-        for i in range(i0, min(t, i0 + BQ)):
+        nq = min(BQ, t - i0)
+        kt = np.empty((d, BK), q.dtype)
+        vt = np.empty((d, BK), q.dtype)
+        acc = np.zeros((BQ, d), q.dtype)
+        sc = np.empty(BK, q.dtype)
+        dp = np.empty(BK, q.dtype)
+        kend = min(s, i0 + nq) if causal else s
+        for j0 in range(0, kend, BK):
+            nk = min(BK, kend - j0)
             for dd in range(d):
-                acc[dd] = 0
-            for j in range(min(s, i + 1) if causal else s):
-                sij = q[h, i, 0] * 0   # zero of q's dtype (d >= 1 here)
-                dpij = sij
+                for j in range(BK):
+                    kt[dd, j] = k[h, j0 + j, dd] * scale if j < nk else 0
+                    vt[dd, j] = v[h, j0 + j, dd] if j < nk else 0
+            for i in range(nq):
+                row = i0 + i
+                jend = min(nk, row - j0 + 1) if causal else nk
+                if jend <= 0:
+                    continue
+                for j in range(BK):
+                    sc[j] = 0
+                    dp[j] = 0
                 for dd in range(d):
-                    sij += q[h, i, dd] * k[h, j, dd]
-                    dpij += dout[h, i, dd] * v[h, j, dd]
-                p = math.exp(sij * scale - lse[h, i])
-                ds = p * (dpij - drow[h, i])
-                for dd in range(d):
-                    acc[dd] += ds * k[h, j, dd]
+                    qid = q[h, row, dd]
+                    doid = dout[h, row, dd]
+                    for j in range(BK):
+                        sc[j] += qid * kt[dd, j]
+                        dp[j] += doid * vt[dd, j]
+                for j in range(jend):
+                    dsj = math.exp(sc[j] - lse[h, row]) * (dp[j] - drow[h, row])
+                    for dd in range(d):
+                        acc[i, dd] += dsj * k[h, j0 + j, dd]
+        for i in range(nq):
             for dd in range(d):
-                dq[h, i, dd] = acc[dd] * scale
+                dq[h, i0 + i, dd] = acc[i, dd] * scale
 
 
 @_jit
