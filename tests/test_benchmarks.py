@@ -1,0 +1,156 @@
+"""`fastnn bench` and the bench/ suite: structure, never speed (timings on a shared machine vary)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backends, benchmarks
+
+CPU_BACKENDS = [b for b in fastnn.available_backends() if b != "cuda"]
+STATUSES = {"ok", "n/a", "error", "mismatch"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny run of every kernel family, with --json and --plot (shared by the checks below)."""
+    out = tmp_path_factory.mktemp("bench")
+    json_path, png_path = out / "bench.json", out / "bench.png"
+    rc = benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--threads", "1",
+                          "--json", str(json_path), "--plot", str(png_path)])
+    assert rc == 0
+    return json.loads(json_path.read_text()), png_path
+
+
+def test_json_has_a_row_per_case_and_implementation(tiny_run):
+    doc, _ = tiny_run
+    rows = doc["rows"]
+    assert {r["family"] for r in rows} == set(benchmarks.FAMILIES)
+    expected_impls = set(CPU_BACKENDS) | {"numpy"}
+    if benchmarks.torch_available():
+        expected_impls.add("torch")
+    for case_id in {r["case_id"] for r in rows}:
+        impls = {r["impl"] for r in rows if r["case_id"] == case_id}
+        want = expected_impls | ({"openblas"} if case_id.startswith("gemm-") else set())
+        assert impls == want, case_id
+    assert doc["machine"]["numpy_blas"]["library"]
+    assert doc["machine"]["cpus_usable"] >= 1
+
+
+def test_every_kernel_a_backend_has_is_timed_and_others_are_na(tiny_run):
+    doc, _ = tiny_run
+    for r in doc["rows"]:
+        assert r["status"] in STATUSES, r
+        if r["impl"] in backends._MODULES:
+            has_all = all(backends.load(r["impl"]).has(k) for k in r["kernels"])
+            # a kernel the backend has must run and agree with naive numpy; one it lacks is n/a
+            assert r["status"] == ("ok" if has_all else "n/a"), (r["impl"], r["case"], r["note"])
+        if r["status"] == "n/a":
+            assert r["time_s"] is None and r["samples_s"] == []
+        else:
+            assert r["status"] == "ok", (r["impl"], r["case"], r["note"])
+            assert r["time_s"] > 0 and r["min_s"] > 0 and all(t > 0 for t in r["samples_s"])
+            assert r["calls_per_turn"] >= 1 and r["first_call_s"] > 0
+            assert r["speedup_vs_numpy"] > 0
+            if r["family"] in ("gemm", "attention"):
+                assert r["gflops"] > 0
+            if r["family"] == "gemm":
+                assert r["pct_of_openblas"] > 0
+        if r["impl"] == "numpy":
+            assert r["speedup_vs_numpy"] == pytest.approx(1.0)
+
+
+def test_plot_is_a_png(tiny_run):
+    _, png = tiny_run
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_tables_and_header_are_printed(capsys):
+    assert benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "gemm,overhead",
+                            "--threads", "1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy's BLAS" in out and "threads" in out
+    assert "gemm: GEMM" in out and "overhead: per-call overhead" in out
+    assert "gelu:" not in out  # filtered out by --kernels
+    for label in ["naive numpy", "OpenBLAS"] + [b for b in CPU_BACKENDS if b != "numpy"]:
+        assert label in out
+    for metric in ("time", "speedup", "GFLOP/s", "% BLAS"):
+        assert metric in out
+    assert "=== 1 thread(s) ===" in out and "=== 2 thread(s) ===" in out
+    assert "thread scaling" in out
+
+
+def test_thread_counts_are_restored():
+    before = fastnn.get_num_threads()
+    benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--threads", "1"])
+    assert fastnn.get_num_threads() == before
+
+
+@pytest.mark.parametrize("argv", [["--kernels", "gemm,nope"], ["--backends", "blas"],
+                                  ["--threads", "two"], ["--threads", "0"], ["--repeat", "0"]])
+def test_bad_arguments_exit_with_usage(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        benchmarks.main(["--sizes", "tiny"] + argv)
+    assert e.value.code == 2
+
+
+# ---------------------------------------------------------------- measure() on made-up cases
+def _case(outputs, raising=None):
+    """A case whose implementations return given arrays (or raise), to test the bookkeeping."""
+    def build(impl):
+        if impl in (raising or {}):
+            def fail():
+                raise raising[impl]
+            return fail
+        return lambda: outputs[impl]
+    return benchmarks.Case("relu", "made-up", ("relu",), build)
+
+
+def test_measure_flags_wrong_missing_and_failing_implementations():
+    ref = np.linspace(-1, 1, 50).astype(np.float32)
+    case = _case({"numpy": ref, "good": ref + 1e-7, "wrong": ref * 2, "shape": ref[:10]},
+                 raising={"missing": NotImplementedError("lacks relu"),
+                          "broken": ValueError("boom")})
+    impls = ["numpy", "good", "wrong", "shape", "missing", "broken"]
+    res = benchmarks.measure(case, impls, repeat=2, target_s=1e-4, settle_s=0)
+    status = {impl: r.status for impl, r in res.items()}
+    assert status == {"numpy": "ok", "good": "ok", "wrong": "mismatch", "shape": "mismatch",
+                      "missing": "n/a", "broken": "error"}
+    assert "boom" in res["broken"].note
+    for impl in ("numpy", "good", "wrong", "shape"):
+        assert len(res[impl].samples) == 2 and res[impl].time() > 0
+    assert res["missing"].time() is None
+
+    table = benchmarks.format_family("relu", [(case, res)], "median")
+    assert "n/a" in table and "error" in table
+    assert "!" in table and "differs from naive numpy" in table
+
+
+def test_nan_output_is_a_mismatch():
+    ref = np.ones(4)
+    case = _case({"numpy": ref, "nan": np.full(4, np.nan)})
+    res = benchmarks.measure(case, ["numpy", "nan"], repeat=1, target_s=1e-4, settle_s=0)
+    assert res["nan"].status == "mismatch"
+
+
+# ---------------------------------------------------------------- the pytest-benchmark suite
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="bench/ is not in this checkout")
+def test_bench_suite_collects_and_runs_every_family():
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(BENCH_DIR), "--benchmark-disable", "--fastnn-sizes",
+         "tiny", "-v", "-p", "no:cacheprovider"],
+        cwd=BENCH_DIR.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for family in benchmarks.FAMILIES:  # each family ran naive numpy at least
+        assert f"::test_{family}[{family}-" in proc.stdout and "-numpy] PASSED" in proc.stdout, \
+            family
