@@ -1,0 +1,277 @@
+"""A GPT language model in the shape of nanoGPT's model.py (github.com/karpathy/nanoGPT).
+
+    from fastnn.models.gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128,
+                          dropout=0.0, bias=False))
+    logits, loss = model(idx, targets)            # idx, targets: int (B, T)
+    out = model.generate(idx, 100, temperature=0.8, top_k=20)
+
+Parameter names, shapes and initialization are nanoGPT's, so its state dicts (as numpy arrays or
+torch tensors) load with model.load_state_dict(sd): transformer.wte, transformer.wpe,
+transformer.h.N.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}, transformer.ln_f,
+and lm_head, whose weight IS transformer.wte.weight (one Parameter; the state dict lists it under
+both names, as PyTorch does).
+
+generate() keeps a key/value cache, so each new token costs one position's worth of work
+(O(T) attention) instead of a forward over the whole context. Once the context is longer than
+block_size it does what nanoGPT does, a full forward over the last block_size tokens for each new
+token (absolute position embeddings shift, so cached keys are no longer valid); the tokens are the
+same as without the cache either way.
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import nn
+from ..nn import functional as F
+from ..nn.attention import Block, KVCache
+from ..tensor import Tensor, default_generator, no_grad
+
+__all__ = ["GPTConfig", "GPT", "sample_next", "entropy"]
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linears and LayerNorms, as GPT-2
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _ids(x):
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"GPT: token ids must be integers, got dtype {data.dtype}")
+    return data
+
+
+class GPT(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        if config.vocab_size is None or config.block_size is None:
+            raise ValueError("GPTConfig needs vocab_size and block_size")
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config.n_embd, config.n_head, config.dropout, config.bias)
+                             for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one Parameter
+        self.apply(self._init_weights)
+        # GPT-2's scaled init of the projections into the residual stream
+        for pn, p in self.named_parameters():
+            if pn.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def get_num_params(self, non_embedding=True):
+        """Parameters, counted once; without the position embeddings by default (nanoGPT's
+        convention: the token embeddings count, being the output layer too)."""
+        n = sum(p.data.size for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.data.size
+        return n
+
+    # ------------------------------------------------------------ forward
+    def forward(self, idx, targets=None):
+        """idx int (B, T) -> (logits, loss). With targets (B, T) (-1 = ignore): logits of every
+        position (B, T, V) and the mean cross-entropy; without: logits (B, 1, V) of the last
+        position and loss None."""
+        ids = _ids(idx)
+        if ids.ndim != 2:
+            raise ValueError(f"GPT: idx must be (batch, time), got shape {ids.shape}")
+        b, t = ids.shape
+        if t > self.config.block_size:
+            raise ValueError(f"GPT: cannot forward a sequence of length {t}, block size is only "
+                             f"{self.config.block_size}")
+        x = self._embed(ids, 0)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]),
+                                   _ids(targets).reshape(-1), ignore_index=-1)
+        else:
+            logits = self.lm_head(x[:, [-1], :])  # the list index keeps the time dim
+            loss = None
+        return logits, loss
+
+    def _embed(self, ids, start):
+        tok_emb = self.transformer.wte(ids)
+        pos_emb = self.transformer.wpe(np.arange(start, start + ids.shape[1]))
+        return self.transformer.drop(tok_emb + pos_emb)
+
+    def _forward_cached(self, ids, caches):
+        """Logits (B, V) of the last of ids (B, T), which follow the cached positions."""
+        x = self._embed(ids, caches[0].length)
+        for block, cache in zip(self.transformer.h, caches):
+            x = block(x, cache)
+        x = self.transformer.ln_f(x[:, -1, :])
+        return self.lm_head(x).data
+
+    def new_kv_cache(self, batch_size, dtype=None):
+        c = self.config
+        dtype = dtype or self.lm_head.weight.data.dtype
+        return [KVCache(batch_size, c.n_head, c.block_size, c.n_embd // c.n_head, dtype)
+                for _ in range(c.n_layer)]
+
+    # ------------------------------------------------------------ optimizer (nanoGPT's groups)
+    def configure_optimizers(self, weight_decay, learning_rate, betas, eps=1e-8):
+        """AdamW with weight decay on the 2-D parameters (matmul weights, embeddings) only."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.data.ndim >= 2]
+        nodecay = [p for p in params if p.data.ndim < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}]
+        if nodecay:
+            groups.append({"params": nodecay, "weight_decay": 0.0})
+        return _optim().AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+
+    # ------------------------------------------------------------ state dicts from nanoGPT
+    def load_state_dict(self, state_dict, strict=True):
+        """As Module.load_state_dict, also accepting nanoGPT's extras: the '_orig_mod.' prefix of
+        torch.compile'd models and the causal-mask buffers '.attn.bias' of non-flash nanoGPT."""
+        sd = {}
+        for k, v in state_dict.items():
+            if k.startswith("_orig_mod."):
+                k = k[len("_orig_mod."):]
+            if k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"):
+                continue
+            sd[k] = v
+        if "lm_head.weight" in sd and "transformer.wte.weight" in sd:
+            a, b = np.asarray(_np(sd["lm_head.weight"])), np.asarray(_np(sd["transformer.wte.weight"]))
+            if a.shape == b.shape and not np.array_equal(a, b):
+                raise ValueError("GPT.load_state_dict: lm_head.weight and transformer.wte.weight "
+                                 "differ, but this GPT ties them (one parameter)")
+        return super().load_state_dict(sd, strict=strict)
+
+    # ------------------------------------------------------------ generation
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+                 generator=None, use_cache=True):
+        """Append max_new_tokens sampled tokens to idx (B, T) and return the whole sequence
+        (a Tensor if idx is one, else a numpy array). temperature 0 is greedy (argmax) decoding;
+        top_k keeps the k most likely tokens, top_p the smallest set whose probability reaches
+        top_p. generator: a numpy Generator (default: fastnn's, seeded by manual_seed)."""
+        out = _ids(idx)
+        for step in self.generate_stream(out, max_new_tokens, temperature, top_k, top_p,
+                                         generator, use_cache):
+            out = np.concatenate([out, step[0][:, None]], axis=1)
+        return Tensor(out) if isinstance(idx, Tensor) else out
+
+    def generate_stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+                        generator=None, use_cache=True):
+        """Yield (next_ids (B,), probs (B, V)) for each new token, probs being the distribution
+        it was drawn from (after temperature, top-k and top-p; one-hot when greedy)."""
+        ids = np.ascontiguousarray(_ids(idx), dtype=np.int64)
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"generate: idx must be (batch, time) with time >= 1, got shape "
+                             f"{ids.shape}; start an empty prompt from some token, e.g. a newline")
+        _check_sampling(temperature, top_k, top_p)
+        rng = generator if generator is not None else default_generator()
+        block = self.config.block_size
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                caches = None
+                for _ in range(max_new_tokens):
+                    if use_cache and ids.shape[1] <= block:
+                        if caches is None:  # prefill with the whole prompt
+                            caches = self.new_kv_cache(ids.shape[0])
+                            logits = self._forward_cached(ids, caches)
+                        else:
+                            logits = self._forward_cached(ids[:, -1:], caches)
+                    else:  # past block_size: recompute on the cropped window, as nanoGPT
+                        logits = self(ids[:, -block:])[0].data[:, -1, :]
+                    nxt, probs = sample_next(logits, temperature, top_k, top_p, rng)
+                    ids = np.concatenate([ids, nxt[:, None]], axis=1)
+                    yield nxt, probs
+        finally:
+            self.train(was_training)
+
+
+def _np(v):
+    if isinstance(v, Tensor):
+        return v.data
+    if hasattr(v, "detach"):
+        return v.detach().cpu().numpy()
+    return v
+
+
+def _optim():
+    from .. import optim
+    return optim
+
+
+def _check_sampling(temperature, top_k, top_p):
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and int(top_k) < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+    """Draw one token per row of logits (B, V). Returns (ids int64 (B,), probs (B, V) float64),
+    probs being the distribution sampled from: softmax(logits / temperature) restricted to the
+    top_k tokens and then to the top_p nucleus, renormalized; one-hot at the argmax when
+    temperature is 0."""
+    _check_sampling(temperature, top_k, top_p)
+    logits = np.asarray(logits, np.float64)
+    b, v = logits.shape
+    if temperature == 0:
+        ids = logits.argmax(axis=1)
+        probs = np.zeros_like(logits)
+        probs[np.arange(b), ids] = 1.0
+        return ids.astype(np.int64), probs
+    z = logits / temperature
+    if top_k is not None and top_k < v:
+        kth = np.partition(z, v - top_k, axis=1)[:, v - top_k][:, None]
+        z = np.where(z < kth, -np.inf, z)
+    z = z - z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p  # mass of the more likely tokens
+        drop_sorted = before >= top_p                    # the first token always stays
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=1)
+        probs = np.where(drop, 0.0, probs)
+        probs /= probs.sum(axis=1, keepdims=True)
+    rng = rng if rng is not None else default_generator()
+    # inverse CDF with u in (0, 1]: a zero-probability token can never be picked
+    cdf = np.cumsum(probs, axis=1)
+    u = (1.0 - rng.random(b)) * cdf[:, -1]
+    ids = np.minimum((cdf < u[:, None]).sum(axis=1), v - 1)
+    return ids.astype(np.int64), probs
+
+
+def entropy(probs):
+    """Shannon entropy in nats of each row of probs (B, V) -> (B,)."""
+    p = np.asarray(probs, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log(p), 0.0)
+    return terms.sum(axis=1)

@@ -1,0 +1,435 @@
+"""`fastnn train gpt` and `fastnn generate`: a character-level GPT that learns text and writes it.
+
+    fastnn train gpt --minutes 3 --out gpt.npz          # the default corpus: CPython's docs
+    fastnn train gpt --text quijote.txt --steps 2000    # any UTF-8 text
+    fastnn train gpt --resume gpt.npz --minutes 10      # continue a run (10 minutes in all)
+    fastnn generate --checkpoint gpt.npz --prompt "The " --temperature 0.8 --top-k 40
+    fastnn generate --checkpoint gpt.npz --prompt "The " --temperatures 0,0.5,1,1.5
+
+Training: nanoGPT's CPU recipe by default (4 layers, 4 heads, 128 wide, context 64, batch 12),
+AdamW (beta2 0.99, weight decay 0.1 on 2-D weights) with a linear warmup and a cosine decay to
+min-lr at the end of the run (the end is --steps steps, or --minutes of training time, eval not
+counted), gradient clipping at norm 1. Every --eval-interval steps it prints the mean loss on
+--eval-iters batches of the training and validation split (the last 10% of the text), in nats
+per character, and writes the checkpoint. A checkpoint holds the model, its config, the
+vocabulary, the optimizer state, the step, the run's length and the random states, so --resume
+continues the same run; --steps/--minutes then give the new total length of the run.
+
+Generation: temperature 0 is greedy (argmax) decoding, deterministic; --seed makes sampling
+repeatable. An empty prompt starts from a newline. A prompt longer than the model's context
+(block_size characters) is cropped to its last block_size characters, with a notice: the model
+cannot see further back. Characters the model never saw are an error that lists them, unless
+--replace-unknown C stands C in for each of them. --temperatures prints the same prompt at
+several temperatures with the mean entropy (nats per token) of the distributions the tokens were
+drawn from: low temperature is predictable, high temperature is surprising.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .. import text as textlib
+
+
+# ---------------------------------------------------------------- checkpoints
+def save_checkpoint(path, model, tokenizer, optimizer=None, train_state=None):
+    """One .npz: model.* (state dict), vocab.chars, config.json, and for training runs the
+    optimizer (optim.*) and train.json (step, elapsed time, run length, random states)."""
+    import fastnn
+    ck = {"model." + k: v for k, v in model.state_dict().items()}
+    ck["vocab.chars"] = tokenizer.state_dict()["chars"]
+    ck["config.json"] = np.array(json.dumps(model.config.to_dict()))
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        for i, st in sd["state"].items():
+            for k, v in st.items():
+                ck[f"optim.state.{i}.{k}"] = np.asarray(v)
+        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+                  for g in sd["param_groups"]]
+        ck["optim.param_groups.json"] = np.array(json.dumps(groups))
+    if train_state is not None:
+        ck["train.json"] = np.array(json.dumps(train_state))
+    fastnn.save(ck, path)
+
+
+def load_checkpoint(path):
+    """(model, tokenizer, raw checkpoint dict) from a file written by save_checkpoint."""
+    import fastnn
+    from .gpt import GPT, GPTConfig
+    ck = fastnn.load(path)
+    missing = [k for k in ("config.json", "vocab.chars") if k not in ck]
+    if missing:
+        raise fastnn.CheckpointError(f"{path} is not a GPT checkpoint (it lacks {missing}); "
+                                     f"write one with `fastnn train gpt`")
+    config = GPTConfig(**json.loads(str(ck["config.json"])))
+    model = GPT(config)
+    model.load_state_dict({k[len("model."):]: v for k, v in ck.items() if k.startswith("model.")})
+    tokenizer = textlib.CharTokenizer.from_state_dict({"chars": ck["vocab.chars"]})
+    return model, tokenizer, ck
+
+
+def _optimizer_state(ck):
+    groups = json.loads(str(ck["optim.param_groups.json"]))
+    for g in groups:
+        g["betas"] = tuple(g["betas"])
+    state = {}
+    for k, v in ck.items():
+        if k.startswith("optim.state."):
+            i, name = k[len("optim.state."):].split(".", 1)
+            state.setdefault(int(i), {})[name] = int(v) if name == "step" else v
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_state(gen):
+    return gen.bit_generator.state
+
+
+def _set_rng_state(gen, state):
+    gen.bit_generator.state = state
+
+
+# ---------------------------------------------------------------- training
+class Schedule:
+    """nanoGPT's learning rate: linear warmup over `warmup` steps, then a cosine from lr down to
+    min_lr over the rest of the run. The run's progress is a fraction of --steps, or of
+    --minutes of training time."""
+
+    def __init__(self, lr, min_lr, warmup, max_steps=None, max_seconds=None):
+        self.lr, self.min_lr, self.warmup = lr, min_lr, warmup
+        self.max_steps, self.max_seconds = max_steps, max_seconds
+
+    def progress(self, step, elapsed):
+        if self.max_steps is not None:
+            return step / self.max_steps
+        return elapsed / self.max_seconds
+
+    def __call__(self, step, elapsed):
+        if step < self.warmup:
+            return self.lr * (step + 1) / (self.warmup + 1)
+        if self.max_steps is not None:
+            frac = (step - self.warmup) / max(1, self.max_steps - self.warmup)
+        else:
+            frac = self.progress(step, elapsed)
+        frac = min(max(frac, 0.0), 1.0)
+        return self.min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (self.lr - self.min_lr)
+
+
+def estimate_loss(model, splits, eval_iters, batch_size, rng):
+    """Mean loss (nats/char) over eval_iters random batches of each split, in eval mode."""
+    import fastnn
+    out = {}
+    was_training = model.training
+    model.eval()
+    with fastnn.no_grad():
+        for name, data in splits.items():
+            losses = []
+            for _ in range(eval_iters):
+                x, y = textlib.get_batch(data, model.config.block_size, batch_size, rng)
+                losses.append(float(model(x, y)[1].data))
+            out[name] = float(np.mean(losses))
+    model.train(was_training)
+    return out
+
+
+def _train_parser():
+    p = argparse.ArgumentParser(prog="fastnn train gpt", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--text", metavar="FILE", help="UTF-8 text to learn (default: the "
+                   "documentation text inside CPython, pydoc_data.topics, ~465k characters)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--minutes", type=float, help="train for this much time (default 3)")
+    length.add_argument("--steps", type=int, help="train for this many steps")
+    p.add_argument("--out", default="gpt.npz", help="checkpoint to write (default gpt.npz)")
+    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
+    m = p.add_argument_group("model (nanoGPT's CPU configuration by default)")
+    m.add_argument("--n-layer", type=int, default=4)
+    m.add_argument("--n-head", type=int, default=4)
+    m.add_argument("--n-embd", type=int, default=128)
+    m.add_argument("--block-size", type=int, default=64, help="context length in characters")
+    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--bias", action="store_true", help="biases in Linear and LayerNorm")
+    o = p.add_argument_group("optimization")
+    o.add_argument("--batch-size", type=int, default=12)
+    o.add_argument("--lr", type=float, default=1e-3)
+    o.add_argument("--min-lr", type=float, default=1e-4)
+    o.add_argument("--warmup", type=int, default=100, help="warmup steps")
+    o.add_argument("--weight-decay", type=float, default=0.1)
+    o.add_argument("--beta2", type=float, default=0.99)
+    o.add_argument("--grad-clip", type=float, default=1.0, help="0 disables clipping")
+    e = p.add_argument_group("evaluation and running")
+    e.add_argument("--eval-interval", type=int, default=250, help="steps between evaluations "
+                   "(each also writes the checkpoint)")
+    e.add_argument("--eval-iters", type=int, default=20, help="batches per evaluation")
+    e.add_argument("--val-fraction", type=float, default=0.1)
+    e.add_argument("--seed", type=int, default=1337)
+    e.add_argument("--backend", help="numpy | numba | cython (default: the fastest available)")
+    e.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _setup_runtime(args):
+    import fastnn
+    if args.backend:
+        fastnn.set_backend(args.backend)
+    if args.threads:
+        fastnn.set_num_threads(args.threads)
+
+
+def train_main(argv):
+    args = _train_parser().parse_args(argv)
+    import fastnn
+    from tqdm.auto import tqdm
+    from ..nn.utils import clip_grad_norm_
+    from ..tensor import default_generator
+    from .gpt import GPT, GPTConfig
+    _setup_runtime(args)
+
+    try:
+        corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"fastnn train gpt: {e}", file=sys.stderr)
+        return 2
+    run = {}
+    if args.resume:
+        try:
+            model, tok, ck = load_checkpoint(args.resume)
+        except (OSError, ValueError) as e:
+            print(f"fastnn train gpt: cannot resume: {e}", file=sys.stderr)
+            return 2
+        if "train.json" not in ck or "optim.param_groups.json" not in ck:
+            print(f"fastnn train gpt: {args.resume} has no training state to resume from",
+                  file=sys.stderr)
+            return 2
+        run = json.loads(str(ck["train.json"]))
+        bad = tok.unknown_chars(corpus)
+        if bad:
+            print(f"fastnn train gpt: the text has {len(bad)} character(s) that the checkpoint's "
+                  f"vocabulary lacks: {', '.join(map(repr, bad[:20]))}; resume on the text it "
+                  f"was trained on", file=sys.stderr)
+            return 2
+        hp = run["hparams"]
+    else:
+        tok = textlib.CharTokenizer.from_text(corpus)
+        config = GPTConfig(block_size=args.block_size, vocab_size=tok.vocab_size,
+                           n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                           dropout=args.dropout, bias=args.bias)
+        if config.n_embd % config.n_head:
+            print(f"fastnn train gpt: --n-embd {config.n_embd} must be a multiple of --n-head "
+                  f"{config.n_head}", file=sys.stderr)
+            return 2
+        fastnn.manual_seed(args.seed)
+        model = GPT(config)
+        hp = {k: getattr(args, k) for k in ("batch_size", "lr", "min_lr", "warmup",
+                                           "weight_decay", "beta2", "grad_clip", "eval_interval",
+                                           "eval_iters", "val_fraction", "seed")}
+    # the run's length: what was asked now, else what the resumed run had, else 3 minutes
+    if args.steps is not None:
+        max_steps, max_seconds = args.steps, None
+    elif args.minutes is not None:
+        max_steps, max_seconds = None, args.minutes * 60
+    elif run:
+        max_steps, max_seconds = run.get("max_steps"), run.get("max_seconds")
+    else:
+        max_steps, max_seconds = None, 180.0
+
+    data = tok.encode(corpus)
+    train_data, val_data = textlib.split(data, hp["val_fraction"])
+    block = model.config.block_size
+    if len(train_data) <= block or len(val_data) <= block:
+        print(f"fastnn train gpt: the text is too short ({len(data)} characters) for a "
+              f"{hp['val_fraction']:.0%} validation split with context {block}; use a longer "
+              f"text or a smaller --block-size", file=sys.stderr)
+        return 2
+
+    optimizer = model.configure_optimizers(hp["weight_decay"], hp["lr"], (0.9, hp["beta2"]))
+    batch_rng = np.random.default_rng(hp["seed"])
+    eval_rng = np.random.default_rng(hp["seed"] + 1)
+    step, elapsed = 0, 0.0
+    if run:
+        optimizer.load_state_dict(_optimizer_state(ck))
+        step, elapsed = run["step"], run["elapsed"]
+        _set_rng_state(batch_rng, run["batch_rng"])
+        _set_rng_state(eval_rng, run["eval_rng"])
+        _set_rng_state(default_generator(), run["fastnn_rng"])
+    schedule = Schedule(hp["lr"], hp["min_lr"], hp["warmup"], max_steps, max_seconds)
+
+    def done():
+        return step >= max_steps if max_steps is not None else elapsed >= max_seconds
+
+    def checkpoint(losses=None):
+        state = {"step": step, "elapsed": elapsed, "max_steps": max_steps,
+                 "max_seconds": max_seconds, "hparams": hp, "losses": losses,
+                 "batch_rng": _rng_state(batch_rng), "eval_rng": _rng_state(eval_rng),
+                 "fastnn_rng": _rng_state(default_generator())}
+        save_checkpoint(args.out, model, tok, optimizer, state)
+
+    n_params = model.get_num_params()
+    length = f"{max_steps} steps" if max_steps is not None else f"{max_seconds / 60:g} minutes"
+    print(f"GPT: {n_params / 1e6:.2f}M parameters, {model.config.n_layer} layers, "
+          f"{model.config.n_head} heads, width {model.config.n_embd}, context {block}; "
+          f"vocabulary {tok.vocab_size} characters; {len(train_data):,} training and "
+          f"{len(val_data):,} validation characters; backend {fastnn.get_backend().name}, "
+          f"{fastnn.get_num_threads()} threads; run: {length}"
+          + (f", resuming at step {step}" if run else ""))
+    if done():
+        print(f"the run is already complete ({length}); pass a larger --steps or --minutes to "
+              f"train further")
+        return 0
+    splits = {"train": train_data, "val": val_data}
+    bar = tqdm(total=max_steps if max_steps is not None else max_seconds, initial=(
+        step if max_steps is not None else elapsed), unit="step" if max_steps else "s",
+        disable=args.no_progress, dynamic_ncols=True, mininterval=0.5,
+        bar_format=None if max_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
+    losses = None
+    model.train()
+    try:
+        while not done():
+            lr = schedule(step, elapsed)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            t0 = time.perf_counter()
+            x, y = textlib.get_batch(train_data, block, hp["batch_size"], batch_rng)
+            _, loss = model(x, y)
+            optimizer.zero_grad()
+            loss.backward()
+            if hp["grad_clip"]:
+                clip_grad_norm_(model.parameters(), hp["grad_clip"])
+            optimizer.step()
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            step += 1
+            bar.update(1 if max_steps is not None else dt)
+            bar.set_postfix(step=step, loss=f"{float(loss.data):.3f}", lr=f"{lr:.1e}",
+                            refresh=False)
+            if step % hp["eval_interval"] == 0 or done():
+                losses = estimate_loss(model, splits, hp["eval_iters"], hp["batch_size"],
+                                       eval_rng)
+                bar.write(f"step {step}: train loss {losses['train']:.4f}, val loss "
+                          f"{losses['val']:.4f} nats/char ({elapsed:.0f}s of training)")
+                checkpoint(losses)
+    except KeyboardInterrupt:
+        bar.write("interrupted: saving the checkpoint")
+        checkpoint(losses)
+        bar.close()
+        return 130
+    bar.close()
+    print(f"saved {args.out} (step {step}); try: fastnn generate --checkpoint {args.out} "
+          f"--prompt \"The \" --temperatures 0,0.5,1,1.5")
+    return 0
+
+
+# ---------------------------------------------------------------- generation
+def _temperatures(s):
+    try:
+        ts = [float(t) for t in s.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+    if not ts or any(not t >= 0 for t in ts):
+        raise argparse.ArgumentTypeError(f"temperatures must be >= 0, got {s!r}")
+    return ts
+
+
+def _generate_parser():
+    p = argparse.ArgumentParser(prog="fastnn generate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint from `fastnn train gpt`")
+    p.add_argument("--prompt", default="", help="text to continue (default: a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=300)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--temperatures", type=_temperatures, metavar="T1,T2,...",
+                   help="generate at each temperature, with the mean entropy per token")
+    p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of characters "
+                   "whose probability reaches p")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--replace-unknown", metavar="C", help="encode characters outside the "
+                   "vocabulary as C (which must be in it) instead of stopping with an error")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context for "
+                   "each token instead of using the key/value cache (same tokens, slower)")
+    p.add_argument("--backend", help="numpy | numba | cython")
+    p.add_argument("--threads", type=int)
+    return p
+
+
+def prepare_prompt(prompt, tokenizer, block_size, replace_unknown=None, notice=None):
+    """Token ids (1, T) for a prompt, with the CLI's rules: empty -> a newline; characters
+    outside the vocabulary -> ValueError listing them (or replace_unknown); longer than
+    block_size -> the last block_size characters, reported through notice(msg)."""
+    notice = notice or (lambda msg: None)
+    if replace_unknown is not None:
+        if len(replace_unknown) != 1 or replace_unknown not in tokenizer.stoi:
+            raise ValueError(f"--replace-unknown {replace_unknown!r} must be one character of "
+                             f"the vocabulary")
+        tokenizer = textlib.CharTokenizer(tokenizer.chars, replacement=replace_unknown)
+    if prompt == "":
+        if "\n" not in tokenizer.stoi:
+            raise ValueError("the prompt is empty and the vocabulary has no newline to start "
+                             "from; pass --prompt with some text")
+        notice("empty prompt: starting from a newline")
+        prompt = "\n"
+    bad = tokenizer.unknown_chars(prompt) if tokenizer.replacement is None else []
+    if bad:
+        raise ValueError(f"the prompt has {len(bad)} character(s) the model never saw: "
+                         f"{', '.join(map(repr, bad))}. Remove them or pass "
+                         f"--replace-unknown C (e.g. --replace-unknown ' ')")
+    ids = tokenizer.encode(prompt)
+    if len(ids) > block_size:
+        notice(f"the prompt has {len(ids)} characters but the model sees only the last "
+               f"{block_size}: using {tokenizer.decode(ids[-block_size:])!r}")
+        ids = ids[-block_size:]
+    return ids[None, :]
+
+
+def generate_main(argv):
+    args = _generate_parser().parse_args(argv)
+    import fastnn
+    from .gpt import entropy
+    _setup_runtime(args)
+
+    def fail(msg):
+        print(f"fastnn generate: {msg}", file=sys.stderr)
+        return 2
+
+    if args.max_new_tokens < 0:
+        return fail("--max-new-tokens must be >= 0")
+    if args.top_k is not None and args.top_k < 1:
+        return fail("--top-k must be >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        return fail("--top-p must be in (0, 1]")
+    if args.temperature < 0:
+        return fail("--temperature must be >= 0 (0 = greedy)")
+    if not os.path.exists(args.checkpoint):
+        return fail(f"{args.checkpoint}: no such file; train one with `fastnn train gpt "
+                    f"--out {args.checkpoint}`")
+    try:
+        model, tok, _ = load_checkpoint(args.checkpoint)
+        ids = prepare_prompt(args.prompt, tok, model.config.block_size, args.replace_unknown,
+                             notice=lambda m: print(f"note: {m}", file=sys.stderr))
+    except ValueError as e:  # CheckpointError is a ValueError
+        return fail(str(e))
+    temps = args.temperatures or [args.temperature]
+    prompt_text = tok.decode(ids[0])
+    for i, temperature in enumerate(temps):
+        # every temperature gets the same seed, so the runs differ by temperature only
+        gen = np.random.default_rng(args.seed)
+        if args.temperatures:
+            print(f"{'' if i == 0 else chr(10)}=== temperature {temperature:g} ===")
+        sys.stdout.write(prompt_text)
+        ents = []
+        for nxt, probs in model.generate_stream(ids, args.max_new_tokens, temperature,
+                                                args.top_k, args.top_p, gen,
+                                                use_cache=not args.no_cache):
+            ents.append(entropy(probs)[0])
+            sys.stdout.write(tok.decode(nxt))
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        if args.temperatures:
+            mean = float(np.mean(ents)) if ents else 0.0
+            print(f"--- temperature {temperature:g}: mean entropy {mean:.3f} nats per token "
+                  f"(perplexity {math.exp(mean):.2f}) over {len(ents)} tokens")
+    return 0

@@ -1,0 +1,308 @@
+"""Attention: F.scaled_dot_product_attention, CausalSelfAttention, MLP and the transformer Block.
+
+scaled_dot_product_attention follows PyTorch's semantics (torch 2.x on CPU):
+    out = softmax(q k^T * scale + mask) v, scale = 1/sqrt(E) by default
+    - attn_mask: bool (True = may attend) or float (added to the scores), broadcastable to
+      (..., L, S); a float mask that requires grad gets its gradient.
+    - is_causal: query i attends to keys j <= i (top-left aligned, as PyTorch); combined with
+      attn_mask by logical and when both are given.
+    - a query row that may attend to nothing gives an output row of zeros (and zero gradients),
+      not NaN, as PyTorch's CPU kernels do.
+    - dropout_p is applied to the attention weights (always, as the functional form does: pass
+      0.0 at evaluation), scaled by 1/(1 - p), drawn from fastnn's generator.
+
+Two paths: with no attn_mask and no dropout, the fused kernels (kernels.attention /
+attention_backward: an online softmax that keeps only the log-sum-exp, O(T) memory) on
+(B, H, T, D) views; otherwise a materialized path that forms the (L, S) weights with kernels.bmm
+and kernels.softmax (O(T^2) memory, any mask, dropout, broadcast batch dims, value dim != E).
+
+The transformer pieces are nanoGPT's (model.py): pre-LayerNorm blocks,
+    x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)),   mlp = c_proj(gelu(c_fc(x)))
+with the same attribute names, so state dicts are interchangeable. CausalSelfAttention takes an
+optional KVCache for incremental decoding (fastnn.models.GPT.generate).
+"""
+import math
+
+import numpy as np
+
+from .. import kernels as K
+from ..tensor import Tensor, _node, default_generator
+from .modules import Dropout, GELU, LayerNorm, Linear, Module
+
+__all__ = ["scaled_dot_product_attention", "CausalSelfAttention", "MLP", "Block", "KVCache"]
+
+
+def _sum_to_shape(g, shape):
+    """Reduce a broadcast gradient back to `shape` (sum over broadcast axes)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _as_tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+
+
+# ---------------------------------------------------------------- the functional op
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, enable_gqa=False):
+    """Attention of query (..., L, E) over key (..., S, E) and value (..., S, Ev) -> (..., L, Ev).
+    See the module docstring for the semantics of each argument."""
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
+    q, k, v = _as_tensor(query), _as_tensor(key), _as_tensor(value)
+    qd, kd, vd = q.data, k.data, v.data
+    for name, x in (("query", qd), ("key", kd), ("value", vd)):
+        if x.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} must have at least 2 dims "
+                             f"(..., seq, features), got shape {x.shape}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"scaled_dot_product_attention: {name} must be floating point, got "
+                            f"{x.dtype}")
+    if kd.shape[-1] != qd.shape[-1] or kd.shape[-2] != vd.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: expected query (..., L, E), key "
+                         f"(..., S, E), value (..., S, Ev); got {qd.shape}, {kd.shape}, "
+                         f"{vd.shape}")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "
+                         f"{dropout_p}")
+    scale = 1.0 / math.sqrt(qd.shape[-1]) if scale is None else float(scale)
+    if (attn_mask is None and dropout_p == 0.0 and qd.ndim == kd.ndim == vd.ndim
+            and qd.shape[:-2] == kd.shape[:-2] and kd.shape == vd.shape and kd.shape[-2] > 0):
+        return _fused_attention(q, k, v, is_causal, scale)
+    return _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
+
+
+def _as_bhtd(x):
+    """View (..., T, D) as the kernels' (B, H, T, D), C-contiguous."""
+    if x.ndim != 4:
+        x = x.reshape((-1, 1) + x.shape[-2:])
+    return np.ascontiguousarray(x)
+
+
+def _fused_attention(q, k, v, causal, scale):
+    shape = q.data.shape
+    q4, k4, v4 = _as_bhtd(q.data), _as_bhtd(k.data), _as_bhtd(v.data)
+    out, lse = K.attention(q4, k4, v4, causal=causal, scale=scale)
+
+    def backward(g):
+        dq, dk, dv = K.attention_backward(_as_bhtd(g), q4, k4, v4, out, lse, causal=causal,
+                                          scale=scale)
+        return dq.reshape(shape), dk.reshape(k.data.shape), dv.reshape(v.data.shape)
+    return _node(out.reshape(shape), (q, k, v), backward)
+
+
+def _keep_and_bias(attn_mask, is_causal, shape, dtype):
+    """From the mask arguments: a bool 'may attend' array and an additive float array (either
+    None), both broadcastable to `shape` = (..., L, S)."""
+    L, S = shape[-2:]
+    keep = np.tri(L, S, dtype=bool) if is_causal else None
+    bias = None
+    if attn_mask is not None:
+        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        try:
+            np.broadcast_shapes(m.shape, shape)
+        except ValueError:
+            raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {m.shape} does "
+                             f"not broadcast to the scores' shape {shape}") from None
+        if m.dtype == np.bool_:
+            keep = m if keep is None else keep & m
+        elif m.dtype.kind == "f":
+            bias = m.astype(dtype, copy=False)
+        else:
+            raise TypeError(f"scaled_dot_product_attention: attn_mask must be bool or floating "
+                            f"point, got {m.dtype}")
+    return keep, bias
+
+
+def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
+    qd, kd, vd = q.data, k.data, v.data
+    dtype = qd.dtype
+    kd, vd = kd.astype(dtype, copy=False), vd.astype(dtype, copy=False)
+    batch = np.broadcast_shapes(qd.shape[:-2], kd.shape[:-2], vd.shape[:-2])
+    L, E = qd.shape[-2:]
+    S, Ev = vd.shape[-2:]
+    q3 = np.broadcast_to(qd, batch + (L, E)).reshape(-1, L, E)
+    k3 = np.broadcast_to(kd, batch + (S, E)).reshape(-1, S, E)
+    v3 = np.broadcast_to(vd, batch + (S, Ev)).reshape(-1, S, Ev)
+    scores = K.bmm(q3, k3, trans_b=True, alpha=scale).reshape(batch + (L, S))
+    keep, bias = _keep_and_bias(attn_mask, is_causal, scores.shape, dtype)
+    if bias is not None:
+        scores = scores + bias
+    if keep is not None:
+        scores = np.where(keep, scores, -np.inf)
+    # rows with nothing to attend to: softmax of all -inf is NaN; PyTorch's CPU path gives zeros
+    dead = np.isneginf(scores.max(axis=-1, initial=-np.inf)) if S else None
+    if dead is not None and dead.any():
+        scores[dead] = 0
+    else:
+        dead = None
+    p = K.softmax(scores)
+    if dead is not None:
+        p[dead] = 0
+    p3 = p.reshape(-1, L, S)
+    drop = None
+    if dropout_p > 0:
+        if dropout_p == 1.0:
+            drop = np.zeros(p3.shape, dtype)
+        else:
+            drop = (default_generator().random(p3.shape, dtype=dtype) >= dropout_p) * \
+                dtype.type(1.0 / (1.0 - dropout_p))
+        pd = p3 * drop
+    else:
+        pd = p3
+    out = K.bmm(pd, v3).reshape(batch + (L, Ev))
+    mask_t = attn_mask if (isinstance(attn_mask, Tensor) and bias is not None) else None
+    parents = (q, k, v) + ((mask_t,) if mask_t is not None else ())
+
+    def backward(g):
+        g3 = np.ascontiguousarray(g, dtype=dtype).reshape(-1, L, Ev)
+        dv = K.bmm(pd, g3, trans_a=True).reshape(batch + (S, Ev))
+        dp = K.bmm(g3, v3, trans_b=True)
+        if drop is not None:
+            dp = dp * drop
+        ds = K.softmax_backward(dp, p3)  # zero on dead rows, where p is 0
+        dq = K.bmm(ds, k3, alpha=scale).reshape(batch + (L, E))
+        dk = K.bmm(ds, q3, trans_a=True, alpha=scale).reshape(batch + (S, E))
+        grads = [_sum_to_shape(dq, qd.shape), _sum_to_shape(dk, kd.shape),
+                 _sum_to_shape(dv, vd.shape)]
+        if mask_t is not None:
+            grads.append(_sum_to_shape(ds.reshape(batch + (L, S)), mask_t.data.shape)
+                         .astype(mask_t.data.dtype, copy=False))
+        return grads
+    return _node(out, parents, backward)
+
+
+# ---------------------------------------------------------------- fused causal self-attention
+def _qkv_self_attention(qkv, n_head, causal, scale=None):
+    """Multi-head attention straight from the packed c_attn output, as one autograd node.
+
+    qkv (B, T, 3C) holds q, k, v side by side (nanoGPT's split order); returns (B, T, C), the
+    heads concatenated. Equal to split + view + transpose + scaled_dot_product_attention +
+    transpose + view, with one copy in and one copy out instead of a node per step."""
+    x = qkv.data
+    B, T, C3 = x.shape
+    C = C3 // 3
+    D = C // n_head
+    # (B, T, 3, H, D) -> (3, B, H, T, D): q, k, v each a C-contiguous (B, H, T, D) array
+    qkv5 = np.ascontiguousarray(x.reshape(B, T, 3, n_head, D).transpose(2, 0, 3, 1, 4))
+    q, k, v = qkv5[0], qkv5[1], qkv5[2]
+    out, lse = K.attention(q, k, v, causal=causal, scale=scale)
+    y = np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(B, T, C)
+
+    def backward(g):
+        g4 = np.ascontiguousarray(g.reshape(B, T, n_head, D).transpose(0, 2, 1, 3))
+        dq, dk, dv = K.attention_backward(g4, q, k, v, out, lse, causal=causal, scale=scale)
+        dqkv = np.empty((B, T, 3, n_head, D), x.dtype)
+        for i, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)
+        return (dqkv.reshape(B, T, C3),)
+    return _node(y, (qkv,), backward)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, for one attention layer: (B, H, capacity, D)
+    arrays filled up to `length`. Used under no_grad by incremental decoding."""
+
+    def __init__(self, batch, n_head, capacity, head_dim, dtype):
+        self.k = np.empty((batch, n_head, capacity, head_dim), dtype)
+        self.v = np.empty((batch, n_head, capacity, head_dim), dtype)
+        self.length = 0
+
+    @property
+    def capacity(self):
+        return self.k.shape[2]
+
+    def append(self, k, v):
+        """Store k, v (B, H, T, D) after the cached positions; returns all keys and values."""
+        t0, t1 = self.length, self.length + k.shape[2]
+        if t1 > self.capacity:
+            raise ValueError(f"KVCache: {t1} positions exceed the capacity {self.capacity}")
+        self.k[:, :, t0:t1] = k
+        self.v[:, :, t0:t1] = v
+        self.length = t1
+        return self.k[:, :, :t1], self.v[:, :, :t1]
+
+
+# ---------------------------------------------------------------- modules (nanoGPT's names)
+class CausalSelfAttention(Module):
+    """Multi-head causal self-attention: c_attn (C -> 3C, q k v), attention, c_proj (C -> C)."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"CausalSelfAttention: n_embd {n_embd} is not a multiple of "
+                             f"n_head {n_head}")
+        self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = Linear(n_embd, n_embd, bias=bias)
+        self.attn_dropout = Dropout(dropout)
+        self.resid_dropout = Dropout(dropout)
+        self.n_head = n_head
+        self.n_embd = n_embd
+        self.dropout = dropout
+
+    def forward(self, x, kv_cache=None):
+        B, T, C = x.shape
+        qkv = self.c_attn(x)
+        dropout_p = self.dropout if self.training else 0.0
+        if kv_cache is None and dropout_p == 0.0:
+            y = _qkv_self_attention(qkv, self.n_head, causal=True)
+        else:
+            q, k, v = qkv.split(self.n_embd, dim=2)
+            shape = (B, T, self.n_head, C // self.n_head)
+            q = q.view(*shape).transpose(1, 2)
+            k = k.view(*shape).transpose(1, 2)
+            v = v.view(*shape).transpose(1, 2)
+            if kv_cache is None:
+                y = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            else:
+                y = self._attend_cached(q, k, v, kv_cache)
+            y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+    @staticmethod
+    def _attend_cached(q, k, v, kv_cache):
+        """New queries over cached + new keys. The new positions come after `past` cached ones,
+        so query i may see keys j <= past + i (a bottom-right aligned causal mask)."""
+        past, T = kv_cache.length, q.shape[2]
+        keys, values = kv_cache.append(k.data, v.data)
+        if past == 0:  # prefill: square, PyTorch's top-left is_causal is the right mask
+            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), is_causal=True)
+        if T == 1:  # one new token sees every position
+            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values))
+        mask = np.tri(T, past + T, k=past, dtype=bool)
+        return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), attn_mask=mask)
+
+
+class MLP(Module):
+    """c_fc (C -> 4C), GELU (exact erf, as nn.GELU()), c_proj (4C -> C), dropout."""
+
+    def __init__(self, n_embd, dropout=0.0, bias=True):
+        super().__init__()
+        self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias)
+        self.gelu = GELU()
+        self.c_proj = Linear(4 * n_embd, n_embd, bias=bias)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(Module):
+    """A pre-LayerNorm transformer block with residual connections."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
+        super().__init__()
+        self.ln_1 = LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
+        self.ln_2 = LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout, bias)
+
+    def forward(self, x, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), kv_cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
