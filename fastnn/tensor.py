@@ -855,12 +855,12 @@ def matmul(a, b):
     if bd.ndim == 2:
         # (..., M, K) @ (K, N): fold the batch into the rows of one GEMM
         a2 = ad if ad.ndim == 2 else ad.reshape(-1, k)
-        out = K.gemm(a2, bd)
+        out = _gemm(a2, bd)
 
         def backward(g):
             g2 = g if g.ndim == 2 else g.reshape(-1, n)
-            ga = K.gemm(g2, bd, trans_b=True).reshape(ad.shape) if a.requires_grad else None
-            gb = K.gemm(a2, g2, trans_a=True) if b.requires_grad else None
+            ga = _gemm(g2, bd, trans_b=True).reshape(ad.shape) if a.requires_grad else None
+            gb = _gemm(a2, g2, trans_a=True) if b.requires_grad else None
             return ga, gb
         return _node(out.reshape(ad.shape[:-1] + (n,)), (a, b), backward)
     batch = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
@@ -1090,6 +1090,58 @@ def split(a, split_size_or_sections, dim=0):
 def chunk(a, chunks, dim=0):
     length = a.data.shape[dim]
     return split(a, -(-length // chunks) if length else 1, dim)
+
+
+# ---------------------------------------------------------------- trusted kernel calls
+# kernels.* validates every argument (dtype, shape, contiguity, ranges) on each call: a few
+# microseconds that dominate a small model's step. The hot ops below check the few facts that
+# make a call safe (same float dtype, C-contiguous, non-empty, matching shapes) and call the
+# current backend's kernel directly; anything else goes through kernels.* and its full checks
+# and error messages. Same kernels, same semantics, less Python.
+from .backends import get_backend as _get_backend  # noqa: E402
+
+
+def _floats_ok(dt, *arrays):
+    if dt is not float32 and dt is not float64:
+        return False
+    for x in arrays:
+        if x.dtype is not dt or not x.flags.c_contiguous or not x.size:
+            return False
+    return True
+
+
+def _gemm(a, b, trans_a=False, trans_b=False, c=None, beta=0.0):
+    """c = op(a) @ op(b) + beta * c (c allocated when None); see kernels.gemm."""
+    if a.ndim == 2 and b.ndim == 2 and _floats_ok(a.dtype, a, b):
+        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+        if k == k2:
+            if c is None:
+                c, beta = np.empty((m, n), a.dtype), 0.0
+            elif not (c.dtype is a.dtype and c.shape == (m, n) and c.flags.c_contiguous
+                      and c.flags.writeable):
+                return K.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, beta=beta)
+            _get_backend().gemm(a, b, c, trans_a, trans_b, 1.0, beta)
+            return c
+    return K.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, beta=beta)
+
+
+def _relu(x):
+    if _floats_ok(x.dtype, x):
+        return _get_backend().relu(x.reshape(-1)).reshape(x.shape)
+    return K.relu(x)
+
+
+def _relu_backward(dy, x):
+    if dy.shape == x.shape and _floats_ok(x.dtype, dy, x):
+        return _get_backend().relu_backward(dy.reshape(-1), x.reshape(-1)).reshape(x.shape)
+    return K.relu_backward(dy, x)
+
+
+def _bias_grad(dy):
+    if dy.ndim == 2 and _floats_ok(dy.dtype, dy):
+        return _get_backend().bias_grad(dy)
+    return K.bias_grad(dy)
 
 
 # Tensor methods that call nn.functional (relu, softmax, ...) resolve it here; functional

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import kernels as K
 from .. import tensor as _T
-from ..tensor import Tensor, _node
+from ..tensor import (Tensor, _bias_grad, _floats_ok, _gemm, _get_backend, _node, _relu,
+                      _relu_backward)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout"]
@@ -28,21 +29,21 @@ def linear(input, weight, bias=None):
                          f"{x.shape}) but the weight expects {w.shape[1]} (weight shape {w.shape})")
     x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
     if bias is None:
-        y = K.gemm(x2, w, trans_b=True)
+        y = _gemm(x2, w, trans_b=True)
         parents = (input, weight)
     else:
         y = np.empty((x2.shape[0], w.shape[0]), w.dtype)
         y[...] = bias.data
-        K.gemm(x2, w, y, trans_b=True, beta=1.0)
+        _gemm(x2, w, trans_b=True, c=y, beta=1.0)
         parents = (input, weight, bias)
 
     def backward(g):
         g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
-        gx = K.gemm(g2, w).reshape(x.shape) if input.requires_grad else None
-        gw = K.gemm(g2, x2, trans_a=True) if weight.requires_grad else None
+        gx = _gemm(g2, w).reshape(x.shape) if input.requires_grad else None
+        gw = _gemm(g2, x2, trans_a=True) if weight.requires_grad else None
         if bias is None:
             return gx, gw
-        return gx, gw, (K.bias_grad(g2) if bias.requires_grad else None)
+        return gx, gw, (_bias_grad(g2) if bias.requires_grad else None)
     if x.ndim != 2:
         y = y.reshape(x.shape[:-1] + (w.shape[0],))
     return _node(y, parents, backward)
@@ -51,7 +52,7 @@ def linear(input, weight, bias=None):
 # ---------------------------------------------------------------- activations
 def relu(input, inplace=False):
     x = input.data
-    return _node(K.relu(x), (input,), lambda g: (K.relu_backward(g, x),))
+    return _node(_relu(x), (input,), lambda g: (_relu_backward(g, x),))
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -121,7 +122,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             raise ValueError(f"cross_entropy: target has shape {t.shape}, expected "
                              f"{shape[:1] + shape[2:]} for input of shape {shape}")
         t2 = t.reshape(-1)
-    loss, dlogits = K.cross_entropy(l2, t2, ignore_index=ignore_index, reduction=reduction)
+    loss, dlogits = _cross_entropy(l2, t2, ignore_index, reduction)
 
     def backward(g):
         if reduction == "none":
@@ -134,6 +135,20 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "none" and logits.ndim != 2:
         loss = loss.reshape(t.shape)
     return _node(np.asarray(loss, logits.dtype), (input,), backward)
+
+
+def _cross_entropy(logits, targets, ignore_index, reduction):
+    """kernels.cross_entropy, calling the backend directly when every target is a valid class
+    (the common case, checked with one min and max); otherwise the fully validated path."""
+    n, c = logits.shape
+    if (reduction != "none" and targets.dtype == np.int64 and targets.shape == (n,)
+            and not 0 <= ignore_index < c and _floats_ok(logits.dtype, logits)
+            and targets.flags.c_contiguous and n and targets.min() >= 0 and targets.max() < c):
+        losses, grad = _get_backend().cross_entropy(logits, targets, int(ignore_index),
+                                                    1.0 / n if reduction == "mean" else 1.0)
+        total = losses.sum(dtype=np.float64)
+        return logits.dtype.type(total / n if reduction == "mean" else total), grad
+    return K.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)
 
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
