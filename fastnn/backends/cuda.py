@@ -24,8 +24,10 @@ for _mod in (cuda_gemm, cuda_ops, cuda_attention):
 def device_kernel(name):
     """The device-array version of kernel `name`: same arguments, device arrays in and out."""
     if name == "gemm":
-        return lambda a, b, c, *args: cuda_gemm.gemm_device(a[np.newaxis], b[np.newaxis],
-                                                            c[np.newaxis], *args)
+        def gemm_device(a, b, c, *args):
+            batch = [x.reshape((1,) + x.shape) for x in (a, b, c)]
+            cuda_gemm.gemm_device(*batch, *args)
+        return gemm_device
     if name == "gemm_batched":
         return cuda_gemm.gemm_device
     for mod in (cuda_ops, cuda_attention):

@@ -1,7 +1,7 @@
 """CUDA kernels: attention forward (flash-style) and backward (see reference.py for the math).
 
 Layout: q (B, H, T, D), k and v (B, H, S, D), viewed as (B*H, T or S, D). Each block owns
-`attn_queries` consecutive rows, one per thread, and (grid.y) one batch*head.
+`attn_queries` consecutive rows (grid y), one per thread, of one batch*head (grid x).
 
 Forward: each thread keeps its query row (pre-scaled), an output accumulator and the running
 max m and sum l of its row's softmax in registers; the block walks the keys in tiles copied to
@@ -47,9 +47,10 @@ def _kernels(dtype, DP, BQ, BK):
 
     @cuda.jit
     def attention_forward(q, k, v, out, lse, causal, scale):
-        bh = cuda.blockIdx.y
+        bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
-        q0 = cuda.blockIdx.x * BQ
+        # last query blocks first: under the causal mask they have the most keys to visit
+        q0 = (cuda.gridDim.y - 1 - cuda.blockIdx.y) * BQ
         i = q0 + t
         T = q.shape[1]
         S = k.shape[1]
@@ -100,8 +101,8 @@ def _kernels(dtype, DP, BQ, BK):
     @cuda.jit
     def attention_delta(dout, out, delta):
         """delta[bh, i] = sum_d dout[bh, i, d] * out[bh, i, d]."""
-        i = cuda.blockIdx.x * BQ + cuda.threadIdx.x
-        bh = cuda.blockIdx.y
+        i = cuda.blockIdx.y * BQ + cuda.threadIdx.x
+        bh = cuda.blockIdx.x
         if i < out.shape[1]:
             acc = zero
             for d in range(out.shape[2]):
@@ -110,9 +111,10 @@ def _kernels(dtype, DP, BQ, BK):
 
     @cuda.jit
     def attention_backward_dq(dout, q, k, v, lse, delta, dq, causal, scale):
-        bh = cuda.blockIdx.y
+        bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
-        q0 = cuda.blockIdx.x * BQ
+        # last query blocks first: under the causal mask they have the most keys to visit
+        q0 = (cuda.gridDim.y - 1 - cuda.blockIdx.y) * BQ
         i = q0 + t
         T = q.shape[1]
         S = k.shape[1]
@@ -158,9 +160,9 @@ def _kernels(dtype, DP, BQ, BK):
 
     @cuda.jit
     def attention_backward_dkdv(dout, q, k, v, lse, delta, dk, dv, causal, scale):
-        bh = cuda.blockIdx.y
+        bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
-        j0 = cuda.blockIdx.x * BQ              # this block's first key row
+        j0 = cuda.blockIdx.y * BQ              # this block's first key row
         j = j0 + t
         T = q.shape[1]
         S = k.shape[1]
@@ -231,7 +233,7 @@ def attention_device(q, k, v, causal, scale):
     out = device_empty((b * h, t, d), q.dtype)
     lse = device_empty((b * h, t), q.dtype)
     bq, (forward, _, _, _) = _setup(q)
-    launch(forward, ((t + bq - 1) // bq, b * h), bq, q3, k3, v3, out, lse, bool(causal),
+    launch(forward, (b * h, (t + bq - 1) // bq), bq, q3, k3, v3, out, lse, bool(causal),
            scalar(q.dtype, scale))
     return out.reshape(b, h, t, d), lse.reshape(b, h, t)
 
@@ -247,10 +249,10 @@ def attention_backward_device(dout, q, k, v, out, lse, causal, scale):
     dq = device_empty((b * h, t, d), q.dtype)
     dk = device_empty((b * h, s, d), q.dtype)
     dv = device_empty((b * h, s, d), q.dtype)
-    q_blocks = ((t + bq - 1) // bq, b * h)
+    q_blocks = (b * h, (t + bq - 1) // bq)
     launch(delta_kernel, q_blocks, bq, dout3, out3, delta)
     launch(dq_kernel, q_blocks, bq, dout3, q3, k3, v3, lse2, delta, dq, bool(causal), sc)
-    launch(dkdv_kernel, ((s + bq - 1) // bq, b * h), bq, dout3, q3, k3, v3, lse2, delta, dk, dv,
+    launch(dkdv_kernel, (b * h, (s + bq - 1) // bq), bq, dout3, q3, k3, v3, lse2, delta, dk, dv,
            bool(causal), sc)
     return dq.reshape(b, h, t, d), dk.reshape(b, h, s, d), dv.reshape(b, h, s, d)
 

@@ -51,8 +51,8 @@ def _gemm_kernel(dtype, trans_a, trans_b, tile):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * TX + tx
-        m0 = cuda.blockIdx.y * BM
-        n0 = cuda.blockIdx.x * BN
+        m0 = cuda.blockIdx.x * BM          # rows on grid x: its limit is 2^31 - 1, y's is 65535
+        n0 = cuda.blockIdx.y * BN
         a_tile = cuda.shared.array(A_SHAPE, dtype)
         b_tile = cuda.shared.array(B_SHAPE, dtype)
         acc = cuda.local.array(ACC_SHAPE, dtype)
@@ -128,7 +128,7 @@ def gemm_device(d_a, d_b, d_c, trans_a, trans_b, alpha, beta):
         tile = cfg.gemm_tile        # too few large tiles to keep every SM busy
     BM, BN, BK, TM, TN = tile
     kernel = _gemm_kernel(dtype, bool(trans_a), bool(trans_b), tile)
-    grid = ((n + BN - 1) // BN, (m + BM - 1) // BM, min(z, _MAX_GRID_Z))
+    grid = ((m + BM - 1) // BM, (n + BN - 1) // BN, min(z, _MAX_GRID_Z))
     launch(kernel, grid, (BN // TN, BM // TM), d_a, d_b, d_c, scalar(dtype, alpha),
            scalar(dtype, beta))
 
