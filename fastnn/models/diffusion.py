@@ -1,0 +1,294 @@
+"""A prompt-conditioned diffusion model (DDPM) that learns to draw 8x8 digits by denoising.
+
+The lesson: a forward process adds Gaussian noise step by step until an image is pure noise;
+a network learns to predict that noise (epsilon-prediction), and running the process backwards
+from fresh noise synthesizes new images. Conditioning on a prompt ("7", "seven", "siete") and
+classifier-free guidance steer what gets drawn.
+
+    q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I),  abar_t = prod_{s<=t} (1 - beta_s)
+    loss = || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t, y) ||^2
+    guided eps = (1 + w) eps_theta(x, t, y) - w eps_theta(x, t, null)      (w = guidance scale)
+
+The denoiser is a residual MLP over the 64 pixels with a sinusoidal time embedding and a learned
+prompt embedding (one extra row is the null prompt, used when the condition is dropped).
+"""
+import math
+import unicodedata
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import nn
+from ..nn import functional as F
+from ..tensor import Tensor, no_grad
+
+# ---------------------------------------------------------------- prompts
+_WORDS = {
+    "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    "es": ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"],
+}
+PROMPTS = {str(d): d for d in range(10)}
+for _lang in _WORDS.values():
+    PROMPTS.update({w: d for d, w in enumerate(_lang)})
+
+
+def parse_prompt(prompt):
+    """A digit 0-9 from "7", "seven" or "siete" (case, spaces and accents ignored)."""
+    key = unicodedata.normalize("NFKD", str(prompt)).encode("ascii", "ignore").decode()
+    key = key.strip().lower()
+    if key in PROMPTS:
+        return PROMPTS[key]
+    understood = ", ".join(f"{d} ({_WORDS['en'][d]}/{_WORDS['es'][d]})" for d in range(10))
+    raise ValueError(f"unknown prompt {prompt!r}; understood prompts are the digits {understood}")
+
+
+# ---------------------------------------------------------------- noise schedules
+def linear_betas(steps):
+    """DDPM's linear schedule, scaled by 1000/steps so abar_T is near zero for any step count."""
+    scale = 1000.0 / steps
+    return np.linspace(1e-4 * scale, min(0.02 * scale, 0.999), steps)
+
+
+def cosine_betas(steps, s=0.008):
+    """Nichol & Dhariwal's cosine schedule: abar_t = cos^2(((t/T + s)/(1 + s)) pi/2)."""
+    t = np.arange(steps + 1) / steps
+    abar = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
+
+
+class Schedule:
+    """betas, alphas and cumulative products abar for t = 0..T-1 (index t is step t+1)."""
+
+    def __init__(self, steps=1000, kind="linear"):
+        if kind not in ("linear", "cosine"):
+            raise ValueError(f"unknown schedule {kind!r}; choose 'linear' or 'cosine'")
+        self.steps, self.kind = int(steps), kind
+        self.betas = linear_betas(steps) if kind == "linear" else cosine_betas(steps)
+        self.alphas = 1 - self.betas
+        self.abar = np.cumprod(self.alphas)
+
+    def q_sample(self, x0, t, noise):
+        """Noise x0 to step t in closed form (x0: (N, D), t: int array (N,), noise like x0)."""
+        ab = self.abar[t][:, None]
+        return (np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise).astype(x0.dtype)
+
+
+# ---------------------------------------------------------------- the denoiser
+def timestep_embedding(t, dim):
+    """Sinusoidal embedding of integer steps t (N,) -> (N, dim), as in the Transformer/DDPM."""
+    half = dim // 2
+    freqs = np.exp(-math.log(10000.0) * np.arange(half) / half)
+    args = np.asarray(t, np.float64)[:, None] * freqs[None]
+    return np.concatenate([np.sin(args), np.cos(args)], axis=1).astype(np.float32)
+
+
+@dataclass
+class DiffusionConfig:
+    image_size: int = 8
+    hidden: int = 256
+    n_blocks: int = 3
+    time_dim: int = 64
+    n_classes: int = 10
+    steps: int = 1000          # diffusion steps T
+    schedule: str = "linear"
+    p_uncond: float = 0.1      # probability of dropping the prompt during training
+
+
+class ResBlock(nn.Module):
+    """h + W2 gelu(W1 (LN(h) + cond)): a pre-norm residual MLP block with an additive condition."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.ln = nn.LayerNorm(hidden)
+        self.cond = nn.Linear(hidden, hidden)
+        self.fc1 = nn.Linear(hidden, 2 * hidden)
+        self.fc2 = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, h, c):
+        z = self.ln(h) + self.cond(c)
+        return h + self.fc2(F.gelu(self.fc1(z), approximate="tanh"))
+
+
+class Denoiser(nn.Module):
+    """eps_theta(x_t, t, y): predicts the noise in x_t (N, 64) at steps t for prompts y
+    (y == n_classes is the null prompt)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        d, h = config.image_size ** 2, config.hidden
+        self.time_mlp = nn.Sequential(nn.Linear(config.time_dim, h), nn.GELU("tanh"),
+                                      nn.Linear(h, h))
+        self.label_emb = nn.Embedding(config.n_classes + 1, h)
+        self.inp = nn.Linear(d, h)
+        self.blocks = nn.ModuleList([ResBlock(h) for _ in range(config.n_blocks)])
+        self.ln_out = nn.LayerNorm(h)
+        self.out = nn.Linear(h, d)
+        with no_grad():
+            self.label_emb.weight.data *= 0.1
+            self.out.weight.data[...] = 0   # start by predicting zero noise: a calm first step
+            self.out.bias.data[...] = 0
+
+    def forward(self, x, t, y):
+        temb = Tensor(timestep_embedding(t, self.config.time_dim).astype(x.dtype))
+        c = self.time_mlp(temb) + self.label_emb(y)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, c)
+        return self.out(F.gelu(self.ln_out(h), approximate="tanh"))
+
+
+# ---------------------------------------------------------------- data scaling
+def to_model_space(images):
+    """Digits pixels 0..16 -> [-1, 1], flattened to (N, 64) float32."""
+    x = np.asarray(images, np.float32).reshape(len(images), -1)
+    return x / 8.0 - 1.0
+
+
+def to_pixel_space(x, image_size=8):
+    """Model space [-1, 1] -> pixels 0..16, shape (N, 8, 8), float32."""
+    x = np.clip(np.asarray(x, np.float32), -1, 1)
+    return ((x + 1.0) * 8.0).reshape(len(x), image_size, image_size)
+
+
+# ---------------------------------------------------------------- sampling
+class Diffusion:
+    """A denoiser together with its schedule: training loss and the samplers."""
+
+    def __init__(self, config=None, model=None):
+        self.config = config or DiffusionConfig()
+        self.model = model or Denoiser(self.config)
+        self.schedule = Schedule(self.config.steps, self.config.schedule)
+
+    # -- training
+    def loss(self, x0, y, rng):
+        """One epsilon-prediction MSE on a batch: random steps, random noise, dropped prompts."""
+        n = len(x0)
+        t = rng.integers(0, self.schedule.steps, n)
+        noise = rng.standard_normal(x0.shape).astype(x0.dtype)
+        y = np.where(rng.random(n) < self.config.p_uncond, self.config.n_classes, y)
+        xt = self.schedule.q_sample(x0, t, noise)
+        pred = self.model(Tensor(xt), t, Tensor(y.astype(np.int64)))
+        return F.mse_loss(pred, Tensor(noise))
+
+    # -- guided noise prediction
+    def _eps(self, x, t, y, guidance):
+        n = len(x)
+        steps = np.full(n, t, dtype=np.int64)
+        if guidance == 0:
+            return self.model(Tensor(x), steps, Tensor(y)).data
+        # conditional and unconditional in one batch: one pass through the network
+        null = np.full(n, self.config.n_classes, dtype=np.int64)
+        both = self.model(Tensor(np.concatenate([x, x])), np.concatenate([steps, steps]),
+                          Tensor(np.concatenate([y, null]))).data
+        cond, uncond = both[:n], both[n:]
+        return (1 + guidance) * cond - guidance * uncond
+
+    def _x0(self, x, eps, t):
+        ab = self.schedule.abar[t]
+        x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+        return np.clip(x0, -1, 1)
+
+    @no_grad()
+    def sample(self, labels, guidance=2.0, sampler="ddim", steps=None, seed=0, trajectory=False,
+               dtype=np.float32):
+        """Draw one image per label (int array). sampler 'ddpm' (ancestral, every step) or 'ddim'
+        (deterministic, `steps` evenly spaced steps; default 50). Returns (N, 64) in [-1, 1], and
+        when trajectory=True also the list of intermediate x_t (for the denoising strip)."""
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")
+        labels = np.asarray(labels, dtype=np.int64)
+        rng = np.random.default_rng(seed)
+        d = self.config.image_size ** 2
+        x = rng.standard_normal((len(labels), d)).astype(dtype)
+        T = self.schedule.steps
+        path = [x.copy()]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if sampler == "ddpm":
+                sched = self.schedule
+                for t in range(T - 1, -1, -1):
+                    eps = self._eps(x, t, labels, guidance)
+                    x0 = self._x0(x, eps, t)
+                    ab, ab_prev = sched.abar[t], (sched.abar[t - 1] if t > 0 else 1.0)
+                    # posterior q(x_{t-1} | x_t, x0): mean and variance in closed form
+                    c0 = math.sqrt(ab_prev) * sched.betas[t] / (1 - ab)
+                    ct = math.sqrt(sched.alphas[t]) * (1 - ab_prev) / (1 - ab)
+                    x = c0 * x0 + ct * x
+                    if t > 0:
+                        var = sched.betas[t] * (1 - ab_prev) / (1 - ab)
+                        x = x + math.sqrt(var) * rng.standard_normal(x.shape)
+                    x = x.astype(dtype)
+                    if trajectory:
+                        path.append(x.copy())
+            else:
+                k = int(steps or 50)
+                if not 1 <= k <= T:
+                    raise ValueError(f"DDIM steps must be in [1, {T}], got {k}")
+                ts = np.unique(np.linspace(0, T - 1, k).round().astype(int))[::-1]
+                for i, t in enumerate(ts):
+                    eps = self._eps(x, t, labels, guidance)
+                    x0 = self._x0(x, eps, t)
+                    if i + 1 == len(ts):
+                        x = x0
+                    else:
+                        ab, ab_prev = self.schedule.abar[t], self.schedule.abar[ts[i + 1]]
+                        eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)  # consistent with clip
+                        x = math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * eps
+                    x = x.astype(dtype)
+                    if trajectory:
+                        path.append(x.copy())
+        finally:
+            self.model.train(was_training)
+        return (x, path) if trajectory else x
+
+    # -- checkpoints
+    def state(self, ema=None):
+        """Everything a checkpoint needs: config.* entries and model.* weights (EMA if given)."""
+        out = {f"config.{k}": np.array(v) for k, v in asdict(self.config).items()}
+        weights = ema if ema is not None else self.model.state_dict()
+        out.update({f"model.{k}": v for k, v in weights.items()})
+        out["kind"] = np.array("fastnn-diffusion")
+        return out
+
+    @classmethod
+    def from_state(cls, state, path="checkpoint"):
+        if str(state.get("kind", "")) != "fastnn-diffusion":
+            raise ValueError(f"{path} is not a fastnn diffusion checkpoint "
+                             f"(no kind=fastnn-diffusion entry)")
+        fields = DiffusionConfig.__dataclass_fields__
+        kwargs = {}
+        for k, f in fields.items():
+            if f"config.{k}" not in state:
+                raise ValueError(f"{path}: missing config.{k}")
+            v = state[f"config.{k}"]
+            kwargs[k] = type(f.default)(v.item() if v.ndim == 0 else v)
+        diff = cls(DiffusionConfig(**kwargs))
+        weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        try:
+            diff.model.load_state_dict(weights)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{path}: weights do not match the model in its config: {e}") from e
+        return diff
+
+
+class EMA:
+    """Exponential moving average of a model's parameters, kept as numpy copies."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.params = [(name, p) for name, p in model.named_parameters()]
+        self.shadow = {name: p.data.copy() for name, p in self.params}
+
+    def update(self):
+        d = self.decay
+        for name, p in self.params:
+            s = self.shadow[name]
+            s *= d
+            s += (1 - d) * p.data
+
+    def state_dict(self, model):
+        sd = model.state_dict()
+        sd.update({k: v.copy() for k, v in self.shadow.items()})
+        return sd
