@@ -67,7 +67,8 @@ FAMILY_INFO = {
                    "aten.native_layer_norm + native_layer_norm_backward"),
     "embedding": ("embedding (V x C table, N ids): gather forward + scatter-add backward",
                   "F.embedding + aten.embedding_dense_backward"),
-    "adamw": ("AdamW step over n float params, in place", "torch.optim.AdamW(fused=True).step()"),
+    "adamw": ("AdamW step over n float params, in place",
+              "torch.optim.AdamW(fused=True).step() (foreach=True where fused is unsupported)"),
     "attention": ("causal attention, q k v (B x H x T x D)",
                   "F.scaled_dot_product_attention (+ autograd backward)"),
     "overhead": ("per-call overhead: relu on 8 elements", "torch.relu"),
@@ -580,7 +581,7 @@ def machine_info(with_torch):
         if name == "cython":
             entry["cpu_path"] = be.module.cpu_path()
             entry["cpu_detected"] = be.module.cpu_detected()
-            info["threads"]["cython"] = be.module.get_num_threads()
+            info["threads"]["openmp"] = be.module.get_num_threads()
         elif name == "numba":
             info["threads"]["numba"] = numba.get_num_threads()
             try:
@@ -618,12 +619,17 @@ def _header(info, args, sizes):
                  f"(from {blas.get('source')})")
     if info["torch"]:
         lines.append(f"PyTorch: BLAS {info['torch']['blas']}")
-    lines.append("threads: " + ", ".join(f"{k}={v}" for k, v in info["threads"].items()))
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
+    names = {"fastnn": "fastnn", "openmp": "C/OpenMP", "numba": "numba", "openblas": "OpenBLAS",
+             "torch": "PyTorch"}
+    lines.append("threads: " + ", ".join(f"{names.get(k, k)} {v}"
+                                         for k, v in info["threads"].items()))
+    effects = {"OPENBLAS_CORETYPE": "forces that OpenBLAS kernel instead of the best for this CPU",
+               "OPENBLAS_L2_SIZE": "overrides the cache size OpenBLAS blocks for",
+               "OPENBLAS_NUM_THREADS": "caps OpenBLAS's threads"}
+    for var, effect in effects.items():
         if var in info["env"]:
-            lines.append(f"note: {var}={info['env'][var]} is set: it changes what numpy's OpenBLAS "
-                         f"does (kernel, blocking or threads), so naive numpy and OpenBLAS may be "
-                         f"slower than they can be here")
+            lines.append(f"note: {var}={info['env'][var]} is set: it {effect}, so naive numpy's "
+                         f"matmuls and the OpenBLAS column may be slower than numpy can be here")
     others = {k: v for k, v in info["env"].items() if not k.startswith("OPENBLAS")}
     if others:
         lines.append("environment: " + " ".join(f"{k}={v}" for k, v in others.items()))
@@ -789,13 +795,15 @@ def plot(all_measured, threads, stat, path, title):
                 ax.annotate(f"{y:.2g}", (x, y), ha="center", va="bottom", fontsize=5.5)
         ax.axhline(1.0, color="black", linewidth=0.8, label="naive numpy = 1")
         ax.set_yscale("log")
+        top = max([b.get_height() for b in ax.patches] + [1.0])
+        ax.set_ylim(top=top * 6)  # headroom for the legend above the tallest bar
         ax.set_ylabel("speedup over naive numpy")
         ax.set_xticks(range(len(panel)))
         ax.set_xticklabels([f"{f} {c.label}" for f, c, _ in panel], rotation=35, ha="right",
                            fontsize=7)
         ax.set_title(f"{title} - {t} thread(s)", fontsize=9)
         ax.grid(axis="y", which="both", alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(impls))
+        ax.legend(fontsize=8, ncol=len(impls) + 1, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -900,9 +908,10 @@ def main(argv=None):
     if len(threads) > 1:
         print("\n" + format_scaling(all_measured, threads, args.stat))
     wall = time.perf_counter() - t_start
-    print(f"\ndone in {wall:.1f} s (first calls, including Numba compilation: {warmup_total:.1f} s)")
-
     info = machine_info(with_torch)  # again: Numba's threading layer is known once it has run
+    layer = info["backends"].get("numba", {}).get("threading_layer")
+    print(f"\ndone in {wall:.1f} s (first calls, including Numba compilation: {warmup_total:.1f} s)"
+          + (f"; Numba threading layer: {layer}" if layer else ""))
     if args.json:
         rows = []
         for n_threads, family, case, results in all_measured:
@@ -929,6 +938,7 @@ def main(argv=None):
         t_list = [t or info["threads"]["fastnn"] for t in thread_list]
         relabeled = [(t or info["threads"]["fastnn"], f, c, r) for t, f, c, r in all_measured]
         plot(relabeled, t_list, args.stat, args.plot,
-             f"fastnn bench ({sizes}, {args.dtype}) on {info['cpu']}")
+             f"fastnn bench ({sizes}, {args.dtype}) on {info['cpu']}, "
+             f"{info['cpus_usable']} cores")
         print(f"wrote {args.plot}")
     return 0
