@@ -3,6 +3,13 @@
     python bench/cuda_check.py                 # medium shapes, float32 timed, float64 checked
     python bench/cuda_check.py --only gemm,attention --dtype float32
     NUMBA_ENABLE_CUDASIM=1 python bench/cuda_check.py --quick    # tiny shapes on the simulator
+    python bench/cuda_check.py --compile-only   # no GPU needed: compile every kernel to PTX
+
+--compile-only types and compiles every kernel launch (GPU block/tile sizes, both dtypes) for
+compute capability 9.0 with NVVM, and runs `ptxas -v` on the PTX when ptxas is on PATH to show
+registers and spills. The simulator runs kernels as Python and never type-checks them, so this
+is the check that a kernel will compile on a GPU at all. Needs libNVVM and NVRTC (a CUDA toolkit,
+or `pip install nvidia-cuda-nvrtc` with LD_LIBRARY_PATH pointing at its lib/ folder).
 
 For each kernel: the result against the numpy reference (normalized max error, max|got - want|
 / max|want|), the device time (CUDA events around back-to-back calls on device arrays, after a
@@ -242,14 +249,91 @@ def run_case(case, dtype, cu, reference, cuda, rng, budget_s, quick):
     return ok, err, device_s, min(e2e), ref_s, rate
 
 
+def compile_only(cc=(9, 0)):
+    """Compile every kernel launch of the cases to PTX without a GPU; returns an exit code."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from numba import cuda, typeof
+    import numba.cuda.dispatcher as numba_dispatcher
+
+    import fastnn.backends.cuda  # noqa: F401  (imports every cuda_* module; needs no GPU)
+    from fastnn.backends import KERNELS, cuda_common, reference
+    if cuda_common.SIMULATOR:
+        sys.exit("--compile-only needs NUMBA_ENABLE_CUDASIM unset")
+
+    class TargetDevice:                # device functions compile for "the current device"
+        compute_capability = cc
+    numba_dispatcher.get_current_device = TargetDevice
+
+    compiled = {}
+    failures = []
+    ptxas = shutil.which("ptxas")
+    tmp = tempfile.mkdtemp()
+
+    def launch(kernel, grid, block, *args):
+        sig = tuple(typeof(a) for a in args)
+        key = (id(kernel), sig)
+        if key in compiled:
+            return
+        name = kernel.py_func.__name__
+        dtype = "float64" if any("float64" in str(t) for t in sig) else "float32"
+        try:
+            ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
+        except Exception as e:
+            compiled[key] = "ERROR"
+            failures.append(f"{name} {dtype}: {type(e).__name__}: {str(e).splitlines()[0]}")
+            print(f"{name:28s} {dtype:8s} COMPILE ERROR\n{e}")
+            return
+        info = ""
+        if ptxas:
+            path = os.path.join(tmp, f"{name}_{len(compiled)}.ptx")
+            with open(path, "w") as f:
+                f.write(ptx)
+            res = subprocess.run([ptxas, "-v", f"-arch=sm_{cc[0]}{cc[1]}", path, "-o", os.devnull],
+                                 capture_output=True, text=True)
+            info = " ".join(line.split("info    : ")[-1].strip() for line in
+                            res.stderr.splitlines() if "Used" in line or "spill" in line)
+        compiled[key] = name
+        print(f"{name:28s} {dtype:8s} {info}", flush=True)
+
+    patches = {"launch": launch, "to_device": np.ascontiguousarray,
+               "device_empty": lambda shape, dtype: np.zeros(shape, dtype),
+               "to_host": lambda d, out=None: d if out is None else out,
+               "sm_count": lambda: 132}
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name.startswith("fastnn.backends.cuda"):
+            for attr, fn in patches.items():
+                if hasattr(mod, attr):
+                    setattr(mod, attr, fn)
+    cu = sys.modules["fastnn.backends.cuda"]
+    with cuda_common.using_launch_config(cuda_common.GPU):
+        for dtype in (np.float32, np.float64):
+            rng = np.random.default_rng(0)
+            for case in build_cases(False, dtype, cuda_common):   # GPU shapes pick GEMM tiles
+                with cuda_common.using_launch_config(case.config or cuda_common.GPU):
+                    getattr(cu, case.kernel)(*case.make(rng, dtype))
+    print(f"\n{len(set(compiled.values()) - {'ERROR'})} kernels, {len(compiled)} compiled "
+          f"variants, {len(failures)} failure(s)")
+    for f in failures:
+        print("  FAIL", f)
+    missing = [k for k in KERNELS if not hasattr(cu, k) or not hasattr(reference, k)]
+    return 1 if failures or missing else 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny shapes (for the simulator)")
     p.add_argument("--dtype", default="float32,float64", help="comma-separated dtypes")
     p.add_argument("--only", default="", help="comma-separated kernel names to run")
+    p.add_argument("--compile-only", action="store_true",
+                   help="compile every kernel to PTX for sm_90; no GPU needed")
     p.add_argument("--budget", type=float, default=0.15,
                    help="seconds of timed device calls per kernel (default 0.15)")
     opts = p.parse_args(argv)
+    if opts.compile_only:
+        return compile_only()
 
     from numba import cuda
 

@@ -78,9 +78,13 @@ def _kernels(dtype, DP, BQ, BK):
             if active:
                 last = min(n_keys, i - k0 + 1) if causal else n_keys   # key j <= query i
                 for r in range(last):
-                    s = zero
-                    for d in range(DP):
-                        s += q_row[d] * k_tile[r, d]
+                    s0 = s1 = s2 = s3 = zero       # 4 chains: FMA latency, not one serial sum
+                    for d in range(0, DP, 4):
+                        s0 += q_row[d] * k_tile[r, d]
+                        s1 += q_row[d + 1] * k_tile[r, d + 1]
+                        s2 += q_row[d + 2] * k_tile[r, d + 2]
+                        s3 += q_row[d + 3] * k_tile[r, d + 3]
+                    s = (s0 + s1) + (s2 + s3)
                     if s > m:                  # new running max: rescale what was summed so far
                         corr = math.exp(m - s)
                         l *= corr
@@ -145,11 +149,14 @@ def _kernels(dtype, DP, BQ, BK):
             if active:
                 last = min(n_keys, i - k0 + 1) if causal else n_keys
                 for r in range(last):
-                    s = zero
-                    dp = zero
-                    for d in range(DP):
-                        s += q_row[d] * k_tile[r, d]
-                        dp += do_row[d] * v_tile[r, d]
+                    s0 = s1 = dp0 = dp1 = zero     # 2 chains each: shorter FMA dependencies
+                    for d in range(0, DP, 2):
+                        s0 += q_row[d] * k_tile[r, d]
+                        s1 += q_row[d + 1] * k_tile[r, d + 1]
+                        dp0 += do_row[d] * v_tile[r, d]
+                        dp1 += do_row[d + 1] * v_tile[r, d + 1]
+                    s = s0 + s1
+                    dp = dp0 + dp1
                     ds = math.exp(s - row_lse) * (dp - row_delta)
                     for d in range(DP):
                         acc[d] += ds * k_tile[r, d]
@@ -199,11 +206,14 @@ def _kernels(dtype, DP, BQ, BK):
             if active:
                 first = max(0, j - i0) if causal else 0
                 for r in range(first, n_queries):
-                    s = zero
-                    dp = zero
-                    for d in range(DP):
-                        s += q_tile[r, d] * k_row[d]
-                        dp += do_tile[r, d] * v_row[d]
+                    s0 = s1 = dp0 = dp1 = zero
+                    for d in range(0, DP, 2):
+                        s0 += q_tile[r, d] * k_row[d]
+                        s1 += q_tile[r, d + 1] * k_row[d + 1]
+                        dp0 += do_tile[r, d] * v_row[d]
+                        dp1 += do_tile[r, d + 1] * v_row[d + 1]
+                    s = s0 + s1
+                    dp = dp0 + dp1
                     p = math.exp(s - lse_tile[r])
                     ds = p * (dp - delta_tile[r])
                     for d in range(DP):

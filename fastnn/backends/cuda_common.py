@@ -15,7 +15,11 @@ import functools
 
 import numpy as np
 from numba import cuda
-from numba.cuda import config as _cuda_config
+
+try:                                   # numba-cuda's own config; older numba kept it in numba
+    from numba.cuda import config as _cuda_config
+except ImportError:
+    from numba import config as _cuda_config
 
 SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
 
