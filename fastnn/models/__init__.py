@@ -1,4 +1,6 @@
-"""fastnn.models: the lessons' models."""
+"""fastnn.models: the lessons' models (Perceptron and MLP here; each module also holds its
+`fastnn train/eval` command)."""
+from .mlp import MLP
+from .perceptron import Perceptron
 
-# issue 5 (owned by fastnn/models/gpt.py)
-from .gpt import GPT, GPTConfig  # noqa: E402,F401
+__all__ = ["MLP", "Perceptron"]

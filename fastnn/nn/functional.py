@@ -6,9 +6,8 @@ Each function runs one forward kernel and records a closure that calls its backw
 import numpy as np
 
 from .. import kernels as K
-from .. import tensor as _T
 from ..tensor import (Tensor, _bias_grad, _floats_ok, _gemm, _get_backend, _node, _relu,
-                      _relu_backward)
+                      _relu_backward, default_generator)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout"]
@@ -240,6 +239,6 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1.0:
         mask = np.zeros_like(x)
     else:
-        keep = _T.default_generator().random(x.shape, dtype=x.dtype) >= p
+        keep = default_generator().random(x.shape, dtype=x.dtype) >= p
         mask = keep * x.dtype.type(1.0 / (1.0 - p))
     return _node(x * mask, (input,), lambda g: (g * mask,))

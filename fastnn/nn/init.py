@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import tensor as _T
+from ..tensor import default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "zeros_", "ones_", "constant_",
            "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
@@ -40,18 +40,18 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def uniform_(tensor, a=0.0, b=1.0):
     d = tensor.data
-    return _fill(tensor, _T.default_generator().uniform(a, b, d.shape))
+    return _fill(tensor, default_generator().uniform(a, b, d.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
     d = tensor.data
-    return _fill(tensor, _T.default_generator().normal(mean, std, d.shape))
+    return _fill(tensor, default_generator().normal(mean, std, d.shape))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Normal(mean, std) redrawn outside [a, b]."""
     d = tensor.data
-    rng = _T.default_generator()
+    rng = default_generator()
     out = rng.normal(mean, std, d.shape)
     bad = (out < a) | (out > b)
     while bad.any():

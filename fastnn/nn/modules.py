@@ -9,8 +9,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .. import tensor as _T
-from ..tensor import Tensor
+from ..tensor import Tensor, _dtype, float32, float64
 from . import functional as F
 from . import init
 
@@ -25,7 +24,7 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
-            data = np.zeros(0, _T.float32)
+            data = np.zeros(0, float32)
         super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data),
                          requires_grad)
 
@@ -192,7 +191,7 @@ class Module:
             dtype = a
         if dtype is None:
             return self
-        dtype = _T._dtype(dtype)
+        dtype = _dtype(dtype)
         for m in self.modules():
             for reg in (m._parameters, m._buffers):
                 for t in reg.values():
@@ -202,10 +201,10 @@ class Module:
         return self
 
     def float(self):
-        return self.to(_T.float32)
+        return self.to(float32)
 
     def double(self):
-        return self.to(_T.float64)
+        return self.to(float64)
 
     def apply(self, fn):
         for m in self.children():
@@ -285,7 +284,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        dtype = _T._dtype(dtype) or _T.float32
+        dtype = _dtype(dtype) or float32
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         self.bias = Parameter(np.empty(out_features, dtype)) if bias else None
         if not bias:
@@ -416,7 +415,7 @@ class LayerNorm(Module):
         self.normalized_shape = ns
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = _T._dtype(dtype) or _T.float32
+        dtype = _dtype(dtype) or float32
         if elementwise_affine:
             self.weight = Parameter(np.ones(ns, dtype))
             self.bias = Parameter(np.zeros(ns, dtype)) if bias else None
@@ -444,7 +443,7 @@ class Embedding(Module):
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
-        dtype = _T._dtype(dtype) or _T.float32
+        dtype = _dtype(dtype) or float32
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
         self.reset_parameters()
 
