@@ -2,13 +2,17 @@
 
 GEMM in the BLIS layout, written as plain loops (no np.dot, no BLAS):
 
-    for k0 in K, step KC:                          one rank-KC update of all of C
-        pack op(a)[:, k0:k0+KC] into MR-row panels        ap[panel][p][i]   (parallel)
-        pack op(b)[k0:k0+KC, :] into NR-column panels     bp[panel][p][j]   (parallel)
-        for each C tile of MC x NC (parallel over tiles):
-            for each NR panel of B (its KC x NR panel stays in L1):
-                for each MR panel of A:
-                    micro-kernel: an MR x NR block of C accumulated in registers over KC
+    for each k-group (a few KC steps whose packed panels fit a fixed buffer):
+        pack op(a)[:, group] into MR-row panels and op(b)[group, :] into NR-column panels,
+            one panel per work item                                     (parallel)
+        for each C tile of MC x NC                                      (parallel)
+            for each KC step of the group:
+                for each NR panel of B (its KC x NR panel stays in L1):
+                    for each MR panel of A (the tile's A block stays in L2):
+                        micro-kernel: an MR x NR block of C accumulated in registers over KC
+
+Small products (< SERIAL_FLOPS) run the same loops on the calling thread; gemm_batched runs
+many small products in parallel over the batch instead.
 
 Transposes are absorbed by the packing, alpha and beta by the micro-kernel's write-back (beta
 only on the first KC step; beta == 0 never reads c). Edge panels are zero-padded when packed, so
@@ -29,7 +33,7 @@ from numba.extending import intrinsic
 
 __all__ = ["gemm", "gemm_batched"]
 
-MR = 6              # rows of the register tile (one broadcast of A each)
+MR = 6              # rows of the register tile (spelled out as a0..a5 in _tile_update)
 NR_BYTES = 128      # columns of the register tile: two 512-bit vectors (32 float32, 16 float64)
 KC = 256            # reduction depth per packed panel: a KC x NR panel of B is 32 KiB (L1)
 MC_PANELS = 16      # a parallel C tile is MC_PANELS*MR = 96 rows ...
@@ -82,7 +86,7 @@ def _register_tile(typingctx, x):
 
 
 # ---------------------------------------------------------------- packing
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pack_a_panel(a, trans_a, row0, k0, kc, m, dst):
     """dst[p*MR + i] = op(a)[row0 + i, k0 + p], zero for rows past m."""
     rows = min(MR, m - row0)
@@ -101,7 +105,7 @@ def _pack_a_panel(a, trans_a, row0, k0, kc, m, dst):
                 dst[p * MR + i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pack_b_panel(b, trans_b, col0, k0, kc, n, dst):
     """dst[p*NR + j] = op(b)[k0 + p, col0 + j], zero for columns past n."""
     nr = _panel_width(dst)
@@ -122,7 +126,7 @@ def _pack_b_panel(b, trans_b, col0, k0, kc, n, dst):
 
 
 # ---------------------------------------------------------------- micro/macro kernel
-@njit(fastmath={"contract"}, cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _tile_update(ap, bp, c, kc, ip0, ip1, jp0, jp1, alpha, beta):
     """C[tile] = alpha * A_panels @ B_panels + beta * C[tile] for A panels ip0..ip1-1 and B panels
     jp0..jp1-1 of the packed KC step (ap, bp); beta == 0 does not read C."""
@@ -177,13 +181,13 @@ def _tile_update(ap, bp, c, kc, ip0, ip1, jp0, jp1, alpha, beta):
 PACK_ELEMENTS = 1 << 22
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _group_steps(m, n, k, nr):
     padded = ((m + MR - 1) // MR) * MR + ((n + nr - 1) // nr) * nr
     return max(1, min((k + KC - 1) // KC, PACK_ELEMENTS // (KC * padded)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pack_item(a, b, trans_a, trans_b, k0, k, m, n, ap, bp, q):
     """Pack item q of the k-group starting at k0: q = step * (A panels + B panels) + panel.
 
@@ -204,7 +208,7 @@ def _pack_item(a, b, trans_a, trans_b, k0, k, m, n, ap, bp, q):
         _pack_b_panel(b, trans_b, jp * nr, ks, kc, n, bp[base:base + kc * nr])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _update_over_group(ap, bp, c, k0, k, steps, ip0, ip1, jp0, jp1, alpha, beta):
     """Apply the group's KC steps to one C tile; beta applies on the GEMM's first step only."""
     nr = _panel_width(c)
@@ -222,7 +226,7 @@ def _update_over_group(ap, bp, c, k0, k, steps, ip0, ip1, jp0, jp1, alpha, beta)
                      alpha, beta if ks == 0 else 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -239,7 +243,7 @@ def _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta):
         _update_over_group(ap, bp, c, k0, k, steps, 0, m_panels, 0, n_panels, alpha, beta)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -269,7 +273,7 @@ def gemm(a, b, c, trans_a, trans_b, alpha, beta):
     run(a, b, c, trans_a, trans_b, alpha, beta)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _gemm_batched_parallel(a, b, c, trans_a, trans_b, alpha, beta):
     for i in prange(c.shape[0]):
         _gemm_serial(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)

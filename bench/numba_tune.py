@@ -1,0 +1,154 @@
+"""Numba backend throughput: GEMM GFLOP/s against numpy (OpenBLAS), and fused ops against the
+numpy reference backend.
+
+    python bench/numba_tune.py                      # 2 threads, n = 256 512 1024, 5 rounds
+    python bench/numba_tune.py --threads 1 --sizes 512 --rounds 9 --skip-ops
+
+GEMM: each round runs one child process for numba and one for numpy, alternating, and keeps
+each side's best time over all rounds. Separate processes keep numba's and OpenBLAS's thread
+pools from spinning against each other; the numpy child drops OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE from its environment (OpenBLAS's own detection), and both are limited to the
+same thread count. The machine may be shared: compare the ratio, not absolute numbers.
+
+Ops: measured in this process, alternating numba and reference calls, best of several.
+The reference is single-threaded numpy with temporaries; numba runs fused on --threads threads.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _best(fn, reps):
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _gemm_child(which, threads, sizes, dtype):
+    """Print {n: best seconds} for `which` in ('numba', 'numpy')."""
+    dtype = np.dtype(dtype)
+    if which == "numba":
+        import numba
+        from fastnn.backends import numba_gemm
+        numba.set_num_threads(threads)
+    out = {}
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        a = rng.standard_normal((n, n)).astype(dtype)
+        b = rng.standard_normal((n, n)).astype(dtype)
+        c = np.empty((n, n), dtype)
+        if which == "numba":
+            def run():
+                numba_gemm.gemm(a, b, c, False, False, 1.0, 0.0)
+        else:
+            def run():
+                np.matmul(a, b, out=c)
+        run()   # compile / warm up
+        reps = max(3, min(50, int(0.3e9 / (2 * n ** 3) * 100)))
+        out[n] = _best(run, reps)
+    print(json.dumps(out))
+
+
+def _run_child(which, args):
+    env = dict(os.environ)
+    cmd = [sys.executable, __file__, "--child", which, "--threads", str(args.threads),
+           "--dtype", args.dtype, "--sizes", *map(str, args.sizes)]
+    if which == "numpy":
+        for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            env.pop(var, None)
+    env["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return {int(k): v for k, v in json.loads(res.stdout.strip().splitlines()[-1]).items()}
+
+
+def bench_gemm(args):
+    best = {"numba": {}, "numpy": {}}
+    for r in range(args.rounds):
+        for which in (("numba", "numpy") if r % 2 == 0 else ("numpy", "numba")):
+            for n, t in _run_child(which, args).items():
+                best[which][n] = min(best[which].get(n, float("inf")), t)
+    print(f"GEMM {args.dtype}, {args.threads} thread(s), best of {args.rounds} alternating rounds")
+    print(f"{'n':>6} {'numba GF/s':>11} {'numpy GF/s':>11} {'numba/numpy':>12}")
+    for n in args.sizes:
+        flops = 2 * n ** 3
+        gn, gp = flops / best["numba"][n] / 1e9, flops / best["numpy"][n] / 1e9
+        print(f"{n:>6} {gn:>11.1f} {gp:>11.1f} {gn / gp:>12.2f}")
+
+
+def bench_ops(args):
+    import numba
+    from fastnn.backends import numba_ops as nb
+    from fastnn.backends import reference as ref
+    numba.set_num_threads(args.threads)
+    dtype = np.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    n = 1 << 22
+    x = rng.standard_normal(n).astype(dtype)
+    dy = rng.standard_normal(n).astype(dtype)
+    rows = rng.standard_normal((4096, 1024)).astype(dtype)
+    drows = rng.standard_normal((4096, 1024)).astype(dtype)
+    w = rng.standard_normal(1024).astype(dtype)
+    targets = rng.integers(0, 1024, 4096)
+    _, mean, rstd = ref.layer_norm(rows, w, w, 1e-5)
+    state = {mod: (x.copy(), np.zeros_like(x), np.zeros_like(x)) for mod in (nb, ref)}
+
+    def adam(mod):   # in place: each side updates its own param and moments
+        p, m, v = state[mod]
+        mod.adam_step(p, dy, m, v, 3, 1e-3, 0.9, 0.999, 1e-8, 0.01, True)
+
+    cases = [
+        ("relu 4M", lambda m: m.relu(x)),
+        ("gelu tanh 4M", lambda m: m.gelu(x, True)),
+        ("gelu erf 4M", lambda m: m.gelu(x, False)),
+        ("gelu_backward tanh 4M", lambda m: m.gelu_backward(dy, x, True)),
+        ("sigmoid 4M", lambda m: m.sigmoid(x)),
+        ("softmax 4096x1024", lambda m: m.softmax(rows)),
+        ("cross_entropy 4096x1024", lambda m: m.cross_entropy(rows, targets, -100, 1 / 4096)),
+        ("layer_norm 4096x1024", lambda m: m.layer_norm(rows, w, w, 1e-5)),
+        ("layer_norm_backward 4096x1024",
+         lambda m: m.layer_norm_backward(drows, rows, w, mean, rstd)),
+        ("bias_grad 4096x1024", lambda m: m.bias_grad(drows)),
+        ("adam_step 4M (AdamW)", adam),
+    ]
+    print(f"\nops {args.dtype}: numba on {args.threads} thread(s) vs numpy reference, "
+          f"best of {args.rounds} alternating rounds (ms)")
+    print(f"{'kernel':32s} {'numba':>8} {'numpy':>8} {'speedup':>8}")
+    for name, fn in cases:
+        fn(nb)      # compile
+        tn = tp = float("inf")
+        for _ in range(args.rounds):
+            tn = min(tn, _best(lambda: fn(nb), 3))
+            tp = min(tp, _best(lambda: fn(ref), 3))
+        print(f"{name:32s} {tn * 1e3:8.2f} {tp * 1e3:8.2f} {tp / tn:8.1f}x")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--skip-gemm", action="store_true")
+    p.add_argument("--skip-ops", action="store_true")
+    p.add_argument("--child", choices=["numba", "numpy"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        _gemm_child(args.child, args.threads, args.sizes, args.dtype)
+        return
+    if not args.skip_gemm:
+        bench_gemm(args)
+    if not args.skip_ops:
+        bench_ops(args)
+
+
+if __name__ == "__main__":
+    main()
