@@ -1,6 +1,6 @@
 /* Elementwise activations and their backward passes: relu, leaky_relu, sigmoid, tanh, gelu.
- * Semantics: fastnn/backends/reference.py. One pass, no temporaries; float32 transcendentals
- * are the vectorizable ones of ops_common.h, float64 ones are libm's (as the reference). */
+ * Semantics: fastnn/backends/reference.py. One pass, no temporaries; exp and tanh are the
+ * vectorizable ones of ops_common.h (erf for float64 GELU is libm's, as the reference). */
 #ifdef FNN_KERNELS  /* ---- kernels: compiled once per dtype and ISA (ops_instantiate.h) ---- */
 
 /* relu:  y = max(x, 0)  (NaN stays NaN);  dx = dy * [x > 0] */
@@ -33,7 +33,7 @@ FNN_INLINE T FN(sigmoid_elem)(T x)
 #if FNN_F32
     return fnn_sigmoidf(x);
 #else
-    double e = exp(-fabs(x));
+    double e = fnn_exp(-fabs(x));
     double d = 1 / (1 + e);
     return x >= 0 ? d : e * d;
 #endif
@@ -56,7 +56,7 @@ FNN_INLINE T FN(tanh_elem)(T x)
 #if FNN_F32
     return fnn_tanhf(x);
 #else
-    return tanh(x);
+    return fnn_tanh(x);
 #endif
 }
 
@@ -75,7 +75,7 @@ static void FN(tanh_backward)(const T *restrict dy, const T *restrict y, T *rest
  *     dx = dy (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u')  =  dy s (1 + 2 x e s u'),
  *     u' = c (1 + 3 a x^2)
  * float32 uses the sigmoid form: one exp, no cancellation in 1 + tanh u for negative x;
- * float64 follows the reference's formula with libm's tanh. */
+ * float64 follows the reference's formula. */
 #define FNN_GELU_C 0.7978845608028654
 #define FNN_GELU_A 0.044715
 
@@ -86,7 +86,7 @@ FNN_INLINE T FN(gelu_tanh_elem)(T x)
     z = z > FNN_EXPF_MAX ? FNN_EXPF_MAX : z;
     return x / (1 + fnn_expf(z));
 #else
-    return 0.5 * x * (1 + tanh(FNN_GELU_C * (x + FNN_GELU_A * x * x * x)));
+    return 0.5 * x * (1 + fnn_tanh(FNN_GELU_C * (x + FNN_GELU_A * x * x * x)));
 #endif
 }
 
@@ -100,7 +100,7 @@ FNN_INLINE T FN(gelu_tanh_backward_elem)(T dy, T x)
     float du = (float)FNN_GELU_C * (1 + (float)(3 * FNN_GELU_A) * x * x);
     return dy * s * (1 + 2 * x * (e * s) * du);  /* e s = 1 - s, finite even when e is huge */
 #else
-    double t = tanh(FNN_GELU_C * (x + FNN_GELU_A * x * x * x));
+    double t = fnn_tanh(FNN_GELU_C * (x + FNN_GELU_A * x * x * x));
     double du = FNN_GELU_C * (1 + 3 * FNN_GELU_A * x * x);
     return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du);
 #endif

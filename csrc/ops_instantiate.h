@@ -3,7 +3,7 @@
  * A family file (csrc/ops_<family>.c) has two sections:
  *
  *     #ifdef FNN_KERNELS        kernels written once with T, FN(name), FNN_F32 (1 for float),
- *                               FNN_EXP / FNN_SQRT (fnn_expf and sqrtf, or libm's)
+ *                               FNN_EXP / FNN_SQRT (fnn_expf or fnn_exp, sqrtf or sqrt)
  *     ...
  *     #else                     entry points: fnn_<kernel>_f32/_f64 (ops.h), via FNN_DISPATCH
  *     #include "ops_common.h"
@@ -41,7 +41,7 @@
 #define T double
 #define FNN_DT f64
 #define FNN_F32 0
-#define FNN_EXP exp
+#define FNN_EXP fnn_exp
 #define FNN_SQRT sqrt
 #include FNN_KERNELS
 #undef T
@@ -69,7 +69,7 @@
 #define T double
 #define FNN_DT f64
 #define FNN_F32 0
-#define FNN_EXP exp
+#define FNN_EXP fnn_exp
 #define FNN_SQRT sqrt
 #include FNN_KERNELS
 #undef T
@@ -97,7 +97,7 @@
 #define T double
 #define FNN_DT f64
 #define FNN_F32 0
-#define FNN_EXP exp
+#define FNN_EXP fnn_exp
 #define FNN_SQRT sqrt
 #include FNN_KERNELS
 #undef T
