@@ -4,6 +4,7 @@ scaled_dot_product_attention and the naive numpy reference; then peak extra memo
     python bench/attention_tune.py                  # timing table + memory table, 2 threads
     python bench/attention_tune.py --rounds 11 --no-memory
     python bench/attention_tune.py --memory-only --mem-t 1024 4096
+    python bench/attention_tune.py --tiles          # sweep the C kernels' tile sizes (needs gcc)
 
 Timing: every implementation runs one batch per round, in turn (alternating, so machine noise
 hits all of them alike), and a batch's time is its fastest call; the table gives the best and
@@ -27,6 +28,79 @@ import sys
 import time
 
 IMPLS = ("fused-c", "numba", "torch", "numpy")
+
+# --tiles: a C driver linked straight to csrc/attention.c, rebuilt per tile size (-D FWD_BQ=...).
+TILE_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <omp.h>
+#include "attention.h"
+int main(int argc, char **argv) {   /* iters bwd(0/1) bh t d causal -> best ms */
+    int iters = atoi(argv[1]), bwd = atoi(argv[2]), bh = atoi(argv[3]), t = atoi(argv[4]);
+    int d = atoi(argv[5]), causal = atoi(argv[6]);
+    size_t n = (size_t)bh * t * d;
+    float *x = malloc(8 * n * sizeof(float)), *lse = malloc((size_t)bh * t * sizeof(float));
+    for (size_t i = 0; i < 8 * n; i++) x[i] = rand() / (float)RAND_MAX - 0.5f;
+    float *q = x, *k = x + n, *v = x + 2 * n, *o = x + 3 * n, *dout = x + 4 * n;
+    float *dq = x + 5 * n, *dk = x + 6 * n, *dv = x + 7 * n;
+    double best = 1e30, scale = 0.125;
+    fnn_attention_forward_f32(q, k, v, o, lse, bh, t, t, d, causal, scale);
+    for (int it = 0; it < iters; it++) {
+        double t0 = omp_get_wtime();
+        if (bwd) fnn_attention_backward_f32(dout, q, k, v, o, lse, dq, dk, dv, bh, t, t, d,
+                                            causal, scale);
+        else fnn_attention_forward_f32(q, k, v, o, lse, bh, t, t, d, causal, scale);
+        double dt = omp_get_wtime() - t0;
+        if (dt < best) best = dt;
+    }
+    printf("%.3f\n", best * 1e3);
+    return 0;
+}
+"""
+TILE_SWEEP = {"fwd": ("FWD_BQ", "FWD_BK", [32, 64, 128], [64, 128, 256]),
+              "bwd": ("BWD_BQ", "BWD_BK", [64, 128, 256], [32, 64, 128])}
+
+
+def tiles(args):
+    """Best-of time per tile size, variants run alternately; the default is marked *."""
+    import re
+    import shutil
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    csrc = os.path.join(root, "csrc")
+    with open(os.path.join(csrc, "attention.c")) as f:
+        defaults = dict(re.findall(r"#define (\w+_B[QK]) (\d+)", f.read()))
+    b, h, t, d = args.shape
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    tmp = tempfile.mkdtemp(prefix="attn_tiles_")
+    try:
+        src = os.path.join(tmp, "driver.c")
+        with open(src, "w") as f:
+            f.write(TILE_DRIVER)
+        for name, (mq, mk, bqs, bks) in TILE_SWEEP.items():
+            exes = {}
+            for bq in bqs:
+                for bk in bks:
+                    exe = os.path.join(tmp, f"{name}_{bq}_{bk}")
+                    subprocess.run(["gcc", "-O3", "-fopenmp", "-fno-math-errno", "-std=gnu11",
+                                    f"-D{mq}={bq}", f"-D{mk}={bk}", "-I", csrc, src,
+                                    os.path.join(csrc, "attention.c"),
+                                    os.path.join(csrc, "cpu.c"), "-o", exe, "-lm"], check=True)
+                    exes[(bq, bk)] = exe
+            best = {key: float("inf") for key in exes}
+            for _ in range(args.rounds):
+                for key, exe in exes.items():
+                    res = subprocess.run([exe, str(args.calls * 3), str(int(name == "bwd")),
+                                          str(b * h), str(t), str(d), "1"],
+                                         capture_output=True, text=True, env=env, check=True)
+                    best[key] = min(best[key], float(res.stdout))
+            print(f"# {name}, causal, float32, B*H={b * h} T=S={t} D={d}, {args.threads} threads:"
+                  f" best ms per ({mq}, {mk})")
+            for (bq, bk), ms in sorted(best.items(), key=lambda kv: kv[1]):
+                mark = "*" if (str(bq), str(bk)) == (defaults.get(mq), defaults.get(mk)) else " "
+                print(f"  {mark} {bq:4d} x {bk:4d}  {ms:8.3f}")
+    finally:
+        shutil.rmtree(tmp)
 
 
 def make_inputs(b, h, t, d, seed=0):
@@ -216,11 +290,15 @@ def main():
     p.add_argument("--mem-t", type=int, nargs="+", default=[1024, 4096])
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--memory-only", action="store_true")
+    p.add_argument("--tiles", action="store_true", help="only sweep the C tile sizes")
     p.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child:
         impl, t, passes = args.memory_child
         memory_child(impl, int(t), int(passes), args.threads)
+        return
+    if args.tiles:
+        tiles(args)
         return
     if not args.memory_only:
         timing(args)

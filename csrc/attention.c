@@ -2,9 +2,10 @@
  * attention_tiles.h, and the vectorized 2^x each instance uses.
  *
  * Math (per head; s = scale * q k^T with masked entries -inf, base-2 scores s2 = s * log2(e)):
- *   forward   m_i = max_j s2_ij,  l_i = sum_j 2^(s2_ij - m_i),  out_i = sum_j 2^(s2_ij - m_i) v_j / l_i,
- *             lse_i = (m_i + log2 l_i) * ln 2, computed online over key tiles (running m, l,
- *             and out rescaled by 2^(m_old - m_new) when the max grows).
+ *   forward   m_i = max_j s2_ij,  l_i = sum_j 2^(s2_ij - m_i),
+ *             out_i = sum_j 2^(s2_ij - m_i) v_j / l_i,  lse_i = (m_i + log2 l_i) * ln 2,
+ *             computed online over key tiles (running m and l; out rescaled by 2^(m_old - m_new)
+ *             when the max grows).
  *   backward  p_ij = 2^(s2_ij - lse_i log2 e),  D_i = dout_i . out_i,
  *             dv_j = sum_i p_ij dout_i,  ds_ij = p_ij (dout_i . v_j - D_i),
  *             dq_i = scale sum_j ds_ij k_j,  dk_j = scale sum_i ds_ij q_i.
@@ -36,10 +37,23 @@
 #define FNN_LOG2E 1.4426950408889634074
 #define FNN_LN2 0.69314718055994530942
 
-/* Tile sizes: a query block and a key block. Their tiles (ATT_BQ x ATT_BK scores plus D x block
- * panels) stay in L1/L2; both must be multiples of 16 (the widest vector). */
-#define ATT_BQ 64
-#define ATT_BK 64
+/* Tile sizes (queries x keys) of the forward and the backward pass; multiples of 16 (the widest
+ * vector). Their tiles (scores plus D x block panels) stay in L1/L2. Measured with
+ * bench/attention_tune.py --tiles on AVX-512 at D = 64: the forward prefers short query blocks
+ * (better balance, less waste on the causal diagonal) and long key tiles (fewer rescales), the
+ * backward long query tiles (dk, dv accumulators reused longer). */
+#ifndef FWD_BQ
+#define FWD_BQ 32
+#endif
+#ifndef FWD_BK
+#define FWD_BK 128
+#endif
+#ifndef BWD_BQ
+#define BWD_BQ 128
+#endif
+#ifndef BWD_BK
+#define BWD_BK 64
+#endif
 #define MK_MR 6   /* micro-kernel rows */
 
 static int64_t att_scratch_bytes = 0;
@@ -99,22 +113,7 @@ static int att_key_splits(int64_t bh, int64_t nkb)
 #define V_EXP2(x) exp2(x)
 #define SFX(name) name##_f64_portable
 #include "attention_tiles.h"
-#undef FT
-#undef VEC
-#undef V_EXP2
-#undef SFX
-
-#undef V_LOAD
-#undef V_STORE
-#undef V_SET1
-#undef V_ZERO
-#undef V_FMA
-#undef V_ADD
-#undef V_SUB
-#undef V_MUL
-#undef V_MAX
-#undef VL
-#undef NV
+#include "attention_undef.h"
 
 #if FNN_X86 && defined(__GNUC__)
 /* 2^x = 2^n * 2^f with n = round(x), f in [-1/2, 1/2]; 2^f = e^(f ln2) by its Taylor series

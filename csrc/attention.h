@@ -14,24 +14,24 @@
 #include <stdint.h>
 
 int fnn_attention_forward_f32(const float *q, const float *k, const float *v, float *out,
-                               float *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
-                               int causal, double scale);
+                              float *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
+                              int causal, double scale);
 int fnn_attention_forward_f64(const double *q, const double *k, const double *v, double *out,
-                               double *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
-                               int causal, double scale);
+                              double *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
+                              int causal, double scale);
 
 /* dq (BH, T, D), dk and dv (BH, S, D) are written, never read. */
 int fnn_attention_backward_f32(const float *dout, const float *q, const float *k,
-                                const float *v, const float *out, const float *lse, float *dq,
-                                float *dk, float *dv, int64_t bh, int64_t t, int64_t s,
-                                int64_t d, int causal, double scale);
+                               const float *v, const float *out, const float *lse, float *dq,
+                               float *dk, float *dv, int64_t bh, int64_t t, int64_t s,
+                               int64_t d, int causal, double scale);
 int fnn_attention_backward_f64(const double *dout, const double *q, const double *k,
-                                const double *v, const double *out, const double *lse,
-                                double *dq, double *dk, double *dv, int64_t bh, int64_t t,
-                                int64_t s, int64_t d, int causal, double scale);
+                               const double *v, const double *out, const double *lse,
+                               double *dq, double *dk, double *dv, int64_t bh, int64_t t,
+                               int64_t s, int64_t d, int causal, double scale);
 
-/* Bytes of scratch the last call on this thread's process allocated (tiles of every thread plus
- * row statistics and partial dq buffers): for memory reports, not for correctness. */
+/* Bytes of scratch memory the last call allocated (every thread's tiles, plus the backward's row
+ * statistics and partial dq buffers): for memory reports. */
 int64_t fnn_attention_scratch_bytes(void);
 
 #endif

@@ -93,7 +93,7 @@ static void SFX(tile_gemm)(int64_t M, int64_t N, int64_t kdim, const FT *a, int6
 }
 
 /* ---------------------------------------------------------------- forward */
-/* One query block [i0, i0+nq) of one head against keys [0, kend), in key tiles of ATT_BK.
+/* One query block [i0, i0+nq) of one head against keys [0, kend), in key tiles of FWD_BK.
  * Scores are kept transposed, st[j][i] (vectors along queries), so the online softmax's running
  * max and sum are per-lane: no horizontal reductions. Scores are in base 2 (q is pre-scaled by
  * scale*log2(e)) so that p = 2^(s - m). */
@@ -102,42 +102,42 @@ static void SFX(forward_block)(const FT *q, const FT *k, const FT *v, FT *out, F
                                FT scale2, FT *qt, FT *st, FT *ot, FT *mrow, FT *lrow)
 {
     const FT ninf = -(FT)INFINITY;
-    /* qt[dd][i] = q[i][dd] * scale2, zero-padded to ATT_BQ queries. */
+    /* qt[dd][i] = q[i][dd] * scale2, zero-padded to FWD_BQ queries. */
     for (int64_t dd = 0; dd < d; dd++) {
         for (int64_t i = 0; i < nq; i++)
-            qt[dd * ATT_BQ + i] = q[(i0 + i) * d + dd] * scale2;
-        for (int64_t i = nq; i < ATT_BQ; i++)
-            qt[dd * ATT_BQ + i] = 0;
+            qt[dd * FWD_BQ + i] = q[(i0 + i) * d + dd] * scale2;
+        for (int64_t i = nq; i < FWD_BQ; i++)
+            qt[dd * FWD_BQ + i] = 0;
     }
-    for (int64_t i = 0; i < ATT_BQ; i++) {
+    for (int64_t i = 0; i < FWD_BQ; i++) {
         mrow[i] = ninf;
         lrow[i] = 0;
     }
     /* causal: keys past the block's last query are masked for every row: skip those tiles. */
     const int64_t kend = causal && i0 + nq < s_len ? i0 + nq : s_len;
-    for (int64_t j0 = 0; j0 < kend; j0 += ATT_BK) {
-        const int64_t nk = kend - j0 < ATT_BK ? kend - j0 : ATT_BK;
+    for (int64_t j0 = 0; j0 < kend; j0 += FWD_BK) {
+        const int64_t nk = kend - j0 < FWD_BK ? kend - j0 : FWD_BK;
         /* st[j][i] = k[j0+j] . qt[:, i] */
-        SFX(tile_gemm)(nk, ATT_BQ, d, k + j0 * d, d, 1, qt, ATT_BQ, st, ATT_BQ, 0);
+        SFX(tile_gemm)(nk, FWD_BQ, d, k + j0 * d, d, 1, qt, FWD_BQ, st, FWD_BQ, 0);
         if (causal && j0 + nk - 1 > i0) {   /* a tile on the diagonal: mask j0+j > i0+i */
             for (int64_t j = 0; j < nk; j++) {
                 int64_t iend = j0 + j - i0;   /* rows i < iend are masked */
-                if (iend > ATT_BQ) iend = ATT_BQ;
+                if (iend > FWD_BQ) iend = FWD_BQ;
                 for (int64_t i = 0; i < iend; i++)
-                    st[j * ATT_BQ + i] = ninf;
+                    st[j * FWD_BQ + i] = ninf;
             }
         }
         /* The first tile holds key 0, which no row masks, so every real row's max is finite
          * from the start and 2^(m_old - m_new) is never inf - inf. Padded rows (i >= nq) score
          * 0 and are never masked, so they stay finite too. */
-        for (int64_t i = 0; i < ATT_BQ; i += VL) {
+        for (int64_t i = 0; i < FWD_BQ; i += VL) {
             VEC mold = V_LOAD(mrow + i), mnew = mold;
             for (int64_t j = 0; j < nk; j++)
-                mnew = V_MAX(mnew, V_LOAD(st + j * ATT_BQ + i));
+                mnew = V_MAX(mnew, V_LOAD(st + j * FWD_BQ + i));
             VEC sum = V_ZERO();
             for (int64_t j = 0; j < nk; j++) {
-                VEC pj = V_EXP2(V_SUB(V_LOAD(st + j * ATT_BQ + i), mnew));
-                V_STORE(st + j * ATT_BQ + i, pj);
+                VEC pj = V_EXP2(V_SUB(V_LOAD(st + j * FWD_BQ + i), mnew));
+                V_STORE(st + j * FWD_BQ + i, pj);
                 sum = V_ADD(sum, pj);
             }
             VEC alpha = V_EXP2(V_SUB(mold, mnew));   /* 0 on the first tile (mold = -inf) */
@@ -145,15 +145,15 @@ static void SFX(forward_block)(const FT *q, const FT *k, const FT *v, FT *out, F
             V_STORE(mrow + i, mnew);
             if (j0 > 0)
                 for (int64_t dd = 0; dd < d; dd++)
-                    V_STORE(ot + dd * ATT_BQ + i, V_MUL(V_LOAD(ot + dd * ATT_BQ + i), alpha));
+                    V_STORE(ot + dd * FWD_BQ + i, V_MUL(V_LOAD(ot + dd * FWD_BQ + i), alpha));
         }
         /* ot[dd][i] (+)= sum_j v[j0+j][dd] * p[j][i] */
-        SFX(tile_gemm)(d, ATT_BQ, nk, v + j0 * d, 1, d, st, ATT_BQ, ot, ATT_BQ, j0 > 0);
+        SFX(tile_gemm)(d, FWD_BQ, nk, v + j0 * d, 1, d, st, FWD_BQ, ot, FWD_BQ, j0 > 0);
     }
     for (int64_t i = 0; i < nq; i++) {
         FT inv = 1 / lrow[i];
         for (int64_t dd = 0; dd < d; dd++)
-            out[(i0 + i) * d + dd] = ot[dd * ATT_BQ + i] * inv;
+            out[(i0 + i) * d + dd] = ot[dd * FWD_BQ + i] * inv;
         lse[i0 + i] = (FT)(((double)mrow[i] + log2((double)lrow[i])) * FNN_LN2);
     }
 }
@@ -162,26 +162,26 @@ static int SFX(attention_forward)(const FT *q, const FT *k, const FT *v, FT *out
                                   int64_t bh, int64_t t, int64_t s, int64_t d, int causal,
                                   double scale)
 {
-    const int64_t nqb = (t + ATT_BQ - 1) / ATT_BQ;
+    const int64_t nqb = (t + FWD_BQ - 1) / FWD_BQ;
     const FT scale2 = (FT)(scale * FNN_LOG2E);
-    const size_t per_thread = (size_t)(2 * d * ATT_BQ + ATT_BK * ATT_BQ + 2 * ATT_BQ);
+    const size_t per_thread = (size_t)(2 * d * FWD_BQ + FWD_BK * FWD_BQ + 2 * FWD_BQ);
     int failed = 0;
     att_scratch_bytes = (int64_t)(per_thread * sizeof(FT)) * fnn_get_num_threads();
 #pragma omp parallel
     {
         FT *buf = (FT *)att_alloc(per_thread * sizeof(FT));
         if (!buf) {
-#pragma omp atomic write
+#pragma omp critical
             failed = 1;
         }
-        FT *qt = buf, *ot = qt + d * ATT_BQ, *st = ot + d * ATT_BQ;
-        FT *mrow = st + ATT_BK * ATT_BQ, *lrow = mrow + ATT_BQ;
+        FT *qt = buf, *ot = qt + d * FWD_BQ, *st = ot + d * FWD_BQ;
+        FT *mrow = st + FWD_BK * FWD_BQ, *lrow = mrow + FWD_BQ;
         /* causal: the last query blocks see the most keys; hand them out first. */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < bh * nqb; u++) {
             if (!buf) continue;
             int64_t h = u / nqb, qb = causal ? nqb - 1 - u % nqb : u % nqb;
-            int64_t i0 = qb * ATT_BQ, nq = t - i0 < ATT_BQ ? t - i0 : ATT_BQ;
+            int64_t i0 = qb * FWD_BQ, nq = t - i0 < FWD_BQ ? t - i0 : FWD_BQ;
             SFX(forward_block)(q + h * t * d, k + h * s * d, v + h * s * d, out + h * t * d,
                                lse + h * t, i0, nq, s, d, causal, scale2, qt, st, ot, mrow,
                                lrow);
@@ -196,7 +196,7 @@ static int SFX(attention_forward)(const FT *q, const FT *k, const FT *v, FT *out
  * per query tile, recompute p = 2^(s2 - lse2) and
  *     dv += p^T dout,  dp = dout v^T,  ds = p * (dp - drow),  dk += ds^T q,  dq += ds k
  * (scales folded into the packed k). Tiles keep vectors along keys: kt, vt are k, v transposed
- * and zero-padded to ATT_BK keys; dkt, dvt accumulate transposed. dq's tile is rows of
+ * and zero-padded to BWD_BK keys; dkt, dvt accumulate transposed. dq's tile is rows of
  * length dp_len = D rounded up to VL and is added into dq_dst (which this call owns). */
 typedef struct {
     FT *kt, *vt, *kp, *dkt, *dvt, *p, *ds, *dqt;
@@ -209,50 +209,50 @@ static void SFX(backward_block)(const FT *dout, const FT *q, const FT *k, const 
 {
     for (int64_t dd = 0; dd < d; dd++) {
         for (int64_t j = 0; j < nk; j++) {
-            w.kt[dd * ATT_BK + j] = k[(j0 + j) * d + dd] * scale2;
-            w.vt[dd * ATT_BK + j] = v[(j0 + j) * d + dd];
+            w.kt[dd * BWD_BK + j] = k[(j0 + j) * d + dd] * scale2;
+            w.vt[dd * BWD_BK + j] = v[(j0 + j) * d + dd];
         }
-        for (int64_t j = nk; j < ATT_BK; j++)
-            w.kt[dd * ATT_BK + j] = w.vt[dd * ATT_BK + j] = 0;
+        for (int64_t j = nk; j < BWD_BK; j++)
+            w.kt[dd * BWD_BK + j] = w.vt[dd * BWD_BK + j] = 0;
     }
-    for (int64_t j = 0; j < ATT_BK; j++)
+    for (int64_t j = 0; j < BWD_BK; j++)
         for (int64_t dd = 0; dd < dp_len; dd++)
             w.kp[j * dp_len + dd] = j < nk && dd < d ? k[(j0 + j) * d + dd] * scale : 0;
-    for (int64_t x = 0; x < d * ATT_BK; x++)
+    for (int64_t x = 0; x < d * BWD_BK; x++)
         w.dkt[x] = w.dvt[x] = 0;
 
     /* causal: queries before j0 mask the whole block; start the query tiles at j0 so that only
      * the first tile crosses the diagonal. */
-    for (int64_t i0 = causal ? j0 : 0; i0 < t_len; i0 += ATT_BQ) {
-        const int64_t nq = t_len - i0 < ATT_BQ ? t_len - i0 : ATT_BQ;
-        SFX(tile_gemm)(nq, ATT_BK, d, q + i0 * d, d, 1, w.kt, ATT_BK, w.p, ATT_BK, 0);
-        SFX(tile_gemm)(nq, ATT_BK, d, dout + i0 * d, d, 1, w.vt, ATT_BK, w.ds, ATT_BK, 0);
+    for (int64_t i0 = causal ? j0 : 0; i0 < t_len; i0 += BWD_BQ) {
+        const int64_t nq = t_len - i0 < BWD_BQ ? t_len - i0 : BWD_BQ;
+        SFX(tile_gemm)(nq, BWD_BK, d, q + i0 * d, d, 1, w.kt, BWD_BK, w.p, BWD_BK, 0);
+        SFX(tile_gemm)(nq, BWD_BK, d, dout + i0 * d, d, 1, w.vt, BWD_BK, w.ds, BWD_BK, 0);
         for (int64_t i = 0; i < nq; i++) {
-            FT *pi = w.p + i * ATT_BK, *dsi = w.ds + i * ATT_BK;
+            FT *pi = w.p + i * BWD_BK, *dsi = w.ds + i * BWD_BK;
             VEC l2 = V_SET1(lse[i0 + i] * (FT)FNN_LOG2E), dr = V_SET1(drow[i0 + i]);
-            for (int64_t j = 0; j < ATT_BK; j += VL) {
+            for (int64_t j = 0; j < BWD_BK; j += VL) {
                 VEC pj = V_EXP2(V_SUB(V_LOAD(pi + j), l2));
                 V_STORE(pi + j, pj);
                 V_STORE(dsi + j, V_MUL(pj, V_SUB(V_LOAD(dsi + j), dr)));
             }
             /* zero the padded keys (j >= nk) and, on the diagonal, keys j0+j > i0+i */
             int64_t jend = causal && i0 + i - j0 + 1 < nk ? i0 + i - j0 + 1 : nk;
-            for (int64_t j = jend; j < ATT_BK; j++)
+            for (int64_t j = jend; j < BWD_BK; j++)
                 pi[j] = dsi[j] = 0;
         }
         /* dvt[dd][j] += sum_i dout[i][dd] p[i][j];  dkt[dd][j] += sum_i q[i][dd] ds[i][j] */
-        SFX(tile_gemm)(d, ATT_BK, nq, dout + i0 * d, 1, d, w.p, ATT_BK, w.dvt, ATT_BK, 1);
-        SFX(tile_gemm)(d, ATT_BK, nq, q + i0 * d, 1, d, w.ds, ATT_BK, w.dkt, ATT_BK, 1);
+        SFX(tile_gemm)(d, BWD_BK, nq, dout + i0 * d, 1, d, w.p, BWD_BK, w.dvt, BWD_BK, 1);
+        SFX(tile_gemm)(d, BWD_BK, nq, q + i0 * d, 1, d, w.ds, BWD_BK, w.dkt, BWD_BK, 1);
         /* dq[i][:] += sum_j ds[i][j] kp[j][:] */
-        SFX(tile_gemm)(nq, dp_len, nk, w.ds, ATT_BK, 1, w.kp, dp_len, w.dqt, dp_len, 0);
+        SFX(tile_gemm)(nq, dp_len, nk, w.ds, BWD_BK, 1, w.kp, dp_len, w.dqt, dp_len, 0);
         for (int64_t i = 0; i < nq; i++)
             for (int64_t dd = 0; dd < d; dd++)
                 dq_dst[(i0 + i) * d + dd] += w.dqt[i * dp_len + dd];
     }
     for (int64_t j = 0; j < nk; j++)
         for (int64_t dd = 0; dd < d; dd++) {
-            dk[(j0 + j) * d + dd] = w.dkt[dd * ATT_BK + j] * scale;
-            dv[(j0 + j) * d + dd] = w.dvt[dd * ATT_BK + j];
+            dk[(j0 + j) * d + dd] = w.dkt[dd * BWD_BK + j] * scale;
+            dv[(j0 + j) * d + dd] = w.dvt[dd * BWD_BK + j];
         }
 }
 
@@ -261,12 +261,12 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
                                    int64_t bh, int64_t t, int64_t s, int64_t d, int causal,
                                    double scale)
 {
-    const int64_t nkb = (s + ATT_BK - 1) / ATT_BK;
+    const int64_t nkb = (s + BWD_BK - 1) / BWD_BK;
     const int64_t dp_len = (d + VL - 1) / VL * VL;
     const int nsplit = att_key_splits(bh, nkb);
     const size_t per_thread =
-        (size_t)(2 * d * ATT_BK + ATT_BK * dp_len + 2 * d * ATT_BK + 2 * ATT_BQ * ATT_BK +
-                 ATT_BQ * dp_len);
+        (size_t)(2 * d * BWD_BK + BWD_BK * dp_len + 2 * d * BWD_BK + 2 * BWD_BQ * BWD_BK +
+                 BWD_BQ * dp_len);
     const size_t shared = (size_t)(bh * t) + (size_t)(nsplit - 1) * (size_t)(bh * t * d);
     FT *drow = (FT *)att_alloc(shared * sizeof(FT));
     if (!drow)
@@ -293,18 +293,18 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
         }
         FT *buf = (FT *)att_alloc(per_thread * sizeof(FT));
         if (!buf) {
-#pragma omp atomic write
+#pragma omp critical
             failed = 1;
         }
         SFX(bwd_tiles) w;
         w.kt = buf;
-        w.vt = w.kt + d * ATT_BK;
-        w.kp = w.vt + d * ATT_BK;
-        w.dkt = w.kp + ATT_BK * dp_len;
-        w.dvt = w.dkt + d * ATT_BK;
-        w.p = w.dvt + d * ATT_BK;
-        w.ds = w.p + ATT_BQ * ATT_BK;
-        w.dqt = w.ds + ATT_BQ * ATT_BK;
+        w.vt = w.kt + d * BWD_BK;
+        w.kp = w.vt + d * BWD_BK;
+        w.dkt = w.kp + BWD_BK * dp_len;
+        w.dvt = w.dkt + d * BWD_BK;
+        w.p = w.dvt + d * BWD_BK;
+        w.ds = w.p + BWD_BQ * BWD_BK;
+        w.dqt = w.ds + BWD_BQ * BWD_BK;
         /* Unit (head, split) owns its dq buffer, so no two threads ever add into the same dq.
          * Split sp takes key blocks sp, sp + nsplit, ...: early (heavier, causal) blocks are
          * spread over the splits. */
@@ -314,7 +314,7 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
             int64_t h = u / nsplit, sp = u % nsplit;
             FT *dq_dst = sp == 0 ? dq + h * t * d : dq_part + ((sp - 1) * bh + h) * t * d;
             for (int64_t kb = sp; kb < nkb; kb += nsplit) {
-                int64_t j0 = kb * ATT_BK, nk = s - j0 < ATT_BK ? s - j0 : ATT_BK;
+                int64_t j0 = kb * BWD_BK, nk = s - j0 < BWD_BK ? s - j0 : BWD_BK;
                 SFX(backward_block)(dout + h * t * d, q + h * t * d, k + h * s * d,
                                     v + h * s * d, lse + h * t, drow + h * t, dq_dst,
                                     dk + h * s * d, dv + h * s * d, j0, nk, t, d, dp_len,

@@ -1,5 +1,5 @@
 """Fused attention kernels (numba, cython) against the numpy reference, plus gradient, ISA-path
-and memory checks. The shapes straddle the kernels' 64-wide query and key tiles."""
+and memory checks. The shapes straddle the kernels' query and key tiles (32, 64, 128 wide)."""
 import json
 import os
 import subprocess
