@@ -246,7 +246,7 @@ def test_adam_step(rng, dtype, decoupled, weight_decay, step):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("t,s", [(7, 9), (9, 6)])
 def test_attention_forward_backward(rng, dtype, causal, t, s):
-    b, h, d = 1, 2, 5          # D=5 is padded to 16; sim blocks of 4 rows, tiles of 1-2 rows
+    b, h, d = 1, 2, 5          # D=5 is padded to 16; sim blocks of 4 rows, tiles of 1-6 rows
     q, k, v = randn(rng, (b, h, t, d), dtype), randn(rng, (b, h, s, d), dtype), \
         randn(rng, (b, h, s, d), dtype)
     scale = 0.7
@@ -259,6 +259,16 @@ def test_attention_forward_backward(rng, dtype, causal, t, s):
     want = ref.attention_backward(dout, q, k, v, want_out, want_lse, causal, scale)
     for g, w in zip(got, want):
         close(g, w, dtype)
+
+
+def test_attention_forward_without_key_split(rng):
+    q, k, v = (randn(rng, (1, 2, 6, 5), np.float64) for _ in range(3))
+    cfg = dataclasses.replace(cuda_common.SIM, attn_key_split=1)
+    with cuda_common.using_launch_config(cfg):
+        out, lse = cu.attention(q, k, v, True, 0.5)
+    want_out, want_lse = ref.attention(q, k, v, True, 0.5)
+    close(out, want_out, np.float64)
+    close(lse, want_lse, np.float64)
 
 
 def test_attention_gpu_block_size(rng):

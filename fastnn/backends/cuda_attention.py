@@ -1,13 +1,16 @@
 """CUDA kernels: attention forward (flash-style) and backward (see reference.py for the math).
 
-Layout: q (B, H, T, D), k and v (B, H, S, D), viewed as (B*H, T or S, D). Each block owns
-`attn_queries` consecutive rows (grid y), one per thread, of one batch*head (grid x).
+Layout: q (B, H, T, D), k and v (B, H, S, D), viewed as (B*H, T or S, D). A block works on
+consecutive rows (grid y) of one batch*head (grid x).
 
-Forward: each thread keeps its query row (pre-scaled), an output accumulator and the running
-max m and sum l of its row's softmax in registers; the block walks the keys in tiles copied to
-shared memory, and for every key updates the online softmax:
+Forward: each query row gets KS threads (attn_key_split); each keeps the row (pre-scaled), an
+output accumulator and the running max m and sum l of its share of the row's softmax in
+registers. The block walks the keys in tiles copied to shared memory; thread `lane` of a row
+takes keys lane, lane + KS, ... of each tile and updates its online softmax:
     s = q.k;  if s > m: acc, l *= exp(m - s); m = s;   p = exp(s - m);  l += p;  acc += p v
-so the T x S score matrix is never stored. out = acc / l and lse = m + log(l).
+so the T x S score matrix is never stored. At the end the KS partial (m, l, acc) of a row are
+rescaled to the row's max and added: out = acc / l and lse = m + log(l). Splitting keys gives
+KS times more threads than one per row, which small B*H*T needs to fill the GPU.
 
 Backward, with P recomputed from lse (P = exp(s - lse)) and delta_i = sum_d dout_i out_i:
     dS = P * (dout v^T - delta),  dq = dS k * scale,  dk = dS^T q * scale,  dv = P^T dout.
@@ -34,29 +37,34 @@ def _padded_head_dim(d):
     return (d + 15) // 16 * 16
 
 
-def _tile_rows(dp, itemsize):
-    """Rows of one shared-memory tile (DP wide) that fit the configured byte budget."""
-    return max(1, min(64, launch_config().attn_tile_bytes // (dp * itemsize)))
-
-
 @functools.cache
-def _kernels(dtype, DP, BQ, BK):
+def _forward_kernel(dtype, DP, BQ, KS, BK):
+    """BQ query rows per block, KS threads per row; each thread takes every KS-th key."""
     zero, one = dtype(0), dtype(1)
     neg_inf = dtype(-np.inf)
-    TILE = (BK, DP)
+    NT = BQ * KS
+    # +1 column: the KS threads of a row read KS different key rows at once; unpadded, those
+    # rows (DP apart) would fall into one shared-memory bank.
+    TILE = (BK, DP + 1)
+    COMBINE = (BQ, DP) if KS > 1 else (1, 1)
 
     @cuda.jit
     def attention_forward(q, k, v, out, lse, causal, scale):
         bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
+        row = t // KS                      # query row within the block
+        lane = t - row * KS                # which of the row's KS key subsets
         # last query blocks first: under the causal mask they have the most keys to visit
         q0 = (cuda.gridDim.y - 1 - cuda.blockIdx.y) * BQ
-        i = q0 + t
+        i = q0 + row
         T = q.shape[1]
         S = k.shape[1]
         D = q.shape[2]
         k_tile = cuda.shared.array(TILE, dtype)
         v_tile = cuda.shared.array(TILE, dtype)
+        combine = cuda.shared.array(COMBINE, dtype)
+        row_max = cuda.shared.array(NT, dtype)
+        row_sum = cuda.shared.array(NT, dtype)
         q_row = cuda.local.array(DP, dtype)
         acc = cuda.local.array(DP, dtype)
         active = i < T
@@ -68,7 +76,7 @@ def _kernels(dtype, DP, BQ, BK):
         key_end = min(S, q0 + BQ) if causal else S   # later keys are masked for every row here
         for k0 in range(0, key_end, BK):
             n_keys = min(BK, S - k0)
-            for e in range(t, BK * DP, BQ):
+            for e in range(t, BK * DP, NT):
                 r = e // DP
                 d = e - r * DP
                 inside = r < n_keys and d < D
@@ -77,7 +85,7 @@ def _kernels(dtype, DP, BQ, BK):
             cuda.syncthreads()
             if active:
                 last = min(n_keys, i - k0 + 1) if causal else n_keys   # key j <= query i
-                for r in range(last):
+                for r in range(lane, last, KS):
                     s0 = s1 = s2 = s3 = zero       # 4 chains: FMA latency, not one serial sum
                     for d in range(0, DP, 4):
                         s0 += q_row[d] * k_tile[r, d]
@@ -96,11 +104,44 @@ def _kernels(dtype, DP, BQ, BK):
                     for d in range(DP):
                         acc[d] += p * v_tile[r, d]
             cuda.syncthreads()
-        if active:
-            inv_l = one / l
+        # Merge the KS partial softmaxes of each row: rescale each to the row's max, add up.
+        row_max[t] = m
+        row_sum[t] = l
+        cuda.syncthreads()
+        first = row * KS
+        mx = neg_inf
+        for u in range(KS):
+            mx = max(mx, row_max[first + u])
+        total = zero
+        for u in range(KS):
+            if row_sum[first + u] != zero:     # a lane that saw no key has m = -inf, l = 0
+                total += row_sum[first + u] * math.exp(row_max[first + u] - mx)
+        factor = math.exp(m - mx) if l != zero else zero
+        for d in range(DP):
+            acc[d] *= factor
+        for u in range(1, KS):                 # lane u hands its sums to lane 0, one at a time
+            if lane == u:
+                for d in range(DP):
+                    combine[row, d] = acc[d]
+            cuda.syncthreads()
+            if lane == 0:
+                for d in range(DP):
+                    acc[d] += combine[row, d]
+            cuda.syncthreads()
+        if active and lane == 0:
+            inv = one / total
             for d in range(D):
-                out[bh, i, d] = acc[d] * inv_l
-            lse[bh, i] = m + math.log(l)
+                out[bh, i, d] = acc[d] * inv
+            lse[bh, i] = mx + math.log(total)
+
+    return attention_forward
+
+
+@functools.cache
+def _backward_kernels(dtype, DP, BQ, BK):
+    """One thread per query row (dq) or key row (dk, dv); BQ rows per block."""
+    zero = dtype(0)
+    TILE = (BK, DP)
 
     @cuda.jit
     def attention_delta(dout, out, delta):
@@ -225,14 +266,28 @@ def _kernels(dtype, DP, BQ, BK):
                 dk[bh, j, d] = dk_acc[d]
                 dv[bh, j, d] = dv_acc[d]
 
-    return attention_forward, attention_delta, attention_backward_dq, attention_backward_dkdv
+    return attention_delta, attention_backward_dq, attention_backward_dkdv
 
 
-def _setup(q):
+def _forward_setup(q):
+    cfg = launch_config()
     dp = _padded_head_dim(q.shape[3])
-    bq = launch_config().attn_queries
-    bk = _tile_rows(dp, q.dtype.itemsize)
-    return bq, _kernels(q.dtype.type, dp, bq, bk)
+    item = q.dtype.itemsize
+    bq, ks = cfg.attn_queries, cfg.attn_key_split
+    combine = bq * dp * item if ks > 1 else 0
+    if combine > cfg.attn_smem_bytes // 2:     # very wide heads: no room to merge key splits
+        bq, ks, combine = bq * ks, 1, 0
+    rows = (cfg.attn_smem_bytes - combine - 2 * bq * ks * item) // (2 * (dp + 1) * item)
+    return bq, ks, _forward_kernel(q.dtype.type, dp, bq, ks, max(1, min(64, rows)))
+
+
+def _backward_setup(q):
+    cfg = launch_config()
+    dp = _padded_head_dim(q.shape[3])
+    item = q.dtype.itemsize
+    rows = (cfg.attn_smem_bytes - 2 * 64 * item) // (2 * dp * item)
+    bq = cfg.attn_rows_backward
+    return bq, _backward_kernels(q.dtype.type, dp, bq, max(1, min(64, rows)))
 
 
 def attention_device(q, k, v, causal, scale):
@@ -242,8 +297,8 @@ def attention_device(q, k, v, causal, scale):
     q3, k3, v3 = q.reshape(b * h, t, d), k.reshape(b * h, s, d), v.reshape(b * h, s, d)
     out = device_empty((b * h, t, d), q.dtype)
     lse = device_empty((b * h, t), q.dtype)
-    bq, (forward, _, _, _) = _setup(q)
-    launch(forward, (b * h, (t + bq - 1) // bq), bq, q3, k3, v3, out, lse, bool(causal),
+    bq, ks, forward = _forward_setup(q)
+    launch(forward, (b * h, (t + bq - 1) // bq), bq * ks, q3, k3, v3, out, lse, bool(causal),
            scalar(q.dtype, scale))
     return out.reshape(b, h, t, d), lse.reshape(b, h, t)
 
@@ -253,7 +308,7 @@ def attention_backward_device(dout, q, k, v, out, lse, causal, scale):
     s = k.shape[2]
     q3, k3, v3 = q.reshape(b * h, t, d), k.reshape(b * h, s, d), v.reshape(b * h, s, d)
     dout3, out3, lse2 = dout.reshape(b * h, t, d), out.reshape(b * h, t, d), lse.reshape(b * h, t)
-    bq, (_, delta_kernel, dq_kernel, dkdv_kernel) = _setup(q)
+    bq, (delta_kernel, dq_kernel, dkdv_kernel) = _backward_setup(q)
     sc = scalar(q.dtype, scale)
     delta = device_empty((b * h, t), q.dtype)
     dq = device_empty((b * h, t, d), q.dtype)
