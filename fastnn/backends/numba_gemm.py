@@ -25,6 +25,7 @@ Two numba details make the micro-kernel fast (see _kernel_setup and _register_ti
   micro-kernel's function asks for 512-bit vectors, twice the FMA throughput where AVX-512
   exists (no effect elsewhere).
 """
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import carray, njit, prange, types
@@ -243,8 +244,21 @@ def _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta):
         _update_over_group(ap, bp, c, k0, k, steps, 0, m_panels, 0, n_panels, alpha, beta)
 
 
+@njit(cache=True, error_model="numpy")
+def _tile_shape(m_panels, n_panels, min_tiles):
+    """Panels per C tile: MC_PANELS x NC_PANELS, halved (rows first) until there are at least
+    min_tiles tiles, so that medium sizes still split evenly among the threads."""
+    mc, nc = MC_PANELS, NC_PANELS
+    while -(-m_panels // mc) * -(-n_panels // nc) < min_tiles and (mc > 2 or nc > 1):
+        if mc > 2:
+            mc //= 2
+        else:
+            nc //= 2
+    return mc, nc
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
-def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta):
+def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, min_tiles):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     nr = _panel_width(c)
@@ -253,24 +267,32 @@ def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta):
     steps = _group_steps(m, n, k, nr)
     ap = np.empty(steps * KC * m_panels * MR, c.dtype)
     bp = np.empty(steps * KC * n_panels * nr, c.dtype)
-    row_tiles = (m_panels + MC_PANELS - 1) // MC_PANELS
-    col_tiles = (n_panels + NC_PANELS - 1) // NC_PANELS
+    mc, nc = _tile_shape(m_panels, n_panels, min_tiles)
+    row_tiles = (m_panels + mc - 1) // mc
+    col_tiles = (n_panels + nc - 1) // nc
     for k0 in range(0, k, steps * KC):
         n_items = min(steps, (k - k0 + KC - 1) // KC) * (m_panels + n_panels)
         for q in prange(n_items):
             _pack_item(a, b, trans_a, trans_b, k0, k, m, n, ap, bp, q)
         for t in prange(row_tiles * col_tiles):
-            ip0 = (t // col_tiles) * MC_PANELS
-            jp0 = (t % col_tiles) * NC_PANELS
-            _update_over_group(ap, bp, c, k0, k, steps, ip0, min(ip0 + MC_PANELS, m_panels),
-                               jp0, min(jp0 + NC_PANELS, n_panels), alpha, beta)
+            ip0 = (t // col_tiles) * mc
+            jp0 = (t % col_tiles) * nc
+            _update_over_group(ap, bp, c, k0, k, steps, ip0, min(ip0 + mc, m_panels),
+                               jp0, min(jp0 + nc, n_panels), alpha, beta)
+
+
+def _min_tiles():
+    threads = numba.get_num_threads()
+    return 0 if threads == 1 else 4 * threads
 
 
 def gemm(a, b, c, trans_a, trans_b, alpha, beta):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
-    run = _gemm_serial if 2 * m * n * k < SERIAL_FLOPS else _gemm_parallel
-    run(a, b, c, trans_a, trans_b, alpha, beta)
+    if 2 * m * n * k < SERIAL_FLOPS or numba.get_num_threads() == 1:
+        _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta)
+    else:
+        _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, _min_tiles())
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -283,10 +305,11 @@ def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
     nb, m, n = c.shape
     k = a.shape[1] if trans_a else a.shape[2]
     flops = 2 * m * n * k
-    if flops >= SERIAL_FLOPS:        # big matrices: parallel inside each product
+    threads = numba.get_num_threads()
+    if threads > 1 and flops >= SERIAL_FLOPS:       # big matrices: parallel inside each product
         for i in range(nb):
-            _gemm_parallel(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
-    elif nb > 1 and nb * flops >= SERIAL_FLOPS:   # many small ones: parallel over the batch
+            _gemm_parallel(a[i], b[i], c[i], trans_a, trans_b, alpha, beta, _min_tiles())
+    elif threads > 1 and nb > 1 and nb * flops >= SERIAL_FLOPS:   # many small: over the batch
         _gemm_batched_parallel(a, b, c, trans_a, trans_b, alpha, beta)
     else:
         for i in range(nb):

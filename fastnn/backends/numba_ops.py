@@ -289,12 +289,19 @@ def leaky_relu_backward(dy, x, negative_slope):
 
 
 @njit(**_MAP)
+def _sigmoid_pair(u):
+    """(sigmoid(u), 1 - sigmoid(u)), both to full relative precision, without overflow."""
+    one = type(u)(1)
+    e = _exp(-abs(u))
+    p = one / (one + e)
+    q = e * p
+    return (p, q) if u >= 0 else (q, p)
+
+
+@njit(**_MAP)
 def _sigmoid_block(x, y):
-    one = x.dtype.type(1)
     for i in range(x.size):
-        v = x[i]
-        e = _exp(-abs(v))           # in (0, 1]: never overflows
-        y[i] = one / (one + e) if v >= 0 else e / (one + e)
+        y[i], _ = _sigmoid_pair(x[i])
 
 
 @njit(**_PARALLEL)
@@ -388,16 +395,6 @@ def tanh_backward(dy, y):
 # GELU, written without the cancellations of the textbook forms, which lose all precision in
 # float32 for x below about -3: 1 + tanh(u) = 2 sigmoid(2u), 1 - tanh(u)^2 = 4 s (1 - s) with
 # s = sigmoid(2u), and 1 + erf(z) = erfc(-z).
-@njit(**_MAP)
-def _sigmoid_pair(u):
-    """(sigmoid(u), 1 - sigmoid(u)), both to full relative precision, without overflow."""
-    one = type(u)(1)
-    e = _exp(-abs(u))
-    p = one / (one + e)
-    q = e * p
-    return (p, q) if u >= 0 else (q, p)
-
-
 @njit(**_MAP)
 def _gelu_block(x, y, approximate):
     t = x.dtype.type
