@@ -95,8 +95,8 @@ def load(path):
         raise
     except ValueError as e:
         if "allow_pickle" in str(e) or "pickle" in str(e).lower():
-            raise CheckpointError(f"load: {path} holds a pickled object array, which fastnn refuses "
-                                  f"to load (unpickling can run arbitrary code)") from e
+            raise CheckpointError(f"load: {path} holds a pickled object array, which fastnn "
+                                  f"refuses to load (unpickling can run arbitrary code)") from e
         raise CheckpointError(f"load: {path} is corrupt: {e}") from e
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise CheckpointError(f"load: {path} is truncated or corrupt: {e}") from e

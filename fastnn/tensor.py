@@ -231,8 +231,8 @@ class Tensor:
                                    f"output, this one has shape {self.data.shape}")
             g = np.ones_like(self.data)
         else:
-            g = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
-                           dtype=self.data.dtype)
+            g = np.array(gradient.data if isinstance(gradient, Tensor) else gradient,
+                         dtype=self.data.dtype)  # a copy: a leaf's .grad may become this array
             if g.shape != self.data.shape:
                 raise ValueError(f"backward(): gradient has shape {g.shape}, expected "
                                  f"{self.data.shape}")

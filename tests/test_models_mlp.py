@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cli, nn, optim
+from fastnn import cli, optim
 from fastnn.data import DataLoader, load_digits
 from fastnn.models import MLP, Perceptron
 from fastnn.models import mlp as mlp_module

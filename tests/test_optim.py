@@ -137,8 +137,8 @@ def test_schedulers_match_torch():
         (lambda o: S.LambdaLR(o, lambda t: 0.9 ** t), lambda o: TS.LambdaLR(o, lambda t: 0.9 ** t)),
     ]
     for mine, theirs in pairs:
-        np.testing.assert_allclose(run(fastnn, optim.SGD, mine), run(torch, torch.optim.SGD, theirs),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(run(fastnn, optim.SGD, mine),
+                                   run(torch, torch.optim.SGD, theirs), rtol=1e-12)
 
 
 def test_warmup_helpers():

@@ -1,7 +1,7 @@
 """A multilayer perceptron, and the digits lesson: `fastnn train mlp` / `fastnn eval mlp`.
 
     model = MLP([64, 128, 128, 10])      # Linear -> ReLU -> Linear -> ReLU -> Linear
-    model.net[0].weight                   # state-dict keys: net.0.weight, net.0.bias, net.2.weight...
+    model.net[0].weight                   # state-dict keys: net.0.weight, net.0.bias, net.2...
 
 The same architecture in PyTorch (a module with `self.net = nn.Sequential(...)`) has the same
 state-dict keys, so weights move between the two by name.

@@ -82,7 +82,8 @@ def xor_mlp(hidden=4, steps=1000, lr=0.05, seed=0):
 def _table(name, pred, target):
     rows = [f"  {name}: x1 x2 | learned  target"]
     for (a, b), p, t in zip(INPUTS.astype(int), pred, target):
-        rows.append(f"       {a}  {b} |    {int(p)}       {int(t)}" + ("" if p == t else "   <- wrong"))
+        mark = "" if p == t else "   <- wrong"
+        rows.append(f"       {a}  {b} |    {int(p)}       {int(t)}{mark}")
     return "\n".join(rows)
 
 

@@ -1,8 +1,6 @@
 """Parameter initializers with PyTorch's names and formulas (in place, on fastnn's generator)."""
 import math
 
-import numpy as np
-
 from ..tensor import default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "zeros_", "ones_", "constant_",

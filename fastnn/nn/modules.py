@@ -214,7 +214,8 @@ class Module:
 
     # ------------------------------------------------------------ state dict
     def state_dict(self, prefix=""):
-        """name -> numpy array (a copy), for parameters and persistent buffers; names as PyTorch's."""
+        """name -> numpy array (a copy) for parameters and persistent buffers, named as PyTorch
+        names them."""
         out = OrderedDict()
         for mname, m in self.named_modules():
             base = prefix + (mname + "." if mname else "")
@@ -278,7 +279,8 @@ class Module:
 # ---------------------------------------------------------------- layers
 class Linear(Module):
     """y = x @ weight.T + bias; weight (out_features, in_features), PyTorch's default init:
-    kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+    kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
+    bias."""
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()

@@ -59,7 +59,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+        cos = math.cos(math.pi * t / self.T_max)
+        return self.eta_min + (base_lr - self.eta_min) * (1 + cos) / 2
 
 
 class LinearLR(LRScheduler):

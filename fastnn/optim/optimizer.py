@@ -78,7 +78,8 @@ class Optimizer:
         return [p for g in self.param_groups for p in g["params"]]
 
     def state_dict(self):
-        """{'state': {index: {name: array or number}}, 'param_groups': [{..., 'params': [index]}]}"""
+        """PyTorch's layout: {'state': {index: {name: array or number}},
+        'param_groups': [{..., 'params': [index, ...]}]}."""
         index = {id(p): i for i, p in enumerate(self._params())}
         state = {index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v)
                                 for k, v in s.items()}
