@@ -149,6 +149,8 @@ def test_errors():
         F.scaled_dot_product_attention(x, x, x, attn_mask=np.ones((2, 2), bool))
     with pytest.raises(TypeError, match="bool or floating"):
         F.scaled_dot_product_attention(x, x, x, attn_mask=np.ones((3, 3), np.int64))
+    with pytest.raises(TypeError, match="one dtype"):
+        F.scaled_dot_product_attention(x, x, x.double())
     with pytest.raises(ValueError, match="dropout_p"):
         F.scaled_dot_product_attention(x, x, x, dropout_p=1.5)
     with pytest.raises(ValueError, match="at least 2 dims"):

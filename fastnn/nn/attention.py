@@ -63,6 +63,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         if x.dtype.kind != "f":
             raise TypeError(f"scaled_dot_product_attention: {name} must be floating point, got "
                             f"{x.dtype}")
+    if not qd.dtype == kd.dtype == vd.dtype:
+        raise TypeError(f"scaled_dot_product_attention: query, key and value must have one dtype, "
+                        f"got {qd.dtype}, {kd.dtype}, {vd.dtype}")
     if kd.shape[-1] != qd.shape[-1] or kd.shape[-2] != vd.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: expected query (..., L, E), key "
                          f"(..., S, E), value (..., S, Ev); got {qd.shape}, {kd.shape}, "
@@ -122,7 +125,6 @@ def _keep_and_bias(attn_mask, is_causal, shape, dtype):
 def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
     qd, kd, vd = q.data, k.data, v.data
     dtype = qd.dtype
-    kd, vd = kd.astype(dtype, copy=False), vd.astype(dtype, copy=False)
     batch = np.broadcast_shapes(qd.shape[:-2], kd.shape[:-2], vd.shape[:-2])
     L, E = qd.shape[-2:]
     S, Ev = vd.shape[-2:]

@@ -1,0 +1,200 @@
+"""GPT training against the same model in PyTorch: step time and the validation loss reached in a
+fixed training time. Both in one process, same weights, same batches, same threads, alternating.
+
+    python bench/bench_gpt.py                      # step time only (a minute or two)
+    python bench/bench_gpt.py --quality 180        # + 3 minutes of training each, interleaved
+    python bench/bench_gpt.py --backend numba --threads 2 --rounds 30
+
+Step time: nanoGPT's CPU configuration (n_layer 4, n_head 4, n_embd 128, block 64, batch 12,
+no bias, dropout 0) on the default corpus; one step = forward, loss, backward, grad clipping,
+AdamW. The two run in alternating blocks of --block steps (the first step of each block is not
+timed, so neither side pays for the other's thread pool going idle); medians over --rounds blocks.
+
+Quality: each model trains for --quality seconds of its own step time (evaluation not counted),
+in alternating slices of --slice seconds so that any load on the machine falls on both alike.
+Same hyperparameters as `fastnn train gpt` (AdamW lr 1e-3, cosine to 1e-4 over the time budget
+after 100 warmup steps, beta2 0.99, weight decay 0.1, clip 1.0). Then both are evaluated on the
+whole validation split (the last 10% of the text, in consecutive windows of 64 characters, every
+character predicted once): the loss in nats per character.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+HP = dict(lr=1e-3, min_lr=1e-4, warmup=100, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0,
+          batch_size=12)
+
+
+def lr_at(step, elapsed, budget):
+    if step < HP["warmup"]:
+        return HP["lr"] * (step + 1) / (HP["warmup"] + 1)
+    frac = min(elapsed / budget, 1.0)
+    return HP["min_lr"] + 0.5 * (1 + math.cos(math.pi * frac)) * (HP["lr"] - HP["min_lr"])
+
+
+class FastnnRun:
+    name = "fastnn"
+
+    def __init__(self, config, state_dict):
+        import fastnn
+        from fastnn.models.gpt import GPT
+        from fastnn.nn.utils import clip_grad_norm_
+        self.fastnn, self.clip = fastnn, clip_grad_norm_
+        self.model = GPT(config)
+        self.model.load_state_dict(state_dict)
+        self.opt = self.model.configure_optimizers(HP["weight_decay"], HP["lr"], HP["betas"])
+
+    def step(self, x, y, lr):
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        _, loss = self.model(x, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.clip(self.model.parameters(), HP["grad_clip"])
+        self.opt.step()
+        return float(loss.data)
+
+    def eval_loss(self, x, y):
+        self.model.eval()
+        with self.fastnn.no_grad():
+            out = float(self.model(x, y)[1].data)
+        self.model.train()
+        return out
+
+
+class TorchRun:
+    name = "pytorch"
+
+    def __init__(self, config, state_dict):
+        import torch
+        from torch_gpt import GPT
+        self.torch = torch
+        self.model = GPT(config)
+        self.model.load_state_dict({k: torch.tensor(v) for k, v in state_dict.items()})
+        self.opt = self.model.configure_optimizers(HP["weight_decay"], HP["lr"], HP["betas"])
+
+    def step(self, x, y, lr):
+        torch = self.torch
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        _, loss = self.model(torch.from_numpy(x), torch.from_numpy(y))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), HP["grad_clip"])
+        self.opt.step()
+        return loss.item()
+
+    def eval_loss(self, x, y):
+        torch = self.torch
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x), torch.from_numpy(y))[1].item()
+        self.model.train()
+        return out
+
+
+def step_time(runs, data, block, rounds, block_steps, rng):
+    times = {r.name: [] for r in runs}
+    x, y = _batch(data, block, rng)
+    for _ in range(rounds):
+        for r in runs:
+            r.step(x, y, 1e-4)  # untimed: wakes this side's thread pool
+            for _ in range(block_steps - 1):
+                t0 = time.perf_counter()
+                r.step(x, y, 1e-4)
+                times[r.name].append(time.perf_counter() - t0)
+    return {k: np.array(v) for k, v in times.items()}
+
+
+def _batch(data, block, rng):
+    from fastnn.text import get_batch
+    return get_batch(data, block, HP["batch_size"], rng)
+
+
+def quality(runs, train, val, block, budget, slice_s, seed):
+    state = {r.name: dict(step=0, elapsed=0.0, rng=np.random.default_rng(seed), last=None)
+             for r in runs}
+    t_start = time.perf_counter()
+    while any(s["elapsed"] < budget for s in state.values()):
+        for r in runs:
+            s = state[r.name]
+            stop = min(budget, s["elapsed"] + slice_s)
+            while s["elapsed"] < stop:
+                x, y = _batch(train, block, s["rng"])
+                t0 = time.perf_counter()
+                s["last"] = r.step(x, y, lr_at(s["step"], s["elapsed"], budget))
+                s["elapsed"] += time.perf_counter() - t0
+                s["step"] += 1
+        print("  " + "   ".join(f"{n}: {s['elapsed']:5.0f}s, step {s['step']:5d}, loss "
+                                f"{s['last']:.3f}" for n, s in state.items()),
+              f"   (wall {time.perf_counter() - t_start:.0f}s)", flush=True)
+    # the whole validation split, in consecutive windows; every target character once
+    n = (len(val) - 1) // block
+    xs = val[:n * block].reshape(n, block)
+    ys = val[1:n * block + 1].reshape(n, block)
+    out = {}
+    for r in runs:
+        losses = [r.eval_loss(xs[i:i + 64], ys[i:i + 64]) * len(xs[i:i + 64])
+                  for i in range(0, n, 64)]
+        out[r.name] = dict(val=sum(losses) / n, steps=state[r.name]["step"])
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--block", type=int, default=5, help="steps per alternating block")
+    p.add_argument("--quality", type=float, default=0, help="seconds of training each (0: skip)")
+    p.add_argument("--slice", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=1337)
+    args = p.parse_args(argv)
+
+    import torch
+    import fastnn
+    from fastnn import text
+    from fastnn.models.gpt import GPT, GPTConfig
+    if args.backend:
+        fastnn.set_backend(args.backend)
+    fastnn.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+
+    corpus = text.default_corpus()
+    tok = text.CharTokenizer.from_text(corpus)
+    train, val = text.split(tok.encode(corpus))
+    config = GPTConfig(block_size=64, vocab_size=tok.vocab_size, n_layer=4, n_head=4, n_embd=128,
+                       dropout=0.0, bias=False)
+    fastnn.manual_seed(args.seed)
+    init = GPT(config).state_dict()  # both models start from these weights
+    print(f"fastnn backend {fastnn.get_backend().name}, torch {torch.__version__}, "
+          f"{args.threads} threads; GPT {config}")
+
+    runs = [FastnnRun(config, init), TorchRun(config, init)]
+    times = step_time(runs, train, 64, args.rounds, args.block, np.random.default_rng(0))
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
+    print(f"train step (median of {len(times['fastnn'])}): fastnn {med['fastnn']:.2f} ms, "
+          f"pytorch {med['pytorch']:.2f} ms, fastnn/pytorch = {med['fastnn'] / med['pytorch']:.3f}"
+          f"  (best: {best['fastnn']:.2f} vs {best['pytorch']:.2f} ms, ratio "
+          f"{best['fastnn'] / best['pytorch']:.3f})")
+
+    if args.quality > 0:
+        runs = [FastnnRun(config, init), TorchRun(config, init)]
+        print(f"quality: {args.quality:g} s of training each, slices of {args.slice:g} s")
+        res = quality(runs, train, val, 64, args.quality, args.slice, args.seed)
+        for name, r in res.items():
+            print(f"  {name:8s} val loss {r['val']:.4f} nats/char after {r['steps']} steps")
+        print(f"  fastnn - pytorch = {res['fastnn']['val'] - res['pytorch']['val']:+.4f} "
+              f"nats/char")
+
+
+if __name__ == "__main__":
+    main()
