@@ -194,7 +194,11 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                                         job->b + pc * job->rs_b + (jc + j) * job->cs_b,
                                         job->rs_b, job->cs_b, b_packed + j * kc);
             }
-            #pragma omp barrier
+            /* (an orphaned barrier binds to any enclosing team, e.g. gemm_batched's: skip it
+             * when running alone) */
+            if (nthreads > 1) {
+                #pragma omp barrier
+            }
 
             for (int64_t ic = m_lo; ic < m_hi; ic += MC) {        /* loop 3: MC rows */
                 const int64_t mc = GEMM_SFX(min64)(MC, m_hi - ic);
@@ -212,7 +216,9 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                     }
                 }
             }
-            #pragma omp barrier          /* everyone is done with b_packed before it is refilled */
+            if (nthreads > 1) {          /* everyone is done with b_packed before it is refilled */
+                #pragma omp barrier
+            }
         }
     }
 }
