@@ -501,6 +501,8 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
         fn()
         once = max(time.perf_counter() - t0, 1e-7)
         results[impl].number = max(1, min(1_000_000, int(target_s / once)))
+    if settle_s and any(impl in case.blas for impl in fns):
+        time.sleep(settle_s)
     order = list(fns)
     for turn in range(repeat):
         shift = turn % max(len(order), 1)  # rotate who goes first, so no one always follows BLAS
@@ -681,7 +683,13 @@ def _fmt_time(s):
 
 
 def _fmt_speedup(x):
+    if x < 0.01:
+        return "<0.01x"
     return f"{x:.2f}x" if x < 10 else (f"{x:.1f}x" if x < 100 else f"{x:.0f}x")
+
+
+def _fmt_gflops(v):
+    return "<0.1" if v < 0.05 else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
 
 
 def _cell(res, value, fmt):
@@ -723,7 +731,7 @@ def format_family(family, measured, stat, width=12):
         m = _row_metrics(case, results, stat)
         metrics = [("time", "time_s", _fmt_time), ("speedup", "speedup_vs_numpy", _fmt_speedup)]
         if case.flops:
-            metrics.append(("GFLOP/s", "gflops", lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}"))
+            metrics.append(("GFLOP/s", "gflops", _fmt_gflops))
         if "openblas" in results:
             metrics.append(("% BLAS", "pct_of_openblas", "{:.0f}%".format))
         for i, (name, key, fmt) in enumerate(metrics):
