@@ -343,6 +343,16 @@ class Tensor:
     def __getitem__(self, index):
         return getitem(self, index)
 
+    def __setitem__(self, index, value):
+        """In-place write into .data; not recorded, so refused where a gradient could be wrong."""
+        if self.requires_grad and _grad_enabled[0]:
+            raise RuntimeError("in-place assignment into a tensor that requires grad is not "
+                               "recorded by autograd; do it under fastnn.no_grad() or build a new "
+                               "tensor (e.g. with masked_fill, where or cat)")
+        if isinstance(index, Tensor):
+            index = index.data
+        self.data[index] = _raw(value)
+
     # comparisons: boolean tensors, no gradient
     def __lt__(self, other):
         return Tensor(self.data < _raw(other))

@@ -258,3 +258,16 @@ def test_to_dtype_carries_gradient(backend):
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, [2.0, 4.0])
     assert x.to("cpu") is x and x.float() is x
+
+
+def test_setitem_writes_data_but_not_into_the_graph():
+    x = fastnn.zeros(3)
+    x[1] = 5.0
+    x[fastnn.tensor([0, 2])] = fastnn.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(x.data, [1.0, 5.0, 2.0])
+    w = fastnn.zeros(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w[0] = 1.0
+    with fastnn.no_grad():
+        w[0] = 1.0
+    assert w.data[0] == 1.0
