@@ -2,7 +2,7 @@
 
     fastnn bench                          quick sizes (well under 2 minutes on 2 cores)
     fastnn bench --full                   larger sizes; GEMM also on transformer shapes, NN/NT/TN
-    fastnn bench --kernels gemm,gelu      only these kernel families (names: see FAMILIES)
+    fastnn bench --kernels gemm,gelu      only these kernel families (see --kernels below)
     fastnn bench --backends numba,cython  only these fastnn backends (cuda runs only when named)
     fastnn bench --threads 1,2            one table per thread count, then the scaling
     fastnn bench --json out.json --plot out.png
@@ -11,7 +11,8 @@ How it times. Each implementation is called once (Numba compiles here) and its r
 against naive numpy's; a wrong one is marked "!". Then the implementations take turns, round-robin,
 --repeat times, each turn a batch of calls lasting about 20 ms, and each cell shows that
 implementation's median turn (--stat min for the best). Taking turns puts every implementation
-under the same background noise, so the ratios hold even when absolute times drift.
+under the same background noise, so the ratios hold even when absolute times drift. After a turn
+that called OpenBLAS the bench idles 0.12 s, while OpenBLAS's threads stop busy-waiting.
 
 Naive numpy is fastnn's reference backend (fastnn/backends/reference.py): every speedup is relative
 to it. PyTorch and OpenBLAS (numpy's `a @ b`) are the references a fast kernel should reach.
@@ -603,8 +604,9 @@ def machine_info(with_torch):
 
 
 def _header(info, args, sizes):
-    lines = [f"fastnn bench: {sizes} sizes, {args.dtype}, {args.stat} of {args.repeat} "
-             f"round-robin turns per implementation"]
+    lines = [f"fastnn bench {' '.join(args.argv)}".rstrip()
+             + f"  ({sizes} sizes, {args.dtype}, {args.stat} of {args.repeat} round-robin turns "
+               f"per implementation)"]
     versions = [f"fastnn {info['fastnn']}", f"python {info['python']}", f"numpy {info['numpy']}",
                 f"numba {info['numba']}"]
     if info["torch"]:
@@ -819,7 +821,7 @@ def plot(all_measured, threads, stat, path, title):
 
 # ---------------------------------------------------------------- command line
 def _parser():
-    p = argparse.ArgumentParser(prog="fastnn bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="fastnn bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true",
                    help="larger sizes, and GEMM on the transformer's shapes in NN/NT/TN")
@@ -864,7 +866,9 @@ def _choose_backends(parser, text):
 def main(argv=None):
     t_start = time.perf_counter()
     parser = _parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
     sizes = args.sizes or ("full" if args.full else "quick")
     families = _csv(args.kernels) if args.kernels else list(FAMILIES)
     for f in families:
@@ -935,7 +939,7 @@ def main(argv=None):
                     "samples_s": res.samples, "calls_per_turn": res.number,
                     "first_call_s": res.first_call_s,
                 })
-        doc = {"schema": "fastnn-bench/1", "argv": list(argv if argv is not None else sys.argv[1:]),
+        doc = {"schema": "fastnn-bench/1", "argv": argv,
                "sizes": sizes, "dtype": args.dtype, "stat": args.stat, "repeat": args.repeat,
                "backends": backends, "torch": with_torch, "wall_s": wall, "machine": info,
                "rows": rows}
