@@ -22,7 +22,9 @@ __all__ = ["attention", "attention_backward"]
 BQ = 64  # queries per tile
 BK = 64  # keys per tile
 
-_jit = numba.njit(parallel=True, cache=True, fastmath=True)
+# Reassociation lets LLVM vectorize the sums; no 'ninf'/'nnan' (masks and the running max start
+# at -inf, and NaN inputs must propagate as in the reference).
+_jit = numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
 
 
 @_jit
