@@ -154,36 +154,36 @@ def bias_add(x, bias):
 
 
 @njit(**_REDUCE)
-def _column_sums_block(dy, acc):
-    """acc[j] += sum over rows of dy[:, j] (acc is float64)."""
+def _bias_grad_block(dy, out, col0, col1):
+    """out[col0:col1] = column sums of dy[:, col0:col1], accumulated in float64."""
+    acc = np.zeros(col1 - col0)
     for r in range(dy.shape[0]):
-        for j in range(dy.shape[1]):
-            acc[j] += dy[r, j]
+        row = dy[r, col0:col1]
+        for j in range(acc.size):
+            acc[j] += row[j]
+    for j in range(acc.size):
+        out[col0 + j] = acc[j]
 
 
 @njit(**_PARALLEL)
 def _bias_grad_parallel(chunks, dy, out):
-    # Each thread sums its own block of rows into its own row of partial sums: no races.
-    partial = np.zeros((chunks, dy.shape[1]))
+    # Each thread sums whole columns (a block of 64-byte lines): no partial sums to combine,
+    # and the same result for any thread count.
+    lanes = 64 // dy.itemsize
+    lines = (dy.shape[1] + lanes - 1) // lanes
     for c in prange(chunks):
-        lo, hi = _bounds(c, chunks, dy.shape[0])
-        _column_sums_block(dy[lo:hi], partial[c])
-    for j in range(dy.shape[1]):
-        s = 0.0
-        for c in range(chunks):
-            s += partial[c, j]
-        out[j] = s
+        lo, hi = _bounds(c, chunks, lines)
+        _bias_grad_block(dy, out, lo * lanes, min(hi * lanes, dy.shape[1]))
 
 
 def bias_grad(dy):
     out = np.empty(dy.shape[1], dy.dtype)
-    chunks = _blocks(dy.size, CHEAP_PARALLEL_MIN, dy.shape[0])
+    lines = -(-dy.shape[1] * dy.itemsize // 64)
+    chunks = _blocks(dy.size, CHEAP_PARALLEL_MIN, lines)
     if chunks:
         _bias_grad_parallel(chunks, dy, out)
     else:
-        acc = np.zeros(dy.shape[1])
-        _column_sums_block(dy, acc)
-        out[:] = acc
+        _bias_grad_block(dy, out, 0, dy.shape[1])
     return out
 
 
