@@ -1,7 +1,7 @@
 """pytest-benchmark suite: the kernels and sizes of `fastnn bench`, one file per kernel family.
 
     pytest bench/ --benchmark-only                          # quick sizes, every backend + PyTorch
-    pytest bench/ --benchmark-only --fastnn-sizes full      # the larger sizes of `fastnn bench --full`
+    pytest bench/ --benchmark-only --fastnn-sizes full      # the sizes of `fastnn bench --full`
     pytest bench/ --benchmark-only --benchmark-autosave     # save a run under .benchmarks/ ...
     pytest bench/ --benchmark-only --benchmark-compare      # ... and compare the next with it
 

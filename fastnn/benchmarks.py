@@ -202,7 +202,8 @@ def _row_shapes(sizes, quick, full_extra):
 
 
 def _softmax_cases(sizes, dtype):
-    return [Case("softmax", f"{r}x{c}", ("softmax",), functools.partial(_softmax_build, r, c, dtype))
+    return [Case("softmax", f"{r}x{c}", ("softmax",),
+                 functools.partial(_softmax_build, r, c, dtype))
             for r, c in _row_shapes(sizes, (4096, 1024), (256, 50304))]
 
 
@@ -615,7 +616,8 @@ def _header(info, args, sizes):
     lines.append(f"CPU: {info['cpu']}, {info['cpus_usable']} usable cores")
     cy = info["backends"].get("cython")
     if cy:
-        lines.append(f"C kernels (cython): {cy['cpu_path']} path (CPU supports {cy['cpu_detected']})")
+        lines.append(f"C kernels (cython): {cy['cpu_path']} path "
+                     f"(CPU supports {cy['cpu_detected']})")
     blas = info["numpy_blas"]
     kernel = f", {blas['kernel']} kernel" if blas.get("kernel") else ""
     lines.append(f"numpy's BLAS (OpenBLAS column, naive numpy's matmuls): {blas.get('library')} "
@@ -863,6 +865,25 @@ def _choose_backends(parser, text):
     return chosen
 
 
+def _json_rows(all_measured, stat, default_threads):
+    """One flat record per (thread count, case, implementation)."""
+    rows = []
+    for n_threads, family, case, results in all_measured:
+        metrics = _row_metrics(case, results, stat)
+        for impl, res in results.items():
+            rows.append({
+                "family": family, "case": case.label, "case_id": case.id,
+                "threads": n_threads or default_threads, "impl": impl,
+                "impl_label": IMPL_LABELS.get(impl, impl), "status": res.status,
+                "note": res.note, "kernels": list(case.kernels), "flops": case.flops,
+                **metrics[impl],
+                "median_s": res.time("median"), "min_s": res.time("min"),
+                "samples_s": res.samples, "calls_per_turn": res.number,
+                "first_call_s": res.first_call_s,
+            })
+    return rows
+
+
 def main(argv=None):
     t_start = time.perf_counter()
     parser = _parser()
@@ -898,7 +919,7 @@ def main(argv=None):
         print("PyTorch: " + ("left out (--no-torch)" if args.no_torch else "not installed"))
 
     all_measured = []   # (threads, family, case, {impl: Result})
-    warmup_total = 0.0
+    first_calls_s = 0.0
     try:
         for n_threads in threads or [None]:
             if n_threads is not None:
@@ -909,7 +930,7 @@ def main(argv=None):
                 for case in cases(family, sizes, args.dtype):
                     results = measure(case, impls_for(case, backends, with_torch), args.repeat,
                                       SAMPLE_TARGET_S[sizes], settle)
-                    warmup_total += sum(r.first_call_s or 0.0 for r in results.values())
+                    first_calls_s += sum(r.first_call_s or 0.0 for r in results.values())
                     measured.append((case, results))
                     all_measured.append((n_threads, family, case, results))
                 print("\n" + format_family(family, measured, args.stat), flush=True)
@@ -922,27 +943,14 @@ def main(argv=None):
     wall = time.perf_counter() - t_start
     info = machine_info(with_torch)  # again: Numba's threading layer is known once it has run
     layer = info["backends"].get("numba", {}).get("threading_layer")
-    print(f"\ndone in {wall:.1f} s (first calls, including Numba compilation: {warmup_total:.1f} s)"
+    print(f"\ndone in {wall:.1f} s (first calls, including Numba compilation: "
+          f"{first_calls_s:.1f} s)"
           + (f"; Numba threading layer: {layer}" if layer else ""))
     if args.json:
-        rows = []
-        for n_threads, family, case, results in all_measured:
-            metrics = _row_metrics(case, results, args.stat)
-            for impl, res in results.items():
-                rows.append({
-                    "family": family, "case": case.label, "case_id": case.id,
-                    "threads": n_threads or info["threads"]["fastnn"], "impl": impl,
-                    "impl_label": IMPL_LABELS.get(impl, impl), "status": res.status,
-                    "note": res.note, "kernels": list(case.kernels), "flops": case.flops,
-                    **metrics[impl],
-                    "median_s": res.time("median"), "min_s": res.time("min"),
-                    "samples_s": res.samples, "calls_per_turn": res.number,
-                    "first_call_s": res.first_call_s,
-                })
-        doc = {"schema": "fastnn-bench/1", "argv": argv,
-               "sizes": sizes, "dtype": args.dtype, "stat": args.stat, "repeat": args.repeat,
-               "backends": backends, "torch": with_torch, "wall_s": wall, "machine": info,
-               "rows": rows}
+        doc = {"schema": "fastnn-bench/1", "argv": argv, "sizes": sizes, "dtype": args.dtype,
+               "stat": args.stat, "repeat": args.repeat, "backends": backends,
+               "torch": with_torch, "wall_s": wall, "machine": info,
+               "rows": _json_rows(all_measured, args.stat, info["threads"]["fastnn"])}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {args.json}")

@@ -1,4 +1,5 @@
-"""`fastnn bench` and the bench/ suite: structure, never speed (timings on a shared machine vary)."""
+"""`fastnn bench` and the bench/ suite: structure, never speed (timings on a shared machine
+vary)."""
 import json
 import os
 import subprocess
