@@ -116,7 +116,8 @@ def build_cases(quick, dtype, cuda_common):
     ln_rows = rows * cols // ln_cols
 
     def ln_args(r, dt):
-        return randn(r, (ln_rows, ln_cols), dt) + 1, randn(r, ln_cols, dt), randn(r, ln_cols, dt), 1e-5
+        return (randn(r, (ln_rows, ln_cols), dt) + 1, randn(r, ln_cols, dt),
+                randn(r, ln_cols, dt), 1e-5)
     add("layer_norm", f"{ln_rows}x{ln_cols}", ln_args)
 
     def ln_back_args(r, dt):

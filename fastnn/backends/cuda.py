@@ -12,7 +12,7 @@ what bench/cuda_check.py times.
 import numpy as np
 from numba import cuda
 
-from . import cuda_attention, cuda_common, cuda_gemm, cuda_ops
+from . import cuda_attention, cuda_gemm, cuda_ops
 
 NAME = "cuda"
 

@@ -9,6 +9,10 @@ register tile. Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX (i < TM
 interleaved ownership keeps a warp's shared-memory reads conflict-free and its stores to c
 coalesced. The transposes only change how tiles are loaded: each variant is compiled
 separately, so the inner loop is the same for all four.
+
+Tile sizes come from cuda_common's launch config: 64x64 blocks with 4x4 per thread, or 128x128
+with 8x8 (half the shared-memory reads per FMA) once the 128x128 tiles alone fill every SM.
+Grid x walks M (limit 2^31 - 1), y walks N, z the batch (a grid-stride loop past 65535).
 """
 import functools
 
@@ -51,7 +55,7 @@ def _gemm_kernel(dtype, trans_a, trans_b, tile):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * TX + tx
-        m0 = cuda.blockIdx.x * BM          # rows on grid x: its limit is 2^31 - 1, y's is 65535
+        m0 = cuda.blockIdx.x * BM
         n0 = cuda.blockIdx.y * BN
         a_tile = cuda.shared.array(A_SHAPE, dtype)
         b_tile = cuda.shared.array(B_SHAPE, dtype)
@@ -118,7 +122,8 @@ def _gemm_kernel(dtype, trans_a, trans_b, tile):
 
 
 def gemm_device(d_a, d_b, d_c, trans_a, trans_b, alpha, beta):
-    """The GEMM on device arrays: a (Z, M, K) or (Z, K, M), b (Z, K, N) or (Z, N, K), c (Z, M, N)."""
+    """The GEMM on device arrays, c (Z, M, N) updated in place;
+    a is (Z, M, K) or (Z, K, M) when trans_a, b is (Z, K, N) or (Z, N, K) when trans_b."""
     dtype = d_c.dtype.type
     z, m, n = d_c.shape
     cfg = launch_config()

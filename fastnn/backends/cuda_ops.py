@@ -50,7 +50,7 @@ def host_call(device_fn, *args, inplace=()):
 # ---------------------------------------------------------------- elementwise kernels
 @functools.cache
 def _elementwise(dtype):
-    zero, half, one, two, three = (dtype(v) for v in (0, 0.5, 1, 2, 3))
+    zero, half, one, three = (dtype(v) for v in (0, 0.5, 1, 3))
     sqrt_2_over_pi = dtype(math.sqrt(2.0 / math.pi))
     inv_sqrt_2 = dtype(1 / math.sqrt(2.0))
     inv_sqrt_2pi = dtype(1 / math.sqrt(2 * math.pi))
