@@ -18,7 +18,8 @@ warms up on a tiny problem, then runs once and reports (a) the growth of ru_maxr
 call (the peak resident size during the call minus the size before it, via Linux's clear_refs
 reset of VmHWM: outputs, temporaries, scratch) and (b) tracemalloc's
 peak of numpy allocations during it plus, for the C kernels, the scratch they report allocating
-(tracemalloc does not see malloc in C or torch's allocator; torch shows n/a there).
+(tracemalloc does not see malloc in C or torch's allocator; torch shows n/a there). The last
+column is the size of one float32 score matrix over all heads, what the naive version holds.
 """
 import argparse
 import json
@@ -256,7 +257,7 @@ def memory(args):
     print(f"\n# peak extra memory of one causal call, float32, B=1 H=8 D=64 (inputs: "
           f"{inputs / 1024:.0f} KiB per position, not counted)")
     print(f"{'pass':<9}{'impl':<9}{'T':>6}{'peak RSS +MiB':>15}{'numpy+C MiB':>13}"
-          f"{'T x T f32 MiB':>15}")
+          f"{'H*T*T f32 MiB':>15}")
     # Fixed glibc thresholds: every block over 64 KiB is its own mapping, returned when freed,
     # so a call's buffers cannot hide in heap pages that set-up freed earlier.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
