@@ -112,34 +112,54 @@ def _backward_dkdv(dout, q, k, v, lse, drow, dk, dv, causal, scale):
                 vt[dd, j] = v[h, j0 + j, dd]
         dkt = np.zeros((d, BK), q.dtype)
         dvt = np.zeros((d, BK), q.dtype)
-        sc = np.empty(BK, q.dtype)
-        dp = np.empty(BK, q.dtype)
+        # Two query rows at a time: each pass over dkt, dvt (d x BK) adds two rank-1 updates.
+        p0 = np.empty(BK, q.dtype)
+        p1 = np.empty(BK, q.dtype)
+        ds0 = np.empty(BK, q.dtype)
+        ds1 = np.empty(BK, q.dtype)
         # causal: queries before j0 mask the whole key block.
-        for i in range(j0 if causal else 0, t):
+        for i0 in range(j0 if causal else 0, t, 2):
+            i1 = i0 + 1 if i0 + 1 < t else i0   # a lone last row pairs with itself, weight 0
             for j in range(BK):
-                sc[j] = 0
-                dp[j] = 0
+                p0[j] = 0
+                p1[j] = 0
+                ds0[j] = 0
+                ds1[j] = 0
             for dd in range(d):
-                qid = q[h, i, dd]
-                doid = dout[h, i, dd]
+                qa = q[h, i0, dd]
+                qb = q[h, i1, dd]
+                da = dout[h, i0, dd]
+                db = dout[h, i1, dd]
                 for j in range(BK):
-                    sc[j] += qid * kt[dd, j]
-                    dp[j] += doid * vt[dd, j]
-            jend = min(nk, i - j0 + 1) if causal else nk
+                    p0[j] += qa * kt[dd, j]      # scores until the exp below
+                    p1[j] += qb * kt[dd, j]
+                    ds0[j] += da * vt[dd, j]     # dout . v until the exp below
+                    ds1[j] += db * vt[dd, j]
+            jend0 = min(nk, i0 - j0 + 1) if causal else nk
+            jend1 = 0 if i1 == i0 else (min(nk, i1 - j0 + 1) if causal else nk)
             for j in range(BK):
-                if j < jend:
-                    p = math.exp(sc[j] - lse[h, i])
-                    sc[j] = p                               # sc now holds p
-                    dp[j] = p * (dp[j] - drow[h, i])        # dp now holds ds
+                if j < jend0:
+                    p = math.exp(p0[j] - lse[h, i0])
+                    p0[j] = p
+                    ds0[j] = p * (ds0[j] - drow[h, i0])
                 else:
-                    sc[j] = 0
-                    dp[j] = 0
+                    p0[j] = 0
+                    ds0[j] = 0
+                if j < jend1:
+                    p = math.exp(p1[j] - lse[h, i1])
+                    p1[j] = p
+                    ds1[j] = p * (ds1[j] - drow[h, i1])
+                else:
+                    p1[j] = 0
+                    ds1[j] = 0
             for dd in range(d):
-                qid = q[h, i, dd]
-                doid = dout[h, i, dd]
+                qa = q[h, i0, dd]
+                qb = q[h, i1, dd]
+                da = dout[h, i0, dd]
+                db = dout[h, i1, dd]
                 for j in range(BK):
-                    dvt[dd, j] += doid * sc[j]
-                    dkt[dd, j] += qid * dp[j]
+                    dvt[dd, j] += da * p0[j] + db * p1[j]
+                    dkt[dd, j] += qa * ds0[j] + qb * ds1[j]
         for j in range(nk):
             for dd in range(d):
                 dk[h, j0 + j, dd] = dkt[dd, j] * scale
