@@ -100,16 +100,22 @@ class TorchRun:
 
 
 def step_time(runs, data, block, rounds, block_steps, rng):
+    """Per-step seconds of each run, and its minor page faults per step."""
+    import resource
     times = {r.name: [] for r in runs}
+    faults = {r.name: 0 for r in runs}
     x, y = _batch(data, block, rng)
     for _ in range(rounds):
         for r in runs:
             r.step(x, y, 1e-4)  # untimed: wakes this side's thread pool
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(block_steps - 1):
                 t0 = time.perf_counter()
                 r.step(x, y, 1e-4)
                 times[r.name].append(time.perf_counter() - t0)
-    return {k: np.array(v) for k, v in times.items()}
+            faults[r.name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return ({k: np.array(v) for k, v in times.items()},
+            {k: v / len(times[k]) for k, v in faults.items()})
 
 
 def _batch(data, block, rng):
@@ -156,14 +162,19 @@ def main(argv=None):
     p.add_argument("--quality", type=float, default=0, help="seconds of training each (0: skip)")
     p.add_argument("--slice", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc's malloc thresholds alone (see gpt_cli.keep_freed_memory)")
     args = p.parse_args(argv)
 
     import torch
     import fastnn
     from fastnn import text
     from fastnn.models.gpt import GPT, GPTConfig
+    from fastnn.models.gpt_cli import keep_freed_memory
     if args.backend:
         fastnn.set_backend(args.backend)
+    if not args.malloc_default:
+        keep_freed_memory()  # as `fastnn train gpt` does; PyTorch, in this process, gains too
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
 
@@ -178,13 +189,14 @@ def main(argv=None):
           f"{args.threads} threads; GPT {config}")
 
     runs = [FastnnRun(config, init), TorchRun(config, init)]
-    times = step_time(runs, train, 64, args.rounds, args.block, np.random.default_rng(0))
+    times, faults = step_time(runs, train, 64, args.rounds, args.block, np.random.default_rng(0))
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
     print(f"train step (median of {len(times['fastnn'])}): fastnn {med['fastnn']:.2f} ms, "
           f"pytorch {med['pytorch']:.2f} ms, fastnn/pytorch = {med['fastnn'] / med['pytorch']:.3f}"
           f"  (best: {best['fastnn']:.2f} vs {best['pytorch']:.2f} ms, ratio "
-          f"{best['fastnn'] / best['pytorch']:.3f})")
+          f"{best['fastnn'] / best['pytorch']:.3f}); page faults per step: fastnn "
+          f"{faults['fastnn']:.0f}, pytorch {faults['pytorch']:.0f}")
 
     if args.quality > 0:
         runs = [FastnnRun(config, init), TorchRun(config, init)]

@@ -35,6 +35,26 @@ import numpy as np
 from .. import text as textlib
 
 
+# ---------------------------------------------------------------- process setup
+def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=256 << 20):
+    """Ask glibc's malloc to keep freed blocks for reuse instead of returning them to the OS.
+
+    A training step allocates and frees the same few MB of arrays every time. By default glibc
+    serves big blocks with fresh mmaps and trims the heap top on free, so each step touches new
+    pages: ~3,900 page faults per step for the GPT below (each a kernel entry and a zeroed
+    page), ~5 with these settings. Process-wide; a no-op where glibc is not the allocator."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
+                and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
+
+
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path, model, tokenizer, optimizer=None, train_state=None):
     """One .npz: model.* (state dict), vocab.chars, config.json, and for training runs the
@@ -188,6 +208,7 @@ def train_main(argv):
     from ..tensor import default_generator
     from .gpt import GPT, GPTConfig
     _setup_runtime(args)
+    keep_freed_memory()
 
     try:
         corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
