@@ -138,15 +138,31 @@ def _forward_kernel(dtype, DP, BQ, KS, BK):
 
 
 @functools.cache
-def _backward_kernels(dtype, DP, BQ, BK):
-    """One thread per query row (dq) or key row (dk, dv); BQ rows per block."""
+def _backward_kernels(dtype, DP, BQ, KS, BK):
+    """dq: BQ query rows per block, KS threads per row splitting the keys; dk, dv: BQ key rows
+    per block, KS threads per row splitting the queries. Partial sums meet in `combine`."""
     zero = dtype(0)
-    TILE = (BK, DP)
+    NT = BQ * KS
+    TILE = (BK, DP + 1)                        # +1: see _forward_kernel
+    COMBINE = (BQ, DP) if KS > 1 else (1, 1)
+
+    @cuda.jit(device=True)
+    def merge_lanes(acc, combine, row, lane):
+        """Sum acc over the KS lanes of each row into lane 0's acc (all threads must call)."""
+        for u in range(1, KS):
+            if lane == u:
+                for d in range(DP):
+                    combine[row, d] = acc[d]
+            cuda.syncthreads()
+            if lane == 0:
+                for d in range(DP):
+                    acc[d] += combine[row, d]
+            cuda.syncthreads()
 
     @cuda.jit
     def attention_delta(dout, out, delta):
         """delta[bh, i] = sum_d dout[bh, i, d] * out[bh, i, d]."""
-        i = cuda.blockIdx.y * BQ + cuda.threadIdx.x
+        i = cuda.blockIdx.y * NT + cuda.threadIdx.x
         bh = cuda.blockIdx.x
         if i < out.shape[1]:
             acc = zero
@@ -158,14 +174,17 @@ def _backward_kernels(dtype, DP, BQ, BK):
     def attention_backward_dq(dout, q, k, v, lse, delta, dq, causal, scale):
         bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
+        row = t // KS
+        lane = t - row * KS
         # last query blocks first: under the causal mask they have the most keys to visit
         q0 = (cuda.gridDim.y - 1 - cuda.blockIdx.y) * BQ
-        i = q0 + t
+        i = q0 + row
         T = q.shape[1]
         S = k.shape[1]
         D = q.shape[2]
         k_tile = cuda.shared.array(TILE, dtype)
         v_tile = cuda.shared.array(TILE, dtype)
+        combine = cuda.shared.array(COMBINE, dtype)
         q_row = cuda.local.array(DP, dtype)
         do_row = cuda.local.array(DP, dtype)
         acc = cuda.local.array(DP, dtype)
@@ -180,7 +199,7 @@ def _backward_kernels(dtype, DP, BQ, BK):
         key_end = min(S, q0 + BQ) if causal else S
         for k0 in range(0, key_end, BK):
             n_keys = min(BK, S - k0)
-            for e in range(t, BK * DP, BQ):
+            for e in range(t, BK * DP, NT):
                 r = e // DP
                 d = e - r * DP
                 inside = r < n_keys and d < D
@@ -189,20 +208,19 @@ def _backward_kernels(dtype, DP, BQ, BK):
             cuda.syncthreads()
             if active:
                 last = min(n_keys, i - k0 + 1) if causal else n_keys
-                for r in range(last):
+                for r in range(lane, last, KS):
                     s0 = s1 = dp0 = dp1 = zero     # 2 chains each: shorter FMA dependencies
                     for d in range(0, DP, 2):
                         s0 += q_row[d] * k_tile[r, d]
                         s1 += q_row[d + 1] * k_tile[r, d + 1]
                         dp0 += do_row[d] * v_tile[r, d]
                         dp1 += do_row[d + 1] * v_tile[r, d + 1]
-                    s = s0 + s1
-                    dp = dp0 + dp1
-                    ds = math.exp(s - row_lse) * (dp - row_delta)
+                    ds = math.exp((s0 + s1) - row_lse) * ((dp0 + dp1) - row_delta)
                     for d in range(DP):
                         acc[d] += ds * k_tile[r, d]
             cuda.syncthreads()
-        if active:
+        merge_lanes(acc, combine, row, lane)
+        if active and lane == 0:
             for d in range(D):
                 dq[bh, i, d] = acc[d] * scale
 
@@ -210,8 +228,10 @@ def _backward_kernels(dtype, DP, BQ, BK):
     def attention_backward_dkdv(dout, q, k, v, lse, delta, dk, dv, causal, scale):
         bh = cuda.blockIdx.x
         t = cuda.threadIdx.x
+        row = t // KS
+        lane = t - row * KS
         j0 = cuda.blockIdx.y * BQ              # this block's first key row
-        j = j0 + t
+        j = j0 + row
         T = q.shape[1]
         S = k.shape[1]
         D = q.shape[2]
@@ -219,6 +239,7 @@ def _backward_kernels(dtype, DP, BQ, BK):
         do_tile = cuda.shared.array(TILE, dtype)
         lse_tile = cuda.shared.array(BK, dtype)
         delta_tile = cuda.shared.array(BK, dtype)
+        combine = cuda.shared.array(COMBINE, dtype)
         k_row = cuda.local.array(DP, dtype)
         v_row = cuda.local.array(DP, dtype)
         dk_acc = cuda.local.array(DP, dtype)
@@ -234,34 +255,34 @@ def _backward_kernels(dtype, DP, BQ, BK):
         query_start = j0 if causal else 0
         for i0 in range(query_start, T, BK):
             n_queries = min(BK, T - i0)
-            for e in range(t, BK * DP, BQ):
+            for e in range(t, BK * DP, NT):
                 r = e // DP
                 d = e - r * DP
                 inside = r < n_queries and d < D
                 q_tile[r, d] = q[bh, i0 + r, d] * scale if inside else zero
                 do_tile[r, d] = dout[bh, i0 + r, d] if inside else zero
-            for r in range(t, BK, BQ):
+            for r in range(t, BK, NT):
                 lse_tile[r] = lse[bh, i0 + r] if r < n_queries else zero
                 delta_tile[r] = delta[bh, i0 + r] if r < n_queries else zero
             cuda.syncthreads()
             if active:
                 first = max(0, j - i0) if causal else 0
-                for r in range(first, n_queries):
+                for r in range(first + lane, n_queries, KS):
                     s0 = s1 = dp0 = dp1 = zero
                     for d in range(0, DP, 2):
                         s0 += q_tile[r, d] * k_row[d]
                         s1 += q_tile[r, d + 1] * k_row[d + 1]
                         dp0 += do_tile[r, d] * v_row[d]
                         dp1 += do_tile[r, d + 1] * v_row[d + 1]
-                    s = s0 + s1
-                    dp = dp0 + dp1
-                    p = math.exp(s - lse_tile[r])
-                    ds = p * (dp - delta_tile[r])
+                    p = math.exp((s0 + s1) - lse_tile[r])
+                    ds = p * ((dp0 + dp1) - delta_tile[r])
                     for d in range(DP):
                         dv_acc[d] += p * do_tile[r, d]
                         dk_acc[d] += ds * q_tile[r, d]
             cuda.syncthreads()
-        if active:
+        merge_lanes(dk_acc, combine, row, lane)
+        merge_lanes(dv_acc, combine, row, lane)
+        if active and lane == 0:
             for d in range(D):
                 dk[bh, j, d] = dk_acc[d]
                 dv[bh, j, d] = dv_acc[d]
@@ -269,25 +290,30 @@ def _backward_kernels(dtype, DP, BQ, BK):
     return attention_delta, attention_backward_dq, attention_backward_dkdv
 
 
-def _forward_setup(q):
+def _split_setup(q, tiles):
+    """(DP, BQ rows per block, KS threads per row, BK tile rows) for kernels that keep `tiles`
+    shared arrays of BK x (DP + 1) plus a BQ x DP merge buffer within the shared-memory budget."""
     cfg = launch_config()
     dp = _padded_head_dim(q.shape[3])
     item = q.dtype.itemsize
     bq, ks = cfg.attn_queries, cfg.attn_key_split
-    combine = bq * dp * item if ks > 1 else 0
-    if combine > cfg.attn_smem_bytes // 2:     # very wide heads: no room to merge key splits
-        bq, ks, combine = bq * ks, 1, 0
-    rows = (cfg.attn_smem_bytes - combine - 2 * bq * ks * item) // (2 * (dp + 1) * item)
-    return bq, ks, _forward_kernel(q.dtype.type, dp, bq, ks, max(1, min(64, rows)))
+    merge = bq * dp * item if ks > 1 else 0
+    if merge > cfg.attn_smem_bytes // 2:       # very wide heads: no room to merge the splits
+        bq, ks, merge = bq * ks, 1, 0
+    # per tile row: the tiles, plus the backward's lse and delta entries (and slack for the
+    # forward's per-thread max and sum arrays)
+    rows = (cfg.attn_smem_bytes - merge - 2 * bq * ks * item) // ((tiles * (dp + 1) + 2) * item)
+    return dp, bq, ks, max(1, min(64, rows))
+
+
+def _forward_setup(q):
+    dp, bq, ks, bk = _split_setup(q, tiles=2)                      # K and V tiles
+    return bq, ks, _forward_kernel(q.dtype.type, dp, bq, ks, bk)
 
 
 def _backward_setup(q):
-    cfg = launch_config()
-    dp = _padded_head_dim(q.shape[3])
-    item = q.dtype.itemsize
-    rows = (cfg.attn_smem_bytes - 2 * 64 * item) // (2 * dp * item)
-    bq = cfg.attn_rows_backward
-    return bq, _backward_kernels(q.dtype.type, dp, bq, max(1, min(64, rows)))
+    dp, bq, ks, bk = _split_setup(q, tiles=2)                      # Q and dout (or K and V)
+    return bq, ks, _backward_kernels(q.dtype.type, dp, bq, ks, bk)
 
 
 def attention_device(q, k, v, causal, scale):
@@ -308,17 +334,18 @@ def attention_backward_device(dout, q, k, v, out, lse, causal, scale):
     s = k.shape[2]
     q3, k3, v3 = q.reshape(b * h, t, d), k.reshape(b * h, s, d), v.reshape(b * h, s, d)
     dout3, out3, lse2 = dout.reshape(b * h, t, d), out.reshape(b * h, t, d), lse.reshape(b * h, t)
-    bq, (delta_kernel, dq_kernel, dkdv_kernel) = _backward_setup(q)
+    bq, ks, (delta_kernel, dq_kernel, dkdv_kernel) = _backward_setup(q)
     sc = scalar(q.dtype, scale)
     delta = device_empty((b * h, t), q.dtype)
     dq = device_empty((b * h, t, d), q.dtype)
     dk = device_empty((b * h, s, d), q.dtype)
     dv = device_empty((b * h, s, d), q.dtype)
-    q_blocks = (b * h, (t + bq - 1) // bq)
-    launch(delta_kernel, q_blocks, bq, dout3, out3, delta)
-    launch(dq_kernel, q_blocks, bq, dout3, q3, k3, v3, lse2, delta, dq, bool(causal), sc)
-    launch(dkdv_kernel, (b * h, (s + bq - 1) // bq), bq, dout3, q3, k3, v3, lse2, delta, dk, dv,
+    threads = bq * ks
+    launch(delta_kernel, (b * h, (t + threads - 1) // threads), threads, dout3, out3, delta)
+    launch(dq_kernel, (b * h, (t + bq - 1) // bq), threads, dout3, q3, k3, v3, lse2, delta, dq,
            bool(causal), sc)
+    launch(dkdv_kernel, (b * h, (s + bq - 1) // bq), threads, dout3, q3, k3, v3, lse2, delta,
+           dk, dv, bool(causal), sc)
     return dq.reshape(b, h, t, d), dk.reshape(b, h, s, d), dv.reshape(b, h, s, d)
 
 

@@ -33,22 +33,21 @@ class LaunchConfig:
     col_threads: tuple       # (columns, row lanes) per block of the column-sum kernels
     gemm_tile: tuple         # (BM, BN, BK, TM, TN): block tile and per-thread register tile
     gemm_tile_large: tuple   # the same for GEMMs with enough large tiles to fill every SM
-    attn_queries: int        # attention forward: query rows per block...
-    attn_key_split: int      # ...and threads per query row, each taking every n-th key
-    attn_rows_backward: int  # attention backward: rows per block, one thread each
+    attn_queries: int        # attention: query (or key) rows per block...
+    attn_key_split: int      # ...and threads per row, each taking every n-th key (or query)
     attn_smem_bytes: int     # attention: static shared memory per block (the limit is 48 KiB)
 
 
 # A real GPU: 256-thread blocks, 64x64 GEMM tiles with a 4x4 register tile per thread.
 GPU = LaunchConfig(threads_1d=256, blocks_per_sm=8, row_threads=256, col_threads=(32, 8),
                    gemm_tile=(64, 64, 16, 4, 4), gemm_tile_large=(128, 128, 8, 8, 8),
-                   attn_queries=32, attn_key_split=4, attn_rows_backward=64,
+                   attn_queries=32, attn_key_split=4,
                    attn_smem_bytes=45056)
 # The simulator runs every CUDA thread as a Python thread: same kernels, tiny blocks, and tiles
 # small enough that test shapes still span several blocks and partial edge tiles.
 SIM = LaunchConfig(threads_1d=32, blocks_per_sm=1, row_threads=8, col_threads=(4, 2),
                    gemm_tile=(8, 8, 4, 4, 4), gemm_tile_large=(16, 16, 4, 4, 4),
-                   attn_queries=4, attn_key_split=2, attn_rows_backward=4,
+                   attn_queries=4, attn_key_split=2,
                    attn_smem_bytes=1200)
 
 _current = {"config": SIM if SIMULATOR else GPU}
