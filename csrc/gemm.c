@@ -1,20 +1,43 @@
 /* GEMM entry points: pick the ISA path once per call, batch, and own the packing workspace. */
+#include <pthread.h>
 #include <stdlib.h>
 #include "fastnn.h"
 #include "gemm.h"
 
-/* Per calling thread, grown on demand, never shrunk: a steady training loop allocates once. */
+/* Per calling thread, grown on demand, never shrunk: a steady training loop allocates once.
+ * Freed when the thread exits (pthread key destructor), so short-lived threads do not leak. */
+typedef struct { void *buf; size_t capacity; } workspace_t;
+
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
+
+static void workspace_free(void *p)
+{
+    workspace_t *ws = (workspace_t *)p;
+    free(ws->buf);
+    free(ws);
+}
+
+static void workspace_make_key(void) { pthread_key_create(&workspace_key, workspace_free); }
+
 void *fnn_gemm_workspace(size_t bytes)
 {
-    static _Thread_local void *buf = NULL;
-    static _Thread_local size_t capacity = 0;
-    if (bytes > capacity) {
-        free(buf);
-        capacity = (bytes + 4095) & ~(size_t)4095;   /* aligned_alloc wants a multiple of 64 */
-        buf = aligned_alloc(64, capacity);
-        if (!buf) capacity = 0;
+    pthread_once(&workspace_once, workspace_make_key);
+    workspace_t *ws = (workspace_t *)pthread_getspecific(workspace_key);
+    if (!ws) {
+        ws = (workspace_t *)calloc(1, sizeof *ws);
+        if (!ws || pthread_setspecific(workspace_key, ws)) {
+            free(ws);
+            return NULL;
+        }
     }
-    return buf;
+    if (bytes > ws->capacity) {
+        free(ws->buf);
+        ws->capacity = (bytes + 4095) & ~(size_t)4095;  /* aligned_alloc wants a multiple of 64 */
+        ws->buf = aligned_alloc(64, ws->capacity);
+        if (!ws->buf) ws->capacity = 0;
+    }
+    return ws->buf;
 }
 
 /* A batch of products this small (m*n*k multiply-adds each) runs one product per thread. */

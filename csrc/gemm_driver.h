@@ -216,7 +216,9 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                     }
                 }
             }
-            if (nthreads > 1) {          /* everyone is done with b_packed before it is refilled */
+            /* everyone is done with b_packed before it is refilled (after the last slice the
+             * end of the parallel region is the barrier) */
+            if (nthreads > 1 && !(jc + NC >= n && pc + KC >= k)) {
                 #pragma omp barrier
             }
         }
