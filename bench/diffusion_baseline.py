@@ -31,7 +31,7 @@ def linear_init(rng, fan_in, fan_out):
 
 
 class NumpyDenoiser:
-    def __init__(self, hidden=256, n_blocks=3, time_dim=64, dim=64, n_classes=10, seed=0):
+    def __init__(self, hidden, n_blocks, time_dim, dim=64, n_classes=10, seed=0):
         rng = np.random.default_rng(seed)
         h = hidden
         self.time_dim = time_dim
@@ -133,9 +133,10 @@ class NumpyAdamW:
             self.p[k] -= (self.lr * mhat / (np.sqrt(vhat) + self.eps)).astype(np.float32)
 
 
-def numpy_train(steps, x_all, y_all, abar, batch=256, seed=0, ema_decay=0.995, p_uncond=0.1):
+def numpy_train(steps, x_all, y_all, abar, config, batch=256, seed=0, ema_decay=0.995):
     rng = np.random.default_rng(seed)
-    net = NumpyDenoiser(seed=seed)
+    p_uncond = config.p_uncond
+    net = NumpyDenoiser(config.hidden, config.n_blocks, config.time_dim, seed=seed)
     opt = NumpyAdamW(net.p, lr=2e-3)
     ema = {k: v.copy() for k, v in net.p.items()}
     losses = []
@@ -164,7 +165,7 @@ def main():
 
     import fastnn
     from fastnn.models import diffusion_cli
-    from fastnn.models.diffusion import Schedule, to_model_space
+    from fastnn.models.diffusion import DiffusionConfig, Schedule, to_model_space
 
     xtr, ytr, _, _ = diffusion_cli.digits_split()
     x_all, y_all = to_model_space(xtr), np.asarray(ytr, np.int64)
@@ -172,7 +173,7 @@ def main():
     best = {"numpy": math.inf, "fastnn": math.inf}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        numpy_train(args.steps, x_all, y_all, abar)
+        numpy_train(args.steps, x_all, y_all, abar, DiffusionConfig())
         best["numpy"] = min(best["numpy"], time.perf_counter() - t0)
         _, _, secs = diffusion_cli.train(steps=args.steps, progress=False)
         best["fastnn"] = min(best["fastnn"], secs)

@@ -85,7 +85,7 @@ def timestep_embedding(t, dim):
 @dataclass
 class DiffusionConfig:
     image_size: int = 8
-    hidden: int = 256
+    hidden: int = 192
     n_blocks: int = 3
     time_dim: int = 64
     n_classes: int = 10
@@ -190,10 +190,10 @@ class Diffusion:
         return np.clip(x0, -1, 1)
 
     @no_grad()
-    def sample(self, labels, guidance=2.0, sampler="ddim", steps=None, seed=0, trajectory=False,
+    def sample(self, labels, guidance=1.0, sampler="ddim", steps=None, seed=0, trajectory=False,
                dtype=np.float32):
         """Draw one image per label (int array). sampler 'ddpm' (ancestral, every step) or 'ddim'
-        (deterministic, `steps` evenly spaced steps; default 50). Returns (N, 64) in [-1, 1], and
+        (deterministic, `steps` evenly spaced steps; default 25). Returns (N, 64) in [-1, 1], and
         when trajectory=True also the list of intermediate x_t (for the denoising strip)."""
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")
@@ -223,7 +223,7 @@ class Diffusion:
                     if trajectory:
                         path.append(x.copy())
             else:
-                k = int(steps or 50)
+                k = int(steps or 25)
                 if not 1 <= k <= T:
                     raise ValueError(f"DDIM steps must be in [1, {T}], got {k}")
                 ts = np.unique(np.linspace(0, T - 1, k).round().astype(int))[::-1]

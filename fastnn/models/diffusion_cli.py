@@ -19,7 +19,7 @@ from ..tensor import manual_seed
 from .diffusion import (EMA, Diffusion, DiffusionConfig, parse_prompt, to_model_space,
                         to_pixel_space)
 
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 1500
 
 
 def digits_split(seed=0):
@@ -131,10 +131,10 @@ def sample_main(argv):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--prompt", required=True, help='a digit: "7", "seven" or "siete"')
     p.add_argument("--num", type=int, default=16)
-    p.add_argument("--guidance", type=float, default=2.0,
+    p.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance w: eps = (1+w) eps(y) - w eps(null); 0 = none")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM uses every step)")
+    p.add_argument("--steps", type=int, default=25, help="DDIM steps (DDPM uses every step)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="writes OUT.png (grid) and OUT.npy (N, 8, 8)")
     p.add_argument("--show-process", action="store_true",
@@ -190,7 +190,7 @@ def eval_main(argv):
     p.add_argument("--per-prompt", type=int, default=50, help="samples per digit")
     p.add_argument("--guidance", default="0,1,3", help="comma-separated guidance scales")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     diff = load_checkpoint(args.checkpoint)

@@ -79,7 +79,7 @@ def _nearest_distances(x, ref):
     return np.sqrt(np.clip(d2.min(axis=1), 0, None))
 
 
-def evaluate(diff, scales=(0.0, 1.0, 3.0), per_prompt=50, sampler="ddim", steps=50, seed=0,
+def evaluate(diff, scales=(0.0, 1.0, 3.0), per_prompt=50, sampler="ddim", steps=25, seed=0,
              out=None):
     """Print and return, per guidance scale, accuracy, Fréchet distance and copy rate."""
     from .diffusion_cli import digits_split
