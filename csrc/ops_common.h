@@ -1,5 +1,6 @@
 /* Shared machinery of the ops kernels (csrc/ops_*.c): instantiation names, ISA dispatch,
- * threading thresholds, and vectorizable float32 math (exp, expm1, tanh, Gaussian tail).
+ * threading thresholds, and vectorizable math: float32 exp, expm1, tanh, sigmoid and Gaussian
+ * tail; float64 exp, expm1 and tanh.
  *
  * How a family file is built (see ops_instantiate.h): its kernel section is written once with
  * T (float or double) and FN(name), and compiled once per dtype and instruction set:
