@@ -29,6 +29,7 @@ def ext(name, pattern):
         f"fastnn.backends._{name}",
         sources,
         include_dirs=["csrc", np.get_include()],
+        depends=sorted(glob.glob("csrc/*.h")),   # rebuild when a shared header changes
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=cflags,
         extra_link_args=lflags,
