@@ -46,6 +46,9 @@ def shapes(isa, dtype):
         for m, n in ((mr, nr), (mr + 1, nr + 3), (2 * mr + 5, 2 * nr - 1), (SKINNY - 1, 45),
                      (45, SKINNY - 2)):
             out.add((m, n, k))
+    # big enough to be split among threads (GEMM_PARALLEL_MIN_MNK), several KC slices:
+    # rows split, columns split across an NC boundary, rows split with thin columns
+    out |= {(mc + 3, 3 * nr + 5, kc + 1), (mr + 1, nc + 1, 2 * kc + 3), (2 * mc + 1, nr + 1, kc + 1)}
     return sorted(out)
 
 
@@ -92,7 +95,7 @@ def child():
         _gemm.set_num_threads(threads)
         for dtype in ("float32", "float64"):
             for m, n, k in shapes(isa, dtype):
-                if threads == 3 and (m * n < 64 or (m + n) % 3):
+                if threads == 3 and (m * n < 64 or (m + n) % 3) and m * n * k < 1e6:
                     continue                         # a third of the shapes is enough there
                 for case, (ta, tb) in enumerate(itertools.product((False, True), repeat=2)):
                     # beta = 0 (c full of NaN) and beta != 0 take turns across shapes
