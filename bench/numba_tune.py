@@ -3,6 +3,7 @@ numpy reference backend.
 
     python bench/numba_tune.py                      # 2 threads, n = 256 512 1024, 5 rounds
     python bench/numba_tune.py --threads 1 --sizes 512 --rounds 9 --skip-ops
+    python bench/numba_tune.py --compile            # first-call compile time, empty cache
 
 GEMM: each round runs one child process for numba and one for numpy, alternating, and keeps
 each side's best time over all rounds. Separate processes keep numba's and OpenBLAS's thread
@@ -131,6 +132,56 @@ def bench_ops(args):
         print(f"{name:32s} {tn * 1e3:8.2f} {tp * 1e3:8.2f} {tp / tn:8.1f}x")
 
 
+def _call_every_kernel(n):
+    """Call every numba kernel once in float32 and float64; rows of 64, n elements in all (small
+    n: the serial variants only; n >= 2**17: the parallel ones too)."""
+    from fastnn.backends import numba_cpu as B
+    for dt in (np.float32, np.float64):
+        x = np.linspace(-3, 3, n).astype(dt)
+        X = x.reshape(-1, 64)
+        w = X[0].copy()
+        ids = np.arange(X.shape[0]) % 8
+        m = 16 if n < 1 << 17 else 200
+        a = np.ones((m, m), dt)
+        B.gemm(a, a, a.copy(), False, False, 1.0, 0.0)
+        B.gemm_batched(a[None], a[None], a[None].copy(), False, False, 1.0, 0.0)
+        B.bias_add(X, w), B.bias_grad(X), B.mse_loss(x, x)
+        for k in ("relu", "sigmoid", "tanh"):
+            getattr(B, k)(x), getattr(B, k + "_backward")(x, x)
+        B.leaky_relu(x, 0.1), B.leaky_relu_backward(x, x, 0.1)
+        for approximate in (False, True):
+            B.gelu(x, approximate), B.gelu_backward(x, x, approximate)
+        for k in ("softmax", "log_softmax"):
+            getattr(B, k)(X), getattr(B, k + "_backward")(X, X)
+        B.cross_entropy(X, ids, -100, 1.0)
+        _, mean, rstd = B.layer_norm(X, w, w, 1e-5)
+        B.layer_norm_backward(X, X, w, mean, rstd)
+        B.embedding(X, ids), B.embedding_backward(X, ids, 8)
+        B.sgd_step(x.copy(), x, x.copy(), 0.1, 0.9, 0.0, False, 0.0, False)
+        B.adam_step(x.copy(), x, x.copy(), x.copy(), 1, 0.1, 0.9, 0.999, 1e-8, 0.0, False)
+
+
+def _compile_child(n):
+    t, c = time.perf_counter(), time.thread_time()
+    _call_every_kernel(n)
+    print(f"{time.perf_counter() - t:.1f}s wall, {time.thread_time() - c:.1f}s cpu")
+
+
+def bench_compile(args):
+    """First call of every kernel with an empty numba cache, then again from the cache."""
+    import tempfile
+    print("first call of every kernel, float32 + float64 (compile time; the machine may be "
+          "shared, cpu is the main thread's)")
+    for label, n in (("small inputs (serial variants)", 64),
+                     ("small + large inputs (serial and parallel variants)", 1 << 17)):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            for when in ("empty cache", "cached"):
+                res = subprocess.run([sys.executable, __file__, "--compile-child", str(n)],
+                                     env=env, capture_output=True, text=True, check=True)
+                print(f"  {label}, {when}: {res.stdout.strip()}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -139,10 +190,18 @@ def main():
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--skip-gemm", action="store_true")
     p.add_argument("--skip-ops", action="store_true")
+    p.add_argument("--compile", action="store_true", help="only measure first-call compile time")
     p.add_argument("--child", choices=["numba", "numpy"], help=argparse.SUPPRESS)
+    p.add_argument("--compile-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         _gemm_child(args.child, args.threads, args.sizes, args.dtype)
+        return
+    if args.compile_child:
+        _compile_child(args.compile_child)
+        return
+    if args.compile:
+        bench_compile(args)
         return
     if not args.skip_gemm:
         bench_gemm(args)

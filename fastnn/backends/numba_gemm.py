@@ -241,7 +241,11 @@ def _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta):
         n_items = min(steps, (k - k0 + KC - 1) // KC) * (m_panels + n_panels)
         for q in range(n_items):
             _pack_item(a, b, trans_a, trans_b, k0, k, m, n, ap, bp, q)
-        _update_over_group(ap, bp, c, k0, k, steps, 0, m_panels, 0, n_panels, alpha, beta)
+        # C tiles as in the parallel driver: each tile's A and B blocks stay in L2
+        for ip0 in range(0, m_panels, MC_PANELS):
+            for jp0 in range(0, n_panels, NC_PANELS):
+                _update_over_group(ap, bp, c, k0, k, steps, ip0, min(ip0 + MC_PANELS, m_panels),
+                                   jp0, min(jp0 + NC_PANELS, n_panels), alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -292,7 +296,11 @@ def gemm(a, b, c, trans_a, trans_b, alpha, beta):
     if 2 * m * n * k < SERIAL_FLOPS or numba.get_num_threads() == 1:
         _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta)
     else:
-        _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, _min_tiles())
+        # Work items (panels to pack, C tiles) are handed out one at a time rather than split
+        # evenly up front, so a thread that loses its core for a while (a busy machine) does
+        # not hold the others up.
+        with numba.parallel_chunksize(1):
+            _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, _min_tiles())
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -308,7 +316,7 @@ def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
     threads = numba.get_num_threads()
     if threads > 1 and flops >= SERIAL_FLOPS:       # big matrices: parallel inside each product
         for i in range(nb):
-            _gemm_parallel(a[i], b[i], c[i], trans_a, trans_b, alpha, beta, _min_tiles())
+            gemm(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
     elif threads > 1 and nb > 1 and nb * flops >= SERIAL_FLOPS:   # many small: over the batch
         _gemm_batched_parallel(a, b, c, trans_a, trans_b, alpha, beta)
     else:

@@ -896,8 +896,8 @@ def _adam_block(param, grad, m, v, step_size, inv_sqrt_bc2, beta1, beta2, eps, w
 
 
 @njit(**_PARALLEL)
-def _adam_parallel(chunks, param, grad, m, v, step_size, inv_sqrt_bc2, beta1, beta2, eps, weight_decay,
-                   decay):
+def _adam_parallel(chunks, param, grad, m, v, step_size, inv_sqrt_bc2, beta1, beta2, eps,
+                   weight_decay, decay):
     for c in prange(chunks):
         lo, hi = _bounds(c, chunks, param.size)
         _adam_block(param[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], step_size, inv_sqrt_bc2,
