@@ -162,6 +162,7 @@ def main(argv=None):
     p.add_argument("--quality", type=float, default=0, help="seconds of training each (0: skip)")
     p.add_argument("--slice", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--save", metavar="CKPT", help="after --quality, save the fastnn model")
     p.add_argument("--malloc-default", action="store_true",
                    help="leave glibc's malloc thresholds alone (see gpt_cli.keep_freed_memory)")
     args = p.parse_args(argv)
@@ -206,6 +207,10 @@ def main(argv=None):
             print(f"  {name:8s} val loss {r['val']:.4f} nats/char after {r['steps']} steps")
         print(f"  fastnn - pytorch = {res['fastnn']['val'] - res['pytorch']['val']:+.4f} "
               f"nats/char")
+        if args.save:
+            from fastnn.models.gpt_cli import save_checkpoint
+            save_checkpoint(args.save, runs[0].model, tok)
+            print(f"  saved the fastnn model to {args.save} (for `fastnn generate`)")
 
 
 if __name__ == "__main__":
