@@ -9,6 +9,8 @@
  *   MC x KC block of A:  144 x 256 x 4 B = 144 KiB (L2)
  *   KC x NC block of B:  256 x 4096 x 4 B = 4 MiB  (L3, shared)
  */
+/* The micro-kernels are noinline: inlined into the driver, GCC ran short of vector registers
+ * and kept an operand of B on the stack (one extra load per FMA). */
 #include <stdint.h>
 #include "fastnn.h"
 #include "gemm.h"

@@ -10,6 +10,8 @@
  *   MC x KC block of A:  192 x 256 x 4 B = 192 KiB (L2, streamed once per NR sliver of B)
  *   KC x NC block of B:  256 x 4096 x 4 B = 4 MiB  (L3, shared by both threads)
  */
+/* The micro-kernels are noinline: inlined into the driver, GCC ran short of vector registers
+ * and kept an operand of B on the stack (one extra load per FMA). */
 #include <stdint.h>
 #include "fastnn.h"
 #include "gemm.h"

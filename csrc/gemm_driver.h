@@ -9,6 +9,7 @@
  *   GEMM_UKR                  the micro-kernel, see below
  *   GEMM_ENTRY                the name of the function this file defines
  *   GEMM_SFX(name)            name-mangling for the static helpers (two dtypes share one file)
+ *   GEMM_VEC_BYTES            vector width of the ISA, for the skinny kernels
  *
  * The micro-kernel computes c[0:MR, 0:NR] = alpha * Ap @ Bp + beta * c, where Ap is a packed
  * MR x kc sliver of A stored column by column (Ap[p*MR + i]) and Bp a packed kc x NR sliver of B
@@ -25,6 +26,11 @@
  * Transposes are absorbed by packing: op(A)[i, p] = a[i*rs_a + p*cs_a], op(B)[p, j] = b[p*rs_b + j*cs_b].
  * Panels are zero-padded to whole MR / NR slivers, so the micro-kernel always runs full tiles;
  * a tile that sticks out of c is computed into a scratch tile and only its valid part stored.
+ *
+ * Threads (OpenMP): all of them pack each B block together; then the rows and columns of c are
+ * split ways_m x ways_n (rows when there are enough, columns when m is small), each thread
+ * packing its own rows of A. alpha and beta are applied when the micro-kernel stores c.
+ * Products with m or n <= GEMM_SKINNY, or both <= 2 * GEMM_SKINNY, skip all this (gemm_skinny).
  */
 #ifndef FNN_GEMM_DRIVER_ONCE
 #define FNN_GEMM_DRIVER_ONCE
@@ -63,54 +69,50 @@ typedef struct {
 
 /* ------------------------------------------------------------------ packing */
 
-/* Pack op(A)[0:mr, 0:kc] (mr <= MR) into an MR-wide sliver: dst[p*MR + i]; rows >= mr are zero. */
+/* Pack op(A)[0:mr, 0:kc] (mr <= MR) into an MR-wide sliver: dst[p*MR + i]; rows >= mr are zero.
+ * op(A) is either a (rows contiguous, cs_a == 1) or a^T (columns contiguous, rs_a == 1). */
 static void GEMM_SFX(pack_a_sliver)(int64_t mr, int64_t kc, const T *a, int64_t rs_a,
                                      int64_t cs_a, T *restrict dst)
 {
-    if (mr == MR && cs_a == 1) {            /* a not transposed: rows are contiguous */
+    if (cs_a == 1) {                        /* a not transposed: read row by row */
         for (int64_t i = 0; i < MR; i++) {
             const T *restrict row = a + i * rs_a;
-            for (int64_t p = 0; p < kc; p++)
-                dst[p * MR + i] = row[p];
+            if (i < mr)
+                for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = row[p];
+            else
+                for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = 0;
         }
-    } else if (mr == MR && rs_a == 1) {     /* a transposed: each column of op(A) is contiguous */
+    } else if (mr == MR) {                  /* a transposed: MR contiguous values per step of k */
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < MR; i++) dst[p * MR + i] = a[p * cs_a + i];
+    } else {
         for (int64_t p = 0; p < kc; p++) {
-            const T *restrict col = a + p * cs_a;
-            for (int64_t i = 0; i < MR; i++)
-                dst[p * MR + i] = col[i];
-        }
-    } else {                                /* partial sliver: zero padding */
-        for (int64_t p = 0; p < kc; p++) {
-            for (int64_t i = 0; i < mr; i++)
-                dst[p * MR + i] = a[i * rs_a + p * cs_a];
-            for (int64_t i = mr; i < MR; i++)
-                dst[p * MR + i] = 0;
+            for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = a[p * cs_a + i];
+            for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0;
         }
     }
 }
 
-/* Pack op(B)[0:kc, 0:nr] (nr <= NR) into an NR-wide sliver: dst[p*NR + j]; columns >= nr are zero. */
+/* Pack op(B)[0:kc, 0:nr] (nr <= NR) into an NR-wide sliver: dst[p*NR + j]; columns >= nr are
+ * zero. op(B) is either b (rows contiguous, cs_b == 1) or b^T (columns contiguous, rs_b == 1). */
 static void GEMM_SFX(pack_b_sliver)(int64_t kc, int64_t nr, const T *b, int64_t rs_b,
                                      int64_t cs_b, T *restrict dst)
 {
-    if (nr == NR && cs_b == 1) {            /* b not transposed: rows of op(B) are contiguous */
-        for (int64_t p = 0; p < kc; p++) {
-            const T *restrict row = b + p * rs_b;
-            for (int64_t j = 0; j < NR; j++)
-                dst[p * NR + j] = row[j];
-        }
-    } else if (nr == NR && rs_b == 1) {     /* b transposed: columns of op(B) are contiguous */
+    if (cs_b != 1) {                        /* b transposed: read column by column */
         for (int64_t j = 0; j < NR; j++) {
             const T *restrict col = b + j * cs_b;
-            for (int64_t p = 0; p < kc; p++)
-                dst[p * NR + j] = col[p];
+            if (j < nr)
+                for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = col[p];
+            else
+                for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = 0;
         }
+    } else if (nr == NR) {                  /* b not transposed: NR contiguous values per row */
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t j = 0; j < NR; j++) dst[p * NR + j] = b[p * rs_b + j];
     } else {
         for (int64_t p = 0; p < kc; p++) {
-            for (int64_t j = 0; j < nr; j++)
-                dst[p * NR + j] = b[p * rs_b + j * cs_b];
-            for (int64_t j = nr; j < NR; j++)
-                dst[p * NR + j] = 0;
+            for (int64_t j = 0; j < nr; j++) dst[p * NR + j] = b[p * rs_b + j];
+            for (int64_t j = nr; j < NR; j++) dst[p * NR + j] = 0;
         }
     }
 }
@@ -341,20 +343,35 @@ static void GEMM_SFX(skinny_columns)(int64_t m, int64_t j0, int64_t j1, int64_t 
     }
 }
 
-/* c = alpha * op(A) @ op(B) + beta * c for m <= GEMM_SKINNY: op(A) packed to m x k row-major
- * (unless it already is), op(B) read in place, columns split among threads. */
+/* c = alpha * op(A) @ op(B) + beta * c for small m: op(A) packed to m x k row-major (unless it
+ * already is), op(B) read in place, columns split among threads. When n is small too (less than
+ * one strip of the rows kernel), op(B)^T is packed as well and every c[i, j] is a dot product
+ * of two contiguous rows, vectorized along k. */
 static void GEMM_SFX(gemm_skinny)(int64_t m, int64_t n, int64_t k, T alpha, const T *a,
                                   int64_t rs_a, int64_t cs_a, const T *b, int64_t rs_b,
                                   int64_t cs_b, T beta, T *c, int64_t rs_c, int64_t cs_c,
                                   int max_threads)
 {
+    const int pack_a = !(cs_a == 1 && rs_a == k);
+    const int pack_bt = cs_b == 1 && n < 2 * VL && !(n == 1 && rs_b == 1);
+    T *ws = NULL;
+    if (pack_a || pack_bt) {
+        ws = (T *)fnn_gemm_workspace(sizeof(T) * ((pack_a ? m * k : 0) + (pack_bt ? n * k : 0)));
+        if (!ws) return;
+    }
     const T *ap = a;
-    if (!(cs_a == 1 && rs_a == k)) {
-        T *packed = (T *)fnn_gemm_workspace(sizeof(T) * m * k);
-        if (!packed) return;
+    if (pack_a) {
         for (int64_t i = 0; i < m; i++)
-            for (int64_t p = 0; p < k; p++) packed[i * k + p] = a[i * rs_a + p * cs_a];
-        ap = packed;
+            for (int64_t p = 0; p < k; p++) ws[i * k + p] = a[i * rs_a + p * cs_a];
+        ap = ws;
+        ws += m * k;
+    }
+    if (pack_bt) {                           /* op(B)^T: n x k, row j = column j of op(B) */
+        for (int64_t j = 0; j < n; j++)      /* (writes in order: rows k apart alias in L1) */
+            for (int64_t p = 0; p < k; p++) ws[j * k + p] = b[p * rs_b + j];
+        b = ws;
+        rs_b = 1;
+        cs_b = k;
     }
     const int64_t unit = cs_b == 1 ? 2 * VL : 4;                /* columns per kernel call */
     const int64_t units = (n + unit - 1) / unit;
@@ -380,7 +397,7 @@ void GEMM_ENTRY(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_
 {
     const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;  /* op(A)[i,p] = a[i*rs_a + p*cs_a] */
     const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;  /* op(B)[p,j] = b[p*rs_b + j*cs_b] */
-    if (m <= GEMM_SKINNY) {
+    if (m <= GEMM_SKINNY || (m <= 2 * GEMM_SKINNY && n <= 2 * GEMM_SKINNY)) {
         GEMM_SFX(gemm_skinny)(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, n, 1,
                               max_threads);
         return;
