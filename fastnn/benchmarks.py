@@ -22,6 +22,7 @@ import argparse
 import functools
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -470,6 +471,21 @@ def _turn(fn, number):
             gc.enable()
 
 
+def _calls_per_turn(fn, target_s):
+    """How many calls make a turn of about target_s. Sized from the fastest of a few warm calls
+    (up to 5, or fewer once they add up to target_s): one call that a busy machine stalled would
+    otherwise shrink every turn to a single, noisy call."""
+    best, spent = math.inf, 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fn()
+        once = time.perf_counter() - t0
+        best, spent = min(best, once), spent + once
+        if spent >= target_s:
+            break
+    return max(1, min(1_000_000, int(target_s / max(best, 1e-7))))
+
+
 def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
     """Time every implementation of a case, taking turns; returns {impl: Result}."""
     results = {impl: Result(impl) for impl in impls}
@@ -498,11 +514,8 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
         del out
         fns[impl] = fn
     del ref
-    for impl, fn in fns.items():  # a second, warm call sizes each turn
-        t0 = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - t0, 1e-7)
-        results[impl].number = max(1, min(1_000_000, int(target_s / once)))
+    for impl, fn in fns.items():
+        results[impl].number = _calls_per_turn(fn, target_s)
     if settle_s and any(impl in case.blas for impl in fns):
         time.sleep(settle_s)
     order = list(fns)
