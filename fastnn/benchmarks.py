@@ -585,6 +585,7 @@ def machine_info(with_torch):
         "fastnn": fastnn.__version__, "python": platform.python_version(),
         "numpy": np.__version__, "numba": numba.__version__,
         "cpu": _cpu_model(), "cpus_usable": _usable_cpus(), "platform": platform.platform(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "threads": {"fastnn": fastnn.get_num_threads()},
         "numpy_blas": _numpy_blas(),
         "env": {k: os.environ[k] for k in _ENV_VARS if k in os.environ},
@@ -626,6 +627,11 @@ def _header(info, args, sizes):
         versions.append(f"torch {info['torch']['version']}")
     lines.append(" | ".join(versions))
     lines.append(f"CPU: {info['cpu']}, {info['cpus_usable']} usable cores")
+    load = info["load_average_1min"]
+    if load is not None and load > 0.5:
+        # other processes take cores from multi-threaded kernels, which then wait at barriers
+        lines.append(f"note: load average {load:.1f} before starting: other processes are busy, "
+                     f"so multi-threaded timings (GEMM above all) will be noisy")
     cy = info["backends"].get("cython")
     if cy:
         lines.append(f"C kernels (cython): {cy['cpu_path']} path "
