@@ -257,11 +257,17 @@ GEMM_SFX(skinny_rows)(const int R, int64_t k, const T *ap, const T *b, int64_t r
     T row[2 * VL] __attribute__((aligned(64))) = {0};
     for (int64_t p = 0; p < k; p++) {
         const T *bp = b + p * rs_b;
-        if (w < 2 * VL) {                      /* last strip: copy the row into zero padding */
+        GEMM_SFX(vec) b0, b1 = {0};
+        if (w == 2 * VL) {
+            b0 = GEMM_SFX(loadu)(bp);
+            b1 = GEMM_SFX(loadu)(bp + VL);
+        } else if (w == VL) {
+            b0 = GEMM_SFX(loadu)(bp);
+        } else {                               /* last strip: copy the row into zero padding */
             for (int64_t j = 0; j < w; j++) row[j] = bp[j];
-            bp = row;
+            b0 = GEMM_SFX(loadu)(row);
+            b1 = GEMM_SFX(loadu)(row + VL);
         }
-        const GEMM_SFX(vec) b0 = GEMM_SFX(loadu)(bp), b1 = GEMM_SFX(loadu)(bp + VL);
         for (int r = 0; r < R; r++) {
             const T ar = ap[r * k + p];
             acc[r][0] += ar * b0;
@@ -345,15 +351,17 @@ static void GEMM_SFX(skinny_columns)(int64_t m, int64_t j0, int64_t j1, int64_t 
 
 /* c = alpha * op(A) @ op(B) + beta * c for small m: op(A) packed to m x k row-major (unless it
  * already is), op(B) read in place, columns split among threads. When n is small too (less than
- * one strip of the rows kernel), op(B)^T is packed as well and every c[i, j] is a dot product
+ * one vector), op(B)^T is packed as well and every c[i, j] is a dot product
  * of two contiguous rows, vectorized along k. */
 static void GEMM_SFX(gemm_skinny)(int64_t m, int64_t n, int64_t k, T alpha, const T *a,
                                   int64_t rs_a, int64_t cs_a, const T *b, int64_t rs_b,
                                   int64_t cs_b, T beta, T *c, int64_t rs_c, int64_t cs_c,
                                   int max_threads)
 {
+    if (n == 1)
+        cs_b = k;                            /* one column of op(B) is contiguous either way */
     const int pack_a = !(cs_a == 1 && rs_a == k);
-    const int pack_bt = cs_b == 1 && n < 2 * VL && !(n == 1 && rs_b == 1);
+    const int pack_bt = cs_b == 1 && n < VL;
     T *ws = NULL;
     if (pack_a || pack_bt) {
         ws = (T *)fnn_gemm_workspace(sizeof(T) * ((pack_a ? m * k : 0) + (pack_bt ? n * k : 0)));
