@@ -23,6 +23,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     norm_type = float(norm_type)
     if math.isinf(norm_type):
         total = max(float(np.abs(p.grad).max()) if p.grad.size else 0.0 for p in params)
+    elif norm_type == 2.0:
+        # one BLAS dot per gradient: no temporaries (the common case, once per training step)
+        total = math.sqrt(sum(float(np.dot(g, g)) for g in (p.grad.reshape(-1) for p in params)))
     else:
         total = sum(float(np.sum(np.abs(p.grad.astype(np.float64, copy=False)) ** norm_type))
                     for p in params) ** (1.0 / norm_type)
