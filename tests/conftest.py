@@ -32,6 +32,14 @@ def cpu_backend(request):
     return request.param
 
 
+@pytest.fixture(params=CPU_BACKENDS, name="backend")
+def current_cpu_backend(request):
+    """For the Tensor/nn/optim tests: a CPU backend name, made the current backend meanwhile.
+    Test modules opt in by importing it (it replaces the kernel-level `backend` fixture there)."""
+    with fastnn.use_backend(request.param):
+        yield request.param
+
+
 def max_size(backend, n):
     """Cap a test dimension for the CUDA simulator, which runs kernels in Python threads."""
     return min(n, 24) if backend == "cuda" else n

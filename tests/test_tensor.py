@@ -13,16 +13,7 @@ try:
 except ImportError:  # the PyTorch comparisons skip
     torch = None
 
-CPU = [b for b in fastnn.available_backends() if b != "cuda"]
-
-
-@pytest.fixture(params=CPU)
-def backend(request):
-    missing = backends.load(request.param).missing()
-    if missing:
-        pytest.skip(f"{request.param} backend lacks kernels {missing[:4]}... (not landed yet)")
-    with fastnn.use_backend(request.param):
-        yield request.param
+from conftest import CPU_BACKENDS as CPU, current_cpu_backend as backend  # noqa: E402,F401
 
 
 def _pos(*shape):
