@@ -32,10 +32,9 @@ def cpu_backend(request):
     return request.param
 
 
-@pytest.fixture(params=CPU_BACKENDS, name="backend")
+@pytest.fixture(params=CPU_BACKENDS)
 def current_cpu_backend(request):
-    """For the Tensor/nn/optim tests: a CPU backend name, made the current backend meanwhile.
-    Test modules opt in by importing it (it replaces the kernel-level `backend` fixture there)."""
+    """For the Tensor/nn/optim tests: a CPU backend name, made the current backend meanwhile."""
     with fastnn.use_backend(request.param):
         yield request.param
 

@@ -15,7 +15,13 @@ try:
 except ImportError:
     torch = None
 
-from conftest import CPU_BACKENDS as CPU, current_cpu_backend as backend  # noqa: E402,F401
+from conftest import CPU_BACKENDS as CPU  # noqa: E402,F401
+
+
+@pytest.fixture
+def backend(current_cpu_backend):
+    """Here every test runs on each CPU backend, made current (see conftest)."""
+    return current_cpu_backend
 
 
 def _mlp(L):
