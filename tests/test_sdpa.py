@@ -7,7 +7,8 @@ import pytest
 
 import fastnn
 from fastnn.nn import functional as F
-from fastnn.nn.attention import CausalSelfAttention, KVCache, _qkv_self_attention
+from fastnn.models.gpt import CausalSelfAttention
+from fastnn.nn.attention import KVCache, packed_qkv_attention
 
 from conftest import numeric_grad
 
@@ -165,7 +166,7 @@ def test_packed_qkv_attention_equals_the_generic_path(cpu_backend):
     g = rng.standard_normal((B, T, H * D))
     with fastnn.use_backend(cpu_backend):
         a = fastnn.tensor(x, requires_grad=True)
-        ya = _qkv_self_attention(a, H, causal=True)
+        ya = packed_qkv_attention(a, H, causal=True)
         ya.backward(g)
         b = fastnn.tensor(x, requires_grad=True)
         q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in b.split(H * D, dim=2))

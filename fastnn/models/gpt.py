@@ -1,6 +1,7 @@
-"""A GPT language model in the shape of nanoGPT's model.py (github.com/karpathy/nanoGPT).
+"""A GPT language model in the shape of nanoGPT's model.py (github.com/karpathy/nanoGPT), in one
+file, top to bottom: the config, causal self-attention, the MLP, the Block, the GPT, generation.
 
-    from fastnn.models.gpt import GPT, GPTConfig
+    from fastnn.models import GPT, GPTConfig
     model = GPT(GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128,
                           dropout=0.0, bias=False))
     logits, loss = model(idx, targets)            # idx, targets: int (B, T)
@@ -12,11 +13,18 @@ transformer.h.N.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}, tr
 and lm_head, whose weight IS transformer.wte.weight (one Parameter; the state dict lists it under
 both names, as PyTorch does).
 
-generate() keeps a key/value cache, so each new token costs one position's worth of work
-(O(T) attention) instead of a forward over the whole context. Once the context is longer than
-block_size it does what nanoGPT does, a full forward over the last block_size tokens for each new
-token (absolute position embeddings shift, so cached keys are no longer valid); the tokens are the
-same as without the cache either way.
+Each Block is pre-LayerNorm with residual connections:
+    x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)),   mlp = c_proj(gelu(c_fc(x)))
+
+generate() keeps a key/value cache (fastnn.nn.attention.KVCache), so each new token costs one
+position's worth of work (O(T) attention) instead of a forward over the whole context. Once the
+context is longer than block_size it does what nanoGPT does, a full forward over the last
+block_size tokens for each new token (absolute position embeddings shift, so cached keys are no
+longer valid); the tokens are the same as without the cache either way.
+
+The reusable pieces come from fastnn.nn: Linear, LayerNorm, Embedding, GELU, Dropout,
+F.scaled_dot_product_attention, packed_qkv_attention (attention straight from c_attn's packed
+q, k, v output, one autograd node) and KVCache.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -25,10 +33,12 @@ import numpy as np
 
 from .. import nn
 from ..nn import functional as F
-from ..nn.attention import Block, KVCache
+from ..nn.attention import KVCache, packed_qkv_attention, scaled_dot_product_attention
+from ..optim import AdamW
 from ..tensor import Tensor, default_generator, no_grad
 
-__all__ = ["GPTConfig", "GPT", "sample_next", "entropy"]
+__all__ = ["GPTConfig", "CausalSelfAttention", "FeedForward", "Block", "GPT", "sample_next",
+           "entropy"]
 
 
 @dataclass
@@ -45,6 +55,93 @@ class GPTConfig:
         return asdict(self)
 
 
+# ---------------------------------------------------------------- the transformer block
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: c_attn (C -> 3C, q k v), attention, c_proj (C -> C).
+
+    forward(x, kv_cache=None): with a KVCache, x holds the positions that follow the cached ones
+    (incremental decoding, under no_grad)."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"CausalSelfAttention: n_embd {n_embd} is not a multiple of "
+                             f"n_head {n_head}")
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+        self.n_head = n_head
+        self.n_embd = n_embd
+        self.dropout = dropout
+
+    def forward(self, x, kv_cache=None):
+        B, T, C = x.shape
+        qkv = self.c_attn(x)
+        dropout_p = self.dropout if self.training else 0.0
+        if kv_cache is None and dropout_p == 0.0:
+            # the common case in one autograd node: no split/view/transpose nodes
+            y = packed_qkv_attention(qkv, self.n_head, causal=True)
+        else:
+            q, k, v = qkv.split(self.n_embd, dim=2)
+            shape = (B, T, self.n_head, C // self.n_head)
+            q = q.view(*shape).transpose(1, 2)  # (B, nh, T, hs)
+            k = k.view(*shape).transpose(1, 2)
+            v = v.view(*shape).transpose(1, 2)
+            if kv_cache is None:
+                y = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            else:
+                y = self._attend_cached(q, k, v, kv_cache)
+            y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+    @staticmethod
+    def _attend_cached(q, k, v, kv_cache):
+        """New queries over cached + new keys. The new positions come after `past` cached ones,
+        so query i may see keys j <= past + i (a bottom-right aligned causal mask)."""
+        past, T = kv_cache.length, q.shape[2]
+        keys, values = kv_cache.append(k.data, v.data)
+        if past == 0:  # prefill: square, PyTorch's top-left is_causal is the right mask
+            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), is_causal=True)
+        if T == 1:  # one new token sees every position
+            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values))
+        mask = np.tri(T, past + T, k=past, dtype=bool)
+        return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), attn_mask=mask)
+
+
+class FeedForward(nn.Module):
+    """nanoGPT's MLP, the block's feed-forward part: c_fc (C -> 4C), GELU (exact erf, as
+    nn.GELU()), c_proj (4C -> C), dropout. (Named so as not to be confused with
+    fastnn.models.MLP, the digits lesson's model; the Block still calls it `mlp`.)"""
+
+    def __init__(self, n_embd, dropout=0.0, bias=True):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block with residual connections."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
+        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
+        self.mlp = FeedForward(n_embd, dropout, bias)
+
+    def forward(self, x, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), kv_cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+# ---------------------------------------------------------------- the model
 def _ids(x):
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     if data.dtype.kind not in "iu":
@@ -53,6 +150,8 @@ def _ids(x):
 
 
 class GPT(nn.Module):
+    """Token and position embeddings, n_layer Blocks, a final LayerNorm and the language-model
+    head (tied to the token embeddings)."""
 
     def __init__(self, config):
         super().__init__()
@@ -145,7 +244,7 @@ class GPT(nn.Module):
         groups = [{"params": decay, "weight_decay": weight_decay}]
         if nodecay:
             groups.append({"params": nodecay, "weight_decay": 0.0})
-        return _optim().AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+        return AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
 
     # ------------------------------------------------------------ state dicts from nanoGPT
     def load_state_dict(self, state_dict, strict=True):
@@ -216,11 +315,6 @@ def _np(v):
     if hasattr(v, "detach"):
         return v.detach().cpu().numpy()
     return v
-
-
-def _optim():
-    from .. import optim
-    return optim
 
 
 def _check_sampling(temperature, top_k, top_p):

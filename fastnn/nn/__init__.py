@@ -5,10 +5,17 @@ from .modules import __all__ as _modules_all
 
 __all__ = list(_modules_all) + ["functional", "init", "utils"]
 
-# issue 5 (attention, owned by fastnn/nn/attention.py): transformer modules, and
-# F.scaled_dot_product_attention (attention.py imports functional, so it is attached here)
+# attention's reusable pieces (fastnn/nn/attention.py), and F.scaled_dot_product_attention
+# (attention.py imports functional, so it is attached here)
 from . import attention  # noqa: E402
-from .attention import Block, CausalSelfAttention, KVCache  # noqa: E402
+from .attention import KVCache  # noqa: E402
 functional.scaled_dot_product_attention = attention.scaled_dot_product_attention
 functional.__all__.append("scaled_dot_product_attention")
-__all__ += ["attention", "Block", "CausalSelfAttention", "KVCache"]
+__all__ += ["attention", "KVCache"]
+
+
+def __getattr__(name):
+    # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
+    if name in ("Block", "CausalSelfAttention"):
+        raise AttributeError(f"fastnn.nn.{name} moved to fastnn.models.gpt.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

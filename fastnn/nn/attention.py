@@ -1,4 +1,4 @@
-"""Attention: F.scaled_dot_product_attention, CausalSelfAttention, MLP and the transformer Block.
+"""Attention: F.scaled_dot_product_attention, packed_qkv_attention and KVCache.
 
 scaled_dot_product_attention follows PyTorch's semantics (torch 2.x on CPU):
     out = softmax(q k^T * scale + mask) v, scale = 1/sqrt(E) by default
@@ -16,10 +16,10 @@ attention_backward: an online softmax that keeps only the log-sum-exp, O(T) memo
 (B, H, T, D) views; otherwise a materialized path that forms the (L, S) weights with kernels.bmm
 and kernels.softmax (O(T^2) memory, any mask, dropout, broadcast batch dims, value dim != E).
 
-The transformer pieces are nanoGPT's (model.py): pre-LayerNorm blocks,
-    x = x + attn(ln_1(x));  x = x + mlp(ln_2(x)),   mlp = c_proj(gelu(c_fc(x)))
-with the same attribute names, so state dicts are interchangeable. CausalSelfAttention takes an
-optional KVCache for incremental decoding (fastnn.models.GPT.generate).
+packed_qkv_attention is multi-head attention straight from one (B, T, 3C) projection holding q, k
+and v side by side, as one autograd node; KVCache holds the keys and values of the positions seen
+so far, for incremental decoding. The transformer modules built on them (CausalSelfAttention,
+the Block, the GPT) live in fastnn.models.gpt, nanoGPT's model.py in one file.
 """
 import math
 
@@ -27,9 +27,8 @@ import numpy as np
 
 from .. import kernels as K
 from ..tensor import Tensor, _node, default_generator
-from .modules import Dropout, GELU, LayerNorm, Linear, Module
 
-__all__ = ["scaled_dot_product_attention", "CausalSelfAttention", "MLP", "Block", "KVCache"]
+__all__ = ["scaled_dot_product_attention", "packed_qkv_attention", "KVCache"]
 
 
 def _sum_to_shape(g, shape):
@@ -179,8 +178,8 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
     return _node(out, parents, backward)
 
 
-# ---------------------------------------------------------------- fused causal self-attention
-def _qkv_self_attention(qkv, n_head, causal, scale=None):
+# ---------------------------------------------------------------- attention from packed q, k, v
+def packed_qkv_attention(qkv, n_head, causal=False, scale=None):
     """Multi-head attention straight from the packed c_attn output, as one autograd node.
 
     qkv (B, T, 3C) holds q, k, v side by side (nanoGPT's split order); returns (B, T, C), the
@@ -230,81 +229,13 @@ class KVCache:
         return self.k[:, :, :t1], self.v[:, :, :t1]
 
 
-# ---------------------------------------------------------------- modules (nanoGPT's names)
-class CausalSelfAttention(Module):
-    """Multi-head causal self-attention: c_attn (C -> 3C, q k v), attention, c_proj (C -> C)."""
-
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
-        super().__init__()
-        if n_embd % n_head:
-            raise ValueError(f"CausalSelfAttention: n_embd {n_embd} is not a multiple of "
-                             f"n_head {n_head}")
-        self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = Dropout(dropout)
-        self.resid_dropout = Dropout(dropout)
-        self.n_head = n_head
-        self.n_embd = n_embd
-        self.dropout = dropout
-
-    def forward(self, x, kv_cache=None):
-        B, T, C = x.shape
-        qkv = self.c_attn(x)
-        dropout_p = self.dropout if self.training else 0.0
-        if kv_cache is None and dropout_p == 0.0:
-            y = _qkv_self_attention(qkv, self.n_head, causal=True)
-        else:
-            q, k, v = qkv.split(self.n_embd, dim=2)
-            shape = (B, T, self.n_head, C // self.n_head)
-            q = q.view(*shape).transpose(1, 2)
-            k = k.view(*shape).transpose(1, 2)
-            v = v.view(*shape).transpose(1, 2)
-            if kv_cache is None:
-                y = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            else:
-                y = self._attend_cached(q, k, v, kv_cache)
-            y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
-
-    @staticmethod
-    def _attend_cached(q, k, v, kv_cache):
-        """New queries over cached + new keys. The new positions come after `past` cached ones,
-        so query i may see keys j <= past + i (a bottom-right aligned causal mask)."""
-        past, T = kv_cache.length, q.shape[2]
-        keys, values = kv_cache.append(k.data, v.data)
-        if past == 0:  # prefill: square, PyTorch's top-left is_causal is the right mask
-            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), is_causal=True)
-        if T == 1:  # one new token sees every position
-            return scaled_dot_product_attention(q, Tensor(keys), Tensor(values))
-        mask = np.tri(T, past + T, k=past, dtype=bool)
-        return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), attn_mask=mask)
+# The transformer modules moved to fastnn.models.gpt (nn holds only the reusable pieces and must
+# not import from models): say where they went instead of a bare AttributeError.
+_MOVED = {"CausalSelfAttention": "fastnn.models.gpt.CausalSelfAttention",
+          "Block": "fastnn.models.gpt.Block", "MLP": "fastnn.models.gpt.FeedForward"}
 
 
-class MLP(Module):
-    """c_fc (C -> 4C), GELU (exact erf, as nn.GELU()), c_proj (4C -> C), dropout."""
-
-    def __init__(self, n_embd, dropout=0.0, bias=True):
-        super().__init__()
-        self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias)
-        self.gelu = GELU()
-        self.c_proj = Linear(4 * n_embd, n_embd, bias=bias)
-        self.dropout = Dropout(dropout)
-
-    def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-class Block(Module):
-    """A pre-LayerNorm transformer block with residual connections."""
-
-    def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
-        super().__init__()
-        self.ln_1 = LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
-        self.ln_2 = LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, dropout, bias)
-
-    def forward(self, x, kv_cache=None):
-        x = x + self.attn(self.ln_1(x), kv_cache)
-        x = x + self.mlp(self.ln_2(x))
-        return x
+def __getattr__(name):
+    if name in _MOVED:
+        raise AttributeError(f"fastnn.nn.attention.{name} moved to {_MOVED[name]}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
