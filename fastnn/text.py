@@ -14,6 +14,8 @@ character is encoded as that one.
 """
 import numpy as np
 
+from .errors import MissingDependencyError
+
 
 def default_corpus():
     """The English documentation text shipped inside CPython: the values of
@@ -21,8 +23,9 @@ def default_corpus():
     try:
         from pydoc_data.topics import topics
     except ImportError as e:  # some distributions strip pydoc_data
-        raise RuntimeError("the default corpus needs CPython's pydoc_data module, which this "
-                           "Python lacks; pass a UTF-8 text file with --text FILE") from e
+        raise MissingDependencyError("the default corpus needs CPython's pydoc_data module, "
+                                     "which this Python lacks; pass a UTF-8 text file with "
+                                     "--text FILE") from e
     return "\n".join(topics.values())
 
 

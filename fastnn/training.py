@@ -1,9 +1,11 @@
 """A training loop: fit() runs epochs of mini-batches with validation, a tqdm progress bar, a
 history of loss and accuracy, and optionally a loss-curve PNG (save_loss_curve)."""
+import os
 import time
 
 import numpy as np
 
+from .errors import require
 from .nn.modules import CrossEntropyLoss
 from .nn.utils import clip_grad_norm_
 from .tensor import no_grad
@@ -118,9 +120,9 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
 
 
 def save_loss_curve(history, path):
-    """Plot train (and validation) loss per epoch to a PNG with matplotlib's Agg backend."""
-    import os
-
+    """Plot train (and validation) loss per epoch to a PNG with matplotlib's Agg backend
+    (MissingDependencyError without matplotlib)."""
+    require("matplotlib", "save_loss_curve (the loss-curve plot)")
     # the Agg canvas directly: no pyplot, so the caller's matplotlib backend is left alone
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
