@@ -165,11 +165,12 @@ def main():
 
     import fastnn
     from fastnn.models import diffusion_cli
-    from fastnn.models.diffusion import DiffusionConfig, Schedule, to_model_space
+    from fastnn.models.diffusion import (DiffusionConfig, NoiseSchedule, digits_split,
+                                         to_model_space)
 
-    xtr, ytr, _, _ = diffusion_cli.digits_split()
+    xtr, ytr, _, _ = digits_split()
     x_all, y_all = to_model_space(xtr), np.asarray(ytr, np.int64)
-    abar = Schedule().abar
+    abar = NoiseSchedule().abar
     best = {"numpy": math.inf, "fastnn": math.inf}
     for _ in range(args.rounds):
         t0 = time.perf_counter()

@@ -19,8 +19,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import nn
+from ..data import load_digits
 from ..nn import functional as F
+from ..serialization import CheckpointError
 from ..tensor import Tensor, no_grad
+
+__all__ = ["parse_prompt", "PROMPTS", "NoiseSchedule", "Schedule", "linear_betas", "cosine_betas",
+           "timestep_embedding", "DiffusionConfig", "ResBlock", "Denoiser", "Diffusion", "EMA",
+           "digits_split", "to_model_space", "to_pixel_space"]
 
 # ---------------------------------------------------------------- prompts
 _WORDS = {
@@ -56,8 +62,9 @@ def cosine_betas(steps, s=0.008):
     return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
 
 
-class Schedule:
-    """betas, alphas and cumulative products abar for t = 0..T-1 (index t is step t+1)."""
+class NoiseSchedule:
+    """The forward (noising) process: betas, alphas and cumulative products abar for
+    t = 0..T-1 (index t is step t+1). Not a learning-rate schedule (fastnn.optim.lr_scheduler)."""
 
     def __init__(self, steps=1000, kind="linear"):
         if kind not in ("linear", "cosine"):
@@ -71,6 +78,9 @@ class Schedule:
         """Noise x0 to step t in closed form (x0: (N, D), t: int array (N,), noise like x0)."""
         ab = self.abar[t][:, None]
         return (np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise).astype(x0.dtype)
+
+
+Schedule = NoiseSchedule  # its name before NoiseSchedule
 
 
 # ---------------------------------------------------------------- the denoiser
@@ -138,7 +148,13 @@ class Denoiser(nn.Module):
         return self.out(F.gelu(self.ln_out(h), approximate="tanh"))
 
 
-# ---------------------------------------------------------------- data scaling
+# ---------------------------------------------------------------- data
+def digits_split(seed=0):
+    """scikit-learn's bundled 8x8 digits as (train_x, train_y, test_x, test_y), pixels 0..16."""
+    xtr, ytr, xte, yte = load_digits(seed=seed)   # X in [0, 1]
+    return (xtr.reshape(-1, 8, 8) * 16, ytr, xte.reshape(-1, 8, 8) * 16, yte)
+
+
 def to_model_space(images):
     """Digits pixels 0..16 -> [-1, 1], flattened to (N, 64) float32."""
     x = np.asarray(images, np.float32).reshape(len(images), -1)
@@ -158,7 +174,7 @@ class Diffusion:
     def __init__(self, config=None, model=None):
         self.config = config or DiffusionConfig()
         self.model = model or Denoiser(self.config)
-        self.schedule = Schedule(self.config.steps, self.config.schedule)
+        self.schedule = NoiseSchedule(self.config.steps, self.config.schedule)
 
     # -- training
     def loss(self, x0, y, rng):
@@ -254,14 +270,16 @@ class Diffusion:
 
     @classmethod
     def from_state(cls, state, path="checkpoint"):
+        """The Diffusion back from state() (e.g. read by fastnn.load); CheckpointError (a
+        ValueError) if it is not one."""
         if str(state.get("kind", "")) != "fastnn-diffusion":
-            raise ValueError(f"{path} is not a fastnn diffusion checkpoint "
+            raise CheckpointError(f"{path} is not a fastnn diffusion checkpoint "
                              f"(no kind=fastnn-diffusion entry)")
         fields = DiffusionConfig.__dataclass_fields__
         kwargs = {}
         for k, f in fields.items():
             if f"config.{k}" not in state:
-                raise ValueError(f"{path}: missing config.{k}")
+                raise CheckpointError(f"{path}: missing config.{k}")
             v = state[f"config.{k}"]
             kwargs[k] = type(f.default)(v.item() if v.ndim == 0 else v)
         diff = cls(DiffusionConfig(**kwargs))
@@ -269,7 +287,8 @@ class Diffusion:
         try:
             diff.model.load_state_dict(weights)
         except (KeyError, ValueError, RuntimeError) as e:
-            raise ValueError(f"{path}: weights do not match the model in its config: {e}") from e
+            raise CheckpointError(f"{path}: weights do not match the model in its config: "
+                                  f"{e}") from e
         return diff
 
 

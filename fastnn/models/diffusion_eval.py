@@ -14,7 +14,7 @@ import numpy as np
 from .. import nn, optim
 from ..nn import functional as F
 from ..tensor import Tensor, manual_seed, no_grad
-from .diffusion import to_model_space, to_pixel_space
+from .diffusion import digits_split, to_model_space, to_pixel_space
 
 
 class DigitsClassifier(nn.Module):
@@ -82,8 +82,6 @@ def _nearest_distances(x, ref):
 def evaluate(diff, scales=(0.0, 1.0, 3.0), per_prompt=50, sampler="ddim", steps=25, seed=0,
              out=None):
     """Print and return, per guidance scale, accuracy, Fréchet distance and copy rate."""
-    from .diffusion_cli import digits_split
-
     xtr, ytr, xte, yte = digits_split()
     mtr, mte = to_model_space(xtr), to_model_space(xte)
     clf = train_classifier(mtr, ytr, seed=seed)
