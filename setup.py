@@ -24,12 +24,14 @@ if os.environ.get("FASTNN_DEBUG"):
 
 
 def ext(name, pattern):
-    sources = [f"fastnn/backends/_{name}.pyx", "csrc/cpu.c"] + sorted(glob.glob(pattern))
+    sources = [f"fastnn/backends/cython/_{name}.pyx", "csrc/cpu.c"] + sorted(glob.glob(pattern))
     return Extension(
-        f"fastnn.backends._{name}",
+        f"fastnn.backends.cython._{name}",
         sources,
         include_dirs=["csrc", np.get_include()],
-        depends=sorted(glob.glob("csrc/*.h")),   # rebuild when a shared header changes
+        # rebuild when a shared header changes
+        depends=sorted(glob.glob("csrc/*.h")) + ["fastnn/backends/cython/_runtime.pxi",
+                                                   "fastnn/backends/cython/_common.pxd"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=cflags,
         extra_link_args=lflags,

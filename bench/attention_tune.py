@@ -132,7 +132,7 @@ def runners(q, k, v, dout, causal, impls):
     if "numba" in impls:
         out["numba"] = fastnn_pair("numba")
     if "numpy" in impls:
-        from fastnn.backends import reference
+        reference = fastnn.kernels.load("numpy")  # the numpy reference backend
 
         def np_fwd():
             return reference.attention(q, k, v, causal, scale)
@@ -162,7 +162,7 @@ def timing(args):
     import numpy as np
     import torch
     import fastnn
-    from fastnn.backends import _attention
+    from fastnn.backends.cython import _attention
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     b, h, t, d = args.shape
@@ -246,7 +246,7 @@ def memory_child(impl, t, passes, threads):
     rss1 = peak_rss()
     scratch = None
     if impl == "fused-c":
-        from fastnn.backends import _attention
+        from fastnn.backends.cython import _attention
         scratch = _attention.scratch_bytes()   # the last call's: backward's when passes == 1
     print(json.dumps({"rss_kib": rss1 - rss0, "traced": traced, "scratch": scratch}))
 

@@ -38,7 +38,7 @@ def child(args):
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from fastnn.backends import _gemm
+    from fastnn.backends.cython import _gemm
 
     threadpool_limits(args.threads)
     _gemm.set_num_threads(args.threads)

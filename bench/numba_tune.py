@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+import fastnn
+
 
 def _best(fn, reps):
     best = float("inf")
@@ -88,7 +90,7 @@ def bench_gemm(args):
 def bench_ops(args):
     import numba
     from fastnn.backends import numba_ops as nb
-    from fastnn.backends import reference as ref
+    ref = fastnn.kernels.load("numpy")  # the numpy reference backend
     numba.set_num_threads(args.threads)
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(0)

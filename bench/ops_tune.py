@@ -15,8 +15,10 @@ import time
 
 import numpy as np
 
-from fastnn.backends import _ops
-from fastnn.backends import reference as ref
+import fastnn
+
+from fastnn.backends.cython import _ops
+ref = fastnn.kernels.load("numpy")  # the numpy reference backend
 
 
 def numpy_fwd_bwd(x, dy):

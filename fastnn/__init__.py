@@ -11,7 +11,7 @@
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import kernels
-from .backends import (available_backends, get_backend, set_backend, use_backend)
+from .kernels import available_backends, get_backend, set_backend, use_backend
 from .threads import get_num_threads, set_num_threads
 
 # Tensor and autograd

@@ -26,6 +26,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import kernels as K
+from .kernels import trusted as T
 
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
@@ -98,8 +99,10 @@ def _dtype(dtype):
 
 class Tensor:
     """An n-d array (`.data`, a numpy array) with an optional gradient and autograd history."""
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_post_acc_hooks")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
+    _n_post_acc_hooks = [0]   # hooks registered on any leaf: backward() counts uses only if > 0
+    _final_callbacks = []     # run once at the end of the current backward() (_queue_callback)
 
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
@@ -112,6 +115,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._parents = ()
         self._backward = None
+        self._post_acc_hooks = None
 
     # ------------------------------------------------------------ attributes
     @property
@@ -238,24 +242,96 @@ class Tensor:
                                  f"{self.data.shape}")
         if self._backward is None:
             _accumulate_leaf(self, g)
+            if self._post_acc_hooks:
+                Tensor._settle_hooked((self,), {id(self): 1}, {id(self)})
+            Tensor._run_final_callbacks()
             return
         grads = {id(self): g}
-        for node in _toposort(self):
+        order = _toposort(self)
+        pending = accumulated = None
+        if Tensor._n_post_acc_hooks[0]:
+            # a hooked leaf may take several contributions (a shared weight): count its uses so
+            # its hooks fire once, after the last one (PyTorch sums before AccumulateGrad)
+            pending, accumulated = {}, set()
+            for node in order:
+                for p in node._parents:
+                    if p._backward is None and getattr(p, "_post_acc_hooks", None):
+                        pending[id(p)] = pending.get(id(p), 0) + 1
+        for node in order:
             g = grads.pop(id(node), None)
             fn, parents = node._backward, node._parents
             if not retain_graph:  # free the saved arrays as we go, as PyTorch does
                 node._backward, node._parents = _released, ()
-            if g is None:
+            if g is not None:
+                for p, gp in zip(parents, fn(g)):
+                    if gp is None or not p.requires_grad:
+                        continue
+                    if p._backward is None:
+                        _accumulate_leaf(p, gp)
+                        if pending:
+                            accumulated.add(id(p))
+                    else:
+                        k = id(p)
+                        prev = grads.get(k)
+                        grads[k] = gp if prev is None else prev + gp
+            if pending:
+                Tensor._settle_hooked(parents, pending, accumulated)
+        Tensor._run_final_callbacks()
+
+    class _RemovableHandle:
+        def __init__(self, hooks, key):
+            self._hooks, self._key = hooks, key
+
+        def remove(self):
+            if self._hooks.pop(self._key, None) is not None:
+                Tensor._n_post_acc_hooks[0] -= 1
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs after backward() has accumulated all of its contributions into this
+        leaf's .grad (once per backward, PyTorch's rule). Returns a handle with .remove()."""
+        if self._backward is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
+                               "cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a "
+                               "tensor that doesn't require gradient")
+        hooks = getattr(self, "_post_acc_hooks", None)
+        if hooks is None:
+            hooks = self._post_acc_hooks = {}
+        key = object()
+        hooks[key] = hook
+        Tensor._n_post_acc_hooks[0] += 1
+        return Tensor._RemovableHandle(hooks, key)
+
+    @staticmethod
+    def _settle_hooked(parents, pending, accumulated):
+        """One use of each hooked leaf among `parents` is done; fire the hooks of those whose
+        last use this was and that received a gradient."""
+        for p in parents:
+            k = id(p)
+            n = pending.get(k)
+            if n is None:
                 continue
-            for p, gp in zip(parents, fn(g)):
-                if gp is None or not p.requires_grad:
-                    continue
-                if p._backward is None:
-                    _accumulate_leaf(p, gp)
-                else:
-                    k = id(p)
-                    prev = grads.get(k)
-                    grads[k] = gp if prev is None else prev + gp
+            if n > 1:
+                pending[k] = n - 1
+                continue
+            del pending[k]
+            if k in accumulated:
+                for hook in list(p._post_acc_hooks.values()):
+                    hook(p)
+
+    @staticmethod
+    def _queue_callback(fn):
+        """Run fn() once when the backward() in progress finishes (PyTorch's
+        Variable._execution_engine.queue_callback; DistributedDataParallel waits on its
+        gradient reductions there)."""
+        Tensor._final_callbacks.append(fn)
+
+    @staticmethod
+    def _run_final_callbacks():
+        cbs = Tensor._final_callbacks
+        while cbs:
+            cbs.pop(0)()
 
     # ------------------------------------------------------------ conversions
     def to(self, *args, dtype=None, **kwargs):
@@ -482,19 +558,19 @@ class Tensor:
         return triu(self, diagonal)
 
     def relu(self):
-        return _F.relu(self)
+        return relu(self)
 
     def sigmoid(self):
-        return _F.sigmoid(self)
+        return sigmoid(self)
 
     def tanh(self):
-        return _F.tanh(self)
+        return tanh(self)
 
     def softmax(self, dim=-1):
-        return _F.softmax(self, dim)
+        return softmax(self, dim)
 
     def log_softmax(self, dim=-1):
-        return _F.log_softmax(self, dim)
+        return log_softmax(self, dim)
 
 
 def _released(g):
@@ -865,12 +941,12 @@ def matmul(a, b):
     if bd.ndim == 2:
         # (..., M, K) @ (K, N): fold the batch into the rows of one GEMM
         a2 = ad if ad.ndim == 2 else ad.reshape(-1, k)
-        out = _gemm(a2, bd)
+        out = T.gemm(a2, bd)
 
         def backward(g):
             g2 = g if g.ndim == 2 else g.reshape(-1, n)
-            ga = _gemm(g2, bd, trans_b=True).reshape(ad.shape) if a.requires_grad else None
-            gb = _gemm(a2, g2, trans_a=True) if b.requires_grad else None
+            ga = T.gemm(g2, bd, trans_b=True).reshape(ad.shape) if a.requires_grad else None
+            gb = T.gemm(a2, g2, trans_a=True) if b.requires_grad else None
             return ga, gb
         return _node(out.reshape(ad.shape[:-1] + (n,)), (a, b), backward)
     batch = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
@@ -1102,58 +1178,52 @@ def chunk(a, chunks, dim=0):
     return split(a, -(-length // chunks) if length else 1, dim)
 
 
-# ---------------------------------------------------------------- trusted kernel calls
-# kernels.* validates every argument (dtype, shape, contiguity, ranges) on each call: a few
-# microseconds that dominate a small model's step. The hot ops below check the few facts that
-# make a call safe (same float dtype, C-contiguous, non-empty, matching shapes) and call the
-# current backend's kernel directly; anything else goes through kernels.* and its full checks
-# and error messages. Same kernels, same semantics, less Python.
-from .backends import get_backend as _get_backend  # noqa: E402
+# ---------------------------------------------------------------- activations and softmax
+# Tensor methods (x.relu(), x.softmax(dim)) and nn.functional share these. Kernels come through
+# the trusted entry point (fastnn/kernels/trusted.py): the same results as fastnn.kernels.*,
+# without re-validating arrays that are already known to be good.
+def relu(input):
+    x = input.data
+    return _node(T.relu(x), (input,), lambda g: (T.relu_backward(g, x),))
 
 
-def _floats_ok(dt, *arrays):
-    if dt is not float32 and dt is not float64:
-        return False
-    for x in arrays:
-        if x.dtype is not dt or not x.flags.c_contiguous or not x.size:
-            return False
-    return True
+def leaky_relu(input, negative_slope=0.01):
+    x = input.data
+    return _node(T.leaky_relu(x, negative_slope), (input,),
+                 lambda g: (T.leaky_relu_backward(g, x, negative_slope),))
 
 
-def _gemm(a, b, trans_a=False, trans_b=False, c=None, beta=0.0):
-    """c = op(a) @ op(b) + beta * c (c allocated when None); see kernels.gemm."""
-    if a.ndim == 2 and b.ndim == 2 and _floats_ok(a.dtype, a, b):
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-        if k == k2:
-            if c is None:
-                c, beta = np.empty((m, n), a.dtype), 0.0
-            elif not (c.dtype is a.dtype and c.shape == (m, n) and c.flags.c_contiguous
-                      and c.flags.writeable):
-                return K.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, beta=beta)
-            _get_backend().gemm(a, b, c, trans_a, trans_b, 1.0, beta)
-            return c
-    return K.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, beta=beta)
+def sigmoid(input):
+    y = T.sigmoid(input.data)
+    return _node(y, (input,), lambda g: (T.sigmoid_backward(g, y),))
 
 
-def _relu(x):
-    if _floats_ok(x.dtype, x):
-        return _get_backend().relu(x.reshape(-1)).reshape(x.shape)
-    return K.relu(x)
+def tanh(input):
+    y = T.tanh(input.data)
+    return _node(y, (input,), lambda g: (T.tanh_backward(g, y),))
 
 
-def _relu_backward(dy, x):
-    if dy.shape == x.shape and _floats_ok(x.dtype, dy, x):
-        return _get_backend().relu_backward(dy.reshape(-1), x.reshape(-1)).reshape(x.shape)
-    return K.relu_backward(dy, x)
+def gelu(input, approximate="none"):
+    x = input.data
+    return _node(T.gelu(x, approximate), (input,),
+                 lambda g: (T.gelu_backward(g, x, approximate),))
 
 
-def _bias_grad(dy):
-    if dy.ndim == 2 and _floats_ok(dy.dtype, dy):
-        return _get_backend().bias_grad(dy)
-    return K.bias_grad(dy)
+def _last_axis_op(input, dim, forward, backward_kernel):
+    """Run a last-axis row kernel over any dim by moving that dim last (and back)."""
+    x = input.data
+    axis = dim % x.ndim if x.ndim else 0
+    if axis == x.ndim - 1:
+        y = forward(x)
+        return _node(y, (input,), lambda g: (backward_kernel(g, y),))
+    ym = forward(np.moveaxis(x, axis, -1))
+    return _node(np.moveaxis(ym, -1, axis), (input,),
+                 lambda g: (np.moveaxis(backward_kernel(np.moveaxis(g, axis, -1), ym), -1, axis),))
 
 
-# Tensor methods that call nn.functional (relu, softmax, ...) resolve it here; functional
-# imports this module, so it is bound after both exist.
-from .nn import functional as _F  # noqa: E402
+def softmax(input, dim=-1):
+    return _last_axis_op(input, dim, T.softmax, T.softmax_backward)
+
+
+def log_softmax(input, dim=-1):
+    return _last_axis_op(input, dim, T.log_softmax, T.log_softmax_backward)

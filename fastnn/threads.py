@@ -1,7 +1,7 @@
 """One thread count for every backend: OpenMP (the C kernels) and Numba's pool."""
 import os
 
-from . import backends
+from .kernels import dispatch
 
 _threads = {"n": None}
 
@@ -15,7 +15,7 @@ def set_num_threads(n):
     # Numba first: launching its OpenMP-based pool resets OpenMP's thread count.
     for name in ("numba", "cython"):
         try:
-            backends.load(name).module.set_num_threads(n)
+            dispatch.load(name).module.set_num_threads(n)
         except ImportError:
             pass
 

@@ -46,7 +46,7 @@ def max_size(backend, n):
 
 def skip_if_missing(backend, kernel):
     """The CUDA backend may cover a subset (fastnn info lists the rest); CPU backends must not."""
-    if backend == "cuda" and not fastnn.backends.load(backend).has(kernel):
+    if backend == "cuda" and not fastnn.kernels.load(backend).has(kernel):
         pytest.skip(f"cuda lacks {kernel} (listed by `fastnn info`)")
 
 

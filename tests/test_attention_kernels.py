@@ -10,7 +10,7 @@ import pytest
 
 import fastnn
 from fastnn import kernels
-from fastnn.backends import reference
+reference = fastnn.kernels.load("numpy")  # the numpy reference backend
 
 BACKENDS = [b for b in ("numpy", "numba", "cython") if b in fastnn.available_backends()]
 
@@ -105,7 +105,7 @@ def test_attention_backward_finite_differences(backend, causal):
 _ISA_SCRIPT = """
 import json, numpy as np
 from fastnn import kernels
-from fastnn.backends import _attention, reference
+from fastnn.backends.cython import _attention
 errs = []
 for dtype in (np.float32, np.float64):
     for causal in (False, True):
@@ -125,7 +125,7 @@ print(json.dumps({"path": _attention.cpu_path(), "errs": errs}))
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the cython backend is not built")
 @pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
 def test_attention_isa_paths(isa):
-    from fastnn.backends import _attention
+    from fastnn.backends.cython import _attention
     order = ["portable", "avx2", "avx512"]
     if order.index(isa) > order.index(_attention.cpu_detected()):
         pytest.skip(f"this CPU lacks {isa}")
@@ -142,7 +142,7 @@ def test_attention_isa_paths(isa):
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the cython backend is not built")
 def test_attention_scratch_is_linear_not_quadratic():
     """The C kernels' scratch: O(1) in T forward, linear in T backward, far below T x S."""
-    from fastnn.backends import _attention
+    from fastnn.backends.cython import _attention
     threads = _attention.get_num_threads()
     _attention.set_num_threads(2)   # the backward's partial-dq buffers scale with threads
     try:

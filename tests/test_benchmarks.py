@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backends, benchmarks
+from fastnn import benchmarks
+from fastnn.kernels import dispatch as backends
 
 CPU_BACKENDS = [b for b in fastnn.available_backends() if b != "cuda"]
 STATUSES = {"ok", "n/a", "error", "mismatch"}

@@ -14,15 +14,15 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from fastnn import backends  # noqa: E402
-from fastnn.backends import reference as ref  # noqa: E402
+from fastnn.kernels import dispatch as backends  # noqa: E402
+ref = fastnn.kernels.load("numpy")  # the numpy reference backend
 
 try:
     cu = backends.load("cuda").module
 except ImportError as e:
     pytest.skip(f"cuda backend unavailable: {e}", allow_module_level=True)
 
-from fastnn.backends import cuda_common, cuda_ops  # noqa: E402
+from fastnn.backends.cuda import common as cuda_common, ops as cuda_ops  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 

@@ -81,7 +81,7 @@ def check_one(gemm, rng, dtype, m, n, k, ta, tb, alpha, beta):
 
 def child():
     """Runs in the subprocess: sweep every shape and case on the path FASTNN_ISA selects."""
-    from fastnn.backends import _gemm
+    from fastnn.backends.cython import _gemm
 
     isa = os.environ["FASTNN_ISA"]
     rng = np.random.default_rng(1234)
@@ -124,7 +124,7 @@ def child():
 
 
 def _detected():
-    from fastnn.backends import _gemm
+    from fastnn.backends.cython import _gemm
     return _gemm.cpu_detected()
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backends, nn
+from fastnn import nn
+from fastnn.kernels import dispatch as backends
 from fastnn.nn import functional as F
 
 from conftest import numeric_grad

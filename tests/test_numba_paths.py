@@ -13,9 +13,9 @@ pytestmark = pytest.mark.skipif("numba" not in fastnn.available_backends(),
                                 reason="numba backend unavailable")
 
 if "numba" in fastnn.available_backends():
-    from fastnn.backends import numba_gemm as G
-    from fastnn.backends import numba_ops as O
-    from fastnn.backends import reference as R
+    from fastnn.backends.numba import gemm as G
+    from fastnn.backends.numba import ops as O
+    R = fastnn.kernels.load("numpy")
 
 DTYPES = [np.float32, np.float64]
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backends, nn, optim
+from fastnn import nn, optim
+from fastnn.kernels import dispatch as backends
 from fastnn.nn import functional as F
 from fastnn.optim import lr_scheduler
 

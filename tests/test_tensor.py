@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backends
+from fastnn.kernels import dispatch as backends
 
 from conftest import numeric_grad
 

@@ -5,9 +5,9 @@ Each function runs one forward kernel and records a closure that calls its backw
 """
 import numpy as np
 
-from .. import kernels as K
-from ..tensor import (Tensor, _bias_grad, _floats_ok, _gemm, _get_backend, _node, _relu,
-                      _relu_backward, default_generator)
+from ..kernels import trusted as T
+from ..tensor import (Tensor, _node, default_generator, gelu, leaky_relu as _leaky_relu,
+                      log_softmax, relu as _relu, sigmoid, softmax, tanh)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout"]
@@ -28,73 +28,35 @@ def linear(input, weight, bias=None):
                          f"{x.shape}) but the weight expects {w.shape[1]} (weight shape {w.shape})")
     x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
     if bias is None:
-        y = _gemm(x2, w, trans_b=True)
+        y = T.gemm(x2, w, trans_b=True)
         parents = (input, weight)
     else:
         y = np.empty((x2.shape[0], w.shape[0]), w.dtype)
         y[...] = bias.data
-        _gemm(x2, w, trans_b=True, c=y, beta=1.0)
+        T.gemm(x2, w, trans_b=True, c=y, beta=1.0)
         parents = (input, weight, bias)
 
     def backward(g):
         g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
-        gx = _gemm(g2, w).reshape(x.shape) if input.requires_grad else None
-        gw = _gemm(g2, x2, trans_a=True) if weight.requires_grad else None
+        gx = T.gemm(g2, w).reshape(x.shape) if input.requires_grad else None
+        gw = T.gemm(g2, x2, trans_a=True) if weight.requires_grad else None
         if bias is None:
             return gx, gw
-        return gx, gw, (_bias_grad(g2) if bias.requires_grad else None)
+        return gx, gw, (T.bias_grad(g2) if bias.requires_grad else None)
     if x.ndim != 2:
         y = y.reshape(x.shape[:-1] + (w.shape[0],))
     return _node(y, parents, backward)
 
 
 # ---------------------------------------------------------------- activations
+# The ops themselves live with Tensor (fastnn/tensor.py), whose methods share them; sigmoid,
+# tanh, gelu, softmax and log_softmax are imported from there unchanged.
 def relu(input, inplace=False):
-    x = input.data
-    return _node(_relu(x), (input,), lambda g: (_relu_backward(g, x),))
+    return _relu(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    x = input.data
-    return _node(K.leaky_relu(x, negative_slope), (input,),
-                 lambda g: (K.leaky_relu_backward(g, x, negative_slope),))
-
-
-def sigmoid(input):
-    y = K.sigmoid(input.data)
-    return _node(y, (input,), lambda g: (K.sigmoid_backward(g, y),))
-
-
-def tanh(input):
-    y = K.tanh(input.data)
-    return _node(y, (input,), lambda g: (K.tanh_backward(g, y),))
-
-
-def gelu(input, approximate="none"):
-    x = input.data
-    return _node(K.gelu(x, approximate), (input,),
-                 lambda g: (K.gelu_backward(g, x, approximate),))
-
-
-# ---------------------------------------------------------------- softmax family
-def _last_axis_op(input, dim, forward, backward_kernel):
-    """Run a last-axis row kernel over any dim by moving that dim last (and back)."""
-    x = input.data
-    axis = dim % x.ndim if x.ndim else 0
-    if axis == x.ndim - 1:
-        y = forward(x)
-        return _node(y, (input,), lambda g: (backward_kernel(g, y),))
-    ym = forward(np.moveaxis(x, axis, -1))
-    return _node(np.moveaxis(ym, -1, axis), (input,),
-                 lambda g: (np.moveaxis(backward_kernel(np.moveaxis(g, axis, -1), ym), -1, axis),))
-
-
-def softmax(input, dim=-1):
-    return _last_axis_op(input, dim, K.softmax, K.softmax_backward)
-
-
-def log_softmax(input, dim=-1):
-    return _last_axis_op(input, dim, K.log_softmax, K.log_softmax_backward)
+    return _leaky_relu(input, negative_slope)
 
 
 # ---------------------------------------------------------------- losses
@@ -121,7 +83,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             raise ValueError(f"cross_entropy: target has shape {t.shape}, expected "
                              f"{shape[:1] + shape[2:]} for input of shape {shape}")
         t2 = t.reshape(-1)
-    loss, dlogits = _cross_entropy(l2, t2, ignore_index, reduction)
+    loss, dlogits = T.cross_entropy(l2, t2, ignore_index=ignore_index, reduction=reduction)
 
     def backward(g):
         if reduction == "none":
@@ -134,20 +96,6 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "none" and logits.ndim != 2:
         loss = loss.reshape(t.shape)
     return _node(np.asarray(loss, logits.dtype), (input,), backward)
-
-
-def _cross_entropy(logits, targets, ignore_index, reduction):
-    """kernels.cross_entropy, calling the backend directly when every target is a valid class
-    (the common case, checked with one min and max); otherwise the fully validated path."""
-    n, c = logits.shape
-    if (reduction != "none" and targets.dtype == np.int64 and targets.shape == (n,)
-            and not 0 <= ignore_index < c and _floats_ok(logits.dtype, logits)
-            and targets.flags.c_contiguous and n and targets.min() >= 0 and targets.max() < c):
-        losses, grad = _get_backend().cross_entropy(logits, targets, int(ignore_index),
-                                                    1.0 / n if reduction == "mean" else 1.0)
-        total = losses.sum(dtype=np.float64)
-        return logits.dtype.type(total / n if reduction == "mean" else total), grad
-    return K.cross_entropy(logits, targets, ignore_index=ignore_index, reduction=reduction)
 
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
@@ -172,7 +120,7 @@ def mse_loss(input, target, reduction="mean"):
     if input.data.shape != target.data.shape:
         raise ValueError(f"mse_loss: input has shape {input.data.shape} but target has "
                          f"{target.data.shape}")
-    loss, grad = K.mse_loss(input.data, target.data)
+    loss, grad = T.mse_loss(input.data, target.data)
     n = input.data.size
     if reduction == "sum":
         loss, grad = loss * n, grad * n
@@ -196,11 +144,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     x2 = x if len(ns) == 1 else x.reshape(x.shape[:x.ndim - len(ns)] + (-1,))
     w = None if weight is None else weight.data.reshape(-1)
     b = None if bias is None else bias.data.reshape(-1)
-    y, mu, rstd = K.layer_norm(x2, w, b, eps)
+    y, mu, rstd = T.layer_norm(x2, w, b, eps)
     parents = (input,) + tuple(p for p in (weight, bias) if p is not None)
 
     def backward(g):
-        dx, dw, db = K.layer_norm_backward(g.reshape(x2.shape), x2, w, mu, rstd)
+        dx, dw, db = T.layer_norm_backward(g.reshape(x2.shape), x2, w, mu, rstd)
         out = [dx.reshape(x.shape)]
         if weight is not None:
             out.append(dw.reshape(ns))
@@ -221,11 +169,11 @@ def embedding(input, weight, padding_idx=None):
         padding_idx += n
 
     def backward(g):
-        dw = K.embedding_backward(g, ids, n)
+        dw = T.embedding_backward(g, ids, n)
         if padding_idx is not None:
             dw[padding_idx] = 0
         return (dw,)
-    return _node(K.embedding(w, ids), (weight,), backward)
+    return _node(T.embedding(w, ids), (weight,), backward)
 
 
 # ---------------------------------------------------------------- dropout

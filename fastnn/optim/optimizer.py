@@ -7,23 +7,10 @@ import copy
 
 import numpy as np
 
-from .. import kernels as K
-from ..backends import get_backend
-from ..tensor import Tensor, _floats_ok
+from ..kernels import trusted as T
+from ..tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
-
-
-def _trusted(param, grad, *state):
-    """True when a fused kernel can run on these arrays as they are: one float dtype, equal
-    shapes, C-contiguous, a writeable param (kernels.*_step checks the same, slower)."""
-    dt = param.dtype
-    if not _floats_ok(dt, param, grad) or not param.flags.writeable or grad.shape != param.shape:
-        return False
-    for s in state:
-        if s.dtype is not dt or s.shape != param.shape or not s.flags.c_contiguous:
-            return False
-    return True
 
 
 class Optimizer:
@@ -64,7 +51,6 @@ class Optimizer:
     def step(self, closure=None):
         loss = None
         if closure is not None:
-            from ..tensor import enable_grad
             with enable_grad():
                 loss = closure()
         self._step()
@@ -121,10 +107,6 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
-
-
 class SGD(Optimizer):
     """SGD with momentum, dampening, Nesterov and (L2) weight decay, PyTorch's rule."""
 
@@ -157,15 +139,7 @@ class SGD(Optimizer):
                         state[p] = {"momentum_buffer": buf}
                     else:
                         buf = st["momentum_buffer"]
-                d, g = p.data, p.grad
-                if _trusted(d, g, *(() if buf is None else (buf,))):
-                    get_backend().sgd_step(
-                        d.reshape(-1), g.reshape(-1),
-                        _EMPTY[d.dtype] if buf is None else buf.reshape(-1), float(lr),
-                        float(momentum), float(kw["dampening"]), bool(kw["nesterov"]),
-                        float(kw["weight_decay"]), first)
-                else:
-                    K.sgd_step(d, g, buf, first_step=first, **kw)
+                T.sgd_step(p.data, p.grad, buf, first_step=first, **kw)
 
 
 class Adam(Optimizer):
@@ -188,7 +162,6 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, betas, eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             lr, eps, wd, (b1, b2) = float(lr), float(eps), float(wd), map(float, betas)
-            be = get_backend()
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -197,13 +170,8 @@ class Adam(Optimizer):
                     st = state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
                                      "exp_avg_sq": np.zeros_like(p.data)}
                 st["step"] += 1
-                d, g, m, v = p.data, p.grad, st["exp_avg"], st["exp_avg_sq"]
-                if _trusted(d, g, m, v):
-                    be.adam_step(d.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                 st["step"], lr, b1, b2, eps, wd, decoupled)
-                else:
-                    K.adam_step(d, g, m, v, step=st["step"], lr=lr, betas=betas, eps=eps,
-                                weight_decay=wd, decoupled=decoupled)
+                T.adam_step(p.data, p.grad, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
+                            lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, decoupled=decoupled)
 
 
 class AdamW(Adam):

@@ -10,7 +10,7 @@ interleaved ownership keeps a warp's shared-memory reads conflict-free and its s
 coalesced. The transposes only change how tiles are loaded: each variant is compiled
 separately, so the inner loop is the same for all four.
 
-Tile sizes come from cuda_common's launch config: 64x64 blocks with 4x4 per thread, or 128x128
+Tile sizes come from common.py's launch config: 64x64 blocks with 4x4 per thread, or 128x128
 with 8x8 (half the shared-memory reads per FMA) once the 128x128 tiles alone fill every SM.
 Grid x walks M (limit 2^31 - 1), y walks N, z the batch (a grid-stride loop past 65535).
 """
@@ -19,10 +19,9 @@ import functools
 import numpy as np
 from numba import cuda
 
-from .cuda_common import (device_empty, jit_kernel, launch, launch_config, scalar, sm_count,
+from .common import (device_empty, jit_kernel, launch, launch_config, scalar, sm_count,
                           to_device, to_host)
 
-__all__ = ["gemm", "gemm_batched"]
 
 _MAX_GRID_Z = 65535
 

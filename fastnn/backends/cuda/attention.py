@@ -28,9 +28,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda_common import device_empty, launch, launch_config, scalar, to_device, to_host
+from .common import device_empty, launch, launch_config, scalar, to_device, to_host
 
-__all__ = ["attention", "attention_backward"]
 
 
 def _padded_head_dim(d):

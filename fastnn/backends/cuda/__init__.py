@@ -4,21 +4,18 @@ Kernels take and return host numpy arrays like every backend; data moves to and 
 inside each call. Under NUMBA_ENABLE_CUDASIM=1 (set before numba is imported) the same code runs
 on Numba's CUDA simulator, which is how CI checks it.
 
-Kernel families live in cuda_gemm.py, cuda_ops.py and cuda_attention.py (launch sizes and
-shared helpers in cuda_common.py); this module gathers them under one backend. For each kernel
+Kernel families live in gemm.py, ops.py and attention.py (launch sizes and shared helpers in
+common.py); this module gathers them under one backend. For each kernel
 NAME, device_kernel(NAME) is the same computation on device arrays (no host copies), which is
 what bench/cuda_check.py times.
 """
 import numpy as np
 from numba import cuda
 
-from . import cuda_attention, cuda_gemm, cuda_ops
+from . import attention, gemm, ops
 
 NAME = "cuda"
-
-for _mod in (cuda_gemm, cuda_ops, cuda_attention):
-    for _name in _mod.__all__:
-        globals()[_name] = getattr(_mod, _name)
+MODULES = (gemm, ops, attention)
 
 
 def device_kernel(name):
@@ -26,11 +23,11 @@ def device_kernel(name):
     if name == "gemm":
         def gemm_device(a, b, c, *args):
             batch = [x.reshape((1,) + x.shape) for x in (a, b, c)]
-            cuda_gemm.gemm_device(*batch, *args)
+            gemm.gemm_device(*batch, *args)
         return gemm_device
     if name == "gemm_batched":
-        return cuda_gemm.gemm_device
-    for mod in (cuda_ops, cuda_attention):
+        return gemm.gemm_device
+    for mod in (ops, attention):
         fn = getattr(mod, name + "_device", None)
         if fn is not None:
             return fn
@@ -46,5 +43,5 @@ def self_check():
     # Compiling and running one tiny kernel surfaces a broken toolkit (NVVM, driver) now, with
     # its own message, instead of at the first real call.
     x = np.array([-1.0, 2.0], dtype=np.float32)
-    if not np.array_equal(cuda_ops.relu(x), np.array([0.0, 2.0], np.float32)):
+    if not np.array_equal(ops.relu(x), np.array([0.0, 2.0], np.float32)):
         raise RuntimeError("the cuda backend's smoke test (relu on 2 values) gave a wrong result")

@@ -32,7 +32,6 @@ from numba import carray, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["gemm", "gemm_batched"]
 
 MR = 6              # rows of the register tile (spelled out as a0..a5 in _tile_update)
 NR_BYTES = 128      # columns of the register tile: two 512-bit vectors (32 float32, 16 float64)

@@ -1,14 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Cython wrappers over csrc/attention.c (fused flash-style attention). Inputs arrive validated
-from fastnn/kernels.py: C-contiguous, one float dtype, q (B, H, T, D), k and v (B, H, S, D)."""
+from fastnn/kernels/: C-contiguous, one float dtype, q (B, H, T, D), k and v (B, H, S, D)."""
 from libc.stdint cimport int64_t
 
 import numpy as np
 
 from cython cimport floating
 
-from fastnn.backends._common cimport (fnn_cpu_isa, fnn_cpu_detect, fnn_isa_name,
-                                      fnn_set_num_threads, fnn_get_num_threads)
+include "_runtime.pxi"
 
 cdef extern from "attention.h":
     int fnn_attention_forward_f32(const float *q, const float *k, const float *v, float *out,
@@ -27,7 +26,6 @@ cdef extern from "attention.h":
                                    int64_t s, int64_t d, int causal, double scale) nogil
     int64_t fnn_attention_scratch_bytes() nogil
 
-__all__ = ["attention", "attention_backward"]
 
 
 cdef int _forward(floating[::1] q, floating[::1] k, floating[::1] v, floating[::1] out,
@@ -92,19 +90,3 @@ def scratch_bytes():
     return fnn_attention_scratch_bytes()
 
 
-def cpu_path():
-    """The instruction-set path the C kernels use here (FASTNN_ISA caps it)."""
-    return fnn_isa_name(fnn_cpu_isa()).decode()
-
-
-def set_num_threads(int n):
-    fnn_set_num_threads(n)
-
-
-def get_num_threads():
-    return fnn_get_num_threads()
-
-
-def cpu_detected():
-    """What the CPU supports, before any FASTNN_ISA cap."""
-    return fnn_isa_name(fnn_cpu_detect()).decode()

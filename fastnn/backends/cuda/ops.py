@@ -3,7 +3,7 @@
 See fastnn/backends/reference.py for the math. Three kernel shapes:
   - elementwise: a grid-stride loop, any grid size covers any n;
   - row kernels (softmax, log_softmax, cross_entropy, layer_norm and backwards): one block per
-    row, threads stride over the row's columns, shared-memory tree reductions (cuda_common);
+    row, threads stride over the row's columns, shared-memory tree reductions (common.py);
   - column sums (bias_grad, layer_norm's dweight/dbias): blocks of (columns x row lanes) write
     per-block partial sums, then one more pass adds the partials (no atomics: deterministic).
 
@@ -17,19 +17,9 @@ import types
 import numpy as np
 from numba import cuda
 
-from .cuda_common import (block_max, block_sum, block_sum2, device_empty, grid_1d, launch,
+from .common import (block_max, block_sum, block_sum2, device_empty, grid_1d, launch,
                           launch_config, row_threads, scalar, sm_count, to_device, to_host)
 
-__all__ = [
-    "bias_add", "bias_grad",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
-    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "cross_entropy", "mse_loss",
-    "layer_norm", "layer_norm_backward",
-    "embedding", "embedding_backward",
-    "sgd_step", "adam_step",
-]
 
 
 def host_call(device_fn, *args, inplace=()):

@@ -1,36 +1,10 @@
-"""The numpy reference backend: plain numpy, written the way a student would.
+"""Reference elementwise, row, loss, norm, embedding and optimizer kernels: plain numpy.
 
-It is the test oracle and the benchmark baseline, so it stays short and obviously right:
-temporaries and all. Every other backend implements these same names and signatures.
-
-Calling convention (shared by every backend, see fastnn/kernels.py for the public API):
-inputs are already validated, C-contiguous and of one float dtype (float32 or float64);
-elementwise kernels see 1-D arrays, row kernels see 2-D arrays (rows, features).
-"""
+Declared in fastnn/kernels/; the fast versions of each live in the same-named function of
+fastnn/backends/numba/ops.py and fastnn/backends/cython/_ops.pyx (C in csrc/ops_*.c)."""
 import math
 
 import numpy as np
-
-NAME = "numpy"
-
-
-# ---------------------------------------------------------------- GEMM
-# c = alpha * op(a) @ op(b) + beta * c, op(x) = x.T when trans_x; c is written in place.
-# As in BLAS, when beta == 0 the old contents of c are not read (NaN there does not propagate).
-def gemm(a, b, c, trans_a, trans_b, alpha, beta):
-    a = a.T if trans_a else a
-    b = b.T if trans_b else b
-    prod = (a @ b) * alpha
-    if beta == 0:
-        c[...] = prod
-    else:
-        c[...] = prod + beta * c
-
-
-def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
-    # a: (B, M, K) or (B, K, M); b: (B, K, N) or (B, N, K); c: (B, M, N)
-    for i in range(c.shape[0]):
-        gemm(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
 
 
 # ---------------------------------------------------------------- bias
@@ -203,35 +177,3 @@ def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, deco
     denom = np.sqrt(v) / math.sqrt(bc2) + eps
     param -= (lr / bc1) * m / denom
 
-
-# ---------------------------------------------------------------- attention
-def attention(q, k, v, causal, scale):
-    """softmax(q k^T * scale [+ causal mask]) v on (B, H, T, D); also returns the log-sum-exp (B, H, T).
-
-    causal masks key j > query i (top-left aligned, as PyTorch's is_causal). The T x S score matrix
-    is materialized: this is the naive baseline that the fused kernels beat.
-    """
-    s = (q @ k.transpose(0, 1, 3, 2)) * scale
-    if causal:
-        t, n = s.shape[-2:]
-        s = np.where(np.tril(np.ones((t, n), dtype=bool)), s, -np.inf)
-    mx = s.max(axis=-1, keepdims=True)
-    e = np.exp(s - mx)
-    ssum = e.sum(axis=-1, keepdims=True)
-    out = (e / ssum) @ v
-    lse = (mx + np.log(ssum))[..., 0]
-    return out.astype(q.dtype), lse.astype(q.dtype)
-
-
-def attention_backward(dout, q, k, v, out, lse, causal, scale):
-    s = (q @ k.transpose(0, 1, 3, 2)) * scale
-    if causal:
-        t, n = s.shape[-2:]
-        s = np.where(np.tril(np.ones((t, n), dtype=bool)), s, -np.inf)
-    p = np.exp(s - lse[..., None])
-    dv = p.transpose(0, 1, 3, 2) @ dout
-    dp = dout @ v.transpose(0, 1, 3, 2)
-    ds = p * (dp - (dout * out).sum(axis=-1, keepdims=True))
-    dq = ds @ k * scale
-    dk = ds.transpose(0, 1, 3, 2) @ q * scale
-    return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype)

@@ -1,12 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython wrappers over csrc/gemm*.c. Inputs arrive validated from fastnn/kernels.py
+"""Cython wrappers over csrc/gemm*.c. Inputs arrive validated from fastnn/kernels/
 (C-contiguous, one float dtype, agreeing shapes, k > 0), so the wrappers only read shapes and
 data pointers (no memoryview acquisition: ~1 us per call matters for tiny matrices) and run
 the C kernel without the GIL."""
 from libc.stdint cimport int64_t
 cimport numpy as cnp
-from fastnn.backends._common cimport (fnn_cpu_isa, fnn_cpu_detect, fnn_isa_name,
-                                      fnn_set_num_threads, fnn_get_num_threads)
+include "_runtime.pxi"
 
 cnp.import_array()
 
@@ -22,7 +21,6 @@ cdef extern from "gemm.h" nogil:
                            const double *a, int trans_a, const double *b, int trans_b,
                            double beta, double *c)
 
-__all__ = ["gemm", "gemm_batched"]
 
 
 cdef inline void _run(int64_t batch, cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a,
@@ -59,19 +57,3 @@ def gemm_batched(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint
     _run(cnp.PyArray_DIM(c, 0), a, b, c, trans_a, trans_b, alpha, beta)
 
 
-def cpu_path():
-    """The instruction-set path the C kernels use here (FASTNN_ISA caps it)."""
-    return fnn_isa_name(fnn_cpu_isa()).decode()
-
-
-def set_num_threads(int n):
-    fnn_set_num_threads(n)
-
-
-def get_num_threads():
-    return fnn_get_num_threads()
-
-
-def cpu_detected():
-    """What the CPU supports, before any FASTNN_ISA cap."""
-    return fnn_isa_name(fnn_cpu_detect()).decode()

@@ -28,16 +28,6 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-__all__ = [
-    "bias_add", "bias_grad",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
-    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "cross_entropy", "mse_loss",
-    "layer_norm", "layer_norm_backward",
-    "embedding", "embedding_backward",
-    "sgd_step", "adam_step",
-]
 
 # error_model="numpy": x / 0 gives inf or NaN as in numpy (the reference) instead of raising
 # ZeroDivisionError, and the divisions need no zero test, which would block vectorization.

@@ -1,6 +1,6 @@
 """Shared plumbing for the cuda backend: launch sizes, host<->device copies, block reductions.
 
-Every host-side transfer and every kernel launch of the cuda_* modules goes through the four
+Every host-side transfer and every kernel launch of this package goes through the four
 helpers here (to_device, device_empty, to_host, launch), so a tool can intercept them: the
 simulator runs the same kernels, and a PTX dump can compile them without a GPU.
 

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Cython wrappers over csrc/ops_*.c (declared in csrc/ops.h).
 
-Inputs arrive validated from fastnn/kernels.py (C-contiguous, one float dtype, shapes that
+Inputs arrive validated from fastnn/kernels/ (C-contiguous, one float dtype, shapes that
 agree, indices in range), so each wrapper only allocates the outputs, picks the float32 or
 float64 kernel from the dtype number and calls it without the GIL. Everything here is C-level
 numpy API: a call costs well under 2 us on top of the kernel.
@@ -9,8 +9,7 @@ numpy API: a call costs well under 2 us on top of the kernel.
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 
-from fastnn.backends._common cimport (fnn_cpu_isa, fnn_cpu_detect, fnn_isa_name,
-                                      fnn_set_num_threads, fnn_get_num_threads)
+include "_runtime.pxi"
 
 cnp.import_array()
 
@@ -101,34 +100,8 @@ cdef extern from "ops.h" nogil:
                            int64_t step, double lr, double beta1, double beta2, double eps,
                            double weight_decay, int decoupled)
 
-__all__ = [
-    "bias_add", "bias_grad",
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
-    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "cross_entropy", "mse_loss",
-    "layer_norm", "layer_norm_backward",
-    "embedding", "embedding_backward",
-    "sgd_step", "adam_step",
-]
 
 
-def cpu_path():
-    """The instruction-set path the C kernels use here (FASTNN_ISA caps it)."""
-    return fnn_isa_name(fnn_cpu_isa()).decode()
-
-
-def set_num_threads(int n):
-    fnn_set_num_threads(n)
-
-
-def get_num_threads():
-    return fnn_get_num_threads()
-
-
-def cpu_detected():
-    """What the CPU supports, before any FASTNN_ISA cap."""
-    return fnn_isa_name(fnn_cpu_detect()).decode()
 
 
 # ---------------------------------------------------------------- helpers

@@ -17,7 +17,6 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["attention", "attention_backward"]
 
 BQ = 64  # queries per tile
 BK = 64  # keys per tile

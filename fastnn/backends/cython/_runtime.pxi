@@ -1,0 +1,22 @@
+# Included by each extension module (_gemm, _ops, _attention): each links its own copy of
+# csrc/cpu.c, so each has its own thread count and ISA choice, set through these functions.
+from fastnn.backends.cython._common cimport (fnn_cpu_isa, fnn_cpu_detect, fnn_isa_name,
+                                             fnn_set_num_threads, fnn_get_num_threads)
+
+
+def cpu_path():
+    """The instruction-set path the C kernels use here (FASTNN_ISA caps it)."""
+    return fnn_isa_name(fnn_cpu_isa()).decode()
+
+
+def set_num_threads(int n):
+    fnn_set_num_threads(n)
+
+
+def get_num_threads():
+    return fnn_get_num_threads()
+
+
+def cpu_detected():
+    """What the CPU supports, before any FASTNN_ISA cap."""
+    return fnn_isa_name(fnn_cpu_detect()).decode()

@@ -1,0 +1,158 @@
+"""Elementwise kernels: bias, activations and their backward passes.
+
+C: csrc/ops_bias.c, csrc/ops_activations.c; Numba and numpy: backends/*/ops.py."""
+import functools
+
+import numpy as np
+
+from ..registry import Bench, Gradient, declare
+from .._checks import (_FLOATS, _at_least_1d, _check_range, _float_array, _gemm_operand,
+                       _index_array, _ndim, _rows, _same_shape, get_backend, ready, resolve)
+from . import examples as ex
+
+
+
+
+def _both_gelu(generator):
+    """GELU's examples in both forms: the exact erf one and the tanh approximation."""
+    def examples(rng, dtype):
+        out = generator(rng, dtype)
+        return out + [(args, dict(kw, approximate="tanh")) for args, kw in out]
+    return examples
+
+
+# ---------------------------------------------------------------- bias
+@declare(family="bias", signature="bias_add(x (N, C), bias (C,)) -> (N, C)", examples=ex.bias_add)
+def bias_add(x, bias, *, backend=None):
+    """x + bias, with bias (C,) broadcast over x's last axis (..., C)."""
+    be = resolve(backend)
+    x = _float_array("bias_add", "x", x)
+    bias = _float_array("bias_add", "bias", bias, x.dtype)
+    _at_least_1d("bias_add", "x", x)
+    if bias.ndim != 1 or bias.shape[0] != x.shape[-1]:
+        raise ValueError(f"bias_add: bias has shape {bias.shape}, expected ({x.shape[-1]},) "
+                         f"for x of shape {x.shape}")
+    if x.size == 0:
+        return x.copy()
+    return be.bias_add(_rows(x), bias).reshape(x.shape)
+
+
+@declare(family="bias", signature="bias_grad(dy (N, C)) -> (C,)", examples=ex.bias_grad)
+def bias_grad(dy, *, backend=None):
+    """The bias gradient: dy (..., C) summed over every axis but the last -> (C,)."""
+    be = resolve(backend)
+    dy = _float_array("bias_grad", "dy", dy)
+    _at_least_1d("bias_grad", "dy", dy)
+    if dy.size == 0:
+        return np.zeros(dy.shape[-1], dtype=dy.dtype)
+    return be.bias_grad(_rows(dy))
+
+
+# ---------------------------------------------------------------- activations
+def _unary(kernel, x, be, *args):
+    x = _float_array(kernel, "x", x)
+    if x.size == 0:
+        return x.copy()
+    return getattr(be, kernel)(x.reshape(-1), *args).reshape(x.shape)
+
+
+def _unary_backward(kernel, dy, saved, saved_name, be, *args):
+    dy = _float_array(kernel, "dy", dy)
+    saved = _float_array(kernel, saved_name, saved, dy.dtype)
+    _same_shape(kernel, ("dy", saved_name), (dy, saved))
+    if dy.size == 0:
+        return dy.copy()
+    return getattr(be, kernel)(dy.reshape(-1), saved.reshape(-1), *args).reshape(dy.shape)
+
+
+@declare(family="activations", signature="relu(x (n,)) -> (n,)", examples=ex.unary, bench=Bench("unary", dict(backward="relu_backward", torch="relu")))
+def relu(x, *, backend=None):
+    """max(x, 0), elementwise."""
+    return _unary("relu", x, resolve(backend))
+
+
+@declare(family="activations", signature="relu_backward(dy (n,), x (n,)) -> dx (n,)", examples=ex.with_reference(ex.unary_backward, "relu"), gradient=Gradient("relu", "x"))
+def relu_backward(dy, x, *, backend=None):
+    """dx = dy where x > 0, else 0."""
+    return _unary_backward("relu_backward", dy, x, "x", resolve(backend))
+
+
+@declare(family="activations", signature="leaky_relu(x (n,), negative_slope) -> (n,)", examples=functools.partial(ex.unary, negative_slope=0.1))
+def leaky_relu(x, negative_slope=0.01, *, backend=None):
+    """x if x > 0 else negative_slope * x."""
+    return _unary("leaky_relu", x, resolve(backend), float(negative_slope))
+
+
+@declare(family="activations", signature="leaky_relu_backward(dy (n,), x (n,), negative_slope) -> dx (n,)", examples=ex.with_reference(ex.unary_backward, "leaky_relu", negative_slope=0.1), gradient=Gradient("leaky_relu", "x"))
+def leaky_relu_backward(dy, x, negative_slope=0.01, *, backend=None):
+    """dx = dy if x > 0 else negative_slope * dy."""
+    return _unary_backward("leaky_relu_backward", dy, x, "x", resolve(backend),
+                           float(negative_slope))
+
+
+@declare(family="activations", signature="sigmoid(x (n,)) -> (n,)", examples=ex.unary)
+def sigmoid(x, *, backend=None):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return _unary("sigmoid", x, resolve(backend))
+
+
+@declare(family="activations", signature="sigmoid_backward(dy (n,), y (n,)) -> dx (n,)", examples=ex.with_reference(ex.unary_backward, "sigmoid", saved="y"), gradient=Gradient("sigmoid", "y"))
+def sigmoid_backward(dy, y, *, backend=None):
+    """dx = dy * y * (1 - y), from the forward output y."""
+    return _unary_backward("sigmoid_backward", dy, y, "y", resolve(backend))
+
+
+@declare(family="activations", signature="tanh(x (n,)) -> (n,)", examples=ex.unary)
+def tanh(x, *, backend=None):
+    """tanh(x)."""
+    return _unary("tanh", x, resolve(backend))
+
+
+@declare(family="activations", signature="tanh_backward(dy (n,), y (n,)) -> dx (n,)", examples=ex.with_reference(ex.unary_backward, "tanh", saved="y"), gradient=Gradient("tanh", "y"))
+def tanh_backward(dy, y, *, backend=None):
+    """dx = dy * (1 - y^2), from the forward output y."""
+    return _unary_backward("tanh_backward", dy, y, "y", resolve(backend))
+
+
+def _approximate(kernel, approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"{kernel}: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate == "tanh"
+
+
+@declare(family="activations", signature="gelu(x (n,), approximate: bool) -> (n,)", examples=_both_gelu(ex.unary), bench=Bench("unary", dict(backward="gelu_backward", kwargs=dict(approximate="tanh"), torch="gelu", label="GELU (tanh form)")))
+def gelu(x, approximate="none", *, backend=None):
+    """GELU: x * Phi(x) (approximate='none', exact erf) or the tanh form (approximate='tanh'):
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return _unary("gelu", x, resolve(backend), _approximate("gelu", approximate))
+
+
+@declare(family="activations", signature="gelu_backward(dy (n,), x (n,), approximate: bool) -> dx (n,)", examples=_both_gelu(ex.with_reference(ex.unary_backward, "gelu")), gradient=Gradient("gelu", "x"))
+def gelu_backward(dy, x, approximate="none", *, backend=None):
+    """dx = dy * d gelu(x) / dx, from the forward input x."""
+    return _unary_backward("gelu_backward", dy, x, "x", resolve(backend),
+                           _approximate("gelu_backward", approximate))
+
+
+
+
+# ---------------------------------------------------------------- trusted entry points
+@relu.kernel.set_trusted
+def _relu_trusted(x):
+    if ready(x.dtype, x):
+        return get_backend().relu(x.reshape(-1)).reshape(x.shape)
+    return relu(x)
+
+
+@relu_backward.kernel.set_trusted
+def _relu_backward_trusted(dy, x):
+    if dy.shape == x.shape and ready(x.dtype, dy, x):
+        return get_backend().relu_backward(dy.reshape(-1), x.reshape(-1)).reshape(x.shape)
+    return relu_backward(dy, x)
+
+
+@bias_grad.kernel.set_trusted
+def _bias_grad_trusted(dy):
+    if dy.ndim == 2 and ready(dy.dtype, dy):
+        return get_backend().bias_grad(dy)
+    return bias_grad(dy)
