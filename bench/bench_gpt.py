@@ -208,8 +208,8 @@ def main(argv=None):
         print(f"  fastnn - pytorch = {res['fastnn']['val'] - res['pytorch']['val']:+.4f} "
               f"nats/char")
         if args.save:
-            from fastnn.models.gpt_cli import save_checkpoint
-            save_checkpoint(args.save, runs[0].model, tok)
+            from fastnn.models import save_checkpoint
+            save_checkpoint(runs[0].model, args.save, tokenizer=tok)
             print(f"  saved the fastnn model to {args.save} (for `fastnn generate`)")
 
 

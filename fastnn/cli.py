@@ -7,61 +7,42 @@
     fastnn generate [...]                text from a GPT checkpoint
     fastnn sample [...]                  images from a diffusion checkpoint
 
-Each model's commands live next to the model (its module's train_main/eval_main/... taking argv),
-so this file only dispatches.
+Each model's commands live next to the model (fastnn/models/*_cli.py, perceptron.py: functions
+taking argv), so this file dispatches, and is the one place that turns a user's mistake into a
+message: a ValueError (CheckpointError included), OSError or MissingDependencyError raised by a
+command is printed as one line on stderr, without a traceback, and the exit status is 2.
 """
 import importlib
-import platform
 import sys
+
+from .errors import MissingDependencyError
+from .serialization import CheckpointError
 
 # command -> {model: "module:function"}; a command with one entry under None takes no model name.
 COMMANDS = {
     "bench": {None: "fastnn.benchmarks:main"},
     "train": {"perceptron": "fastnn.models.perceptron:train_main",
-              "mlp": "fastnn.models.mlp:train_main",
+              "mlp": "fastnn.models.mlp_cli:train_main",
               "gpt": "fastnn.models.gpt_cli:train_main",
               "diffusion": "fastnn.models.diffusion_cli:train_main"},
-    "eval": {"mlp": "fastnn.models.mlp:eval_main",
+    "eval": {"mlp": "fastnn.models.mlp_cli:eval_main",
              "diffusion": "fastnn.models.diffusion_cli:eval_main"},
     "generate": {None: "fastnn.models.gpt_cli:generate_main"},
     "sample": {None: "fastnn.models.diffusion_cli:sample_main"},
 }
 
+# what a user can fix: a bad option, file, checkpoint or text, a missing optional package
+USER_ERRORS = (ValueError, CheckpointError, OSError, MissingDependencyError)
+
 
 def cmd_info(argv):
-    import numpy as np
-    from numba import config
-
     import fastnn
-    from fastnn import backends
+    from fastnn.info import report
 
     if argv:
         print(f"fastnn info: unexpected arguments {argv}", file=sys.stderr)
         return 2
-    print(f"fastnn {fastnn.__version__}  (python {platform.python_version()}, "
-          f"numpy {np.__version__}, {platform.machine()})")
-    reasons = backends.unavailable_reasons()
-    print("backends:")
-    for name in backends._MODULES:
-        if name in reasons:
-            print(f"  {name:7s} unavailable: {reasons[name]}")
-            continue
-        be = backends.load(name)
-        missing = be.missing()
-        extra = ""
-        if name == "cython":
-            extra = f"  cpu path: {be.module.cpu_path()} (detected {be.module.cpu_detected()})"
-        elif name == "numba":
-            import numba
-            extra = f"  numba {numba.__version__}"
-        elif name == "cuda":
-            extra = "  (Numba's CUDA simulator)" if config.ENABLE_CUDASIM else ""
-        have = len(backends.KERNELS) - len(missing)
-        print(f"  {name:7s} available: {have}/{len(backends.KERNELS)} kernels{extra}")
-        if missing:
-            print(f"          lacks: {', '.join(missing)}")
-    print(f"default backend: {fastnn.get_backend().name}")
-    print(f"threads: {fastnn.get_num_threads()}")
+    print(report(fastnn.__version__))
     return 0
 
 
@@ -82,6 +63,7 @@ def main(argv=None):
         print(f"fastnn: unknown command {cmd!r}", file=sys.stderr)
         return _usage()
     table = COMMANDS[cmd]
+    prog = f"fastnn {cmd}"
     if None in table:
         target = table[None]
     else:
@@ -90,9 +72,21 @@ def main(argv=None):
             print(f"fastnn {cmd}: expected a model, one of {', '.join(table)}; got {got}",
                   file=sys.stderr)
             return 2
+        prog = f"fastnn {cmd} {rest[0]}"
         target, rest = table[rest[0]], rest[1:]
     module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)(rest) or 0
+    command = getattr(importlib.import_module(module), func)
+    try:
+        return command(rest) or 0
+    except USER_ERRORS as e:
+        return _fail(prog, e)
+
+
+def _fail(prog, error):
+    """One line on stderr, `prog: message`; exit status 2."""
+    msg = " ".join(line.strip() for line in str(error).splitlines()) or type(error).__name__
+    print(f"{prog}: {msg}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

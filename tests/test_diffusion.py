@@ -5,8 +5,9 @@ import pytest
 import fastnn
 from fastnn import optim
 from fastnn.cli import main as cli_main
-from fastnn.models.diffusion import (Diffusion, DiffusionConfig, Schedule, parse_prompt,
-                                     to_model_space, to_pixel_space)
+from fastnn.models import load_checkpoint, save_checkpoint
+from fastnn.models.diffusion import (Diffusion, DiffusionConfig, NoiseSchedule, Schedule,
+                                     parse_prompt, to_model_space, to_pixel_space)
 from fastnn.models.diffusion_eval import frechet_distance
 
 TINY = DiffusionConfig(hidden=32, n_blocks=1, time_dim=16, steps=50)
@@ -15,7 +16,7 @@ TINY = DiffusionConfig(hidden=32, n_blocks=1, time_dim=16, steps=50)
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 @pytest.mark.parametrize("steps", [10, 100, 1000])
 def test_schedule_abar_is_monotone_and_ends_near_zero(kind, steps):
-    s = Schedule(steps, kind)
+    s = NoiseSchedule(steps, kind)
     assert s.abar.shape == (steps,)
     assert np.all(np.diff(s.abar) < 0)
     assert 0 < s.abar[-1] < 0.01 and s.abar[0] > 0.97
@@ -23,7 +24,8 @@ def test_schedule_abar_is_monotone_and_ends_near_zero(kind, steps):
 
 
 def test_closed_form_q_matches_iterated_noising():
-    s = Schedule(40, "linear")
+    assert Schedule is NoiseSchedule  # the old name stays
+    s = NoiseSchedule(40, "linear")
     rng = np.random.default_rng(0)
     x0 = np.array([[0.9, -0.4, 0.0]])
     # Exactly: iterating x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps keeps a Gaussian whose
@@ -124,6 +126,12 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
         Diffusion.from_state(state, "x")
     with pytest.raises(ValueError, match="not a fastnn diffusion checkpoint"):
         Diffusion.from_state({"transformer.wte.weight": np.zeros((2, 2))}, "x")
+    # through the one checkpoint loader, with extra meta entries
+    save_checkpoint(diff, tmp_path / "m.npz", seed=3)
+    again, meta = load_checkpoint(tmp_path / "m.npz", kind="diffusion")
+    assert meta["kind"] == "diffusion" and int(meta["seed"]) == 3
+    np.testing.assert_array_equal(again.sample([2], steps=3, seed=1),
+                                  diff.sample([2], steps=3, seed=1))
 
 
 def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
@@ -145,13 +153,21 @@ def test_cli_train_sample_show_process_and_errors(tmp_path, capsys):
     assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "3", "--steps", "3",
                      "--show-process", "--out", str(tmp_path / "strip.png")]) == 0
     assert open(tmp_path / "strip.png", "rb").read(4) == b"\x89PNG"
-    with pytest.raises(SystemExit):
-        cli_main(["sample", "--checkpoint", ckpt, "--prompt", "eleven", "--out", out])
-    assert "unknown prompt 'eleven'" in capsys.readouterr().err
+    capsys.readouterr()  # the training's progress bar
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "eleven", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn sample: unknown prompt 'eleven'") and err.count("\n") == 1
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip")
-    with pytest.raises(SystemExit, match="cannot use"):
-        cli_main(["sample", "--checkpoint", str(bad), "--prompt", "1", "--out", out])
-    with pytest.raises(SystemExit, match="does not exist"):
-        cli_main(["sample", "--checkpoint", str(tmp_path / "none.npz"), "--prompt", "1",
-                  "--out", out])
+    assert cli_main(["sample", "--checkpoint", str(bad), "--prompt", "1", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn sample: ") and "bad.npz" in err and err.count("\n") == 1
+    assert cli_main(["sample", "--checkpoint", str(tmp_path / "none.npz"), "--prompt", "1",
+                     "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "fastnn train diffusion" in err
+    # a checkpoint of another model is refused by kind
+    fastnn.save({"kind": np.array("fastnn-gpt")}, tmp_path / "g.npz")
+    assert cli_main(["sample", "--checkpoint", str(tmp_path / "g.npz"), "--prompt", "1",
+                     "--out", out]) == 2
+    assert "holds a gpt model, not a diffusion one" in capsys.readouterr().err

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.cli import main as cli_main
+from fastnn.models import gpt_cli, load_checkpoint
 from fastnn.models.gpt import GPT, GPTConfig, entropy, sample_next
-from fastnn.models import gpt_cli
 from fastnn import text as textlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
@@ -270,7 +271,9 @@ def test_train_resume_equals_one_run(trained, capsys):
     for k in a:
         if k.startswith(("model.", "optim.")):
             np.testing.assert_array_equal(a[k], c[k], err_msg=k)
-    model, tok, _ = gpt_cli.load_checkpoint(d / "a.npz")
+    model, meta = load_checkpoint(d / "a.npz", kind="gpt")
+    tok = meta["tokenizer"]
+    assert meta["train_state"]["step"] == 30 and meta["optimizer_state"] is not None
     assert model.config.n_embd == 16 and tok.vocab_size == len(set(textlib.default_corpus()[:20000]))
     # the loss went down from log(vocab) at init
     losses = __import__("json").loads(str(a["train.json"]))["losses"]
@@ -297,23 +300,30 @@ def test_generate_command(trained, capsys):
 
 
 def test_generate_bad_prompts(trained, capsys):
+    """Mistakes raise from the command function; the CLI prints one line and exits with 2."""
     d, _ = trained
-    base = ["--checkpoint", str(d / "a.npz"), "--max-new-tokens", "3", "--backend", "numpy",
-            "--temperature", "0"]
-    assert gpt_cli.generate_main(base + ["--prompt", "año ☃"]) == 2
+    base = ["generate", "--checkpoint", str(d / "a.npz"), "--max-new-tokens", "3", "--backend",
+            "numpy", "--temperature", "0"]
+    with pytest.raises(ValueError, match="never saw"):
+        gpt_cli.generate_main(base[1:] + ["--prompt", "año ☃"])
+    assert cli_main(base + ["--prompt", "año ☃"]) == 2
     err = capsys.readouterr().err
+    assert err.startswith("fastnn generate: ") and err.count("\n") == 1
     assert "2 character(s) the model never saw: 'ñ', '☃'" in err and "--replace-unknown" in err
-    assert gpt_cli.generate_main(base + ["--prompt", "año ☃", "--replace-unknown", " "]) == 0
+    assert cli_main(base + ["--prompt", "año ☃", "--replace-unknown", " "]) == 0
     assert capsys.readouterr().out.startswith("a o  ")
-    assert gpt_cli.generate_main(base + ["--prompt", ""]) == 0
+    assert cli_main(base + ["--prompt", ""]) == 0
     captured = capsys.readouterr()
     assert "starting from a newline" in captured.err and captured.out.startswith("\n")
-    assert gpt_cli.generate_main(base + ["--prompt", "x" * 10 + "The quick fox is"]) == 0
+    assert cli_main(base + ["--prompt", "x" * 10 + "The quick fox is"]) == 0
     captured = capsys.readouterr()
     assert "has 26 characters but the model sees only the last 16" in captured.err
     assert captured.out.startswith("The quick fox is")
-    assert gpt_cli.generate_main(["--checkpoint", str(d / "missing.npz")]) == 2
+    assert cli_main(["generate", "--checkpoint", str(d / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
     (d / "junk.npz").write_bytes(b"junk")
-    assert gpt_cli.generate_main(["--checkpoint", str(d / "junk.npz")]) == 2
-    assert "not a fastnn checkpoint" in capsys.readouterr().err
+    assert cli_main(["generate", "--checkpoint", str(d / "junk.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.npz" in err and "checkpoint" in err and err.count("\n") == 1
+    assert cli_main(["generate", "--checkpoint", str(d / "a.npz"), "--top-k", "0"]) == 2
+    assert "--top-k must be >= 1" in capsys.readouterr().err

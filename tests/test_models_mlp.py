@@ -6,8 +6,7 @@ import pytest
 import fastnn
 from fastnn import cli, optim
 from fastnn.data import DataLoader, load_digits
-from fastnn.models import MLP, Perceptron
-from fastnn.models import mlp as mlp_module
+from fastnn.models import MLP, Perceptron, load_checkpoint
 from fastnn.models.perceptron import INPUTS, TRUTH_TABLES, xor_mlp
 from fastnn.training import evaluate, fit
 
@@ -100,10 +99,12 @@ def test_train_and_eval_mlp_commands(tmp_path, capsys):
     assert cli.main(["eval", "mlp", "--checkpoint", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"test accuracy: {acc:.4f}" in text and "MLP 64-64-10" in text
-    model, meta = mlp_module.load_checkpoint(out)
+    model, meta = load_checkpoint(out, kind="mlp")
     assert model.sizes == (64, 64, 10)
     assert float(meta["test_accuracy"]) == pytest.approx(acc, abs=1e-4)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a checkpoint")
-    assert cli.main(["eval", "mlp", "--checkpoint", str(bad)]) == 1
-    assert "not a fastnn checkpoint" in capsys.readouterr().err
+    assert cli.main(["eval", "mlp", "--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn eval mlp: ") and "bad.npz" in err and "checkpoint" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -14,19 +14,14 @@ import time
 import numpy as np
 
 from .. import optim
-from ..serialization import CheckpointError, load, save
+from ..errors import require
 from ..tensor import manual_seed
-from .diffusion import (EMA, Diffusion, DiffusionConfig, parse_prompt, to_model_space,
-                        to_pixel_space)
+from .checkpoint import load_checkpoint, save_checkpoint
+from .diffusion import (EMA, Diffusion, DiffusionConfig, digits_split, parse_prompt,
+                        to_model_space, to_pixel_space)
+from .diffusion_eval import evaluate
 
 DEFAULT_STEPS = 1500
-
-
-def digits_split(seed=0):
-    """scikit-learn's bundled 8x8 digits as (train_x, train_y, test_x, test_y), pixels 0..16."""
-    from ..data import load_digits
-    xtr, ytr, xte, yte = load_digits(seed=seed)   # X in [0, 1]
-    return (xtr.reshape(-1, 8, 8) * 16, ytr, xte.reshape(-1, 8, 8) * 16, yte)
 
 
 def train(steps=DEFAULT_STEPS, seed=0, batch_size=256, lr=2e-3, config=None, progress=True,
@@ -65,26 +60,22 @@ def train(steps=DEFAULT_STEPS, seed=0, batch_size=256, lr=2e-3, config=None, pro
     return diff, history, seconds
 
 
-def load_checkpoint(path):
+def _load(path):
+    """The Diffusion in a checkpoint; a missing file says how to make one."""
     if not os.path.exists(path):
-        raise SystemExit(f"fastnn: checkpoint {path!r} does not exist "
-                         f"(make one with `fastnn train diffusion --out {path}`)")
-    try:
-        return Diffusion.from_state(load(path), path)
-    except (CheckpointError, ValueError) as e:
-        raise SystemExit(f"fastnn: cannot use {path!r}: {e}")
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist (make one with `fastnn "
+                                f"train diffusion --out {path}`)")
+    diff, _ = load_checkpoint(path, kind="diffusion")
+    return diff
 
 
 # ---------------------------------------------------------------- pictures
 def _imsave(path, image):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("fastnn: writing PNG files needs matplotlib (pip install matplotlib)")
+    """A grayscale PNG (pixels 0..16, ink dark), by matplotlib.image.imsave (no pyplot)."""
+    require("matplotlib", "writing PNG files")
+    from matplotlib.image import imsave
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    plt.imsave(path, image, cmap="gray_r", vmin=0, vmax=16)
+    imsave(path, image, cmap="gray_r", vmin=0, vmax=16)
 
 
 def grid(images, cols=None, scale=8, pad=1):
@@ -116,10 +107,10 @@ def train_main(argv):
     p.add_argument("--out", required=True, help="checkpoint path (.npz)")
     args = p.parse_args(argv)
     if args.steps < 1:
-        p.error("--steps must be >= 1")
+        raise ValueError("--steps must be >= 1")
     config = DiffusionConfig(schedule=args.schedule)
     diff, history, seconds = train(args.steps, args.seed, args.batch_size, args.lr, config)
-    save(diff.state(), args.out)
+    save_checkpoint(diff, args.out)
     print(f"trained {args.steps} steps in {seconds:.1f} s; final loss "
           f"{np.mean(history[-100:]):.4f}; saved {args.out}")
     return 0
@@ -141,13 +132,10 @@ def sample_main(argv):
                    help="write OUT.png as a strip: a real digit noised step by step, then a "
                         "sample denoised step by step")
     args = p.parse_args(argv)
-    try:
-        label = parse_prompt(args.prompt)
-    except ValueError as e:
-        p.error(str(e))
+    label = parse_prompt(args.prompt)
     if args.num < 1:
-        p.error("--num must be >= 1")
-    diff = load_checkpoint(args.checkpoint)
+        raise ValueError("--num must be >= 1")
+    diff = _load(args.checkpoint)
     stem = _stem(args.out)
     if args.show_process:
         return _show_process(diff, label, args, stem)
@@ -184,7 +172,6 @@ def _show_process(diff, label, args, stem, frames=10):
 
 
 def eval_main(argv):
-    from .diffusion_eval import evaluate
     p = argparse.ArgumentParser(prog="fastnn eval diffusion")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--per-prompt", type=int, default=50, help="samples per digit")
@@ -193,8 +180,12 @@ def eval_main(argv):
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    diff = load_checkpoint(args.checkpoint)
-    scales = [float(s) for s in args.guidance.split(",")]
+    try:
+        scales = [float(s) for s in args.guidance.split(",")]
+    except ValueError:
+        raise ValueError(f"--guidance: expected comma-separated numbers, got "
+                         f"{args.guidance!r}") from None
+    diff = _load(args.checkpoint)
     evaluate(diff, scales, per_prompt=args.per_prompt, sampler=args.sampler, steps=args.steps,
              seed=args.seed, out=sys.stdout)
     return 0

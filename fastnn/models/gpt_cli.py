@@ -24,7 +24,6 @@ several temperatures with the mean entropy (nats per token) of the distributions
 drawn from: low temperature is predictable, high temperature is surprising.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -33,6 +32,14 @@ import time
 import numpy as np
 
 from .. import text as textlib
+from ..kernels import get_backend, set_backend
+from ..nn.utils import clip_grad_norm_
+from ..optim.lr_scheduler import LRScheduler
+from ..serialization import CheckpointError
+from ..tensor import default_generator, manual_seed, no_grad
+from ..threads import get_num_threads, set_num_threads
+from .checkpoint import load_checkpoint, save_checkpoint
+from .gpt import GPT, GPTConfig, entropy
 
 
 # ---------------------------------------------------------------- process setup
@@ -55,55 +62,7 @@ def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=256 << 20):
                 and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(path, model, tokenizer, optimizer=None, train_state=None):
-    """One .npz: model.* (state dict), vocab.chars, config.json, and for training runs the
-    optimizer (optim.*) and train.json (step, elapsed time, run length, random states)."""
-    import fastnn
-    ck = {"model." + k: v for k, v in model.state_dict().items()}
-    ck["vocab.chars"] = tokenizer.state_dict()["chars"]
-    ck["config.json"] = np.array(json.dumps(model.config.to_dict()))
-    if optimizer is not None:
-        sd = optimizer.state_dict()
-        for i, st in sd["state"].items():
-            for k, v in st.items():
-                ck[f"optim.state.{i}.{k}"] = np.asarray(v)
-        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-                  for g in sd["param_groups"]]
-        ck["optim.param_groups.json"] = np.array(json.dumps(groups))
-    if train_state is not None:
-        ck["train.json"] = np.array(json.dumps(train_state))
-    fastnn.save(ck, path)
-
-
-def load_checkpoint(path):
-    """(model, tokenizer, raw checkpoint dict) from a file written by save_checkpoint."""
-    import fastnn
-    from .gpt import GPT, GPTConfig
-    ck = fastnn.load(path)
-    missing = [k for k in ("config.json", "vocab.chars") if k not in ck]
-    if missing:
-        raise fastnn.CheckpointError(f"{path} is not a GPT checkpoint (it lacks {missing}); "
-                                     f"write one with `fastnn train gpt`")
-    config = GPTConfig(**json.loads(str(ck["config.json"])))
-    model = GPT(config)
-    model.load_state_dict({k[len("model."):]: v for k, v in ck.items() if k.startswith("model.")})
-    tokenizer = textlib.CharTokenizer.from_state_dict({"chars": ck["vocab.chars"]})
-    return model, tokenizer, ck
-
-
-def _optimizer_state(ck):
-    groups = json.loads(str(ck["optim.param_groups.json"]))
-    for g in groups:
-        g["betas"] = tuple(g["betas"])
-    state = {}
-    for k, v in ck.items():
-        if k.startswith("optim.state."):
-            i, name = k[len("optim.state."):].split(".", 1)
-            state.setdefault(int(i), {})[name] = int(v) if name == "step" else v
-    return {"state": state, "param_groups": groups}
-
-
+# ---------------------------------------------------------------- random states (in checkpoints)
 def _rng_state(gen):
     return gen.bit_generator.state
 
@@ -113,38 +72,37 @@ def _set_rng_state(gen, state):
 
 
 # ---------------------------------------------------------------- training
-class Schedule:
-    """nanoGPT's learning rate: linear warmup over `warmup` steps, then a cosine from lr down to
-    min_lr over the rest of the run. The run's progress is a fraction of --steps, or of
-    --minutes of training time."""
+class WarmupCosineLR(LRScheduler):
+    """nanoGPT's learning rate: a linear warmup over `warmup` steps up to the base lr, then a
+    cosine from it down to min_lr at the end of the run. The run ends after max_steps steps, or
+    after max_seconds of training time: then the loop sets .elapsed before each step() and the
+    cosine follows the time spent. As every LRScheduler: step() after optimizer.step()."""
 
-    def __init__(self, lr, min_lr, warmup, max_steps=None, max_seconds=None):
-        self.lr, self.min_lr, self.warmup = lr, min_lr, warmup
-        self.max_steps, self.max_seconds = max_steps, max_seconds
+    def __init__(self, optimizer, warmup, min_lr, max_steps=None, max_seconds=None, elapsed=0.0,
+                 last_epoch=-1):
+        if (max_steps is None) == (max_seconds is None):
+            raise ValueError("WarmupCosineLR: give one of max_steps and max_seconds")
+        self.warmup, self.min_lr = warmup, min_lr
+        self.max_steps, self.max_seconds, self.elapsed = max_steps, max_seconds, elapsed
+        super().__init__(optimizer, last_epoch)
 
-    def progress(self, step, elapsed):
+    def lr_at(self, base_lr, t):
+        if t < self.warmup:
+            return base_lr * (t + 1) / (self.warmup + 1)
         if self.max_steps is not None:
-            return step / self.max_steps
-        return elapsed / self.max_seconds
-
-    def __call__(self, step, elapsed):
-        if step < self.warmup:
-            return self.lr * (step + 1) / (self.warmup + 1)
-        if self.max_steps is not None:
-            frac = (step - self.warmup) / max(1, self.max_steps - self.warmup)
+            frac = (t - self.warmup) / max(1, self.max_steps - self.warmup)
         else:
-            frac = self.progress(step, elapsed)
+            frac = self.elapsed / self.max_seconds
         frac = min(max(frac, 0.0), 1.0)
-        return self.min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (self.lr - self.min_lr)
+        return self.min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (base_lr - self.min_lr)
 
 
 def estimate_loss(model, splits, eval_iters, batch_size, rng):
     """Mean loss (nats/char) over eval_iters random batches of each split, in eval mode."""
-    import fastnn
     out = {}
     was_training = model.training
     model.eval()
-    with fastnn.no_grad():
+    with no_grad():
         for name, data in splits.items():
             losses = []
             for _ in range(eval_iters):
@@ -193,46 +151,32 @@ def _train_parser():
 
 
 def _setup_runtime(args):
-    import fastnn
     if args.backend:
-        fastnn.set_backend(args.backend)
+        set_backend(args.backend)
     if args.threads:
-        fastnn.set_num_threads(args.threads)
+        set_num_threads(args.threads)
 
 
 def train_main(argv):
+    """`fastnn train gpt`. A user mistake (a bad text, checkpoint or option) raises ValueError,
+    OSError or CheckpointError; fastnn.cli prints it as one line."""
     args = _train_parser().parse_args(argv)
-    import fastnn
     from tqdm.auto import tqdm
-    from ..nn.utils import clip_grad_norm_
-    from ..tensor import default_generator
-    from .gpt import GPT, GPTConfig
     _setup_runtime(args)
     keep_freed_memory()
 
-    try:
-        corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"fastnn train gpt: {e}", file=sys.stderr)
-        return 2
+    corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
     run = {}
     if args.resume:
-        try:
-            model, tok, ck = load_checkpoint(args.resume)
-        except (OSError, ValueError) as e:
-            print(f"fastnn train gpt: cannot resume: {e}", file=sys.stderr)
-            return 2
-        if "train.json" not in ck or "optim.param_groups.json" not in ck:
-            print(f"fastnn train gpt: {args.resume} has no training state to resume from",
-                  file=sys.stderr)
-            return 2
-        run = json.loads(str(ck["train.json"]))
+        model, meta = load_checkpoint(args.resume, kind="gpt")
+        tok, run = meta["tokenizer"], meta["train_state"]
+        if run is None or meta["optimizer_state"] is None:
+            raise CheckpointError(f"{args.resume} has no training state to resume from")
         bad = tok.unknown_chars(corpus)
         if bad:
-            print(f"fastnn train gpt: the text has {len(bad)} character(s) that the checkpoint's "
-                  f"vocabulary lacks: {', '.join(map(repr, bad[:20]))}; resume on the text it "
-                  f"was trained on", file=sys.stderr)
-            return 2
+            raise ValueError(f"the text has {len(bad)} character(s) that the checkpoint's "
+                             f"vocabulary lacks: {', '.join(map(repr, bad[:20]))}; resume on the "
+                             f"text it was trained on")
         hp = run["hparams"]
     else:
         tok = textlib.CharTokenizer.from_text(corpus)
@@ -240,10 +184,9 @@ def train_main(argv):
                            n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                            dropout=args.dropout, bias=args.bias)
         if config.n_embd % config.n_head:
-            print(f"fastnn train gpt: --n-embd {config.n_embd} must be a multiple of --n-head "
-                  f"{config.n_head}", file=sys.stderr)
-            return 2
-        fastnn.manual_seed(args.seed)
+            raise ValueError(f"--n-embd {config.n_embd} must be a multiple of --n-head "
+                             f"{config.n_head}")
+        manual_seed(args.seed)
         model = GPT(config)
         hp = {k: getattr(args, k) for k in ("batch_size", "lr", "min_lr", "warmup",
                                            "weight_decay", "beta2", "grad_clip", "eval_interval",
@@ -262,22 +205,24 @@ def train_main(argv):
     train_data, val_data = textlib.split(data, hp["val_fraction"])
     block = model.config.block_size
     if len(train_data) <= block or len(val_data) <= block:
-        print(f"fastnn train gpt: the text is too short ({len(data)} characters) for a "
-              f"{hp['val_fraction']:.0%} validation split with context {block}; use a longer "
-              f"text or a smaller --block-size", file=sys.stderr)
-        return 2
+        raise ValueError(f"the text is too short ({len(data)} characters) for a "
+                         f"{hp['val_fraction']:.0%} validation split with context {block}; use "
+                         f"a longer text or a smaller --block-size")
 
     optimizer = model.configure_optimizers(hp["weight_decay"], hp["lr"], (0.9, hp["beta2"]))
     batch_rng = np.random.default_rng(hp["seed"])
     eval_rng = np.random.default_rng(hp["seed"] + 1)
     step, elapsed = 0, 0.0
     if run:
-        optimizer.load_state_dict(_optimizer_state(ck))
+        optimizer.load_state_dict(meta["optimizer_state"])
         step, elapsed = run["step"], run["elapsed"]
         _set_rng_state(batch_rng, run["batch_rng"])
         _set_rng_state(eval_rng, run["eval_rng"])
         _set_rng_state(default_generator(), run["fastnn_rng"])
-    schedule = Schedule(hp["lr"], hp["min_lr"], hp["warmup"], max_steps, max_seconds)
+    for g in optimizer.param_groups:
+        g["initial_lr"] = hp["lr"]  # the schedule's peak, whatever the last step's lr was
+    scheduler = WarmupCosineLR(optimizer, hp["warmup"], hp["min_lr"], max_steps, max_seconds,
+                               elapsed=elapsed, last_epoch=step - 1)  # sets the lr of `step`
 
     def done():
         return step >= max_steps if max_steps is not None else elapsed >= max_seconds
@@ -287,15 +232,15 @@ def train_main(argv):
                  "max_seconds": max_seconds, "hparams": hp, "losses": losses,
                  "batch_rng": _rng_state(batch_rng), "eval_rng": _rng_state(eval_rng),
                  "fastnn_rng": _rng_state(default_generator())}
-        save_checkpoint(args.out, model, tok, optimizer, state)
+        save_checkpoint(model, args.out, tokenizer=tok, optimizer=optimizer, train_state=state)
 
     n_params = model.get_num_params()
     length = f"{max_steps} steps" if max_steps is not None else f"{max_seconds / 60:g} minutes"
     print(f"GPT: {n_params / 1e6:.2f}M parameters, {model.config.n_layer} layers, "
           f"{model.config.n_head} heads, width {model.config.n_embd}, context {block}; "
           f"vocabulary {tok.vocab_size} characters; {len(train_data):,} training and "
-          f"{len(val_data):,} validation characters; backend {fastnn.get_backend().name}, "
-          f"{fastnn.get_num_threads()} threads; run: {length}"
+          f"{len(val_data):,} validation characters; backend {get_backend().name}, "
+          f"{get_num_threads()} threads; run: {length}"
           + (f", resuming at step {step}" if run else ""))
     if done():
         print(f"the run is already complete ({length}); pass a larger --steps or --minutes to "
@@ -310,9 +255,7 @@ def train_main(argv):
     model.train()
     try:
         while not done():
-            lr = schedule(step, elapsed)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
+            lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
             x, y = textlib.get_batch(train_data, block, hp["batch_size"], batch_rng)
             _, loss = model(x, y)
@@ -324,6 +267,8 @@ def train_main(argv):
             dt = time.perf_counter() - t0
             elapsed += dt
             step += 1
+            scheduler.elapsed = elapsed
+            scheduler.step()
             bar.update(1 if max_steps is not None else dt)
             bar.set_postfix(step=step, loss=f"{float(loss.data):.3f}", lr=f"{lr:.1e}",
                             refresh=False)
@@ -407,32 +352,25 @@ def prepare_prompt(prompt, tokenizer, block_size, replace_unknown=None, notice=N
 
 
 def generate_main(argv):
+    """`fastnn generate`. A user mistake (a bad option, prompt or checkpoint) raises ValueError,
+    OSError or CheckpointError; fastnn.cli prints it as one line."""
     args = _generate_parser().parse_args(argv)
-    import fastnn
-    from .gpt import entropy
     _setup_runtime(args)
-
-    def fail(msg):
-        print(f"fastnn generate: {msg}", file=sys.stderr)
-        return 2
-
     if args.max_new_tokens < 0:
-        return fail("--max-new-tokens must be >= 0")
+        raise ValueError("--max-new-tokens must be >= 0")
     if args.top_k is not None and args.top_k < 1:
-        return fail("--top-k must be >= 1")
+        raise ValueError("--top-k must be >= 1")
     if args.top_p is not None and not 0 < args.top_p <= 1:
-        return fail("--top-p must be in (0, 1]")
+        raise ValueError("--top-p must be in (0, 1]")
     if args.temperature < 0:
-        return fail("--temperature must be >= 0 (0 = greedy)")
+        raise ValueError("--temperature must be >= 0 (0 = greedy)")
     if not os.path.exists(args.checkpoint):
-        return fail(f"{args.checkpoint}: no such file; train one with `fastnn train gpt "
-                    f"--out {args.checkpoint}`")
-    try:
-        model, tok, _ = load_checkpoint(args.checkpoint)
-        ids = prepare_prompt(args.prompt, tok, model.config.block_size, args.replace_unknown,
-                             notice=lambda m: print(f"note: {m}", file=sys.stderr))
-    except ValueError as e:  # CheckpointError is a ValueError
-        return fail(str(e))
+        raise FileNotFoundError(f"{args.checkpoint}: no such file; train one with `fastnn train "
+                                f"gpt --out {args.checkpoint}`")
+    model, meta = load_checkpoint(args.checkpoint, kind="gpt")
+    tok = meta["tokenizer"]
+    ids = prepare_prompt(args.prompt, tok, model.config.block_size, args.replace_unknown,
+                         notice=lambda m: print(f"note: {m}", file=sys.stderr))
     temps = args.temperatures or [args.temperature]
     prompt_text = tok.decode(ids[0])
     for i, temperature in enumerate(temps):

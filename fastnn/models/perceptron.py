@@ -11,7 +11,11 @@ import argparse
 import numpy as np
 
 from .. import nn
+from ..nn import functional as F
+from ..optim import Adam
 from ..tensor import Tensor, manual_seed, no_grad
+
+__all__ = ["Perceptron", "xor_mlp", "INPUTS", "TRUTH_TABLES"]
 
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 TRUTH_TABLES = {
@@ -63,8 +67,6 @@ def xor_mlp(hidden=4, steps=1000, lr=0.05, seed=0):
     """A 2-4-2 MLP (one tanh hidden layer of `hidden` units, two class scores) trained on XOR
     with Adam and cross-entropy.
     Returns (model, predictions)."""
-    from ..nn import functional as F
-    from ..optim import Adam
     manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 2))
     opt = Adam(model.parameters(), lr=lr)
