@@ -1,0 +1,82 @@
+"""fastnn.distributed: data-parallel training over MPI, in torch.distributed's names.
+
+    # mpiexec -n 2 python train.py        (pip install "fastnn[mpi]" brings mpi4py and mpich)
+    import fastnn, fastnn.distributed as dist
+    from fastnn.nn.parallel import DistributedDataParallel as DDP
+    from fastnn.utils.data import DistributedSampler
+
+    dist.init_process_group("mpi")
+    model = DDP(MyModel())                       # rank 0's parameters go to every rank
+    opt = fastnn.optim.AdamW(model.parameters())
+    for x, y in my_batches(rank=dist.get_rank(), world=dist.get_world_size()):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(); loss.backward()         # .grad holds the average over ranks here
+        opt.step()
+    if dist.is_main_process():
+        fastnn.save(model.module.state_dict(), "model.npz")
+    dist.destroy_process_group()
+
+Collectives (all_reduce, broadcast, all_gather, all_gather_into_tensor, reduce_scatter,
+reduce_scatter_tensor, barrier) work in place on Tensors' arrays; async_op=True returns a Work
+with wait(). ZeroRedundancyOptimizer (fastnn.distributed.optim) shards the optimizer state.
+"""
+from .process_group import (ReduceOp, Work, DistError, DistTimeoutError, is_available,  # noqa
+                            init_process_group, is_initialized, get_rank, get_world_size,
+                            get_backend, barrier, destroy_process_group, all_reduce, broadcast,
+                            all_gather, all_gather_into_tensor, reduce_scatter,
+                            reduce_scatter_tensor, new_group, get_timeout)
+from .process_group import __all__ as _pg_all
+
+__all__ = list(_pg_all) + ["launched_by_mpi", "setup", "is_main_process", "print0",
+                           "save_on_main", "cleanup"]
+
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID",
+                  "HYDI_CONTROL_FD", "PMI_FD")
+
+
+def launched_by_mpi():
+    """True when this process was started by an MPI launcher (mpiexec, mpirun, srun with PMI)."""
+    import os
+    return any(v in os.environ for v in _LAUNCHER_VARS)
+
+
+def setup(threads=None, backend="mpi"):
+    """What a training script (or `fastnn train ... --distributed`) calls first: join the job,
+    set this rank's thread count (default: FASTNN_NUM_THREADS, else OMP_NUM_THREADS, else 1, so
+    ranks x threads stays within the cores), and return (rank, world_size)."""
+    import os
+    from ..threads import set_num_threads
+    if not is_initialized():
+        init_process_group(backend)
+    if threads is None:
+        threads = int(os.environ.get("FASTNN_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+                      or 1)
+    set_num_threads(threads)
+    return get_rank(), get_world_size()
+
+
+def is_main_process():
+    """True on rank 0, and in a process that never joined a process group."""
+    return not is_initialized() or get_rank() == 0
+
+
+def print0(*args, **kwargs):
+    """print() on rank 0 only."""
+    if is_main_process():
+        print(*args, **kwargs)
+
+
+def save_on_main(state_dict, path):
+    """fastnn.save(state_dict, path) on rank 0 only (atomic: a temp file renamed over the
+    target), then a barrier so no rank runs ahead of a checkpoint that is not yet on disk."""
+    from ..serialization import save
+    if is_main_process():
+        save(state_dict, path)
+    if is_initialized():
+        barrier()
+
+
+def cleanup():
+    """destroy_process_group() if one is up."""
+    if is_initialized():
+        destroy_process_group()

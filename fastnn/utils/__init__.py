@@ -1,0 +1,1 @@
+"""fastnn.utils: data utilities (fastnn.utils.data), in PyTorch's layout."""
