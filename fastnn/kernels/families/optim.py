@@ -20,7 +20,7 @@ def _state_array(kernel, name, x, like):
     return x.reshape(-1)
 
 
-@declare(family="optimizers", signature="sgd_step(param (n,), grad (n,), buf (n,) or (0,), lr, momentum, dampening, nesterov, weight_decay, first): param and buf in place", examples=ex.sgd_step)
+@declare(family="optimizers", doc="One in-place SGD update with PyTorch's rule (momentum, dampening, Nesterov, L2 decay).", signature="sgd_step(param (n,), grad (n,), buf (n,) or (0,), lr, momentum, dampening, nesterov, weight_decay, first): param and buf in place", examples=ex.sgd_step)
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
              nesterov=False, weight_decay=0.0, first_step=False, backend=None):
     """One in-place SGD update with PyTorch's rule:

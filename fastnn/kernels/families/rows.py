@@ -101,7 +101,7 @@ def mse_loss(pred, target, *, backend=None):
 
 
 # ---------------------------------------------------------------- layer norm
-@declare(family="layer_norm", signature="layer_norm(x (N, C), weight (C,), bias (C,), eps) -> (y, mean (N,), rstd (N,))", examples=ex.layer_norm, bench=Bench("layer_norm"))
+@declare(family="layer_norm", signature="layer_norm(x (N, C), weight (C,), bias (C,), eps) -> (y, mean (N,), rstd (N,))", doc="Layer norm over the last axis; returns (y, mean, rstd) for the backward pass.", examples=ex.layer_norm, bench=Bench("layer_norm"))
 def layer_norm(x, weight=None, bias=None, eps=1e-5, *, backend=None):
     """Layer norm over the last axis. Returns (y, mean, rstd) with mean and rstd = 1/sqrt(var+eps)
     of shape x.shape[:-1], saved for the backward pass. weight/bias (C,) default to 1 and 0."""
