@@ -34,11 +34,15 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["UnsafeCheckpointError", "is_torch_zip", "load_torch_zip", "save_torch_zip",
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "is_torch_zip", "load_torch_zip", "save_torch_zip",
            "TORCH_STORAGE_DTYPES"]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class CheckpointError(ValueError):
+    """A file that is not a readable checkpoint (fastnn.CheckpointError)."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A .pt file asks for something other than tensors and plain containers."""
 
 
@@ -298,7 +302,14 @@ def load_torch_zip(zf, prefix, source="file", tensor_factory=None):
         raise UnsafeCheckpointError(f"load: {source} is a TorchScript archive (torch.jit.save); "
                                     f"fastnn loads plain checkpoints (torch.save) only")
     data = zf.read(prefix + "data.pkl")
-    obj = _SafeUnpickler(io.BytesIO(data), read_storage, source).load()
+    try:
+        obj = _SafeUnpickler(io.BytesIO(data), read_storage, source).load()
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, TypeError, ValueError, AttributeError, IndexError,
+            KeyError, EOFError, OverflowError, RecursionError) as e:
+        raise CheckpointError(f"load: {source}: its data.pkl is corrupt or not a checkpoint "
+                              f"fastnn understands ({type(e).__name__}: {e})") from e
     if notes:
         warnings.warn(f"load: {source} holds bfloat16 tensors, which fastnn has no dtype for; "
                       f"they were converted to float32 (exactly: every bfloat16 is a float32)",

@@ -38,7 +38,7 @@ import zlib
 import numpy as np
 
 from . import _pt_format
-from ._pt_format import UnsafeCheckpointError
+from ._pt_format import CheckpointError, UnsafeCheckpointError
 from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError", "UnsafeCheckpointError", "save_file", "load_file"]
@@ -47,10 +47,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _MANIFEST = "__fastnn__"
 _PT_SUFFIXES = (".pt", ".pth")
 _ST_SUFFIXES = (".safetensors",)
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable fastnn checkpoint."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -464,7 +460,7 @@ def _load_from(fh, source):
                 if prefix is not None:
                     return _pt_format.load_torch_zip(zf, prefix, source, _make_tensor)
                 return _load_npz(zf, source)
-        except (CheckpointError, UnsafeCheckpointError):
+        except CheckpointError:
             raise
         except ValueError as e:
             if "pickle" in str(e).lower():
@@ -487,6 +483,6 @@ def _load_from(fh, source):
             f"_use_new_zipfile_serialization=False, or a pickled object), which fastnn refuses "
             f"to load: unpickling can run arbitrary code. Re-save it with torch.save's default "
             f"zip format, or as .safetensors")
-    raise CheckpointError(f"load: {source} is not a checkpoint fastnn knows (.npz, PyTorch's "
-                          f".pt zip, or safetensors): it starts with {head[:4]!r}"
+    raise CheckpointError(f"load: {source} is not a fastnn checkpoint (.npz), a PyTorch .pt zip "
+                          f"or a safetensors file: it starts with {head[:4]!r}"
                           + (" (empty file)" if not head else ""))
