@@ -1,4 +1,5 @@
-"""fastnn.data: a small DataLoader, TensorDataset, and the digits data set."""
+"""fastnn.data: the digits data set, and (re-exported from fastnn.utils.data, PyTorch's home for
+them) DataLoader and TensorDataset."""
 from .digits import Digits, load_digits
 from .loader import DataLoader, TensorDataset
 
