@@ -8,15 +8,17 @@
 Each test is one (case, implementation): naive numpy, each fastnn backend, PyTorch (skipped when
 it is not installed) and, for GEMM, OpenBLAS. Tests of one case share a benchmark group, named
 after the kernel and size, so pytest-benchmark prints them side by side. The cases themselves
-(inputs, sizes, the PyTorch equivalents) come from fastnn/benchmarks.py, so both agree.
+(inputs, sizes, the PyTorch equivalents) come from fastnn/bench/cases.py, so both agree; its
+families are the kernels declared with bench=Bench(...) (test_<family>; bench_activations.py
+makes one for every "unary" kernel, so a new elementwise kernel needs no edit here).
 
 The files are named bench_*.py so the main test run (pyproject's testpaths = ["tests"]) never
 collects them; this conftest collects them when bench/ is named on the command line.
 """
 import pytest
 
-import fastnn
-from fastnn import benchmarks
+from fastnn.bench import IMPL_LABELS, cases, impls_for
+from fastnn.kernels import dispatch
 
 
 def pytest_addoption(parser):
@@ -41,7 +43,7 @@ def _backends(config):
     chosen = config.getoption("--fastnn-backends")
     if chosen:
         return [b.strip() for b in chosen.split(",") if b.strip()]
-    return [b for b in fastnn.available_backends() if b != "cuda"]
+    return [b for b in dispatch.available_backends() if b != "cuda"]
 
 
 def pytest_generate_tests(metafunc):
@@ -49,14 +51,14 @@ def pytest_generate_tests(metafunc):
     if "bench_case" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    family = metafunc.function.__name__.removeprefix("test_")
-    cases = benchmarks.cases(family, config.getoption("--fastnn-sizes"),
-                             config.getoption("--fastnn-dtype"))
+    family = metafunc.definition.originalname.removeprefix("test_")
+    family_cases = cases(family, config.getoption("--fastnn-sizes"),
+                         config.getoption("--fastnn-dtype"))
     backends = _backends(config)
     params = []
-    for case in cases:
+    for case in family_cases:
         # torch is always listed, so a run without it shows the skip instead of hiding the column
-        for impl in benchmarks.impls_for(case, backends, with_torch=True):
+        for impl in impls_for(case, backends, with_torch=True):
             params.append(pytest.param(case, impl, id=f"{case.id}-{impl}"))
     metafunc.parametrize(("bench_case", "impl"), params)
 
@@ -74,7 +76,7 @@ def run_case(benchmark):
         except NotImplementedError as e:
             pytest.skip(f"n/a: {e}")
         benchmark.group = case.group
-        benchmark.extra_info["impl"] = benchmarks.IMPL_LABELS.get(impl, impl)
+        benchmark.extra_info["impl"] = IMPL_LABELS.get(impl, impl)
         if case.flops:
             benchmark.extra_info["flops"] = case.flops
         benchmark(fn)

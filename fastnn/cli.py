@@ -20,7 +20,7 @@ from .serialization import CheckpointError
 
 # command -> {model: "module:function"}; a command with one entry under None takes no model name.
 COMMANDS = {
-    "bench": {None: "fastnn.benchmarks:main"},
+    "bench": {None: "fastnn.bench.cli:main"},
     "train": {"perceptron": "fastnn.models.perceptron:train_main",
               "mlp": "fastnn.models.mlp_cli:train_main",
               "gpt": "fastnn.models.gpt_cli:train_main",

@@ -1,5 +1,6 @@
 """`fastnn bench` and the bench/ suite: structure, never speed (timings on a shared machine
 vary)."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import benchmarks
+from fastnn import bench
 from fastnn.kernels import dispatch as backends
+from fastnn.kernels.registry import REGISTRY, Bench
 
 CPU_BACKENDS = [b for b in fastnn.available_backends() if b != "cuda"]
 STATUSES = {"ok", "n/a", "error", "mismatch"}
@@ -22,7 +24,7 @@ def tiny_run(tmp_path_factory):
     """One tiny run of every kernel family, with --json and --plot (shared by the checks below)."""
     out = tmp_path_factory.mktemp("bench")
     json_path, png_path = out / "bench.json", out / "bench.png"
-    rc = benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--threads", "1",
+    rc = bench.main(["--sizes", "tiny", "--repeat", "1", "--threads", "1",
                           "--json", str(json_path), "--plot", str(png_path)])
     assert rc == 0
     return json.loads(json_path.read_text()), png_path
@@ -31,9 +33,9 @@ def tiny_run(tmp_path_factory):
 def test_json_has_a_row_per_case_and_implementation(tiny_run):
     doc, _ = tiny_run
     rows = doc["rows"]
-    assert {r["family"] for r in rows} == set(benchmarks.FAMILIES)
+    assert {r["family"] for r in rows} == set(bench.family_names())
     expected_impls = set(CPU_BACKENDS) | {"numpy"}
-    if benchmarks.torch_available():
+    if bench.torch_available():
         expected_impls.add("torch")
     for case_id in {r["case_id"] for r in rows}:
         impls = {r["impl"] for r in rows if r["case_id"] == case_id}
@@ -73,7 +75,7 @@ def test_plot_is_a_png(tiny_run):
 
 
 def test_tables_and_header_are_printed(capsys):
-    assert benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "gemm,overhead",
+    assert bench.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "gemm,overhead",
                             "--threads", "1,2"]) == 0
     out = capsys.readouterr().out
     assert "numpy's BLAS" in out and "threads" in out
@@ -89,7 +91,7 @@ def test_tables_and_header_are_printed(capsys):
 
 def test_thread_counts_are_restored():
     before = fastnn.get_num_threads()
-    benchmarks.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--threads", "1"])
+    bench.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--threads", "1"])
     assert fastnn.get_num_threads() == before
 
 
@@ -97,7 +99,7 @@ def test_thread_counts_are_restored():
                                   ["--threads", "two"], ["--threads", "0"], ["--repeat", "0"]])
 def test_bad_arguments_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        benchmarks.main(["--sizes", "tiny"] + argv)
+        bench.main(["--sizes", "tiny"] + argv)
     assert e.value.code == 2
 
 
@@ -110,7 +112,7 @@ def _case(outputs, raising=None):
                 raise raising[impl]
             return fail
         return lambda: outputs[impl]
-    return benchmarks.Case("relu", "made-up", ("relu",), build)
+    return bench.Case("relu", "made-up", ("relu",), build)
 
 
 def test_measure_flags_wrong_missing_and_failing_implementations():
@@ -119,7 +121,7 @@ def test_measure_flags_wrong_missing_and_failing_implementations():
                  raising={"missing": NotImplementedError("lacks relu"),
                           "broken": ValueError("boom")})
     impls = ["numpy", "good", "wrong", "shape", "missing", "broken"]
-    res = benchmarks.measure(case, impls, repeat=2, target_s=1e-4, settle_s=0)
+    res = bench.measure(case, impls, repeat=2, target_s=1e-4, settle_s=0)
     status = {impl: r.status for impl, r in res.items()}
     assert status == {"numpy": "ok", "good": "ok", "wrong": "mismatch", "shape": "mismatch",
                       "missing": "n/a", "broken": "error"}
@@ -128,7 +130,7 @@ def test_measure_flags_wrong_missing_and_failing_implementations():
         assert len(res[impl].samples) == 2 and res[impl].time() > 0
     assert res["missing"].time() is None
 
-    table = benchmarks.format_family("relu", [(case, res)], "median")
+    table = bench.format_family("relu", [(case, res)], "median")
     assert "n/a" in table and "error" in table
     assert "!" in table and "differs from naive numpy" in table
 
@@ -136,8 +138,68 @@ def test_measure_flags_wrong_missing_and_failing_implementations():
 def test_nan_output_is_a_mismatch():
     ref = np.ones(4)
     case = _case({"numpy": ref, "nan": np.full(4, np.nan)})
-    res = benchmarks.measure(case, ["numpy", "nan"], repeat=1, target_s=1e-4, settle_s=0)
+    res = bench.measure(case, ["numpy", "nan"], repeat=1, target_s=1e-4, settle_s=0)
     assert res["nan"].status == "mismatch"
+
+
+def test_blas_column_is_checked_against_openblas_alone():
+    case = bench.Case("gemm", "1024x1024x1024 NN", ("gemm",), None, blas_check=True)
+    slow = bench.Result("openblas", samples=[0.02] * 3, lone_samples=[0.01] * 3)
+    fine = bench.Result("openblas", samples=[0.012] * 3, lone_samples=[0.01] * 3)
+    numpy = bench.Result("numpy", samples=[0.1])
+    table = bench.format_family("gemm", [(case, {"numpy": numpy, "openblas": slow})],
+                                     "median")
+    assert "note: OpenBLAS on 1024x1024x1024 NN" in table and "(2.00x)" in table
+    table = bench.format_family("gemm", [(case, {"numpy": numpy, "openblas": fine})],
+                                     "median")
+    assert "note:" not in table
+
+
+def test_blas_check_times_openblas_alone():
+    case = next(c for c in bench.cases("gemm", "tiny") if c.blas_check)
+    res = bench.measure(case, ["numpy", "openblas"], repeat=1, target_s=1e-4, settle_s=0)
+    assert len(res["openblas"].lone_samples) >= 1 and res["openblas"].lone_time() > 0
+    assert res["numpy"].lone_samples == []
+
+
+# ---------------------------------------------------------------- families from the registry
+def test_families_derive_from_the_registry():
+    names = bench.family_names()
+    assert names[-1] == "overhead"
+    declared = [k for k in REGISTRY.values() if k.bench is not None]
+    expected = [k.name if k.bench.kind == "unary" else k.bench.kind for k in declared]
+    assert list(names[:-1]) == expected
+    assert {"gemm", "gelu", "relu", "softmax", "cross_entropy", "layer_norm", "embedding",
+            "adamw", "attention", "overhead"} <= set(names)
+
+
+def test_a_new_unary_kernel_is_benchmarked_without_edits(monkeypatch):
+    """Declaring a kernel with bench=Bench("unary", ...) is all it takes: here a stand-in kernel
+    named tanh2 (tanh's functions; its backward takes the forward output y)."""
+    tanh = REGISTRY["tanh"]
+    fake = dataclasses.replace(tanh, name="tanh2",
+                               bench=Bench("unary", dict(backward="tanh_backward", torch="tanh")))
+    monkeypatch.setitem(REGISTRY, "tanh2", fake)
+    assert "tanh2" in bench.family_names()
+    (case,) = bench.cases("tanh2", "tiny")
+    assert case.family == "tanh2" and case.label == "n=4K fwd+bwd"
+    assert case.kernels == ("tanh2", "tanh_backward")
+    impls = ["numpy"] + [b for b in CPU_BACKENDS if b != "numpy"]
+    if bench.torch_available():
+        impls.append("torch")
+    res = bench.measure(case, impls, repeat=1, target_s=1e-4, settle_s=0)
+    assert {i: r.status for i, r in res.items()} == {i: "ok" for i in impls}
+    table = bench.format_family("tanh2", [(case, res)], "median")
+    assert table.startswith("tanh2: tanh2 forward + backward, elementwise")
+    if "torch" in impls:
+        assert "PyTorch: F.tanh + autograd backward" in table
+
+
+def test_an_unknown_bench_kind_is_an_error(monkeypatch):
+    fake = dataclasses.replace(REGISTRY["tanh"], name="tanh3", bench=Bench("no-such-kind"))
+    monkeypatch.setitem(REGISTRY, "tanh3", fake)
+    with pytest.raises(ValueError, match="no-such-kind"):
+        bench.family_names()
 
 
 # ---------------------------------------------------------------- the pytest-benchmark suite
@@ -153,6 +215,6 @@ def test_bench_suite_collects_and_runs_every_family():
          "tiny", "-v", "-p", "no:cacheprovider"],
         cwd=BENCH_DIR.parent, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for family in benchmarks.FAMILIES:  # each family ran naive numpy at least
+    for family in bench.family_names():  # each family ran naive numpy at least
         assert f"::test_{family}[{family}-" in proc.stdout and "-numpy] PASSED" in proc.stdout, \
             family

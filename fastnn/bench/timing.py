@@ -1,0 +1,160 @@
+"""How `fastnn bench` times a case: check each implementation against naive numpy, then let them
+take turns.
+
+Each implementation is called once (Numba compiles here) and its result is checked against naive
+numpy's; a wrong one is marked "!". Then the implementations take turns, round-robin, `repeat`
+times, each turn a batch of calls lasting about target_s, and a Result keeps every turn's time
+per call. Taking turns puts every implementation under the same background noise, so the ratios
+hold even when absolute times drift. After a turn that called OpenBLAS the bench idles settle_s,
+while OpenBLAS's threads stop busy-waiting, so the next turn starts from idle threads.
+
+A case with blas_check also times OpenBLAS alone (settled turns, right before the round-robin):
+Result.lone_s, which the report compares with its round-robin figure (issue 16).
+"""
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# OpenBLAS's worker threads busy-wait about 2^28 cycles (~0.1 s) after each call before sleeping;
+# on 2 cores that steals one from whatever runs next (PyTorch's matmul measured 3x slower right
+# after numpy's). So after each turn of an implementation that calls OpenBLAS, idle this long.
+BLAS_SETTLE_S = 0.12
+SAMPLE_TARGET_S = {"tiny": 0.002, "quick": 0.02, "full": 0.05}
+DEFAULT_REPEAT = {"tiny": 2, "quick": 7, "full": 7}
+LONE_TURNS = 3   # turns of the lone OpenBLAS timing of a blas_check case
+
+
+@dataclass
+class Result:
+    """One implementation on one case: status 'ok', 'n/a' (kernel missing), 'error' (it raised)
+    or 'mismatch' (it ran, but its result differs from naive numpy's)."""
+    impl: str
+    status: str = "ok"
+    note: str = ""
+    first_call_s: float = None
+    number: int = 0                 # calls per turn
+    samples: list = field(default_factory=list)   # seconds per call, one per turn
+    lone_samples: list = field(default_factory=list)  # the same, timed alone (blas_check cases)
+
+    def time(self, stat="median"):
+        return _stat(self.samples, stat)
+
+    def lone_time(self, stat="median"):
+        return _stat(self.lone_samples, stat)
+
+
+def _stat(samples, stat):
+    if not samples:
+        return None
+    return min(samples) if stat == "min" else statistics.median(samples)
+
+
+def _as_arrays(out):
+    """An implementation's result as a list of numpy arrays (copied: some are updated in place)."""
+    items = out if isinstance(out, (tuple, list)) else (out,)
+    arrays = []
+    for x in items:
+        if hasattr(x, "detach"):  # a torch tensor
+            x = x.detach().cpu().numpy()
+        arrays.append(np.array(x, copy=True))
+    return arrays
+
+
+def _mismatch(out, ref):
+    """Why out differs from the reference result (None when it agrees)."""
+    if len(out) != len(ref):
+        return f"returned {len(out)} outputs, naive numpy {len(ref)}"
+    for i, (o, r) in enumerate(zip(out, ref)):
+        if o.shape != r.shape:
+            return f"output {i} has shape {o.shape}, naive numpy's {r.shape}"
+        if r.size == 0:
+            continue
+        tol = 2e-3 if r.dtype == np.float32 else 1e-6
+        scale = max(1.0, float(np.max(np.abs(r))))
+        err = float(np.max(np.abs(o.astype(r.dtype, copy=False) - r)))
+        if not err <= tol * scale:  # also catches NaN
+            return f"output {i} differs from naive numpy's by up to {err:.3g} (scale {scale:.3g})"
+    return None
+
+
+def _turn(fn, number):
+    """Seconds per call over `number` back-to-back calls, with the garbage collector paused."""
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
+def _calls_per_turn(fn, target_s):
+    """How many calls make a turn of about target_s. Sized from the fastest of a few warm calls
+    (up to 5, or fewer once they add up to target_s): one call that a busy machine stalled would
+    otherwise shrink every turn to a single, noisy call."""
+    best, spent = math.inf, 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fn()
+        once = time.perf_counter() - t0
+        best, spent = min(best, once), spent + once
+        if spent >= target_s:
+            break
+    return max(1, min(1_000_000, int(target_s / max(best, 1e-7))))
+
+
+def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
+    """Time every implementation of a case, taking turns; returns {impl: Result}."""
+    results = {impl: Result(impl) for impl in impls}
+    fns, ref = {}, None
+    # naive numpy first: its result is the reference for the others' check
+    for impl in sorted(impls, key=lambda i: i != "numpy"):
+        res = results[impl]
+        try:
+            fn = case.build(impl)
+            t0 = time.perf_counter()
+            out = fn()  # compiles Numba code, fills caches
+            res.first_call_s = time.perf_counter() - t0
+            out = _as_arrays(out)
+        except NotImplementedError as e:
+            res.status, res.note = "n/a", str(e)
+            continue
+        except Exception as e:  # noqa: BLE001 - a broken kernel is reported, not fatal
+            res.status, res.note = "error", f"{type(e).__name__}: {e}"
+            continue
+        if impl == "numpy":
+            ref = out
+        elif ref is not None:
+            why = _mismatch(out, ref)
+            if why:
+                res.status, res.note = "mismatch", why
+        del out
+        fns[impl] = fn
+    del ref
+    for impl, fn in fns.items():
+        results[impl].number = _calls_per_turn(fn, target_s)
+    if settle_s and any(impl in case.blas for impl in fns):
+        time.sleep(settle_s)
+    if getattr(case, "blas_check", False) and "openblas" in fns:
+        # OpenBLAS alone, from idle threads: what its round-robin column should come close to
+        res = results["openblas"]
+        for _ in range(LONE_TURNS):
+            res.lone_samples.append(_turn(fns["openblas"], res.number))
+            if settle_s:
+                time.sleep(settle_s)
+    order = list(fns)
+    for turn in range(repeat):
+        shift = turn % max(len(order), 1)  # rotate who goes first, so no one always follows BLAS
+        for impl in order[shift:] + order[:shift]:
+            results[impl].samples.append(_turn(fns[impl], results[impl].number))
+            if settle_s and impl in case.blas:
+                time.sleep(settle_s)
+    fns.clear()  # frees this case's inputs before the next case allocates its own
+    return results
