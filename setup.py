@@ -23,8 +23,9 @@ if os.environ.get("FASTNN_DEBUG"):
     lflags += ["-fsanitize=address,undefined"]
 
 
-def ext(name, pattern):
-    sources = [f"fastnn/backends/cython/_{name}.pyx", "csrc/cpu.c"] + sorted(glob.glob(pattern))
+def ext(name, *patterns):
+    sources = [f"fastnn/backends/cython/_{name}.pyx", "csrc/cpu.c"] + sorted(
+        f for pattern in patterns for f in glob.glob(pattern))
     return Extension(
         f"fastnn.backends.cython._{name}",
         sources,
@@ -39,7 +40,7 @@ def ext(name, pattern):
 
 
 extensions = [ext("gemm", "csrc/gemm*.c"), ext("ops", "csrc/ops_*.c"),
-              ext("attention", "csrc/attention*.c")]
+              ext("attention", "csrc/attention*.c"), ext("conv", "csrc/conv*.c", "csrc/gemm*.c")]
 # Developers: FASTNN_ONLY=gemm python setup.py build_ext --inplace --build-temp /tmp/bt_gemm
 # rebuilds one module without touching the others.
 if os.environ.get("FASTNN_ONLY"):

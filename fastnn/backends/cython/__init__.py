@@ -5,10 +5,10 @@ Each kernel is the function of the same name as its declaration in fastnn/kernel
 """
 import numpy as np
 
-from . import _attention, _gemm, _ops
+from . import _attention, _conv, _gemm, _ops
 
 NAME = "cython"
-MODULES = (_gemm, _ops, _attention)
+MODULES = (_gemm, _ops, _attention, _conv)
 
 cpu_path = _ops.cpu_path
 cpu_detected = _ops.cpu_detected

@@ -1,0 +1,67 @@
+/* Convolutions (conv.h): the dtype-independent helpers, then conv_impl.h once per dtype. */
+#include <stdlib.h>
+#include <string.h>
+#include "fastnn.h"
+#include "gemm.h"
+#include "conv.h"
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
+#endif
+
+/* Below this many flops a call runs on one thread (waking the team costs more). */
+#define CONV_PARALLEL_MIN_FLOPS 4e6
+
+/* A 64-byte aligned buffer (a column buffer: a few MiB at most per thread), or NULL. */
+static void *conv_alloc(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
+
+/* Output columns ox in [lo, hi) read input column ox*sw + ix0 inside [0, w); the rest is padding. */
+static inline void conv_valid_range(int64_t ix0, int64_t sw, int64_t w, int64_t ow, int64_t *lo,
+                                    int64_t *hi)
+{
+    int64_t a = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+    int64_t b = w - ix0 <= 0 ? 0 : (w - ix0 + sw - 1) / sw;
+    if (a > ow) a = ow;
+    if (b > ow) b = ow;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* 1x1, stride 1, unpadded: an image is its own im2col. */
+static inline int conv_is_pointwise(const fnn_conv_t *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0 &&
+           p->oh == p->h && p->ow == p->w;
+}
+
+#define CONV_T float
+#define CONV_SFX(name) name##_f32_
+#define CONV_GEMM(isa) fnn_sgemm_##isa
+#include "conv_impl.h"
+
+#define CONV_T double
+#define CONV_SFX(name) name##_f64_
+#define CONV_GEMM(isa) fnn_dgemm_##isa
+#include "conv_impl.h"
+
+/* the public names (conv.h) */
+int fnn_conv_forward_f32(const fnn_conv_t *p, const float *x, const float *w, const float *bias,
+                         float *y) { return fnn_conv_forward_f32_(p, x, w, bias, y); }
+int fnn_conv_forward_f64(const fnn_conv_t *p, const double *x, const double *w,
+                         const double *bias, double *y) { return fnn_conv_forward_f64_(p, x, w, bias, y); }
+int fnn_conv_backward_f32(const fnn_conv_t *p, const float *dy, const float *x, const float *w,
+                          float *dx, float *dw, float *db)
+{ return fnn_conv_backward_f32_(p, dy, x, w, dx, dw, db); }
+int fnn_conv_backward_f64(const fnn_conv_t *p, const double *dy, const double *x,
+                          const double *w, double *dx, double *dw, double *db)
+{ return fnn_conv_backward_f64_(p, dy, x, w, dx, dw, db); }
+void fnn_conv_add_bias_f32(float *y, const float *bias, int64_t n, int64_t channels, int64_t hw)
+{ fnn_conv_add_bias_f32_(y, bias, n, channels, hw); }
+void fnn_conv_add_bias_f64(double *y, const double *bias, int64_t n, int64_t channels, int64_t hw)
+{ fnn_conv_add_bias_f64_(y, bias, n, channels, hw); }

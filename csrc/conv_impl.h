@@ -1,0 +1,234 @@
+/* The convolution kernels for one dtype: a template, included by conv.c once per dtype after
+ * defining
+ *   CONV_T          element type (float or double)
+ *   CONV_SFX(name)  name-mangling for this dtype's functions
+ *   CONV_GEMM(isa)  this dtype's per-ISA GEMM entry (gemm.h), e.g. fnn_sgemm_##isa
+ *
+ * Shapes (conv view, see conv.h): per group g, with K = (c/groups)*kh*kw and L = oh*ow,
+ *   forward          Y[g]  (co/g x L)  = W[g] (co/g x K) @ cols[g] (K x L)
+ *   backward-weight  dW[g] (co/g x K) += dY[g] (co/g x L) @ cols[g]^T
+ *   backward-data    dcols[g] (K x L)  = W[g]^T @ dY[g], then col2im(dcols) -> dX
+ * cols[g] is the im2col of image n's channels of group g: row (c, i, j), column (oy, ox) holds
+ * X[c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] (0 outside the image).
+ */
+#define T CONV_T
+
+typedef void (*CONV_SFX(gemm_fn))(int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+                                  int trans_a, const T *b, int trans_b, T beta, T *c,
+                                  int max_threads);
+
+static CONV_SFX(gemm_fn) CONV_SFX(pick_gemm)(void)
+{
+    switch (fnn_cpu_isa()) {
+    case FNN_ISA_AVX512: return CONV_GEMM(avx512);
+    case FNN_ISA_AVX2: return CONV_GEMM(avx2);
+    default: return CONV_GEMM(portable);
+    }
+}
+
+/* cols of one image's first `nch` channels (see above); x points at its first channel. */
+static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t nch,
+                             T *restrict col)
+{
+    const int64_t L = p->oh * p->ow, ow = p->ow, sw = p->sw;
+    for (int64_t c = 0; c < nch; c++)
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t j = 0; j < p->kw; j++) {
+                T *row = col + ((c * p->kh + i) * p->kw + j) * L;
+                const int64_t ix0 = j * p->dw - p->pw;
+                int64_t lo, hi;
+                conv_valid_range(ix0, sw, p->w, ow, &lo, &hi);
+                for (int64_t oy = 0; oy < p->oh; oy++) {
+                    T *restrict dst = row + oy * ow;
+                    const int64_t iy = oy * p->sh - p->ph + i * p->dh;
+                    if (iy < 0 || iy >= p->h) {
+                        memset(dst, 0, sizeof(T) * ow);
+                        continue;
+                    }
+                    const T *restrict src = x + (c * p->h + iy) * p->w;
+                    for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
+                    if (sw == 1)
+                        memcpy(dst + lo, src + lo + ix0, sizeof(T) * (hi - lo));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * sw + ix0];
+                    for (int64_t ox = hi; ox < ow; ox++) dst[ox] = 0;
+                }
+            }
+}
+
+/* The adjoint of im2col: x[...] += each column entry, onto the input position it came from. */
+static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t nch,
+                             T *restrict x)
+{
+    const int64_t L = p->oh * p->ow, ow = p->ow, sw = p->sw;
+    for (int64_t c = 0; c < nch; c++)
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t j = 0; j < p->kw; j++) {
+                const T *row = col + ((c * p->kh + i) * p->kw + j) * L;
+                const int64_t ix0 = j * p->dw - p->pw;
+                int64_t lo, hi;
+                conv_valid_range(ix0, sw, p->w, ow, &lo, &hi);
+                for (int64_t oy = 0; oy < p->oh; oy++) {
+                    const int64_t iy = oy * p->sh - p->ph + i * p->dh;
+                    if (iy < 0 || iy >= p->h) continue;
+                    const T *restrict src = row + oy * ow;
+                    T *restrict dst = x + (c * p->h + iy) * p->w;
+                    if (sw == 1)
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox + ix0] += src[ox];
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox * sw + ix0] += src[ox];
+                }
+            }
+}
+
+/* Threads for a problem of `flops`, and whether they split the images (else the GEMMs). */
+static int CONV_SFX(plan)(const fnn_conv_t *p, double flops, int *per_image)
+{
+    int threads = fnn_get_num_threads();
+    if (threads < 1 || flops < CONV_PARALLEL_MIN_FLOPS) threads = 1;
+    *per_image = threads > 1 && p->n >= threads;
+    return threads;
+}
+
+static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *w, const T *bias, T *y)
+{
+    const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
+    const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
+    const int64_t L = p->oh * p->ow, HW = p->h * p->w;
+    const int direct = conv_is_pointwise(p);
+    int per_image;
+    const int threads = CONV_SFX(plan)(p, 2.0 * p->n * p->co * K * L, &per_image);
+    const int team = per_image ? threads : 1;
+    int failed = 0;
+
+    #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int gemm_threads = per_image ? 1 : threads;
+        T *col = direct ? NULL : (T *)conv_alloc(sizeof(T) * G * K * L);
+        if (!direct && !col) {
+            failed = 1;
+        } else {
+            for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
+                const T *xi = x + img * p->c * HW;
+                T *yi = y + img * p->co * L;
+                const T *b = xi;
+                if (!direct) {
+                    CONV_SFX(im2col)(p, xi, p->c, col);
+                    b = col;
+                }
+                for (int64_t g = 0; g < G; g++)
+                    gemm(cog, L, K, 1, w + g * cog * K, 0, b + g * K * L, 0, 0, yi + g * cog * L,
+                         gemm_threads);
+                if (bias)
+                    for (int64_t o = 0; o < p->co; o++) {
+                        const T bo = bias[o];
+                        T *row = yi + o * L;
+                        for (int64_t l = 0; l < L; l++) row[l] += bo;
+                    }
+            }
+        }
+        free(col);
+    }
+    return failed ? -1 : 0;
+}
+
+static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T *x, const T *w, T *dx,
+                                T *dw, T *db)
+{
+    const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
+    const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
+    const int64_t L = p->oh * p->ow, HW = p->h * p->w, wsize = p->co * K;
+    const int direct = conv_is_pointwise(p);
+    const double flops = 2.0 * p->n * p->co * K * L * ((dx != NULL) + (dw != NULL)) + 1.0 * p->n * p->co * L;
+    int per_image;
+    const int threads = CONV_SFX(plan)(p, flops, &per_image);
+    const int team = per_image ? threads : 1;
+    const int need_col = !direct && (dx || dw);
+    /* per-thread partial sums of dw (T) and db (double), added up at the end */
+    T *dw_part = dw ? (T *)calloc((size_t)(team * wsize), sizeof(T)) : NULL;
+    double *db_part = db ? (double *)calloc((size_t)(team * p->co), sizeof(double)) : NULL;
+    if ((dw && !dw_part) || (db && !db_part)) {
+        free(dw_part);
+        free(db_part);
+        return -1;
+    }
+    int failed = 0;
+
+    #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int gemm_threads = per_image ? 1 : threads;
+        T *col = need_col ? (T *)conv_alloc(sizeof(T) * G * K * L) : NULL;
+        T *dwt = dw ? dw_part + tid * wsize : NULL;
+        double *dbt = db ? db_part + tid * p->co : NULL;
+        if (need_col && !col) {
+            failed = 1;
+        } else {
+            for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
+                const T *dyi = dy + img * p->co * L;
+                if (dbt)
+                    for (int64_t o = 0; o < p->co; o++) {
+                        const T *row = dyi + o * L;
+                        double s = 0;
+                        for (int64_t l = 0; l < L; l++) s += row[l];
+                        dbt[o] += s;
+                    }
+                if (dwt) {
+                    const T *xi = x + img * p->c * HW;
+                    const T *b = xi;
+                    if (!direct) {
+                        CONV_SFX(im2col)(p, xi, p->c, col);
+                        b = col;
+                    }
+                    for (int64_t g = 0; g < G; g++)
+                        gemm(cog, K, L, 1, dyi + g * cog * L, 0, b + g * K * L, 1, 1,
+                             dwt + g * cog * K, gemm_threads);
+                }
+                if (dx) {
+                    T *dxi = dx + img * p->c * HW;
+                    T *out = direct ? dxi : col;     /* dcols, or dx itself when 1x1 */
+                    for (int64_t g = 0; g < G; g++)
+                        gemm(K, L, cog, 1, w + g * cog * K, 1, dyi + g * cog * L, 0, 0,
+                             out + g * K * L, gemm_threads);
+                    if (!direct) {
+                        memset(dxi, 0, sizeof(T) * p->c * HW);
+                        CONV_SFX(col2im)(p, col, p->c, dxi);
+                    }
+                }
+            }
+        }
+        free(col);
+    }
+    if (!failed) {
+        if (dw) {
+            memcpy(dw, dw_part, sizeof(T) * wsize);
+            for (int t = 1; t < team; t++)
+                for (int64_t e = 0; e < wsize; e++) dw[e] += dw_part[t * wsize + e];
+        }
+        if (db)
+            for (int64_t o = 0; o < p->co; o++) {
+                double s = 0;
+                for (int t = 0; t < team; t++) s += db_part[t * p->co + o];
+                db[o] = (T)s;
+            }
+    }
+    free(dw_part);
+    free(db_part);
+    return failed ? -1 : 0;
+}
+
+static void CONV_SFX(fnn_conv_add_bias)(T *y, const T *bias, int64_t n, int64_t channels, int64_t hw)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < channels; c++) {
+            T *row = y + (i * channels + c) * hw;
+            const T b = bias[c];
+            for (int64_t l = 0; l < hw; l++) row[l] += b;
+        }
+}
+
+#undef T
+#undef CONV_T
+#undef CONV_SFX
+#undef CONV_GEMM
