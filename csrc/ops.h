@@ -41,6 +41,12 @@ void fnn_gelu_f64(const double *x, double *y, int64_t n, int approximate);
 void fnn_gelu_backward_f32(const float *dy, const float *x, float *dx, int64_t n, int approximate);
 void fnn_gelu_backward_f64(const double *dy, const double *x, double *dx, int64_t n,
                            int approximate);
+void fnn_clamp_f32(const float *x, float *y, int64_t n, double lo, double hi);
+void fnn_clamp_f64(const double *x, double *y, int64_t n, double lo, double hi);
+void fnn_clamp_backward_f32(const float *dy, const float *x, float *dx, int64_t n, double lo,
+                            double hi);
+void fnn_clamp_backward_f64(const double *dy, const double *x, double *dx, int64_t n, double lo,
+                            double hi);
 
 /* ops_softmax.c */
 void fnn_softmax_f32(const float *x, float *y, int64_t rows, int64_t cols);

@@ -1,5 +1,5 @@
-/* Elementwise activations and their backward passes: relu, leaky_relu, sigmoid, tanh, gelu.
- * Semantics: fastnn/backends/reference.py. One pass, no temporaries; exp and tanh are the
+/* Elementwise activations and their backward passes: relu, leaky_relu, sigmoid, tanh, gelu and
+ * clamp. Semantics: fastnn/backends/reference.py. One pass, no temporaries; exp and tanh are the
  * vectorizable ones of ops_common.h (erf for float64 GELU is libm's, as the reference). */
 #ifdef FNN_KERNELS  /* ---- kernels: compiled once per dtype and ISA (ops_instantiate.h) ---- */
 
@@ -158,6 +158,20 @@ static void FN(gelu_erf_backward)(const T *restrict dy, const T *restrict x, T *
 #undef FNN_GELU_C
 #undef FNN_GELU_A
 
+/* clamp:  y = min(max(x, lo), hi): NaN stays NaN, lo > hi gives hi everywhere (torch.clamp);
+ *         dx = dy where lo <= x <= hi (bounds included), else 0: a select, so a NaN or inf dy
+ *         outside the bounds still gives 0. A missing bound arrives as -inf or +inf. */
+static void FN(clamp)(const T *restrict x, T *restrict y, int64_t n, T lo, T hi)
+{
+    FNN_FOR_SIMD(i, n, FNN_PAR_CHEAP, T v = x[i] < lo ? lo : x[i]; y[i] = v > hi ? hi : v;);
+}
+
+static void FN(clamp_backward)(const T *restrict dy, const T *restrict x, T *restrict dx,
+                               int64_t n, T lo, T hi)
+{
+    FNN_FOR_SIMD(i, n, FNN_PAR_CHEAP, dx[i] = ((x[i] >= lo) & (x[i] <= hi)) ? dy[i] : 0;);
+}
+
 #else  /* ---- entry points ---- */
 #include "ops_common.h"
 #define FNN_KERNELS "ops_activations.c"
@@ -196,6 +210,15 @@ static void FN(gelu_erf_backward)(const T *restrict dy, const T *restrict x, T *
     {                                                                                            \
         if (approximate) FNN_DISPATCH(gelu_tanh_backward_##DT, (dy, x, dx, n));                  \
         else FNN_DISPATCH(gelu_erf_backward_##DT, (dy, x, dx, n));                               \
+    }                                                                                            \
+    void fnn_clamp_##DT(const T *x, T *y, int64_t n, double lo, double hi)                       \
+    {                                                                                            \
+        FNN_DISPATCH(clamp_##DT, (x, y, n, (T)lo, (T)hi));                                       \
+    }                                                                                            \
+    void fnn_clamp_backward_##DT(const T *dy, const T *x, T *dx, int64_t n, double lo,           \
+                                 double hi)                                                      \
+    {                                                                                            \
+        FNN_DISPATCH(clamp_backward_##DT, (dy, x, dx, n, (T)lo, (T)hi));                         \
     }
 
 FNN_ENTRY_POINTS(float, f32)

@@ -20,9 +20,9 @@ from .dispatch import (Backend, available_backends, get_backend, load, resolve, 
                        unavailable_reasons, use_backend)
 from .registry import REGISTRY, declare, names
 from .families.gemm import bmm, gemm, matmul
-from .families.elementwise import (bias_add, bias_grad, gelu, gelu_backward, leaky_relu,
-                                   leaky_relu_backward, relu, relu_backward, sigmoid,
-                                   sigmoid_backward, tanh, tanh_backward)
+from .families.elementwise import (bias_add, bias_grad, clamp, clamp_backward, gelu,
+                                   gelu_backward, leaky_relu, leaky_relu_backward, relu,
+                                   relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward)
 from .families.rows import (cross_entropy, layer_norm, layer_norm_backward, log_softmax,
                             log_softmax_backward, mse_loss, softmax, softmax_backward)
 from .families.embedding import embedding, embedding_backward

@@ -117,6 +117,19 @@ def _elementwise(dtype):
                 out[i] = dy[i] * (cdf + v * pdf)
 
     @cuda.jit
+    def clamp(x, out, lo, hi):
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            v = x[i]
+            v = lo if v < lo else v           # NaN fails both tests: it passes through
+            out[i] = hi if v > hi else v      # lo > hi: everything ends at hi, as torch.clamp
+
+    @cuda.jit
+    def clamp_backward(dy, x, out, lo, hi):
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            v = x[i]
+            out[i] = dy[i] if lo <= v and v <= hi else zero   # a select: NaN/inf dy gives 0
+
+    @cuda.jit
     def embedding(weight, ids, out):          # out (N, C) flattened; row i is weight[ids[i]]
         c = weight.shape[1]
         for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
@@ -172,7 +185,8 @@ def _elementwise(dtype):
         bias_add=bias_add, relu=relu, relu_backward=relu_backward, leaky_relu=leaky_relu,
         leaky_relu_backward=leaky_relu_backward, sigmoid=sigmoid,
         sigmoid_backward=sigmoid_backward, tanh=tanh, tanh_backward=tanh_backward, gelu=gelu,
-        gelu_backward=gelu_backward, embedding=embedding, fill_zero=fill_zero,
+        gelu_backward=gelu_backward, clamp=clamp, clamp_backward=clamp_backward,
+        embedding=embedding, fill_zero=fill_zero,
         embedding_scatter_add=embedding_scatter_add, sgd_step=sgd_step, adam_step=adam_step)
 
 
@@ -257,6 +271,14 @@ def gelu_device(x, approximate):
 
 def gelu_backward_device(dy, x, approximate):
     return _binary_device("gelu_backward", dy, x, bool(approximate))
+
+
+def clamp_device(x, lo, hi):
+    return _unary_device("clamp", x, scalar(x.dtype, lo), scalar(x.dtype, hi))
+
+
+def clamp_backward_device(dy, x, lo, hi):
+    return _binary_device("clamp_backward", dy, x, scalar(x.dtype, lo), scalar(x.dtype, hi))
 
 
 def mse_loss_device(pred, target):
@@ -619,6 +641,14 @@ def gelu(x, approximate):
 
 def gelu_backward(dy, x, approximate):
     return host_call(gelu_backward_device, dy, x, approximate)
+
+
+def clamp(x, lo, hi):
+    return host_call(clamp_device, x, lo, hi)
+
+
+def clamp_backward(dy, x, lo, hi):
+    return host_call(clamp_backward_device, dy, x, lo, hi)
 
 
 def softmax(x):

@@ -44,6 +44,12 @@ cdef extern from "ops.h" nogil:
                                int approximate)
     void fnn_gelu_backward_f64(const double *dy, const double *x, double *dx, int64_t n,
                                int approximate)
+    void fnn_clamp_f32(const float *x, float *y, int64_t n, double lo, double hi)
+    void fnn_clamp_f64(const double *x, double *y, int64_t n, double lo, double hi)
+    void fnn_clamp_backward_f32(const float *dy, const float *x, float *dx, int64_t n, double lo,
+                                double hi)
+    void fnn_clamp_backward_f64(const double *dy, const double *x, double *dx, int64_t n,
+                                double lo, double hi)
 
     void fnn_softmax_f32(const float *x, float *y, int64_t rows, int64_t cols)
     void fnn_softmax_f64(const double *x, double *y, int64_t rows, int64_t cols)
@@ -324,6 +330,35 @@ def gelu_backward(cnp.ndarray dy, cnp.ndarray x, bint approximate):
     else:
         with nogil:
             fnn_gelu_backward_f64(<double *>pdy, <double *>px, <double *>pdx, n, approximate)
+    return dx
+
+
+def clamp(cnp.ndarray x, double lo, double hi):
+    cdef cnp.ndarray y = empty_like(x)
+    cdef int64_t n = size(x)
+    cdef void *px = ptr(x)
+    cdef void *py = ptr(y)
+    if is_f32(x):
+        with nogil:
+            fnn_clamp_f32(<float *>px, <float *>py, n, lo, hi)
+    else:
+        with nogil:
+            fnn_clamp_f64(<double *>px, <double *>py, n, lo, hi)
+    return y
+
+
+def clamp_backward(cnp.ndarray dy, cnp.ndarray x, double lo, double hi):
+    cdef cnp.ndarray dx = empty_like(dy)
+    cdef int64_t n = size(dy)
+    cdef void *pdy = ptr(dy)
+    cdef void *px = ptr(x)
+    cdef void *pdx = ptr(dx)
+    if is_f32(dy):
+        with nogil:
+            fnn_clamp_backward_f32(<float *>pdy, <float *>px, <float *>pdx, n, lo, hi)
+    else:
+        with nogil:
+            fnn_clamp_backward_f64(<double *>pdy, <double *>px, <double *>pdx, n, lo, hi)
     return dx
 
 

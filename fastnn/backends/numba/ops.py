@@ -455,6 +455,58 @@ def gelu_backward(dy, x, approximate):
     return dx
 
 
+@njit(**_MAP)
+def _clamp_block(x, y, low, high):
+    for i in range(x.size):
+        v = x[i]
+        v = low if v < low else v       # NaN fails both tests: it passes through
+        y[i] = high if v > high else v  # low > high: everything ends at high, as torch.clamp
+
+
+@njit(**_PARALLEL)
+def _clamp_parallel(chunks, x, y, low, high):
+    for c in prange(chunks):
+        lo, hi = _bounds(c, chunks, x.size)
+        _clamp_block(x[lo:hi], y[lo:hi], low, high)
+
+
+def clamp(x, lo, hi):
+    y = np.empty_like(x)
+    low, high = x.dtype.type(lo), x.dtype.type(hi)
+    chunks = _blocks(x.size, CHEAP_PARALLEL_MIN, x.size)
+    if chunks:
+        _clamp_parallel(chunks, x, y, low, high)
+    else:
+        _clamp_block(x, y, low, high)
+    return y
+
+
+@njit(**_MAP)
+def _clamp_backward_block(dy, x, dx, low, high):
+    zero = dy.dtype.type(0)
+    for i in range(x.size):
+        v = x[i]
+        dx[i] = dy[i] if low <= v and v <= high else zero   # a select: NaN/inf dy outside is 0
+
+
+@njit(**_PARALLEL)
+def _clamp_backward_parallel(chunks, dy, x, dx, low, high):
+    for c in prange(chunks):
+        lo, hi = _bounds(c, chunks, x.size)
+        _clamp_backward_block(dy[lo:hi], x[lo:hi], dx[lo:hi], low, high)
+
+
+def clamp_backward(dy, x, lo, hi):
+    dx = np.empty_like(dy)
+    low, high = x.dtype.type(lo), x.dtype.type(hi)
+    chunks = _blocks(x.size, CHEAP_PARALLEL_MIN, x.size)
+    if chunks:
+        _clamp_backward_parallel(chunks, dy, x, dx, low, high)
+    else:
+        _clamp_backward_block(dy, x, dx, low, high)
+    return dx
+
+
 # ================================================================ softmax family (2-D rows)
 # Row kernels read a row a few times while it sits in L1/L2 (max, then sum, then write) and write
 # it once; rows are split among threads in contiguous blocks.

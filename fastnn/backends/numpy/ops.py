@@ -77,6 +77,18 @@ def gelu_backward(dy, x, approximate):
     return (dy * (cdf + x * pdf)).astype(x.dtype)
 
 
+def clamp(x, lo, hi):
+    """min(max(x, lo), hi): NaN stays NaN; lo > hi gives hi everywhere, as torch.clamp."""
+    t = x.dtype.type
+    return np.minimum(np.maximum(x, t(lo)), t(hi))
+
+
+def clamp_backward(dy, x, lo, hi):
+    """dy where lo <= x <= hi (bounds included, as PyTorch), else 0 (even for a NaN or inf dy)."""
+    t = x.dtype.type
+    return np.where((x >= t(lo)) & (x <= t(hi)), dy, 0).astype(dy.dtype)
+
+
 # ---------------------------------------------------------------- softmax family (2-D, last axis)
 def softmax(x):
     e = np.exp(x - x.max(axis=1, keepdims=True))

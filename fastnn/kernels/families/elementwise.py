@@ -2,6 +2,7 @@
 
 C: csrc/ops_bias.c, csrc/ops_activations.c; Numba and numpy: backends/*/ops.py."""
 import functools
+import math
 
 import numpy as np
 
@@ -134,6 +135,36 @@ def gelu_backward(dy, x, approximate="none", *, backend=None):
                            _approximate("gelu_backward", approximate))
 
 
+def _bounds(kernel, min, max):
+    """clamp's optional bounds as the floats (lo, hi) every backend takes: -inf/+inf for a
+    missing one."""
+    if min is None and max is None:
+        raise ValueError(f"{kernel}: at least one of min or max must be given")
+    return (-math.inf if min is None else float(min)), (math.inf if max is None else float(max))
+
+
+@declare(family="activations", signature="clamp(x (n,), lo, hi) -> (n,); lo, hi: floats, "
+         "-inf/+inf for a missing bound, never NaN", examples=ex.clamp,
+         bench=Bench("unary", dict(backward="clamp_backward", kwargs=dict(min=-1.0, max=1.0),
+                                   torch="clamp")))
+def clamp(x, min=None, max=None, *, backend=None):
+    """min(max(x, min), max), as torch.clamp: either bound may be None; min > max gives max."""
+    lo, hi = _bounds("clamp", min, max)
+    if lo != lo or hi != hi:        # a NaN bound makes every element NaN, as in PyTorch
+        return np.full(np.shape(x), np.nan, _float_array("clamp", "x", x).dtype)
+    return _unary("clamp", x, resolve(backend), lo, hi)
+
+
+@declare(family="activations", signature="clamp_backward(dy (n,), x (n,), lo, hi) -> dx (n,)",
+         examples=ex.clamp_backward, gradient=Gradient("clamp", "x"))
+def clamp_backward(dy, x, min=None, max=None, *, backend=None):
+    """dx = dy where min <= x <= max (bounds included, as PyTorch), else 0."""
+    lo, hi = _bounds("clamp_backward", min, max)
+    if lo != lo or hi != hi:        # no x lies within a NaN bound: an empty interval instead
+        lo, hi = math.inf, -math.inf
+    return _unary_backward("clamp_backward", dy, x, "x", resolve(backend), lo, hi)
+
+
 
 
 # ---------------------------------------------------------------- trusted entry points
@@ -156,3 +187,28 @@ def _bias_grad_trusted(dy):
     if dy.ndim == 2 and ready(dy.dtype, dy):
         return get_backend().bias_grad(dy)
     return bias_grad(dy)
+
+
+def _bounds_trusted(min, max):
+    """(lo, hi) when they can go to a backend as they are (not both missing, no NaN), else None."""
+    lo = -math.inf if min is None else min
+    hi = math.inf if max is None else max
+    if lo == lo and hi == hi and (min is not None or max is not None):
+        return lo, hi
+    return None
+
+
+@clamp.kernel.set_trusted
+def _clamp_trusted(x, min=None, max=None):
+    b = _bounds_trusted(min, max)
+    if b is not None and ready(x.dtype, x):
+        return get_backend().clamp(x.reshape(-1), *b).reshape(x.shape)
+    return clamp(x, min, max)
+
+
+@clamp_backward.kernel.set_trusted
+def _clamp_backward_trusted(dy, x, min=None, max=None):
+    b = _bounds_trusted(min, max)
+    if b is not None and dy.shape == x.shape and ready(x.dtype, dy, x):
+        return get_backend().clamp_backward(dy.reshape(-1), x.reshape(-1), *b).reshape(x.shape)
+    return clamp_backward(dy, x, min, max)

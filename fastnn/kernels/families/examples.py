@@ -36,6 +36,36 @@ def unary_backward(rng, dtype, forward=None, saved="x", **kw):
     return out
 
 
+_CLAMP_BOUNDS = (dict(min=-1.0, max=1.0), dict(min=0.5), dict(max=-0.25),
+                 dict(min=1.0, max=-1.0))   # min > max: every element becomes max
+
+
+def clamp(rng, dtype):
+    """unary's inputs under each kind of bounds. The largest input also holds NaN, +-inf and
+    values exactly on the bounds; the smaller ones (all the finite-difference check takes) keep
+    clear of the kinks."""
+    out = []
+    for kw in _CLAMP_BOUNDS:
+        for (x,), _ in unary(rng, dtype):
+            if x.size >= 1000:
+                x[:5] = [np.nan, np.inf, -np.inf, kw.get("min", 0.0), kw.get("max", 0.0)]
+            out.append(((x,), dict(kw)))
+    return out
+
+
+def clamp_backward(rng, dtype):
+    """(dy, x) on clamp's inputs; dy is inf outside the bounds in the largest input, where the
+    gradient is still 0 (a select, as PyTorch's, not dy * 0)."""
+    out = []
+    for (x,), kw in clamp(rng, dtype):
+        dy = _normal(rng, x.shape, dtype)
+        if x.size >= 1000:
+            lo, hi = kw.get("min", -np.inf), kw.get("max", np.inf)
+            dy[~((x >= lo) & (x <= hi))] = np.inf
+        out.append(((dy, x), kw))
+    return out
+
+
 def rows(rng, dtype):
     return [((_normal(rng, s, dtype, 3),), {}) for s in ((1, 1), (3, 7), (2, 4, 33), (5, 130))]
 
