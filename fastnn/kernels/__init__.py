@@ -28,5 +28,9 @@ from .families.rows import (cross_entropy, layer_norm, layer_norm_backward, log_
 from .families.embedding import embedding, embedding_backward
 from .families.optim import adam_step, sgd_step
 from .families.attention import attention, attention_backward
+from .families.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
+                            avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .families.norm2d import (batch_norm, batch_norm_backward, group_norm,
+                              group_norm_backward)
 from .families.conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
 from . import trusted  # noqa: E402  (after the families: it collects their entry points)

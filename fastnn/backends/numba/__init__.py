@@ -6,10 +6,10 @@ function of the same name as its declaration in fastnn/kernels/.
 """
 import numba
 
-from . import attention, gemm, ops
+from . import attention, gemm, ops, pool
 
 NAME = "numba"
-MODULES = (gemm, ops, attention)
+MODULES = (gemm, ops, attention, pool)
 
 
 def set_num_threads(n):
