@@ -87,9 +87,10 @@ class DistributedDataParallel(Module):
         self._check_same_model(named)
         if init_sync:
             self._sync_params_and_buffers()
-        d["_buckets"] = self._make_buckets(self._params)
-        d["_where"] = {id(p): (b, i) for b, bk in enumerate(self._buckets)
-                       for i, p in enumerate(bk.params)}
+        self._set_buckets(self._make_buckets(list(reversed(self._params))))
+        d["_arrival"] = []       # the order gradients arrived in, this iteration
+        d["_rebuild"] = None     # that order, from the first iteration: buckets follow it
+        d["_rebuilt"] = False
         d["_handles"] = [p.register_post_accumulate_grad_hook(self._grad_ready)
                          for p in self._params]
         d["_armed"] = False      # a forward with grad sync ran; its backward has not finished
@@ -112,10 +113,17 @@ class DistributedDataParallel(Module):
         for t in tensors:
             self._dist.broadcast(t, 0, group=self._comm)
 
-    def _make_buckets(self, params):
+    def _set_buckets(self, buckets):
+        d = self.__dict__
+        d["_buckets"] = buckets
+        d["_where"] = {id(p): (b, i) for b, bk in enumerate(buckets)
+                       for i, p in enumerate(bk.params)}
+
+    def _make_buckets(self, order):
+        """Buckets over `order` (the parameters, first expected ready first)."""
         buckets, open_ = [], {}
         cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
-        for p in reversed(params):
+        for p in order:
             dt = p.data.dtype
             cur = open_.get(dt)
             if cur is None:
@@ -142,19 +150,32 @@ class DistributedDataParallel(Module):
                 "new one. This error indicates that a backward pass raised before the gradient "
                 "reduction finished, or that your module has parameters that were not used in "
                 "producing loss. " + self._unready_message())
-        if self.broadcast_buffers:
-            bufs = [b for _, b in self.module.named_buffers()]
-            if bufs and self.world_size > 1:
-                for b in bufs:
-                    self._dist.broadcast(b, 0, group=self._comm)
+        armed = is_grad_enabled() and self.require_backward_grad_sync
+        # collectives in forward happen only in training forwards (grad mode on), which every
+        # rank runs in step; a forward under no_grad (rank 0 alone evaluating) sends nothing
+        if self.broadcast_buffers and self.training and is_grad_enabled() and self.world_size > 1:
+            for _, b in self.module.named_buffers():
+                self._dist.broadcast(b, 0, group=self._comm)
+        if armed and self._rebuild is not None and not self._rebuilt:
+            self._rebuild_buckets()
         self._reset()
-        self.__dict__["_armed"] = is_grad_enabled() and self.require_backward_grad_sync
+        self.__dict__["_armed"] = armed
         return self.module(*inputs, **kwargs)
+
+    def _rebuild_buckets(self):
+        """After the first iteration, as PyTorch does: buckets in the order the gradients
+        actually arrived (rank 0's order, so that every rank sends the same buckets)."""
+        order = self._comm.bcast(self._rebuild, root=0)
+        self.__dict__["_rebuilt"] = True
+        if sorted(order) != list(range(len(self._params))):
+            return
+        self._set_buckets(self._make_buckets([self._params[i] for i in order]))
 
     def _reset(self):
         d = self.__dict__
         d["_armed"] = d["_started"] = False
         d["_ready"] = set()
+        d["_arrival"] = []
         d["_next"] = 0
         for b in self._buckets:
             b.buf, b.pending, b.req, b.sent = None, len(b.params), None, False
@@ -185,6 +206,7 @@ class DistributedDataParallel(Module):
             self.__dict__["_started"] = True
             Tensor._queue_callback(self._finalize)
         self._ready.add(k)
+        self._arrival.append(k)
         b, i = self._where[k]
         bk = self._buckets[b]
         self._copy_in(bk, i, p.grad)
@@ -266,6 +288,11 @@ class DistributedDataParallel(Module):
             for p, u in zip(self._params, used):
                 if not u:
                     p.grad = None
+        if not self._rebuilt and self._rebuild is None:
+            index = {id(p): i for i, p in enumerate(self._params)}
+            arrived = [index[k] for k in self._arrival]
+            self.__dict__["_rebuild"] = arrived + [i for i in range(len(self._params))
+                                                   if i not in set(arrived)]
         self._reset()
 
     # ------------------------------------------------------------ misc
