@@ -145,7 +145,26 @@ def test_a_hanging_rank_times_out():
     assert re.search(r"rank 0 of 2 .*aborting|aborting all 2 ranks", out, re.S), out
 
 
+@needs_mpi
+def test_gpt_training_template_for_the_cli(tmp_path):
+    out = _ok(2, "train_gpt.py", tmp_path, 12)
+    assert "TRAIN-GPT OK world=2" in out, out
+    assert out.count("step 0:") == 1, out        # only rank 0 prints
+    sd = fastnn.load(tmp_path / "gpt.npz")
+    assert "lm_head.weight" in sd or "transformer.wte.weight" in sd
+
+
 # ---------------------------------------------------------------- in this process
+def test_shard_helper():
+    import fastnn.distributed as dist
+    x = np.arange(24).reshape(6, 4)
+    assert np.array_equal(dist.shard(x, rank=2, world_size=3), x[4:6])
+    assert np.array_equal(dist.shard(x, dim=1, rank=1, world_size=2), x[:, 2:])
+    assert np.array_equal(dist.shard(fastnn.tensor(x)).data, x)   # no process group: all
+    with pytest.raises(ValueError, match="evenly"):
+        dist.shard(x, rank=0, world_size=4)
+
+
 def test_not_initialized_errors():
     import fastnn.distributed as dist
     from fastnn.nn.parallel import DistributedDataParallel

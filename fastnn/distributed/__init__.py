@@ -28,7 +28,7 @@ from .process_group import (ReduceOp, Work, DistError, DistTimeoutError, is_avai
 from .process_group import __all__ as _pg_all
 
 __all__ = list(_pg_all) + ["launched_by_mpi", "setup", "is_main_process", "print0",
-                           "save_on_main", "cleanup"]
+                           "save_on_main", "cleanup", "shard"]
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID",
                   "HYDI_CONTROL_FD", "PMI_FD")
@@ -52,7 +52,48 @@ def setup(threads=None, backend="mpi"):
         threads = int(os.environ.get("FASTNN_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
                       or 1)
     set_num_threads(threads)
+    _check_oversubscription(threads)
     return get_rank(), get_world_size()
+
+
+def _check_oversubscription(threads):
+    """Warn (once per node) when ranks x threads on this node exceed the cores this process may
+    use: oversubscribed ranks wait for each other at every allreduce."""
+    import os
+    import sys
+    from .process_group import _S
+    local = _S.comm.Split_type(_S.MPI.COMM_TYPE_SHARED)
+    try:
+        n_local, local_rank = local.Get_size(), local.Get_rank()
+    finally:
+        local.Free()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    if local_rank == 0 and n_local * threads > max(cores, os.cpu_count() or 1):
+        print(f"fastnn.distributed: warning: {n_local} ranks x {threads} threads on this node "
+              f"exceed its {os.cpu_count()} cores; set OMP_NUM_THREADS (or FASTNN_NUM_THREADS) "
+              f"so that ranks x threads <= cores", file=sys.stderr, flush=True)
+
+
+def shard(batch, dim=0, rank=None, world_size=None):
+    """This rank's equal share of a global batch (a Tensor or numpy array) along `dim`: every
+    rank draws the same global batch (same seed) and trains on its slice, so that the run
+    matches one process on the whole batch. The size along dim must divide evenly."""
+    import numpy as np
+    from ..tensor import Tensor
+    rank = (get_rank() if is_initialized() else 0) if rank is None else rank
+    world_size = ((get_world_size() if is_initialized() else 1) if world_size is None
+                  else world_size)
+    arr = batch.data if isinstance(batch, Tensor) else np.asarray(batch)
+    n = arr.shape[dim]
+    if n % world_size:
+        raise ValueError(f"shard: a batch of {n} along dim {dim} does not split evenly over "
+                         f"{world_size} ranks")
+    k = n // world_size
+    part = np.take(arr, np.arange(rank * k, (rank + 1) * k), axis=dim)
+    return Tensor(part) if isinstance(batch, Tensor) else part
 
 
 def is_main_process():
