@@ -1,5 +1,10 @@
-"""fastnn.optim: SGD, Adam, AdamW (fused update kernels) and learning-rate schedulers."""
+"""fastnn.optim: PyTorch's optimizers (same names, arguments, defaults and update rules) and
+learning-rate schedulers. SGD, Adam and AdamW run fused update kernels; Adadelta, Adagrad,
+RMSprop, Adamax, NAdam, RAdam and LBFGS run in numpy."""
 from . import lr_scheduler
+from .adaptive import Adadelta, Adagrad, Adamax, NAdam, RAdam, RMSprop
+from .lbfgs import LBFGS
 from .optimizer import SGD, Adam, AdamW, Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "RMSprop", "Adamax",
+           "NAdam", "RAdam", "LBFGS", "lr_scheduler"]

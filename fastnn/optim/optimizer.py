@@ -1,28 +1,89 @@
-"""Optimizer base class and SGD, Adam, AdamW with PyTorch's update rules.
+"""Optimizer base class and SGD, Adam, AdamW with PyTorch's update rules, defaults and names.
 
-Each step is one fused kernel per parameter (kernels.sgd_step / kernels.adam_step) that updates
-the parameter array and its state buffers in place.
+The common cases are one fused kernel per parameter (kernels.sgd_step / kernels.adam_step, through
+fastnn.kernels.trusted) that updates the parameter array and its state buffers in place; `maximize`
+feeds the kernel the negated gradient, and Adam's `amsgrad` runs in numpy.
+
+Gradients are read through `_grad(p)`, which accepts a numpy array or a Tensor in `p.grad`, and
+are never written into (fastnn may share one gradient array between two leaves). Parameters are
+updated in place (`p.data`), so views of them and `model.state_dict()` see the new values.
+
+The base class follows torch.optim.Optimizer: `param_groups` (dicts of 'params' and
+hyper-parameters, read afresh at every step, so an lr changed by hand or by a scheduler is seen by
+the next step), `state` (a dict keyed by parameter), `defaults`, `add_param_group`,
+`zero_grad(set_to_none=True)`, and `state_dict()` / `load_state_dict()` in PyTorch's layout, so a
+state dict moves between fastnn and PyTorch once arrays and tensors are converted.
 """
 import copy
+import math
+from collections import defaultdict
 
 import numpy as np
 
 from ..kernels import trusted as T
 from ..tensor import Tensor, enable_grad
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "required"]
+
+
+class _RequiredParameter:
+    """Singleton marking a hyper-parameter a param group must give (torch.optim's `required`)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _grad(p):
+    """p's gradient as a numpy array (None if it has none), whether .grad holds an array or a
+    Tensor. Read-only: gradient arrays may be shared."""
+    g = p.grad
+    if g is None or isinstance(g, np.ndarray):
+        return g
+    return np.asarray(getattr(g, "data", g))
+
+
+def _to_array(v):
+    """A state value from a state dict, with tensors (fastnn's or PyTorch's) as numpy arrays."""
+    if isinstance(v, np.ndarray) or v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, Tensor):
+        return v.data
+    if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch.Tensor, without importing torch
+        return v.detach().cpu().numpy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_to_array(x) for x in v)
+    return v
+
+
+def _scalar_dtype():
+    """The dtype PyTorch gives an optimizer's scalar state tensors (step, mu_product): float64
+    when the default dtype is float64, else float32."""
+    from .. import tensor as _t
+    get = getattr(_t, "get_default_dtype", None)
+    dt = get() if get is not None else getattr(_t, "_DEFAULT_FLOAT", np.float32)
+    try:
+        return np.dtype(np.float64) if np.dtype(dt) == np.float64 else np.dtype(np.float32)
+    except TypeError:
+        return np.dtype(np.float64) if "64" in str(dt) else np.dtype(np.float32)
 
 
 class Optimizer:
-    """Holds param_groups (dicts with 'params' and hyper-parameters) and per-parameter state."""
+    """Holds param_groups (dicts with 'params' and hyper-parameters) and per-parameter state.
+
+    Subclasses set the defaults and implement `_step()` (or override `step`); a step reads every
+    hyper-parameter from its group at the time of the call."""
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
-        self.state = {}
+        self.state = defaultdict(dict)
         self.param_groups = []
-        if isinstance(params, Tensor):
-            raise TypeError("params must be an iterable of Tensors or dicts, got a Tensor "
-                            "(pass model.parameters())")
+        if isinstance(params, (Tensor, np.ndarray)):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__} (pass "
+                            "model.parameters())")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -31,24 +92,57 @@ class Optimizer:
         for g in groups:
             self.add_param_group(g)
 
-    def add_param_group(self, group):
-        group = dict(group)
+    def add_param_group(self, param_group):
+        """Add a group: its own hyper-parameters, the optimizer's defaults for the others."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        group = dict(param_group)
         params = group["params"]
-        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        if isinstance(params, Tensor):
+            group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            group["params"] = list(params)
         for p in group["params"]:
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise ValueError("optimizer can only optimize Tensors that require grad")
-        for k, v in self.defaults.items():
-            group.setdefault(k, v)
-        group.setdefault("initial_lr", group["lr"])
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in group["params"]}) != len(group["params"]) or any(
+                id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
+        """Reset the gradients: None (the default, as in PyTorch 2.x), or zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None if (set_to_none or p.grad is None) else np.zeros_like(p.data)
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                elif isinstance(p.grad, np.ndarray):
+                    p.grad = np.zeros_like(p.grad)  # never write into a (maybe shared) array
+                else:
+                    g = p.grad
+                    if hasattr(g, "zero_"):
+                        g.zero_()
+                    else:
+                        g.data = np.zeros_like(g.data)
 
     def step(self, closure=None):
+        """One update from the current gradients. closure (optional) re-evaluates the model and
+        returns the loss, which step returns."""
         loss = None
         if closure is not None:
             with enable_grad():
@@ -60,42 +154,70 @@ class Optimizer:
         raise NotImplementedError
 
     # ------------------------------------------------------------ state dict (PyTorch's layout)
-    def _params(self):
-        return [p for g in self.param_groups for p in g["params"]]
-
     def state_dict(self):
         """PyTorch's layout: {'state': {index: {name: array or number}},
-        'param_groups': [{..., 'params': [index, ...]}]}."""
-        index = {id(p): i for i, p in enumerate(self._params())}
-        state = {index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                                for k, v in s.items()}
-                 for p, s in self.state.items() if id(p) in index}
+        'param_groups': [{..., 'params': [index, ...]}]}; parameters are numbered in group order.
+        Arrays are the optimizer's own (not copies), as PyTorch's are: deepcopy to snapshot."""
+        index = {}
         groups = []
         for g in self.param_groups:
             d = {k: v for k, v in g.items() if k != "params"}
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
             d["params"] = [index[id(p)] for p in g["params"]]
             groups.append(d)
+        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        params = self._params()
+        """Load a state_dict() of an optimizer of the same kind over parameters of the same shapes
+        (from fastnn, or from PyTorch with its tensors as arrays or as torch tensors)."""
+        state_dict = copy.deepcopy(state_dict)
         groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
-            raise ValueError("load_state_dict: the parameter groups do not match this optimizer's")
-        for g, saved in zip(self.param_groups, groups):
+        if len(groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match "
+                             "the size of optimizer's group")
+        id_map = {}
+        for saved, g in zip(groups, self.param_groups):
+            for i, p in zip(saved["params"], g["params"]):
+                id_map[int(i)] = p
+        new_groups = []
+        for saved, g in zip(groups, self.param_groups):
+            ng = dict(g)
             for k, v in saved.items():
-                if k != "params":
-                    g[k] = copy.deepcopy(v)
-        self.state = {}
+                if k not in ("params", "param_names"):
+                    ng[k] = tuple(v) if k == "betas" and isinstance(v, list) else _to_array(v)
+            ng["params"] = g["params"]
+            new_groups.append(ng)
+        self.param_groups = new_groups
+        self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
-            p = params[int(i)]
-            st = {}
-            for k, v in s.items():
-                if isinstance(v, np.ndarray) and v.shape == p.data.shape:
-                    v = np.ascontiguousarray(v, dtype=p.data.dtype).copy()
-                st[k] = v
-            self.state[p] = st
+            p = id_map.get(int(i))
+            if p is None:
+                continue
+            self.state[p] = {k: self._cast_state(p, k, _to_array(v)) for k, v in s.items()}
+
+    @staticmethod
+    def _cast_state(p, key, v):
+        if key == "step":
+            if isinstance(v, np.ndarray) and v.size == 1:
+                v = v.item()
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            return v
+        if isinstance(v, np.ndarray) and v.shape == p.data.shape and v.dtype.kind == "f":
+            return np.array(v, dtype=p.data.dtype, order="C")  # a copy of the param's dtype
+        if isinstance(v, np.ndarray):
+            return np.array(v)
+        return v
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -107,77 +229,143 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-class SGD(Optimizer):
-    """SGD with momentum, dampening, Nesterov and (L2) weight decay, PyTorch's rule."""
+def _check_unsupported(name, **flags):
+    """capturable / differentiable / fused / foreach: PyTorch's implementation switches. Here
+    foreach and fused are accepted (the CPU update is the same numbers); the others raise."""
+    for k, v in flags.items():
+        if v:
+            raise NotImplementedError(f"{name}: {k}=True is not supported by fastnn")
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, maximize=False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: invalid lr={lr}, momentum={momentum} or "
-                             f"weight_decay={weight_decay}")
+
+class SGD(Optimizer):
+    """SGD with momentum, dampening, Nesterov, (L2) weight decay and maximize, PyTorch's rule:
+        g = -grad if maximize else grad;  g = g + weight_decay * p
+        buf = g (first step) or momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf (nesterov) or buf;  p = p - lr * g"""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
-        if maximize:
-            raise NotImplementedError("SGD: maximize is not supported")
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        _check_unsupported("SGD", differentiable=differentiable)
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
 
     def _step(self):
         state = self.state
         for group in self.param_groups:
-            lr, momentum = group["lr"], group["momentum"]
-            kw = dict(lr=lr, momentum=momentum, dampening=group["dampening"],
-                      nesterov=group["nesterov"], weight_decay=group["weight_decay"])
+            momentum = float(group["momentum"])
+            kw = dict(lr=float(group["lr"]), momentum=momentum,
+                      dampening=float(group["dampening"]), nesterov=bool(group["nesterov"]),
+                      weight_decay=float(group["weight_decay"]))
+            maximize = group.get("maximize", False)
             for p in group["params"]:
-                if p.grad is None:
+                g = _grad(p)
+                if g is None:
                     continue
+                if maximize:
+                    g = np.negative(g)
                 buf, first = None, False
                 if momentum != 0:
-                    st = state.get(p)
-                    if st is None:
+                    buf = state[p].get("momentum_buffer") if p in state else None
+                    if buf is None:
                         buf, first = np.empty_like(p.data), True
-                        state[p] = {"momentum_buffer": buf}
-                    else:
-                        buf = st["momentum_buffer"]
-                T.sgd_step(p.data, p.grad, buf, first_step=first, **kw)
+                        state[p]["momentum_buffer"] = buf
+                T.sgd_step(p.data, g, buf, first_step=first, **kw)
 
 
 class Adam(Optimizer):
-    """Adam (weight_decay as an L2 term added to the gradient), PyTorch's bias-corrected rule."""
-    _decoupled = False
+    """Adam, PyTorch's bias-corrected rule (weight_decay added to the gradient, or decoupled as
+    AdamW's with decoupled_weight_decay=True), with amsgrad and maximize:
+        m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  vmax = max(vmax, v)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps)"""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, maximize=False):
-        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas} or eps={eps}")
-        if amsgrad or maximize:
-            raise NotImplementedError(f"{type(self).__name__}: amsgrad and maximize are not "
-                                      f"supported")
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_unsupported(type(self).__name__, capturable=capturable,
+                           differentiable=differentiable)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay))
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
     def _step(self):
         state = self.state
-        decoupled = self._decoupled
         for group in self.param_groups:
-            lr, betas, eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            lr, eps, wd, (b1, b2) = float(lr), float(eps), float(wd), map(float, betas)
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            b1, b2 = (float(b) for b in group["betas"])
+            decoupled = bool(group.get("decoupled_weight_decay", False))
+            amsgrad, maximize = group.get("amsgrad", False), group.get("maximize", False)
             for p in group["params"]:
-                if p.grad is None:
+                g = _grad(p)
+                if g is None:
                     continue
-                st = state.get(p)
-                if st is None:
-                    st = state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
-                                     "exp_avg_sq": np.zeros_like(p.data)}
+                if maximize:
+                    g = np.negative(g)
+                st = state[p]
+                if not st:
+                    st["step"] = 0
+                    st["exp_avg"] = np.zeros_like(p.data)
+                    st["exp_avg_sq"] = np.zeros_like(p.data)
+                    if amsgrad:
+                        st["max_exp_avg_sq"] = np.zeros_like(p.data)
                 st["step"] += 1
-                T.adam_step(p.data, p.grad, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
-                            lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, decoupled=decoupled)
+                if amsgrad:
+                    _amsgrad_step(p.data, g, st, lr, b1, b2, eps, wd, decoupled)
+                else:
+                    T.adam_step(p.data, g, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
+                                lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd,
+                                decoupled=decoupled)
+
+
+def _amsgrad_step(p, g, st, lr, b1, b2, eps, wd, decoupled):
+    """Adam/AdamW with amsgrad, in numpy: the denominator uses the running max of exp_avg_sq."""
+    if wd != 0:
+        if decoupled:
+            p *= 1 - lr * wd
+        else:
+            g = g + wd * p
+    m, v, vmax = st["exp_avg"], st["exp_avg_sq"], st["max_exp_avg_sq"]
+    m += (1 - b1) * (g - m)                     # lerp(m, g, 1 - beta1)
+    v *= b2
+    v += (1 - b2) * g * g
+    np.maximum(vmax, v, out=vmax)
+    t = st["step"]
+    step_size = lr / (1 - b1 ** t)
+    denom = np.sqrt(vmax)
+    denom /= math.sqrt(1 - b2 ** t)
+    denom += eps
+    p -= step_size * (m / denom)
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (param *= 1 - lr * weight_decay), PyTorch's AdamW."""
-    _decoupled = True
+    """Adam with decoupled weight decay (p *= 1 - lr * weight_decay), PyTorch's AdamW."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)

@@ -1,0 +1,336 @@
+"""Adadelta, Adagrad, RMSprop, Adamax, NAdam and RAdam: PyTorch's update rules, defaults and
+argument names, in numpy (vectorized, in place on the parameter and its state buffers).
+
+Each class's docstring gives its rule; g is the gradient (negated when maximize=True), with
+weight_decay * p added to it (L2), or for NAdam/RAdam with decoupled_weight_decay=True the
+parameter shrunk first by p *= 1 - lr * weight_decay (AdamW's way). State buffers have the
+parameter's dtype and PyTorch's names, so state dicts move between the two libraries.
+"""
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer, _check_unsupported, _grad, _scalar_dtype
+
+__all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam"]
+
+
+def _check(name, lr=0.0, eps=0.0, weight_decay=0.0, betas=None, **ranges):
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    if betas is not None:
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+    for k, (v, lo, hi) in ranges.items():
+        if not lo <= v <= hi:
+            raise ValueError(f"Invalid {k} value: {v}")
+
+
+def _grads(opt, group):
+    """(param array, gradient, state) of each parameter of group that has a gradient; the
+    gradient negated for maximize and with the L2 weight decay added (a new array: gradient
+    arrays are never written into)."""
+    wd = float(group["weight_decay"])
+    decoupled = group.get("decoupled_weight_decay", False)
+    maximize = group.get("maximize", False)
+    for p in group["params"]:
+        g = _grad(p)
+        if g is None:
+            continue
+        if maximize:
+            g = np.negative(g)
+        if wd != 0 and not decoupled:
+            g = g + wd * p.data
+        yield p, p.data, g, opt.state[p]
+
+
+def _lerp_(a, b, w):
+    """a = lerp(a, b, w) in place, as PyTorch computes it (two forms, by the size of w)."""
+    if abs(w) < 0.5:
+        a += w * (b - a)
+    else:
+        a[...] = b - (b - a) * (1 - w)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012):
+        v = rho v + (1 - rho) g^2;  delta = sqrt(u + eps) / sqrt(v + eps) * g
+        u = rho u + (1 - rho) delta^2;  p = p - lr * delta
+    State: step, square_avg (v), acc_delta (u)."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
+                 capturable=False, maximize=False, differentiable=False):
+        _check("Adadelta", lr, eps, weight_decay, rho=(rho, 0.0, 1.0))
+        _check_unsupported("Adadelta", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize, capturable=capturable, foreach=foreach,
+                                      differentiable=differentiable))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["square_avg"] = np.zeros_like(p)
+                    st["acc_delta"] = np.zeros_like(p)
+                st["step"] += 1
+                v, u = st["square_avg"], st["acc_delta"]
+                v *= rho
+                v += (1 - rho) * g * g
+                std = np.sqrt(v + eps)
+                delta = np.sqrt(u + eps)
+                delta /= std
+                delta *= g
+                u *= rho
+                u += (1 - rho) * delta * delta
+                delta *= lr
+                p -= delta
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011):
+        clr = lr / (1 + (t - 1) lr_decay);  s = s + g^2;  p = p - clr * g / (sqrt(s) + eps)
+    State (created at construction, as PyTorch's): step, sum (s, starting at
+    initial_accumulator_value)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                 eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
+        _check("Adagrad", lr, eps, weight_decay, lr_decay=(lr_decay, 0.0, math.inf),
+               initial_accumulator_value=(initial_accumulator_value, 0.0, math.inf))
+        _check_unsupported("Adagrad", differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
+                                      weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable, fused=fused))
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p, group)
+
+    def _init_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        if hasattr(self, "state"):
+            group = self.param_groups[-1]
+            for p in group["params"]:
+                self._init_state(p, group)
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    self._init_state(_, group)
+                st["step"] += 1
+                clr = lr / (1 + (st["step"] - 1) * lr_decay)
+                s = st["sum"]
+                s += g * g
+                std = np.sqrt(s)
+                std += eps
+                p -= clr * (g / std)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), PyTorch's form:
+        v = alpha v + (1 - alpha) g^2;  centered: a = lerp(a, g, 1 - alpha), d = sqrt(v - a^2)
+        else d = sqrt(v);  d = d + eps
+        momentum > 0: b = momentum b + g / d, p = p - lr b;  else p = p - lr g / d
+    State: step, square_avg (v), momentum_buffer (b, when momentum > 0), grad_avg (a, centered)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        _check("RMSprop", lr, eps, weight_decay, momentum=(momentum, 0.0, math.inf),
+               alpha=(alpha, 0.0, math.inf))
+        _check_unsupported("RMSprop", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps,
+                                      centered=centered, weight_decay=weight_decay,
+                                      capturable=capturable, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
+            momentum, centered = float(group["momentum"]), bool(group["centered"])
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["square_avg"] = np.zeros_like(p)
+                    if momentum > 0:
+                        st["momentum_buffer"] = np.zeros_like(p)
+                    if centered:
+                        st["grad_avg"] = np.zeros_like(p)
+                st["step"] += 1
+                v = st["square_avg"]
+                v *= alpha
+                v += (1 - alpha) * g * g
+                if centered:
+                    a = st["grad_avg"]
+                    _lerp_(a, g, 1 - alpha)
+                    avg = v - a * a
+                    np.sqrt(avg, out=avg)
+                else:
+                    avg = np.sqrt(v)
+                avg += eps
+                if momentum > 0:
+                    b = st["momentum_buffer"]
+                    b *= momentum
+                    b += g / avg
+                    p -= lr * b
+                else:
+                    p -= lr * (g / avg)
+
+
+class Adamax(Optimizer):
+    """Adamax (Kingma & Ba 2014, Adam with the infinity norm):
+        m = lerp(m, g, 1 - beta1);  u = max(beta2 u, |g| + eps)
+        p = p - lr / (1 - beta1^t) * m / u
+    State: step, exp_avg (m), exp_inf (u)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 foreach=None, *, maximize=False, differentiable=False, capturable=False):
+        _check("Adamax", lr, eps, weight_decay, betas)
+        _check_unsupported("Adamax", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, eps = float(group["lr"]), float(group["eps"])
+            b1, b2 = (float(b) for b in group["betas"])
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["exp_avg"] = np.zeros_like(p)
+                    st["exp_inf"] = np.zeros_like(p)
+                st["step"] += 1
+                m, u = st["exp_avg"], st["exp_inf"]
+                _lerp_(m, g, 1 - b1)
+                u *= b2
+                np.maximum(u, np.abs(g) + eps, out=u)
+                clr = lr / (1 - b1 ** st["step"])
+                p -= clr * (m / u)
+
+
+class NAdam(Optimizer):
+    """NAdam (Dozat 2016, Adam with Nesterov momentum), PyTorch's rule with momentum decay:
+        mu_t = beta1 (1 - 0.96^(t psi) / 2), psi = momentum_decay;  P_t = prod of mu_1..mu_t
+        m = lerp(m, g, 1 - beta1);  v = beta2 v + (1 - beta2) g^2
+        d = sqrt(v / (1 - beta2^t)) + eps
+        p = p - lr (1 - mu_t) / (1 - P_t) g / d - lr mu_{t+1} / (1 - P_t mu_{t+1}) m / d
+    State: step, mu_product (P_t, a scalar of PyTorch's scalar dtype: float32 unless the default
+    dtype is float64), exp_avg (m), exp_avg_sq (v)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
+                 maximize=False, capturable=False, differentiable=False):
+        _check("NAdam", lr, eps, weight_decay, betas,
+               momentum_decay=(momentum_decay, 0.0, math.inf))
+        _check_unsupported("NAdam", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize, foreach=foreach,
+                                      capturable=capturable, differentiable=differentiable))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            b1, b2 = (float(b) for b in group["betas"])
+            psi = float(group["momentum_decay"])
+            decoupled = group.get("decoupled_weight_decay", False)
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["mu_product"] = np.ones((), _scalar_dtype())
+                    st["exp_avg"] = np.zeros_like(p)
+                    st["exp_avg_sq"] = np.zeros_like(p)
+                st["step"] += 1
+                t = float(st["step"])
+                if wd != 0 and decoupled:
+                    p *= 1 - lr * wd
+                mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+                mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+                prod = np.asarray(st["mu_product"])
+                prod = st["mu_product"] = (prod * prod.dtype.type(mu)).astype(prod.dtype)
+                prod = float(prod)
+                m, v = st["exp_avg"], st["exp_avg_sq"]
+                _lerp_(m, g, 1 - b1)
+                v *= b2
+                v += (1 - b2) * g * g
+                denom = v / (1 - b2 ** t)
+                np.sqrt(denom, out=denom)
+                denom += eps
+                prod_next = prod * mu_next
+                p += (-lr * (1.0 - mu) / (1.0 - prod)) * (g / denom)
+                p += ((-lr * mu_next) / (1.0 - prod_next)) * (m / denom)
+
+
+class RAdam(Optimizer):
+    """RAdam (Liu et al. 2019, rectified Adam):
+        m = lerp(m, g, 1 - beta1);  v = beta2 v + (1 - beta2) g^2;  mh = m / (1 - beta1^t)
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        rho_t > 5: r = sqrt((rho_t-4)(rho_t-2) rho_inf / ((rho_inf-4)(rho_inf-2) rho_t)),
+                   p = p - lr mh r sqrt(1 - beta2^t) / (sqrt(v) + eps)
+        else:      p = p - lr mh
+    State: step, exp_avg (m), exp_avg_sq (v)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False,
+                 capturable=False, differentiable=False):
+        _check("RAdam", lr, eps, weight_decay, betas)
+        _check_unsupported("RAdam", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize,
+                                      foreach=foreach, capturable=capturable,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      differentiable=differentiable))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            b1, b2 = (float(b) for b in group["betas"])
+            decoupled = group.get("decoupled_weight_decay", False)
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["exp_avg"] = np.zeros_like(p)
+                    st["exp_avg_sq"] = np.zeros_like(p)
+                st["step"] += 1
+                t = float(st["step"])
+                if wd != 0 and decoupled:
+                    p *= 1 - lr * wd
+                m, v = st["exp_avg"], st["exp_avg_sq"]
+                _lerp_(m, g, 1 - b1)
+                v *= b2
+                v += (1 - b2) * g * g
+                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+                mh = m / bc1
+                rho_inf = 2 / (1 - b2) - 1
+                rho_t = rho_inf - 2 * t * (b2 ** t) / bc2
+                if rho_t > 5.0:
+                    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                                     / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                    denom = np.sqrt(v)
+                    denom += eps
+                    adaptive = math.sqrt(bc2) / denom
+                    mh *= lr
+                    mh *= adaptive
+                    mh *= rect
+                    p -= mh
+                else:
+                    mh *= lr
+                    p -= mh
