@@ -24,7 +24,8 @@ from .process_group import (ReduceOp, Work, DistError, DistTimeoutError, is_avai
                             init_process_group, is_initialized, get_rank, get_world_size,
                             get_backend, barrier, destroy_process_group, all_reduce, broadcast,
                             all_gather, all_gather_into_tensor, reduce_scatter,
-                            reduce_scatter_tensor, new_group, get_timeout)
+                            reduce_scatter_tensor, new_group, get_timeout,
+                            broadcast_object_list, all_gather_object)
 from .process_group import __all__ as _pg_all
 
 __all__ = list(_pg_all) + ["launched_by_mpi", "setup", "is_main_process", "print0",

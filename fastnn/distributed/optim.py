@@ -148,7 +148,8 @@ class ZeroRedundancyOptimizer(Optimizer):
             for p, st in self._local.state.items():
                 local[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
                                        for k, v in st.items()}
-        gathered = self._comm.gather(local, root=to)
+        gathered = [None] * self.world_size  # (all ranks get every shard: simple, small)
+        _pg.all_gather_object(gathered, local, group=self._comm)
         self._consolidated = None
         if self.rank == to:
             merged = {}

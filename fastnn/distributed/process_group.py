@@ -29,7 +29,7 @@ __all__ = ["ReduceOp", "Work", "DistError", "DistTimeoutError", "is_available",
            "init_process_group", "is_initialized", "get_rank", "get_world_size", "get_backend",
            "barrier", "destroy_process_group", "all_reduce", "broadcast", "all_gather",
            "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "new_group",
-           "get_timeout"]
+           "get_timeout", "broadcast_object_list", "all_gather_object"]
 
 
 class DistError(RuntimeError):
@@ -521,3 +521,38 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 def barrier(group=None, async_op=False, device_ids=None):
     comm = _comm(group)
     return _run([comm.Ibarrier()], "barrier", None, async_op)
+
+
+# ---------------------------------------------------------------- Python objects (pickled)
+def broadcast_object_list(object_list, src=0, group=None, device=None):
+    """object_list[:] <- rank src's (picklable objects; PyTorch's semantics). Only for trusted
+    peers: the objects travel as pickles."""
+    import pickle
+    comm = _comm(group)
+    me = comm.Get_rank()
+    payload = np.frombuffer(pickle.dumps(list(object_list)), np.uint8) if me == src else None
+    size = np.array([0 if payload is None else payload.size], np.int64)
+    broadcast(size, src, group)
+    buf = payload.copy() if me == src else np.empty(int(size[0]), np.uint8)
+    broadcast(buf, src, group)
+    if me != src:
+        object_list[:] = pickle.loads(buf.tobytes())
+
+
+def all_gather_object(object_list, obj, group=None):
+    """object_list[i] <- rank i's obj, on every rank (pickled; trusted peers only)."""
+    import pickle
+    comm = _comm(group)
+    n = comm.Get_size()
+    if len(object_list) != n:
+        raise ValueError(f"all_gather_object: object_list has {len(object_list)} entries for a "
+                         f"group of {n} ranks")
+    mine = np.frombuffer(pickle.dumps(obj), np.uint8)
+    sizes = np.empty(n, np.int64)
+    all_gather_into_tensor(sizes, np.array([mine.size], np.int64), group)
+    counts = sizes.tolist()
+    displs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    buf = np.empty(int(sizes.sum()), np.uint8)
+    _wait(comm.Iallgatherv(mine, [buf, (counts, displs)]), "all_gather_object")
+    for i in range(n):
+        object_list[i] = pickle.loads(buf[displs[i]:displs[i] + counts[i]].tobytes())

@@ -101,7 +101,9 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ setup
     def _check_same_model(self, named):
         sig = [(n, tuple(p.data.shape), str(p.data.dtype)) for n, p in named]
-        ref = self._comm.bcast(sig, root=0)
+        box = [sig]
+        self._dist.broadcast_object_list(box, 0, group=self._comm)
+        ref = box[0]
         if ref != sig:
             diff = next((f"{a} vs rank 0's {b}" for a, b in zip(sig, ref) if a != b),
                         f"{len(sig)} parameters vs rank 0's {len(ref)}")
@@ -165,7 +167,9 @@ class DistributedDataParallel(Module):
     def _rebuild_buckets(self):
         """After the first iteration, as PyTorch does: buckets in the order the gradients
         actually arrived (rank 0's order, so that every rank sends the same buckets)."""
-        order = self._comm.bcast(self._rebuild, root=0)
+        box = [self._rebuild]
+        self._dist.broadcast_object_list(box, 0, group=self._comm)
+        order = box[0]
         self.__dict__["_rebuilt"] = True
         if sorted(order) != list(range(len(self._params))):
             return

@@ -88,6 +88,14 @@ for n in sizes:
         dist.reduce_scatter_tensor(out, fastnn.tensor(blocks[rank].reshape(-1)),
                                    op=ReduceOp.AVG)
         close(out.data, want / world, dtype, f"reduce_scatter_tensor avg n={n}")
+# Python objects
+objs = [{"rank": rank, "data": list(range(rank))}, "x" * (rank * 1000)]
+dist.broadcast_object_list(objs, src=world - 1)
+assert objs == [{"rank": world - 1, "data": list(range(world - 1))}, "x" * ((world - 1) * 1000)]
+got = [None] * world
+dist.all_gather_object(got, ("hello", rank, np.arange(rank)))
+assert [g[1] for g in got] == list(range(world)) and all(len(g[2]) == i for i, g in enumerate(got))
+checks += 2
 dist.barrier()
 if rank == 0:
     print(f"COLLECTIVES OK world={world} checks={checks} sizes={sizes}", flush=True)
