@@ -53,7 +53,7 @@ def row_metrics(case, results, stat):
 
 
 def blas_check_note(case, results, stat):
-    """A note when the OpenBLAS column is over BLAS_CHECK_RATIO x OpenBLAS timed alone, else None."""
+    """A note when the OpenBLAS column is over BLAS_CHECK_RATIO x OpenBLAS alone, else None."""
     res = results.get("openblas")
     if res is None:
         return None
