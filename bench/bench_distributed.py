@@ -143,6 +143,13 @@ def worker_step(args):
         def loss_of(m, x, y):
             return F.cross_entropy(m(x), y)
     model = DDP(raw, bucket_cap_mb=args.bucket_mb[0]) if ddp else raw
+    if args.zero:  # ZeRO-1: AdamW state sharded over the ranks
+        from fastnn.distributed.optim import ZeroRedundancyOptimizer
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
+                  for g in opt.param_groups]
+        full_state = 2 * sum(q.data.nbytes for q in raw.parameters())  # exp_avg, exp_avg_sq
+        opt = ZeroRedundancyOptimizer(groups, optimizer_class=type(opt), lr=1e-3,
+                                      betas=(0.9, 0.99))
     exposed = [0.0]
     if ddp:  # time spent in DDP's end-of-backward wait (communication not hidden)
         fin = model._finalize
@@ -175,6 +182,9 @@ def worker_step(args):
             exp.append(exposed[0])
             fwd.append(t1 - t0)
     res = {"times": times, "exposed": exp, "fwd": fwd, "cpu": cpu}
+    if args.zero:
+        res["zero_state_bytes"] = opt.local_state_bytes()
+        res["full_state_bytes"] = full_state
     if ddp:
         allr = dist.process_group._S.comm.gather(res, root=0)
         buckets = model.bucket_sizes()
@@ -188,7 +198,9 @@ def worker_step(args):
             "step": float(np.median(step)), "step_min": float(np.min(step)),
             "cpu": float(np.median([np.median(r["cpu"]) for r in allr])),
             "exposed": float(np.median([np.median(r["exposed"]) for r in allr])),
-            "fwd": float(np.median(res["fwd"])), "buckets": buckets}), flush=True)
+            "fwd": float(np.median(res["fwd"])), "buckets": buckets,
+            "zero_state_bytes": [r.get("zero_state_bytes") for r in allr],
+            "full_state_bytes": res.get("full_state_bytes")}), flush=True)
     if ddp:
         dist.destroy_process_group()
 
@@ -247,6 +259,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worker", nargs="?", const="", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ddp", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--zero", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="gpt", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=6, help=argparse.SUPPRESS)
     ap.add_argument("--bucket-mb", type=float, nargs="+", default=[25.0, 0.25],
@@ -328,6 +341,14 @@ def main(argv=None):
               "; ".join(f"DDP {b:g} MB " + ", ".join(_fmt_t(m["step"]) for m in r)
                         for b, r in many.items()))
         gpt12 = _launch(0, "step", "--model", "gpt", "--batch", 12, "--steps", args.steps)
+        z = _launch(args.ranks, "step", "--ddp", "--zero", "--model", "gpt", "--batch",
+                    args.batch, "--steps", 3)
+        full = z["full_state_bytes"]
+        print(f"  ZeRO-1 (ZeroRedundancyOptimizer(AdamW)) on {args.ranks} ranks: AdamW state per "
+              f"rank " + ", ".join(f"{b / 1e6:.2f} MB" for b in z["zero_state_bytes"]) +
+              f" instead of {full / 1e6:.2f} MB unsharded (saving "
+              f"{1 - max(z['zero_state_bytes']) / full:.0%} on the fullest rank); step "
+              f"{_fmt_t(z['step'])}")
 
     # (c)
     mlp = _launch(0, "step", "--model", "mlp-64-128-128-10", "--batch", 64, "--steps", 50)

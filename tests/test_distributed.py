@@ -107,6 +107,7 @@ def test_ddp_no_sync_unused_parameters_tied_weights(world):
 def test_zero_redundancy_optimizer_equals_adamw(world):
     out = _ok(world, "zero.py", 10)
     assert _field(out, "max_abs_diff") <= 1e-12, out
+    assert _field(out, "resumed_diff") <= 1e-12, out
 
 
 @needs_mpi

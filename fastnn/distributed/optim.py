@@ -184,15 +184,21 @@ class ZeroRedundancyOptimizer(Optimizer):
                     g[k] = copy.deepcopy(v)
         if self._local is None:
             return
-        new = {}
-        for i, s in state_dict["state"].items():
+        # the local optimizer's own layout: its groups' parameters, numbered in order
+        local_index, local_groups = {}, []
+        for g, lg in self._group_map:
+            d = {k: v for k, v in g.items() if k != "params"}
+            d["params"] = []
+            for p in lg["params"]:
+                local_index[id(p)] = len(local_index)
+                d["params"].append(local_index[id(p)])
+            local_groups.append(d)
+        state = {}
+        for i, st in state_dict["state"].items():
             p = params[int(i)]
-            if self._owner[id(p)] != self.rank:
-                continue
-            new[p] = {k: (np.ascontiguousarray(v, dtype=p.data.dtype).copy()
-                          if isinstance(v, np.ndarray) and v.shape == p.data.shape else v)
-                      for k, v in s.items()}
-        self._local.state = new
+            if id(p) in local_index:
+                state[local_index[id(p)]] = st
+        self._local.load_state_dict({"state": state, "param_groups": local_groups})
         for g, lg in self._group_map:
             for k, v in g.items():
                 if k != "params":

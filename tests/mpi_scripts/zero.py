@@ -43,7 +43,26 @@ if rank == 0:
             assert np.array_equal(np.asarray(sd["state"][i][k]), np.asarray(v)), (i, k)
     plain = fastnn.optim.AdamW(b.parameters(), **kw)
     plain.load_state_dict(sd)
-    print(f"ZERO world={world} steps={steps} max_abs_diff={diff:.3e} "
+    box = [sd]
+else:
+    box = [None]
+# a ZeRO optimizer restored from the consolidated state dict goes on like the plain one
+dist.broadcast_object_list(box, 0)
+c = C.make_model("float64", 0)
+c.load_state_dict(a.state_dict())
+dc = DDP(c)
+zc = ZeroRedundancyOptimizer(dc.parameters(), optimizer_class=fastnn.optim.AdamW, **kw)
+zc.load_state_dict(box[0])
+for s in range(steps, steps + 3):
+    x, y = C.batch(s, n)
+    xs, ys = C.shard(x, rank, world), C.shard(y, rank, world)
+    for m, o in ((dc, zc), (db, ob)):
+        o.zero_grad()
+        F.cross_entropy(m(xs), ys).backward()
+        o.step()
+resumed = C.max_diff(c.state_dict(), b.state_dict())
+if rank == 0:
+    print(f"ZERO world={world} steps={steps} max_abs_diff={diff:.3e} resumed_diff={resumed:.3e} "
           f"state_bytes_per_rank={per_rank} unsharded={full} "
           f"saving={1 - max(per_rank) / full:.1%}", flush=True)
 dist.destroy_process_group()
