@@ -6,10 +6,10 @@ function of the same name as its declaration in fastnn/kernels/.
 """
 import numba
 
-from . import attention, gemm, ops, pool
+from . import attention, conv, gemm, ops, pool
 
 NAME = "numba"
-MODULES = (gemm, ops, attention, pool)
+MODULES = (gemm, ops, attention, pool, conv)
 
 
 def set_num_threads(n):
