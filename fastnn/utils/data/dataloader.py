@@ -237,6 +237,7 @@ class _MultiProcessIter:
         self._shut = False
         self._epoch = 0
         self._result_queue = ctx.Queue()
+        self._done = ctx.Event()  # set at shutdown: workers skip the tasks still queued
         self._index_queues, self._workers = [], []
         self._pid = os.getpid()
         try:
@@ -253,7 +254,7 @@ class _MultiProcessIter:
                 target=_worker.worker_loop, daemon=True,
                 args=(self._iterable, ld.dataset, q, self._result_queue, ld._auto_collation,
                       ld.collate_fn, ld.batch_size, ld.drop_last, fast, base_seed + wid,
-                      ld.worker_init_fn, wid, self._n, self._pid))
+                      ld.worker_init_fn, wid, self._n, self._pid, self._done))
             w.start()
             self._index_queues.append(q)
             self._workers.append(w)
@@ -262,6 +263,9 @@ class _MultiProcessIter:
 
     # ------------------------------------------------------------ task bookkeeping
     def _reset(self, first=False):
+        for kind, payload in getattr(self, "_buffer", {}).values():  # an epoch left half-way
+            if kind == "ok":
+                _worker.discard(payload)
         self._epoch += 1
         self._send_idx = self._rcvd_idx = 0
         self._task_worker = {}
@@ -312,11 +316,11 @@ class _MultiProcessIter:
                 if dead:
                     pids = ", ".join(str(w.pid) for w in dead)
                     codes = ", ".join(str(w.exitcode) for w in dead)
-                    self._shutdown()
+                    self._shutdown(force=True)
                     raise RuntimeError(f"DataLoader worker (pid(s) {pids}) exited unexpectedly "
                                        f"(exit code {codes})") from None
                 if self._timeout > 0 and time.monotonic() - start > self._timeout:
-                    self._shutdown()
+                    self._shutdown(force=True)  # a worker this late is stuck: stop it
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} "
                                        f"seconds") from None
                 continue
@@ -349,17 +353,20 @@ class _MultiProcessIter:
             return _worker.unpack(payload)
 
     # ------------------------------------------------------------ shutdown
-    def _shutdown(self):
+    def _shutdown(self, force=False):
+        """Stop the workers: ask them (then, after _JOIN_S, or at once with force, terminate
+        them), reap them, and free every shared block still in flight."""
         if self._shut or os.getpid() != self._pid:
             return
         self._shut = True
         _live_iterators.discard(self)
+        self._done.set()
         for q in self._index_queues:
             try:
                 q.put(None)
             except Exception:
                 pass
-        deadline = time.monotonic() + _JOIN_S
+        deadline = time.monotonic() + (0 if force else _JOIN_S)
         while time.monotonic() < deadline:
             self._drain(0)  # keep the result pipe flowing so workers can exit
             alive = [w for w in self._workers if w.is_alive()]

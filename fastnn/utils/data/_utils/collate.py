@@ -77,7 +77,7 @@ def collate(batch):
         except TypeError:
             return {key: collate([d[key] for d in batch]) for key in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
-        return elem_type(*(collate(list(samples)) for samples in zip(*batch)))
+        return elem_type(*(collate(samples) for samples in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         it = iter(batch)
         elem_size = len(next(it))
@@ -85,16 +85,16 @@ def collate(batch):
             raise RuntimeError("each element in list of batch should be of equal size")
         transposed = list(zip(*batch))
         if isinstance(elem, tuple):
-            return [collate(list(samples)) for samples in transposed]
+            return [collate(samples) for samples in transposed]
         try:
             if isinstance(elem, collections.abc.MutableSequence):
                 clone = copy.copy(elem)
                 for i, samples in enumerate(transposed):
-                    clone[i] = collate(list(samples))
+                    clone[i] = collate(samples)
                 return clone
-            return elem_type([collate(list(samples)) for samples in transposed])
+            return elem_type([collate(samples) for samples in transposed])
         except TypeError:
-            return [collate(list(samples)) for samples in transposed]
+            return [collate(samples) for samples in transposed]
     raise TypeError(_ERR.format(elem_type))
 
 

@@ -121,7 +121,7 @@ def pack(batch):
     tree = _map_tree(batch, leaf)
     if not arrays:
         return tree, None, metas
-    from multiprocessing import resource_tracker, shared_memory
+    from multiprocessing import shared_memory
     total = 0
     for m, arr in zip(metas, arrays):
         m[0] = total
@@ -134,12 +134,9 @@ def pack(batch):
         shm.close()
         shm.unlink()
         raise
-    # the main process attaches, copies and unlinks the block; its own resource tracker
-    # registration covers it from then on, so this process must not track it too
-    try:
-        resource_tracker.unregister(shm._name, "shared_memory")
-    except Exception:
-        pass
+    # Creating the block registered it with the resource tracker this process shares with the
+    # main one; the main process's unlink() unregisters it. Should the batch never reach the
+    # main process (this worker killed mid-send), the tracker unlinks the block at exit.
     shm.close()
     return tree, shm.name, metas
 
@@ -240,7 +237,7 @@ def _error_message(exc, worker_id):
 
 def worker_loop(iterable, dataset, index_queue, result_queue, auto_collation, collate_fn,
                 batch_size, drop_last, fast_tensor_dataset, seed, init_fn, worker_id,
-                num_workers, parent_pid):
+                num_workers, parent_pid, done_event=None):
     global _worker_info
     try:
         seed_worker(seed, worker_id)
@@ -267,6 +264,8 @@ def worker_loop(iterable, dataset, index_queue, result_queue, auto_collation, co
                 continue
             if task is None:
                 break
+            if done_event is not None and done_event.is_set():
+                continue  # shutting down: skip to the stop message
             if task[0] == "reset":
                 exhausted = False
                 if iterable and init_error is None:
