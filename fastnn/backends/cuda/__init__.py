@@ -12,10 +12,10 @@ what bench/cuda_check.py times.
 import numpy as np
 from numba import cuda
 
-from . import attention, gemm, ops
+from . import attention, conv, gemm, ops
 
 NAME = "cuda"
-MODULES = (gemm, ops, attention)
+MODULES = (gemm, ops, attention, conv)
 
 
 def device_kernel(name):
@@ -27,7 +27,7 @@ def device_kernel(name):
         return gemm_device
     if name == "gemm_batched":
         return gemm.gemm_device
-    for mod in (ops, attention):
+    for mod in (ops, attention, conv):
         fn = getattr(mod, name + "_device", None)
         if fn is not None:
             return fn
