@@ -1,7 +1,8 @@
 """The process group and the collectives, on MPI (mpi4py), in PyTorch's names and semantics.
 
 Every collective runs in place on the numpy arrays behind fastnn Tensors (`t.data`), as
-torch.distributed's do on tensors, and is issued as a non-blocking MPI call whose request is
+torch.distributed's do on tensors (a device array, one with copy_to_host / copy_to_device as
+numba.cuda's, is staged through the host), and is issued as a non-blocking MPI call whose request is
 polled (`Request.Test`) against a deadline: FASTNN_DIST_TIMEOUT seconds (default 300; 0 means
 none). A collective that does not finish in time -- a peer died, hangs, or skipped it -- raises
 DistTimeoutError naming this rank and the operation; uncaught, it (like any uncaught exception in
@@ -327,18 +328,24 @@ def _stop_watchdog(claim=False):
 
 # ---------------------------------------------------------------- collectives
 def _array(t, name):
-    if isinstance(t, Tensor):
-        return t.data
-    if isinstance(t, np.ndarray):
-        return t
+    """The host array of a Tensor (or ndarray). A device array (one with copy_to_host, as
+    numba.cuda's) goes through the host: this is a copy, written back by _set."""
+    a = t.data if isinstance(t, Tensor) else t
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "copy_to_host") and hasattr(a, "copy_to_device"):
+        return np.ascontiguousarray(a.copy_to_host())
     raise TypeError(f"{name}: expected a fastnn Tensor (or numpy array), got {type(t).__name__}")
 
 
 def _set(t, arr):
-    """Write arr into t's array in place (t: Tensor or ndarray)."""
+    """Write arr into t's array in place (t: Tensor or ndarray; a device array via the host)."""
     a = t.data if isinstance(t, Tensor) else t
-    if a is not arr:
-        a[...] = arr
+    if isinstance(a, np.ndarray):
+        if a is not arr:
+            a[...] = arr
+    else:
+        a.copy_to_device(np.ascontiguousarray(arr).reshape(a.shape))
 
 
 def _work_buffer(a, name):

@@ -88,6 +88,27 @@ for n in sizes:
         dist.reduce_scatter_tensor(out, fastnn.tensor(blocks[rank].reshape(-1)),
                                    op=ReduceOp.AVG)
         close(out.data, want / world, dtype, f"reduce_scatter_tensor avg n={n}")
+# a device array (numba.cuda's interface: copy_to_host / copy_to_device) goes through the host
+class FakeDeviceArray:
+    def __init__(self, host):
+        self._mem, self.shape = host.copy(), host.shape
+
+    def copy_to_host(self):
+        return self._mem.copy()
+
+    def copy_to_device(self, arr):
+        self._mem[...] = arr
+
+
+dev = fastnn.Tensor.__new__(fastnn.Tensor)
+dev.data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
+dist.all_reduce(dev, op=ReduceOp.AVG)
+close(dev.data._mem, (sum(data(r, 1000, "float32") for r in range(world)) / world).reshape(10, 100),
+      "float32", "all_reduce on a device array")
+dev.data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
+dist.broadcast(dev, src=0)
+close(dev.data._mem, data(0, 1000, "float32").reshape(10, 100), "float32", "broadcast on device")
+
 # Python objects
 objs = [{"rank": rank, "data": list(range(rank))}, "x" * (rank * 1000)]
 dist.broadcast_object_list(objs, src=world - 1)
