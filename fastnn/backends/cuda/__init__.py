@@ -12,10 +12,10 @@ what bench/cuda_check.py times.
 import numpy as np
 from numba import cuda
 
-from . import attention, conv, gemm, ops
+from . import attention, conv, gemm, ops, pool
 
 NAME = "cuda"
-MODULES = (gemm, ops, attention, conv)
+MODULES = (gemm, ops, attention, conv, pool)
 
 
 def device_kernel(name):
