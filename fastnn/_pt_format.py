@@ -34,8 +34,8 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "is_torch_zip", "load_torch_zip", "save_torch_zip",
-           "TORCH_STORAGE_DTYPES"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "is_torch_zip", "load_torch_zip",
+           "save_torch_zip", "TORCH_STORAGE_DTYPES"]
 
 
 class CheckpointError(ValueError):

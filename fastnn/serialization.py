@@ -161,12 +161,10 @@ def _flatten(obj):
                 raise TypeError(f"save: {'.'.join(path)!r} is not a numeric array (dtype "
                                 f"{arr.dtype}); checkpoints hold arrays, numbers and strings "
                                 f"only, never pickled objects")
-            if id(x) in memo:  # the same tensor twice (tied weights): stored once
-                return {"T": kind, "k": memo[id(x)],
-                        **({"rg": True} if getattr(x, "requires_grad", False) else {})}
-            name = member(path)
-            arrays[name] = arr
-            memo[id(x)] = name
+            name = memo.get(id(x))
+            if name is None:  # (the same tensor twice, as tied weights, is stored once)
+                name = memo[id(x)] = member(path)
+                arrays[name] = arr
             node = {"T": kind, "k": name}
             if kind == "tensor" and getattr(x, "requires_grad", False):
                 node["rg"] = True
@@ -392,8 +390,7 @@ def _apply_map_location(obj, map_location):
         target = map_location.get("cpu", "cpu")
     else:
         target = map_location
-    if callable(target) and not isinstance(target, str) and \
-            not type(target).__name__ == "device":
+    if callable(target) and not isinstance(target, str):  # torch's (storage, location) hook
         fn = target
 
         def move(t):

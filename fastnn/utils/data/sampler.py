@@ -34,6 +34,11 @@ def as_numpy_generator(generator):
                 continue
         if isinstance(g, np.random.Generator):
             return g
+    held = list(getattr(generator, "__dict__", {}).values()) + \
+        [getattr(generator, n, None) for n in getattr(type(generator), "__slots__", ())]
+    for g in held:  # a Generator class of another shape that still holds a numpy Generator
+        if isinstance(g, np.random.Generator):
+            return g
     raise TypeError(f"generator must be a fastnn Generator, a numpy Generator or an int seed, "
                     f"got {type(generator).__name__}")
 
