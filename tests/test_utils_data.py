@@ -615,3 +615,84 @@ def test_fastnn_data_keeps_its_names():
     a = [b[1].data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
     b = [b[1].data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
     assert a == b and sorted(sum(a, [])) == list(range(10))
+
+
+# ---------------------------------------------------------------- a PyTorch-style program
+PROGRAM = '''
+import json, sys
+import torch
+from torch.utils.data import (DataLoader, Dataset, IterableDataset, TensorDataset,
+                              get_worker_info, random_split)
+
+
+class Squares(Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"x": torch.tensor([float(i), 1.0]), "y": i * i, "name": "item%d" % i}
+
+
+class Stream(IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        return iter(range(wid, self.n, nw))
+
+
+def main(path):
+    torch.manual_seed(0)
+    out = {}
+    ds = Squares(30)
+    train, val = random_split(ds, [0.8, 0.2])
+    out["split"] = [len(train), len(val)]
+    loader = DataLoader(train, batch_size=4, shuffle=True, num_workers=2, drop_last=True)
+    seen, shapes = [], []
+    for epoch in range(2):
+        for batch in loader:
+            seen += batch["y"].tolist()
+            shapes.append([list(batch["x"].shape), list(batch["y"].shape),
+                           batch["x"].dtype == torch.float32, batch["y"].dtype == torch.int64,
+                           len(batch["name"])])
+    out["len"] = len(loader)
+    out["shapes"] = shapes
+    out["each_sample_at_most_once_per_epoch"] = len(set(seen)) == len(seen) // 2
+    data = torch.arange(40, dtype=torch.float32).reshape(20, 2)
+    labels = torch.tensor([i % 3 for i in range(20)])
+    ordered = DataLoader(TensorDataset(data, labels), batch_size=6, num_workers=2)
+    out["ordered"] = [[x.tolist(), y.tolist()] for x, y in ordered]
+    out["stream"] = [b.tolist() for b in DataLoader(Stream(10), batch_size=3, num_workers=2)]
+    state = {"w": data * 2, "b": labels}
+    torch.save(state, path)
+    back = torch.load(path, weights_only=True)
+    out["saved"] = [back["w"].tolist(), back["b"].tolist()]
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+'''
+
+
+@needs_torch
+def test_a_pytorch_style_data_program_runs_with_only_the_imports_changed(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    results = {}
+    for name, source in (("torch", PROGRAM),
+                         ("fastnn", PROGRAM.replace("import torch\n", "import fastnn as torch\n")
+                          .replace("from torch.utils.data", "from fastnn.utils.data"))):
+        script = tmp_path / f"prog_{name}.py"
+        script.write_text(source)
+        env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        r = subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.pt")],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        results[name] = __import__("json").loads(r.stdout)
+    assert results["fastnn"] == results["torch"]
+    assert results["fastnn"]["each_sample_at_most_once_per_epoch"]
