@@ -1,5 +1,6 @@
 """Optimizers, schedulers and gradient clipping: PyTorch's rules, checked step by step against
 PyTorch in float64 (skipped when it is absent) and against the update formulas otherwise."""
+import copy
 import math
 
 import numpy as np
@@ -185,3 +186,157 @@ def test_clip_grad_norm(norm_type):
         assert float(torch.nn.utils.clip_grad_norm_(tps, 0.5, norm_type)) == pytest.approx(total)
         np.testing.assert_allclose(np.concatenate([tp.grad.numpy().ravel() for tp in tps]),
                                    np.concatenate([p.grad.ravel() for p in ps]), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- every scheduler against torch
+def _sched_cases(S):
+    """(name, optimizer class name, optimizer kwargs, make(optimizer) -> scheduler), for the
+    scheduler module S (fastnn's or torch's)."""
+    return [
+        ("step", "SGD", {}, lambda o: S.StepLR(o, 7, 0.3)),
+        ("multistep", "SGD", {}, lambda o: S.MultiStepLR(o, [3, 10, 10, 30], 0.5)),
+        ("exponential", "SGD", {}, lambda o: S.ExponentialLR(o, 0.93)),
+        ("cosine", "SGD", {}, lambda o: S.CosineAnnealingLR(o, 20, 0.01)),
+        ("cosine_short", "SGD", {}, lambda o: S.CosineAnnealingLR(o, 7)),
+        ("lambda", "SGD", {}, lambda o: S.LambdaLR(o, lambda t: 0.9 ** t + 0.01 * (t % 3))),
+        ("multiplicative", "SGD", {}, lambda o: S.MultiplicativeLR(o, lambda t: 0.95)),
+        ("linear", "SGD", {}, lambda o: S.LinearLR(o, 0.1, 1.0, 10)),
+        ("linear_decay", "SGD", {}, lambda o: S.LinearLR(o, 1.0, 0.2, 30)),
+        ("constant", "SGD", {}, lambda o: S.ConstantLR(o, 0.25, 8)),
+        ("polynomial", "SGD", {}, lambda o: S.PolynomialLR(o, 30, 2.0)),
+        ("warm_restarts", "SGD", {}, lambda o: S.CosineAnnealingWarmRestarts(o, 6, 2, 0.001)),
+        ("warm_restarts_1", "SGD", {}, lambda o: S.CosineAnnealingWarmRestarts(o, 9)),
+        ("onecycle_sgd", "SGD", dict(momentum=0.9),
+         lambda o: S.OneCycleLR(o, max_lr=0.5, total_steps=60)),
+        ("onecycle_adam", "Adam", {},
+         lambda o: S.OneCycleLR(o, max_lr=[0.01, 0.02], epochs=6, steps_per_epoch=10,
+                                pct_start=0.25, anneal_strategy="linear", three_phase=True)),
+        ("sequential", "SGD", {}, lambda o: S.SequentialLR(
+            o, [S.LinearLR(o, 0.1, 1.0, 5), S.CosineAnnealingLR(o, 30, 0.001),
+                S.ExponentialLR(o, 0.9)], milestones=[5, 35])),
+        ("sequential_warmup", "SGD", {}, lambda o: S.SequentialLR(
+            o, [S.ConstantLR(o, 0.5, 4), S.StepLR(o, 5, 0.5)], milestones=[4])),
+        ("chained", "SGD", {}, lambda o: S.ChainedScheduler(
+            [S.ConstantLR(o, 0.1, 6), S.ExponentialLR(o, 0.95), S.StepLR(o, 9, 0.5)])),
+    ]
+
+
+def _run_schedule(lib, cls, kw, make, steps=50, edit_at=None):
+    if lib is fastnn:
+        params = [nn.Parameter(np.zeros(1)), nn.Parameter(np.zeros(2))]
+    else:
+        params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(2))]
+    opt = getattr(lib.optim, cls)([{"params": [params[0]]},
+                                   {"params": [params[1]], "lr": 0.05}], lr=0.1, **kw)
+    sched = make(opt)
+    out = []
+    for t in range(steps):
+        row = list(sched.get_last_lr()) + [g["lr"] for g in opt.param_groups]
+        for g in opt.param_groups:
+            row += [g["momentum"]] if "momentum" in g else list(g["betas"])
+        out.append(row)
+        opt.step()
+        if edit_at is not None and t == edit_at:
+            for g in opt.param_groups:
+                g["lr"] *= 0.5
+        sched.step()
+    return np.array(out, dtype=float)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("i", range(len(_sched_cases(lr_scheduler))))
+def test_every_scheduler_matches_torch(i):
+    name, cls, kw, mine = _sched_cases(lr_scheduler)[i]
+    theirs = _sched_cases(torch.optim.lr_scheduler)[i][3]
+    a = _run_schedule(fastnn, cls, kw, mine)
+    b = _run_schedule(torch, cls, kw, theirs)
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=name)
+    if not name.startswith(("onecycle", "lambda", "warm")):
+        # an lr edited by hand carries on in the chainable schedulers, as in PyTorch
+        a = _run_schedule(fastnn, cls, kw, mine, edit_at=12)
+        b = _run_schedule(torch, cls, kw, theirs, edit_at=12)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=name + " edited")
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_reduce_lr_on_plateau_matches_torch():
+    rng = np.random.default_rng(0)
+    metrics = np.concatenate([np.linspace(1, 0.5, 10), 0.5 + 0.01 * rng.random(40),
+                              np.linspace(0.5, 0.2, 10), np.full(30, 0.2)])
+    settings = [dict(), dict(mode="max", factor=0.5, patience=2, threshold=0.05,
+                             threshold_mode="abs", cooldown=3, min_lr=[0.01, 0.002]),
+                dict(patience=3, cooldown=2, min_lr=0.004, eps=1e-3)]
+    for kw in settings:
+        runs = []
+        for lib, S in ((fastnn, lr_scheduler), (torch, torch.optim.lr_scheduler)):
+            p = (nn.Parameter(np.zeros(1)) if lib is fastnn
+                 else torch.nn.Parameter(torch.zeros(1)))
+            q = (nn.Parameter(np.zeros(1)) if lib is fastnn
+                 else torch.nn.Parameter(torch.zeros(1)))
+            opt = lib.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.02}], lr=0.1)
+            sched = S.ReduceLROnPlateau(opt, **kw)
+            lrs = []
+            for m in metrics:
+                opt.step()
+                sched.step(m if kw.get("mode") != "max" else -m)
+                lrs.append(list(sched.get_last_lr()) + [sched.num_bad_epochs, sched.last_epoch])
+            runs.append(lrs)
+        np.testing.assert_allclose(runs[0], runs[1], rtol=1e-14, err_msg=str(kw))
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("name", ["step", "cosine", "onecycle_sgd", "warm_restarts",
+                                  "sequential", "chained", "multistep", "linear"])
+def test_scheduler_state_dict_resumes(name):
+    """Ten steps, state_dict of optimizer and scheduler, a fresh pair loads them and continues
+    as the uninterrupted run (and as torch's)."""
+    cases = {c[0]: c for c in _sched_cases(lr_scheduler)}
+    _, cls, kw, make = cases[name]
+    full = _run_schedule(fastnn, cls, kw, make, steps=30)
+
+    def fresh():
+        params = [nn.Parameter(np.zeros(1)), nn.Parameter(np.zeros(2))]
+        opt = getattr(optim, cls)([{"params": [params[0]]},
+                                   {"params": [params[1]], "lr": 0.05}], lr=0.1, **kw)
+        return opt, make(opt)
+    opt, sched = fresh()
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    osd, ssd = copy.deepcopy(opt.state_dict()), copy.deepcopy(sched.state_dict())
+    opt2, sched2 = fresh()
+    opt2.load_state_dict(osd)
+    sched2.load_state_dict(ssd)
+    rest = []
+    for _ in range(20):
+        rest.append(sched2.get_last_lr() + [g["lr"] for g in opt2.param_groups])
+        opt2.step()
+        sched2.step()
+    np.testing.assert_allclose(np.array(rest), full[10:, :4], rtol=1e-14, err_msg=name)
+
+
+def test_scheduler_errors_and_resume_needs_initial_lr():
+    p = nn.Parameter(np.zeros(1))
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(KeyError, match="initial_lr"):
+        lr_scheduler.StepLR(opt, 3, last_epoch=5)
+    with pytest.raises(ValueError):
+        lr_scheduler.OneCycleLR(opt, max_lr=1.0)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        lr_scheduler.OneCycleLR(optim.Adagrad([nn.Parameter(np.zeros(1))]), 1.0, 10)
+    with pytest.raises(ValueError):
+        lr_scheduler.SequentialLR(opt, [lr_scheduler.StepLR(opt, 2)], milestones=[3])
+    s = lr_scheduler.OneCycleLR(optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0, momentum=0.9),
+                                1.0, total_steps=3)
+    for _ in range(3):
+        s.step()
+    with pytest.raises(ValueError, match="Tried to step 4 times"):
+        s.step()
+    # the old base-class contract: a subclass defining lr_at(base_lr, t)
+    class Halving(lr_scheduler.LRScheduler):
+        def lr_at(self, base_lr, t):
+            return base_lr / 2 ** t
+    h = Halving(optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0))
+    h.step()
+    h.step()
+    assert h.get_last_lr() == [0.25]
