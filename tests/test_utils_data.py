@@ -696,3 +696,31 @@ def test_a_pytorch_style_data_program_runs_with_only_the_imports_changed(tmp_pat
         results[name] = __import__("json").loads(r.stdout)
     assert results["fastnn"] == results["torch"]
     assert results["fastnn"]["each_sample_at_most_once_per_epoch"]
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_workers_run_kernels_after_the_parent_used_its_thread_pool(tmp_path, backend):
+    """A forked child that enters an OpenMP parallel region on the parent's (GNU OpenMP) pool
+    hangs; workers run with one thread per loaded backend, as PyTorch's do."""
+    if backend not in fastnn.available_backends():
+        pytest.skip(f"backend {backend} is not available here")
+    script = tmp_path / "kernels_in_workers.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))!r})
+        import fastnn
+        from fastnn.utils.data import DataLoader, Dataset
+        fastnn.set_backend({backend!r})
+        a = fastnn.randn(384, 384)
+        for _ in range(3):
+            a @ a  # the parent's thread pool is up
+        class D(Dataset):
+            def __len__(self):
+                return 8
+            def __getitem__(self, i):
+                x = fastnn.randn(256, 256)
+                return (x @ x).sum().item()
+        print(len(list(DataLoader(D(), batch_size=4, num_workers=2))), flush=True)
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0 and r.stdout.strip() == "2", r.stderr

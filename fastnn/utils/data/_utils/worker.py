@@ -16,7 +16,6 @@ import os
 import pickle
 import queue
 import random
-import sys
 import traceback
 
 import numpy as np
@@ -215,15 +214,22 @@ def seed_worker(seed, worker_id):
 
 
 def _limit_threads():
-    """One compute thread per worker (as PyTorch): GNU OpenMP is not fork-safe, and workers
-    competing for the cores would only slow each other down."""
-    if not any(m.startswith(("numba", "fastnn.backends")) for m in sys.modules):
-        return
+    """One compute thread per worker (as PyTorch): GNU OpenMP is not fork-safe (a forked child
+    that starts a parallel region on the parent's thread pool hangs), and workers competing for
+    the cores would only slow each other down. Only backends already loaded are told, so a
+    worker never imports one (numba takes a second to import)."""
     try:
-        from ....threads import set_num_threads
-        set_num_threads(1)
+        from ....kernels import dispatch
+        loaded = list(getattr(dispatch, "_loaded", {}).values())
     except Exception:
-        pass
+        return
+    for backend in loaded:
+        fn = getattr(getattr(backend, "module", None), "set_num_threads", None)
+        if fn is not None:
+            try:
+                fn(1)
+            except Exception:
+                pass
 
 
 def _error_message(exc, worker_id):
