@@ -249,6 +249,18 @@ def test_distributed_sampler_matches_pytorch(n, replicas, shuffle, drop_last):
                 assert list(plain) == list(theirs)
 
 
+def test_distributed_sampler_in_a_dataloader():
+    from fastnn.utils.data import DataLoader, Sampler, TensorDataset
+    ds = TensorDataset(fastnn.tensor(np.arange(10.0)))
+    seen = []
+    for r in range(3):
+        s = DistributedSampler(ds, num_replicas=3, rank=r, shuffle=True, seed=4)
+        assert isinstance(s, Sampler)
+        for (xb,) in DataLoader(ds, batch_size=2, sampler=s):
+            seen += xb.tolist()
+    assert len(seen) == 12 and set(seen) == set(range(10))    # 10 samples padded to 3 x 4
+
+
 def test_distributed_sampler_epochs_and_errors():
     s = DistributedSampler(range(20), 2, 0, shuffle=True, seed=1)
     e0 = list(s)

@@ -16,10 +16,12 @@ import math
 
 import numpy as np
 
+from .sampler import Sampler
+
 __all__ = ["DistributedSampler"]
 
 
-class DistributedSampler:
+class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
                  drop_last=False, permutation="numpy"):
         if num_replicas is None or rank is None:
