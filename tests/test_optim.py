@@ -160,7 +160,12 @@ def test_warmup_helpers():
     assert lrs[10] == lrs[11] == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+def _g(p):
+    """A parameter's gradient as a numpy array (.grad may hold an array or a Tensor)."""
+    return np.asarray(p.grad)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
 def test_clip_grad_norm(norm_type):
     rng = np.random.default_rng(0)
     ps = [nn.Parameter(rng.standard_normal(s)) for s in ((3, 4), (5,))]
@@ -170,22 +175,75 @@ def test_clip_grad_norm(norm_type):
     flat = np.concatenate([g.ravel() for g in grads])
     expected = np.linalg.norm(flat, ord=norm_type)
     total = nn.utils.clip_grad_norm_(ps, 0.5, norm_type)
-    assert total == pytest.approx(expected)
-    clipped = np.concatenate([p.grad.ravel() for p in ps])
+    assert isinstance(total, fastnn.Tensor) and total.shape == () and total.dtype == np.float64
+    assert float(total) == pytest.approx(expected, rel=1e-12)
+    clipped = np.concatenate([_g(p).ravel() for p in ps])
     assert np.linalg.norm(clipped, ord=norm_type) == pytest.approx(0.5, rel=1e-5)
     np.testing.assert_allclose(clipped / np.linalg.norm(clipped, ord=norm_type),
                                flat / expected, rtol=1e-10)
-    before = [p.grad.copy() for p in ps]
+    before = [_g(p).copy() for p in ps]
     nn.utils.clip_grad_norm_(ps, 100.0, norm_type)  # under the limit: unchanged
     for p, b in zip(ps, before):
-        np.testing.assert_array_equal(p.grad, b)
+        np.testing.assert_array_equal(_g(p), b)
     if torch is not None:
         tps = [torch.nn.Parameter(torch.tensor(p.data)) for p in ps]
         for tp, g in zip(tps, grads):
             tp.grad = torch.tensor(g)
-        assert float(torch.nn.utils.clip_grad_norm_(tps, 0.5, norm_type)) == pytest.approx(total)
+        ttotal = torch.nn.utils.clip_grad_norm_(tps, 0.5, norm_type)
+        assert float(ttotal) == pytest.approx(float(total), rel=1e-12)
         np.testing.assert_allclose(np.concatenate([tp.grad.numpy().ravel() for tp in tps]),
-                                   np.concatenate([p.grad.ravel() for p in ps]), rtol=1e-6)
+                                   np.concatenate([_g(p).ravel() for p in ps]), rtol=1e-12)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_clip_grad_norm_float32_generator_and_value_like_torch():
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(s).astype(np.float32) * 3 for s in ((4, 6), (7,), (1,))]
+    ps = [nn.Parameter(np.zeros(g.shape, np.float32)) for g in grads]
+    tps = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
+    for p, tp, g in zip(ps, tps, grads):
+        p.grad, tp.grad = g.copy(), torch.tensor(g)
+    ps[2].grad = None
+    tps[2].grad = None
+    total = nn.utils.clip_grad_norm_((p for p in ps), 1.0)  # a generator, as model.parameters()
+    ttotal = torch.nn.utils.clip_grad_norm_((p for p in tps), 1.0)
+    assert total.dtype == np.float32 and float(total) == pytest.approx(float(ttotal), rel=1e-6)
+    for p, tp in zip(ps[:2], tps[:2]):
+        np.testing.assert_allclose(_g(p), tp.grad.numpy(), rtol=1e-6)
+    assert ps[2].grad is None
+    nn.utils.clip_grad_value_(ps, 0.1)
+    torch.nn.utils.clip_grad_value_(tps, 0.1)
+    for p, tp in zip(ps[:2], tps[:2]):
+        np.testing.assert_array_equal(_g(p), tp.grad.numpy())
+    assert float(nn.utils.clip_grad_norm_([], 1.0)) == 0.0
+
+
+def test_clip_grad_norm_nonfinite_and_shared_gradients():
+    a, b = nn.Parameter(np.zeros(3)), nn.Parameter(np.zeros(3))
+    shared = np.array([3.0, 4.0, 0.0])
+    a.grad = b.grad = shared  # one array for two leaves: scaled once each, never in place
+    total = nn.utils.clip_grad_norm_([a, b], 1.0)
+    assert float(total) == pytest.approx(math.sqrt(50))
+    np.testing.assert_array_equal(shared, [3.0, 4.0, 0.0])
+    np.testing.assert_allclose(_g(a), shared / (math.sqrt(50) + 1e-6))
+    np.testing.assert_allclose(_g(b), shared / (math.sqrt(50) + 1e-6))
+    a.grad = np.array([np.inf, 1.0, 0.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.clip_grad_norm_([a], 1.0, error_if_nonfinite=True)
+    assert math.isinf(float(nn.utils.clip_grad_norm_([a], 1.0)))
+    assert float(nn.utils.get_total_norm([np.ones(4), np.ones(5)], 2.0)) == pytest.approx(3.0)
+
+
+def test_parameters_to_vector_and_back():
+    ps = [nn.Parameter(np.arange(6.0).reshape(2, 3)), nn.Parameter(np.array([7.0, 8.0]))]
+    v = nn.utils.parameters_to_vector(ps)
+    assert isinstance(v, fastnn.Tensor)
+    np.testing.assert_array_equal(v.data, [0, 1, 2, 3, 4, 5, 7, 8])
+    nn.utils.vector_to_parameters(fastnn.tensor(np.arange(8.0) * 10), ps)
+    np.testing.assert_array_equal(ps[0].data, [[0, 10, 20], [30, 40, 50]])
+    np.testing.assert_array_equal(ps[1].data, [60, 70])
+    with pytest.raises(TypeError):
+        nn.utils.vector_to_parameters([1.0] * 8, ps)
 
 
 # ---------------------------------------------------------------- every scheduler against torch
@@ -340,3 +398,21 @@ def test_scheduler_errors_and_resume_needs_initial_lr():
     h.step()
     h.step()
     assert h.get_last_lr() == [0.25]
+
+
+def test_gpt_configure_optimizers_nanogpt_signature():
+    from fastnn.models.gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=8))
+    opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu")  # nanoGPT's call
+    assert isinstance(opt, optim.AdamW) and len(opt.param_groups) == 2
+    decay, nodecay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and nodecay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"])
+    assert all(p.dim() < 2 for p in nodecay["params"])
+    assert {id(p) for p in decay["params"] + nodecay["params"]} == \
+        {id(p) for p in model.parameters()}
+    assert decay["lr"] == 6e-4 and decay["betas"] == (0.9, 0.95)
+    opt = model.configure_optimizers(weight_decay=0.0, learning_rate=1e-3, betas=(0.9, 0.99),
+                                     device_type="cuda")
+    assert opt.param_groups[0]["weight_decay"] == 0.0
+    assert model.configure_optimizers(0.1, 1e-3, (0.9, 0.99)).param_groups[0]["lr"] == 1e-3

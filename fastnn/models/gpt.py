@@ -236,8 +236,11 @@ class GPT(nn.Module):
                 for _ in range(c.n_layer)]
 
     # ------------------------------------------------------------ optimizer (nanoGPT's groups)
-    def configure_optimizers(self, weight_decay, learning_rate, betas, eps=1e-8):
-        """AdamW with weight decay on the 2-D parameters (matmul weights, embeddings) only."""
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type=None,
+                             eps=1e-8):
+        """nanoGPT's optimizer: AdamW with weight decay on the parameters of 2 or more
+        dimensions (matmul weights, embeddings) and none on the others (biases, LayerNorm
+        weights). device_type ('cpu', 'cuda') is nanoGPT's argument: the update is the same."""
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.data.ndim >= 2]
         nodecay = [p for p in params if p.data.ndim < 2]
