@@ -29,7 +29,7 @@ from .process_group import (ReduceOp, Work, DistError, DistTimeoutError, is_avai
 from .process_group import __all__ as _pg_all
 
 __all__ = list(_pg_all) + ["launched_by_mpi", "setup", "is_main_process", "print0",
-                           "save_on_main", "cleanup", "shard"]
+                           "save_on_main", "cleanup", "shard", "broadcast_scalar"]
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALRANKID",
                   "HYDI_CONTROL_FD", "PMI_FD")
@@ -116,6 +116,18 @@ def save_on_main(state_dict, path):
         save(state_dict, path)
     if is_initialized():
         barrier()
+
+
+def broadcast_scalar(value, src=0):
+    """Rank src's number on every rank (as a float; the value itself when no group is up). For
+    what every rank must decide alike: whether to stop (a time budget measured on each rank
+    would differ), the elapsed time a time-based lr schedule reads, a loss to print."""
+    import numpy as np
+    if not is_initialized():
+        return value
+    buf = np.array([value], np.float64)
+    broadcast(buf, src)
+    return float(buf[0])
 
 
 def cleanup():

@@ -4,6 +4,7 @@ on its shard, gradient clipping, AdamW, progress printed by rank 0 only, an atom
 written by rank 0. Usage: train_gpt.py OUTDIR STEPS"""
 import os
 import sys
+import time
 
 import common as C  # noqa: F401  (threads, path)
 import numpy as np
@@ -23,7 +24,13 @@ ddp = DDP(model)
 opt = model.configure_optimizers(0.1, 3e-3, (0.9, 0.99))
 rng = np.random.default_rng(0)                   # the same stream on every rank
 data = np.arange(400) % 11
-for step in range(steps):
+step = 0
+t_start = time.perf_counter()
+while True:
+    # a stop decision every rank takes alike (each rank's own clock would differ)
+    elapsed = dist.broadcast_scalar(time.perf_counter() - t_start)
+    if step >= steps or elapsed > 600:
+        break
     starts = rng.integers(0, len(data) - 17, 4 * world)
     x = np.stack([data[s:s + 16] for s in starts])
     y = np.stack([data[s + 1:s + 17] for s in starts])
@@ -33,7 +40,10 @@ for step in range(steps):
     clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     if step % 5 == 0:
-        dist.print0(f"step {step}: loss {loss.item():.4f} (rank 0's shard)")
+        mean = fastnn.tensor([loss.item()])
+        dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+        dist.print0(f"step {step}: loss {mean.item():.4f}")
+    step += 1
 sd = model.state_dict()
 flat = np.concatenate([v.reshape(-1) for v in sd.values()])
 allf = dist.process_group._S.comm.allgather(flat)
