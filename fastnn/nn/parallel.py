@@ -181,7 +181,13 @@ class DistributedDataParallel(Module):
         d["_ready"] = set()
         d["_arrival"] = []
         d["_next"] = 0
+        orphans = d.setdefault("_orphans", [])
+        orphans[:] = [(r, buf) for r, buf in orphans if not r.Test()]
         for b in self._buckets:
+            if b.req is not None and not b.req.Test():
+                # an allreduce left in flight by a failed iteration: MPI may still write into
+                # its buffer, so both stay referenced until it completes
+                orphans.append((b.req, b.buf))
             b.buf, b.pending, b.req, b.sent = None, len(b.params), None, False
 
     @contextlib.contextmanager
