@@ -126,14 +126,16 @@ def test_checkpoint_from_distributed_run_resumes_in_one_process(tmp_path, opt):
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["exit", "sigkill", "raise"])
-def test_a_dying_rank_ends_the_job_and_is_named(mode):
-    rc, out, secs = run_mpi(2, "failure.py", mode, timeout=120,
+@pytest.mark.parametrize("mode,world", [("exit", 2), ("sigkill", 2), ("raise", 2),
+                                        ("sigkill", 3)])
+def test_a_dying_rank_ends_the_job_and_is_named(mode, world):
+    rc, out, secs = run_mpi(world, "failure.py", mode, timeout=120,
                             env={"FASTNN_DIST_TIMEOUT": "60"})
     assert rc != 0, out
     assert secs < 60, f"took {secs:.0f} s:\n{out}"
     assert "finished, which it should not have" not in out
-    assert re.search(r"fastnn\.distributed: rank 1 of 2 .*(died|failed)", out), out
+    assert re.search(rf"fastnn\.distributed: rank 1 of {world} .*(died|failed)", out), out
+    assert not re.search(r"fastnn\.distributed: rank [02] of .*died", out), out  # only rank 1
 
 
 @needs_mpi
