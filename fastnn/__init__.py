@@ -15,11 +15,49 @@ from .kernels import available_backends, get_backend, set_backend, use_backend
 from .threads import get_num_threads, set_num_threads
 
 # Tensor and autograd
+from . import tensor as _tensor_module
 from .tensor import (Tensor, tensor, from_numpy, no_grad, enable_grad, is_grad_enabled,
                      manual_seed, zeros, ones, empty, full, zeros_like, ones_like, full_like,
                      randn, rand, randn_like, randint, randperm, arange, eye, cat, concat, stack,
                      split, chunk, where, matmul, exp, log, sqrt, tril, triu,
                      float16, float32, float64, int32, int64, long, uint8, bool_)
+from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
+    Size, device, NoCudaError, get_default_dtype, set_default_dtype, is_tensor,
+    is_floating_point, numel, inference_mode, set_grad_enabled, is_inference_mode_enabled,
+    seed, initial_seed, default_generator, finfo, iinfo, as_tensor, asarray, empty_like,
+    rand_like, randint_like, normal, bernoulli, linspace, logspace, equal, isclose, allclose,
+    add, sub, subtract, mul, multiply, div, divide, true_divide, floor_divide, remainder, fmod,
+    pow, float_power, neg, negative, exp2, expm1, log2, log10, log1p, rsqrt, square,
+    reciprocal, abs, absolute, sin, cos, tan, sinh, cosh, atan, asin, acos, atan2, erf, floor,
+    ceil, round, trunc, fix, sign, sgn, isnan, isinf, isfinite, nan_to_num, logical_not,
+    logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor, bitwise_not,
+    eq, ne, lt, le, gt, ge, greater, greater_equal, less, less_equal, not_equal, maximum,
+    minimum, fmax, fmin, clamp, clip, clamp_min, clamp_max, addcmul, addcdiv, lerp,
+    masked_fill, masked_select, index_put, mm, bmm, mv, dot, inner, outer, ger,
+    addmm, addmv, baddbmm, addbmm, einsum, sum, nansum, mean, nanmean, prod, var, std,
+    var_mean, std_mean, norm, logsumexp, max, min, amax, amin, aminmax, argmax, argmin, all,
+    any, count_nonzero, reshape, view, flatten, unflatten, transpose, swapaxes, swapdims, t,
+    permute, movedim, moveaxis, unsqueeze, squeeze, expand, broadcast_to, broadcast_tensors,
+    narrow, unbind, select, diagonal, diag, trace, concatenate, hstack, vstack, tensor_split,
+    repeat_interleave, tile, roll, flip, fliplr, flipud, clone, detach, meshgrid, relu,
+    sigmoid, tanh, softmax, log_softmax, double, half, bfloat16, int8, int16, short, complex64,
+    complex128, cfloat, cdouble)
+
+float, int, bool = float32, int32, bool_  # noqa: A001  (torch.float, torch.int, torch.bool)
+
+import sys as _sys
+import types as _types
+
+# fastnn.autograd: torch.autograd's grad/backward and grad-mode names
+autograd = _types.ModuleType("fastnn.autograd", "torch.autograd's functions for fastnn tensors")
+autograd.grad = _tensor_module.grad
+autograd.backward = lambda tensors, grad_tensors=None, retain_graph=None, create_graph=False, \
+    inputs=None: _tensor_module._autograd_backward(tensors, grad_tensors, retain_graph,
+                                                   create_graph, inputs)
+autograd.no_grad, autograd.enable_grad = no_grad, enable_grad
+autograd.set_grad_enabled, autograd.inference_mode = set_grad_enabled, inference_mode
+autograd.Variable = Tensor
+_sys.modules["fastnn.autograd"] = autograd
 from .serialization import save, load, CheckpointError
 from . import nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
 
@@ -35,4 +73,5 @@ __all__ = ["kernels", "available_backends", "get_backend", "set_backend", "use_b
            "full_like", "randn", "rand", "randn_like", "randint", "randperm", "arange", "eye",
            "cat", "concat", "stack", "split", "chunk", "where", "matmul", "exp", "log", "sqrt",
            "tril", "triu", "float16", "float32", "float64", "int32", "int64", "long", "uint8",
-           "bool_", "save", "load", "CheckpointError", "nn", "optim", "data", "models"]
+           "bool_", "save", "load", "CheckpointError", "nn", "optim", "data", "models",
+           "autograd", "device", "Size"]

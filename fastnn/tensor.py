@@ -4,11 +4,20 @@
     y = (x * x).sum()
     y.backward()          # x.grad == 2 * x
 
-How the tape works: every op returns a Tensor that remembers its inputs (`_parents`) and one
-closure (`_backward`) mapping the gradient of its output to the gradients of its inputs (None for
-an input that needs none). `backward()` sorts the graph once (iteratively: deep graphs do not hit
-the recursion limit), walks it output-to-inputs, sums the gradients arriving at each node, and
-accumulates into `.grad` of the leaves (tensors created with requires_grad=True), as PyTorch does.
+How the tape works: every op that needs a gradient records one graph node (`_Fn`, PyTorch's
+grad_fn) holding its parents' edges (a leaf Tensor that requires grad, another `_Fn`, or None)
+and one closure (`_backward`) mapping the gradient of its output to the gradients of its inputs.
+A Tensor points at the node that made it (`_fn`; None for a leaf). `backward()` sorts the nodes
+once (iteratively: deep graphs do not hit the recursion limit), walks them output-to-inputs, sums
+the gradients arriving at each node, and accumulates into `.grad` of the leaves, as PyTorch does.
+
+In-place operations (`+=`, `add_`, `copy_`, `x[i] = v`, ...) write into the Tensor's numpy array,
+so views (basic indexing, reshape/view, transpose, permute, squeeze, unsqueeze, narrow, expand)
+see them, as in PyTorch. Every storage has a version counter (`t._version`) that in-place ops
+bump; an op that saves a tensor for its backward records the version it saw, and backward()
+refuses to run on a tensor modified since. An in-place op on a tensor in the graph is recorded:
+the tensor's node becomes the op's node ("rebase"), and for a view the base's node becomes a
+copy-into-the-slice node, so gradients flow as in PyTorch.
 
 The heavy ops (matmul, activations, softmax, losses, layer norm, embedding) run on
 `fastnn.kernels` (the current backend) in both directions. Cheap glue (elementwise arithmetic with
@@ -16,11 +25,16 @@ broadcasting, reductions, reshapes, indexing) uses numpy directly.
 
 Gradient arrays are never modified in place by fastnn (two leaves may share one gradient array,
 e.g. both inputs of an add); replace `.grad` rather than writing into it.
+
+For code outside this module that records ops: `_node(data, parents, backward, saved=(tensors
+whose .data the backward reads), save_output=True if it reads the output)` gives the version
+checks; `_save`/`_check_saved` do the same by hand.
 """
-import builtins  # this module defines sum/max/min/abs/pow as tensor ops
+import builtins  # this module defines sum/max/min/abs/pow/round/all/any as tensor ops
 import functools
 import math
 import numbers
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -28,15 +42,203 @@ import numpy as np
 from . import kernels as K
 from .kernels import trusted as T
 
-float16 = np.dtype(np.float16)
+# ---------------------------------------------------------------- dtypes (numpy dtypes)
+float16 = half = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
+float64 = double = np.dtype(np.float64)
+int8 = np.dtype(np.int8)
+int16 = short = np.dtype(np.int16)
 int32 = np.dtype(np.int32)
 int64 = long = np.dtype(np.int64)
 uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
+complex64 = cfloat = np.dtype(np.complex64)
+complex128 = cdouble = np.dtype(np.complex128)
+
+
+class _UnsupportedDtype:
+    """A dtype name PyTorch has and numpy lacks: using it raises a clear TypeError."""
+
+    def __init__(self, name, why):
+        self.name, self.why = name, why
+
+    def __repr__(self):
+        return f"fastnn.{self.name}"
+
+    def error(self):
+        return TypeError(f"fastnn: dtype {self.name} is not supported ({self.why}); use "
+                         f"float32 or float64")
+
+
+bfloat16 = _UnsupportedDtype("bfloat16", "numpy has no bfloat16")
+finfo = np.finfo
+iinfo = np.iinfo
+
 _DEFAULT_FLOAT = float32
 _FLOAT_KINDS = "fc"
+_DTYPE_NAMES = {"float": float32, "float32": float32, "double": float64, "float64": float64,
+                "half": float16, "float16": float16, "long": int64, "int64": int64,
+                "int": int32, "int32": int32, "short": int16, "int16": int16, "int8": int8,
+                "uint8": uint8, "bool": bool_, "byte": uint8, "char": int8}
+_TYPE_NAMES = {float32: "torch.FloatTensor", float64: "torch.DoubleTensor",
+               float16: "torch.HalfTensor", int64: "torch.LongTensor", int32: "torch.IntTensor",
+               int16: "torch.ShortTensor", int8: "torch.CharTensor", uint8: "torch.ByteTensor",
+               bool_: "torch.BoolTensor"}
+_FROM_TYPE_NAME = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _dtype(dtype):
+    if dtype is None:
+        return None
+    if isinstance(dtype, _UnsupportedDtype):
+        raise dtype.error()
+    if isinstance(dtype, str):
+        name = dtype[6:] if dtype.startswith("torch.") else dtype
+        if name in _DTYPE_NAMES:
+            return _DTYPE_NAMES[name]
+        if dtype in _FROM_TYPE_NAME:
+            return _FROM_TYPE_NAME[dtype]
+        if name == "bfloat16":
+            raise bfloat16.error()
+    if dtype is float:
+        return float64  # numpy's meaning of the Python type, as np.dtype(float)
+    return np.dtype(dtype)
+
+
+def get_default_dtype():
+    """The dtype of new floating-point tensors (float32 unless set_default_dtype changed it)."""
+    return _DEFAULT_FLOAT
+
+
+def set_default_dtype(d):
+    """Make `d` (float32 or float64) the dtype of new floating-point tensors, as PyTorch."""
+    global _DEFAULT_FLOAT
+    d = _dtype(d)
+    if d not in (float32, float64):
+        raise TypeError(f"set_default_dtype: only float32 and float64 are supported, got {d}")
+    _DEFAULT_FLOAT = d
+
+
+def is_floating_point(t):
+    return t.data.dtype.kind == "f"
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+class Size(tuple):
+    """A tensor's shape (what Tensor.size() returns): a tuple with numel()."""
+
+    def numel(self):
+        return math.prod(self)
+
+    def __repr__(self):
+        return f"fastnn.Size({list(self)})"
+
+
+# ---------------------------------------------------------------- devices
+class device:
+    """fastnn.device('cpu'), device('cuda', 0), device('cuda:1'): where a tensor lives. Tensors
+    live on the CPU; 'cuda' is accepted as a name and refused when used (see _device)."""
+    __slots__ = ("type", "index")
+    _TYPES = ("cpu", "cuda", "mps", "meta", "xpu", "xla", "hip", "ipu", "hpu", "privateuseone")
+
+    def __init__(self, type, index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        elif isinstance(type, numbers.Integral) and not isinstance(type, bool):
+            type, index = "cuda", int(type)
+        elif isinstance(type, str):
+            if ":" in type:
+                type, _, idx = type.partition(":")
+                if index is not None:
+                    raise RuntimeError("device: type (string) must not include an index because "
+                                       "index was passed explicitly: " + type)
+                try:
+                    index = int(idx)
+                except ValueError:
+                    raise RuntimeError(f"Invalid device string: '{type}:{idx}'") from None
+            if type not in self._TYPES:
+                raise RuntimeError(f"Expected one of {', '.join(self._TYPES)} device type at "
+                                   f"start of device string: {type}")
+        else:
+            raise TypeError(f"device(): expected a string or int, got {type!r}")
+        if index is not None and index < 0:
+            raise RuntimeError(f"Device index must not be negative, got {index}")
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "index", index)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("fastnn.device is immutable")
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except (RuntimeError, TypeError):
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __enter__(self):  # `with torch.device('cpu'):` is accepted (tensors are made on the CPU)
+        _device(self)
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __reduce__(self):
+        return (device, (self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+class NoCudaError(AssertionError, RuntimeError):
+    """What PyTorch built without CUDA raises ('Torch not compiled with CUDA enabled'): both an
+    AssertionError (as PyTorch's) and a RuntimeError."""
+
+
+def _device(d):
+    """The device for a `device=` argument: the CPU, or a clear error for any other."""
+    if d is None or d is _CPU:
+        return _CPU
+    if not isinstance(d, device):
+        d = device(d)
+    if d.type == "cpu":
+        return _CPU
+    if d.type == "cuda":
+        raise NoCudaError("fastnn: no CUDA device for tensors: fastnn tensors live on the CPU "
+                          "(as PyTorch's 'Torch not compiled with CUDA enabled'); use "
+                          "device='cpu' or check fastnn.cuda.is_available() first")
+    raise RuntimeError(f"fastnn: device '{d}' is not supported; tensors live on the CPU "
+                       f"(device='cpu')")
+
+
+def _is_device_arg(a):
+    if isinstance(a, device):
+        return True
+    if isinstance(a, str):
+        try:
+            device(a)
+            return True
+        except RuntimeError:
+            return False
+    return False
+
 
 # ---------------------------------------------------------------- grad mode and random state
 _grad_enabled = [True]   # a one-element list: the cheapest mutable global to read in every op
@@ -47,8 +249,17 @@ def is_grad_enabled():
 
 
 class _GradMode:
-    """Context manager and decorator that sets whether ops record the graph."""
+    """Context manager and decorator that sets whether ops record the graph (also usable as a
+    bare decorator: @fastnn.no_grad)."""
     enabled = True
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]) and not isinstance(args[0], bool):
+            return cls()(args[0])  # @no_grad without parentheses
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
 
     def __enter__(self):
         self._prev = _grad_enabled[0]
@@ -58,11 +269,16 @@ class _GradMode:
         _grad_enabled[0] = self._prev
 
     def __call__(self, fn):
+        mode = self
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            with mode.clone():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def clone(self):
+        return self.__class__()
 
 
 class no_grad(_GradMode):
@@ -74,12 +290,69 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class inference_mode(_GradMode):
+    """As no_grad (fastnn has no separate inference tensors); inference_mode(False) records."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    @property
+    def enabled(self):
+        return not self.mode
+
+    def clone(self):
+        return inference_mode(self.mode)
+
+
+def is_inference_mode_enabled():
+    return False
+
+
+class set_grad_enabled:
+    """set_grad_enabled(False) switches recording off now (a function call) or for a `with`
+    block, restoring the previous mode at its end, as PyTorch."""
+
+    def __init__(self, mode):
+        self._prev = _grad_enabled[0]
+        self.mode = bool(mode)
+        _grad_enabled[0] = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _grad_enabled[0] = self._prev
+
+    def __call__(self, fn):
+        _grad_enabled[0] = self._prev
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
 _rng = [np.random.default_rng()]
+_seed = [None]
 
 
 def manual_seed(seed):
     """Seed fastnn's random generator (randn, rand, parameter init, dropout, shuffling)."""
+    _seed[0] = int(seed)
     _rng[0] = np.random.default_rng(int(seed))
+    return _rng[0]
+
+
+def seed():
+    s = int(np.random.SeedSequence().entropy % (2 ** 63))
+    manual_seed(s)
+    return s
+
+
+def initial_seed():
+    return _seed[0]
 
 
 def default_generator():
@@ -87,40 +360,184 @@ def default_generator():
     return _rng[0]
 
 
+_RNG_ATTRS = ("_rng", "rng", "_generator", "generator", "np_generator", "_np_rng", "_gen")
+
+
+def _gen(generator):
+    """The numpy Generator for a `generator=` argument (None: fastnn's global one)."""
+    if generator is None:
+        return _rng[0]
+    if isinstance(generator, np.random.Generator):
+        return generator
+    for name in _RNG_ATTRS:
+        g = getattr(generator, name, None)
+        if callable(g) and not isinstance(g, np.random.Generator):
+            try:
+                g = g()
+            except TypeError:
+                continue
+        if isinstance(g, np.random.Generator):
+            return g
+    raise TypeError(f"generator must be a fastnn Generator or a numpy Generator, got "
+                    f"{type(generator).__name__}")
+
+
+class RequiresGradError(TypeError, RuntimeError):
+    """requires_grad on a non-floating-point tensor: PyTorch's RuntimeError, and a TypeError."""
+
+
+def _check_float_for_grad(dt):
+    if dt.kind not in _FLOAT_KINDS:
+        raise RequiresGradError(f"only Tensors of floating point and complex dtype can require "
+                                f"gradients (got {dt})")
+
+
+# ---------------------------------------------------------------- graph nodes
+class _Fn:
+    """One recorded op (PyTorch's grad_fn): parent edges, the backward closure, the versions of
+    the tensors it saved, and (rarely) hooks, a retained-grad tensor, a double-backward rule."""
+    __slots__ = ("_parents", "_backward", "_saved", "_hooks", "_retain", "_tb", "_qn",
+                 "__weakref__")
+
+    def __init__(self, parents, backward, saved=None, tb=None):
+        self._parents = parents
+        self._backward = backward
+        self._saved = saved
+        self._hooks = None
+        self._retain = None
+        self._tb = tb
+        self._qn = None
+
+    def name(self):
+        q = self._qn or getattr(self._backward, "__qualname__", "") or "Op"
+        parts = [p for p in q.split(".") if p not in ("Tensor", "<locals>", "<lambda>",
+                                                         "backward")]
+        base = (parts[0] if parts else "Op").strip("_")
+        return "".join(w[:1].upper() + w[1:] for w in base.split("_")) + "Backward0"
+
+    def __repr__(self):
+        return f"<{self.name()} object>"
+
+    def __call__(self, *grads):
+        return self._backward(*[_raw(g) for g in grads])
+
+    @property
+    def next_functions(self):
+        out = []
+        for p in self._parents:
+            if p is None:
+                out.append((None, 0))
+            elif type(p) is _Fn:
+                out.append((p, 0))
+            else:
+                out.append((_AccumulateGrad(p), 0))
+        return tuple(out)
+
+    def register_hook(self, hook):
+        raise NotImplementedError("grad_fn.register_hook: use Tensor.register_hook")
+
+
+class _AccumulateGrad:
+    """What next_functions shows for a leaf, as PyTorch's AccumulateGrad."""
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return "<AccumulateGrad object>"
+
+    next_functions = ()
+
+
+class _RemovableHandle:
+    def __init__(self, hooks, key, counter=None):
+        self._hooks, self._key, self._counter = hooks, key, counter
+
+    def remove(self):
+        if self._hooks.pop(self._key, None) is not None and self._counter is not None:
+            self._counter[0] -= 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _released(g):
+    raise RuntimeError("backward(): trying to go through part of the graph a second time (or "
+                       "directly access saved tensors after they have already been freed); its "
+                       "buffers were freed by the first backward(). Specify retain_graph=True "
+                       "if you need to backward through the graph a second time.")
+
+
+def _modified_error(rec, fn):
+    vc, ver, data = rec
+    shape = list(np.shape(data)) if data is not None else "?"
+    dt = getattr(data, "dtype", "?")
+    return RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{_TYPE_NAMES.get(dt, str(dt))} {shape}], which is saved by "
+        f"{fn.name()}, is at version {vc[0]}; expected version {ver} instead. Hint: clone() it "
+        f"before modifying it in place, or modify it after backward().")
+
+
+def _save(*tensors):
+    """Version records for tensors an op's backward will read (see _check_saved)."""
+    return tuple((t._vc, t._vc[0], t.data) for t in tensors if isinstance(t, Tensor))
+
+
+def _check_saved(records, fn=None):
+    """Raise PyTorch's error if a tensor recorded by _save was modified in place since."""
+    for rec in records:
+        if rec[0][0] != rec[1]:
+            raise _modified_error(rec, fn if fn is not None else _Fn((), _check_saved))
+
+
 # ---------------------------------------------------------------- the Tensor
-def _dtype(dtype):
-    if dtype is None:
-        return None
-    if isinstance(dtype, str) and dtype in ("float", "double", "long", "int", "half"):
-        return {"float": float32, "double": float64, "long": int64, "int": int32,
-                "half": float16}[dtype]
-    return np.dtype(dtype)
-
-
 class Tensor:
     """An n-d array (`.data`, a numpy array) with an optional gradient and autograd history."""
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_post_acc_hooks")
+    __slots__ = ("data", "grad", "requires_grad", "_fn", "_vc", "_base", "_view",
+                 "_post_acc_hooks", "_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
     _n_post_acc_hooks = [0]   # hooks registered on any leaf: backward() counts uses only if > 0
+    _n_grad_hooks = [0]       # register_hook on leaves: the same
     _final_callbacks = []     # run once at the end of the current backward() (_queue_callback)
 
-    def __init__(self, data, requires_grad=False):
+    def __init__(self, data=None, requires_grad=False, *, dtype=None, device=None):
+        vc = None
+        if device is not None:
+            _device(device)
         if isinstance(data, Tensor):
+            vc = data._vc
             data = data.data
+        elif data is None:
+            data = np.zeros(0, _DEFAULT_FLOAT)
+        elif not isinstance(data, (np.ndarray, np.generic)):
+            # Tensor([...]) is a float tensor (the default dtype), as torch.Tensor
+            data = np.array(_raw_nested(data), dtype=_dtype(dtype) or _DEFAULT_FLOAT)
         data = np.asarray(data)
-        if requires_grad and data.dtype.kind not in _FLOAT_KINDS:
-            raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
+        if dtype is not None and data.dtype != _dtype(dtype):
+            data, vc = data.astype(_dtype(dtype)), None
+        if requires_grad:
+            _check_float_for_grad(data.dtype)
         self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
-        self._parents = ()
-        self._backward = None
+        self._fn = None
+        self._vc = vc if vc is not None else [0]
+        self._base = None
+        self._view = None
         self._post_acc_hooks = None
+        self._hooks = None
 
     # ------------------------------------------------------------ attributes
     @property
     def shape(self):
-        return self.data.shape
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
@@ -132,15 +549,44 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        return _CPU
+
+    is_cuda = False
+    is_cpu = True
+    is_sparse = False
+    is_quantized = False
+    is_meta = False
+    layout = "strided"
+
+    def get_device(self):
+        return -1
 
     @property
     def is_leaf(self):
-        return self._backward is None
+        return self._fn is None
 
     @property
     def grad_fn(self):
-        return self._backward
+        if self._base is not None and self._base._fn is not self._view[0]:
+            _refresh_view(self)
+        return self._fn
+
+    @property
+    def _version(self):
+        return self._vc[0]
+
+    @property
+    def retains_grad(self):
+        fn = self._fn
+        return fn is not None and fn._retain is not None and fn._retain() is self
+
+    @property
+    def itemsize(self):
+        return self.data.itemsize
+
+    @property
+    def nbytes(self):
+        return self.data.nbytes
 
     @property
     def T(self):
@@ -150,20 +596,65 @@ class Tensor:
     def mT(self):
         return transpose(self, -2, -1)
 
+    @property
+    def H(self):
+        return self.T
+
+    @property
+    def mH(self):
+        return self.mT
+
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return Size(self.data.shape) if dim is None else self.data.shape[dim]
 
     def dim(self):
         return self.data.ndim
 
+    ndimension = dim
+
     def numel(self):
         return self.data.size
 
+    nelement = numel
+
+    def element_size(self):
+        return self.data.itemsize
+
+    def stride(self, dim=None):
+        st = tuple(s // self.data.itemsize for s in self.data.strides)
+        return st if dim is None else st[dim]
+
+    def data_ptr(self):
+        return self.data.__array_interface__["data"][0]
+
+    def storage_offset(self):
+        base = self._base.data if self._base is not None else None
+        if base is None:
+            return 0
+        return (self.data_ptr() - base.__array_interface__["data"][0]) // self.data.itemsize
+
+    def is_contiguous(self, memory_format=None):
+        return bool(self.data.flags.c_contiguous)
+
+    def is_floating_point(self):
+        return self.data.dtype.kind == "f"
+
+    def is_complex(self):
+        return self.data.dtype.kind == "c"
+
+    def is_shared(self):
+        return False
+
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def numpy(self):
+    def numpy(self, force=False):
         """The underlying array (shared, not copied)."""
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
         return self.data
 
     def __array__(self, dtype=None, copy=None):
@@ -173,7 +664,8 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.data.shape}")
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to "
+                               f"Scalar")
         return self.data.reshape(-1)[0].item()
 
     def tolist(self):
@@ -185,19 +677,33 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.item())
+
     def __bool__(self):
         if self.data.size != 1:
-            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is "
-                               f"ambiguous")
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
+                               f"({self.data.size} elements)")
         return bool(self.data.reshape(-1)[0])
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __format__(self, spec):
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (float32, int64, bool_):
-            extra += f", dtype={self.data.dtype}"
-        if self._backward is not None:
-            extra += ", grad_fn=<backward>"
+        if self.data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
+            extra += f", dtype=fastnn.{self.data.dtype}"
+        if self._fn is not None:
+            extra += f", grad_fn=<{self._fn.name()}>"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -205,120 +711,114 @@ class Tensor:
     __hash__ = object.__hash__  # __eq__ is elementwise, but tensors stay usable as dict keys
 
     def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
         for i in range(len(self.data)):
             yield self[i]
 
+    def __reduce_ex__(self, protocol):
+        return (_rebuild_tensor, (np.array(self.data), self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self._fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment")
+        new = type(self).__new__(type(self))
+        Tensor.__init__(new, self.data.copy(), self.requires_grad)
+        if self.grad is not None:
+            new.grad = np.array(self.grad)
+        memo[id(self)] = new
+        return new
+
     # ------------------------------------------------------------ autograd
     def detach(self):
-        return Tensor(self.data)
+        """A tensor sharing storage (and version counter) with this one, outside the graph."""
+        t = Tensor(self.data)
+        t._vc = self._vc
+        return t
+
+    def detach_(self):
+        if self._base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._fn = None
+        self.requires_grad = False
+        return self
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
-            raise TypeError(f"only floating-point tensors can require gradients, "
-                            f"got {self.data.dtype}")
-        self.requires_grad = bool(requires_grad)
+        if self._fn is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if requires_grad:
+            _check_float_for_grad(self.data.dtype)
+        if self._fn is None:
+            self.requires_grad = bool(requires_grad)
         return self
 
-    def zero_(self):
-        self.data[...] = 0
-        return self
-
-    def backward(self, gradient=None, retain_graph=False):
-        """Accumulate d(self)/d(leaf) into every leaf's .grad (gradient: d(loss)/d(self))."""
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in .grad after backward() (no-op on a leaf)."""
         if not self.requires_grad:
-            raise RuntimeError("backward(): this tensor does not require grad and has no graph "
-                               "(was it computed under no_grad, or from tensors without "
-                               "requires_grad=True?)")
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        fn = self.grad_fn
+        if fn is not None:
+            fn._retain = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """hook(grad) runs when this tensor's gradient is computed; a Tensor it returns replaces
+        the gradient. Returns a handle with .remove()."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        fn = self.grad_fn
+        key = object()
+        if fn is None:
+            if self._hooks is None:
+                self._hooks = {}
+            self._hooks[key] = hook
+            Tensor._n_grad_hooks[0] += 1
+            return _RemovableHandle(self._hooks, key, Tensor._n_grad_hooks)
+        if fn._hooks is None:
+            fn._hooks = {}
+        fn._hooks[key] = hook
+        return _RemovableHandle(fn._hooks, key)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad (gradient: d(loss)/d(self)).
+        inputs: accumulate only into these tensors."""
         if gradient is None:
             if self.data.size != 1:
-                raise RuntimeError(f"backward(): gradient can be implicit only for a scalar "
-                                   f"output, this one has shape {self.data.shape}")
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(backward() on shape {self.data.shape} needs gradient=)")
             g = np.ones_like(self.data)
         else:
-            g = np.array(gradient.data if isinstance(gradient, Tensor) else gradient,
-                         dtype=self.data.dtype)  # a copy: a leaf's .grad may become this array
-            if g.shape != self.data.shape:
-                raise ValueError(f"backward(): gradient has shape {g.shape}, expected "
-                                 f"{self.data.shape}")
-        if self._backward is None:
-            _accumulate_leaf(self, g)
-            if self._post_acc_hooks:
-                Tensor._settle_hooked((self,), {id(self): 1}, {id(self)})
-            Tensor._run_final_callbacks()
-            return
-        grads = {id(self): g}
-        order = _toposort(self)
-        pending = accumulated = None
-        if Tensor._n_post_acc_hooks[0]:
-            # a hooked leaf may take several contributions (a shared weight): count its uses so
-            # its hooks fire once, after the last one (PyTorch sums before AccumulateGrad)
-            pending, accumulated = {}, set()
-            for node in order:
-                for p in node._parents:
-                    if p._backward is None and getattr(p, "_post_acc_hooks", None):
-                        pending[id(p)] = pending.get(id(p), 0) + 1
-        for node in order:
-            g = grads.pop(id(node), None)
-            fn, parents = node._backward, node._parents
-            if not retain_graph:  # free the saved arrays as we go, as PyTorch does
-                node._backward, node._parents = _released, ()
-            if g is not None:
-                for p, gp in zip(parents, fn(g)):
-                    if gp is None or not p.requires_grad:
-                        continue
-                    if p._backward is None:
-                        _accumulate_leaf(p, gp)
-                        if pending:
-                            accumulated.add(id(p))
-                    else:
-                        k = id(p)
-                        prev = grads.get(k)
-                        grads[k] = gp if prev is None else prev + gp
-            if pending:
-                Tensor._settle_hooked(parents, pending, accumulated)
-        Tensor._run_final_callbacks()
-
-    class _RemovableHandle:
-        def __init__(self, hooks, key):
-            self._hooks, self._key = hooks, key
-
-        def remove(self):
-            if self._hooks.pop(self._key, None) is not None:
-                Tensor._n_post_acc_hooks[0] -= 1
+            g = _grad_array(gradient, self)
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            if not inputs:
+                raise RuntimeError("backward(): 'inputs' argument to backward() cannot be empty.")
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): .grad holds numpy arrays "
+                                      "here; use fastnn.autograd.grad(..., create_graph=True), "
+                                      "which returns the gradients as Tensors with a graph")
+        _run_backward([self], [g], bool(retain_graph), inputs)
 
     def register_post_accumulate_grad_hook(self, hook):
         """hook(tensor) runs after backward() has accumulated all of its contributions into this
         leaf's .grad (once per backward, PyTorch's rule). Returns a handle with .remove()."""
-        if self._backward is not None:
+        if self._fn is not None:
             raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
                                "cannot be registered on non-leaf tensors")
         if not self.requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a "
                                "tensor that doesn't require gradient")
-        hooks = getattr(self, "_post_acc_hooks", None)
+        hooks = self._post_acc_hooks
         if hooks is None:
             hooks = self._post_acc_hooks = {}
         key = object()
         hooks[key] = hook
         Tensor._n_post_acc_hooks[0] += 1
-        return Tensor._RemovableHandle(hooks, key)
+        return _RemovableHandle(hooks, key, Tensor._n_post_acc_hooks)
 
-    @staticmethod
-    def _settle_hooked(parents, pending, accumulated):
-        """One use of each hooked leaf among `parents` is done; fire the hooks of those whose
-        last use this was and that received a gradient."""
-        for p in parents:
-            k = id(p)
-            n = pending.get(k)
-            if n is None:
-                continue
-            if n > 1:
-                pending[k] = n - 1
-                continue
-            del pending[k]
-            if k in accumulated:
-                for hook in list(p._post_acc_hooks.values()):
-                    hook(p)
+    _RemovableHandle = _RemovableHandle
 
     @staticmethod
     def _queue_callback(fn):
@@ -333,19 +833,46 @@ class Tensor:
         while cbs:
             cbs.pop(0)()
 
-    # ------------------------------------------------------------ conversions
-    def to(self, *args, dtype=None, **kwargs):
-        """to(dtype); device strings ('cpu') are accepted and ignored."""
+    # ------------------------------------------------------------ conversions and devices
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False,
+           memory_format=None):
+        """to(dtype), to(device), to(device, dtype), to(other_tensor): this tensor if nothing
+        changes (a copy with copy=True), else a converted one. Devices: the CPU only."""
         for a in args:
-            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
-                continue
-            dtype = a
-        if dtype is None or _dtype(dtype) == self.data.dtype:
-            return self
-        return _cast(self, _dtype(dtype))
+            if isinstance(a, Tensor):
+                dtype = a.data.dtype
+            elif _is_device_arg(a) or (isinstance(a, numbers.Integral)
+                                       and not isinstance(a, bool)):
+                device = a
+            elif a is not None:
+                dtype = a
+        if device is not None:
+            _device(device)
+        dt = _dtype(dtype)
+        if dt is None or dt == self.data.dtype:
+            return self.clone() if copy else self
+        return _cast(self, dt)
 
-    def type(self, dtype):
+    def cpu(self, memory_format=None):
+        return self
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        _device("cuda" if device is None or isinstance(device, numbers.Integral) else device)
+
+    def pin_memory(self, device=None):
+        return self
+
+    def share_memory_(self):
+        return self
+
+    def type(self, dtype=None, non_blocking=False):
+        """type() -> 'torch.FloatTensor' style name; type(dtype) -> converted."""
+        if dtype is None:
+            return _TYPE_NAMES.get(self.data.dtype, f"torch.{self.data.dtype}")
         return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other.data.dtype)
 
     def float(self):
         return self.to(float32)
@@ -353,25 +880,38 @@ class Tensor:
     def double(self):
         return self.to(float64)
 
+    def half(self):
+        return self.to(float16)
+
+    def bfloat16(self):
+        raise bfloat16.error()
+
     def long(self):
         return self.to(int64)
 
     def int(self):
         return self.to(int32)
 
+    def short(self):
+        return self.to(int16)
+
+    def char(self):
+        return self.to(int8)
+
+    def byte(self):
+        return self.to(uint8)
+
     def bool(self):
         return self.to(bool_)
 
-    def contiguous(self):
+    def contiguous(self, memory_format=None):
         if self.data.flags.c_contiguous:
             return self
-        return _node(np.ascontiguousarray(self.data), (self,), lambda g: (g,))
+        return _node(np.ascontiguousarray(self.data), (self,), lambda g: (g,),
+                     tb=lambda g: (g,))
 
-    def clone(self):
-        return _node(self.data.copy(), (self,), lambda g: (g,))
-
-    def cpu(self):
-        return self
+    def clone(self, memory_format=None):
+        return _node(np.array(self.data, copy=True), (self,), lambda g: (g,), tb=lambda g: (g,))
 
     # ------------------------------------------------------------ operators
     def __add__(self, other):
@@ -398,6 +938,18 @@ class Tensor:
     def __rtruediv__(self, other):
         return div(_lift(other, self), self)
 
+    def __floordiv__(self, other):
+        return floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return floor_divide(_lift(other, self), self)
+
+    def __mod__(self, other):
+        return remainder(self, other)
+
+    def __rmod__(self, other):
+        return remainder(_lift(other, self), self)
+
     def __pow__(self, other):
         return pow(self, other)
 
@@ -405,10 +957,13 @@ class Tensor:
         return pow(_lift(other, self), self)
 
     def __neg__(self):
-        return _node(-self.data, (self,), lambda g: (-g,))
+        return neg(self)
 
     def __pos__(self):
         return self
+
+    def __abs__(self):
+        return abs(self)
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -416,77 +971,378 @@ class Tensor:
     def __rmatmul__(self, other):
         return matmul(_lift(other, self), self)
 
+    # in place: the same Tensor object and storage, as PyTorch
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __ifloordiv__(self, other):
+        return _inplace(self, floor_divide, other)
+
+    def __imod__(self, other):
+        return _inplace(self, remainder, other)
+
+    def __ipow__(self, other):
+        return self.pow_(other)
+
+    def __imatmul__(self, other):
+        return _inplace(self, matmul, other)
+
+    def __iand__(self, other):
+        return _inplace(self, logical_and if self.data.dtype == bool_ else bitwise_and, other)
+
+    def __ior__(self, other):
+        return _inplace(self, logical_or if self.data.dtype == bool_ else bitwise_or, other)
+
+    def __ixor__(self, other):
+        return _inplace(self, bitwise_xor, other)
+
     def __getitem__(self, index):
         return getitem(self, index)
 
     def __setitem__(self, index, value):
-        """In-place write into .data; not recorded, so refused where a gradient could be wrong."""
-        if self.requires_grad and _grad_enabled[0]:
-            raise RuntimeError("in-place assignment into a tensor that requires grad is not "
-                               "recorded by autograd; do it under fastnn.no_grad() or build a new "
-                               "tensor (e.g. with masked_fill, where or cat)")
-        if isinstance(index, Tensor):
-            index = index.data
-        self.data[index] = _raw(value)
+        """x[index] = value, in place (recorded by autograd where x or value requires grad)."""
+        index = _index(index)
+        _check_inplace(self)
+        if _grad_enabled[0] and (self.requires_grad or (isinstance(value, Tensor)
+                                                        and value.requires_grad)):
+            _inplace(self, index_put, index, value)
+            return
+        d = _writable(self)
+        d[index] = _raw(value)
+        self._vc[0] += 1
 
     # comparisons: boolean tensors, no gradient
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return Tensor(np.asarray(self.data < _raw(other)))
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return Tensor(np.asarray(self.data <= _raw(other)))
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return Tensor(np.asarray(self.data > _raw(other)))
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return Tensor(np.asarray(self.data >= _raw(other)))
 
     def __eq__(self, other):
-        return Tensor(self.data == _raw(other))
+        return Tensor(np.asarray(self.data == _raw(other)))
 
     def __ne__(self, other):
-        return Tensor(self.data != _raw(other))
+        return Tensor(np.asarray(self.data != _raw(other)))
 
     def __invert__(self):
+        if self.data.dtype.kind == "f":
+            raise TypeError("~ (bitwise_not) is only supported for integer and bool tensors")
         return Tensor(~self.data)
 
     def __and__(self, other):
-        return Tensor(self.data & _raw(other))
+        return Tensor(np.asarray(self.data & _raw(other)))
+
+    __rand__ = __and__
 
     def __or__(self, other):
-        return Tensor(self.data | _raw(other))
+        return Tensor(np.asarray(self.data | _raw(other)))
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return Tensor(np.asarray(self.data ^ _raw(other)))
+
+    __rxor__ = __xor__
+
+    def __lshift__(self, other):
+        return Tensor(np.asarray(self.data << _raw(other)))
+
+    def __rshift__(self, other):
+        return Tensor(np.asarray(self.data >> _raw(other)))
+
+    eq = __eq__
+    ne = not_equal = __ne__
+    lt = less = __lt__
+    le = less_equal = __le__
+    gt = greater = __gt__
+    ge = greater_equal = __ge__
+
+    def equal(self, other):
+        return equal(self, other)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return isclose(self, other, rtol, atol, equal_nan)
+
+    # ------------------------------------------------------------ in-place methods
+    def add_(self, other, *, alpha=1):
+        return _arith_inplace(self, other, alpha, np.add, add)
+
+    def sub_(self, other, *, alpha=1):
+        return _arith_inplace(self, other, alpha, np.subtract, sub)
+
+    def mul_(self, other):
+        return _arith_inplace(self, other, 1, np.multiply, mul)
+
+    def div_(self, other, *, rounding_mode=None):
+        if rounding_mode is not None:
+            return _inplace(self, div, other, rounding_mode=rounding_mode)
+        return _arith_inplace(self, other, 1, np.true_divide, div)
+
+    true_divide_ = div_
+    multiply_ = mul_
+    subtract_ = sub_
+
+    def pow_(self, exponent):
+        return _inplace(self, pow, exponent)
+
+    def copy_(self, src, non_blocking=False):
+        """Copy src's values (broadcast to this shape, cast to this dtype) into this tensor."""
+        if not isinstance(src, Tensor):
+            src = Tensor(_to_array(src))
+        if _grad_enabled[0] and (self.requires_grad or src.requires_grad):
+            return _inplace(self, _copy_from, src)
+        _check_inplace(self)
+        _assign(self, src.data)
+        return self
+
+    def fill_(self, value):
+        if isinstance(value, Tensor):
+            if value.data.size != 1:
+                raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                                   f"with {value.data.ndim} dimensions.")
+            if _grad_enabled[0] and (self.requires_grad or value.requires_grad):
+                return _inplace(self, _fill_from, value)
+            value = value.item()
+        if _grad_enabled[0] and self.requires_grad:
+            return _inplace(self, _fill_from, value)
+        _check_inplace(self)
+        d = _writable(self)
+        if d.dtype.kind in "iub" and isinstance(value, float) and not float(value).is_integer():
+            pass  # PyTorch truncates too
+        d.fill(value)
+        self._vc[0] += 1
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def clamp_(self, min=None, max=None):
+        return _inplace(self, clamp, min, max)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return _inplace(self, clamp, min, None)
+
+    def clamp_max_(self, max):
+        return _inplace(self, clamp, None, max)
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        r = _gen(generator).random(self.data.shape)
+        return _random_fill(self, a + (b - a) * r)
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        r = _gen(generator).standard_normal(self.data.shape)
+        return _random_fill(self, mean + std * r)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        r = _gen(generator).random(self.data.shape) < _raw(p)
+        return _random_fill(self, r)
+
+    def exponential_(self, lambd=1.0, *, generator=None):
+        return _random_fill(self, _gen(generator).exponential(1.0 / lambd, self.data.shape))
+
+    def random_(self, low=0, high=None, *, generator=None):
+        if high is None:
+            low, high = 0, low if low else (2 ** 24 if self.data.dtype.kind == "f" else 2 ** 31)
+        return _random_fill(self, _gen(generator).integers(low, high, self.data.shape))
+
+    def masked_fill_(self, mask, value):
+        return _inplace(self, masked_fill, mask, value)
+
+    def masked_scatter_(self, mask, source):
+        raise NotImplementedError("masked_scatter_")
+
+    def index_put_(self, indices, values, accumulate=False):
+        return _inplace(self, index_put, tuple(_index(i) for i in indices), values, accumulate)
+
+    def index_fill_(self, dim, index, value):
+        idx = (slice(None),) * (dim % self.data.ndim) + (_index(index),)
+        return _inplace(self, index_put, idx, value)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return _inplace(self, addcmul, tensor1, tensor2, value=value)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return _inplace(self, addcdiv, tensor1, tensor2, value=value)
+
+    def lerp_(self, end, weight):
+        return _inplace(self, lerp, end, weight)
+
+    def addmm_(self, mat1, mat2, *, beta=1, alpha=1):
+        return _inplace(self, addmm, mat1, mat2, beta=beta, alpha=alpha)
+
+    def neg_(self):
+        return _inplace(self, neg)
+
+    negative_ = neg_
+
+    def abs_(self):
+        return _inplace(self, abs)
+
+    def exp_(self):
+        return _inplace(self, exp)
+
+    def log_(self):
+        return _inplace(self, log)
+
+    def sqrt_(self):
+        return _inplace(self, sqrt)
+
+    def rsqrt_(self):
+        return _inplace(self, rsqrt)
+
+    def square_(self):
+        return _inplace(self, square)
+
+    def reciprocal_(self):
+        return _inplace(self, reciprocal)
+
+    def sin_(self):
+        return _inplace(self, sin)
+
+    def cos_(self):
+        return _inplace(self, cos)
+
+    def tanh_(self):
+        return _inplace(self, tanh)
+
+    def sigmoid_(self):
+        return _inplace(self, sigmoid)
+
+    def relu_(self):
+        return _inplace(self, relu)
+
+    def floor_(self):
+        return _inplace(self, floor)
+
+    def ceil_(self):
+        return _inplace(self, ceil)
+
+    def round_(self, decimals=0):
+        return _inplace(self, round, decimals=decimals)
+
+    def trunc_(self):
+        return _inplace(self, trunc)
+
+    def sign_(self):
+        return _inplace(self, sign)
+
+    def tril_(self, diagonal=0):
+        return _inplace(self, tril, diagonal)
+
+    def triu_(self, diagonal=0):
+        return _inplace(self, triu, diagonal)
+
+    def log1p_(self):
+        return _inplace(self, log1p)
+
+    def expm1_(self):
+        return _inplace(self, expm1)
+
+    def t_(self):
+        raise NotImplementedError("t_(): use t() (in-place metadata changes are not supported)")
 
     # ------------------------------------------------------------ methods (see the functions)
-    def add(self, other):
-        return add(self, other)
+    def add(self, other, *, alpha=1):
+        return add(self, other if alpha == 1 else mul(_as_tensor_like(other, self), alpha))
 
-    def sub(self, other):
-        return sub(self, other)
+    def sub(self, other, *, alpha=1):
+        return sub(self, other if alpha == 1 else mul(_as_tensor_like(other, self), alpha))
+
+    subtract = sub
 
     def mul(self, other):
         return mul(self, other)
 
-    def div(self, other):
-        return div(self, other)
+    multiply = mul
+
+    def div(self, other, *, rounding_mode=None):
+        return div(self, other, rounding_mode=rounding_mode)
+
+    divide = true_divide = div
+
+    def floor_divide(self, other):
+        return floor_divide(self, other)
+
+    def remainder(self, other):
+        return remainder(self, other)
+
+    fmod = remainder
 
     def pow(self, other):
         return pow(self, other)
 
+    def neg(self):
+        return neg(self)
+
+    negative = neg
+
     def matmul(self, other):
         return matmul(self, other)
 
-    def sum(self, dim=None, keepdim=False):
-        return sum(self, dim, keepdim)
+    def mm(self, other):
+        return mm(self, other)
 
-    def mean(self, dim=None, keepdim=False):
-        return mean(self, dim, keepdim)
+    def bmm(self, other):
+        return bmm(self, other)
 
-    def var(self, dim=None, keepdim=False, unbiased=True):
-        return var(self, dim, keepdim, unbiased)
+    def dot(self, other):
+        return dot(self, other)
 
-    def std(self, dim=None, keepdim=False, unbiased=True):
-        return sqrt(var(self, dim, keepdim, unbiased))
+    def outer(self, other):
+        return outer(self, other)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return addcmul(self, tensor1, tensor2, value=value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return addcdiv(self, tensor1, tensor2, value=value)
+
+    def lerp(self, end, weight):
+        return lerp(self, end, weight)
+
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        return sum(self, dim, keepdim, dtype=dtype)
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        return mean(self, dim, keepdim, dtype=dtype)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        return prod(self, dim, keepdim, dtype=dtype)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return std(self, dim, unbiased, keepdim, correction=correction)
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return norm(self, p, dim, keepdim, dtype)
+
+    def logsumexp(self, dim, keepdim=False):
+        return logsumexp(self, dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
         return max(self, dim, keepdim)
@@ -497,29 +1353,68 @@ class Tensor:
     def amax(self, dim=None, keepdim=False):
         return amax(self, dim, keepdim)
 
+    def amin(self, dim=None, keepdim=False):
+        return amin(self, dim, keepdim)
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
     def argmax(self, dim=None, keepdim=False):
         return argmax(self, dim, keepdim)
 
     def argmin(self, dim=None, keepdim=False):
-        return Tensor(_arg(np.argmin, self.data, dim, keepdim))
+        return argmin(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        return all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        return any(self, dim, keepdim)
+
+    def count_nonzero(self, dim=None):
+        return count_nonzero(self, dim)
 
     def reshape(self, *shape):
         return reshape(self, *shape)
 
+    def reshape_as(self, other):
+        return reshape(self, other.shape)
+
     def view(self, *shape):
-        return reshape(self, *shape)
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, numbers.Integral)):
+            return self.to(shape[0])  # view(dtype): only same-size casts are views in PyTorch
+        return view(self, *shape)
 
     def view_as(self, other):
-        return reshape(self, other.shape)
+        return view(self, other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
         return flatten(self, start_dim, end_dim)
 
+    def ravel(self):
+        return flatten(self)
+
+    def unflatten(self, dim, sizes):
+        return unflatten(self, dim, sizes)
+
     def transpose(self, dim0, dim1):
         return transpose(self, dim0, dim1)
 
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        return t(self)
+
     def permute(self, *dims):
         return permute(self, *dims)
+
+    def movedim(self, source, destination):
+        return movedim(self, source, destination)
+
+    moveaxis = movedim
 
     def unsqueeze(self, dim):
         return unsqueeze(self, dim)
@@ -530,14 +1425,67 @@ class Tensor:
     def expand(self, *sizes):
         return expand(self, *sizes)
 
+    def expand_as(self, other):
+        return expand(self, other.shape)
+
+    def broadcast_to(self, size):
+        return expand(self, size)
+
+    def repeat(self, *sizes):
+        return repeat(self, *sizes)
+
+    def tile(self, *dims):
+        return tile(self, *dims)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return repeat_interleave(self, repeats, dim)
+
+    def roll(self, shifts, dims=None):
+        return roll(self, shifts, dims)
+
+    def flip(self, *dims):
+        return flip(self, _shape_args(dims))
+
+    def fliplr(self):
+        return flip(self, (1,))
+
+    def flipud(self):
+        return flip(self, (0,))
+
+    def narrow(self, dim, start, length):
+        return narrow(self, dim, start, length)
+
+    def unbind(self, dim=0):
+        return unbind(self, dim)
+
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
 
     def chunk(self, chunks, dim=0):
         return chunk(self, chunks, dim)
 
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        return diagonal(self, offset, dim1, dim2)
+
     def masked_fill(self, mask, value):
         return masked_fill(self, mask, value)
+
+    def masked_select(self, mask):
+        return masked_select(self, mask)
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    def clamp(self, min=None, max=None):
+        return clamp(self, min, max)
+
+    clip = clamp
+
+    def clamp_min(self, min):
+        return clamp(self, min, None)
+
+    def clamp_max(self, max):
+        return clamp(self, None, max)
 
     def exp(self):
         return exp(self)
@@ -545,11 +1493,100 @@ class Tensor:
     def log(self):
         return log(self)
 
+    def log2(self):
+        return log2(self)
+
+    def log10(self):
+        return log10(self)
+
+    def log1p(self):
+        return log1p(self)
+
+    def expm1(self):
+        return expm1(self)
+
     def sqrt(self):
         return sqrt(self)
 
+    def rsqrt(self):
+        return rsqrt(self)
+
+    def square(self):
+        return square(self)
+
+    def reciprocal(self):
+        return reciprocal(self)
+
     def abs(self):
         return abs(self)
+
+    absolute = abs
+
+    def sin(self):
+        return sin(self)
+
+    def cos(self):
+        return cos(self)
+
+    def tan(self):
+        return tan(self)
+
+    def sinh(self):
+        return sinh(self)
+
+    def cosh(self):
+        return cosh(self)
+
+    def atan(self):
+        return atan(self)
+
+    def asin(self):
+        return asin(self)
+
+    def acos(self):
+        return acos(self)
+
+    def erf(self):
+        return erf(self)
+
+    def floor(self):
+        return floor(self)
+
+    def ceil(self):
+        return ceil(self)
+
+    def round(self, decimals=0):
+        return round(self, decimals=decimals)
+
+    def trunc(self):
+        return trunc(self)
+
+    def frac(self):
+        return self - trunc(self)
+
+    def sign(self):
+        return sign(self)
+
+    def isnan(self):
+        return isnan(self)
+
+    def isinf(self):
+        return isinf(self)
+
+    def isfinite(self):
+        return isfinite(self)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return nan_to_num(self, nan, posinf, neginf)
+
+    def logical_not(self):
+        return logical_not(self)
+
+    def logical_and(self, other):
+        return logical_and(self, other)
+
+    def logical_or(self, other):
+        return logical_or(self, other)
 
     def tril(self, diagonal=0):
         return tril(self, diagonal)
@@ -566,17 +1603,56 @@ class Tensor:
     def tanh(self):
         return tanh(self)
 
-    def softmax(self, dim=-1):
-        return softmax(self, dim)
+    def softmax(self, dim=-1, dtype=None):
+        return softmax(self if dtype is None else self.to(dtype), dim)
 
-    def log_softmax(self, dim=-1):
-        return log_softmax(self, dim)
+    def log_softmax(self, dim=-1, dtype=None):
+        return log_softmax(self if dtype is None else self.to(dtype), dim)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        dt = _dtype(dtype) or self.data.dtype
+        return tensor(data, dtype=dt, device=device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=dtype or self.data.dtype, device=device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=dtype or self.data.dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return empty(*size, dtype=dtype or self.data.dtype, device=device,
+                     requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=dtype or self.data.dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def apply_(self, fn):
+        _check_inplace(self)
+        d = _writable(self)
+        flat = d.reshape(-1) if d.flags.c_contiguous else None
+        if flat is None:
+            raise RuntimeError("apply_: needs a contiguous tensor")
+        for i in range(flat.size):
+            flat[i] = fn(flat[i].item())
+        self._vc[0] += 1
+        return self
 
 
-def _released(g):
-    raise RuntimeError("backward(): trying to go through part of the graph a second time; its "
-                       "buffers were freed by the first backward(). Pass retain_graph=True to the "
-                       "first call if you need to.")
+def _rebuild_tensor(array, requires_grad):
+    return Tensor(array, requires_grad)
+
+
+# ---------------------------------------------------------------- the backward engine
+def _grad_array(gradient, like):
+    g = np.array(gradient.data if isinstance(gradient, Tensor) else gradient,
+                 dtype=like.data.dtype)  # a copy: a leaf's .grad may become this array
+    if g.shape != like.data.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and "
+                           f"output[0] has a shape of {like.data.shape}.")
+    return g
 
 
 def _accumulate_leaf(leaf, g):
@@ -588,47 +1664,632 @@ def _accumulate_leaf(leaf, g):
         g = g.astype(data.dtype)
     if leaf.grad is None:
         # a leaf's .grad is a plain C-contiguous writeable array (views of broadcasts are not)
-        leaf.grad = g if (g.flags.c_contiguous and g.flags.writeable) else np.array(g)
+        leaf.grad = g if (g.flags.c_contiguous and g.flags.writeable and g.base is None) \
+            else np.array(g)
     else:
-        leaf.grad = leaf.grad + g
+        leaf.grad = _raw(leaf.grad) + g
 
 
-def _toposort(root):
-    """Nodes reachable from root that have a backward, outputs first (iterative DFS)."""
+def _toposort(roots):
+    """Nodes (_Fn) reachable from roots, outputs first (iterative DFS, reverse post-order)."""
     order = []
-    seen = {id(root)}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, it = stack[-1]
-        for p in it:
-            if p._backward is not None and id(p) not in seen:
-                seen.add(id(p))
-                stack.append((p, iter(p._parents)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+    seen = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(root._parents))]
+        while stack:
+            node, it = stack[-1]
+            for p in it:
+                if type(p) is _Fn and id(p) not in seen:
+                    seen.add(id(p))
+                    stack.append((p, iter(p._parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     order.reverse()
     return order
 
 
-def _node(data, parents, backward):
+def _run_hooks(hooks, g):
+    for hook in list(hooks.values()):
+        r = hook(Tensor(g))
+        if r is not None:
+            g = np.asarray(_raw(r))
+    return g
+
+
+def _prune(order, in_nodes, in_leaves):
+    """The nodes of `order` that lead to an input, and those whose backward must run."""
+    needed = set(in_nodes)
+    run = set()
+    for node in reversed(order):  # inputs first
+        for p in node._parents:
+            if p is None:
+                continue
+            if (type(p) is _Fn and id(p) in needed) or (type(p) is not _Fn
+                                                        and id(p) in in_leaves):
+                run.add(id(node))
+                needed.add(id(node))
+                break
+    return needed, run
+
+
+def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=False):
+    """The engine. Accumulates into leaves' .grad, or (capture) returns {id: grad} for inputs."""
+    grads = {}
+    starts = []
+    root_leaves = []
+    for r, g in zip(roots, root_grads):
+        e = _edge(r)
+        if e is None:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
+        if type(e) is _Fn:
+            k = id(e)
+            grads[k] = g if k not in grads else grads[k] + g
+            starts.append(e)
+        else:
+            root_leaves.append((e, g))
+    in_nodes = in_leaves = None
+    if inputs is not None:
+        in_nodes, in_leaves = {}, {}
+        for x in inputs:
+            e = _edge(x)
+            if e is None:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            if type(e) is _Fn:
+                in_nodes[id(e)] = e
+            else:
+                in_leaves[id(e)] = e
+    order = _toposort(starts)
+    run = None
+    if inputs is not None:
+        needed, run = _prune(order, in_nodes, in_leaves)
+        order = [n for n in order if id(n) in needed]
+    captured = {} if capture else None
+    pending = buffered = accumulated = None
+    if not capture and (Tensor._n_post_acc_hooks[0] or Tensor._n_grad_hooks[0]):
+        # a hooked leaf may take several contributions (a shared weight): count its uses so
+        # its hooks fire once, on the sum (PyTorch sums before AccumulateGrad)
+        pending, buffered, accumulated = {}, {}, set()
+        for node in order:
+            if run is not None and id(node) not in run:
+                continue
+            for p in node._parents:
+                if p is not None and type(p) is not _Fn and (p._post_acc_hooks or p._hooks):
+                    if in_leaves is None or id(p) in in_leaves:
+                        pending[id(p)] = pending.get(id(p), 0) + 1
+
+    def to_leaf(p, gp):
+        k = id(p)
+        if in_leaves is not None and k not in in_leaves:
+            return
+        if capture:
+            prev = captured.get(k)
+            captured[k] = gp if prev is None else prev + gp
+        elif pending is not None and k in pending:
+            if p._hooks:
+                prev = buffered.get(k)
+                buffered[k] = gp if prev is None else prev + gp
+            else:
+                _accumulate_leaf(p, gp)
+            accumulated.add(k)
+        else:
+            if p._hooks:
+                gp = _run_hooks(p._hooks, gp)
+            _accumulate_leaf(p, gp)
+            if p._post_acc_hooks:
+                for hook in list(p._post_acc_hooks.values()):
+                    hook(p)
+
+    for leaf, g in root_leaves:
+        to_leaf(leaf, g)
+    for node in order:
+        g = grads.pop(id(node), None)
+        fn, parents = node._backward, node._parents
+        if g is None:
+            if not retain_graph and run is None:
+                if node._qn is None:
+                    node._qn = fn.__qualname__
+                node._backward, node._parents = _released, ()
+            continue
+        if node._hooks:
+            g = _run_hooks(node._hooks, g)
+        if node._retain is not None:
+            t = node._retain()
+            if t is not None:
+                t.grad = np.array(g) if t.grad is None else _raw(t.grad) + g
+        if capture and id(node) in in_nodes:
+            captured[id(node)] = g
+        if run is not None and id(node) not in run:
+            continue
+        if node._saved:
+            for rec in node._saved:
+                if rec[0][0] != rec[1]:
+                    raise _modified_error(rec, node)
+        if not retain_graph:  # free the saved arrays as we go, as PyTorch does
+            if node._qn is None:
+                node._qn = fn.__qualname__
+            node._backward, node._parents = _released, ()
+        for p, gp in zip(parents, fn(g)):
+            if gp is None or p is None:
+                continue
+            if type(p) is _Fn:
+                k = id(p)
+                prev = grads.get(k)
+                grads[k] = gp if prev is None else prev + gp
+            else:
+                to_leaf(p, gp)
+        if pending:
+            _settle(parents, pending, buffered, accumulated)
+    if not capture:
+        Tensor._run_final_callbacks()
+    return captured
+
+
+def _settle(parents, pending, buffered, accumulated):
+    """One use of each hooked leaf among `parents` is done; for those whose last use this was,
+    run the gradient hooks on the summed gradient, accumulate it, then the post-accumulate
+    hooks."""
+    for p in parents:
+        if p is None or type(p) is _Fn:
+            continue
+        k = id(p)
+        n = pending.get(k)
+        if n is None:
+            continue
+        if n > 1:
+            pending[k] = n - 1
+            continue
+        del pending[k]
+        g = buffered.pop(k, None)
+        if g is not None:
+            _accumulate_leaf(p, _run_hooks(p._hooks, g))
+        if k in accumulated and p._post_acc_hooks:
+            for hook in list(p._post_acc_hooks.values()):
+                hook(p)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """torch.autograd.grad: the gradients of outputs with respect to inputs, as a tuple of
+    Tensors (None for an unused input with allow_unused=True), leaving every .grad alone.
+    create_graph=True records the gradient computation itself (double backward) for the ops
+    that have a rule for it."""
+    single = isinstance(outputs, Tensor)
+    outputs = [outputs] if single else list(outputs)
+    inputs_seq = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one grad_output per output: got {len(grad_outputs)} "
+                           f"for {len(outputs)} outputs")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    gs = []
+    for o, go in zip(outputs, grad_outputs):
+        if go is None:
+            if o.data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            gs.append(np.ones_like(o.data) if not create_graph else ones_like(o))
+        else:
+            gs.append(_grad_array(go, o) if not create_graph else
+                      (go if isinstance(go, Tensor) else Tensor(_grad_array(go, o))))
+    if create_graph:
+        cap = _run_backward_graph(outputs, gs, inputs_seq, accumulate=False)
+    else:
+        cap = _run_backward(outputs, gs, bool(retain_graph), inputs_seq, capture=True)
+    out = []
+    for x in inputs_seq:
+        e = _edge(x)
+        g = cap.get(id(e))
+        if g is None:
+            if materialize_grads:
+                out.append(zeros_like(x))
+                continue
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            out.append(None)
+        elif isinstance(g, Tensor):
+            out.append(g if g.data.dtype == x.data.dtype else g.to(x.data.dtype))
+        else:
+            out.append(Tensor(g.astype(x.data.dtype, copy=False)))
+    return tuple(out)
+
+
+def _run_backward_graph(roots, root_grads, inputs, accumulate):
+    """The engine with create_graph=True: gradients are Tensors built by recorded ops (each
+    node's `_tb` rule), so they can be differentiated again."""
+    grads = {}
+    starts = []
+    root_leaves = []
+    for r, g in zip(roots, root_grads):
+        g = g if isinstance(g, Tensor) else Tensor(g)
+        e = _edge(r)
+        if e is None:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
+        if type(e) is _Fn:
+            grads[id(e)] = g if id(e) not in grads else grads[id(e)] + g
+            starts.append(e)
+        else:
+            root_leaves.append((e, g))
+    in_nodes = in_leaves = None
+    if inputs is not None:
+        in_nodes, in_leaves = {}, {}
+        for x in inputs:
+            e = _edge(x)
+            if e is None:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            (in_nodes if type(e) is _Fn else in_leaves)[id(e)] = e
+    order = _toposort(starts)
+    run = None
+    if inputs is not None:
+        needed, run = _prune(order, in_nodes, in_leaves)
+        order = [n for n in order if id(n) in needed]
+    captured = {}
+
+    def to_leaf(p, gp):
+        k = id(p)
+        if in_leaves is not None and k not in in_leaves:
+            return
+        if p._hooks:
+            gp = Tensor(_run_hooks(p._hooks, gp.data)) if accumulate else gp
+        prev = captured.get(k)
+        captured[k] = gp if prev is None else prev + gp
+
+    for leaf, g in root_leaves:
+        to_leaf(leaf, g)
+    with enable_grad():
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._hooks:
+                g = Tensor(_run_hooks(node._hooks, g.data))
+            if in_nodes is not None and id(node) in in_nodes:
+                captured[id(node)] = g
+            if run is not None and id(node) not in run:
+                continue
+            if node._saved:
+                for rec in node._saved:
+                    if rec[0][0] != rec[1]:
+                        raise _modified_error(rec, node)
+            if node._tb is None:
+                raise NotImplementedError(
+                    f"create_graph=True: fastnn has no double-backward rule for {node.name()}; "
+                    f"supported: elementwise arithmetic, pow, exp, log, sqrt, tanh, sigmoid, "
+                    f"relu, sum, mean, matmul, reshapes and indexing")
+            for p, gp in zip(node._parents, node._tb(g)):
+                if gp is None or p is None:
+                    continue
+                if not isinstance(gp, Tensor):
+                    gp = Tensor(gp)
+                if type(p) is _Fn:
+                    prev = grads.get(id(p))
+                    grads[id(p)] = gp if prev is None else prev + gp
+                else:
+                    to_leaf(p, gp)
+    return captured
+
+
+
+
+# ---------------------------------------------------------------- recording ops
+def _edge(p):
+    """The graph edge for using tensor p as an input: its node, itself (a leaf that requires
+    grad), or None."""
+    if p._base is not None and p._base._fn is not p._view[0]:
+        _refresh_view(p)
+    fn = p._fn
+    if fn is not None:
+        return fn
+    return p if p.requires_grad else None
+
+
+def _node(data, parents, backward, saved=None, save_output=False, tb=None):
     """The result of an op: records (parents, backward) when grad mode is on and a parent needs a
-    gradient."""
+    gradient. saved: input tensors whose arrays backward reads (their versions are checked);
+    save_output: backward reads the output array. tb: the op's backward on Tensors (for
+    create_graph)."""
     t = Tensor.__new__(Tensor)
     t.data = data
     t.grad = None
-    t._parents = ()
-    t._backward = None
     t.requires_grad = False
+    t._fn = None
+    t._vc = [0]
+    t._base = None
+    t._view = None
+    t._post_acc_hooks = None
+    t._hooks = None
     if _grad_enabled[0]:
+        for p in parents:
+            if p._base is not None and p._base._fn is not p._view[0]:
+                _refresh_view(p)
         for p in parents:
             if p.requires_grad:
                 t.requires_grad = True
-                t._parents = parents
-                t._backward = backward
+                rec = None
+                if saved:
+                    rec = tuple((s._vc, s._vc[0], s.data) for s in saved if s is not None)
+                if save_output:
+                    rec = (rec or ()) + ((t._vc, 0, data),)
+                t._fn = _Fn(tuple(q._fn if q._fn is not None else (q if q.requires_grad
+                                                                     else None)
+                                  for q in parents), backward, rec, tb)
                 break
     return t
+
+
+def _view_of(a, out, backward, op, tb=None):
+    """A view op's result: shares a's storage and version counter, and remembers its base and
+    how to find itself in it (for in-place ops on views)."""
+    t = _node(out, (a,), backward, tb=tb)
+    t._vc = a._vc
+    if a._base is None:
+        t._base = a
+        t._view = (a._fn, (op,))
+    else:
+        t._base = a._base
+        t._view = (a._base._fn, a._view[1] + (op,))
+    return t
+
+
+def _apply_chain(arr, chain):
+    for op in chain:
+        k = op[0]
+        if k == "i":
+            arr = arr[op[1]]
+        elif k == "r":
+            arr = arr.reshape(op[1])
+        elif k == "s":
+            arr = np.swapaxes(arr, op[1], op[2])
+        elif k == "p":
+            arr = np.transpose(arr, op[1])
+        elif k == "e":
+            arr = np.broadcast_to(arr, op[1])
+        elif k == "d":
+            arr = np.diagonal(arr, *op[1])
+    return arr
+
+
+def _view_index(shape, chain):
+    """The flat positions in the base (of `shape`) of each element of the view."""
+    return _apply_chain(np.arange(math.prod(shape)).reshape(shape), chain)
+
+
+def _refresh_view(v):
+    """The base of view v was modified in place (its node changed): v's node becomes a view of
+    the base's new node, as PyTorch regenerates a view's grad_fn."""
+    base = v._base
+    chain = v._view[1]
+    e = base._fn if base._fn is not None else (base if base.requires_grad else None)
+    if e is None:
+        v._fn = None
+    else:
+        shape = base.data.shape
+
+        def backward(g):
+            idx = _view_index(shape, chain)
+            full = np.zeros(math.prod(shape), g.dtype)
+            np.add.at(full, idx.reshape(-1), np.broadcast_to(g, idx.shape).reshape(-1))
+            return (full.reshape(shape),)
+        v._fn = _Fn((e,), backward)
+        v.requires_grad = True
+    v._view = (base._fn, chain)
+
+
+# ---------------------------------------------------------------- in-place machinery
+def _check_inplace(t):
+    if not _grad_enabled[0]:
+        return
+    base = t._base
+    if base is not None and base._fn is None and base.requires_grad:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    if t.requires_grad and t._fn is None and base is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+
+
+def _writable(t):
+    d = t.data
+    if not d.flags.writeable:
+        if d.strides and 0 in d.strides:
+            raise RuntimeError("unsupported operation: more than one element of the written-to "
+                               "tensor refers to a single memory location. Please clone() the "
+                               "tensor before performing the operation.")
+        raise RuntimeError("in-place operation on a read-only tensor (its numpy array is not "
+                           "writeable); clone() it first")
+    return d
+
+
+def _cast_name(dt):
+    return {"f": "Float", "c": "ComplexFloat", "i": "Long", "u": "Byte", "b": "Bool"}.get(
+        dt.kind, str(dt))
+
+
+def _check_result(d, result_dtype, result_shape):
+    if result_shape != d.shape:
+        try:
+            b = np.broadcast_shapes(result_shape, d.shape)
+        except ValueError:
+            b = None
+        if b != d.shape:
+            raise RuntimeError(f"output with shape {list(d.shape)} doesn't match the broadcast "
+                               f"shape {list(b) if b is not None else list(result_shape)}")
+    rk, dk = result_dtype.kind, d.dtype.kind
+    if (rk in "fc" and dk in "iub") or (rk in "iu" and dk == "b"):
+        raise RuntimeError(f"result type {_cast_name(result_dtype)} can't be cast to the desired "
+                           f"output type {_cast_name(d.dtype)}")
+
+
+def _assign(t, value):
+    """Write value (an array or scalar) into t's storage and bump the version."""
+    d = _writable(t)
+    v = np.asarray(value)
+    _check_result(d, v.dtype, v.shape)
+    np.copyto(d, v, casting="unsafe")
+    t._vc[0] += 1
+
+
+def _rebase(t, fn):
+    """t was modified in place by the op whose node is fn: fn becomes t's node; for a view, the
+    base's node becomes "the old base with fn's result copied into the view's place"."""
+    old = t._fn
+    base = t._base
+    if base is None:
+        t._fn = fn
+        t.requires_grad = True
+    else:
+        chain = t._view[1]
+        shape = base.data.shape
+        base_edge = base._fn if base._fn is not None else (base if base.requires_grad else None)
+
+        def copy_slices(g):
+            idx = _view_index(shape, chain)
+            gb = np.array(g, copy=True)
+            flat = gb.reshape(-1)
+            gv = flat[idx]
+            flat[idx] = 0
+            return gb, gv
+        base._fn = _Fn((base_edge, fn), copy_slices)
+        base.requires_grad = True
+        _refresh_view(t)
+    if old is not None and old._retain is not None and old._retain() is t:
+        t._fn._retain = old._retain
+
+
+def _any_grad(args, kwargs):
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad:
+            return True
+    for a in kwargs.values():
+        if isinstance(a, Tensor) and a.requires_grad:
+            return True
+    return False
+
+
+def _inplace(t, op, *args, **kwargs):
+    """t.op_(*args): op(t, *args) written into t's storage. When autograd records it, op runs on
+    a copy of t that carries t's history, and t is rebased onto op's node."""
+    _check_inplace(t)
+    if _grad_enabled[0] and (t.requires_grad or _any_grad(args, kwargs)):
+        s = Tensor.__new__(Tensor)
+        Tensor.__init__(s, np.array(t.data, copy=True))
+        e = _edge(t)
+        s._fn = e if type(e) is _Fn else None
+        s.requires_grad = e is not None
+        r = op(s, *args, **kwargs)
+        _assign(t, r.data)
+        if r._fn is not None:
+            _rebase(t, r._fn)
+        return t
+    r = op(t, *args, **kwargs)
+    _assign(t, _raw(r))
+    return t
+
+
+def _arith_inplace(t, other, alpha, ufunc, op):
+    """add_/sub_/mul_/div_: a numpy ufunc writing into t's storage (when nothing records)."""
+    if _grad_enabled[0] and (t.requires_grad or (isinstance(other, Tensor)
+                                                 and other.requires_grad)):
+        if alpha != 1:
+            other = mul(_as_tensor_like(other, t), alpha)
+        return _inplace(t, op, other)
+    _check_inplace(t)
+    d = _writable(t)
+    o = other.data if isinstance(other, Tensor) else other
+    if type(o) not in (float, int, bool):
+        o = np.asarray(_to_array(o))
+        if ufunc is np.true_divide:
+            rdt = np.result_type(d.dtype, o.dtype, float32)
+        else:
+            rdt = o.dtype if o.dtype.kind in "fc" and d.dtype.kind in "iub" else d.dtype
+        _check_result(d, rdt, o.shape)
+    else:
+        if d.dtype.kind in "iub" and (isinstance(o, float) or ufunc is np.true_divide):
+            _check_result(d, float32, d.shape)
+        if d.dtype.kind in "iu" and ufunc is np.true_divide:
+            _check_result(d, float32, d.shape)
+    if alpha != 1:
+        o = o * alpha
+    ufunc(d, o, out=d, casting="unsafe")
+    t._vc[0] += 1
+    return t
+
+
+def _random_fill(t, values):
+    if _grad_enabled[0] and t.requires_grad:
+        return _inplace(t, _fill_from, Tensor(np.asarray(values)))
+    _check_inplace(t)
+    d = _writable(t)
+    np.copyto(d, values, casting="unsafe")
+    t._vc[0] += 1
+    return t
+
+
+def _copy_from(s, src):
+    """The value of s.copy_(src): src broadcast to s's shape and cast to its dtype."""
+    sd, src_d = s.data, src.data
+    out = np.broadcast_to(src_d, sd.shape).astype(sd.dtype)
+    shape, dt = src_d.shape, src_d.dtype
+    return _node(out, (s, src), lambda g: (None, _unbroadcast(g, shape).astype(dt)),
+                 tb=lambda g: (None, _t_unbroadcast(g, shape).to(dt)))
+
+
+def _fill_from(s, value):
+    sd = s.data
+    if isinstance(value, Tensor):
+        out = np.broadcast_to(value.data.reshape(()) if value.data.size == 1 else value.data,
+                              sd.shape).astype(sd.dtype)
+        vshape, vdt = value.data.shape, value.data.dtype
+        return _node(out, (s, value),
+                     lambda g: (None, np.asarray(g.sum()).astype(vdt).reshape(vshape)))
+    return _node(np.full(sd.shape, value, sd.dtype), (s,), lambda g: (None,))
+
+
+def _to_array(x):
+    """An array from a fastnn Tensor, a numpy array, a torch tensor (without importing torch),
+    or anything array-like."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
+        t = x.detach().cpu()
+        if str(getattr(t, "dtype", "")) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return np.asarray(x)
+
+
+def _raw_nested(data):
+    """Lists/tuples that hold Tensors -> the same with their arrays (for np.array)."""
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, (list, tuple)):
+        return [_raw_nested(x) for x in data]
+    return data
+
+
+def _index(index):
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else
+                     (np.asarray(_raw_nested(i)) if isinstance(i, list) else i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(_raw_nested(index))
+    return index
 
 
 def _raw(x):
@@ -639,9 +2300,19 @@ def _lift(x, like):
     """A Tensor for a non-Tensor operand; Python scalars take `like`'s dtype, as PyTorch does."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, numbers.Number) and like.data.dtype.kind in _FLOAT_KINDS:
-        return Tensor(np.asarray(x, dtype=like.data.dtype))
-    return Tensor(np.asarray(x))
+    if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
+        k = like.data.dtype.kind
+        if k in _FLOAT_KINDS or (isinstance(x, numbers.Integral) and k in "iu"):
+            return Tensor(np.asarray(x, dtype=like.data.dtype))
+        if isinstance(x, bool):
+            return Tensor(np.asarray(x))
+        if isinstance(x, numbers.Integral):
+            return Tensor(np.asarray(x, dtype=int64 if k != "b" else int64))
+        return Tensor(np.asarray(x, dtype=_DEFAULT_FLOAT))
+    return Tensor(np.asarray(_to_array(x)))
+
+
+_as_tensor_like = _lift
 
 
 def _unbroadcast(g, shape):
@@ -657,189 +2328,430 @@ def _unbroadcast(g, shape):
     return g.reshape(shape)
 
 
+def _t_unbroadcast(g, shape):
+    """_unbroadcast on Tensors (recorded, for double backward)."""
+    if tuple(g.data.shape) == tuple(shape):
+        return g
+    extra = g.data.ndim - len(shape)
+    if extra:
+        g = sum(g, tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.data.shape[i] != 1)
+    if axes:
+        g = sum(g, axes, keepdim=True)
+    return reshape(g, tuple(shape))
+
+
 def _axes(dim, ndim):
     """dim (None, int, or sequence) -> a sorted tuple of non-negative axes, or None for all."""
     if dim is None:
         return None
     if isinstance(dim, (list, tuple)):
+        if len(dim) == 0:
+            return None
         return tuple(sorted(d % ndim if ndim else 0 for d in dim))
     return (dim % ndim if ndim else 0,)
 
 
+def _float_result(out, *operands):
+    """numpy promotes int/int division and int*float scalars to float64; PyTorch gives the
+    default dtype unless an operand is float64."""
+    if out.dtype == float64 and _DEFAULT_FLOAT != float64:
+        for o in operands:
+            if isinstance(o, Tensor):
+                if o.data.dtype == float64:
+                    return out
+            elif isinstance(o, np.ndarray) and o.dtype == float64:
+                return out
+            elif isinstance(o, np.floating) and o.dtype == float64:
+                return out
+        return out.astype(_DEFAULT_FLOAT)
+    return out
+
+
 # ---------------------------------------------------------------- construction
-def tensor(data, requires_grad=False, dtype=None):
+def tensor(data, requires_grad=False, dtype=None, device=None, pin_memory=False):
     """A new Tensor holding a copy of `data`. numpy arrays keep their dtype; Python floats become
-    float32, Python ints int64, bools bool."""
+    the default dtype (float32), Python ints int64, bools bool, as torch.tensor."""
+    _device(device)
     if isinstance(data, Tensor):
         data = data.data
     dtype = _dtype(dtype)
-    if dtype is None and not isinstance(data, np.ndarray):
-        arr = np.array(data)
-        if arr.dtype == float64 and not isinstance(data, np.generic):
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+        arr = np.array(_raw_nested(data) if isinstance(data, (list, tuple)) else
+                       _to_array(data) if hasattr(data, "numpy") else data)
+        if arr.dtype == float64 and not _has_float64(data):
             arr = arr.astype(_DEFAULT_FLOAT)
+        elif arr.dtype.kind == "U" or arr.dtype == object:
+            raise TypeError(f"tensor(): could not infer a numeric dtype from {type(data).__name__}")
     else:
-        arr = np.array(data, dtype=dtype)
+        arr = np.array(_raw_nested(data) if isinstance(data, (list, tuple)) else
+                       _to_array(data), dtype=dtype)
     return Tensor(arr, requires_grad=requires_grad)
+
+
+def _has_float64(data):
+    """A list holding float64 arrays or tensors keeps float64 (as PyTorch does for tensors)."""
+    if isinstance(data, (list, tuple)):
+        return builtins.any(_has_float64(x) for x in data[:1])
+    if isinstance(data, Tensor):
+        return data.data.dtype == float64
+    if isinstance(data, (np.ndarray, np.floating)):
+        return data.dtype == float64
+    return False
+
+
+def as_tensor(data, dtype=None, device=None):
+    """A Tensor sharing memory with `data` where it can (a numpy array or Tensor of the dtype)."""
+    _device(device)
+    dt = _dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if dt is None or dt == data.data.dtype else data.to(dt)
+    if isinstance(data, np.ndarray):
+        return Tensor(data if dt is None or dt == data.dtype else data.astype(dt))
+    return tensor(data, dtype=dt)
+
+
+asarray = as_tensor
 
 
 def from_numpy(array):
     """A Tensor sharing memory with `array`."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     return Tensor(array)
 
 
 def _shape_args(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        return tuple(size[0])
-    return tuple(size)
+    if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
+        return tuple(int(s) for s in size[0])
+    if len(size) == 1 and isinstance(size[0], Tensor):
+        return tuple(int(s) for s in np.atleast_1d(size[0].data))
+    return tuple(int(s) for s in size)
 
 
 def _float_dtype(dtype):
     return _DEFAULT_FLOAT if dtype is None else _dtype(dtype)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(_shape_args(size), _float_dtype(dtype)), requires_grad)
+def _made(arr, requires_grad, device):
+    _device(device)
+    return Tensor(arr, requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
-    return Tensor(np.ones(_shape_args(size), _float_dtype(dtype)), requires_grad)
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False):
+    return _made(np.zeros(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
 
 
-def empty(*size, dtype=None, requires_grad=False):
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False):
+    return _made(np.ones(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
-    if dtype is None and isinstance(fill_value, bool):
+def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False, memory_format=None):
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False, pin_memory=False):
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
         dtype = bool_
     elif dtype is None and isinstance(fill_value, numbers.Integral):
         dtype = int64
-    return Tensor(np.full(_shape_args((size,)), fill_value, _float_dtype(dtype)), requires_grad)
+    if isinstance(size, numbers.Integral):
+        size = (size,)
+    return _made(np.full(_shape_args((size,)), fill_value, _float_dtype(dtype)), requires_grad,
+                 device)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(t.shape, _dtype(dtype) or t.dtype), requires_grad)
+def _like_dtype(t, dtype):
+    return _dtype(dtype) or (t.data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones(t.shape, _dtype(dtype) or t.dtype), requires_grad)
+def zeros_like(input, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    return _made(np.zeros(np.shape(_raw(input)), _like_dtype(input, dtype)), requires_grad, device)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return Tensor(np.full(t.shape, fill_value, _dtype(dtype) or t.dtype), requires_grad)
+def ones_like(input, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    return _made(np.ones(np.shape(_raw(input)), _like_dtype(input, dtype)), requires_grad, device)
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def empty_like(input, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    return _made(np.full(np.shape(_raw(input)), fill_value, _like_dtype(input, dtype)),
+                 requires_grad, device)
+
+
+def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+          requires_grad=False, pin_memory=False):
     dt = _float_dtype(dtype)
-    return Tensor(_rng[0].standard_normal(_shape_args(size), dtype=dt), requires_grad)
+    arr = _gen(generator).standard_normal(_shape_args(size),
+                                          dtype=dt if dt in (float32, float64) else float64)
+    return _made(arr.astype(dt, copy=False), requires_grad, device)
 
 
-def rand(*size, dtype=None, requires_grad=False):
+def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False, pin_memory=False):
     dt = _float_dtype(dtype)
-    return Tensor(_rng[0].random(_shape_args(size), dtype=dt), requires_grad)
+    arr = _gen(generator).random(_shape_args(size),
+                                 dtype=dt if dt in (float32, float64) else float64)
+    return _made(arr.astype(dt, copy=False), requires_grad, device)
 
 
-def randn_like(t, dtype=None):
-    return randn(*t.shape, dtype=dtype or t.dtype)
+def randn_like(input, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None):
+    return randn(*input.shape, dtype=dtype or input.dtype, device=device,
+                 requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None):
+def rand_like(input, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    return rand(*input.shape, dtype=dtype or input.dtype, device=device,
+                requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad=False, pin_memory=False):
     if high is None:
         low, high = 0, low
-    return Tensor(_rng[0].integers(low, high, size=tuple(size), dtype=_dtype(dtype) or int64))
+    if isinstance(size, numbers.Integral):
+        size = (size,)
+    arr = _gen(generator).integers(low, high, size=tuple(size), dtype=int64)
+    return _made(arr.astype(_dtype(dtype) or int64), requires_grad, device)
 
 
-def randperm(n, dtype=None):
-    return Tensor(_rng[0].permutation(n).astype(_dtype(dtype) or int64))
+def randint_like(input, low, high=None, *, dtype=None, device=None, requires_grad=False):
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, device=device)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
-    """Integers (int64) when start, end and step are all ints, else float32, as PyTorch."""
+def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False, pin_memory=False):
+    return _made(_gen(generator).permutation(n).astype(_dtype(dtype) or int64), requires_grad,
+                 device)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
+           requires_grad=False):
+    """Samples of N(mean, std): mean/std tensors (elementwise) or floats with size."""
+    shape = size if size is not None else np.broadcast_shapes(np.shape(_raw(mean)),
+                                                              np.shape(_raw(std)))
+    like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else None
+    dt = _dtype(dtype) or (like.data.dtype if like is not None else _DEFAULT_FLOAT)
+    arr = _raw(mean) + _raw(std) * _gen(generator).standard_normal(tuple(shape))
+    return _made(np.asarray(arr).astype(dt), requires_grad, device)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    prob = _raw(input) if p is None else np.full(np.shape(_raw(input)), p)
+    r = _gen(generator).random(np.shape(prob)) < prob
+    return Tensor(r.astype(_like_dtype(input, None)))
+
+
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+           requires_grad=False, pin_memory=False):
+    """Integers (int64) when start, end and step are all ints, else the default float, as
+    PyTorch."""
+    start, end, step = (_raw(v).item() if isinstance(v, Tensor) else v
+                        for v in (start, end, step))
     if end is None:
         start, end = 0, start
     if dtype is None:
-        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = int64 if ints else _DEFAULT_FLOAT
-    return Tensor(np.arange(start, end, step).astype(_dtype(dtype)), requires_grad)
+    dt = _dtype(dtype)
+    if dt.kind == "f":
+        n = builtins.max(int(math.ceil((end - start) / step)), 0)
+        arr = (start + np.arange(n, dtype=float64) * step).astype(dt)
+    else:
+        arr = np.arange(start, end, step).astype(dt)
+    return _made(arr, requires_grad, device)
 
 
-def eye(n, m=None, dtype=None):
-    return Tensor(np.eye(n, m, dtype=_float_dtype(dtype)))
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    start, end = (_raw(v).item() if isinstance(v, Tensor) else v for v in (start, end))
+    dt = _float_dtype(dtype)
+    arr = np.linspace(start, end, int(steps), dtype=float64)
+    if int(steps) > 1:  # PyTorch fills the second half from the end (symmetric rounding)
+        step = (end - start) / (int(steps) - 1)
+        half = int(steps) // 2
+        idx = np.arange(int(steps))
+        arr = np.where(idx < half, start + step * idx, end - step * (int(steps) - 1 - idx))
+    return _made(arr.astype(dt), requires_grad, device)
+
+
+def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    exps = linspace(start, end, steps, dtype=float64).data
+    return _made((base ** exps).astype(_float_dtype(dtype)), requires_grad, device)
+
+
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+        pin_memory=False):
+    return _made(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad, device)
+
+
+def numel(input):
+    return input.data.size
+
+
+def equal(input, other):
+    """True if both have the same shape and the same elements."""
+    a, b = _raw(input), _raw(other)
+    return bool(np.shape(a) == np.shape(b) and np.array_equal(a, b))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return Tensor(np.isclose(_raw(input), _raw(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(np.allclose(_raw(input), _raw(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 # ---------------------------------------------------------------- elementwise arithmetic (numpy)
-def add(a, b):
-    if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
-            b = Tensor(b)
-        else:
-            return _node(a.data + b, (a,), lambda g: (g,))
+def _binary_args(a, b):
     if not isinstance(a, Tensor):
-        a = _lift(a, b)
+        a = _lift(a, b) if isinstance(b, Tensor) else Tensor(np.asarray(_to_array(a)))
+    if not isinstance(b, Tensor):
+        b = _lift(b, a)
+    return a, b
+
+
+def _scalar(b):
+    return isinstance(b, (int, float, bool)) or (isinstance(b, np.generic) and b.ndim == 0)
+
+
+def add(a, b, *, alpha=1, out=None):
+    if alpha != 1:
+        b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
+    if isinstance(a, Tensor) and _scalar(b):
+        return _node(_float_result(np.asarray(a.data + b), a), (a,), lambda g: (g,),
+                     tb=lambda g: (g,))
+    a, b = _binary_args(a, b)
     sa, sb = a.data.shape, b.data.shape
-    return _node(a.data + b.data, (a, b),
-                 lambda g: (_unbroadcast(g, sa), _unbroadcast(g, sb)))
+    return _node(_float_result(np.asarray(a.data + b.data), a, b), (a, b),
+                 lambda g: (_unbroadcast(g, sa), _unbroadcast(g, sb)),
+                 tb=lambda g: (_t_unbroadcast(g, sa), _t_unbroadcast(g, sb)))
 
 
-def sub(a, b):
-    if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
-            b = Tensor(b)
-        else:
-            return _node(a.data - b, (a,), lambda g: (g,))
-    if not isinstance(a, Tensor):
-        a = _lift(a, b)
+def sub(a, b, *, alpha=1, out=None):
+    if alpha != 1:
+        b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
+    if isinstance(a, Tensor) and _scalar(b):
+        if a.data.dtype == bool_:
+            raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                               "supported.")
+        return _node(_float_result(np.asarray(a.data - b), a), (a,), lambda g: (g,),
+                     tb=lambda g: (g,))
+    a, b = _binary_args(a, b)
     sa, sb = a.data.shape, b.data.shape
-    return _node(a.data - b.data, (a, b),
-                 lambda g: (_unbroadcast(g, sa), _unbroadcast(-g, sb) if b.requires_grad else None))
+    return _node(_float_result(np.asarray(a.data - b.data), a, b), (a, b),
+                 lambda g: (_unbroadcast(g, sa), _unbroadcast(-g, sb) if b.requires_grad
+                            else None),
+                 tb=lambda g: (_t_unbroadcast(g, sa), _t_unbroadcast(neg(g), sb)))
 
 
-def mul(a, b):
-    if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
-            b = Tensor(b)
-        else:
-            return _node(a.data * b, (a,), lambda g: (g * b,))
-    if not isinstance(a, Tensor):
-        a = _lift(a, b)
+subtract = sub
+
+
+def mul(a, b, *, out=None):
+    if isinstance(a, Tensor) and _scalar(b):
+        return _node(_float_result(np.asarray(a.data * b), a), (a,), lambda g: (g * b,),
+                     tb=lambda g: (mul(g, b),))
+    a, b = _binary_args(a, b)
     ad, bd = a.data, b.data
 
     def backward(g):
         return (_unbroadcast(g * bd, ad.shape) if a.requires_grad else None,
                 _unbroadcast(g * ad, bd.shape) if b.requires_grad else None)
-    return _node(ad * bd, (a, b), backward)
+
+    def tb(g):
+        return (_t_unbroadcast(mul(g, b), ad.shape) if a.requires_grad else None,
+                _t_unbroadcast(mul(g, a), bd.shape) if b.requires_grad else None)
+    saved = ((b,) if a.requires_grad else ()) + ((a,) if b.requires_grad else ())
+    return _node(_float_result(np.asarray(ad * bd), a, b), (a, b), backward, saved=saved, tb=tb)
 
 
-def div(a, b):
-    if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
-            b = Tensor(b)
-        else:
-            return _node(a.data / b, (a,), lambda g: (g / b,))
-    if not isinstance(a, Tensor):
-        a = _lift(a, b)
+multiply = mul
+
+
+def div(a, b, *, rounding_mode=None, out=None):
+    if rounding_mode is not None:
+        q = _raw(div(a, b))
+        if rounding_mode == "floor":
+            return floor_divide(a, b)
+        if rounding_mode == "trunc":
+            dt = np.result_type(_raw(a), _raw(b))
+            return Tensor(np.trunc(q).astype(dt if dt.kind in "iu" else q.dtype))
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                         f"found '{rounding_mode}'")
+    if isinstance(a, Tensor) and _scalar(b):
+        return _node(_float_result(np.asarray(a.data / b), a), (a,), lambda g: (g / b,),
+                     tb=lambda g: (div(g, b),))
+    a, b = _binary_args(a, b)
     ad, bd = a.data, b.data
-    out = ad / bd
+    out = _float_result(np.asarray(ad / bd), a, b)
 
     def backward(g):
         return (_unbroadcast(g / bd, ad.shape) if a.requires_grad else None,
                 _unbroadcast(-g * out / bd, bd.shape) if b.requires_grad else None)
-    return _node(out, (a, b), backward)
+
+    def tb(g):
+        return (_t_unbroadcast(div(g, b), ad.shape) if a.requires_grad else None,
+                _t_unbroadcast(neg(g) * a / (b * b), bd.shape) if b.requires_grad else None)
+    saved = (b, a) if b.requires_grad else (b,)
+    return _node(out, (a, b), backward, saved=saved, tb=tb)
+
+
+divide = true_divide = div
+
+
+def floor_divide(a, b):
+    a, b = _binary_args(a, b)
+    return Tensor(np.asarray(np.floor_divide(a.data, b.data)))
+
+
+def remainder(a, b):
+    a, b = _binary_args(a, b)
+    sa = a.data.shape
+    return _node(np.asarray(np.mod(a.data, b.data)), (a, b),
+                 lambda g: (_unbroadcast(g, sa), None))
+
+
+def fmod(a, b):
+    a, b = _binary_args(a, b)
+    sa = a.data.shape
+    return _node(np.asarray(np.fmod(a.data, b.data)), (a, b),
+                 lambda g: (_unbroadcast(g, sa), None))
 
 
 def pow(a, b):
     if not isinstance(a, Tensor):
         a = _lift(a, b)
     ad = a.data
+    if _scalar(b):
+        if b == 2:  # the common case: cheaper than a general power
+            return _node(ad * ad, (a,), lambda g: (g * (2 * ad),), saved=(a,),
+                         tb=lambda g: (g * (a * 2),))
+        if ad.dtype.kind in "iu" and isinstance(b, float):
+            ad = ad.astype(_DEFAULT_FLOAT)
+        return _node(np.asarray(ad ** b), (a,), lambda g: (g * (b * ad ** (b - 1)),),
+                     saved=(a,), tb=lambda g: (g * (pow(a, b - 1) * b),))
     if not isinstance(b, Tensor):
-        if isinstance(b, np.ndarray):
-            b = Tensor(b)
-        else:
-            if b == 2:  # the common case: cheaper than a general power
-                return _node(ad * ad, (a,), lambda g: (g * (2 * ad),))
-            return _node(ad ** b, (a,), lambda g: (g * (b * ad ** (b - 1)),))
+        b = Tensor(np.asarray(_to_array(b)))
     bd = b.data
-    out = ad ** bd
+    out = _float_result(np.asarray(ad ** bd), a, b)
 
     def backward(g):
         ga = _unbroadcast(g * bd * ad ** (bd - 1), ad.shape) if a.requires_grad else None
@@ -849,39 +2761,364 @@ def pow(a, b):
                 gb = _unbroadcast(g * out * np.where(ad > 0, np.log(np.where(ad > 0, ad, 1)), 0),
                                   bd.shape)
         return ga, gb
-    return _node(out, (a, b), backward)
+
+    def tb(g):
+        ga = _t_unbroadcast(g * b * pow(a, b - 1), ad.shape) if a.requires_grad else None
+        gb = None
+        if b.requires_grad:
+            gb = _t_unbroadcast(g * pow(a, b) * log(where(a > 0, a, ones_like(a))), bd.shape)
+        return ga, gb
+    return _node(out, (a, b), backward, saved=(a, b), save_output=b.requires_grad, tb=tb)
+
+
+def float_power(a, b):
+    return pow(a.double() if isinstance(a, Tensor) else a, b)
+
+
+def neg(a):
+    if a.data.dtype == bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported.")
+    return _node(-a.data, (a,), lambda g: (-g,), tb=lambda g: (neg(g),))
+
+
+negative = neg
+
+
+def _f(a):
+    """Elementwise math on an integer tensor computes in the default float dtype (PyTorch)."""
+    d = a.data
+    return d if d.dtype.kind in _FLOAT_KINDS else d.astype(_DEFAULT_FLOAT)
 
 
 def exp(a):
-    out = np.exp(a.data)
-    return _node(out, (a,), lambda g: (g * out,))
+    out = np.exp(_f(a))
+    return _node(out, (a,), lambda g: (g * out,), save_output=True, tb=lambda g: (g * exp(a),))
+
+
+def exp2(a):
+    out = np.exp2(_f(a))
+    return _node(out, (a,), lambda g: (g * out * math.log(2.0),), save_output=True)
+
+
+def expm1(a):
+    out = np.expm1(_f(a))
+    return _node(out, (a,), lambda g: (g * (out + 1),), save_output=True,
+                 tb=lambda g: (g * exp(a),))
 
 
 def log(a):
-    ad = a.data
-    return _node(np.log(ad), (a,), lambda g: (g / ad,))
+    ad = _f(a)
+    return _node(np.log(ad), (a,), lambda g: (g / ad,), saved=(a,), tb=lambda g: (g / a,))
+
+
+def log2(a):
+    ad = _f(a)
+    return _node(np.log2(ad), (a,), lambda g: (g / (ad * math.log(2.0)),), saved=(a,))
+
+
+def log10(a):
+    ad = _f(a)
+    return _node(np.log10(ad), (a,), lambda g: (g / (ad * math.log(10.0)),), saved=(a,))
+
+
+def log1p(a):
+    ad = _f(a)
+    return _node(np.log1p(ad), (a,), lambda g: (g / (1 + ad),), saved=(a,),
+                 tb=lambda g: (g / (a + 1),))
 
 
 def sqrt(a):
-    out = np.sqrt(a.data)
-    return _node(out, (a,), lambda g: (g * 0.5 / out,))
+    out = np.sqrt(_f(a))
+    return _node(out, (a,), lambda g: (g * 0.5 / out,), save_output=True,
+                 tb=lambda g: (g * 0.5 / sqrt(a),))
+
+
+def rsqrt(a):
+    out = 1 / np.sqrt(_f(a))
+    return _node(out, (a,), lambda g: (g * -0.5 * out * out * out,), save_output=True,
+                 tb=lambda g: (g * -0.5 * pow(a, -1.5),))
+
+
+def square(a):
+    return mul(a, a) if a.data.dtype.kind in _FLOAT_KINDS else Tensor(a.data * a.data)
+
+
+def reciprocal(a):
+    out = 1 / _f(a)
+    return _node(out, (a,), lambda g: (-g * out * out,), save_output=True,
+                 tb=lambda g: (neg(g) / (a * a),))
 
 
 def abs(a):
     ad = a.data
-    return _node(np.abs(ad), (a,), lambda g: (g * np.sign(ad),))
+    return _node(np.abs(ad), (a,), lambda g: (g * np.sign(ad),), saved=(a,),
+                 tb=lambda g: (g * sign(a),))
+
+
+absolute = abs
+
+
+def sin(a):
+    ad = _f(a)
+    return _node(np.sin(ad), (a,), lambda g: (g * np.cos(ad),), saved=(a,),
+                 tb=lambda g: (g * cos(a),))
+
+
+def cos(a):
+    ad = _f(a)
+    return _node(np.cos(ad), (a,), lambda g: (-g * np.sin(ad),), saved=(a,),
+                 tb=lambda g: (neg(g) * sin(a),))
+
+
+def tan(a):
+    out = np.tan(_f(a))
+    return _node(out, (a,), lambda g: (g * (1 + out * out),), save_output=True)
+
+
+def sinh(a):
+    ad = _f(a)
+    return _node(np.sinh(ad), (a,), lambda g: (g * np.cosh(ad),), saved=(a,))
+
+
+def cosh(a):
+    ad = _f(a)
+    return _node(np.cosh(ad), (a,), lambda g: (g * np.sinh(ad),), saved=(a,))
+
+
+def atan(a):
+    ad = _f(a)
+    return _node(np.arctan(ad), (a,), lambda g: (g / (1 + ad * ad),), saved=(a,))
+
+
+def asin(a):
+    ad = _f(a)
+    return _node(np.arcsin(ad), (a,), lambda g: (g / np.sqrt(1 - ad * ad),), saved=(a,))
+
+
+def acos(a):
+    ad = _f(a)
+    return _node(np.arccos(ad), (a,), lambda g: (-g / np.sqrt(1 - ad * ad),), saved=(a,))
+
+
+def atan2(a, b):
+    a, b = _binary_args(a, b)
+    ad, bd = _f(a), _f(b)
+    den = ad * ad + bd * bd
+    return _node(np.arctan2(ad, bd), (a, b),
+                 lambda g: (_unbroadcast(g * bd / den, ad.shape),
+                            _unbroadcast(-g * ad / den, bd.shape)), saved=(a, b))
+
+
+def erf(a):
+    ad = _f(a)
+    try:
+        from scipy.special import erf as _erf
+        out = _erf(ad).astype(ad.dtype)
+    except ImportError:  # pragma: no cover
+        out = np.vectorize(math.erf, otypes=[ad.dtype])(ad)
+    c = 2.0 / math.sqrt(math.pi)
+    return _node(out, (a,), lambda g: (g * c * np.exp(-ad * ad),), saved=(a,))
+
+
+def _zero_grad_op(out, a):
+    return _node(out, (a,), lambda g: (np.zeros_like(g),), tb=lambda g: (zeros_like(g),))
+
+
+def floor(a):
+    return _zero_grad_op(np.floor(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+
+
+def ceil(a):
+    return _zero_grad_op(np.ceil(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+
+
+def round(a, *, decimals=0):
+    return _zero_grad_op(np.round(a.data, decimals), a)
+
+
+def trunc(a):
+    return _zero_grad_op(np.trunc(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+
+
+fix = trunc
+
+
+def sign(a):
+    return _zero_grad_op(np.sign(a.data), a)
+
+
+sgn = sign
+
+
+def isnan(a):
+    return Tensor(np.isnan(_raw(a)))
+
+
+def isinf(a):
+    return Tensor(np.isinf(_raw(a)))
+
+
+def isfinite(a):
+    return Tensor(np.isfinite(_raw(a)))
+
+
+def nan_to_num(a, nan=0.0, posinf=None, neginf=None):
+    ad = a.data
+    fin = np.isfinite(ad)
+    return _node(np.nan_to_num(ad, nan=nan, posinf=posinf, neginf=neginf), (a,),
+                 lambda g: (np.where(fin, g, 0).astype(g.dtype),))
+
+
+def logical_not(a):
+    return Tensor(np.logical_not(_raw(a)))
+
+
+def logical_and(a, b):
+    return Tensor(np.logical_and(_raw(a), _raw(b)))
+
+
+def logical_or(a, b):
+    return Tensor(np.logical_or(_raw(a), _raw(b)))
+
+
+def logical_xor(a, b):
+    return Tensor(np.logical_xor(_raw(a), _raw(b)))
+
+
+def bitwise_and(a, b):
+    return Tensor(np.asarray(np.bitwise_and(_raw(a), _raw(b))))
+
+
+def bitwise_or(a, b):
+    return Tensor(np.asarray(np.bitwise_or(_raw(a), _raw(b))))
+
+
+def bitwise_xor(a, b):
+    return Tensor(np.asarray(np.bitwise_xor(_raw(a), _raw(b))))
+
+
+def bitwise_not(a):
+    return Tensor(np.asarray(np.invert(_raw(a))))
+
+
+def eq(a, b):
+    return Tensor(np.asarray(_raw(a) == _raw(b)))
+
+
+def ne(a, b):
+    return Tensor(np.asarray(_raw(a) != _raw(b)))
+
+
+def lt(a, b):
+    return Tensor(np.asarray(_raw(a) < _raw(b)))
+
+
+def le(a, b):
+    return Tensor(np.asarray(_raw(a) <= _raw(b)))
+
+
+def gt(a, b):
+    return Tensor(np.asarray(_raw(a) > _raw(b)))
+
+
+def ge(a, b):
+    return Tensor(np.asarray(_raw(a) >= _raw(b)))
+
+
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def maximum(a, b):
+    """Elementwise max; where both are equal the gradient is split between them (PyTorch)."""
+    a, b = _binary_args(a, b)
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        w = np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
+        return (_unbroadcast(g * w, ad.shape) if a.requires_grad else None,
+                _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
+    return _node(np.asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b))
+
+
+def minimum(a, b):
+    a, b = _binary_args(a, b)
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        w = np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
+        return (_unbroadcast(g * w, ad.shape) if a.requires_grad else None,
+                _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
+    return _node(np.asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b))
+
+
+fmax, fmin = maximum, minimum
+
+
+def clamp(a, min=None, max=None):
+    """a limited to [min, max] (scalars or tensors); the gradient passes where min <= a <= max."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        r = a
+        if min is not None:
+            m = _lift(min, a)
+            r = where(lt(r, m), m, r)
+        if max is not None:
+            m = _lift(max, a)
+            r = where(gt(r, m), m, r)
+        return r
+    ad = a.data
+    out = ad
+    keep = None
+    if min is not None:
+        out = np.maximum(out, np.asarray(min, ad.dtype) if ad.dtype.kind == "f" else min)
+        keep = ad >= min
+    if max is not None:
+        out = np.minimum(out, np.asarray(max, ad.dtype) if ad.dtype.kind == "f" else max)
+        keep = (ad <= max) if keep is None else keep & (ad <= max)
+    if out is ad:
+        out = ad.copy()
+    return _node(np.asarray(out), (a,), lambda g: (np.where(keep, g, 0).astype(g.dtype),),
+                 saved=(a,), tb=lambda g: (where(Tensor(keep), g, zeros_like(g)),))
+
+
+clip = clamp
+
+
+def clamp_min(a, min):
+    return clamp(a, min, None)
+
+
+def clamp_max(a, max):
+    return clamp(a, None, max)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return add(input, mul(mul(tensor1, tensor2), value) if value != 1 else mul(tensor1, tensor2))
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    return add(input, mul(div(tensor1, tensor2), value) if value != 1 else div(tensor1, tensor2))
+
+
+def lerp(input, end, weight):
+    return add(input, mul(_lift(weight, input), sub(end, input)))
 
 
 def _cast(a, dtype):
     src = a.data.dtype
-    if dtype.kind not in _FLOAT_KINDS:
+    if dtype.kind not in _FLOAT_KINDS or src.kind not in _FLOAT_KINDS:
         return Tensor(a.data.astype(dtype))
-    return _node(a.data.astype(dtype), (a,), lambda g: (g.astype(src),))
+    return _node(a.data.astype(dtype), (a,), lambda g: (g.astype(src),),
+                 tb=lambda g: (g.to(src),))
 
 
-def where(condition, a, b):
-    """a where condition else b (condition: a bool tensor or array; no gradient through it)."""
+def where(condition, a=None, b=None):
+    """a where condition else b (condition: a bool tensor or array; no gradient through it).
+    where(condition) alone: the indices of its True elements, one tensor per dim."""
     cond = _raw(condition)
+    if a is None and b is None:
+        return tuple(Tensor(i.astype(int64)) for i in np.nonzero(cond))
     if not isinstance(a, Tensor):
         a = _lift(a, b) if isinstance(b, Tensor) else Tensor(np.asarray(a))
     if not isinstance(b, Tensor):
@@ -892,52 +3129,134 @@ def where(condition, a, b):
         zero = np.zeros((), g.dtype)
         return (_unbroadcast(np.where(cond, g, zero), ad.shape) if a.requires_grad else None,
                 _unbroadcast(np.where(cond, zero, g), bd.shape) if b.requires_grad else None)
-    return _node(np.where(cond, ad, bd), (a, b), backward)
+
+    def tb(g):
+        c, z = Tensor(np.asarray(cond)), zeros_like(g)
+        return (_t_unbroadcast(where(c, g, z), ad.shape) if a.requires_grad else None,
+                _t_unbroadcast(where(c, z, g), bd.shape) if b.requires_grad else None)
+    return _node(np.asarray(np.where(cond, ad, bd)), (a, b), backward, tb=tb)
 
 
 def masked_fill(a, mask, value):
     """a with `value` wherever mask is True (mask broadcasts to a's shape)."""
     m = _raw(mask)
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            return where(mask, value, a)
+        value = value.item()
     ad = a.data
+    if np.asarray(m).dtype != bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{np.asarray(m).dtype}")
     out = np.where(m, np.asarray(value, ad.dtype), ad)
     if out.shape != ad.shape:
-        raise ValueError(f"masked_fill: mask of shape {np.shape(m)} does not broadcast to the "
-                         f"tensor's shape {ad.shape}")
-    return _node(out, (a,), lambda g: (np.where(m, np.zeros((), g.dtype), g),))
+        raise RuntimeError(f"masked_fill: mask of shape {np.shape(m)} does not broadcast to the "
+                           f"tensor's shape {ad.shape}")
+    return _node(out, (a,), lambda g: (np.where(m, np.zeros((), g.dtype), g),),
+                 tb=lambda g: (where(Tensor(np.asarray(m)), zeros_like(g), g),))
+
+
+def masked_select(a, mask):
+    m = np.broadcast_to(_raw(mask), np.broadcast_shapes(a.data.shape, np.shape(_raw(mask))))
+    ad = np.broadcast_to(a.data, m.shape)
+    shape = a.data.shape
+
+    def backward(g):
+        full = np.zeros(m.shape, g.dtype)
+        full[m] = g
+        return (_unbroadcast(full, shape),)
+    return _node(ad[m], (a,), backward)
+
+
+def index_put(a, indices, values, accumulate=False):
+    """a with values written at indices (a copy; index_put_ and x[i] = v write in place)."""
+    idx = _index(indices)
+    if not isinstance(values, Tensor):
+        values = Tensor(np.asarray(_to_array(values), dtype=a.data.dtype))
+    vd = values.data
+    out = np.array(a.data, copy=True)
+    if accumulate:
+        np.add.at(out, idx, vd)
+    else:
+        out[idx] = vd
+    vshape, vdt = vd.shape, vd.dtype
+
+    def backward(g):
+        ga = None
+        if a.requires_grad:
+            ga = np.array(g, copy=True)
+            if not accumulate:
+                ga[idx] = 0
+        gv = None
+        if values.requires_grad:
+            sel = np.asarray(g[idx])
+            if sel.shape != vshape:
+                sel = _unbroadcast(sel, vshape)
+            gv = sel.astype(vdt, copy=False)
+        return ga, gv
+    return _node(out, (a, values), backward)
 
 
 def tril(a, diagonal=0):
     keep = np.tri(*a.data.shape[-2:], k=diagonal, dtype=bool)
     return _node(np.where(keep, a.data, 0).astype(a.data.dtype), (a,),
-                 lambda g: (np.where(keep, g, 0).astype(g.dtype),))
+                 lambda g: (np.where(keep, g, 0).astype(g.dtype),),
+                 tb=lambda g: (tril(g, diagonal),))
 
 
 def triu(a, diagonal=0):
     keep = ~np.tri(*a.data.shape[-2:], k=diagonal - 1, dtype=bool)
     return _node(np.where(keep, a.data, 0).astype(a.data.dtype), (a,),
-                 lambda g: (np.where(keep, g, 0).astype(g.dtype),))
+                 lambda g: (np.where(keep, g, 0).astype(g.dtype),),
+                 tb=lambda g: (triu(g, diagonal),))
 
 
 # ---------------------------------------------------------------- matmul (kernels.gemm / bmm)
+def _mm_tb(a, b):
+    def tb(g):
+        ga = gb = None
+        if a.requires_grad:
+            ga = _t_unbroadcast(matmul(g, transpose(b, -1, -2)), a.data.shape)
+        if b.requires_grad:
+            gb = _t_unbroadcast(matmul(transpose(a, -1, -2), g), b.data.shape)
+        return ga, gb
+    return tb
+
+
 def matmul(a, b):
     """a @ b with PyTorch's rules: 2-D x 2-D is a GEMM, leading dims broadcast as a batch, and a
     1-D operand is treated as a row (left) or column (right) vector and its dim removed."""
     if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(a))
+        a = Tensor(np.asarray(_to_array(a)))
     if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(b))
+        b = Tensor(np.asarray(_to_array(b)))
     ad, bd = a.data, b.data
     if ad.ndim == 0 or bd.ndim == 0:
-        raise ValueError("matmul: both operands need at least one dimension")
+        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
+                           f"{ad.ndim}D and {bd.ndim}D")
+    if ad.ndim == 1 and bd.ndim == 1:
+        if ad.shape != bd.shape:
+            raise RuntimeError(f"inconsistent tensor size, expected tensor [{ad.shape[0]}] and "
+                               f"src [{bd.shape[0]}] to have the same number of elements")
+        return sum(mul(a, b))
     if ad.ndim == 1:
         return squeeze(matmul(unsqueeze(a, 0), b), -2)
     if bd.ndim == 1:
         return squeeze(matmul(a, unsqueeze(b, 1)), -1)
+    if ad.dtype != bd.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {ad.dtype} != "
+                           f"{bd.dtype}")
     m, k = ad.shape[-2:]
     k2, n = bd.shape[-2:]
     if k != k2:
         raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} cannot be multiplied "
                          f"({k} != {k2})")
+    if ad.dtype.kind not in "fc":  # integer matmul: numpy (the kernels are float-only)
+        out = np.matmul(ad, bd)
+
+        def backward(g):
+            return None, None
+        return _node(out, (a, b), backward)
     if bd.ndim == 2:
         # (..., M, K) @ (K, N): fold the batch into the rows of one GEMM
         a2 = ad if ad.ndim == 2 else ad.reshape(-1, k)
@@ -948,7 +3267,8 @@ def matmul(a, b):
             ga = T.gemm(g2, bd, trans_b=True).reshape(ad.shape) if a.requires_grad else None
             gb = T.gemm(a2, g2, trans_a=True) if b.requires_grad else None
             return ga, gb
-        return _node(out.reshape(ad.shape[:-1] + (n,)), (a, b), backward)
+        return _node(out.reshape(ad.shape[:-1] + (n,)), (a, b), backward, saved=(a, b),
+                     tb=_mm_tb(a, b))
     batch = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
     a3 = (ad if ad.shape[:-2] == batch else np.broadcast_to(ad, batch + (m, k))).reshape(-1, m, k)
     b3 = (bd if bd.shape[:-2] == batch else np.broadcast_to(bd, batch + (k, n))).reshape(-1, k, n)
@@ -962,7 +3282,129 @@ def matmul(a, b):
         if b.requires_grad:
             gb = _unbroadcast(K.bmm(a3, g3, trans_a=True).reshape(batch + (k, n)), bd.shape)
         return ga, gb
-    return _node(out, (a, b), backward)
+    return _node(out, (a, b), backward, saved=(a, b), tb=_mm_tb(a, b))
+
+
+def mm(a, b):
+    if a.data.ndim != 2 or b.data.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got {a.data.ndim}-D and {b.data.ndim}-D")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.data.ndim != 3 or b.data.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor (bmm got {a.data.ndim}-D and "
+                           f"{b.data.ndim}-D)")
+    if a.data.shape[0] != b.data.shape[0]:
+        raise RuntimeError(f"bmm: batch sizes differ: {a.data.shape[0]} and {b.data.shape[0]}")
+    return matmul(a, b)
+
+
+def mv(a, v):
+    return matmul(a, v)
+
+
+def dot(a, b):
+    if a.data.ndim != 1 or b.data.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.data.ndim}D and {b.data.ndim}D "
+                           f"tensors")
+    return matmul(a, b)
+
+
+inner = dot
+
+
+def outer(a, b):
+    return mul(unsqueeze(a, 1), unsqueeze(b, 0))
+
+
+ger = outer
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    p = mm(mat1, mat2)
+    p = p if alpha == 1 else mul(p, alpha)
+    return add(input if beta == 1 else mul(input, beta), p)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    p = matmul(mat, vec)
+    p = p if alpha == 1 else mul(p, alpha)
+    return add(input if beta == 1 else mul(input, beta), p)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    p = bmm(batch1, batch2)
+    p = p if alpha == 1 else mul(p, alpha)
+    return add(input if beta == 1 else mul(input, beta), p)
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    p = sum(bmm(batch1, batch2), 0)
+    p = p if alpha == 1 else mul(p, alpha)
+    return add(input if beta == 1 else mul(input, beta), p)
+
+
+def einsum(equation, *operands):
+    """numpy's einsum forward; the backward of each operand is another einsum."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    ops = [o if isinstance(o, Tensor) else Tensor(np.asarray(_to_array(o))) for o in operands]
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    in_subs = lhs.split(",")
+    if len(in_subs) != len(ops):
+        raise RuntimeError(f"einsum(): {len(in_subs)} operands in the equation, {len(ops)} given")
+    used = set(eq)
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    n_ell = builtins.max([o.data.ndim - len(s.replace("...", ""))
+                          for s, o in zip(in_subs, ops) if "..." in s] or [0])
+    ell = "".join(free[:n_ell])
+    subs = []
+    for s, o in zip(in_subs, ops):
+        if "..." in s:
+            k = o.data.ndim - len(s.replace("...", ""))
+            s = s.replace("...", ell[n_ell - k:])
+        subs.append(s)
+    if arrow:
+        out_s = rhs.replace("...", ell)
+    else:
+        counts = {}
+        for s in subs:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        out_s = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    arrays = [o.data for o in ops]
+    dt = np.result_type(*arrays)
+    out = np.asarray(np.einsum(eq, *arrays, optimize=len(ops) > 2)).astype(dt, copy=False)
+    sizes = {}
+    for s, a in zip(subs, arrays):
+        for c, n in zip(s, a.shape):
+            sizes[c] = builtins.max(sizes.get(c, 1), n)
+
+    def backward(g):
+        grads = []
+        full = [np.broadcast_to(a, tuple(sizes[c] for c in s)) for s, a in zip(subs, arrays)]
+        for i, (s, o) in enumerate(zip(subs, ops)):
+            if not o.requires_grad:
+                grads.append(None)
+                continue
+            if len(set(s)) != len(s):
+                raise NotImplementedError(f"einsum backward: repeated index in one operand "
+                                          f"({s!r}) is not supported")
+            others = [subs[j] for j in range(len(subs)) if j != i]
+            avail = set(out_s).union(*others) if others else set(out_s)
+            target = "".join(c for c in s if c in avail)
+            gi = np.einsum(",".join([out_s] + others) + "->" + target, g,
+                           *[full[j] for j in range(len(subs)) if j != i],
+                           optimize=len(ops) > 1)
+            if target != s:
+                gi = np.broadcast_to(gi.reshape([sizes[c] if c in target else 1 for c in s]),
+                                     tuple(sizes[c] for c in s))
+            grads.append(_unbroadcast(np.asarray(gi), o.data.shape).astype(o.data.dtype,
+                                                                           copy=False))
+        return tuple(grads)
+    return _node(out, tuple(ops), backward, saved=tuple(ops))
 
 
 # ---------------------------------------------------------------- reductions
@@ -973,36 +3415,141 @@ def _expand_back(g, axes, keepdim, shape):
     return np.broadcast_to(g, shape)
 
 
-def sum(a, dim=None, keepdim=False):
+def _t_expand_back(g, axes, keepdim, shape):
+    if axes is not None and not keepdim:
+        kept = list(shape)
+        for ax in axes:
+            kept[ax] = 1
+        g = reshape(g, tuple(kept))
+    elif axes is None and not keepdim:
+        g = reshape(g, (1,) * len(shape))
+    return expand(g, tuple(shape))
+
+
+def sum(a, dim=None, keepdim=False, *, dtype=None):
+    if not isinstance(a, Tensor):
+        a = Tensor(np.asarray(_to_array(a)))
+    if dtype is not None:
+        a = a.to(dtype)
     ad = a.data
     axes = _axes(dim, ad.ndim)
     shape = ad.shape
-    return _node(np.asarray(ad.sum(axis=axes, keepdims=keepdim)), (a,),
-                 lambda g: (_expand_back(g, axes, keepdim, shape),))
+    out = np.asarray(ad.sum(axis=axes, keepdims=keepdim))
+    if ad.dtype.kind in "bu" or ad.dtype in (int32, int16, int8):
+        out = out.astype(int64)
+    return _node(out, (a,), lambda g: (_expand_back(g, axes, keepdim, shape),),
+                 tb=lambda g: (_t_expand_back(g, axes, keepdim, shape),))
 
 
-def mean(a, dim=None, keepdim=False):
+def nansum(a, dim=None, keepdim=False):
+    return sum(where(isnan(a), zeros_like(a), a), dim, keepdim)
+
+
+def mean(a, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        a = a.to(dtype)
     ad = a.data
+    if ad.dtype.kind not in _FLOAT_KINDS:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {_cast_name(ad.dtype)}")
     axes = _axes(dim, ad.ndim)
     shape = ad.shape
     count = ad.size if axes is None else math.prod(shape[i] for i in axes)
     out = np.asarray(ad.mean(axis=axes, keepdims=keepdim))
-    return _node(out, (a,), lambda g: (_expand_back(g / count, axes, keepdim, shape),))
+    return _node(out, (a,), lambda g: (_expand_back(g / count, axes, keepdim, shape),),
+                 tb=lambda g: (_t_expand_back(div(g, count), axes, keepdim, shape),))
 
 
-def var(a, dim=None, keepdim=False, unbiased=True):
+def nanmean(a, dim=None, keepdim=False):
+    keep = logical_not(isnan(a))
+    return sum(where(keep, a, zeros_like(a)), dim, keepdim) / sum(keep, dim, keepdim)
+
+
+def prod(a, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        a = a.to(dtype)
+    ad = a.data
+    if dim is None:
+        flat = ad.reshape(-1)
+        axis, src = 0, flat
+    else:
+        axis, src = dim % ad.ndim, ad
+    out = np.asarray(np.prod(src, axis=axis, keepdims=keepdim if dim is not None else False))
+    if ad.dtype.kind in "bu" or ad.dtype in (int32, int16, int8):
+        out = out.astype(int64)
+    shape = ad.shape
+
+    def backward(g):
+        # the product of the others, exactly (zeros included): exclusive cumprods both ways
+        x = np.moveaxis(src, axis, -1)
+        ones = np.ones(x.shape[:-1] + (1,), x.dtype)
+        left = np.cumprod(np.concatenate([ones, x[..., :-1]], -1), -1)
+        right = np.flip(np.cumprod(np.concatenate([ones, np.flip(x, -1)[..., :-1]], -1), -1), -1)
+        others = np.moveaxis(left * right, -1, axis)
+        gg = g if (dim is None or keepdim) else np.expand_dims(g, axis)
+        return ((gg * others).reshape(shape),)
+    return _node(out, (a,), backward, saved=(a,))
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    if unbiased is None:
+        return 1
+    return int(bool(unbiased))
+
+
+def var(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    c = _correction(unbiased, correction)
     centered = a - mean(a, dim, keepdim=True)
     axes = _axes(dim, a.data.ndim)
     count = a.data.size if axes is None else math.prod(a.data.shape[i] for i in axes)
-    return sum(centered * centered, dim, keepdim) / builtins.max(count - int(unbiased), 1)
+    return sum(centered * centered, dim, keepdim) / builtins.max(count - c, 0)
+
+
+def std(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return sqrt(var(a, dim, unbiased, keepdim, correction=correction))
+
+
+def var_mean(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(a, dim, unbiased, keepdim, correction=correction), mean(a, dim, keepdim)
+
+
+def std_mean(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(a, dim, unbiased, keepdim, correction=correction), mean(a, dim, keepdim)
+
+
+def norm(a, p="fro", dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        a = a.to(dtype)
+    if p in ("fro", 2, 2.0, None):
+        return sqrt(sum(a * a, dim, keepdim))
+    if p in (1, 1.0):
+        return sum(abs(a), dim, keepdim)
+    if p in (math.inf, float("inf"), "inf"):
+        return amax(abs(a), dim, keepdim)
+    if p in (-math.inf, float("-inf")):
+        return amin(abs(a), dim, keepdim)
+    if p == 0:
+        return sum(ne(a, 0).to(a.data.dtype), dim, keepdim)
+    return pow(sum(pow(abs(a), p), dim, keepdim), 1.0 / p)
+
+
+def logsumexp(a, dim, keepdim=False):
+    m = Tensor(np.max(a.data, axis=_axes(dim, a.data.ndim), keepdims=True))
+    m.data[~np.isfinite(m.data)] = 0
+    out = log(sum(exp(a - m), dim, keepdim=True)) + m
+    return out if keepdim else squeeze(out, dim)
 
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
+max_result = MaxResult
 
 
 def _arg(fn, data, dim, keepdim):
     if dim is None:
-        return np.asarray(fn(data.reshape(-1)), dtype=int64)
+        out = np.asarray(fn(data.reshape(-1)), dtype=int64)
+        return out.reshape((1,) * data.ndim) if keepdim else out
     return np.asarray(fn(data, axis=dim, keepdims=keepdim), dtype=int64)
 
 
@@ -1014,7 +3561,12 @@ def _extreme(a, dim, keepdim, argfn, valfn):
         def backward(g):
             hit = ad == out
             return (np.where(hit, g / np.count_nonzero(hit), 0).astype(ad.dtype),)
-        return _node(out, (a,), backward)
+
+        def tb(g):
+            hit = Tensor(ad == out)
+            return (where(hit, expand(div(g, float(np.count_nonzero(hit.data))), ad.shape),
+                          zeros_like(a)),)
+        return _node(out, (a,), backward, saved=(a,), tb=tb)
     axis = dim % ad.ndim
     idx = argfn(ad, axis=axis, keepdims=True)
     values = np.take_along_axis(ad, idx, axis=axis)
@@ -1023,37 +3575,120 @@ def _extreme(a, dim, keepdim, argfn, valfn):
         full = np.zeros_like(ad)
         np.put_along_axis(full, idx, g if keepdim else np.expand_dims(g, axis), axis=axis)
         return (full,)
+
+    def tb(g):
+        mask = np.zeros(ad.shape, bool)
+        np.put_along_axis(mask, idx, True, axis=axis)
+        gg = g if keepdim else unsqueeze(g, axis)
+        return (where(Tensor(mask), expand(gg, ad.shape), zeros_like(a)),)
     if not keepdim:
         values = values.squeeze(axis)
-    return MaxResult(_node(values, (a,), backward),
+    return MaxResult(_node(values, (a,), backward, tb=tb),
                      Tensor((idx if keepdim else idx.squeeze(axis)).astype(int64)))
 
 
 def max(a, dim=None, keepdim=False):
-    """max() -> the largest value; max(dim) -> (values, indices), as PyTorch."""
+    """max() -> the largest value; max(dim) -> (values, indices); max(a, b) -> maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(a, dim)
     return _extreme(a, dim, keepdim, np.argmax, np.max)
 
 
 def min(a, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return minimum(a, dim)
     return _extreme(a, dim, keepdim, np.argmin, np.min)
 
 
+def _amax(a, dim, keepdim, fn):
+    ad = a.data
+    axes = _axes(dim, ad.ndim)
+    out = np.asarray(fn(ad, axis=axes, keepdims=keepdim))
+    shape = ad.shape
+
+    def backward(g):
+        o = out if keepdim or axes is None else np.expand_dims(out, axes)
+        hit = ad == o
+        cnt = hit.sum(axis=axes, keepdims=True)
+        gg = g if keepdim or axes is None else np.expand_dims(g, axes)
+        return (np.where(hit, gg / cnt, 0).astype(ad.dtype).reshape(shape),)
+    return _node(out, (a,), backward, saved=(a,))
+
+
 def amax(a, dim=None, keepdim=False):
-    if dim is None or isinstance(dim, int):
-        r = max(a, dim, keepdim)
-        return r if dim is None else r.values
-    raise NotImplementedError("amax over several dims")
+    return _amax(a, dim, keepdim, np.max)
+
+
+def amin(a, dim=None, keepdim=False):
+    return _amax(a, dim, keepdim, np.min)
+
+
+def aminmax(a, *, dim=None, keepdim=False):
+    return namedtuple("aminmax", ["min", "max"])(amin(a, dim, keepdim), amax(a, dim, keepdim))
 
 
 def argmax(a, dim=None, keepdim=False):
     return Tensor(_arg(np.argmax, _raw(a), dim, keepdim))
 
 
-# ---------------------------------------------------------------- shape ops
+def argmin(a, dim=None, keepdim=False):
+    return Tensor(_arg(np.argmin, _raw(a), dim, keepdim))
+
+
+def all(a, dim=None, keepdim=False):
+    d = _raw(a)
+    if dim is None:
+        return Tensor(np.asarray(np.all(d)))
+    return Tensor(np.asarray(np.all(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
+
+
+def any(a, dim=None, keepdim=False):
+    d = _raw(a)
+    if dim is None:
+        return Tensor(np.asarray(np.any(d)))
+    return Tensor(np.asarray(np.any(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
+
+
+def count_nonzero(a, dim=None):
+    d = _raw(a)
+    return Tensor(np.asarray(np.count_nonzero(d, axis=_axes(dim, d.ndim)), dtype=int64))
+
+
+# ---------------------------------------------------------------- shape ops (views)
+def _reshape_target(shape, size):
+    shape = tuple(shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or size % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    elif math.prod(shape) != size:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
+    return shape
+
+
 def reshape(a, *shape):
-    shape = _shape_args(shape)
+    shape = _reshape_target(_shape_args(shape), a.data.size)
     src = a.data.shape
-    return _node(a.data.reshape(shape), (a,), lambda g: (g.reshape(src),))
+    out = a.data.reshape(shape)
+    back, tb = (lambda g: (g.reshape(src),)), (lambda g: (reshape(g, src),))
+    if out.size and np.may_share_memory(out, a.data):
+        return _view_of(a, out, back, ("r", shape), tb=tb)
+    return _node(out, (a,), back, tb=tb)
+
+
+def view(a, *shape):
+    shape = _reshape_target(_shape_args(shape), a.data.size)
+    out = a.data.reshape(shape)
+    if out.size and not np.may_share_memory(out, a.data):
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
+                           "least one dimension spans across two contiguous subspaces). Use "
+                           ".reshape(...) instead.")
+    src = a.data.shape
+    return _view_of(a, out, lambda g: (g.reshape(src),), ("r", shape),
+                    tb=lambda g: (reshape(g, src),))
 
 
 def flatten(a, start_dim=0, end_dim=-1):
@@ -1064,19 +3699,57 @@ def flatten(a, start_dim=0, end_dim=-1):
     return reshape(a, shape[:s] + (-1,) + shape[e + 1:])
 
 
+def unflatten(a, dim, sizes):
+    shape = a.data.shape
+    d = dim % len(shape)
+    return reshape(a, shape[:d] + tuple(sizes) + shape[d + 1:])
+
+
 def transpose(a, dim0, dim1):
-    return _node(np.swapaxes(a.data, dim0, dim1), (a,), lambda g: (np.swapaxes(g, dim0, dim1),))
+    return _view_of(a, np.swapaxes(a.data, dim0, dim1),
+                    lambda g: (np.swapaxes(g, dim0, dim1),), ("s", dim0, dim1),
+                    tb=lambda g: (transpose(g, dim0, dim1),))
+
+
+swapaxes = swapdims = transpose
+
+
+def t(a):
+    if a.data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{a.data.ndim}D")
+    if a.data.ndim < 2:
+        return _view_of(a, a.data[...], lambda g: (g,), ("i", (Ellipsis,)), tb=lambda g: (g,))
+    return transpose(a, 0, 1)
 
 
 def permute(a, *dims):
-    dims = _shape_args(dims)
+    dims = tuple(d % a.data.ndim for d in _shape_args(dims)) if a.data.ndim else ()
     inverse = tuple(np.argsort(dims))
-    return _node(np.transpose(a.data, dims), (a,), lambda g: (np.transpose(g, inverse),))
+    return _view_of(a, np.transpose(a.data, dims), lambda g: (np.transpose(g, inverse),),
+                    ("p", dims), tb=lambda g: (permute(g, inverse),))
+
+
+def movedim(a, source, destination):
+    nd = a.data.ndim
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    src = [d % nd for d in src]
+    dst = [d % nd for d in dst]
+    order = [d for d in range(nd) if d not in src]
+    for d, s_ in sorted(zip(dst, src)):
+        order.insert(d, s_)
+    return permute(a, tuple(order))
+
+
+moveaxis = movedim
 
 
 def unsqueeze(a, dim):
     src = a.data.shape
-    return _node(np.expand_dims(a.data, dim), (a,), lambda g: (g.reshape(src),))
+    out = np.expand_dims(a.data, dim)
+    return _view_of(a, out, lambda g: (g.reshape(src),), ("r", out.shape),
+                    tb=lambda g: (reshape(g, src),))
 
 
 def squeeze(a, dim=None):
@@ -1084,17 +3757,80 @@ def squeeze(a, dim=None):
     if dim is None:
         out = a.data.squeeze()
     else:
-        dims = tuple(d % a.data.ndim for d in ((dim,) if isinstance(dim, int) else dim))
-        out = a.data.squeeze(tuple(d for d in dims if src[d] == 1))  # PyTorch skips non-1 dims
-    return _node(out, (a,), lambda g: (g.reshape(src),))
+        dims = tuple(d % a.data.ndim if a.data.ndim else 0
+                     for d in ((dim,) if isinstance(dim, int) else dim))
+        out = a.data.squeeze(tuple(d for d in dims if a.data.ndim and src[d] == 1))
+    return _view_of(a, out, lambda g: (g.reshape(src),), ("r", out.shape),
+                    tb=lambda g: (reshape(g, src),))
 
 
 def expand(a, *sizes):
     sizes = _shape_args(sizes)
     ad = a.data
-    target = tuple(ad.shape[i - (len(sizes) - ad.ndim)] if s == -1 else s
-                   for i, s in enumerate(sizes))
-    return _node(np.broadcast_to(ad, target), (a,), lambda g: (_unbroadcast(g, ad.shape),))
+    lead = len(sizes) - ad.ndim
+    if lead < 0:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
+                           f"or equal to the number of dimensions in the tensor ({ad.ndim})")
+    target = tuple(ad.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    for i, s in enumerate(ad.shape):
+        if s != 1 and s != target[i + lead]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[i + lead]}) must match "
+                               f"the existing size ({s}) at non-singleton dimension {i + lead}. "
+                               f"Target sizes: {list(sizes)}.  Tensor sizes: {list(ad.shape)}")
+    return _view_of(a, np.broadcast_to(ad, target), lambda g: (_unbroadcast(g, ad.shape),),
+                    ("e", target), tb=lambda g: (_t_unbroadcast(g, ad.shape),))
+
+
+broadcast_to = expand
+
+
+def broadcast_tensors(*tensors):
+    shape = np.broadcast_shapes(*[t.data.shape for t in tensors])
+    return tuple(expand(t, shape) for t in tensors)
+
+
+def narrow(a, dim, start, length):
+    start = int(_raw(start))
+    axis = dim % a.data.ndim
+    if start < 0:
+        start += a.data.shape[axis]
+    return getitem(a, (slice(None),) * axis + (slice(start, start + length),))
+
+
+def unbind(a, dim=0):
+    axis = dim % a.data.ndim
+    return tuple(getitem(a, (slice(None),) * axis + (i,)) for i in range(a.data.shape[axis]))
+
+
+def select(a, dim, index):
+    axis = dim % a.data.ndim
+    return getitem(a, (slice(None),) * axis + (int(index),))
+
+
+def diagonal(a, offset=0, dim1=0, dim2=1):
+    ad = a.data
+    shape = ad.shape
+    chain_op = ("d", (offset, dim1, dim2))
+
+    def backward(g):
+        idx = np.diagonal(np.arange(ad.size).reshape(shape), offset, dim1, dim2)
+        full = np.zeros(ad.size, g.dtype)
+        np.add.at(full, idx.reshape(-1), g.reshape(-1))
+        return (full.reshape(shape),)
+    return _view_of(a, np.diagonal(ad, offset, dim1, dim2), backward, chain_op)
+
+
+def diag(a, diagonal=0):
+    if a.data.ndim == 1:
+        n = a.data.shape[0] + builtins.abs(diagonal)
+        out = np.diag(a.data, diagonal)
+        return _node(out, (a,), lambda g: (np.diagonal(g, diagonal).copy(),))
+    return _node(np.diagonal(a.data, diagonal).copy(), (a,),
+                 lambda g: (np.diag(g, diagonal).astype(g.dtype),))
+
+
+def trace(a):
+    return sum(diagonal(a))
 
 
 def _is_basic_index(index):
@@ -1106,51 +3842,88 @@ def _is_basic_index(index):
     return True
 
 
+def _scatter_grad(g, shape, index, basic):
+    """The op (recorded, for double backward) placing g at index in zeros of shape."""
+    gd = g.data
+    full = np.zeros(shape, gd.dtype)
+    if basic:
+        full[index] = gd
+    else:
+        np.add.at(full, index, gd)
+    return _node(full, (g,), lambda h: (np.asarray(h[index]),),
+                 tb=lambda h: (getitem(h, index),))
+
+
 def getitem(a, index):
     """a[index]: basic slicing gives a view; integer/boolean array indices gather. The backward
     scatters the gradient back (np.add.at where an index may repeat)."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = np.asarray(index)
+    index = _index(index)
     ad = a.data
-    out = ad[index]
     basic = _is_basic_index(index)
+    if basic:
+        parts = index if isinstance(index, tuple) else (index,)
+        if not builtins.any(p is Ellipsis for p in parts):
+            parts = parts + (Ellipsis,)  # so an all-integer index gives a 0-d view, not a scalar
+        index = parts
+    out = ad[index]
+    shape = ad.shape
 
     def backward(g):
-        full = np.zeros(ad.shape, g.dtype)
+        full = np.zeros(shape, g.dtype)
         if basic:
             full[index] = g
         else:
             np.add.at(full, index, g)
         return (full,)
-    return _node(out, (a,), backward)
+
+    def tb(g):
+        return (_scatter_grad(g, shape, index, basic),)
+    if basic:
+        return _view_of(a, out, backward, ("i", index), tb=tb)
+    return _node(np.asarray(out), (a,), backward, tb=tb)
 
 
-def cat(tensors, dim=0):
-    tensors = list(tensors)
+def cat(tensors, dim=0, *, out=None):
+    tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
     if not tensors:
-        raise ValueError("cat: needs at least one tensor")
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    tensors = [t for t in tensors if not (t.data.ndim == 1 and t.data.size == 0)] or tensors[:1]
     datas = [t.data for t in tensors]
     axis = dim % datas[0].ndim
-    bounds = np.cumsum([d.shape[axis] for d in datas])[:-1]
-    return _node(np.concatenate(datas, axis=axis), tuple(tensors),
-                 lambda g: tuple(np.split(g, bounds, axis=axis)))
+    sizes = [d.shape[axis] for d in datas]
+    bounds = np.cumsum(sizes)[:-1]
+    dt = np.result_type(*datas)
+
+    def tb(g):
+        out, start = [], 0
+        for s in sizes:
+            out.append(narrow(g, axis, start, s))
+            start += s
+        return tuple(out)
+    return _node(np.concatenate(datas, axis=axis).astype(dt, copy=False), tuple(tensors),
+                 lambda g: tuple(np.split(g, bounds, axis=axis)), tb=tb)
 
 
-concat = cat
+concat = concatenate = cat
 
 
-def stack(tensors, dim=0):
-    tensors = list(tensors)
+def stack(tensors, dim=0, *, out=None):
+    tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
     if not tensors:
-        raise ValueError("stack: needs at least one tensor")
+        raise RuntimeError("stack expects a non-empty TensorList")
     out = np.stack([t.data for t in tensors], axis=dim)
     axis = dim % out.ndim
     return _node(out, tuple(tensors),
-                 lambda g: tuple(np.take(g, i, axis=axis) for i in range(len(tensors))))
+                 lambda g: tuple(np.take(g, i, axis=axis) for i in range(len(tensors))),
+                 tb=lambda g: unbind(g, axis))
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].data.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t if t.data.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
 
 
 def split(a, split_size_or_sections, dim=0):
@@ -1162,7 +3935,9 @@ def split(a, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != length:
-            raise ValueError(f"split: sizes {sizes} do not add up to {length} (dim {dim})")
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {length} "
+                               f"(input tensor's size at dimension {dim}), but got "
+                               f"split_sizes={sizes}")
     axis = dim % a.data.ndim
     out, start = [], 0
     for s in sizes:
@@ -1172,10 +3947,115 @@ def split(a, split_size_or_sections, dim=0):
     return tuple(out)
 
 
-
 def chunk(a, chunks, dim=0):
     length = a.data.shape[dim]
     return split(a, -(-length // chunks) if length else 1, dim)
+
+
+def tensor_split(a, indices_or_sections, dim=0):
+    axis = dim % a.data.ndim
+    n = a.data.shape[axis]
+    if isinstance(indices_or_sections, numbers.Integral):
+        k = int(indices_or_sections)
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+    else:
+        b = [0] + list(indices_or_sections) + [n]
+        sizes = [builtins.max(b[i + 1] - b[i], 0) for i in range(len(b) - 1)]
+    return split(a, sizes, axis)
+
+
+def repeat(a, *sizes):
+    sizes = _shape_args(sizes)
+    ad = a.data
+    if len(sizes) < ad.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    src = (1,) * (len(sizes) - ad.ndim) + ad.shape
+    out = np.tile(ad.reshape(src), sizes)
+    shape = ad.shape
+
+    def backward(g):
+        inter = []
+        for r, s in zip(sizes, src):
+            inter += [r, s]
+        return (g.reshape(inter).sum(axis=tuple(range(0, len(inter), 2))).reshape(shape),)
+    return _node(out, (a,), backward)
+
+
+def tile(a, *dims):
+    dims = _shape_args(dims)
+    if len(dims) < a.data.ndim:
+        dims = (1,) * (a.data.ndim - len(dims)) + dims
+    return repeat(a, *dims)
+
+
+def repeat_interleave(a, repeats, dim=None, *, output_size=None):
+    if not isinstance(a, Tensor):  # repeat_interleave(repeats): indices
+        r = np.asarray(_raw(a))
+        return Tensor(np.repeat(np.arange(len(r)), r).astype(int64))
+    ad = a.data
+    src = ad if dim is not None else ad.reshape(-1)
+    axis = 0 if dim is None else dim % ad.ndim
+    reps = np.asarray(_raw(repeats))
+    out = np.repeat(src, reps, axis=axis)
+    n = src.shape[axis]
+    owner = np.repeat(np.arange(n), np.broadcast_to(reps, (n,)) if reps.ndim else reps)
+    shape = ad.shape
+
+    def backward(g):
+        gm = np.moveaxis(g, axis, 0)
+        full = np.zeros((n,) + gm.shape[1:], g.dtype)
+        np.add.at(full, owner, gm)
+        return (np.moveaxis(full, 0, axis).reshape(shape),)
+    return _node(out, (a,), backward)
+
+
+def roll(a, shifts, dims=None):
+    ad = a.data
+    if dims is None:
+        out = np.roll(ad.reshape(-1), shifts).reshape(ad.shape)
+        return _node(out, (a,),
+                     lambda g: (np.roll(g.reshape(-1), -np.asarray(shifts)).reshape(ad.shape),))
+    neg_shift = tuple(-s for s in shifts) if isinstance(shifts, (tuple, list)) else -shifts
+    return _node(np.roll(ad, shifts, dims), (a,), lambda g: (np.roll(g, neg_shift, dims),))
+
+
+def flip(a, dims):
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return _node(np.flip(a.data, dims).copy(), (a,), lambda g: (np.flip(g, dims),),
+                 tb=lambda g: (flip(g, dims),))
+
+
+def fliplr(a):
+    return flip(a, (1,))
+
+
+def flipud(a):
+    return flip(a, (0,))
+
+
+def clone(a, *, memory_format=None):
+    return a.clone()
+
+
+def detach(a):
+    return a.detach()
+
+
+def meshgrid(*tensors, indexing="ij"):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    n = len(tensors)
+    shape = tuple(t.data.shape[0] if t.data.ndim else 1 for t in tensors)
+    out = []
+    for i, t in enumerate(tensors):
+        s = [1] * n
+        s[i] = -1
+        out.append(expand(reshape(t, tuple(s)), shape))
+    if indexing == "xy" and n >= 2:
+        out = [transpose(o, 0, 1) for o in out]
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- activations and softmax
@@ -1184,46 +4064,99 @@ def chunk(a, chunks, dim=0):
 # without re-validating arrays that are already known to be good.
 def relu(input):
     x = input.data
-    return _node(T.relu(x), (input,), lambda g: (T.relu_backward(g, x),))
+    return _node(T.relu(x), (input,), lambda g: (T.relu_backward(g, x),), saved=(input,),
+                 tb=lambda g: (where(Tensor(x > 0), g, zeros_like(g)),))
 
 
 def leaky_relu(input, negative_slope=0.01):
     x = input.data
     return _node(T.leaky_relu(x, negative_slope), (input,),
-                 lambda g: (T.leaky_relu_backward(g, x, negative_slope),))
+                 lambda g: (T.leaky_relu_backward(g, x, negative_slope),), saved=(input,))
 
 
 def sigmoid(input):
     y = T.sigmoid(input.data)
-    return _node(y, (input,), lambda g: (T.sigmoid_backward(g, y),))
+
+    def tb(g):
+        s = sigmoid(input)
+        return (g * s * (1 - s),)
+    return _node(y, (input,), lambda g: (T.sigmoid_backward(g, y),), save_output=True, tb=tb)
 
 
 def tanh(input):
     y = T.tanh(input.data)
-    return _node(y, (input,), lambda g: (T.tanh_backward(g, y),))
+
+    def tb(g):
+        s = tanh(input)
+        return (g * (1 - s * s),)
+    return _node(y, (input,), lambda g: (T.tanh_backward(g, y),), save_output=True, tb=tb)
 
 
 def gelu(input, approximate="none"):
     x = input.data
     return _node(T.gelu(x, approximate), (input,),
-                 lambda g: (T.gelu_backward(g, x, approximate),))
+                 lambda g: (T.gelu_backward(g, x, approximate),), saved=(input,))
 
 
-def _last_axis_op(input, dim, forward, backward_kernel):
+def _last_axis_op(input, dim, forward, backward_kernel, tb=None):
     """Run a last-axis row kernel over any dim by moving that dim last (and back)."""
     x = input.data
+    if x.dtype.kind not in _FLOAT_KINDS:
+        raise RuntimeError(f"softmax: expected a floating-point tensor, got {x.dtype}")
     axis = dim % x.ndim if x.ndim else 0
+    if x.ndim == 0:
+        y = forward(x.reshape(1, 1)).reshape(())
+        return _node(y, (input,), lambda g: (backward_kernel(g.reshape(1, 1),
+                                                             y.reshape(1, 1)).reshape(()),),
+                     save_output=True, tb=tb)
     if axis == x.ndim - 1:
         y = forward(x)
-        return _node(y, (input,), lambda g: (backward_kernel(g, y),))
+        return _node(y, (input,), lambda g: (backward_kernel(g, y),), save_output=True, tb=tb)
     ym = forward(np.moveaxis(x, axis, -1))
     return _node(np.moveaxis(ym, -1, axis), (input,),
-                 lambda g: (np.moveaxis(backward_kernel(np.moveaxis(g, axis, -1), ym), -1, axis),))
+                 lambda g: (np.moveaxis(backward_kernel(np.moveaxis(g, axis, -1), ym), -1, axis),),
+                 save_output=True, tb=tb)
 
 
-def softmax(input, dim=-1):
-    return _last_axis_op(input, dim, T.softmax, T.softmax_backward)
+def softmax(input, dim=-1, dtype=None, _stacklevel=None):
+    if dtype is not None:
+        input = input.to(dtype)
+
+    def tb(g):
+        y = softmax(input, dim)
+        return (y * (g - sum(g * y, dim, keepdim=True)),)
+    return _last_axis_op(input, dim, T.softmax, T.softmax_backward, tb)
 
 
-def log_softmax(input, dim=-1):
-    return _last_axis_op(input, dim, T.log_softmax, T.log_softmax_backward)
+def log_softmax(input, dim=-1, dtype=None, _stacklevel=None):
+    if dtype is not None:
+        input = input.to(dtype)
+
+    def tb(g):
+        y = log_softmax(input, dim)
+        return (g - exp(y) * sum(g, dim, keepdim=True),)
+    return _last_axis_op(input, dim, T.log_softmax, T.log_softmax_backward, tb)
+
+
+def _autograd_backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+                       inputs=None):
+    """torch.autograd.backward: backward() from several roots at once."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors]
+    gs = []
+    for t, g in zip(tensors, grad_tensors):
+        if g is None:
+            if t.data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            gs.append(np.ones_like(t.data))
+        else:
+            gs.append(_grad_array(g, t))
+    if create_graph:
+        raise NotImplementedError("autograd.backward(create_graph=True): use "
+                                  "fastnn.autograd.grad(..., create_graph=True)")
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    _run_backward(tensors, gs, bool(retain_graph), inputs)

@@ -9,7 +9,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import Tensor, _dtype, float32, float64
+from ..tensor import (Tensor, _device, _dtype, _is_device_arg, _to_array, float16, float32,
+                      float64, get_default_dtype, no_grad)
 from . import functional as F
 from . import init
 
@@ -32,16 +33,24 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns: the keys the state dict lacked and those it had in excess."""
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+IncompatibleKeys = _IncompatibleKeys
 
 
 def _to_numpy(value):
     """An array from a numpy array, a fastnn Tensor, or anything array-like (a torch tensor)."""
-    if isinstance(value, Tensor):
-        return value.data
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing it
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+    return np.asarray(_to_array(value))
 
 
 class Module:
@@ -148,15 +157,41 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix=""):
-        for mname, m in self.named_modules(prefix):
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in mods:
             for k, b in m._buffers.items():
-                if b is not None:
-                    yield (f"{mname}.{k}" if mname else k), b
+                if b is None or (remove_duplicate and id(b) in seen):
+                    continue
+                seen.add(id(b))
+                yield (f"{mname}.{k}" if mname else k), b
 
-    def buffers(self):
-        for _, b in self.named_buffers():
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
+
+    def get_submodule(self, target):
+        m = self
+        for part in target.split(".") if target else ():
+            if part not in m._modules:
+                raise AttributeError(f"{type(m).__name__} has no attribute `{part}`")
+            m = m._modules[part]
+        return m
+
+    def get_parameter(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters:
+            raise AttributeError(f"{type(m).__name__} has no parameter `{name}`")
+        return m._parameters[name]
+
+    def get_buffer(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._buffers:
+            raise AttributeError(f"{type(m).__name__} has no buffer `{name}`")
+        return m._buffers[name]
 
     def num_parameters(self):
         return sum(p.data.size for p in self.parameters())
@@ -182,29 +217,70 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    # ------------------------------------------------------------ dtype
-    def to(self, *args, dtype=None, **kwargs):
-        """to(dtype) converts floating parameters and buffers; device strings are ignored."""
-        for a in args:
-            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
-                continue
-            dtype = a
-        if dtype is None:
-            return self
-        dtype = _dtype(dtype)
+    # ------------------------------------------------------------ devices and dtypes
+    def _apply_cast(self, dtype):
+        """Cast floating parameters and buffers (and their grads) to dtype, in place: the same
+        Parameter objects hold new arrays, as PyTorch's module.to()."""
         for m in self.modules():
             for reg in (m._parameters, m._buffers):
                 for t in reg.values():
-                    if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dtype:
-                        t.data = t.data.astype(dtype)
-                        t.grad = None
+                    if t is None or t.data.dtype.kind != "f" or t.data.dtype == dtype:
+                        continue
+                    t.data = t.data.astype(dtype)
+                    t._vc[0] += 1
+                    if t.grad is not None:
+                        g = t.grad.data if isinstance(t.grad, Tensor) else t.grad
+                        g = g.astype(dtype)
+                        t.grad = Tensor(g) if isinstance(t.grad, Tensor) else g
         return self
 
+    def to(self, *args, dtype=None, device=None, non_blocking=False, **kwargs):
+        """to(device), to(dtype), to(device, dtype), to(tensor): floating parameters and buffers
+        converted in place (the same Parameter objects); returns self. Devices: the CPU."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.data.dtype
+            elif _is_device_arg(a) or (isinstance(a, int) and not isinstance(a, bool)):
+                device = a
+            elif a is not None:
+                dtype = a
+        if device is not None:
+            _device(device)
+        if dtype is None:
+            return self
+        dtype = _dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={dtype}")
+        if dtype == float16:
+            return self.half()
+        return self._apply_cast(dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        _device("cuda")
+
     def float(self):
-        return self.to(float32)
+        return self._apply_cast(float32)
 
     def double(self):
-        return self.to(float64)
+        return self._apply_cast(float64)
+
+    def half(self):
+        raise TypeError("fastnn: float16 (half) modules are not supported: the kernels run in "
+                        "float32 and float64; keep the model in float32")
+
+    def bfloat16(self):
+        raise TypeError("fastnn: bfloat16 is not supported (numpy has no bfloat16); keep the "
+                        "model in float32")
+
+    def type(self, dst_type):
+        return self.to(dst_type)
+
+    def share_memory(self):
+        return self
 
     def apply(self, fn):
         for m in self.children():
@@ -213,48 +289,80 @@ class Module:
         return self
 
     # ------------------------------------------------------------ state dict
-    def state_dict(self, prefix=""):
-        """name -> numpy array (a copy) for parameters and persistent buffers, named as PyTorch
-        names them."""
-        out = OrderedDict()
-        for mname, m in self.named_modules():
-            base = prefix + (mname + "." if mname else "")
-            for k, p in m._parameters.items():
-                if p is not None:
-                    out[base + k] = p.data.copy()
-            for k, b in m._buffers.items():
-                if b is not None and k not in m._non_persistent:
-                    out[base + k] = b.data.copy()
-        return out
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy values (numpy arrays, fastnn or torch tensors) into the parameters and buffers in
-        place, casting to each one's dtype. Shapes must match; with strict, so must the keys."""
-        own = OrderedDict()
+    def _state_items(self):
         for mname, m in self.named_modules():
             base = mname + "." if mname else ""
             for k, p in m._parameters.items():
                 if p is not None:
-                    own[base + k] = p
+                    yield base + k, m, k, p
             for k, b in m._buffers.items():
                 if b is not None and k not in m._non_persistent:
-                    own[base + k] = b
+                    yield base + k, m, k, b
+
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        """name -> tensor for parameters and persistent buffers, named as PyTorch names them.
+        The tensors share storage with the model (detached views, as PyTorch's), so
+        sd[k].copy_(w) writes into the model; keep_vars=True gives the Parameters themselves."""
+        if args:  # PyTorch's deprecated positional form state_dict(destination, prefix, ...)
+            destination = args[0]
+            if len(args) > 1:
+                prefix = args[1]
+            if len(args) > 2:
+                keep_vars = args[2]
+        out = OrderedDict() if destination is None else destination
+        for name, _, _, t in self._state_items():
+            out[prefix + name] = t if keep_vars else t.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values (fastnn Tensors, numpy arrays or torch tensors) into the parameters and
+        buffers in place, cast to each one's dtype (assign=True: make them the given tensors).
+        Returns (missing_keys, unexpected_keys); with strict, any raises RuntimeError, as does a
+        shape mismatch. Nothing changes unless every value checks out."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        own = OrderedDict((name, (m, k, t)) for name, m, k, t in self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        errors = []
+        if strict:
+            if unexpected:
+                errors.append("Unexpected key(s) in state_dict: " +
+                              ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: " +
+                              ", ".join(f'"{k}"' for k in missing) + ". ")
         arrays = {}
-        for k, t in own.items():
+        for k, (m, name, t) in own.items():
             if k not in state_dict:
                 continue
             v = _to_numpy(state_dict[k])
             if v.shape != t.data.shape:
-                raise ValueError(f"load_state_dict: {k} has shape {v.shape} in the state dict but "
-                                 f"{t.data.shape} in the model")
+                errors.append(f"size mismatch for {k}: copying a param with shape "
+                              f"fastnn.Size({list(v.shape)}) from checkpoint, the shape in "
+                              f"current model is fastnn.Size({list(t.data.shape)}).")
+                continue
             arrays[k] = v
-        for k, v in arrays.items():  # all checked first, so a bad dict changes nothing
-            own[k].data[...] = v
-        return IncompatibleKeys(missing, unexpected)
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
+        with no_grad():
+            for k, v in arrays.items():  # all checked first, so a bad dict changes nothing
+                m, name, t = own[k]
+                if assign:
+                    src = state_dict[k]
+                    if isinstance(t, Parameter):
+                        new = src if isinstance(src, Parameter) else Parameter(
+                            src if isinstance(src, Tensor) else v, t.requires_grad)
+                        m._parameters[name] = new
+                        m.__dict__[name] = new
+                    else:
+                        new = src if isinstance(src, Tensor) else Tensor(v)
+                        m._buffers[name] = new
+                        m.__dict__[name] = new
+                else:
+                    t.copy_(v)
+        return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ repr
     def extra_repr(self):
@@ -282,11 +390,12 @@ class Linear(Module):
     kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
     bias."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        _device(device)
         self.in_features = in_features
         self.out_features = out_features
-        dtype = _dtype(dtype) or float32
+        dtype = _dtype(dtype) or get_default_dtype()
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         self.bias = Parameter(np.empty(out_features, dtype)) if bias else None
         if not bias:
@@ -411,13 +520,15 @@ class Flatten(Module):
 
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
+                 dtype=None):
         super().__init__()
+        _device(device)
         ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape = ns
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = _dtype(dtype) or float32
+        dtype = _dtype(dtype) or get_default_dtype()
         if elementwise_affine:
             self.weight = Parameter(np.ones(ns, dtype))
             self.bias = Parameter(np.zeros(ns, dtype)) if bias else None
@@ -438,16 +549,30 @@ class LayerNorm(Module):
 class Embedding(Module):
     """A lookup table (num_embeddings, embedding_dim), initialized N(0, 1) as PyTorch."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, device=None, dtype=None):
         super().__init__()
+        _device(device)
+        if max_norm is not None:
+            raise NotImplementedError("Embedding: max_norm is not supported")
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
-        dtype = _dtype(dtype) or float32
+        dtype = _dtype(dtype) or get_default_dtype()
+        if _weight is not None:
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+            return
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
         self.reset_parameters()
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
+        """An Embedding holding `embeddings` (rows), trainable unless freeze."""
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze)
 
     def reset_parameters(self):
         init.normal_(self.weight)
