@@ -378,6 +378,14 @@ def test_dataloader_argument_errors_match_torch():
         (it, dict(sampler=[0])), (it, dict(batch_sampler=[[0]])),
         (ds, dict(num_workers=1, prefetch_factor=-1)),
     ]
+    dl, tdl = DataLoader(ds, batch_size=2), tud.DataLoader(ds, batch_size=2)
+    for attr in ("batch_size", "sampler", "dataset"):
+        with pytest.raises(ValueError) as mine:
+            setattr(dl, attr, None)
+        with pytest.raises(ValueError) as theirs:
+            setattr(tdl, attr, None)
+        assert str(mine.value) == str(theirs.value)
+    dl.num_workers = 1  # the rest may change between epochs
     for dataset, kw in cases:
         with pytest.raises(ValueError) as mine:
             DataLoader(dataset, **kw)

@@ -133,6 +133,16 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.persistent_workers = persistent_workers
         self._iterator = None
+        self._initialized = True
+
+    _initialized = False
+
+    def __setattr__(self, attr, val):
+        if self._initialized and attr in ("batch_size", "batch_sampler", "sampler", "drop_last",
+                                          "dataset", "persistent_workers"):
+            raise ValueError(f"{attr} attribute should not be set after "
+                             f"{self.__class__.__name__} is initialized")
+        super().__setattr__(attr, val)
 
     @property
     def _auto_collation(self):
@@ -218,7 +228,17 @@ def _shutdown_all():
             pass
 
 
-atexit.register(_shutdown_all)  # runs before multiprocessing's own exit handler (LIFO)
+_atexit_registered = [False]
+
+
+def _register_atexit():
+    """Stop live workers at interpreter exit, before multiprocessing's own exit handler (which
+    would terminate them mid-batch): atexit runs handlers last-registered first, so this one is
+    registered after multiprocessing.util's."""
+    if not _atexit_registered[0]:
+        import multiprocessing.util  # noqa: F401  (registers its handler first, if not yet)
+        atexit.register(_shutdown_all)
+        _atexit_registered[0] = True
 
 
 class _MultiProcessIter:
@@ -245,6 +265,7 @@ class _MultiProcessIter:
             resource_tracker.ensure_running()  # one tracker, shared by the workers
         except Exception:
             pass
+        _register_atexit()
         base_seed = ld._base_seed()
         fast = ld._fast_tensor_dataset()
         for wid in range(self._n):

@@ -59,7 +59,7 @@ class TensorDataset(Dataset):
 
     @property
     def arrays(self):  # fastnn.data's older name: the numpy arrays behind the tensors
-        return tuple(t.data for t in self.tensors)
+        return tuple(np.asarray(t) for t in self.tensors)
 
     def __getitem__(self, index):
         return tuple(t[index] for t in self.tensors)

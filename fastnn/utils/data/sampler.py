@@ -135,7 +135,7 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got "
                              f"replacement={replacement}")
-        w = np.asarray(weights.data if isinstance(weights, Tensor) else weights, np.float64)
+        w = np.array(weights, np.float64)  # (a Tensor converts through __array__)
         if w.ndim != 1:
             raise ValueError(f"weights should be a 1d sequence but given weights have shape "
                              f"{tuple(w.shape)}")
@@ -146,15 +146,15 @@ class WeightedRandomSampler(Sampler):
             raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
                                "replacement")
         self.weights = Tensor(w)
+        self._p = w / w.sum()
         self.num_samples = num_samples
         self.replacement = replacement
         self.generator = generator
 
     def __iter__(self):
-        w = self.weights.data
         rng = _pass_rng(self.generator)
-        yield from rng.choice(len(w), size=self.num_samples, replace=self.replacement,
-                              p=w / w.sum()).tolist()
+        yield from rng.choice(len(self._p), size=self.num_samples, replace=self.replacement,
+                              p=self._p).tolist()
 
     def __len__(self):
         return self.num_samples

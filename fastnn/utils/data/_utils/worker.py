@@ -69,7 +69,12 @@ class _Slot:
 def _array_of(x):
     if isinstance(x, Tensor):
         d = x.data
-        return d if isinstance(d, np.ndarray) else None
+        if isinstance(d, np.ndarray):
+            return d
+        try:  # a tensor on another device, or a .data that is not an array
+            return np.asarray(x.detach().cpu().numpy())
+        except Exception:
+            return None
     if isinstance(x, np.ndarray):
         return x
     return None
