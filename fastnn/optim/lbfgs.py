@@ -251,13 +251,14 @@ class LBFGS(Optimizer):
                 num_old = len(old_dirs)
                 al = [None] * num_old
                 q = -flat_grad
+                tmp = np.empty_like(q)  # one scratch vector: no temporaries in the loops
                 for i in range(num_old - 1, -1, -1):
                     al[i] = float(old_stps[i].dot(q)) * ro[i]
-                    q -= al[i] * old_dirs[i]
+                    q -= np.multiply(old_dirs[i], al[i], out=tmp)
                 d = r = q * H_diag
                 for i in range(num_old):
                     be_i = float(old_dirs[i].dot(r)) * ro[i]
-                    r += (al[i] - be_i) * old_stps[i]
+                    r += np.multiply(old_stps[i], al[i] - be_i, out=tmp)
 
             if prev_flat_grad is None:
                 prev_flat_grad = flat_grad.copy()
