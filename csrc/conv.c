@@ -1,4 +1,5 @@
 /* Convolutions (conv.h): the dtype-independent helpers, then conv_impl.h once per dtype. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastnn.h"
@@ -14,10 +15,42 @@ static inline int omp_get_num_threads(void) { return 1; }
 /* Below this many flops a call runs on one thread (waking the team costs more). */
 #define CONV_PARALLEL_MIN_FLOPS 4e6
 
-/* A 64-byte aligned buffer (a column buffer: a few MiB at most per thread), or NULL. */
-static void *conv_alloc(size_t bytes)
+/* The calling thread's column buffer: 64-byte aligned, grown on demand and kept (OpenMP's pool
+ * threads live on, so a training loop allocates once instead of faulting in fresh pages on every
+ * call); freed when the thread exits. NULL if out of memory. (The GEMM keeps its own packing
+ * workspace, fnn_gemm_workspace, which is in use at the same time.) */
+typedef struct { void *buf; size_t capacity; } conv_buffer_t;
+
+static pthread_key_t conv_key;
+static pthread_once_t conv_once = PTHREAD_ONCE_INIT;
+
+static void conv_buffer_free(void *p)
 {
-    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    conv_buffer_t *b = (conv_buffer_t *)p;
+    free(b->buf);
+    free(b);
+}
+
+static void conv_make_key(void) { pthread_key_create(&conv_key, conv_buffer_free); }
+
+static void *conv_buffer(size_t bytes)
+{
+    pthread_once(&conv_once, conv_make_key);
+    conv_buffer_t *b = (conv_buffer_t *)pthread_getspecific(conv_key);
+    if (!b) {
+        b = (conv_buffer_t *)calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(conv_key, b)) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (bytes > b->capacity) {
+        free(b->buf);
+        b->capacity = (bytes + 4095) & ~(size_t)4095;
+        b->buf = aligned_alloc(64, b->capacity);
+        if (!b->buf) b->capacity = 0;
+    }
+    return b->buf;
 }
 
 /* Output columns ox in [lo, hi) read input column ox*sw + ix0 inside [0, w); the rest is padding. */

@@ -119,7 +119,7 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
-        T *col = direct ? NULL : (T *)conv_alloc(sizeof(T) * G * K * L);
+        T *col = direct ? NULL : (T *)conv_buffer(sizeof(T) * G * K * L);
         if (!direct && !col) {
             failed = 1;
         } else {
@@ -142,7 +142,6 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
                     }
             }
         }
-        free(col);
     }
     return failed ? -1 : 0;
 }
@@ -173,7 +172,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
-        T *col = need_col ? (T *)conv_alloc(sizeof(T) * G * K * L) : NULL;
+        T *col = need_col ? (T *)conv_buffer(sizeof(T) * G * K * L) : NULL;
         T *dwt = dw ? dw_part + tid * wsize : NULL;
         double *dbt = db ? db_part + tid * p->co : NULL;
         if (need_col && !col) {
@@ -209,7 +208,6 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                 }
             }
         }
-        free(col);
     }
     if (!failed) {
         if (dw) {   /* add up the threads' dW[g]^T and transpose them into dw */
