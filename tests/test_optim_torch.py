@@ -44,6 +44,11 @@ CONFIGS = {
     "radam": ("RAdam", dict(lr=0.01)),
     "radam_wd": ("RAdam", dict(lr=0.01, betas=(0.5, 0.6), weight_decay=0.1)),
     "radam_decoupled": ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    "rprop": ("Rprop", dict()),
+    "rprop_all": ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2),
+                                maximize=True)),
+    "asgd": ("ASGD", dict(lr=0.05)),
+    "asgd_all": ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1)),
 }
 
 SHAPES = ((3, 4), (5,), (2, 1, 3))
@@ -153,7 +158,7 @@ def _to_numpy(sd):
 
 @pytest.mark.parametrize("name", ["sgd_nesterov", "adam", "adam_amsgrad", "adamw_amsgrad",
                                   "adadelta_wd", "adagrad_all", "rmsprop_all", "adamax_wd",
-                                  "nadam_wd", "radam_decoupled"])
+                                  "nadam_wd", "radam_decoupled", "rprop_all", "asgd_all"])
 def test_state_dict_moves_between_fastnn_and_torch(name):
     cls, kw = CONFIGS[name]
     mine, theirs = _pair()
@@ -284,7 +289,7 @@ def test_zero_grad_and_state_keyed_by_parameter():
 def test_defaults_match_torch():
     p, tp = nn.Parameter(np.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     for cls in ("SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam",
-                "RAdam", "LBFGS"):
+                "RAdam", "Rprop", "ASGD", "LBFGS"):
         mine = getattr(optim, cls)([p]).param_groups[0]
         theirs = getattr(torch.optim, cls)([tp]).param_groups[0]
         assert {k: v for k, v in mine.items() if k != "params"} == \

@@ -1,4 +1,4 @@
-"""Adadelta, Adagrad, RMSprop, Adamax, NAdam and RAdam: PyTorch's update rules, defaults and
+"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop and ASGD: PyTorch's update rules, defaults and
 argument names, in numpy (vectorized, in place on the parameter and its state buffers).
 
 Each class's docstring gives its rule; g is the gradient (negated when maximize=True), with
@@ -12,7 +12,7 @@ import numpy as np
 
 from .optimizer import Optimizer, _check_unsupported, _grad, _scalar_dtype
 
-__all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam"]
+__all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"]
 
 
 def _check(name, lr=0.0, eps=0.0, weight_decay=0.0, betas=None, **ranges):
@@ -334,3 +334,90 @@ class RAdam(Optimizer):
                 else:
                     mh *= lr
                     p -= mh
+
+
+class Rprop(Optimizer):
+    """Rprop (resilient backpropagation), PyTorch's form: each element's step size grows by
+    etas[1] while its gradient keeps its sign and shrinks by etas[0] when the sign flips (then
+    that element skips the update and forgets its gradient), within step_sizes:
+        p = p - sign(g) * step_size
+    State: step, prev (the last gradient used), step_size (starting at lr)."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        _check_unsupported("Rprop", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes),
+                                      foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable, capturable=capturable))
+
+    def _step(self):
+        for group in self.param_groups:
+            etaminus, etaplus = (float(e) for e in group["etas"])
+            smin, smax = (float(s) for s in group["step_sizes"])
+            maximize = group.get("maximize", False)
+            for p in group["params"]:
+                g = _grad(p)
+                if g is None:
+                    continue
+                g = -g if maximize else g.copy()
+                st = self.state[p]
+                data = p.data
+                if not st:
+                    st["step"] = 0
+                    st["prev"] = np.zeros_like(data)
+                    st["step_size"] = np.full_like(data, group["lr"])
+                st["step"] += 1
+                prod = g * st["prev"]
+                factor = np.where(prod > 0, etaplus, np.where(prod < 0, etaminus, 1.0))
+                size = st["step_size"]
+                size *= factor.astype(size.dtype)
+                np.clip(size, smin, smax, out=size)
+                g[prod < 0] = 0
+                data -= np.sign(g) * size
+                st["prev"][...] = g
+
+
+class ASGD(Optimizer):
+    """Averaged SGD (Polyak & Juditsky), PyTorch's rule:
+        p = p (1 - lambd eta) - eta g;  ax = p while mu == 1, else ax + mu (p - ax)
+        eta = lr / (1 + lambd lr t)^alpha;  mu = 1 / max(1, t - t0)
+    State: step, eta, mu (scalars of PyTorch's scalar dtype: float32 unless the default dtype is
+    float64), ax (the average)."""
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
+                 foreach=None, maximize=False, differentiable=False, capturable=False):
+        _check("ASGD", lr, 0.0, weight_decay)
+        _check_unsupported("ASGD", capturable=capturable, differentiable=differentiable)
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable))
+
+    def _step(self):
+        sdt = _scalar_dtype()
+        for group in self.param_groups:
+            lr, lambd = float(group["lr"]), float(group["lambd"])
+            alpha, t0 = float(group["alpha"]), float(group["t0"])
+            for _, p, g, st in _grads(self, group):
+                if not st:
+                    st["step"] = 0
+                    st["eta"] = np.array(lr, sdt)
+                    st["mu"] = np.ones((), sdt)
+                    st["ax"] = np.zeros_like(p)
+                st["step"] += 1
+                t = float(st["step"])
+                eta = float(st["eta"])
+                p *= 1 - lambd * eta
+                p -= eta * g
+                mu = float(st["mu"])
+                if mu != 1:
+                    ax = st["ax"]
+                    ax += (p - ax) * mu
+                else:
+                    st["ax"][...] = p
+                st["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), sdt)
+                st["mu"] = np.array(1 / max(1, t - t0), sdt)
