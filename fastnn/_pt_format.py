@@ -35,7 +35,7 @@ import zipfile
 import numpy as np
 
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "is_torch_zip", "load_torch_zip",
-           "save_torch_zip", "TORCH_STORAGE_DTYPES"]
+           "is_torch_legacy", "load_torch_legacy", "save_torch_zip", "TORCH_STORAGE_DTYPES"]
 
 
 class CheckpointError(ValueError):
@@ -174,7 +174,11 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 
 
 def _size(*args):
-    return tuple(*args)
+    try:
+        from .tensor import Size  # fastnn's torch.Size, where this fastnn has one
+    except ImportError:
+        Size = tuple
+    return Size(tuple(*args))
 
 
 def _device(*args):
@@ -216,13 +220,13 @@ for _name, _dt in _TORCH_DTYPES.items():
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    """pickle.Unpickler that resolves only allow-listed globals, to stand-ins (see module doc)."""
+    """pickle.Unpickler that resolves only allow-listed globals, to stand-ins (see module doc).
+    Persistent ids (storages) go to `persistent(pid)`; without it, any is refused."""
 
-    def __init__(self, file, read_storage, source):
+    def __init__(self, file, persistent, source):
         super().__init__(file)
-        self._read_storage = read_storage
+        self._persistent = persistent
         self._source = source
-        self._storages = {}
 
     def find_class(self, module, name):
         try:
@@ -235,23 +239,58 @@ class _SafeUnpickler(pickle.Unpickler):
                 f"weights_only=False too: it never unpickles arbitrary objects") from None
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        if self._persistent is None:
             raise UnsafeCheckpointError(f"load: {self._source}: unexpected persistent id "
                                         f"{pid!r:.80}")
+        return self._persistent(pid)
+
+
+def _zip_persistent(read_storage, source):
+    """persistent_load for the zip format: ('storage', type, key, location, numel)."""
+    storages = {}
+
+    def persistent(pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise UnsafeCheckpointError(f"load: {source}: unexpected persistent id {pid!r:.80}")
         _, stype, key, _location, numel = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
                 not isinstance(numel, int):
-            raise UnsafeCheckpointError(f"load: {self._source}: malformed storage reference "
+            raise UnsafeCheckpointError(f"load: {source}: malformed storage reference "
                                         f"{pid!r:.80}")
-        st = self._storages.get(key)
+        st = storages.get(key)
         if st is None:
-            st = self._storages[key] = _Storage(self._read_storage(key, stype, numel), stype.name)
+            st = storages[key] = _Storage(read_storage(key, stype, numel), stype.name)
         return st
+    return persistent
 
 
 def _bfloat16_to_float32(raw):
     u = np.frombuffer(raw, np.uint16) if not isinstance(raw, np.ndarray) else raw.view(np.uint16)
     return (u.astype(np.uint32) << 16).view(np.float32)
+
+
+def _decode_storage(raw, stype, byteorder, source, key, notes):
+    """The elements of a storage from its raw bytes, as a flat writable array."""
+    raw = bytearray(raw)  # a writable copy: tensors may be modified in place
+    if stype.dtype == "bfloat16":
+        if len(raw) % 2:
+            raise UnsafeCheckpointError(f"load: {source}: storage {key!r} has an odd size")
+        u = np.frombuffer(raw, "<u2" if byteorder == "little" else ">u2")
+        notes.append("bfloat16")
+        return _bfloat16_to_float32(u.astype(np.uint16))
+    dt = stype.dtype.newbyteorder("<" if byteorder == "little" else ">")
+    if len(raw) % dt.itemsize:
+        raise UnsafeCheckpointError(f"load: {source}: storage {key!r} has {len(raw)} bytes, "
+                                    f"not a multiple of {dt.itemsize}")
+    arr = np.frombuffer(raw, dt)
+    return arr if dt.isnative else arr.astype(stype.dtype)
+
+
+def _bf16_note(source, notes):
+    if notes:
+        warnings.warn(f"load: {source} holds bfloat16 tensors, which fastnn has no dtype for; "
+                      f"they were converted to float32 (exactly: every bfloat16 is a float32)",
+                      stacklevel=4)
 
 
 def is_torch_zip(zf):
@@ -279,20 +318,7 @@ def load_torch_zip(zf, prefix, source="file", tensor_factory=None):
         if rec not in names:
             raise UnsafeCheckpointError(f"load: {source} names storage {key!r}, which the "
                                         f"archive lacks: the file is truncated or corrupt")
-        raw = bytearray(zf.read(rec))  # a writable copy: tensors may be modified in place
-        if stype.dtype == "bfloat16":
-            if byteorder == "big":
-                raw = bytearray(np.frombuffer(raw, ">u2").astype("<u2").tobytes())
-            notes.append("bfloat16")
-            arr = _bfloat16_to_float32(np.frombuffer(raw, np.uint16))
-        else:
-            dt = stype.dtype.newbyteorder("<" if byteorder == "little" else ">")
-            if len(raw) % dt.itemsize:
-                raise UnsafeCheckpointError(f"load: {source}: storage {key!r} has {len(raw)} "
-                                            f"bytes, not a multiple of {dt.itemsize}")
-            arr = np.frombuffer(raw, dt)
-            if not dt.isnative:
-                arr = arr.astype(stype.dtype)
+        arr = _decode_storage(zf.read(rec), stype, byteorder, source, key, notes)
         if arr.size < numel:  # (untyped storages count bytes, and are read as bytes)
             raise UnsafeCheckpointError(f"load: {source}: storage {key!r} holds {arr.size} "
                                         f"elements, the pickle says {numel}: truncated or corrupt")
@@ -303,17 +329,114 @@ def load_torch_zip(zf, prefix, source="file", tensor_factory=None):
                                     f"fastnn loads plain checkpoints (torch.save) only")
     data = zf.read(prefix + "data.pkl")
     try:
-        obj = _SafeUnpickler(io.BytesIO(data), read_storage, source).load()
+        obj = _SafeUnpickler(io.BytesIO(data), _zip_persistent(read_storage, source),
+                             source).load()
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, TypeError, ValueError, AttributeError, IndexError,
             KeyError, EOFError, OverflowError, RecursionError) as e:
         raise CheckpointError(f"load: {source}: its data.pkl is corrupt or not a checkpoint "
                               f"fastnn understands ({type(e).__name__}: {e})") from e
-    if notes:
-        warnings.warn(f"load: {source} holds bfloat16 tensors, which fastnn has no dtype for; "
-                      f"they were converted to float32 (exactly: every bfloat16 is a float32)",
-                      stacklevel=3)
+    _bf16_note(source, notes)
+    return _finish(obj, tensor_factory)
+
+
+# ---------------------------------------------------------------- PyTorch's legacy format
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+def is_torch_legacy(head):
+    """Whether a file starting with `head` (16+ bytes) is torch.save's pre-1.6 format: a pickle
+    of the magic number first."""
+    probe = pickle.dumps(_LEGACY_MAGIC, protocol=2)
+    return head.startswith(probe[:len(head)]) if len(head) < len(probe) \
+        else head.startswith(probe)
+
+
+def load_torch_legacy(fh, source="file", tensor_factory=None, size=None):
+    """torch.save(..., _use_new_zipfile_serialization=False): pickles of the magic number, the
+    protocol version and system info, then the object (storages as persistent ids
+    ('storage', type, key, location, numel, view)), then the list of storage keys, then each
+    storage's element count (8 bytes) and bytes. Read with the same allow-list unpickler."""
+    def plain():
+        return _SafeUnpickler(fh, None, source).load()
+
+    try:
+        if plain() != _LEGACY_MAGIC:
+            raise CheckpointError(f"load: {source} is not a PyTorch checkpoint (bad magic number)")
+        if plain() != _LEGACY_PROTOCOL:
+            raise CheckpointError(f"load: {source}: unsupported legacy protocol version")
+        info = plain()
+        byteorder = "little" if not isinstance(info, dict) or info.get("little_endian", True) \
+            else "big"
+        storages, stypes, views, budget = {}, {}, {}, [size]
+
+        def persistent(pid):
+            if not isinstance(pid, tuple) or not pid:
+                raise UnsafeCheckpointError(f"load: {source}: unexpected persistent id")
+            kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+            if kind == "module":
+                raise UnsafeCheckpointError(
+                    f"load: {source} holds a whole pickled nn.Module (torch.save(model)); fastnn "
+                    f"loads tensors and containers only: save model.state_dict() instead")
+            if kind != "storage" or len(pid) != 6:
+                raise UnsafeCheckpointError(f"load: {source}: unexpected persistent id "
+                                            f"{pid!r:.80}")
+            _, stype, key, _location, numel, view = pid
+            if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
+                    not isinstance(numel, int) or numel < 0:
+                raise UnsafeCheckpointError(f"load: {source}: malformed storage reference")
+            st = storages.get(key)
+            if st is None:
+                itemsize = 2 if stype.dtype == "bfloat16" else stype.dtype.itemsize
+                if budget[0] is not None:  # never allocate more than the file could hold
+                    budget[0] -= numel * itemsize
+                    if budget[0] < 0:
+                        raise UnsafeCheckpointError(f"load: {source}: its storages claim more "
+                                                    f"bytes than the file holds: corrupt")
+                dt = np.dtype(np.float32) if stype.dtype == "bfloat16" else stype.dtype
+                st = storages[key] = _Storage(np.zeros(numel, dt), stype.name)
+                stypes[key] = stype
+            if view is None:
+                return st
+            view_key, offset, vsize = view
+            if view_key not in views:
+                if not (0 <= offset and 0 <= vsize and offset + vsize <= st.array.size):
+                    raise UnsafeCheckpointError(f"load: {source}: a storage view lies outside "
+                                                f"its storage")
+                views[view_key] = _Storage(st.array[offset:offset + vsize], st.name)
+            return views[view_key]
+
+        obj = _SafeUnpickler(fh, persistent, source).load()
+        keys = plain()
+        notes = []
+        if not isinstance(keys, list):
+            raise CheckpointError(f"load: {source}: malformed storage list")
+        for key in keys:
+            st = storages.get(key)
+            if st is None:
+                raise CheckpointError(f"load: {source}: unknown storage {key!r}")
+            stype = stypes[key]
+            head = fh.read(8)
+            if len(head) != 8:
+                raise CheckpointError(f"load: {source} is truncated")
+            count = int.from_bytes(head, "little" if byteorder == "little" else "big")
+            itemsize = 2 if stype.dtype == "bfloat16" else stype.dtype.itemsize
+            if count != st.array.size:
+                raise CheckpointError(f"load: {source}: storage {key!r} has {count} elements, "
+                                      f"the pickle says {st.array.size}: corrupt")
+            raw = fh.read(count * itemsize)
+            if len(raw) != count * itemsize:
+                raise CheckpointError(f"load: {source} is truncated")
+            st.array[...] = _decode_storage(raw, stype, byteorder, source, key, notes)
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, TypeError, ValueError, AttributeError, IndexError,
+            KeyError, EOFError, OverflowError, RecursionError) as e:
+        raise CheckpointError(f"load: {source}: a corrupt legacy PyTorch file, or not one "
+                              f"fastnn understands ({type(e).__name__}: {e})") from e
+    _bf16_note(source, notes)
     return _finish(obj, tensor_factory)
 
 

@@ -426,8 +426,8 @@ def _apply_map_location(obj, map_location):
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None,
          **pickle_load_args):
     """Read what save() wrote, or a .pt file written by torch.save (safely: see the module
-    doc), or a safetensors file. `f` is a path or a binary file object. Tensors come back as
-    fastnn Tensors. map_location: None or 'cpu' (a device string, a {'cuda:0': 'cpu'} dict, or a
+    doc; its legacy pre-1.6 format too), or a safetensors file. `f` is a path or a binary file
+    object. Tensors come back as fastnn Tensors. map_location: None or 'cpu' (a device string, a {'cuda:0': 'cpu'} dict, or a
     function(tensor, location) are accepted as in torch.load). weights_only=False loads nothing
     more: fastnn never unpickles arbitrary objects."""
     if pickle_module is not None:
@@ -474,12 +474,13 @@ def _load_from(fh, source):
         pass
     if _is_safetensors(head, size):
         return _load_safetensors_bytes(fh.read(), source)
+    if _pt_format.is_torch_legacy(head):
+        return _pt_format.load_torch_legacy(fh, source, _make_tensor, size)
     if head[:1] == b"\x80":
         raise CheckpointError(
-            f"load: {source} is a bare Python pickle (PyTorch's legacy format from "
-            f"_use_new_zipfile_serialization=False, or a pickled object), which fastnn refuses "
-            f"to load: unpickling can run arbitrary code. Re-save it with torch.save's default "
-            f"zip format, or as .safetensors")
+            f"load: {source} is a bare Python pickle, which fastnn refuses to load: unpickling "
+            f"can run arbitrary code. Save tensors with fastnn.save or torch.save (its zip "
+            f"format), or as .safetensors")
     raise CheckpointError(f"load: {source} is not a fastnn checkpoint (.npz), a PyTorch .pt zip "
                           f"or a safetensors file: it starts with {head[:4]!r}"
                           + (" (empty file)" if not head else ""))

@@ -460,15 +460,41 @@ def test_pt_file_objects_and_map_location(tmp_path):
         fastnn.load(tmp_path / "f.pt", pickle_module=pickle)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_torchscript_and_legacy_formats_are_refused_clearly(tmp_path):
+def test_torch_legacy_format_loads_safely(tmp_path):
     torch = _torch()
-    torch.save({"w": torch.ones(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
-    with pytest.raises(serialization.CheckpointError, match="legacy"):
-        fastnn.load(tmp_path / "legacy.pt")
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    lin = torch.nn.Linear(3, 2)
+    obj = {"sd": lin.state_dict(), "base": base, "t": base.t(), "rows": base[1:3],
+           "ids": torch.tensor([1, 2]), "epoch": 3, "name": "x", "shape": base.shape}
+    torch.save(obj, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    got = fastnn.load(tmp_path / "legacy.pt")
+    for k in ("base", "t", "rows", "ids"):
+        np.testing.assert_array_equal(_arr(got[k]), obj[k].numpy(), err_msg=k)
+        assert _arr(got[k]).dtype == obj[k].numpy().dtype
+    assert got["epoch"] == 3 and got["name"] == "x" and tuple(got["shape"]) == (4, 6)
+    fm = nn.Linear(3, 2)
+    fm.load_state_dict(got["sd"])
+    np.testing.assert_array_equal(_arr(fm.state_dict()["weight"]), lin.weight.detach().numpy())
+    assert np.shares_memory(_arr(got["base"]), _arr(got["t"]))
+    # a whole pickled module is refused, naming what it is
+    torch.save(lin, tmp_path / "module.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(serialization.UnsafeCheckpointError, match="Linear"):
+        fastnn.load(tmp_path / "module.pt")
+    blob = (tmp_path / "legacy.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(blob[:-10])
+    with pytest.raises(serialization.CheckpointError, match="truncated"):
+        fastnn.load(tmp_path / "cut.pt")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_and_whole_modules_are_refused_clearly(tmp_path):
+    torch = _torch()
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    with pytest.raises(serialization.UnsafeCheckpointError, match="torch.nn.modules.linear"):
+        fastnn.load(tmp_path / "module.pt")
     scripted = torch.jit.script(torch.nn.Linear(2, 2))
     torch.jit.save(scripted, str(tmp_path / "script.pt"))
-    with pytest.raises(serialization.CheckpointError):
+    with pytest.raises(serialization.CheckpointError, match="TorchScript"):
         fastnn.load(tmp_path / "script.pt")
 
 
