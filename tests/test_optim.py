@@ -274,6 +274,13 @@ def _sched_cases(S):
                 S.ExponentialLR(o, 0.9)], milestones=[5, 35])),
         ("sequential_warmup", "SGD", {}, lambda o: S.SequentialLR(
             o, [S.ConstantLR(o, 0.5, 4), S.StepLR(o, 5, 0.5)], milestones=[4])),
+        ("cyclic", "SGD", dict(momentum=0.9),
+         lambda o: S.CyclicLR(o, 0.01, [0.1, 0.2], step_size_up=4, step_size_down=7)),
+        ("cyclic2_adam", "Adam", {},
+         lambda o: S.CyclicLR(o, [0.001, 0.002], 0.01, step_size_up=5, mode="triangular2")),
+        ("cyclic_exp", "SGD", {},
+         lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up=6, mode="exp_range", gamma=0.97,
+                              cycle_momentum=False)),
         ("chained", "SGD", {}, lambda o: S.ChainedScheduler(
             [S.ConstantLR(o, 0.1, 6), S.ExponentialLR(o, 0.95), S.StepLR(o, 9, 0.5)])),
     ]
@@ -309,7 +316,7 @@ def test_every_scheduler_matches_torch(i):
     a = _run_schedule(fastnn, cls, kw, mine)
     b = _run_schedule(torch, cls, kw, theirs)
     np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=name)
-    if not name.startswith(("onecycle", "lambda", "warm")):
+    if not name.startswith(("onecycle", "lambda", "warm", "cyclic")):
         # an lr edited by hand carries on in the chainable schedulers, as in PyTorch
         a = _run_schedule(fastnn, cls, kw, mine, edit_at=12)
         b = _run_schedule(torch, cls, kw, theirs, edit_at=12)
@@ -343,7 +350,7 @@ def test_reduce_lr_on_plateau_matches_torch():
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
-@pytest.mark.parametrize("name", ["step", "cosine", "onecycle_sgd", "warm_restarts",
+@pytest.mark.parametrize("name", ["step", "cosine", "onecycle_sgd", "warm_restarts", "cyclic",
                                   "sequential", "chained", "multistep", "linear"])
 def test_scheduler_state_dict_resumes(name):
     """Ten steps, state_dict of optimizer and scheduler, a fresh pair loads them and continues
