@@ -16,7 +16,9 @@ puts it, or on PATH) in worker mode, one thread per rank:
 (b) overhead: a GPT training step (nanoGPT's CPU config: n_layer 4, n_head 4, n_embd 128,
     block 64, dropout 0, no bias; forward, loss, backward, clip 1.0, AdamW) with 2 ranks x 1
     thread under DistributedDataParallel, each on 6 sequences, against 1 process x 1 thread on
-    the same 6 sequences (half of nanoGPT's batch of 12). Runs alternate, --rounds times.
+    the same 6 sequences (half of nanoGPT's batch of 12). Both in one job, in alternating
+    blocks of --steps steps (--rounds of them): rank 0 alone while the other ranks sleep in a
+    barrier, then every rank under DDP, so that load from other processes falls on both alike.
     Target: ratio <= 1.15.
 (c) a scaling model: ring allreduce of G gradient bytes over p ranks takes
     t_ar(p) = 2 (p - 1) / p * G / B + 2 (p - 1) * alpha  (B: link bandwidth, alpha: latency per
@@ -205,6 +207,91 @@ def worker_step(args):
         dist.destroy_process_group()
 
 
+def worker_overhead(args):
+    """(b) in one job, so that both sides see the same machine: blocks of steps alternate
+    between rank 0 alone (1 rank x 1 thread; rank 1 sleeps in a barrier) and all ranks under
+    DDP, for each bucket size."""
+    fastnn = _threads_1()
+    import fastnn.distributed as dist
+    from fastnn import text
+    from fastnn.nn.parallel import DistributedDataParallel as DDP
+    from fastnn.nn.utils import clip_grad_norm_
+    dist.init_process_group("mpi")
+    comm = dist.process_group._S.comm
+    rank, p = comm.Get_rank(), comm.Get_size()
+    corpus = text.default_corpus()
+    tok = text.CharTokenizer.from_text(corpus)
+    data = tok.encode(corpus)
+    rng = np.random.default_rng(rank)
+    B = args.batch
+
+    def build(wrap=None):
+        fastnn.manual_seed(0)
+        raw = _gpt(tok.vocab_size)
+        opt = raw.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+        return (wrap(raw) if wrap else raw), raw, opt
+
+    runs = {"single": build()}
+    for b in args.bucket_mb:
+        runs[b] = build(lambda m, b=b: DDP(m, bucket_cap_mb=b))
+    exposed = {}
+    for b in args.bucket_mb:
+        model = runs[b][0]
+        fin = model._finalize
+        exposed[b] = []
+
+        def timed(fin=fin, acc=exposed[b]):
+            t0 = time.perf_counter()
+            fin()
+            acc.append(time.perf_counter() - t0)
+        model.__dict__["_finalize"] = timed
+
+    def step(key):
+        model, raw, opt = runs[key]
+        x, y = text.get_batch(data, 64, B, rng)
+        x, y = fastnn.tensor(x), fastnn.tensor(y)
+        t0 = time.perf_counter()
+        loss = model(x, y)[1]
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_(raw.parameters(), 1.0)
+        opt.step()
+        return time.perf_counter() - t0
+
+    def idle_barrier():  # waits without taking a core from rank 0
+        req = comm.Ibarrier()
+        while not req.Test():
+            time.sleep(0.001)
+
+    times = {k: [] for k in runs}
+    for r in range(args.rounds + 1):  # round 0 warms up
+        for key in runs:
+            if key == "single" and rank != 0:
+                idle_barrier()
+                continue
+            ts = [step(key) for _ in range(args.steps)]
+            if r:
+                times[key] += ts
+            if key == "single":
+                idle_barrier()
+    for b in args.bucket_mb:
+        exposed[b] = exposed[b][args.steps:]
+    allt = comm.gather((times, exposed), root=0)
+    if rank == 0:
+        out = {"ranks": p, "batch": B, "single": float(np.median(times["single"])),
+               "grad_bytes": sum(q.data.nbytes for q in runs["single"][1].parameters()),
+               "n_params": int(sum(q.data.size for q in runs["single"][1].parameters())),
+               "ddp": {}}
+        for b in args.bucket_mb:
+            per_step = np.max([t[b] for t, _ in allt], axis=0)  # the slowest rank's
+            out["ddp"][str(b)] = {
+                "step": float(np.median(per_step)),
+                "exposed": float(np.median(np.concatenate([e[b] for _, e in allt]))),
+                "buckets": runs[b][0].bucket_sizes()}
+        print("RESULT " + json.dumps(out), flush=True)
+    dist.destroy_process_group()
+
+
 # ---------------------------------------------------------------- driver
 def _mpiexec():
     p = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -267,8 +354,8 @@ def main(argv=None):
     ap.add_argument("--mb", type=float, default=64, help="allreduce buffer, MB (64)")
     ap.add_argument("--iters", type=int, default=10, help="allreduce iterations (10)")
     ap.add_argument("--ranks", type=int, default=2, help="ranks for (a) and (b) (2)")
-    ap.add_argument("--steps", type=int, default=12, help="timed steps per run (12)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for (b) (3)")
+    ap.add_argument("--steps", type=int, default=8, help="steps per block in (b) (8)")
+    ap.add_argument("--rounds", type=int, default=8, help="alternating rounds for (b) (8)")
     ap.add_argument("--skip-gpt", action="store_true", help="skip (b); (c) uses no GPT time")
     ap.add_argument("--bandwidth", type=float, nargs="*", default=None,
                     help="link bandwidths for (c), GB/s (default: 1.25 = 10 Gb/s Ethernet and "
@@ -281,6 +368,8 @@ def main(argv=None):
         kind = args.worker or (rest[0] if rest else "")
         if kind == "allreduce":
             return worker_allreduce(args)
+        if kind == "overhead":
+            return worker_overhead(args)
         return worker_step(args)
 
     if _mpiexec() is None:
@@ -307,39 +396,25 @@ def main(argv=None):
         print(f"  {name:<32}{_fmt_t(t):>12}{alg:>13.2f}{alg * 2 * (p - 1) / p:>13.2f}")
 
     # (b)
-    gpt1 = gpt12 = None
+    gpt12 = None
     if not args.skip_gpt:
-        one, many = [], {b: [] for b in args.bucket_mb}
-        for _ in range(args.rounds):
-            one.append(_launch(0, "step", "--model", "gpt", "--batch", args.batch, "--steps",
-                               args.steps))
-            for b in args.bucket_mb:
-                many[b].append(_launch(args.ranks, "step", "--ddp", "--model", "gpt", "--batch",
-                                       args.batch, "--steps", args.steps, "--bucket-mb", b))
-        gpt1 = one[0]
-        t1 = float(np.median([o["step"] for o in one]))
-        c1 = float(np.median([o["cpu"] for o in one]))
-        print(f"\n(b) GPT training step ({gpt1['n_params'] / 1e6:.2f}M parameters, "
-              f"{gpt1['grad_bytes'] / 1e6:.2f} MB of gradients), {args.batch} sequences of 64 "
-              f"per rank; medians over {args.rounds} alternating runs of {args.steps} steps "
-              f"(wall: the slowest rank's step; cpu: process CPU time per step, which leaves "
-              f"out time spent waiting for a core that other processes hold)")
-        print(f"  {'run':<44}{'wall':>10}{'ratio':>8}{'cpu':>10}{'ratio':>8}{'exposed':>10}")
-        print(f"  {'1 rank x 1 thread, batch ' + str(args.batch):<44}{_fmt_t(t1):>10}"
-              f"{'1':>8}{_fmt_t(c1):>10}{'1':>8}{'':>10}")
-        for b, runs in many.items():
-            tn = float(np.median([m["step"] for m in runs]))
-            cn = float(np.median([m["cpu"] for m in runs]))
-            ex = float(np.median([m["exposed"] for m in runs]))
-            label = (f"{args.ranks} ranks x 1 thread, DDP, {len(runs[0]['buckets'])} buckets "
-                     f"({b:g} MB)")
-            print(f"  {label:<44}{_fmt_t(tn):>10}{tn / t1:>8.3f}{_fmt_t(cn):>10}{cn / c1:>8.3f}"
-                  f"{_fmt_t(ex):>10}")
-        print("  target: ratio <= 1.15; exposed: time in DDP's end-of-backward wait (the "
-              "communication not hidden behind backward, plus waiting for the slower rank)")
-        print("  wall per run: 1 rank " + ", ".join(_fmt_t(o["step"]) for o in one) + "; " +
-              "; ".join(f"DDP {b:g} MB " + ", ".join(_fmt_t(m["step"]) for m in r)
-                        for b, r in many.items()))
+        r = _launch(args.ranks, "overhead", "--batch", args.batch, "--steps", args.steps,
+                    "--rounds", args.rounds, "--bucket-mb", *args.bucket_mb)
+        t1 = r["single"]
+        print(f"\n(b) GPT training step ({r['n_params'] / 1e6:.2f}M parameters, "
+              f"{r['grad_bytes'] / 1e6:.2f} MB of gradients), {args.batch} sequences of 64 "
+              f"per rank, in one job: {args.rounds} rounds of blocks of {args.steps} steps "
+              f"alternating between rank 0 alone and {args.ranks} ranks under DDP; medians "
+              f"(DDP: the slowest rank's step)")
+        print(f"  {'run':<48}{'step':>10}{'ratio':>8}{'exposed':>10}")
+        print(f"  {'1 rank x 1 thread, batch ' + str(args.batch):<48}{_fmt_t(t1):>10}{'1':>8}")
+        for b, d in r["ddp"].items():
+            label = (f"{args.ranks} ranks x 1 thread, DDP, {len(d['buckets'])} buckets "
+                     f"(cap {float(b):g} MB)")
+            print(f"  {label:<48}{_fmt_t(d['step']):>10}{d['step'] / t1:>8.3f}"
+                  f"{_fmt_t(d['exposed']):>10}")
+        print("  target: ratio <= 1.15. exposed: time in DDP's end-of-backward wait (communication "
+              "not hidden behind backward, plus waiting for the slower rank)")
         gpt12 = _launch(0, "step", "--model", "gpt", "--batch", 12, "--steps", args.steps)
         z = _launch(args.ranks, "step", "--ddp", "--zero", "--model", "gpt", "--batch",
                     args.batch, "--steps", 3)
