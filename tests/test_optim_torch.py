@@ -294,3 +294,23 @@ def test_defaults_match_torch():
         theirs = getattr(torch.optim, cls)([tp]).param_groups[0]
         assert {k: v for k, v in mine.items() if k != "params"} == \
             {k: v for k, v in theirs.items() if k != "params"}, cls
+
+
+def test_step_hooks():
+    a = nn.Parameter(np.ones(2))
+    calls = []
+    for cls, kw in ((optim.SGD, dict(lr=0.1)), (optim.LBFGS, {}), (optim.NAdam, {})):
+        opt = cls([a], **kw)
+        h1 = opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", o)))
+        h2 = opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", o)))
+
+        def closure():
+            a.grad = np.ones(2)
+            return fastnn.tensor(1.0)
+        opt.step(closure)
+        assert calls == [("pre", opt), ("post", opt)], cls
+        h1.remove()
+        h2.remove()
+        opt.step(closure)
+        assert len(calls) == 2
+        calls.clear()

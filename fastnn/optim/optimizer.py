@@ -15,8 +15,9 @@ the next step), `state` (a dict keyed by parameter), `defaults`, `add_param_grou
 state dict moves between fastnn and PyTorch once arrays and tensors are converted.
 """
 import copy
+import functools
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
@@ -70,6 +71,47 @@ def _scalar_dtype():
         return np.dtype(np.float64) if "64" in str(dt) else np.dtype(np.float32)
 
 
+class _RemovableHandle:
+    """What register_*_hook returns: .remove() unregisters the hook."""
+    _next_id = [0]
+
+    def __init__(self, hooks):
+        self._hooks = hooks
+        self.id = _RemovableHandle._next_id[0]
+        _RemovableHandle._next_id[0] += 1
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _hook_step(step):
+    """step wrapped to run the optimizer's step pre- and post-hooks around it (PyTorch's)."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        pre = getattr(self, "_optimizer_step_pre_hooks", None)
+        post = getattr(self, "_optimizer_step_post_hooks", None)
+        for hook in list(pre.values()) if pre else ():
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"{hook} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {result}.")
+                args, kwargs = result
+        out = step(self, *args, **kwargs)
+        self._opt_called = True
+        for hook in list(post.values()) if post else ():
+            hook(self, args, kwargs)
+        return out
+    wrapper.hooked = True
+    return wrapper
+
+
 class Optimizer:
     """Holds param_groups (dicts with 'params' and hyper-parameters) and per-parameter state.
 
@@ -80,6 +122,9 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state = defaultdict(dict)
         self.param_groups = []
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._patch_step_function()
         if isinstance(params, (Tensor, np.ndarray)):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {type(params).__name__} (pass "
@@ -91,6 +136,23 @@ class Optimizer:
             groups = [{"params": groups}]
         for g in groups:
             self.add_param_group(g)
+
+    def _patch_step_function(self):
+        cls = type(self)
+        if not getattr(cls.step, "hooked", False):
+            cls.step = _hook_step(cls.step)
+
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), before each step."""
+        handle = _RemovableHandle(self._optimizer_step_pre_hooks)
+        self._optimizer_step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None, after each step."""
+        handle = _RemovableHandle(self._optimizer_step_post_hooks)
+        self._optimizer_step_post_hooks[handle.id] = hook
+        return handle
 
     def add_param_group(self, param_group):
         """Add a group: its own hyper-parameters, the optimizer's defaults for the others."""
