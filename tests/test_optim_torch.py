@@ -314,3 +314,38 @@ def test_step_hooks():
         opt.step(closure)
         assert len(calls) == 2
         calls.clear()
+
+
+@pytest.mark.parametrize("name", ["sgd_nesterov", "adam_amsgrad", "adamw_maximize", "adadelta_wd",
+                                  "adagrad_all", "rmsprop_all", "adamax_wd", "nadam_wd",
+                                  "radam_wd", "rprop_all", "asgd_all"])
+def test_gradients_held_as_tensors(name):
+    """.grad may hold a fastnn Tensor instead of an array: the same trajectory."""
+    cls, kw = CONFIGS[name]
+    mine, theirs = _pair()
+    opt = getattr(optim, cls)(mine, **kw)
+    topt = getattr(torch.optim, cls)(theirs, **kw)
+    sign = -1 if kw.get("maximize") else 1
+    for k in range(10):
+        _set_grads(mine, theirs, k, sign)
+        for p in mine:
+            p.grad = fastnn.tensor(p.grad)
+        opt.step()
+        topt.step()
+    _assert_same(mine, theirs)
+    opt.zero_grad(set_to_none=False)
+    assert all(np.all(np.asarray(p.grad) == 0) for p in mine)
+
+
+def test_clip_grad_norm_with_tensor_gradients():
+    mine, theirs = _pair()
+    _set_grads(mine, theirs, 0)
+    held = [fastnn.tensor(p.grad) for p in mine]
+    for p, g in zip(mine, held):
+        p.grad = g
+    total = nn.utils.clip_grad_norm_(mine, 0.5)
+    ttotal = torch.nn.utils.clip_grad_norm_(theirs, 0.5)
+    assert float(total) == pytest.approx(float(ttotal), rel=1e-12)
+    for p, g, tp in zip(mine, held, theirs):
+        assert p.grad is g  # the same Tensor, with the clipped values
+        np.testing.assert_allclose(np.asarray(g), tp.grad.numpy(), rtol=1e-12)
