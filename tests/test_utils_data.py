@@ -64,7 +64,7 @@ def assert_same(a, b, path="batch"):
 
 
 # ---------------------------------------------------------------- datasets used below
-class Squares(Dataset):
+class Squares(Dataset[dict]):  # subscriptable in type hints, as torch's
     def __init__(self, n=10):
         self.n = n
 

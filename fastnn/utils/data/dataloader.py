@@ -23,6 +23,7 @@ import queue
 import sys
 import time
 import weakref
+from typing import Generic, TypeVar
 
 from .dataset import IterableDataset
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler,
@@ -51,7 +52,10 @@ def _default_context():
     return multiprocessing.get_context("spawn")
 
 
-class DataLoader:
+T_co = TypeVar("T_co", covariant=True)
+
+
+class DataLoader(Generic[T_co]):
     """Iterate `dataset` in batches. See the module doc and torch.utils.data.DataLoader."""
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,

@@ -4,6 +4,7 @@ import bisect
 import math
 import warnings
 from itertools import accumulate
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -14,8 +15,12 @@ __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Conca
            "ChainDataset", "Subset", "random_split"]
 
 
-class Dataset:
-    """A map-style dataset: subclasses define __getitem__(index) and usually __len__."""
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Dataset(Generic[T_co]):
+    """A map-style dataset: subclasses define __getitem__(index) and usually __len__.
+    Subscriptable for type hints, as PyTorch's: Dataset[tuple[Tensor, int]]."""
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
@@ -24,7 +29,7 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
+class IterableDataset(Dataset[T_co]):
     """A stream of samples: subclasses define __iter__. With DataLoader workers, every worker
     iterates its own copy; split the work with get_worker_info(), as in PyTorch."""
 

@@ -6,6 +6,7 @@ None, each pass draws a fresh seed from fastnn's global generator (fastnn.manual
 repeat exactly after manual_seed, as in PyTorch.
 """
 import numbers
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -50,8 +51,12 @@ def _pass_rng(generator):
     return as_numpy_generator(generator)
 
 
-class Sampler:
-    """Base class: subclasses define __iter__ (indices) and usually __len__."""
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Sampler(Generic[T_co]):
+    """Base class: subclasses define __iter__ (indices) and usually __len__ (Sampler[int] in
+    type hints, as PyTorch's)."""
 
     def __init__(self, data_source=None):
         pass
