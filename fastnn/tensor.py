@@ -1011,6 +1011,10 @@ class Tensor:
     def __setitem__(self, index, value):
         """x[index] = value, in place (recorded by autograd where x or value requires grad)."""
         index = _index(index)
+        if _grad_enabled[0] and self.requires_grad and self._fn is None and self._base is None:
+            # PyTorch writes through a view of self: its error names the view
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
         _check_inplace(self)
         if _grad_enabled[0] and (self.requires_grad or (isinstance(value, Tensor)
                                                         and value.requires_grad)):
@@ -2190,8 +2194,12 @@ def _inplace(t, op, *args, **kwargs):
         s.requires_grad = e is not None
         r = op(s, *args, **kwargs)
         _assign(t, r.data)
-        if r._fn is not None:
-            _rebase(t, r._fn)
+        fn = r._fn
+        if fn is not None:
+            if fn._saved:  # the op saved its output: now that is t, at its new version
+                fn._saved = tuple((t._vc, t._vc[0], rec[2]) if rec[0] is r._vc else rec
+                                  for rec in fn._saved)
+            _rebase(t, fn)
         return t
     r = op(t, *args, **kwargs)
     _assign(t, _raw(r))
@@ -2522,6 +2530,8 @@ def rand_like(input, dtype=None, layout=None, device=None, requires_grad=False,
 
 def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, layout=None,
             device=None, requires_grad=False, pin_memory=False):
+    if isinstance(high, (tuple, list, Size)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if isinstance(size, numbers.Integral):
@@ -4063,9 +4073,9 @@ def meshgrid(*tensors, indexing="ij"):
 # the trusted entry point (fastnn/kernels/trusted.py): the same results as fastnn.kernels.*,
 # without re-validating arrays that are already known to be good.
 def relu(input):
-    x = input.data
-    return _node(T.relu(x), (input,), lambda g: (T.relu_backward(g, x),), saved=(input,),
-                 tb=lambda g: (where(Tensor(x > 0), g, zeros_like(g)),))
+    y = T.relu(input.data)  # its backward reads the output (y > 0 where x > 0), as PyTorch's
+    return _node(y, (input,), lambda g: (T.relu_backward(g, y),), save_output=True,
+                 tb=lambda g: (where(Tensor(y > 0), g, zeros_like(g)),))
 
 
 def leaky_relu(input, negative_slope=0.01):
