@@ -542,6 +542,13 @@ class _TorchPickler(pickle._Pickler):
     dispatch[_Global] = save_global
 
 
+def memory_key(arr):
+    """What identifies an array's elements in memory (None for an empty one)."""
+    if arr.size == 0:
+        return None
+    return ("memory", arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str)
+
+
 def _to_pickleable(obj, tensor_to_numpy, storages, memo):
     """The object tree with tensors and arrays replaced by _TensorOut (one storage each)."""
     oid = id(obj)
@@ -551,6 +558,10 @@ def _to_pickleable(obj, tensor_to_numpy, storages, memo):
     if arr is not None or isinstance(obj, np.ndarray):
         arr = obj if arr is None else arr
         requires_grad = bool(getattr(obj, "requires_grad", False))
+        same_memory = memory_key(arr)  # two tensors over the same memory (tied weights, or
+        if same_memory is not None and same_memory in memo:  # views a state dict handed out)
+            out = memo[oid] = memo[same_memory]  # are written once, as torch.save does
+            return out
         if arr.dtype.kind in "US" and arr.ndim == 0:  # a string kept in an array
             out = str(arr[()])
         else:
@@ -566,6 +577,9 @@ def _to_pickleable(obj, tensor_to_numpy, storages, memo):
                 acc *= max(n, 1)
             out = _TensorOut(st, tuple(int(n) for n in arr.shape), tuple(reversed(stride)),
                              requires_grad and arr.dtype.kind in "fc")
+            if same_memory is not None:
+                memo[same_memory] = out
+                memo[("alive",) + same_memory] = arr  # its address stays taken meanwhile
         memo[oid] = out
         return out
     if isinstance(obj, np.generic):

@@ -161,9 +161,10 @@ def _flatten(obj):
                 raise TypeError(f"save: {'.'.join(path)!r} is not a numeric array (dtype "
                                 f"{arr.dtype}); checkpoints hold arrays, numbers and strings "
                                 f"only, never pickled objects")
-            name = memo.get(id(x))
-            if name is None:  # (the same tensor twice, as tied weights, is stored once)
-                name = memo[id(x)] = member(path)
+            key = (kind, _pt_format.memory_key(arr) or id(x))
+            name = memo.get(key)
+            if name is None:  # (tensors over the same memory, as tied weights, stored once)
+                name = memo[key] = member(path)
                 arrays[name] = arr
             node = {"T": kind, "k": name}
             if kind == "tensor" and getattr(x, "requires_grad", False):

@@ -535,3 +535,22 @@ def test_safetensors_written_by_torch_including_bfloat16(tmp_path):
     np.testing.assert_array_equal(_arr(got["bf"]), [1.0, -2.5])
     fastnn.save({"w": fastnn.ones(2)}, tmp_path / "f.safetensors")
     assert st.load_file(str(tmp_path / "f.safetensors"))["w"].tolist() == [1.0, 1.0]
+
+
+def test_tensors_over_the_same_memory_are_written_once(tmp_path):
+    torch = _torch()
+    w = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    tied = {"wte.weight": fastnn.Tensor(w), "lm_head.weight": fastnn.Tensor(w),
+            "row": fastnn.Tensor(w[1])}
+    fastnn.save(tied, tmp_path / "tied.pt")
+    got = torch.load(tmp_path / "tied.pt", weights_only=True)
+    assert got["wte.weight"].data_ptr() == got["lm_head.weight"].data_ptr()  # one storage
+    np.testing.assert_array_equal(got["row"].numpy(), w[1])
+    back = fastnn.load(tmp_path / "tied.pt")
+    assert back["wte.weight"] is back["lm_head.weight"]
+    fastnn.save(tied, tmp_path / "tied.npz")
+    with np.load(tmp_path / "tied.npz") as z:
+        assert len(z.files) == 3  # the index, one copy of w, the row
+    back = fastnn.load(tmp_path / "tied.npz")
+    assert back["wte.weight"] is back["lm_head.weight"]
+    np.testing.assert_array_equal(_arr(back["row"]), w[1])
