@@ -43,12 +43,14 @@ static void FN(bn_channel)(const T *restrict x, const T *restrict w, const T *re
     double rs = 1 / sqrt(var + eps);
     mean[k] = (T)mu;
     invstd[k] = (T)rs;
-    const T mu_t = (T)mu, scale = (T)(rs * (double)w[k]), shift = b[k];
+    /* in double: a float32 mean is off by up to half an ulp of |mean|, which is a sizeable
+     * error next to a small std */
+    const double scale = rs * (double)w[k], shift = (double)b[k];
     for (int64_t i = 0; i < n; i++) {
         const T *xr = x + (i * c + k) * l;
         T *yr = y + (i * c + k) * l;
 #pragma omp simd
-        for (int64_t j = 0; j < l; j++) yr[j] = (xr[j] - mu_t) * scale + shift;
+        for (int64_t j = 0; j < l; j++) yr[j] = (T)(((double)xr[j] - mu) * scale + shift);
     }
 }
 
@@ -128,13 +130,12 @@ static void FN(gn_group)(const T *restrict x, const T *restrict w, const T *rest
     const double rs = 1 / sqrt(q / (double)m + eps);
     mean[ig] = (T)mu;
     rstd[ig] = (T)rs;
-    const T mu_t = (T)mu;
-    for (int64_t k = 0; k < cpg; k++) {
-        const T scale = (T)(rs * (double)w[k0 + k]), shift = b[k0 + k];
+    for (int64_t k = 0; k < cpg; k++) {       /* in double, as in batch norm */
+        const double scale = rs * (double)w[k0 + k], shift = (double)b[k0 + k];
         const T *xr = xg + k * l;
         T *yr = yg + k * l;
 #pragma omp simd
-        for (int64_t j = 0; j < l; j++) yr[j] = (xr[j] - mu_t) * scale + shift;
+        for (int64_t j = 0; j < l; j++) yr[j] = (T)(((double)xr[j] - mu) * scale + shift);
     }
 }
 

@@ -271,12 +271,11 @@ def _bn_channel(x, c, weight, bias, running_mean, running_var, training, momentu
     rs = 1.0 / np.sqrt(var + eps)
     mean[c] = mu
     invstd[c] = rs
-    mu_t = x.dtype.type(mean[c])
-    scale = x.dtype.type(invstd[c] * weight[c])
-    shift = bias[c]
+    scale = rs * weight[c]           # float64: a float32 mean is off by half an ulp of |mean|
+    shift = float(bias[c])
     for i in range(n):
         for l in range(length):
-            y[i, c, l] = (x[i, c, l] - mu_t) * scale + shift
+            y[i, c, l] = (x[i, c, l] - mu) * scale + shift
 
 
 @njit(**_PARALLEL)
@@ -376,12 +375,11 @@ def _gn_group(x, k, groups, weight, bias, eps, y, mean, rstd):
     rs = 1.0 / np.sqrt(q / m + eps)
     mean[n_i, g] = mu
     rstd[n_i, g] = rs
-    mu_t = x.dtype.type(mu)
     for c in range(g * cpg, (g + 1) * cpg):
-        scale = x.dtype.type(rs * weight[c])
-        shift = bias[c]
+        scale = rs * weight[c]           # float64, as in batch norm
+        shift = float(bias[c])
         for l in range(length):
-            y[n_i, c, l] = (x[n_i, c, l] - mu_t) * scale + shift
+            y[n_i, c, l] = (x[n_i, c, l] - mu) * scale + shift
 
 
 @njit(**_PARALLEL)

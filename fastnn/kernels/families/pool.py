@@ -19,7 +19,7 @@ C: csrc/pool.c; Numba, numpy and CUDA: backends/*/pool.py.
 """
 import numpy as np
 
-from ..registry import Gradient, declare
+from ..registry import declare
 from .._checks import _float_array, _index_array, resolve
 
 
@@ -161,7 +161,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                          div).reshape(shape)
 
 
-@declare(family="pool", signature="avg_pool2d_backward(dy (B, oh, ow), h, w, kh, kw, sh, sw, ph, pw, count_include_pad, divisor) -> dx (B, h, w)", doc="Gradient of avg_pool2d (takes x, for its shape, and the forward's arguments).", examples=lambda rng, dtype: avg_pool2d_backward_examples(rng, dtype), gradient=Gradient("avg_pool2d", "x"))
+@declare(family="pool", signature="avg_pool2d_backward(dy (B, oh, ow), h, w, kh, kw, sh, sw, ph, pw, count_include_pad, divisor) -> dx (B, h, w)", doc="Gradient of avg_pool2d (takes x, for its shape, and the forward's arguments).", examples=lambda rng, dtype: avg_pool2d_backward_examples(rng, dtype))
 def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None, *, backend=None):
     """Gradient of avg_pool2d with respect to x (only x's shape is used), as PyTorch's
@@ -211,7 +211,7 @@ def adaptive_avg_pool2d(x, output_size, *, backend=None):
     return be.adaptive_avg_pool2d(_planes(x), o[0], o[1]).reshape(shape)
 
 
-@declare(family="pool", signature="adaptive_avg_pool2d_backward(dy (B, oh, ow), h, w) -> dx (B, h, w)", doc="Gradient of adaptive_avg_pool2d (takes x, for its shape).", examples=lambda rng, dtype: adaptive_backward_examples(rng, dtype), gradient=Gradient("adaptive_avg_pool2d", "x"))
+@declare(family="pool", signature="adaptive_avg_pool2d_backward(dy (B, oh, ow), h, w) -> dx (B, h, w)", doc="Gradient of adaptive_avg_pool2d (takes x, for its shape).", examples=lambda rng, dtype: adaptive_backward_examples(rng, dtype))
 def adaptive_avg_pool2d_backward(dy, x, output_size=None, *, backend=None):
     """Gradient of adaptive_avg_pool2d with respect to x (only x's shape is used); output_size,
     when given, must agree with dy."""
