@@ -213,3 +213,42 @@ def test_lbfgs_errors_and_defaults():
         return fastnn.tensor(0.0)
     optim.LBFGS([q]).step(flat)
     assert len(calls) == 1 and (q.data == 1).all()
+
+
+def _fit_program(torch_like, line_search_fn):
+    """A PyTorch-style LBFGS fit, written once for `torch_like` (torch or fastnn): a small tanh
+    network regressing a smooth function, full-batch, in float64."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, (64, 2))
+    y = np.sin(x[:, :1]) * np.cos(x[:, 1:])
+    model = torch_like.nn.Sequential(torch_like.nn.Linear(2, 8), torch_like.nn.Tanh(),
+                                     torch_like.nn.Linear(8, 1)).double()
+    init = np.random.default_rng(1)
+    for name, p in model.named_parameters():
+        p.data[...] = torch_like.tensor(init.standard_normal(tuple(p.shape)) * 0.5) \
+            if torch_like is not fastnn else init.standard_normal(p.shape) * 0.5
+    X, Y = torch_like.tensor(x), torch_like.tensor(y)
+    loss_fn = torch_like.nn.MSELoss()
+    optimizer = torch_like.optim.LBFGS(model.parameters(), lr=1, max_iter=10,
+                                       history_size=10, line_search_fn=line_search_fn)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(model(X), Y)
+        loss.backward()
+        return loss
+
+    losses = [optimizer.step(closure).item() for _ in range(3)]
+    return losses, [np.array(p.detach().numpy() if torch_like is not fastnn else p.data)
+                    for p in model.parameters()]
+
+
+@needs_torch
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_pytorch_style_fit_matches(line_search_fn):
+    losses, params = _fit_program(fastnn, line_search_fn)
+    tlosses, tparams = _fit_program(torch, line_search_fn)
+    assert losses[-1] < 0.5 * losses[0]
+    np.testing.assert_allclose(losses, tlosses, rtol=1e-10)
+    for a, b in zip(params, tparams):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
