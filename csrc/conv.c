@@ -14,6 +14,11 @@ static inline int omp_get_num_threads(void) { return 1; }
 
 /* Below this many flops a call runs on one thread (waking the team costs more). */
 #define CONV_PARALLEL_MIN_FLOPS 4e6
+/* Most values in one thread's column buffer (8 MiB of floats); larger images go in row blocks.
+ * Overridable at build time (-DCONV_COL_MAX=...) to test the blocked path on small images. */
+#ifndef CONV_COL_MAX
+#define CONV_COL_MAX ((int64_t)1 << 21)
+#endif
 
 /* The calling thread's column buffer: 64-byte aligned, grown on demand and kept (OpenMP's pool
  * threads live on, so a training loop allocates once instead of faulting in fresh pages on every

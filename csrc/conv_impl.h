@@ -26,11 +26,12 @@ static CONV_SFX(gemm_fn) CONV_SFX(pick_gemm)(void)
     }
 }
 
-/* cols of one image's first `nch` channels (see above); x points at its first channel. */
-static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t nch,
-                             T *restrict col)
+/* cols of one image's first `nch` channels (see above) for output rows [oy0, oy1): column
+ * (oy - oy0)*ow + ox; x points at the image's first channel. */
+static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t nch, int64_t oy0,
+                             int64_t oy1, T *restrict col)
 {
-    const int64_t L = p->oh * p->ow, ow = p->ow, sw = p->sw;
+    const int64_t L = (oy1 - oy0) * p->ow, ow = p->ow, sw = p->sw;
     for (int64_t c = 0; c < nch; c++)
         for (int64_t i = 0; i < p->kh; i++)
             for (int64_t j = 0; j < p->kw; j++) {
@@ -38,8 +39,8 @@ static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t n
                 const int64_t ix0 = j * p->dw - p->pw;
                 int64_t lo, hi;
                 conv_valid_range(ix0, sw, p->w, ow, &lo, &hi);
-                for (int64_t oy = 0; oy < p->oh; oy++) {
-                    T *restrict dst = row + oy * ow;
+                for (int64_t oy = oy0; oy < oy1; oy++) {
+                    T *restrict dst = row + (oy - oy0) * ow;
                     const int64_t iy = oy * p->sh - p->ph + i * p->dh;
                     if (iy < 0 || iy >= p->h) {
                         memset(dst, 0, sizeof(T) * ow);
@@ -56,11 +57,12 @@ static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t n
             }
 }
 
-/* The adjoint of im2col: x[...] += each column entry, onto the input position it came from. */
-static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t nch,
-                             T *restrict x)
+/* The adjoint of im2col (same row range): x[...] += each column entry, onto the input position
+ * it came from. */
+static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t nch, int64_t oy0,
+                             int64_t oy1, T *restrict x)
 {
-    const int64_t L = p->oh * p->ow, ow = p->ow, sw = p->sw;
+    const int64_t L = (oy1 - oy0) * p->ow, ow = p->ow, sw = p->sw;
     for (int64_t c = 0; c < nch; c++)
         for (int64_t i = 0; i < p->kh; i++)
             for (int64_t j = 0; j < p->kw; j++) {
@@ -68,10 +70,10 @@ static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t
                 const int64_t ix0 = j * p->dw - p->pw;
                 int64_t lo, hi;
                 conv_valid_range(ix0, sw, p->w, ow, &lo, &hi);
-                for (int64_t oy = 0; oy < p->oh; oy++) {
+                for (int64_t oy = oy0; oy < oy1; oy++) {
                     const int64_t iy = oy * p->sh - p->ph + i * p->dh;
                     if (iy < 0 || iy >= p->h) continue;
-                    const T *restrict src = row + oy * ow;
+                    const T *restrict src = row + (oy - oy0) * ow;
                     T *restrict dst = x + (c * p->h + iy) * p->w;
                     if (sw == 1)
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox + ix0] += src[ox];
@@ -95,6 +97,16 @@ static double CONV_SFX(row_sum)(const T *restrict row, int64_t L)
     return s;
 }
 
+/* Output rows per block: the column buffer of one block holds at most CONV_COL_MAX values
+ * (a whole image for the usual sizes; large images go in blocks of rows, so memory stays
+ * bounded). A 1x1 convolution needs no columns: one block. */
+static int64_t CONV_SFX(block_rows)(const fnn_conv_t *p, int direct)
+{
+    if (direct) return p->oh;
+    int64_t rows = CONV_COL_MAX / (p->c * p->kh * p->kw * p->ow);
+    return rows < 1 ? 1 : rows > p->oh ? p->oh : rows;
+}
+
 /* Threads for a problem of `flops`, and whether they split the images (else the GEMMs). */
 static int CONV_SFX(plan)(const fnn_conv_t *p, double flops, int *per_image)
 {
@@ -104,12 +116,15 @@ static int CONV_SFX(plan)(const fnn_conv_t *p, double flops, int *per_image)
     return threads;
 }
 
-static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *w, const T *bias, T *y)
+static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *w,
+                                      const T *bias, T *y)
 {
     const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
     const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
     const int64_t L = p->oh * p->ow, HW = p->h * p->w;
     const int direct = conv_is_pointwise(p);
+    const int64_t rows = CONV_SFX(block_rows)(p, direct), bl_max = rows * p->ow;
+    const int blocked = rows < p->oh;          /* then y's rows go through a scratch block */
     int per_image;
     const int threads = CONV_SFX(plan)(p, 2.0 * p->n * p->co * K * L, &per_image);
     const int team = per_image ? threads : 1;
@@ -119,21 +134,32 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
-        T *col = direct ? NULL : (T *)conv_buffer(sizeof(T) * G * K * L);
-        if (!direct && !col) {
+        const int64_t col_size = direct ? 0 : G * K * bl_max;
+        T *col = direct && !blocked ? NULL
+                 : (T *)conv_buffer(sizeof(T) * (col_size + (blocked ? p->co * bl_max : 0)));
+        T *tmp = blocked && col ? col + col_size : NULL;
+        if ((!direct || blocked) && !col) {
             failed = 1;
         } else {
             for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
                 const T *xi = x + img * p->c * HW;
                 T *yi = y + img * p->co * L;
-                const T *b = xi;
-                if (!direct) {
-                    CONV_SFX(im2col)(p, xi, p->c, col);
-                    b = col;
+                for (int64_t oy0 = 0; oy0 < p->oh; oy0 += rows) {
+                    const int64_t oy1 = oy0 + rows < p->oh ? oy0 + rows : p->oh;
+                    const int64_t bl = (oy1 - oy0) * p->ow;
+                    const T *b = xi;
+                    if (!direct) {
+                        CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col);
+                        b = col;
+                    }
+                    T *c = blocked ? tmp : yi;
+                    for (int64_t g = 0; g < G; g++)
+                        gemm(cog, bl, K, 1, w + g * cog * K, 0, b + g * K * bl, 0, 0,
+                             c + g * cog * bl, gemm_threads);
+                    if (blocked)
+                        for (int64_t o = 0; o < p->co; o++)
+                            memcpy(yi + o * L + oy0 * p->ow, tmp + o * bl, sizeof(T) * bl);
                 }
-                for (int64_t g = 0; g < G; g++)
-                    gemm(cog, L, K, 1, w + g * cog * K, 0, b + g * K * L, 0, 0, yi + g * cog * L,
-                         gemm_threads);
                 if (bias)
                     for (int64_t o = 0; o < p->co; o++) {
                         const T bo = bias[o];
@@ -146,18 +172,22 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     return failed ? -1 : 0;
 }
 
-static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T *x, const T *w, T *dx,
-                                T *dw, T *db)
+static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T *x, const T *w,
+                                       T *dx, T *dw, T *db)
 {
     const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
     const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
     const int64_t L = p->oh * p->ow, HW = p->h * p->w, wsize = p->co * K;
     const int direct = conv_is_pointwise(p);
-    const double flops = 2.0 * p->n * p->co * K * L * ((dx != NULL) + (dw != NULL)) + 1.0 * p->n * p->co * L;
+    const int64_t rows = CONV_SFX(block_rows)(p, direct), bl_max = rows * p->ow;
+    const int blocked = rows < p->oh;          /* then dy's rows are copied to a scratch block */
+    const double flops = 2.0 * p->n * p->co * K * L * ((dx != NULL) + (dw != NULL))
+                         + 1.0 * p->n * p->co * L;
     int per_image;
     const int threads = CONV_SFX(plan)(p, flops, &per_image);
     const int team = per_image ? threads : 1;
-    const int need_col = !direct && (dx || dw);
+    const int64_t col_size = !direct && (dx || dw) ? G * K * bl_max : 0;
+    const int64_t tmp_size = blocked && (dx || dw) ? p->co * bl_max : 0;
     /* per-thread partial sums of dw (T) and db (double), added up at the end */
     T *dw_part = dw ? (T *)calloc((size_t)(team * wsize), sizeof(T)) : NULL;
     double *db_part = db ? (double *)calloc((size_t)(team * p->co), sizeof(double)) : NULL;
@@ -172,38 +202,47 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
-        T *col = need_col ? (T *)conv_buffer(sizeof(T) * G * K * L) : NULL;
+        T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
+        T *tmp = tmp_size && col ? col + col_size : NULL;
         T *dwt = dw ? dw_part + tid * wsize : NULL;
         double *dbt = db ? db_part + tid * p->co : NULL;
-        if (need_col && !col) {
+        if (col_size + tmp_size && !col) {
             failed = 1;
         } else {
             for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
                 const T *dyi = dy + img * p->co * L;
+                const T *xi = dwt ? x + img * p->c * HW : NULL;
+                T *dxi = dx ? dx + img * p->c * HW : NULL;
                 if (dbt)
                     for (int64_t o = 0; o < p->co; o++) dbt[o] += CONV_SFX(row_sum)(dyi + o * L, L);
-                if (dwt) {
-                    const T *xi = x + img * p->c * HW;
-                    const T *b = xi;
-                    if (!direct) {
-                        CONV_SFX(im2col)(p, xi, p->c, col);
-                        b = col;
+                if (dxi && !direct) memset(dxi, 0, sizeof(T) * p->c * HW);
+                for (int64_t oy0 = 0; oy0 < p->oh && (dwt || dxi); oy0 += rows) {
+                    const int64_t oy1 = oy0 + rows < p->oh ? oy0 + rows : p->oh;
+                    const int64_t bl = (oy1 - oy0) * p->ow;
+                    const T *dyb = dyi;                /* this block of dY, (co x bl) */
+                    if (blocked) {
+                        for (int64_t o = 0; o < p->co; o++)
+                            memcpy(tmp + o * bl, dyi + o * L + oy0 * p->ow, sizeof(T) * bl);
+                        dyb = tmp;
                     }
-                    /* dW[g]^T (K x co/g) += cols[g] @ dY[g]^T: the long side as the GEMM's
-                     * rows measured ~10% faster than dW[g] = dY[g] @ cols[g]^T */
-                    for (int64_t g = 0; g < G; g++)
-                        gemm(K, cog, L, 1, b + g * K * L, 0, dyi + g * cog * L, 1, 1,
-                             dwt + g * cog * K, gemm_threads);
-                }
-                if (dx) {
-                    T *dxi = dx + img * p->c * HW;
-                    T *out = direct ? dxi : col;     /* dcols, or dx itself when 1x1 */
-                    for (int64_t g = 0; g < G; g++)
-                        gemm(K, L, cog, 1, w + g * cog * K, 1, dyi + g * cog * L, 0, 0,
-                             out + g * K * L, gemm_threads);
-                    if (!direct) {
-                        memset(dxi, 0, sizeof(T) * p->c * HW);
-                        CONV_SFX(col2im)(p, col, p->c, dxi);
+                    if (dwt) {
+                        const T *b = xi;
+                        if (!direct) {
+                            CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col);
+                            b = col;
+                        }
+                        /* dW[g]^T (K x co/g) += cols[g] @ dY[g]^T: the long side as the GEMM's
+                         * rows measured ~10% faster than dW[g] = dY[g] @ cols[g]^T */
+                        for (int64_t g = 0; g < G; g++)
+                            gemm(K, cog, bl, 1, b + g * K * bl, 0, dyb + g * cog * bl, 1, 1,
+                                 dwt + g * cog * K, gemm_threads);
+                    }
+                    if (dxi) {
+                        T *out = direct ? dxi : col;     /* dcols, or dx itself when 1x1 */
+                        for (int64_t g = 0; g < G; g++)
+                            gemm(K, bl, cog, 1, w + g * cog * K, 1, dyb + g * cog * bl, 0, 0,
+                                 out + g * K * bl, gemm_threads);
+                        if (!direct) CONV_SFX(col2im)(p, col, p->c, oy0, oy1, dxi);
                     }
                 }
             }

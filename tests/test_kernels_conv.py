@@ -136,7 +136,9 @@ def test_conv_transpose2d_matches_reference(backend, dtype, problem, with_bias, 
 
 
 # Large enough for the threaded paths: images split among threads (batch >= threads) and one
-# image with multi-threaded GEMMs; 1x1 (no im2col), depthwise, strided/dilated.
+# image with multi-threaded GEMMs; 1x1 (no im2col), depthwise, strided/dilated; an image whose
+# columns exceed the C kernels' per-thread buffer (csrc/conv.c, CONV_COL_MAX), so they go in
+# blocks of output rows.
 LARGE = [
     ((4, 16, 20, 18), (32, 16, 3, 3), dict(padding=1)),
     ((1, 16, 30, 30), (24, 16, 3, 3), dict(padding=1)),
@@ -144,6 +146,7 @@ LARGE = [
     ((3, 32, 13, 11), (32, 1, 3, 3), dict(groups=32, padding="same")),
     ((3, 8, 17, 15), (16, 4, 3, 3), dict(stride=2, padding=2, groups=2, dilation=2)),
     ((8, 3, 32, 32), (32, 3, 5, 5), dict()),
+    ((1, 16, 130, 129), (8, 16, 3, 3), dict(padding=1)),   # C: columns in blocks of rows
 ]
 
 
