@@ -67,6 +67,11 @@ _TORCH_DTYPES = {
 }
 
 
+_TORCH_DTYPE_NAMES = {np.dtype(v): k for k, v in _TORCH_DTYPES.items()
+                      if k in ("float32", "float64", "float16", "int64", "int32", "int16", "int8",
+                               "uint8", "bool", "complex64", "complex128")}
+
+
 # ---------------------------------------------------------------- reading
 class _StorageType:
     """Stand-in for a torch storage class (torch.FloatStorage, ...)."""
@@ -586,8 +591,11 @@ def _to_pickleable(obj, tensor_to_numpy, storages, memo):
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
         return obj
-    if isinstance(obj, np.dtype):
-        raise TypeError("save: a .pt file written by fastnn cannot hold a dtype object")
+    if isinstance(obj, np.dtype):  # written as torch's dtype of that name (torch.float32)
+        name = _TORCH_DTYPE_NAMES.get(obj.newbyteorder("="))
+        if name is None:
+            raise TypeError(f"save: a .pt file cannot hold the dtype {obj}")
+        return _Global("torch", name)
     if isinstance(obj, dict):
         if type(obj) is collections.OrderedDict or isinstance(obj, collections.OrderedDict):
             out = collections.OrderedDict()

@@ -285,7 +285,7 @@ def test_fastnn_pt_dtypes_shapes_and_nesting_load_in_torch(tmp_path):
            "scalar": fastnn.tensor(2.5), "empty": np.zeros((0, 3), np.float32),
            "transposed": fastnn.tensor(np.arange(6.0).reshape(2, 3).T),
            "nested": {"epoch": 4, "lr": 0.1, "name": "x", "t": (1, 2), "l": [None, True],
-                      0: fastnn.ones(1)},
+                      0: fastnn.ones(1), "dtype": np.dtype(np.float32)},
            "ordered": collections.OrderedDict(a=fastnn.zeros(2))}
     path = tmp_path / "all.pth"
     fastnn.save(obj, path)
@@ -297,7 +297,9 @@ def test_fastnn_pt_dtypes_shapes_and_nesting_load_in_torch(tmp_path):
     assert got["nested"]["epoch"] == 4 and got["nested"]["name"] == "x"
     assert got["nested"]["t"] == (1, 2) and got["nested"]["l"] == [None, True]
     assert isinstance(got["ordered"], collections.OrderedDict)
+    assert got["nested"]["dtype"] is torch.float32
     back = fastnn.load(path)  # and back into fastnn
+    assert back["nested"]["dtype"] == np.float32
     for k in ("f32", "i64", "b", "transposed"):
         assert isinstance(back[k], fastnn.Tensor)
         np.testing.assert_array_equal(_arr(back[k]), _arr(obj[k]))
