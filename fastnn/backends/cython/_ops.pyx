@@ -7,6 +7,7 @@ float64 kernel from the dtype number and calls it without the GIL. Everything he
 numpy API: a call costs well under 2 us on top of the kernel.
 """
 cimport numpy as cnp
+from cython cimport floating
 from libc.stdint cimport int64_t
 
 include "_runtime.pxi"
@@ -107,12 +108,40 @@ cdef extern from "ops.h" nogil:
                            double weight_decay, int decoupled)
 
 
-
-
-
 # ---------------------------------------------------------------- helpers
-cdef inline bint is_f32(cnp.ndarray a):
+# Every C kernel is a pair, fnn_<name>_f32 and fnn_<name>_f64: each wrapper below picks the one
+# for its input's dtype. The kernel shapes several wrappers share (unary, binary, rowwise,
+# rowwise2) have a helper that allocates the output and makes the call without the GIL. The
+# helpers are written once over Cython's fused type `floating`: Cython compiles a float and a
+# double copy, and the kernel pointer a wrapper passes selects the copy at compile time. The
+# other wrappers (scalar arguments, several outputs) write both calls out in one nogil block,
+# with f32()/f64() for the typed data pointers. All of it inlines: no cost per call.
+cdef inline bint is_f32(cnp.ndarray a) noexcept nogil:
     return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+
+
+cdef inline void *ptr(cnp.ndarray a) noexcept nogil:
+    return cnp.PyArray_DATA(a)
+
+
+cdef inline float *f32(cnp.ndarray a) noexcept nogil:
+    return <float *>cnp.PyArray_DATA(a)
+
+
+cdef inline double *f64(cnp.ndarray a) noexcept nogil:
+    return <double *>cnp.PyArray_DATA(a)
+
+
+cdef inline int64_t *i64(cnp.ndarray a) noexcept nogil:
+    return <int64_t *>cnp.PyArray_DATA(a)
+
+
+cdef inline int64_t size(cnp.ndarray a) noexcept nogil:
+    return cnp.PyArray_SIZE(a)
+
+
+cdef inline int64_t dim(cnp.ndarray a, int i) noexcept nogil:
+    return cnp.PyArray_DIM(a, i)
 
 
 cdef inline cnp.ndarray empty_like(cnp.ndarray a):
@@ -131,118 +160,60 @@ cdef inline cnp.ndarray zeros_2d(cnp.npy_intp rows, cnp.npy_intp cols, cnp.ndarr
     return <cnp.ndarray>cnp.PyArray_ZEROS(2, dims, cnp.PyArray_TYPE(like), 0)
 
 
-cdef inline void *ptr(cnp.ndarray a):
-    return cnp.PyArray_DATA(a)
+ctypedef void (*unary_fn)(const floating *, floating *, int64_t) noexcept nogil
+ctypedef void (*binary_fn)(const floating *, const floating *, floating *, int64_t) noexcept nogil
+ctypedef void (*rowwise_fn)(const floating *, floating *, int64_t, int64_t) noexcept nogil
+ctypedef void (*rowwise2_fn)(const floating *, const floating *, floating *, int64_t,
+                             int64_t) noexcept nogil
 
 
-cdef inline int64_t size(cnp.ndarray a):
-    return cnp.PyArray_SIZE(a)
-
-
-cdef inline int64_t dim(cnp.ndarray a, int i):
-    return cnp.PyArray_DIM(a, i)
-
-
-ctypedef void (*unary_f32_fn)(const float *, float *, int64_t) noexcept nogil
-ctypedef void (*unary_f64_fn)(const double *, double *, int64_t) noexcept nogil
-ctypedef void (*binary_f32_fn)(const float *, const float *, float *, int64_t) noexcept nogil
-ctypedef void (*binary_f64_fn)(const double *, const double *, double *, int64_t) noexcept nogil
-ctypedef void (*rows_f32_fn)(const float *, float *, int64_t, int64_t) noexcept nogil
-ctypedef void (*rows_f64_fn)(const double *, double *, int64_t, int64_t) noexcept nogil
-ctypedef void (*rows2_f32_fn)(const float *, const float *, float *, int64_t,
-                              int64_t) noexcept nogil
-ctypedef void (*rows2_f64_fn)(const double *, const double *, double *, int64_t,
-                              int64_t) noexcept nogil
-
-
-cdef inline cnp.ndarray unary(cnp.ndarray x, unary_f32_fn f32, unary_f64_fn f64):
+cdef inline cnp.ndarray unary(cnp.ndarray x, unary_fn kernel):
+    """kernel(x) -> y, elementwise over all of x."""
     cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t n = size(x)
-    cdef void *px = ptr(x)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            f32(<float *>px, <float *>py, n)
-    else:
-        with nogil:
-            f64(<double *>px, <double *>py, n)
+    with nogil:
+        kernel(<floating *>ptr(x), <floating *>ptr(y), size(x))
     return y
 
 
-cdef inline cnp.ndarray binary(cnp.ndarray a, cnp.ndarray b, binary_f32_fn f32,
-                               binary_f64_fn f64):
+cdef inline cnp.ndarray binary(cnp.ndarray a, cnp.ndarray b, binary_fn kernel):
+    """kernel(a, b) -> out, elementwise, out shaped as a."""
     cdef cnp.ndarray out = empty_like(a)
-    cdef int64_t n = size(a)
-    cdef void *pa = ptr(a)
-    cdef void *pb = ptr(b)
-    cdef void *po = ptr(out)
-    if is_f32(a):
-        with nogil:
-            f32(<float *>pa, <float *>pb, <float *>po, n)
-    else:
-        with nogil:
-            f64(<double *>pa, <double *>pb, <double *>po, n)
+    with nogil:
+        kernel(<floating *>ptr(a), <floating *>ptr(b), <floating *>ptr(out), size(a))
     return out
 
 
-cdef inline cnp.ndarray rows_op(cnp.ndarray x, rows_f32_fn f32, rows_f64_fn f64):
+cdef inline cnp.ndarray rowwise(cnp.ndarray x, rowwise_fn kernel):
+    """kernel(x) -> y over the rows of x (rows, cols)."""
     cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t rows = dim(x, 0), cols = dim(x, 1)
-    cdef void *px = ptr(x)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            f32(<float *>px, <float *>py, rows, cols)
-    else:
-        with nogil:
-            f64(<double *>px, <double *>py, rows, cols)
+    with nogil:
+        kernel(<floating *>ptr(x), <floating *>ptr(y), dim(x, 0), dim(x, 1))
     return y
 
 
-cdef inline cnp.ndarray rows_backward(cnp.ndarray dy, cnp.ndarray y, rows2_f32_fn f32,
-                                      rows2_f64_fn f64):
-    cdef cnp.ndarray dx = empty_like(dy)
-    cdef int64_t rows = dim(dy, 0), cols = dim(dy, 1)
-    cdef void *pdy = ptr(dy)
-    cdef void *py = ptr(y)
-    cdef void *pdx = ptr(dx)
-    if is_f32(dy):
-        with nogil:
-            f32(<float *>pdy, <float *>py, <float *>pdx, rows, cols)
-    else:
-        with nogil:
-            f64(<double *>pdy, <double *>py, <double *>pdx, rows, cols)
-    return dx
+cdef inline cnp.ndarray rowwise2(cnp.ndarray a, cnp.ndarray b, rowwise2_fn kernel):
+    """kernel(a, b) -> out over the rows of a (rows, cols), out shaped as a."""
+    cdef cnp.ndarray out = empty_like(a)
+    with nogil:
+        kernel(<floating *>ptr(a), <floating *>ptr(b), <floating *>ptr(out), dim(a, 0), dim(a, 1))
+    return out
 
 
 # ---------------------------------------------------------------- bias
 def bias_add(cnp.ndarray x, cnp.ndarray bias):
-    cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t rows = dim(x, 0), cols = dim(x, 1)
-    cdef void *px = ptr(x)
-    cdef void *pb = ptr(bias)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            fnn_bias_add_f32(<float *>px, <float *>pb, <float *>py, rows, cols)
-    else:
-        with nogil:
-            fnn_bias_add_f64(<double *>px, <double *>pb, <double *>py, rows, cols)
-    return y
+    return (rowwise2(x, bias, fnn_bias_add_f32) if is_f32(x) else
+            rowwise2(x, bias, fnn_bias_add_f64))
 
 
 def bias_grad(cnp.ndarray dy):
     cdef int64_t rows = dim(dy, 0), cols = dim(dy, 1)
     cdef cnp.ndarray db = empty_1d(cols, dy)
-    cdef void *pdy = ptr(dy)
-    cdef void *pdb = ptr(db)
     cdef int status
-    if is_f32(dy):
-        with nogil:
-            status = fnn_bias_grad_f32(<float *>pdy, <float *>pdb, rows, cols)
-    else:
-        with nogil:
-            status = fnn_bias_grad_f64(<double *>pdy, <double *>pdb, rows, cols)
+    with nogil:
+        if is_f32(dy):
+            status = fnn_bias_grad_f32(f32(dy), f32(db), rows, cols)
+        else:
+            status = fnn_bias_grad_f64(f64(dy), f64(db), rows, cols)
     if status:
         raise MemoryError("bias_grad: out of memory for per-thread partial sums")
     return db
@@ -250,133 +221,109 @@ def bias_grad(cnp.ndarray dy):
 
 # ---------------------------------------------------------------- activations
 def relu(cnp.ndarray x):
-    return unary(x, fnn_relu_f32, fnn_relu_f64)
+    return unary(x, fnn_relu_f32) if is_f32(x) else unary(x, fnn_relu_f64)
 
 
 def relu_backward(cnp.ndarray dy, cnp.ndarray x):
-    return binary(dy, x, fnn_relu_backward_f32, fnn_relu_backward_f64)
+    return (binary(dy, x, fnn_relu_backward_f32) if is_f32(dy) else
+            binary(dy, x, fnn_relu_backward_f64))
 
 
 def leaky_relu(cnp.ndarray x, double negative_slope):
     cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t n = size(x)
-    cdef void *px = ptr(x)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            fnn_leaky_relu_f32(<float *>px, <float *>py, n, negative_slope)
-    else:
-        with nogil:
-            fnn_leaky_relu_f64(<double *>px, <double *>py, n, negative_slope)
+    with nogil:
+        if is_f32(x):
+            fnn_leaky_relu_f32(f32(x), f32(y), size(x), negative_slope)
+        else:
+            fnn_leaky_relu_f64(f64(x), f64(y), size(x), negative_slope)
     return y
 
 
 def leaky_relu_backward(cnp.ndarray dy, cnp.ndarray x, double negative_slope):
     cdef cnp.ndarray dx = empty_like(dy)
-    cdef int64_t n = size(dy)
-    cdef void *pdy = ptr(dy)
-    cdef void *px = ptr(x)
-    cdef void *pdx = ptr(dx)
-    if is_f32(dy):
-        with nogil:
-            fnn_leaky_relu_backward_f32(<float *>pdy, <float *>px, <float *>pdx, n,
-                                        negative_slope)
-    else:
-        with nogil:
-            fnn_leaky_relu_backward_f64(<double *>pdy, <double *>px, <double *>pdx, n,
-                                        negative_slope)
+    with nogil:
+        if is_f32(dy):
+            fnn_leaky_relu_backward_f32(f32(dy), f32(x), f32(dx), size(dy), negative_slope)
+        else:
+            fnn_leaky_relu_backward_f64(f64(dy), f64(x), f64(dx), size(dy), negative_slope)
     return dx
 
 
 def sigmoid(cnp.ndarray x):
-    return unary(x, fnn_sigmoid_f32, fnn_sigmoid_f64)
+    return unary(x, fnn_sigmoid_f32) if is_f32(x) else unary(x, fnn_sigmoid_f64)
 
 
 def sigmoid_backward(cnp.ndarray dy, cnp.ndarray y):
-    return binary(dy, y, fnn_sigmoid_backward_f32, fnn_sigmoid_backward_f64)
+    return (binary(dy, y, fnn_sigmoid_backward_f32) if is_f32(dy) else
+            binary(dy, y, fnn_sigmoid_backward_f64))
 
 
 def tanh(cnp.ndarray x):
-    return unary(x, fnn_tanh_f32, fnn_tanh_f64)
+    return unary(x, fnn_tanh_f32) if is_f32(x) else unary(x, fnn_tanh_f64)
 
 
 def tanh_backward(cnp.ndarray dy, cnp.ndarray y):
-    return binary(dy, y, fnn_tanh_backward_f32, fnn_tanh_backward_f64)
+    return (binary(dy, y, fnn_tanh_backward_f32) if is_f32(dy) else
+            binary(dy, y, fnn_tanh_backward_f64))
 
 
 def gelu(cnp.ndarray x, bint approximate):
     cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t n = size(x)
-    cdef void *px = ptr(x)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            fnn_gelu_f32(<float *>px, <float *>py, n, approximate)
-    else:
-        with nogil:
-            fnn_gelu_f64(<double *>px, <double *>py, n, approximate)
+    with nogil:
+        if is_f32(x):
+            fnn_gelu_f32(f32(x), f32(y), size(x), approximate)
+        else:
+            fnn_gelu_f64(f64(x), f64(y), size(x), approximate)
     return y
 
 
 def gelu_backward(cnp.ndarray dy, cnp.ndarray x, bint approximate):
     cdef cnp.ndarray dx = empty_like(dy)
-    cdef int64_t n = size(dy)
-    cdef void *pdy = ptr(dy)
-    cdef void *px = ptr(x)
-    cdef void *pdx = ptr(dx)
-    if is_f32(dy):
-        with nogil:
-            fnn_gelu_backward_f32(<float *>pdy, <float *>px, <float *>pdx, n, approximate)
-    else:
-        with nogil:
-            fnn_gelu_backward_f64(<double *>pdy, <double *>px, <double *>pdx, n, approximate)
+    with nogil:
+        if is_f32(dy):
+            fnn_gelu_backward_f32(f32(dy), f32(x), f32(dx), size(dy), approximate)
+        else:
+            fnn_gelu_backward_f64(f64(dy), f64(x), f64(dx), size(dy), approximate)
     return dx
 
 
 def clamp(cnp.ndarray x, double lo, double hi):
     cdef cnp.ndarray y = empty_like(x)
-    cdef int64_t n = size(x)
-    cdef void *px = ptr(x)
-    cdef void *py = ptr(y)
-    if is_f32(x):
-        with nogil:
-            fnn_clamp_f32(<float *>px, <float *>py, n, lo, hi)
-    else:
-        with nogil:
-            fnn_clamp_f64(<double *>px, <double *>py, n, lo, hi)
+    with nogil:
+        if is_f32(x):
+            fnn_clamp_f32(f32(x), f32(y), size(x), lo, hi)
+        else:
+            fnn_clamp_f64(f64(x), f64(y), size(x), lo, hi)
     return y
 
 
 def clamp_backward(cnp.ndarray dy, cnp.ndarray x, double lo, double hi):
     cdef cnp.ndarray dx = empty_like(dy)
-    cdef int64_t n = size(dy)
-    cdef void *pdy = ptr(dy)
-    cdef void *px = ptr(x)
-    cdef void *pdx = ptr(dx)
-    if is_f32(dy):
-        with nogil:
-            fnn_clamp_backward_f32(<float *>pdy, <float *>px, <float *>pdx, n, lo, hi)
-    else:
-        with nogil:
-            fnn_clamp_backward_f64(<double *>pdy, <double *>px, <double *>pdx, n, lo, hi)
+    with nogil:
+        if is_f32(dy):
+            fnn_clamp_backward_f32(f32(dy), f32(x), f32(dx), size(dy), lo, hi)
+        else:
+            fnn_clamp_backward_f64(f64(dy), f64(x), f64(dx), size(dy), lo, hi)
     return dx
 
 
 # ---------------------------------------------------------------- softmax family
 def softmax(cnp.ndarray x):
-    return rows_op(x, fnn_softmax_f32, fnn_softmax_f64)
+    return rowwise(x, fnn_softmax_f32) if is_f32(x) else rowwise(x, fnn_softmax_f64)
 
 
 def softmax_backward(cnp.ndarray dy, cnp.ndarray y):
-    return rows_backward(dy, y, fnn_softmax_backward_f32, fnn_softmax_backward_f64)
+    return (rowwise2(dy, y, fnn_softmax_backward_f32) if is_f32(dy) else
+            rowwise2(dy, y, fnn_softmax_backward_f64))
 
 
 def log_softmax(cnp.ndarray x):
-    return rows_op(x, fnn_log_softmax_f32, fnn_log_softmax_f64)
+    return rowwise(x, fnn_log_softmax_f32) if is_f32(x) else rowwise(x, fnn_log_softmax_f64)
 
 
 def log_softmax_backward(cnp.ndarray dy, cnp.ndarray y):
-    return rows_backward(dy, y, fnn_log_softmax_backward_f32, fnn_log_softmax_backward_f64)
+    return (rowwise2(dy, y, fnn_log_softmax_backward_f32) if is_f32(dy) else
+            rowwise2(dy, y, fnn_log_softmax_backward_f64))
 
 
 def cross_entropy(cnp.ndarray logits, cnp.ndarray targets, int64_t ignore_index,
@@ -384,17 +331,12 @@ def cross_entropy(cnp.ndarray logits, cnp.ndarray targets, int64_t ignore_index,
     cdef int64_t rows = dim(logits, 0), cols = dim(logits, 1)
     cdef cnp.ndarray losses = empty_1d(rows, logits)
     cdef cnp.ndarray grad = empty_like(logits)
-    cdef void *px = ptr(logits)
-    cdef int64_t *pt = <int64_t *>ptr(targets)
-    cdef void *pl = ptr(losses)
-    cdef void *pg = ptr(grad)
-    if is_f32(logits):
-        with nogil:
-            fnn_cross_entropy_f32(<float *>px, pt, <float *>pl, <float *>pg, rows, cols,
+    with nogil:
+        if is_f32(logits):
+            fnn_cross_entropy_f32(f32(logits), i64(targets), f32(losses), f32(grad), rows, cols,
                                   ignore_index, grad_scale)
-    else:
-        with nogil:
-            fnn_cross_entropy_f64(<double *>px, pt, <double *>pl, <double *>pg, rows, cols,
+        else:
+            fnn_cross_entropy_f64(f64(logits), i64(targets), f64(losses), f64(grad), rows, cols,
                                   ignore_index, grad_scale)
     return losses, grad
 
@@ -402,17 +344,12 @@ def cross_entropy(cnp.ndarray logits, cnp.ndarray targets, int64_t ignore_index,
 # ---------------------------------------------------------------- losses
 def mse_loss(cnp.ndarray pred, cnp.ndarray target):
     cdef cnp.ndarray grad = empty_like(pred)
-    cdef int64_t n = size(pred)
-    cdef void *pp = ptr(pred)
-    cdef void *pt = ptr(target)
-    cdef void *pg = ptr(grad)
     cdef double loss
-    if is_f32(pred):
-        with nogil:
-            loss = fnn_mse_loss_f32(<float *>pp, <float *>pt, <float *>pg, n)
-    else:
-        with nogil:
-            loss = fnn_mse_loss_f64(<double *>pp, <double *>pt, <double *>pg, n)
+    with nogil:
+        if is_f32(pred):
+            loss = fnn_mse_loss_f32(f32(pred), f32(target), f32(grad), size(pred))
+        else:
+            loss = fnn_mse_loss_f64(f64(pred), f64(target), f64(grad), size(pred))
     return loss, grad
 
 
@@ -422,20 +359,13 @@ def layer_norm(cnp.ndarray x, cnp.ndarray weight, cnp.ndarray bias, double eps):
     cdef cnp.ndarray y = empty_like(x)
     cdef cnp.ndarray mean = empty_1d(rows, x)
     cdef cnp.ndarray rstd = empty_1d(rows, x)
-    cdef void *px = ptr(x)
-    cdef void *pw = ptr(weight)
-    cdef void *pb = ptr(bias)
-    cdef void *py = ptr(y)
-    cdef void *pm = ptr(mean)
-    cdef void *pr = ptr(rstd)
-    if is_f32(x):
-        with nogil:
-            fnn_layer_norm_f32(<float *>px, <float *>pw, <float *>pb, <float *>py, <float *>pm,
-                               <float *>pr, rows, cols, eps)
-    else:
-        with nogil:
-            fnn_layer_norm_f64(<double *>px, <double *>pw, <double *>pb, <double *>py,
-                               <double *>pm, <double *>pr, rows, cols, eps)
+    with nogil:
+        if is_f32(x):
+            fnn_layer_norm_f32(f32(x), f32(weight), f32(bias), f32(y), f32(mean), f32(rstd),
+                               rows, cols, eps)
+        else:
+            fnn_layer_norm_f64(f64(x), f64(weight), f64(bias), f64(y), f64(mean), f64(rstd),
+                               rows, cols, eps)
     return y, mean, rstd
 
 
@@ -445,25 +375,14 @@ def layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray weight, cnp.n
     cdef cnp.ndarray dx = empty_like(x)
     cdef cnp.ndarray dw = empty_1d(cols, x)
     cdef cnp.ndarray db = empty_1d(cols, x)
-    cdef void *pdy = ptr(dy)
-    cdef void *px = ptr(x)
-    cdef void *pw = ptr(weight)
-    cdef void *pm = ptr(mean)
-    cdef void *pr = ptr(rstd)
-    cdef void *pdx = ptr(dx)
-    cdef void *pdw = ptr(dw)
-    cdef void *pdb = ptr(db)
     cdef int status
-    if is_f32(x):
-        with nogil:
-            status = fnn_layer_norm_backward_f32(<float *>pdy, <float *>px, <float *>pw,
-                                                 <float *>pm, <float *>pr, <float *>pdx,
-                                                 <float *>pdw, <float *>pdb, rows, cols)
-    else:
-        with nogil:
-            status = fnn_layer_norm_backward_f64(<double *>pdy, <double *>px, <double *>pw,
-                                                 <double *>pm, <double *>pr, <double *>pdx,
-                                                 <double *>pdw, <double *>pdb, rows, cols)
+    with nogil:
+        if is_f32(x):
+            status = fnn_layer_norm_backward_f32(f32(dy), f32(x), f32(weight), f32(mean),
+                                                 f32(rstd), f32(dx), f32(dw), f32(db), rows, cols)
+        else:
+            status = fnn_layer_norm_backward_f64(f64(dy), f64(x), f64(weight), f64(mean),
+                                                 f64(rstd), f64(dx), f64(dw), f64(db), rows, cols)
     if status:
         raise MemoryError("layer_norm_backward: out of memory for per-thread partial sums")
     return dx, dw, db
@@ -476,63 +395,44 @@ def embedding(cnp.ndarray weight, cnp.ndarray ids):
     dims[0] = n
     dims[1] = cols
     cdef cnp.ndarray out = <cnp.ndarray>cnp.PyArray_EMPTY(2, dims, cnp.PyArray_TYPE(weight), 0)
-    cdef void *pw = ptr(weight)
-    cdef int64_t *pi = <int64_t *>ptr(ids)
-    cdef void *po = ptr(out)
-    if is_f32(weight):
-        with nogil:
-            fnn_embedding_f32(<float *>pw, pi, <float *>po, n, cols)
-    else:
-        with nogil:
-            fnn_embedding_f64(<double *>pw, pi, <double *>po, n, cols)
+    with nogil:
+        if is_f32(weight):
+            fnn_embedding_f32(f32(weight), i64(ids), f32(out), n, cols)
+        else:
+            fnn_embedding_f64(f64(weight), i64(ids), f64(out), n, cols)
     return out
 
 
 def embedding_backward(cnp.ndarray dout, cnp.ndarray ids, int64_t num_embeddings):
     cdef int64_t n = dim(dout, 0), cols = dim(dout, 1)
     cdef cnp.ndarray dweight = zeros_2d(num_embeddings, cols, dout)
-    cdef void *pd = ptr(dout)
-    cdef int64_t *pi = <int64_t *>ptr(ids)
-    cdef void *pw = ptr(dweight)
-    if is_f32(dout):
-        with nogil:
-            fnn_embedding_backward_f32(<float *>pd, pi, <float *>pw, n, cols)
-    else:
-        with nogil:
-            fnn_embedding_backward_f64(<double *>pd, pi, <double *>pw, n, cols)
+    with nogil:
+        if is_f32(dout):
+            fnn_embedding_backward_f32(f32(dout), i64(ids), f32(dweight), n, cols)
+        else:
+            fnn_embedding_backward_f64(f64(dout), i64(ids), f64(dweight), n, cols)
     return dweight
 
 
 # ---------------------------------------------------------------- optimizers (in place)
 def sgd_step(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray buf, double lr, double momentum,
              double dampening, bint nesterov, double weight_decay, bint first):
-    cdef int64_t n = size(param)
-    cdef void *pp = ptr(param)
-    cdef void *pg = ptr(grad)
-    cdef void *pb = ptr(buf)
-    if is_f32(param):
-        with nogil:
-            fnn_sgd_step_f32(<float *>pp, <float *>pg, <float *>pb, n, lr, momentum, dampening,
-                             nesterov, weight_decay, first)
-    else:
-        with nogil:
-            fnn_sgd_step_f64(<double *>pp, <double *>pg, <double *>pb, n, lr, momentum,
+    with nogil:
+        if is_f32(param):
+            fnn_sgd_step_f32(f32(param), f32(grad), f32(buf), size(param), lr, momentum,
+                             dampening, nesterov, weight_decay, first)
+        else:
+            fnn_sgd_step_f64(f64(param), f64(grad), f64(buf), size(param), lr, momentum,
                              dampening, nesterov, weight_decay, first)
 
 
 def adam_step(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray m, cnp.ndarray v, int64_t step,
               double lr, double beta1, double beta2, double eps, double weight_decay,
               bint decoupled):
-    cdef int64_t n = size(param)
-    cdef void *pp = ptr(param)
-    cdef void *pg = ptr(grad)
-    cdef void *pm = ptr(m)
-    cdef void *pv = ptr(v)
-    if is_f32(param):
-        with nogil:
-            fnn_adam_step_f32(<float *>pp, <float *>pg, <float *>pm, <float *>pv, n, step, lr,
+    with nogil:
+        if is_f32(param):
+            fnn_adam_step_f32(f32(param), f32(grad), f32(m), f32(v), size(param), step, lr,
                               beta1, beta2, eps, weight_decay, decoupled)
-    else:
-        with nogil:
-            fnn_adam_step_f64(<double *>pp, <double *>pg, <double *>pm, <double *>pv, n, step,
-                              lr, beta1, beta2, eps, weight_decay, decoupled)
+        else:
+            fnn_adam_step_f64(f64(param), f64(grad), f64(m), f64(v), size(param), step, lr,
+                              beta1, beta2, eps, weight_decay, decoupled)
