@@ -349,3 +349,17 @@ def test_clip_grad_norm_with_tensor_gradients():
     for p, g, tp in zip(mine, held, theirs):
         assert p.grad is g  # the same Tensor, with the clipped values
         np.testing.assert_allclose(np.asarray(g), tp.grad.numpy(), rtol=1e-12)
+
+
+def test_named_parameters_as_params():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    opt = optim.AdamW(model.named_parameters(), lr=0.01)
+    assert opt.param_groups[0]["param_names"] == [n for n, _ in model.named_parameters()]
+    assert opt.param_groups[0]["params"] == list(model.parameters())
+    assert opt.state_dict()["param_groups"][0]["param_names"] == \
+        opt.param_groups[0]["param_names"]
+    tm = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    assert torch.optim.AdamW(tm.named_parameters()).state_dict()["param_groups"][0][
+        "param_names"] == opt.param_groups[0]["param_names"]
+    with pytest.raises(ValueError, match="with/without names"):
+        opt.add_param_group({"params": [nn.Parameter(np.zeros(1))]})

@@ -168,6 +168,17 @@ class Optimizer:
                             "Please use a list instead.")
         else:
             group["params"] = list(params)
+        # model.named_parameters() works too: the names go to the group's 'param_names'
+        names = [p[0] for p in group["params"] if isinstance(p, tuple)]
+        if names:
+            if len(names) != len(group["params"]):
+                raise ValueError("all optimizer params should be with/without names. Some "
+                                 "param names are missing")
+            group["params"] = [p[1] for p in group["params"]]
+            group["param_names"] = names
+        if self.param_groups and ("param_names" in group) != (
+                "param_names" in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with/without names.")
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, but one of the params is "
