@@ -272,19 +272,24 @@ class _MultiProcessIter:
         _register_atexit()
         base_seed = ld._base_seed()
         fast = ld._fast_tensor_dataset()
-        for wid in range(self._n):
-            q = ctx.Queue()
-            q.cancel_join_thread()  # never block interpreter exit on a dead worker's pipe
-            w = ctx.Process(
-                target=_worker.worker_loop, daemon=True,
-                args=(self._iterable, ld.dataset, q, self._result_queue, ld._auto_collation,
-                      ld.collate_fn, ld.batch_size, ld.drop_last, fast, base_seed + wid,
-                      ld.worker_init_fn, wid, self._n, self._pid, self._done))
-            w.start()
-            self._index_queues.append(q)
-            self._workers.append(w)
+        self._buffer = {}
         _live_iterators.add(self)
-        self._reset(first=True)
+        try:
+            for wid in range(self._n):
+                q = ctx.Queue()
+                q.cancel_join_thread()  # never block interpreter exit on a dead worker's pipe
+                w = ctx.Process(
+                    target=_worker.worker_loop, daemon=True,
+                    args=(self._iterable, ld.dataset, q, self._result_queue, ld._auto_collation,
+                          ld.collate_fn, ld.batch_size, ld.drop_last, fast, base_seed + wid,
+                          ld.worker_init_fn, wid, self._n, self._pid, self._done))
+                self._index_queues.append(q)
+                w.start()  # (with spawn, a dataset that does not pickle fails here)
+                self._workers.append(w)
+            self._reset(first=True)
+        except BaseException:
+            self._shutdown(force=True)
+            raise
 
     # ------------------------------------------------------------ task bookkeeping
     def _reset(self, first=False):
