@@ -1,21 +1,15 @@
-"""The `fastnn` command line.
-
-    fastnn info                          version, backends, CPU code path, threads
-    fastnn bench [...]                   the benchmark tables (fastnn/benchmarks.py)
-    fastnn train MODEL [...]             perceptron | mlp | gpt | diffusion
-    fastnn eval MODEL [...]              mlp | diffusion
-    fastnn generate [...]                text from a GPT checkpoint
-    fastnn sample [...]                  images from a diffusion checkpoint
+"""The `fastnn` command line: lessons you can run, and the benchmarks.
 
 Each model's commands live next to the model (fastnn/models/*_cli.py, perceptron.py: functions
-taking argv), so this file dispatches, and is the one place that turns a user's mistake into a
-message: a ValueError (CheckpointError included), OSError or MissingDependencyError raised by a
-command is printed as one line on stderr, without a traceback, and the exit status is 2.
+taking argv, with parsers from fastnn/models/common_cli.py), so this file dispatches, and is the
+one place that turns a user's mistake into a message: a ValueError (UsageError and
+CheckpointError included), OSError or MissingDependencyError raised by a command is printed as
+one line on stderr, `fastnn <command>: <message>`, without a traceback, and the exit status is 2.
 """
 import importlib
 import sys
 
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, UsageError
 from .serialization import CheckpointError
 
 # command -> {model: "module:function"}; a command with one entry under None takes no model name.
@@ -34,50 +28,139 @@ COMMANDS = {
 # what a user can fix: a bad option, file, checkpoint or text, a missing optional package
 USER_ERRORS = (ValueError, CheckpointError, OSError, MissingDependencyError)
 
+HELP = """\
+usage: fastnn COMMAND [MODEL] [options]      (fastnn COMMAND --help for each command's options)
+
+fastnn runs the lessons of a hand-written deep-learning library, and its benchmarks.
+Checkpoints and pictures go to the runs/ folder unless you pass --out.
+
+commands:
+  info                   what runs here: fastnn's version, the backends that load (numpy, numba,
+                         cython, cuda) and why others do not, the CPU code path, the threads
+                           fastnn info
+  bench                  time every kernel on every backend against naive numpy, OpenBLAS and
+                         PyTorch (about 2 minutes)
+                           fastnn bench --kernels gemm,gelu --plot runs/bench.png
+  train perceptron       a perceptron learns AND and OR but not XOR; one hidden layer learns XOR
+                           fastnn train perceptron
+  train mlp              an MLP learns the 8x8 digits: progress bar, loss, test accuracy
+                           fastnn train mlp --epochs 60 --plot runs/mlp.png
+  train gpt              a character-level GPT learns text (CPython's docs by default)
+                           fastnn train gpt --minutes 3
+  train diffusion        a prompt-conditioned diffusion model learns to draw digits (~2 min)
+                           fastnn train diffusion
+  eval mlp               reload runs/mlp.npz and measure its test accuracy
+                           fastnn eval mlp --checkpoint runs/mlp.npz
+  eval diffusion         how often samples show the prompted digit, and how close to real ones
+                           fastnn eval diffusion --guidance 0,1,3
+  generate               text from a trained GPT, at one or several temperatures
+                           fastnn generate --prompt "The " --temperatures 0,0.5,1,1.5
+  sample                 digits drawn by the diffusion model from a prompt ("7", "seven", "siete")
+                           fastnn sample --prompt siete --out runs/samples/siete.png
+
+options:
+  -h, --help             show this help and exit
+  --version              show fastnn's version and exit
+"""
+
+# `fastnn train --help`, `fastnn eval --help`: the models each takes, one line each
+MODEL_HELP = {
+    "train": {
+        "perceptron": ("AND, OR, XOR: one neuron, then one hidden layer (a second)",
+                       "fastnn train perceptron"),
+        "mlp": ("an MLP on scikit-learn's 8x8 digits; writes runs/mlp.npz (10 s)",
+                "fastnn train mlp --epochs 60 --plot runs/mlp.png"),
+        "gpt": ("a character-level GPT on CPython's docs or --text FILE; writes runs/gpt.npz",
+                "fastnn train gpt --minutes 3"),
+        "diffusion": ("a prompt-conditioned DDPM on the digits; writes runs/diffusion.npz "
+                      "(~2 min)", "fastnn train diffusion"),
+    },
+    "eval": {
+        "mlp": ("test accuracy of an MLP checkpoint", "fastnn eval mlp --checkpoint runs/mlp.npz"),
+        "diffusion": ("prompt accuracy, Frechet distance and copies, per guidance scale",
+                      "fastnn eval diffusion --checkpoint runs/diffusion.npz"),
+    },
+}
+
+INFO_HELP = """\
+usage: fastnn info [-h]
+
+Print fastnn's version, Python's and numpy's, the backends that load here (and why any other does
+not, and which kernels each lacks), the CPU code path the C kernels picked and the thread count.
+
+example: fastnn info
+
+options:
+  -h, --help  show this help and exit
+"""
+
+
+def _model_help(cmd):
+    models = MODEL_HELP[cmd]
+    lines = [f"usage: fastnn {cmd} MODEL [options]      (fastnn {cmd} MODEL --help for its "
+             f"options)", "", "models:"]
+    width = max(map(len, models)) + 2
+    for name, (what, example) in models.items():
+        lines.append(f"  {name:<{width}}{what}")
+        lines.append(f"  {'':<{width}}  {example}")
+    lines += ["", "options:", "  -h, --help  show this help and exit"]
+    return "\n".join(lines)
+
+
+def _is_help(args):
+    return bool(args) and args[0] in ("-h", "--help")
+
 
 def cmd_info(argv):
     import fastnn
     from fastnn.info import report
 
+    if _is_help(argv):
+        print(INFO_HELP, end="")
+        return 0
     if argv:
-        print(f"fastnn info: unexpected arguments {argv}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unrecognized arguments: {' '.join(argv)} (see fastnn info --help)")
     print(report(fastnn.__version__))
     return 0
 
 
-def _usage():
-    print(__doc__.strip(), file=sys.stderr)
-    return 2
-
-
 def main(argv=None):
+    """Run the `fastnn` command with argv (default sys.argv[1:]) and return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+    if not argv or _is_help(argv) or argv[0] == "help":
+        stream = sys.stdout if argv else sys.stderr
+        print(HELP, end="", file=stream)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        import fastnn
+        print(f"fastnn {fastnn.__version__}")
+        return 0
     cmd, rest = argv[0], argv[1:]
-    if cmd == "info":
-        return cmd_info(rest)
-    if cmd not in COMMANDS:
-        print(f"fastnn: unknown command {cmd!r}", file=sys.stderr)
-        return _usage()
-    table = COMMANDS[cmd]
     prog = f"fastnn {cmd}"
-    if None in table:
-        target = table[None]
-    else:
-        if not rest or rest[0] not in table:
-            got = repr(rest[0]) if rest else "nothing"
-            print(f"fastnn {cmd}: expected a model, one of {', '.join(table)}; got {got}",
-                  file=sys.stderr)
-            return 2
-        prog = f"fastnn {cmd} {rest[0]}"
-        target, rest = table[rest[0]], rest[1:]
-    module, func = target.split(":")
-    command = getattr(importlib.import_module(module), func)
     try:
+        if cmd == "info":
+            return cmd_info(rest)
+        if cmd not in COMMANDS:
+            raise UsageError(f"unknown command {cmd!r}; the commands are info, "
+                             f"{', '.join(COMMANDS)} (see fastnn --help)")
+        table = COMMANDS[cmd]
+        if None in table:
+            target = table[None]
+        else:
+            if _is_help(rest):
+                print(_model_help(cmd))
+                return 0
+            if not rest or rest[0] not in table:
+                got = repr(rest[0]) if rest else "nothing"
+                raise UsageError(f"expected a model, one of {', '.join(table)}; got {got} "
+                                 f"(see {prog} --help)")
+            prog = f"fastnn {cmd} {rest[0]}"
+            target, rest = table[rest[0]], rest[1:]
+        module, func = target.split(":")
+        command = getattr(importlib.import_module(module), func)
         return command(rest) or 0
+    except SystemExit as e:   # --help (0), or a parser that exits on its own
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except USER_ERRORS as e:
         return _fail(prog, e)
 

@@ -1,5 +1,6 @@
 """A training loop: fit() runs epochs of mini-batches with validation, a tqdm progress bar, a
 history of loss and accuracy, and optionally a loss-curve PNG (save_loss_curve)."""
+import numbers
 import os
 import time
 
@@ -58,6 +59,14 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("fit: scheduler_interval must be 'epoch' or 'batch'")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
+    if max_time is not None and not max_time >= 0:
+        raise ValueError(f"fit: max_time must be >= 0 seconds (or None), got {max_time!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"fit: clip_grad_norm must be > 0 (or None), got {clip_grad_norm!r}")
+    if plot:
+        require("matplotlib", "fit(plot=...) (the loss-curve plot)")  # before training
     loss_fn = loss_fn or CrossEntropyLoss()
     history = {"epoch": [], "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
                "seconds": [], "stopped_early": False}

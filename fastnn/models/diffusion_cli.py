@@ -1,13 +1,18 @@
 """`fastnn train diffusion`, `fastnn sample` and `fastnn eval diffusion`.
 
-    fastnn train diffusion --out runs/diffusion.npz
-    fastnn sample --checkpoint runs/diffusion.npz --prompt siete --num 16 --out seven
-    fastnn sample --checkpoint runs/diffusion.npz --prompt 3 --show-process --out process
+    fastnn train diffusion                             # writes runs/diffusion.npz
+    fastnn sample --prompt siete                       # runs/samples/siete.png and .npy
+    fastnn sample --prompt siete --num 16 --out seven  # seven.png and seven.npy
+    fastnn sample --prompt 3 --out runs/three.npy      # only the array
+    fastnn sample --prompt 3 --show-process            # runs/samples/3_process.png and .npy
     fastnn eval diffusion --checkpoint runs/diffusion.npz
+
+--out: a path ending in .png writes only the picture, one ending in .npy only the array
+(N, 8, 8 pixels 0..16), anything else is a stem and gets both; folders are created.
 """
-import argparse
 import math
 import os
+import re
 import sys
 import time
 
@@ -16,12 +21,15 @@ import numpy as np
 from .. import optim
 from ..errors import require
 from ..tensor import manual_seed
+from .common_cli import (Parser, add_runtime_options, finite_float, nonnegative_int, number_list,
+                         positive_float, positive_int, runs_path, setup_runtime)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .diffusion import (EMA, Diffusion, DiffusionConfig, digits_split, parse_prompt,
                         to_model_space, to_pixel_space)
 from .diffusion_eval import evaluate
 
 DEFAULT_STEPS = 1500
+DEFAULT_CHECKPOINT = runs_path("diffusion.npz")
 
 
 def train(steps=DEFAULT_STEPS, seed=0, batch_size=256, lr=2e-3, config=None, progress=True,
@@ -74,8 +82,43 @@ def _imsave(path, image):
     """A grayscale PNG (pixels 0..16, ink dark), by matplotlib.image.imsave (no pyplot)."""
     require("matplotlib", "writing PNG files")
     from matplotlib.image import imsave
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _make_folder(path)
     imsave(path, image, cmap="gray_r", vmin=0, vmax=16)
+
+
+def _make_folder(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def output_paths(out):
+    """(png path or None, npy path or None) for --out: X.png -> only the picture, X.npy -> only
+    the array, anything else is a stem -> both."""
+    low = out.lower()
+    if low.endswith(".png"):
+        return out, None
+    if low.endswith(".npy"):
+        return None, out
+    return out + ".png", out + ".npy"
+
+
+def _write(out, picture, array):
+    """Write what --out asks for; returns the paths written. matplotlib is checked before this
+    (see _check_outputs), so a missing package never comes after the sampling."""
+    png, npy = output_paths(out)
+    written = []
+    if npy:
+        _make_folder(npy)
+        np.save(npy, array)
+        written.append(npy)
+    if png:
+        _imsave(png, picture())
+        written.append(png)
+    return written
+
+
+def _check_outputs(out):
+    if output_paths(out)[0]:
+        require("matplotlib", "writing PNG files (--out X.npy writes only the array)")
 
 
 def grid(images, cols=None, scale=8, pad=1):
@@ -91,67 +134,89 @@ def grid(images, cols=None, scale=8, pad=1):
     return np.kron(big, np.ones((scale, scale), np.float32))
 
 
-def _stem(out):
-    return out[:-4] if out.endswith((".png", ".npy")) else out
-
-
 # ---------------------------------------------------------------- commands
+def _train_parser():
+    p = Parser(prog="fastnn train diffusion",
+               description="Train a prompt-conditioned DDPM denoiser on scikit-learn's 8x8\n"
+                           "digits (about 2 minutes on 2 cores at the defaults) and save it.\n\n"
+                           "example: fastnn train diffusion --steps 1500 --out "
+                           "runs/diffusion.npz")
+    p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help="optimizer steps")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
+    p.add_argument("--schedule", choices=["linear", "cosine"], default="linear",
+                   help="the noise schedule")
+    p.add_argument("--out", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="checkpoint to write (.npz); folders are created")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runtime_options(p)
+    return p
+
+
 def train_main(argv):
-    p = argparse.ArgumentParser(prog="fastnn train diffusion", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
-    p.add_argument("--out", required=True, help="checkpoint path (.npz)")
-    args = p.parse_args(argv)
-    if args.steps < 1:
-        raise ValueError("--steps must be >= 1")
+    args = _train_parser().parse_args(argv)
+    setup_runtime(args)
+    require("sklearn", "the digits data")      # before any work, not after
     config = DiffusionConfig(schedule=args.schedule)
-    diff, history, seconds = train(args.steps, args.seed, args.batch_size, args.lr, config)
+    diff, history, seconds = train(args.steps, args.seed, args.batch_size, args.lr, config,
+                                   progress=not args.no_progress)
     save_checkpoint(diff, args.out)
     print(f"trained {args.steps} steps in {seconds:.1f} s; final loss "
           f"{np.mean(history[-100:]):.4f}; saved {args.out}")
     return 0
 
 
-def sample_main(argv):
-    p = argparse.ArgumentParser(prog="fastnn sample", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+def _default_out(prompt, process):
+    name = re.sub(r"[^\w.-]+", "_", prompt.strip()).strip("._") or "sample"
+    return runs_path("samples", name + ("_process" if process else ""))
+
+
+def _sample_parser():
+    p = Parser(prog="fastnn sample", description=__doc__)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="a checkpoint from `fastnn train diffusion`")
     p.add_argument("--prompt", required=True, help='a digit: "7", "seven" or "siete"')
-    p.add_argument("--num", type=int, default=16)
-    p.add_argument("--guidance", type=float, default=1.0,
+    p.add_argument("--num", type=positive_int, default=16, help="how many samples")
+    p.add_argument("--guidance", type=finite_float, default=1.0,
                    help="classifier-free guidance w: eps = (1+w) eps(y) - w eps(null); 0 = none")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=25, help="DDIM steps (DDPM uses every step)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="writes OUT.png (grid) and OUT.npy (N, 8, 8)")
+    p.add_argument("--steps", type=positive_int, default=25,
+                   help="DDIM steps (DDPM uses every step of the schedule)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", metavar="PATH",
+                   help="X.png: the picture only; X.npy: the array (N, 8, 8) only; a stem X: "
+                        "both (default: runs/samples/PROMPT, or runs/samples/PROMPT_process)")
     p.add_argument("--show-process", action="store_true",
-                   help="write OUT.png as a strip: a real digit noised step by step, then a "
+                   help="draw a strip instead: a real digit noised step by step, then a "
                         "sample denoised step by step")
-    args = p.parse_args(argv)
+    add_runtime_options(p)
+    return p
+
+
+def sample_main(argv):
+    args = _sample_parser().parse_args(argv)
+    setup_runtime(args)
     label = parse_prompt(args.prompt)
-    if args.num < 1:
-        raise ValueError("--num must be >= 1")
-    diff = _load(args.checkpoint)
-    stem = _stem(args.out)
+    out = args.out or _default_out(args.prompt, args.show_process)
+    _check_outputs(out)
     if args.show_process:
-        return _show_process(diff, label, args, stem)
+        require("sklearn", "--show-process (a real digit to noise)")
+    diff = _load(args.checkpoint)
+    if args.show_process:
+        return _show_process(diff, label, args, out)
     t0 = time.perf_counter()
     x = diff.sample(np.full(args.num, label), guidance=args.guidance, sampler=args.sampler,
                     steps=args.steps, seed=args.seed)
     secs = time.perf_counter() - t0
     pixels = to_pixel_space(x)
-    np.save(stem + ".npy", pixels)
-    _imsave(stem + ".png", grid(pixels))
+    written = _write(out, lambda: grid(pixels), pixels)
     print(f"sampled {args.num} x {args.prompt!r} (digit {label}) with {args.sampler} in "
-          f"{secs:.2f} s; wrote {stem}.png and {stem}.npy")
+          f"{secs:.2f} s; wrote {' and '.join(written)}")
     return 0
 
 
-def _show_process(diff, label, args, stem, frames=10):
+def _show_process(diff, label, args, out, frames=10):
     xtr, ytr, _, _ = digits_split()
     real = to_model_space(xtr[np.flatnonzero(ytr == label)[:1]])
     rng = np.random.default_rng(args.seed)
@@ -164,28 +229,37 @@ def _show_process(diff, label, args, stem, frames=10):
     pick = np.linspace(0, len(path) - 1, frames).round().astype(int)
     denoised = [path[i][0] for i in pick]
     rows = np.stack([to_pixel_space(np.stack(noised)), to_pixel_space(np.stack(denoised))])
-    _imsave(stem + ".png", grid(rows.reshape(-1, 8, 8), cols=frames))
-    np.save(stem + ".npy", rows)
-    print(f"wrote {stem}.png: top row a real {label} noised over {T} steps, bottom row a sample "
-          f"denoised by {args.sampler}")
+    written = _write(out, lambda: grid(rows.reshape(-1, 8, 8), cols=frames), rows)
+    print(f"wrote {' and '.join(written)}: top row a real {label} noised over {T} steps, bottom "
+          f"row a sample denoised by {args.sampler}")
     return 0
 
 
-def eval_main(argv):
-    p = argparse.ArgumentParser(prog="fastnn eval diffusion")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--per-prompt", type=int, default=50, help="samples per digit")
-    p.add_argument("--guidance", default="0,1,3", help="comma-separated guidance scales")
+def _eval_parser():
+    p = Parser(prog="fastnn eval diffusion",
+               description="How often samples read as the prompted digit (by a classifier\n"
+                           "trained on the real digits), the Frechet distance to held-out real\n"
+                           "digits, and the share of near-copies of training images, at each\n"
+                           "guidance scale.\n\n"
+                           "example: fastnn eval diffusion --checkpoint runs/diffusion.npz "
+                           "--guidance 0,1,3")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="a checkpoint from `fastnn train diffusion`")
+    p.add_argument("--per-prompt", type=positive_int, default=50, help="samples per digit")
+    p.add_argument("--guidance", type=number_list(finite_float), default=[0.0, 1.0, 3.0],
+                   metavar="W1,W2,...", help="comma-separated guidance scales")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=25, help="DDIM steps")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    try:
-        scales = [float(s) for s in args.guidance.split(",")]
-    except ValueError:
-        raise ValueError(f"--guidance: expected comma-separated numbers, got "
-                         f"{args.guidance!r}") from None
+    p.add_argument("--steps", type=positive_int, default=25, help="DDIM steps")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    add_runtime_options(p)
+    return p
+
+
+def eval_main(argv):
+    args = _eval_parser().parse_args(argv)
+    setup_runtime(args)
+    require("sklearn", "the digits data")
     diff = _load(args.checkpoint)
-    evaluate(diff, scales, per_prompt=args.per_prompt, sampler=args.sampler, steps=args.steps,
-             seed=args.seed, out=sys.stdout)
+    evaluate(diff, args.guidance, per_prompt=args.per_prompt, sampler=args.sampler,
+             steps=args.steps, seed=args.seed, out=sys.stdout)
     return 0

@@ -1,10 +1,10 @@
 """`fastnn train gpt` and `fastnn generate`: a character-level GPT that learns text and writes it.
 
-    fastnn train gpt --minutes 3 --out gpt.npz          # the default corpus: CPython's docs
-    fastnn train gpt --text quijote.txt --steps 2000    # any UTF-8 text
-    fastnn train gpt --resume gpt.npz --minutes 10      # continue a run (10 minutes in all)
-    fastnn generate --checkpoint gpt.npz --prompt "The " --temperature 0.8 --top-k 40
-    fastnn generate --checkpoint gpt.npz --prompt "The " --temperatures 0,0.5,1,1.5
+    fastnn train gpt --minutes 3                        # CPython's docs -> runs/gpt.npz
+    fastnn train gpt --text quijote.txt --steps 2000 --out runs/quijote.npz   # any UTF-8 text
+    fastnn train gpt --resume runs/gpt.npz --minutes 10 # continue a run (10 minutes in all)
+    fastnn generate --prompt "The " --temperature 0.8 --top-k 40    # from runs/gpt.npz
+    fastnn generate --checkpoint runs/gpt.npz --prompt "The " --temperatures 0,0.5,1,1.5
 
 Training: nanoGPT's CPU recipe by default (4 layers, 4 heads, 128 wide, context 64, batch 12),
 AdamW (beta2 0.99, weight decay 0.1 on 2-D weights) with a linear warmup and a cosine decay to
@@ -16,12 +16,14 @@ vocabulary, the optimizer state, the step, the run's length and the random state
 continues the same run; --steps/--minutes then give the new total length of the run.
 
 Generation: temperature 0 is greedy (argmax) decoding, deterministic; --seed makes sampling
-repeatable. An empty prompt starts from a newline. A prompt longer than the model's context
-(block_size characters) is cropped to its last block_size characters, with a notice: the model
-cannot see further back. Characters the model never saw are an error that lists them, unless
---replace-unknown C stands C in for each of them. --temperatures prints the same prompt at
-several temperatures with the mean entropy (nats per token) of the distributions the tokens were
-drawn from: low temperature is predictable, high temperature is surprising.
+repeatable (without it a random seed is drawn and printed; every temperature of --temperatures
+uses the same seed, so the runs differ by temperature only). An empty prompt starts from a
+newline. A prompt longer than the model's context (block_size characters) is cropped to its last
+block_size characters, with a notice: the model cannot see further back. Characters the model
+never saw are an error that lists them, unless --replace-unknown C stands C in for each of them.
+--temperatures prints the same prompt at several temperatures with the mean entropy (nats per
+token) of the distributions the tokens were drawn from: low temperature is predictable, high
+temperature is surprising.
 """
 import argparse
 import math
@@ -32,14 +34,19 @@ import time
 import numpy as np
 
 from .. import text as textlib
-from ..kernels import get_backend, set_backend
+from ..kernels import get_backend
 from ..nn.utils import clip_grad_norm_
 from ..optim.lr_scheduler import LRScheduler
 from ..serialization import CheckpointError
 from ..tensor import default_generator, manual_seed, no_grad
-from ..threads import get_num_threads, set_num_threads
+from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
+from .common_cli import (Parser, add_runtime_options, fraction, nonnegative_float,
+                         nonnegative_int, open_fraction, positive_float, positive_int,
+                         probability, runs_path, setup_runtime)
 from .gpt import GPT, GPTConfig, entropy
+
+DEFAULT_CHECKPOINT = runs_path("gpt.npz")
 
 
 # ---------------------------------------------------------------- process setup
@@ -114,47 +121,46 @@ def estimate_loss(model, splits, eval_iters, batch_size, rng):
 
 
 def _train_parser():
-    p = argparse.ArgumentParser(prog="fastnn train gpt", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="fastnn train gpt", description=__doc__)
     p.add_argument("--text", metavar="FILE", help="UTF-8 text to learn (default: the "
                    "documentation text inside CPython, pydoc_data.topics, ~465k characters)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--minutes", type=float, help="train for this much time (default 3)")
-    length.add_argument("--steps", type=int, help="train for this many steps")
-    p.add_argument("--out", default="gpt.npz", help="checkpoint to write (default gpt.npz)")
-    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
+    length.add_argument("--minutes", type=positive_float,
+                        help="train for this much time (default: 3, or the resumed run's length)")
+    length.add_argument("--steps", type=positive_int, help="train for this many steps "
+                        "(default: --minutes)")
+    p.add_argument("--out", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="checkpoint to write; folders are created")
+    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT "
+                   "(default: start a new run)")
     m = p.add_argument_group("model (nanoGPT's CPU configuration by default)")
-    m.add_argument("--n-layer", type=int, default=4)
-    m.add_argument("--n-head", type=int, default=4)
-    m.add_argument("--n-embd", type=int, default=128)
-    m.add_argument("--block-size", type=int, default=64, help="context length in characters")
-    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--n-layer", type=positive_int, default=4)
+    m.add_argument("--n-head", type=positive_int, default=4)
+    m.add_argument("--n-embd", type=positive_int, default=128)
+    m.add_argument("--block-size", type=positive_int, default=64,
+                   help="context length in characters")
+    m.add_argument("--dropout", type=fraction, default=0.0)
     m.add_argument("--bias", action="store_true", help="biases in Linear and LayerNorm")
     o = p.add_argument_group("optimization")
-    o.add_argument("--batch-size", type=int, default=12)
-    o.add_argument("--lr", type=float, default=1e-3)
-    o.add_argument("--min-lr", type=float, default=1e-4)
-    o.add_argument("--warmup", type=int, default=100, help="warmup steps")
-    o.add_argument("--weight-decay", type=float, default=0.1)
-    o.add_argument("--beta2", type=float, default=0.99)
-    o.add_argument("--grad-clip", type=float, default=1.0, help="0 disables clipping")
+    o.add_argument("--batch-size", type=positive_int, default=12)
+    o.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
+    o.add_argument("--min-lr", type=nonnegative_float, default=1e-4,
+                   help="learning rate at the end of the run")
+    o.add_argument("--warmup", type=nonnegative_int, default=100, help="warmup steps")
+    o.add_argument("--weight-decay", type=nonnegative_float, default=0.1)
+    o.add_argument("--beta2", type=fraction, default=0.99)
+    o.add_argument("--grad-clip", type=nonnegative_float, default=1.0,
+                   help="gradient norm limit; 0 disables clipping")
     e = p.add_argument_group("evaluation and running")
-    e.add_argument("--eval-interval", type=int, default=250, help="steps between evaluations "
-                   "(each also writes the checkpoint)")
-    e.add_argument("--eval-iters", type=int, default=20, help="batches per evaluation")
-    e.add_argument("--val-fraction", type=float, default=0.1)
-    e.add_argument("--seed", type=int, default=1337)
-    e.add_argument("--backend", help="numpy | numba | cython (default: the fastest available)")
-    e.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    e.add_argument("--eval-interval", type=positive_int, default=250,
+                   help="steps between evaluations (each also writes the checkpoint)")
+    e.add_argument("--eval-iters", type=positive_int, default=20, help="batches per evaluation")
+    e.add_argument("--val-fraction", type=open_fraction, default=0.1,
+                   help="the share of the text held out for validation (its end)")
+    e.add_argument("--seed", type=nonnegative_int, default=1337)
+    add_runtime_options(e)
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def _setup_runtime(args):
-    if args.backend:
-        set_backend(args.backend)
-    if args.threads:
-        set_num_threads(args.threads)
 
 
 def train_main(argv):
@@ -162,7 +168,7 @@ def train_main(argv):
     OSError or CheckpointError; fastnn.cli prints it as one line."""
     args = _train_parser().parse_args(argv)
     from tqdm.auto import tqdm
-    _setup_runtime(args)
+    setup_runtime(args)
     keep_freed_memory()
 
     corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
@@ -269,7 +275,8 @@ def train_main(argv):
             step += 1
             scheduler.elapsed = elapsed
             scheduler.step()
-            bar.update(1 if max_steps is not None else dt)
+            # a time-based bar stops at its total: the last step's overshoot is not shown
+            bar.update(1 if max_steps is not None else max(0.0, min(dt, bar.total - bar.n)))
             bar.set_postfix(step=step, loss=f"{float(loss.data):.3f}", lr=f"{lr:.1e}",
                             refresh=False)
             if step % hp["eval_interval"] == 0 or done():
@@ -295,30 +302,33 @@ def _temperatures(s):
         ts = [float(t) for t in s.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
-    if not ts or any(not t >= 0 for t in ts):
-        raise argparse.ArgumentTypeError(f"temperatures must be >= 0, got {s!r}")
+    if not ts or any(not (0 <= t < math.inf) for t in ts):
+        raise argparse.ArgumentTypeError(f"temperatures must be finite and >= 0, got {s!r}")
     return ts
 
 
 def _generate_parser():
-    p = argparse.ArgumentParser(prog="fastnn generate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint from `fastnn train gpt`")
+    p = Parser(prog="fastnn generate", description=__doc__)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="a checkpoint from `fastnn train gpt`")
     p.add_argument("--prompt", default="", help="text to continue (default: a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=300)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--max-new-tokens", type=nonnegative_int, default=300)
+    p.add_argument("--temperature", type=nonnegative_float, default=0.8, help="0 = greedy")
     p.add_argument("--temperatures", type=_temperatures, metavar="T1,T2,...",
-                   help="generate at each temperature, with the mean entropy per token")
-    p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
-    p.add_argument("--top-p", type=float, help="sample from the smallest set of characters "
-                   "whose probability reaches p")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+                   help="generate at each temperature, with the mean entropy per token "
+                        "(default: only --temperature)")
+    p.add_argument("--top-k", type=positive_int, help="sample from the k most likely "
+                   "characters (default: all)")
+    p.add_argument("--top-p", type=probability, help="sample from the smallest set of "
+                   "characters whose probability reaches p (default: all)")
+    p.add_argument("--seed", type=nonnegative_int, default=None,
+                   help="random seed (default: a random one, printed)")
     p.add_argument("--replace-unknown", metavar="C", help="encode characters outside the "
-                   "vocabulary as C (which must be in it) instead of stopping with an error")
+                   "vocabulary as C (which must be in it) instead of stopping with an error "
+                   "(default: stop)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for "
                    "each token instead of using the key/value cache (same tokens, slower)")
-    p.add_argument("--backend", help="numpy | numba | cython")
-    p.add_argument("--threads", type=int)
+    add_runtime_options(p)
     return p
 
 
@@ -355,15 +365,7 @@ def generate_main(argv):
     """`fastnn generate`. A user mistake (a bad option, prompt or checkpoint) raises ValueError,
     OSError or CheckpointError; fastnn.cli prints it as one line."""
     args = _generate_parser().parse_args(argv)
-    _setup_runtime(args)
-    if args.max_new_tokens < 0:
-        raise ValueError("--max-new-tokens must be >= 0")
-    if args.top_k is not None and args.top_k < 1:
-        raise ValueError("--top-k must be >= 1")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise ValueError("--top-p must be in (0, 1]")
-    if args.temperature < 0:
-        raise ValueError("--temperature must be >= 0 (0 = greedy)")
+    setup_runtime(args)
     if not os.path.exists(args.checkpoint):
         raise FileNotFoundError(f"{args.checkpoint}: no such file; train one with `fastnn train "
                                 f"gpt --out {args.checkpoint}`")
@@ -372,10 +374,16 @@ def generate_main(argv):
     ids = prepare_prompt(args.prompt, tok, model.config.block_size, args.replace_unknown,
                          notice=lambda m: print(f"note: {m}", file=sys.stderr))
     temps = args.temperatures or [args.temperature]
+    seed = args.seed
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2 ** 32)
+        if any(t > 0 for t in temps):
+            print(f"note: random seed {seed} (pass --seed {seed} to repeat this output)",
+                  file=sys.stderr)
     prompt_text = tok.decode(ids[0])
     for i, temperature in enumerate(temps):
         # every temperature gets the same seed, so the runs differ by temperature only
-        gen = np.random.default_rng(args.seed)
+        gen = np.random.default_rng(seed)
         if args.temperatures:
             print(f"{'' if i == 0 else chr(10)}=== temperature {temperature:g} ===")
         sys.stdout.write(prompt_text)

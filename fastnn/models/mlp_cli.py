@@ -1,53 +1,64 @@
 """`fastnn train mlp` and `fastnn eval mlp`: the digits lesson's commands (the model and its
 training are in mlp.py).
 
-    fastnn train mlp --epochs 60 --out runs/mlp.npz --plot runs/mlp.png
+    fastnn train mlp                                 # writes runs/mlp.npz
+    fastnn train mlp --epochs 60 --plot runs/mlp.png
     fastnn eval mlp --checkpoint runs/mlp.npz
 
-A user mistake (a bad checkpoint, a missing optional package) raises; fastnn.cli prints it as one
-line and exits with status 2.
+A user mistake (a bad option or checkpoint, a missing optional package) raises; fastnn.cli prints
+it as one line and exits with status 2.
 """
-import argparse
-import os
 import time
 
-from ..kernels import get_backend, set_backend
 from ..data import load_digits
 from ..errors import require
+from ..kernels import get_backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mlp import train_digits
+from .common_cli import (Parser, add_runtime_options, fraction, nonnegative_float,
+                         nonnegative_int, positive_float, positive_int, runs_path,
+                         setup_runtime)
 
-DEFAULT_CHECKPOINT = os.path.join("runs", "mlp.npz")
+DEFAULT_CHECKPOINT = runs_path("mlp.npz")
+
+
+def _train_parser():
+    p = Parser(prog="fastnn train mlp",
+               description="Train an MLP on scikit-learn's 8x8 digits (AdamW, dropout, a cosine\n"
+                           "schedule), report its test accuracy and save a checkpoint.\n\n"
+                           "example: fastnn train mlp --epochs 60 --plot runs/mlp.png")
+    p.add_argument("--epochs", type=positive_int, default=60, help="passes over the data")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=1e-2)
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[256, 256], metavar="N",
+                   help="hidden layer sizes")
+    p.add_argument("--dropout", type=fraction, default=0.3)
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="initialization, shuffling and the data split")
+    p.add_argument("--max-time", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="stop training after this many seconds")
+    p.add_argument("--out", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help="checkpoint to write; folders are created")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="write a loss-curve PNG here, e.g. runs/mlp.png (default: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runtime_options(p)
+    return p
 
 
 def train_main(argv):
-    p = argparse.ArgumentParser(prog="fastnn train mlp",
-                                description="Train an MLP on scikit-learn's 8x8 digits.")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256],
-                   help="hidden layer sizes (default 256 256)")
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-time", type=float, default=10.0,
-                   help="stop training after this many seconds (default 10)")
-    p.add_argument("--backend", default=None, help="numpy, numba or cython (default: fastest)")
-    p.add_argument("--out", default=DEFAULT_CHECKPOINT, help=f"checkpoint path "
-                   f"(default {DEFAULT_CHECKPOINT})")
-    p.add_argument("--plot", default=None, help="write a loss-curve PNG here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    if args.backend:
-        set_backend(args.backend)
+    args = _train_parser().parse_args(argv)
+    setup_runtime(args)
+    require("sklearn", "the digits data")             # before any work, not after
     if args.plot:
-        require("matplotlib", "--plot")  # before training, not after
+        require("matplotlib", "--plot")
+
     t0 = time.perf_counter()
     model, history, acc, _ = train_digits(args.epochs, args.batch_size, args.lr,
                                           args.weight_decay, tuple(args.hidden), args.dropout,
-                                          args.seed,
-                                          args.max_time, not args.no_progress, args.plot)
+                                          args.seed, args.max_time, not args.no_progress,
+                                          args.plot)
     print(f"backend {get_backend().name}: {len(history['epoch'])} epochs in "
           f"{history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s total)"
           + (" (stopped at --max-time)" if history["stopped_early"] else ""))
@@ -60,16 +71,22 @@ def train_main(argv):
     return 0
 
 
-def eval_main(argv):
-    p = argparse.ArgumentParser(prog="fastnn eval mlp",
-                                description="Reload an MLP checkpoint and report digits accuracy.")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--seed", type=int, default=None,
+def _eval_parser():
+    p = Parser(prog="fastnn eval mlp",
+               description="Reload an MLP checkpoint from `fastnn train mlp` and report its\n"
+                           "accuracy on the digits' test split.\n\n"
+                           "example: fastnn eval mlp --checkpoint runs/mlp.npz")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="PATH")
+    p.add_argument("--seed", type=nonnegative_int, default=None,
                    help="data split seed (default: the one stored in the checkpoint)")
-    p.add_argument("--backend", default=None)
-    args = p.parse_args(argv)
-    if args.backend:
-        set_backend(args.backend)
+    add_runtime_options(p)
+    return p
+
+
+def eval_main(argv):
+    args = _eval_parser().parse_args(argv)
+    setup_runtime(args)
+    require("sklearn", "the digits data")
     model, meta = load_checkpoint(args.checkpoint, kind="mlp")
     seed = args.seed if args.seed is not None else int(meta.get("seed", 0))
     d = load_digits(seed=seed)
