@@ -732,3 +732,19 @@ def test_workers_run_kernels_after_the_parent_used_its_thread_pool(tmp_path, bac
     """))
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
     assert r.returncode == 0 and r.stdout.strip() == "2", r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the patch reaches forked workers")
+def test_a_full_dev_shm_falls_back_to_the_pipe(monkeypatch):
+    monkeypatch.setattr(_worker, "_shm_has_room", lambda nbytes: False)  # inherited by fork
+    names = []
+    real = _worker.unpack
+
+    def spy(payload):
+        names.append(payload[1])
+        return real(payload)
+    monkeypatch.setattr(_worker, "unpack", spy)
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    got = list(DataLoader(TensorDataset(X), batch_size=8, num_workers=2))
+    np.testing.assert_array_equal(np.concatenate([b[0].data for b in got]), X)
+    assert names and all(n is None for n in names)

@@ -347,8 +347,12 @@ class _MultiProcessIter:
                     pids = ", ".join(str(w.pid) for w in dead)
                     codes = ", ".join(str(w.exitcode) for w in dead)
                     self._shutdown(force=True)
+                    hint = ""
+                    if any(w.exitcode == -7 for w in dead):  # SIGBUS
+                        hint = (": killed by a bus error, which usually means shared memory "
+                                "(/dev/shm) ran out; raise its size (docker run --shm-size=...)")
                     raise RuntimeError(f"DataLoader worker (pid(s) {pids}) exited unexpectedly "
-                                       f"(exit code {codes})") from None
+                                       f"(exit code {codes}){hint}") from None
                 if self._timeout > 0 and time.monotonic() - start > self._timeout:
                     self._shutdown(force=True)  # a worker this late is stuck: stop it
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} "

@@ -130,6 +130,8 @@ def pack(batch):
     for m, arr in zip(metas, arrays):
         m[0] = total
         total += -(-arr.nbytes // _ALIGN) * _ALIGN
+    if not _shm_has_room(total):  # writing past a full /dev/shm kills with SIGBUS: pickle it
+        return batch, None, []
     shm = shared_memory.SharedMemory(create=True, size=total)
     try:
         for m, arr in zip(metas, arrays):
@@ -143,6 +145,16 @@ def pack(batch):
     # main process (this worker killed mid-send), the tracker unlinks the block at exit.
     shm.close()
     return tree, shm.name, metas
+
+
+def _shm_has_room(nbytes):
+    """Whether /dev/shm (where POSIX shared memory lives; 64 MB in a default container) has
+    room for nbytes more, with a margin."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return True
+    return st.f_bavail * st.f_frsize > nbytes + (16 << 20)
 
 
 def unpack(payload):
