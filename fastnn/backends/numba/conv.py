@@ -4,7 +4,8 @@ fastnn/kernels/families/conv.py; the math: fastnn/backends/numpy/conv.py).
 Per image: im2col into a column buffer, then this backend's own packed GEMM (gemm.py's
 _gemm_serial: loops, no BLAS) once per group; col2im for the data gradient. Threads take whole
 images (prange over contiguous chunks of the batch), each with its own column buffer and its own
-partial sums of dweight and dbias, added up at the end (deterministic for a given thread count).
+partial sums of dweight and dbias, added up at the end (deterministic for a given thread count);
+with fewer images than threads, the images run in turn and each GEMM is threaded instead.
 A 1x1, stride-1, unpadded convolution multiplies the image in place.
 
 Everything is an ordinary convolution (conv view): input X (N, C, H, W), weight
@@ -16,7 +17,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm import _gemm_serial
+from .gemm import _gemm_serial, gemm
 
 
 @njit(cache=True, error_model="numpy")
@@ -178,6 +179,53 @@ def _geo(w_shape, stride, padding, dilation, out_hw):
             int(padding[1]), int(dilation[0]), int(dilation[1]), int(out_hw[0]), int(out_hw[1]))
 
 
+def _few_images(n, flops):
+    """Fewer images than threads, and work enough: run the images in turn, each GEMM threaded."""
+    threads = numba.get_num_threads()
+    return threads > 1 and n < threads and flops >= _SERIAL_FLOPS
+
+
+def _columns(x, geo, img, col):
+    if _pointwise(x.shape, geo):
+        return x[img].reshape(x.shape[1], -1)
+    _im2col(x[img], geo, col)
+    return col
+
+
+def _forward_threaded_gemm(x, w2, y3, geo, groups):
+    co, k = w2.shape
+    cog = co // groups
+    col = np.empty((x.shape[1] * geo[0] * geo[1], y3.shape[2]), x.dtype)
+    for img in range(x.shape[0]):
+        b = _columns(x, geo, img, col)
+        for g in range(groups):
+            gemm(w2[g * cog:(g + 1) * cog], b[g * k:(g + 1) * k], y3[img, g * cog:(g + 1) * cog],
+                 False, False, 1.0, 0.0)
+
+
+def _backward_threaded_gemm(dy3, x, w2, need_dx, need_dw, dx, dw2, geo, groups):
+    co, k = w2.shape
+    cog = co // groups
+    c_ = x.shape[1]
+    direct = _pointwise(x.shape, geo)
+    col = np.empty((c_ * geo[0] * geo[1], dy3.shape[2]), x.dtype)
+    for img in range(x.shape[0]):
+        dyi = dy3[img]
+        if need_dw:
+            b = _columns(x, geo, img, col)
+            for g in range(groups):
+                gemm(dyi[g * cog:(g + 1) * cog], b[g * k:(g + 1) * k], dw2[g * cog:(g + 1) * cog],
+                     False, True, 1.0, 1.0)
+        if need_dx:
+            out = dx[img].reshape(c_, -1) if direct else col
+            for g in range(groups):
+                gemm(w2[g * cog:(g + 1) * cog], dyi[g * cog:(g + 1) * cog], out[g * k:(g + 1) * k],
+                     True, False, 1.0, 0.0)
+            if not direct:
+                dx[img] = 0
+                _col2im(col, geo, dx[img])
+
+
 def _forward(x, weight, bias, geo, groups, out_channels):
     n = x.shape[0]
     co = weight.shape[0]
@@ -186,8 +234,13 @@ def _forward(x, weight, bias, geo, groups, out_channels):
     y = np.empty((n, co, L), x.dtype)
     has_bias = bias is not None
     b = bias if has_bias else np.zeros(1, x.dtype)
-    chunks = _chunks(n, 2.0 * n * w2.size * L)
-    if chunks == 1:
+    flops = 2.0 * n * w2.size * L
+    chunks = _chunks(n, flops)
+    if _few_images(n, flops):
+        _forward_threaded_gemm(x, w2, y, geo, groups)
+        if has_bias:
+            y += bias[:, None]
+    elif chunks == 1:
         _forward_images(x, w2, b, has_bias, y, geo, groups, 0, n)
     else:
         _forward_parallel(x, w2, b, has_bias, y, geo, groups, chunks)
@@ -205,7 +258,11 @@ def _backward(dy, x, weight, geo, groups, need_dx, need_dw, need_db):
     dx = np.empty(x.shape, x.dtype) if need_dx else np.empty((1, 1, 1, 1), x.dtype)
     dw_part = np.zeros((chunks,) + w2.shape if need_dw else (chunks, 1, 1), x.dtype)
     db_part = np.zeros((chunks, co if need_db else 1), np.float64)
-    if chunks == 1:
+    if _few_images(n, flops) and (need_dx or need_dw):
+        _backward_threaded_gemm(dy3, x, w2, need_dx, need_dw, dx, dw_part[0], geo, groups)
+        if need_db:
+            db_part[0] = dy3.sum((0, 2), dtype=np.float64)
+    elif chunks == 1:
         _backward_images(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part[0], db_part[0], geo,
                          groups, 0, n)
     else:
