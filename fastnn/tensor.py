@@ -34,6 +34,7 @@ import builtins  # this module defines sum/max/min/abs/pow/round/all/any as tens
 import functools
 import math
 import numbers
+import sys
 import weakref
 from collections import namedtuple
 
@@ -360,6 +361,44 @@ def default_generator():
     return _rng[0]
 
 
+class Generator:
+    """torch.Generator: an independent random stream (a numpy Generator, `_rng`) for the
+    generator= arguments of random ops, samplers and DataLoader."""
+
+    def __init__(self, device="cpu"):
+        self.device = _device(device)
+        self._seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+        self._rng = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed):
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self):
+        self.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 63)))
+        return self._seed
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        """The stream's state (restore it with set_state)."""
+        return dict(self._rng.bit_generator.state)
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state
+        return self
+
+
+def get_rng_state():
+    return dict(_rng[0].bit_generator.state)
+
+
+def set_rng_state(state):
+    _rng[0].bit_generator.state = state
+
+
 _RNG_ATTRS = ("_rng", "rng", "_generator", "generator", "np_generator", "_np_rng", "_gen")
 
 
@@ -380,6 +419,16 @@ def _gen(generator):
             return g
     raise TypeError(f"generator must be a fastnn Generator or a numpy Generator, got "
                     f"{type(generator).__name__}")
+
+
+def _called_from_user():
+    """True when Tensor(...) was called by code outside the fastnn package."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_name == "__init__" and "self" in f.f_locals \
+            and isinstance(f.f_locals["self"], Tensor):
+        f = f.f_back  # a subclass's __init__ calling Tensor.__init__
+    name = f.f_globals.get("__name__", "") if f is not None else ""
+    return not (name == "fastnn" or name.startswith("fastnn."))
 
 
 class RequiresGradError(TypeError, RuntimeError):
@@ -507,10 +556,14 @@ class Tensor:
     _n_grad_hooks = [0]       # register_hook on leaves: the same
     _final_callbacks = []     # run once at the end of the current backward() (_queue_callback)
 
-    def __init__(self, data=None, requires_grad=False, *, dtype=None, device=None):
+    def __init__(self, data=None, requires_grad=False, *sizes, dtype=None, device=None):
         vc = None
         if device is not None:
             _device(device)
+        if type(data) is int and type(self) is Tensor and _called_from_user():
+            # torch.Tensor(3, 4): a new (here zeroed) tensor of that size
+            shape = (data,) + ((requires_grad,) if type(requires_grad) is int else ()) + sizes
+            data, requires_grad = np.zeros(shape, _dtype(dtype) or _DEFAULT_FLOAT), False
         if isinstance(data, Tensor):
             vc = data._vc
             data = data.data
@@ -519,6 +572,11 @@ class Tensor:
         elif not isinstance(data, (np.ndarray, np.generic)):
             # Tensor([...]) is a float tensor (the default dtype), as torch.Tensor
             data = np.array(_raw_nested(data), dtype=_dtype(dtype) or _DEFAULT_FLOAT)
+        elif (dtype is None and type(self) is Tensor and data.dtype != _DEFAULT_FLOAT
+              and _called_from_user()):
+            # torch.Tensor(ndarray) is a tensor of the default dtype; fastnn's own code passes
+            # arrays whose dtype it means to keep
+            data = np.asarray(data, dtype=_DEFAULT_FLOAT)
         data = np.asarray(data)
         if dtype is not None and data.dtype != _dtype(dtype):
             data, vc = data.astype(_dtype(dtype)), None
@@ -710,6 +768,9 @@ class Tensor:
 
     __hash__ = object.__hash__  # __eq__ is elementwise, but tensors stay usable as dict keys
 
+    def __contains__(self, element):
+        return bool(np.any(self.data == _raw(element)))
+
     def __iter__(self):
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
@@ -717,7 +778,7 @@ class Tensor:
             yield self[i]
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_tensor, (np.array(self.data), self.requires_grad))
+        return (_rebuild_tensor, (np.array(self.data), self.requires_grad, type(self)))
 
     def __deepcopy__(self, memo):
         if self._fn is not None:
@@ -1645,8 +1706,12 @@ class Tensor:
         return self
 
 
-def _rebuild_tensor(array, requires_grad):
-    return Tensor(array, requires_grad)
+def _rebuild_tensor(array, requires_grad, cls=None):
+    if cls is None or cls is Tensor:
+        return Tensor(array, requires_grad)
+    t = cls.__new__(cls)
+    Tensor.__init__(t, array, requires_grad)
+    return t
 
 
 # ---------------------------------------------------------------- the backward engine
@@ -1798,7 +1863,7 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
             if not retain_graph and run is None:
                 if node._qn is None:
                     node._qn = fn.__qualname__
-                node._backward, node._parents = _released, ()
+                node._backward, node._parents, node._saved, node._tb = _released, (), None, None
             continue
         if node._hooks:
             g = _run_hooks(node._hooks, g)
@@ -1817,7 +1882,7 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
         if not retain_graph:  # free the saved arrays as we go, as PyTorch does
             if node._qn is None:
                 node._qn = fn.__qualname__
-            node._backward, node._parents = _released, ()
+            node._backward, node._parents, node._saved, node._tb = _released, (), None, None
         for p, gp in zip(parents, fn(g)):
             if gp is None or p is None:
                 continue
@@ -2613,6 +2678,56 @@ def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_g
 
 def numel(input):
     return input.data.size
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+                     profile=None, sci_mode=None):
+    """How tensors print (numpy's print options underneath)."""
+    opts = {}
+    if profile == "default":
+        opts.update(precision=4, threshold=1000, edgeitems=3, linewidth=80)
+    elif profile == "short":
+        opts.update(precision=2, threshold=1000, edgeitems=2, linewidth=80)
+    elif profile == "full":
+        opts.update(precision=4, threshold=2 ** 31 - 1, edgeitems=3, linewidth=80)
+    for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                 ("linewidth", linewidth)):
+        if v is not None:
+            opts[k] = v
+    if sci_mode is not None:
+        opts["suppress"] = not sci_mode
+    np.set_printoptions(**opts)
+
+
+_matmul_precision = ["highest"]
+
+
+def set_float32_matmul_precision(precision):
+    """Accepted for PyTorch compatibility ('highest', 'high', 'medium'): fastnn's float32 GEMM
+    always computes in float32."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision {precision!r}")
+    _matmul_precision[0] = precision
+
+
+def get_float32_matmul_precision():
+    return _matmul_precision[0]
+
+
+def compile(model=None, **kwargs):
+    """torch.compile: fastnn runs eagerly, so this returns the model (or function) unchanged;
+    as a decorator with options, @compile(mode=...) does the same."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    """Accepted: fastnn's CPU kernels are deterministic for a given thread count."""
+
+
+def are_deterministic_algorithms_enabled():
+    return True
 
 
 def equal(input, other):
