@@ -195,6 +195,23 @@ def test_unbatched_and_empty(backend):
     assert dx0.shape == x0.shape and not dw0.any() and not db0.any()
 
 
+def test_strided_inputs(backend):
+    # views (every other column, a transposed weight) give what their contiguous copies give
+    rng = np.random.default_rng(4)
+    xw = rng.standard_normal((2, 3, 6, 14))
+    ww = rng.standard_normal((3, 4, 3, 3)).transpose(1, 0, 3, 2)   # (4, 3, 3, 3), not contiguous
+    x = xw[..., ::2]
+    for fn, args in ((K.conv2d, (x, ww)), (K.conv_transpose2d, (x, ww.transpose(1, 0, 2, 3)))):
+        got = fn(*args, padding=1, backend=backend)
+        want = fn(*(np.ascontiguousarray(a) for a in args), padding=1, backend="numpy")
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal((2, 4, 7, 6)).transpose(0, 1, 3, 2)
+    got = K.conv2d_backward(dy, x, ww, padding=1, backend=backend)
+    want = K.conv2d_backward(dy.copy(), x.copy(), ww.copy(), padding=1, backend="numpy")
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10)
+
+
 # ---------------------------------------------------------------- against finite differences
 FD_CONV = [
     ((2, 2, 4, 3), (3, 2, 3, 2), dict(padding=1, stride=(2, 1))),
