@@ -6,6 +6,8 @@ one place that turns a user's mistake into a message: a ValueError (UsageError a
 CheckpointError included), OSError or MissingDependencyError raised by a command is printed as
 one line on stderr, `fastnn <command>: <message>`, without a traceback, and the exit status is 2.
 """
+import argparse
+import contextlib
 import importlib
 import sys
 
@@ -158,11 +160,27 @@ def main(argv=None):
             target, rest = table[rest[0]], rest[1:]
         module, func = target.split(":")
         command = getattr(importlib.import_module(module), func)
-        return command(rest) or 0
+        with _one_line_parse_errors():
+            return command(rest) or 0
     except SystemExit as e:   # --help (0), or a parser that exits on its own
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except USER_ERRORS as e:
         return _fail(prog, e)
+
+
+@contextlib.contextmanager
+def _one_line_parse_errors():
+    """A command's plain argparse parser (fastnn bench's) raises UsageError, as the models'
+    parsers (fastnn/models/common_cli.py) do, instead of printing its usage and exiting."""
+    original = argparse.ArgumentParser.error
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+    argparse.ArgumentParser.error = error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
 
 
 def _fail(prog, error):

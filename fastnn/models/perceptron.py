@@ -88,9 +88,7 @@ def _table(name, pred, target):
     return "\n".join(rows)
 
 
-def train_main(argv):
-    """`fastnn train perceptron`: exit status 0 when AND and OR are learned, XOR is not by the
-    perceptron, and is by the MLP; 1 otherwise."""
+def _train_parser():
     p = Parser(prog="fastnn train perceptron",
                description="A perceptron learns AND and OR but not XOR; a one-hidden-layer MLP\n"
                            "learns XOR. Takes a second; writes nothing.\n\n"
@@ -98,7 +96,13 @@ def train_main(argv):
     p.add_argument("--epochs", type=positive_int, default=100, help="perceptron epochs")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="the MLP's initialization")
     add_runtime_options(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def train_main(argv):
+    """`fastnn train perceptron`: exit status 0 when AND and OR are learned, XOR is not by the
+    perceptron, and is by the MLP; 1 otherwise."""
+    args = _train_parser().parse_args(argv)
     setup_runtime(args)
     ok = True
     print("Perceptron (weighted sum + step, perceptron learning rule):")
