@@ -281,6 +281,13 @@ def _sched_cases(S):
         ("cyclic_exp", "SGD", {},
          lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up=6, mode="exp_range", gamma=0.97,
                               cycle_momentum=False)),
+        ("sequential_multiplicative", "SGD", {}, lambda o: S.SequentialLR(
+            o, [S.ExponentialLR(o, 0.5), S.MultiplicativeLR(o, lambda t: 0.9),
+                S.CosineAnnealingWarmRestarts(o, 4, 2), S.PolynomialLR(o, 9)],
+            milestones=[3, 12, 30])),
+        ("sequential_nested_lambda", "SGD", {}, lambda o: S.SequentialLR(
+            o, [S.LambdaLR(o, lambda t: 1 / (t + 1)), S.ConstantLR(o, 0.3, 5),
+                S.MultiStepLR(o, [2, 4, 4], 0.5)], milestones=[5, 20])),
         ("chained", "SGD", {}, lambda o: S.ChainedScheduler(
             [S.ConstantLR(o, 0.1, 6), S.ExponentialLR(o, 0.95), S.StepLR(o, 9, 0.5)])),
     ]
@@ -380,6 +387,35 @@ def test_scheduler_state_dict_resumes(name):
     np.testing.assert_allclose(np.array(rest), full[10:, :4], rtol=1e-14, err_msg=name)
 
 
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("i", range(9))
+def test_scheduler_constructed_to_resume_matches_torch(i):
+    """last_epoch=k at construction (resuming, with 'initial_lr' in the groups)."""
+    def cases(L):
+        return [lambda o: L.CosineAnnealingLR(o, 10, last_epoch=4),
+                lambda o: L.StepLR(o, 2, 0.5, last_epoch=4),
+                lambda o: L.ExponentialLR(o, 0.5, last_epoch=4),
+                lambda o: L.LinearLR(o, 0.5, 1.0, 8, last_epoch=4),
+                lambda o: L.ConstantLR(o, 0.5, 8, last_epoch=4),
+                lambda o: L.PolynomialLR(o, 8, 2.0, last_epoch=4),
+                lambda o: L.MultiplicativeLR(o, lambda t: 0.9, last_epoch=4),
+                lambda o: L.CosineAnnealingWarmRestarts(o, 3, 2, last_epoch=4),
+                lambda o: L.MultiStepLR(o, [5, 7], 0.5, last_epoch=4)]
+    res = []
+    for lib, L in ((fastnn, lr_scheduler), (torch, torch.optim.lr_scheduler)):
+        p = [nn.Parameter(np.zeros(1))] if lib is fastnn else [torch.nn.Parameter(torch.zeros(1))]
+        o = lib.optim.SGD(p, lr=0.05)
+        o.param_groups[0]["initial_lr"] = 0.1
+        s = cases(L)[i](o)
+        r = [s.get_last_lr()[0]]
+        for _ in range(8):
+            o.step()
+            s.step()
+            r.append(s.get_last_lr()[0])
+        res.append(r)
+    np.testing.assert_allclose(res[0], res[1], rtol=1e-14)
+
+
 def test_scheduler_errors_and_resume_needs_initial_lr():
     p = nn.Parameter(np.zeros(1))
     opt = optim.SGD([p], lr=0.1)
@@ -423,3 +459,70 @@ def test_gpt_configure_optimizers_nanogpt_signature():
                                      device_type="cuda")
     assert opt.param_groups[0]["weight_decay"] == 0.0
     assert model.configure_optimizers(0.1, 1e-3, (0.9, 0.99)).param_groups[0]["lr"] == 1e-3
+
+
+# ---------------------------------------------------------------- swa_utils
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("kind", ["swa", "ema_multi", "ema_fn", "swa_fn"])
+def test_averaged_model_matches_torch(kind):
+    from fastnn.optim import swa_utils
+    TS = torch.optim.swa_utils
+
+    def make(lib, U):
+        kw = {"swa": {}, "ema_multi": dict(multi_avg_fn=U.get_ema_multi_avg_fn(0.9)),
+              "ema_fn": dict(avg_fn=U.get_ema_avg_fn(0.8)),
+              "swa_fn": dict(avg_fn=U.get_swa_avg_fn())}[kind]
+        return kw
+    torch.manual_seed(0)
+    tm = _mlp(torch).double()
+    m = _mlp(fastnn).double()
+    m.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    avg = swa_utils.AveragedModel(m, **make(fastnn, swa_utils))
+    tavg = TS.AveragedModel(tm, **make(torch, TS))
+    opt, topt = optim.SGD(m.parameters(), lr=0.1), torch.optim.SGD(tm.parameters(), lr=0.1)
+    sched, tsched = swa_utils.SWALR(opt, 0.01, anneal_epochs=3), TS.SWALR(topt, 0.01, 3)
+    rng = np.random.default_rng(0)
+    for step in range(6):
+        x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+        loss = F.cross_entropy(m(fastnn.tensor(x)), fastnn.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tloss = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        tsched.step()
+        avg.update_parameters(m)
+        tavg.update_parameters(tm)
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-14)
+    mine = avg.state_dict()
+    for k, v in tavg.state_dict().items():
+        np.testing.assert_allclose(np.asarray(mine[k]), v.numpy(), rtol=1e-12, err_msg=k)
+    x = rng.standard_normal((2, 5))
+    np.testing.assert_allclose(np.asarray(avg(fastnn.tensor(x)).data),
+                               tavg(torch.tensor(x)).detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("anneal_epochs,strategy", [(0, "cos"), (5, "linear"), (4, "cos")])
+def test_swalr_matches_torch(anneal_epochs, strategy):
+    from fastnn.optim import swa_utils
+    S, TS = lr_scheduler, torch.optim.lr_scheduler
+
+    def mine(o):
+        return S.SequentialLR(o, [S.CosineAnnealingLR(o, 10),
+                                  swa_utils.SWALR(o, [0.02, 0.001], anneal_epochs, strategy)],
+                              milestones=[10])
+
+    def theirs(o):
+        return TS.SequentialLR(o, [TS.CosineAnnealingLR(o, 10), torch.optim.swa_utils.SWALR(
+            o, [0.02, 0.001], anneal_epochs, strategy)], milestones=[10])
+    a = _run_schedule(fastnn, "SGD", {}, lambda o: swa_utils.SWALR(o, 0.03, anneal_epochs,
+                                                                    strategy))
+    b = _run_schedule(torch, "SGD", {}, lambda o: torch.optim.swa_utils.SWALR(
+        o, 0.03, anneal_epochs, strategy))
+    np.testing.assert_allclose(a, b, rtol=1e-13)
+    np.testing.assert_allclose(_run_schedule(fastnn, "SGD", {}, mine),
+                               _run_schedule(torch, "SGD", {}, theirs), rtol=1e-13)

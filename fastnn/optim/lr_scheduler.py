@@ -34,6 +34,7 @@ def _check_optimizer(optimizer):
 
 class LRScheduler:
     """Base class: base_lrs, last_epoch, step(), get_last_lr(), state_dict()."""
+    _is_initial = False
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -51,8 +52,13 @@ class LRScheduler:
         self._initial_step()
 
     def _initial_step(self):
+        """The step made at construction: get_lr() sees self._is_initial True meanwhile."""
         self._step_count = 0
-        self.step()
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     # ------------------------------------------------------------ the lr of the current step
     def lr_at(self, base_lr, t):
@@ -71,6 +77,11 @@ class LRScheduler:
 
     def step(self, epoch=None):
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
+        """Move to the next step (or to `epoch`: the closed form where there is one) and write
+        its lrs into the param groups. SequentialLR starts a scheduler with _update_lr(0)."""
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -147,7 +158,7 @@ class MultiplicativeLR(_LambdaState, LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch > 0:
+        if not self._is_initial:
             return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._lrs())]
         return self._lrs()
 
@@ -160,7 +171,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+        if self._is_initial or self.last_epoch % self.step_size != 0:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
@@ -200,7 +211,7 @@ class ConstantLR(LRScheduler):
         lrs = self._lrs()
         if self.last_epoch == 0:
             return [lr * self.factor for lr in lrs]
-        if self.last_epoch != self.total_iters:
+        if self._is_initial or self.last_epoch != self.total_iters:
             return lrs
         return [lr * (1.0 / self.factor) for lr in lrs]
 
@@ -227,7 +238,7 @@ class LinearLR(LRScheduler):
         lrs = self._lrs()
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in lrs]
-        if self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         s, e = self.start_factor, self.end_factor
         return [lr * (1.0 + (e - s) / (self.total_iters * s + (self.last_epoch - 1) * (e - s)))
@@ -247,7 +258,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch == 0:
+        if self._is_initial:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
@@ -264,7 +275,7 @@ class PolynomialLR(LRScheduler):
 
     def get_lr(self):
         lrs = self._lrs()
-        if self.last_epoch == 0 or self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         t, n = self.last_epoch, self.total_iters
         decay = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
@@ -286,7 +297,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self):
         t, T, eta = self.last_epoch, self.T_max, self.eta_min
         lrs = self._lrs()
-        if t == 0:
+        if self._is_initial:
             return lrs
         if self._step_count == 1 and t > 0:
             return [eta + (b - eta) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
@@ -349,7 +360,7 @@ class SequentialLR(LRScheduler):
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
         if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            scheduler.step(0)
+            scheduler._update_lr(0)  # the next scheduler starts from its step 0
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
