@@ -59,6 +59,10 @@ autograd.backward = lambda tensors, grad_tensors=None, retain_graph=None, create
 autograd.no_grad, autograd.enable_grad = no_grad, enable_grad
 autograd.set_grad_enabled, autograd.inference_mode = set_grad_enabled, inference_mode
 autograd.Variable = Tensor
+autograd.Function = _tensor_module.Function
+autograd.function = _types.SimpleNamespace(Function=_tensor_module.Function,
+                                          FunctionCtx=_tensor_module.FunctionCtx,
+                                          once_differentiable=_tensor_module._once_differentiable)
 _sys.modules["fastnn.autograd"] = autograd
 from .serialization import save, load, CheckpointError
 from . import nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)

@@ -3947,7 +3947,6 @@ def diagonal(a, offset=0, dim1=0, dim2=1):
 
 def diag(a, diagonal=0):
     if a.data.ndim == 1:
-        n = a.data.shape[0] + builtins.abs(diagonal)
         out = np.diag(a.data, diagonal)
         return _node(out, (a,), lambda g: (np.diagonal(g, diagonal).copy(),))
     return _node(np.diagonal(a.data, diagonal).copy(), (a,),
@@ -4285,3 +4284,140 @@ def _autograd_backward(tensors, grad_tensors=None, retain_graph=None, create_gra
     if inputs is not None:
         inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     _run_backward(tensors, gs, bool(retain_graph), inputs)
+
+
+# ---------------------------------------------------------------- custom autograd functions
+class FunctionCtx:
+    """The ctx of an autograd.Function: what forward saves for backward."""
+
+    def __init__(self):
+        self.saved_tensors = ()
+        self.needs_input_grad = ()
+        self.materialize_grads = True
+        self._saved_records = ()
+        self._non_differentiable = set()
+        self._dirty = ()
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tuple(tensors)
+        self._saved_records = _save(*tensors)
+
+    def save_for_forward(self, *tensors):
+        pass
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_differentiable.update(id(t) for t in tensors)
+
+    def mark_dirty(self, *tensors):
+        self._dirty = tensors
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = bool(value)
+
+
+class _MultiGrad:
+    """The gradients reaching a multi-output Function node, by output index (they add up)."""
+    __slots__ = ("grads",)
+
+    def __init__(self, grads):
+        self.grads = grads
+
+    def __add__(self, other):
+        merged = dict(self.grads)
+        for i, g in other.grads.items():
+            merged[i] = g if i not in merged else merged[i] + g
+        return _MultiGrad(merged)
+
+
+class Function:
+    """torch.autograd.Function: subclass with static forward(ctx, *args) (or forward(*args) plus
+    setup_context(ctx, inputs, output)) and backward(ctx, *grad_outputs); call Cls.apply(...)."""
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("autograd.Function: define a static forward(ctx, ...)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("autograd.Function: define a static backward(ctx, ...)")
+
+    setup_context = None
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        ctx = FunctionCtx()
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        with no_grad():
+            if cls.setup_context is not None and \
+                    getattr(cls.setup_context, "__func__", cls.setup_context) is not None:
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        outs = tuple(o if not isinstance(o, Tensor) or id(o) not in ctx._non_differentiable
+                     else o for o in outs)
+        tensor_idx = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        parents = tuple(args[i] for i in tensor_idx)
+        if not (_grad_enabled[0] and builtins.any(p.requires_grad for p in parents)):
+            return out
+        shapes = [o.data.shape if isinstance(o, Tensor) else None for o in outs]
+        dtypes = [o.data.dtype if isinstance(o, Tensor) else None for o in outs]
+
+        def backward(g):
+            got = g.grads if isinstance(g, _MultiGrad) else {0: g}
+            grads_out = []
+            for i in range(len(outs)):
+                gi = got.get(i)
+                if gi is None and ctx.materialize_grads and shapes[i] is not None:
+                    gi = np.zeros(shapes[i], dtypes[i])
+                grads_out.append(None if gi is None else Tensor(gi))
+            res = cls.backward(ctx, *grads_out)
+            if not isinstance(res, tuple):
+                res = (res,)
+            if len(res) < len(args):
+                res = res + (None,) * (len(args) - len(res))
+            out = []
+            for i in tensor_idx:
+                r = res[i]
+                if r is None:
+                    out.append(None)
+                else:
+                    r = np.asarray(_raw(r))
+                    shape = args[i].data.shape
+                    out.append(_unbroadcast(r, shape) if r.shape != shape else r)
+            return tuple(out)
+        results = []
+        if single:
+            o = outs[0]
+            t = _node(o.data, parents, backward)
+            t._fn._saved = ctx._saved_records or None
+            if ctx._dirty and o is args[0]:
+                # mark_dirty: the input was modified in place and returned
+                _rebase(o, t._fn)
+                return o
+            return t
+        main = _node(np.zeros(()), parents, backward)
+        main._fn._saved = ctx._saved_records or None
+        for i, o in enumerate(outs):
+            if not isinstance(o, Tensor):
+                results.append(o)
+                continue
+            if id(o) in ctx._non_differentiable or o.data.dtype.kind not in _FLOAT_KINDS:
+                results.append(o.detach())
+                continue
+            r = Tensor.__new__(Tensor)
+            Tensor.__init__(r, o.data)
+            r._fn = _Fn((main._fn,), (lambda k: lambda g: (_MultiGrad({k: g}),))(i))
+            r.requires_grad = True
+            results.append(r)
+        return tuple(results)
+
+
+def _once_differentiable(fn):
+    return fn
+
+
+class _FunctionNamespace:
+    once_differentiable = staticmethod(_once_differentiable)
