@@ -256,15 +256,10 @@ class Optimizer:
         for saved, g in zip(groups, self.param_groups):
             for i, p in zip(saved["params"], g["params"]):
                 id_map[int(i)] = p
-        new_groups = []
-        for saved, g in zip(groups, self.param_groups):
-            ng = dict(g)
+        for saved, g in zip(groups, self.param_groups):  # in place: the group dicts stay
             for k, v in saved.items():
                 if k not in ("params", "param_names"):
-                    ng[k] = tuple(v) if k == "betas" and isinstance(v, list) else _to_array(v)
-            ng["params"] = g["params"]
-            new_groups.append(ng)
-        self.param_groups = new_groups
+                    g[k] = tuple(v) if k == "betas" and isinstance(v, list) else _to_array(v)
         self.state = defaultdict(dict)
         for i, s in state_dict["state"].items():
             p = id_map.get(int(i))
