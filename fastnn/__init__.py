@@ -43,7 +43,9 @@ from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     sigmoid, tanh, softmax, log_softmax, double, half, bfloat16, int8, int16, short, complex64,
     complex128, cfloat, cdouble, Generator, get_rng_state, set_rng_state, set_printoptions,
     set_float32_matmul_precision, get_float32_matmul_precision, compile,
-    use_deterministic_algorithms, are_deterministic_algorithms_enabled)
+    use_deterministic_algorithms, are_deterministic_algorithms_enabled, FloatTensor,
+    DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor,
+    BoolTensor)
 
 float, int, bool = float32, int32, bool_  # noqa: A001  (torch.float, torch.int, torch.bool)
 

@@ -103,7 +103,27 @@ def _dtype(dtype):
             raise bfloat16.error()
     if dtype is float:
         return float64  # numpy's meaning of the Python type, as np.dtype(float)
+    if isinstance(dtype, type) and issubclass(dtype, _TypedTensor):
+        return dtype._dtype
     return np.dtype(dtype)
+
+
+class _TypedTensorMeta(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.data.dtype == cls._dtype
+
+
+class _TypedTensor(metaclass=_TypedTensorMeta):
+    """torch.FloatTensor and friends: constructors of a fixed dtype (FloatTensor([1, 2]),
+    LongTensor(3, 4) for zeros of that shape); isinstance checks the dtype."""
+    _dtype = None
+
+    def __new__(cls, *args, **kwargs):
+        if not args:
+            return Tensor(np.zeros(0, cls._dtype))
+        if builtins.all(type(a) is int for a in args):
+            return Tensor(np.zeros(args, cls._dtype))
+        return tensor(args[0], dtype=cls._dtype)
 
 
 def get_default_dtype():
@@ -714,6 +734,11 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
         return self.data
+
+    def __array_function__(self, func, types, args, kwargs):
+        """numpy functions (np.all, np.sum, np.reshape, ...) see a Tensor as its array, as
+        before Tensors had methods of those names."""
+        return func(*_unwrap(args), **_unwrap(kwargs))
 
     def __array__(self, dtype=None, copy=None):
         if dtype is not None and dtype != self.data.dtype:
@@ -2343,6 +2368,16 @@ def _to_array(x):
             t = t.float()
         return t.numpy()
     return np.asarray(x)
+
+
+def _unwrap(x):
+    if isinstance(x, Tensor):
+        return x.data
+    if type(x) in (list, tuple):
+        return type(x)(_unwrap(v) for v in x)
+    if type(x) is dict:
+        return {k: _unwrap(v) for k, v in x.items()}
+    return x
 
 
 def _raw_nested(data):
@@ -4421,3 +4456,14 @@ def _once_differentiable(fn):
 
 class _FunctionNamespace:
     once_differentiable = staticmethod(_once_differentiable)
+
+
+FloatTensor = type("FloatTensor", (_TypedTensor,), {"_dtype": float32})
+DoubleTensor = type("DoubleTensor", (_TypedTensor,), {"_dtype": float64})
+HalfTensor = type("HalfTensor", (_TypedTensor,), {"_dtype": float16})
+LongTensor = type("LongTensor", (_TypedTensor,), {"_dtype": int64})
+IntTensor = type("IntTensor", (_TypedTensor,), {"_dtype": int32})
+ShortTensor = type("ShortTensor", (_TypedTensor,), {"_dtype": int16})
+CharTensor = type("CharTensor", (_TypedTensor,), {"_dtype": int8})
+ByteTensor = type("ByteTensor", (_TypedTensor,), {"_dtype": uint8})
+BoolTensor = type("BoolTensor", (_TypedTensor,), {"_dtype": bool_})
