@@ -41,7 +41,7 @@ def ext(name, *patterns):
 
 extensions = [ext("gemm", "csrc/gemm*.c"), ext("ops", "csrc/ops_*.c"),
               ext("attention", "csrc/attention*.c"), ext("conv", "csrc/conv*.c", "csrc/gemm*.c"),
-              ext("pool", "csrc/pool*.c", "csrc/norm2d*.c")]
+              ext("pool", "csrc/pool*.c", "csrc/norm2d*.c"), ext("select", "csrc/select*.c")]
 # Developers: FASTNN_ONLY=gemm python setup.py build_ext --inplace --build-temp /tmp/bt_gemm
 # rebuilds one module without touching the others.
 if os.environ.get("FASTNN_ONLY"):

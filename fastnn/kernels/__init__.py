@@ -33,4 +33,5 @@ from .families.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, a
 from .families.norm2d import (batch_norm, batch_norm_backward, group_norm,
                               group_norm_backward)
 from .families.conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .families.select import multinomial, topk
 from . import trusted  # noqa: E402  (after the families: it collects their entry points)

@@ -12,10 +12,10 @@ what bench/cuda_check.py times.
 import numpy as np
 from numba import cuda
 
-from . import attention, conv, gemm, ops, pool
+from . import attention, conv, gemm, ops, pool, select
 
 NAME = "cuda"
-MODULES = (gemm, ops, attention, conv, pool)
+MODULES = (gemm, ops, attention, conv, pool, select)
 
 
 def device_kernel(name):

@@ -5,10 +5,10 @@ Each kernel is the function of the same name as its declaration in fastnn/kernel
 """
 import numpy as np
 
-from . import _attention, _conv, _gemm, _ops, _pool
+from . import _attention, _conv, _gemm, _ops, _pool, _select
 
 NAME = "cython"
-MODULES = (_gemm, _ops, _attention, _conv, _pool)
+MODULES = (_gemm, _ops, _attention, _conv, _pool, _select)
 
 cpu_path = _ops.cpu_path
 cpu_detected = _ops.cpu_detected

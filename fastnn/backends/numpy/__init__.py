@@ -7,7 +7,7 @@ Calling convention (shared by every backend, see fastnn/kernels/ for the declara
 inputs are already validated, C-contiguous and of one float dtype (float32 or float64);
 elementwise kernels see 1-D arrays, row kernels see 2-D arrays (rows, features).
 """
-from . import attention, conv, gemm, ops, pool
+from . import attention, conv, gemm, ops, pool, select
 
 NAME = "numpy"
-MODULES = (gemm, ops, attention, conv, pool)
+MODULES = (gemm, ops, attention, conv, pool, select)
