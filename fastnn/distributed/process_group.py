@@ -218,17 +218,22 @@ def _excepthook(tp, value, tb):
 
 
 def _wait(req, what):
-    """Wait for an MPI request, polling against the deadline (spin first: MPICH progresses
-    collectives only inside MPI calls; then back off so a straggler does not burn a core)."""
+    """Wait for an MPI request, polling against the deadline. MPICH progresses a non-blocking
+    collective only inside MPI calls, so this spins on Test(), yielding the core to any other
+    runnable process after the first polls (a peer rank on an oversubscribed machine), and
+    after 0.2 s sleeps between polls so that a straggler does not burn a core."""
     if req.Test():
         return
     t0 = time.monotonic()
     deadline = None if _S.timeout is None else t0 + _S.timeout
     polls = 0
+    yield_ = getattr(os, "sched_yield", None)
     while True:
         if req.Test():
             return
         polls += 1
+        if polls > 256 and yield_ is not None:
+            yield_()
         if polls & 63 == 0:
             now = time.monotonic()
             if deadline is not None and now > deadline:

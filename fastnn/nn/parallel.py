@@ -13,7 +13,8 @@ How a step goes (PyTorch's reducer, in miniature):
   MPI make progress;
 - at the end of backward (a callback the autograd engine runs when the graph is done) the last
   buckets are sent, every request is waited for, and each .grad becomes the average over ranks.
-  So when loss.backward() returns, .grad holds the averaged gradient.
+  So when loss.backward() returns, .grad holds the averaged gradient (a fresh array of its own,
+  not a view of the bucket).
 
 no_sync() skips the reduction (the gradients accumulate locally) until the first backward after
 it. With find_unused_parameters=False a parameter that got no gradient raises, naming it; with
@@ -234,7 +235,7 @@ class DistributedDataParallel(Module):
         if grad is None:
             dst[...] = 0
         else:
-            dst[...] = grad.reshape(-1)
+            dst[...] = (grad.data if isinstance(grad, Tensor) else grad).reshape(-1)
 
     def _send_ready(self):
         """Start the allreduce of every full bucket whose predecessors are all sent."""
@@ -291,9 +292,9 @@ class DistributedDataParallel(Module):
         for b, bk in enumerate(self._buckets):
             wait(bk.req, f"DDP gradient allreduce (bucket {b}, {bk.numel} x {bk.dtype})")
             buf = bk.buf
-            np.divide(buf, n, out=buf)
             for p, o in zip(bk.params, bk.offsets):
-                p.grad = buf[o:o + p.data.size].reshape(p.data.shape)
+                # a fresh array per parameter (a leaf's .grad is never a view), divided on the way
+                p.grad = np.divide(buf[o:o + p.data.size].reshape(p.data.shape), n)
         if used is not None:
             for p, u in zip(self._params, used):
                 if not u:

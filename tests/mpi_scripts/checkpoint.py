@@ -22,7 +22,7 @@ opt = C.make_opt(kind, ddp.parameters())
 n = 6 * world
 for s in range(N + M):
     if s == N:
-        state = dict(model.state_dict())            # = ddp.module.state_dict()
+        state = C.snap(model.state_dict())          # = ddp.module.state_dict()
         state.update(C.flat_optimizer_state(opt))
         dist.save_on_main(state, os.path.join(out, "ckpt.npz"))
     x, y = C.batch(s, n)

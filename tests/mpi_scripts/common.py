@@ -96,5 +96,13 @@ def load_flat_optimizer_state(opt, ck, prefix="optim."):
     opt.load_state_dict(sd)
 
 
+def snap(state_dict):
+    """Copies of a state dict's values as numpy arrays (Module.state_dict() shares storage with
+    the parameters, as PyTorch's does)."""
+    return {k: np.array(v.data if isinstance(v, fastnn.Tensor) else v, copy=True)
+            for k, v in state_dict.items()}
+
+
 def max_diff(a, b):
+    a, b = snap(a), snap(b)
     return max(float(np.max(np.abs(a[k] - b[k]))) if a[k].size else 0.0 for k in a)

@@ -19,7 +19,7 @@ n = per * world
 
 model = C.make_model(dtype, seed=rank)          # different on every rank: DDP must broadcast
 ddp = DDP(model, bucket_cap_mb=0.001)           # tiny buckets: several in flight at once
-init = model.state_dict()
+init = C.snap(model.state_dict())
 ref = [init[k] for k in init]
 gathered = dist.process_group._S.comm.allgather([a.tobytes() for a in ref])
 assert all(g == gathered[0] for g in gathered), "parameters differ after the wrap-time broadcast"
@@ -32,7 +32,7 @@ for s in range(steps):
     loss = F.cross_entropy(ddp(C.shard(x, rank, world)), C.shard(y, rank, world))
     loss.backward()
     opt.step()
-final = model.state_dict()
+final = C.snap(model.state_dict())
 fin_all = dist.process_group._S.comm.gather(final, root=0)
 
 if rank == 0:
