@@ -22,12 +22,20 @@ static void FN(max_pool_plane)(const T *restrict x, T *restrict y, int64_t *rest
             for (int64_t j = 0; j < ow; j++) {
                 T m = r0[2 * j], v;
                 int64_t at = base + 2 * j;
+                int take;
+                /* selects, not branches: random data mispredicts them */
                 v = r0[2 * j + 1];
-                if (v > m || v != v) { m = v; at = base + 2 * j + 1; }
+                take = (v > m) | (v != v);
+                m = take ? v : m;
+                at = take ? base + 2 * j + 1 : at;
                 v = r1[2 * j];
-                if (v > m || v != v) { m = v; at = base + w + 2 * j; }
+                take = (v > m) | (v != v);
+                m = take ? v : m;
+                at = take ? base + w + 2 * j : at;
                 v = r1[2 * j + 1];
-                if (v > m || v != v) { m = v; at = base + w + 2 * j + 1; }
+                take = (v > m) | (v != v);
+                m = take ? v : m;
+                at = take ? base + w + 2 * j + 1 : at;
                 yr[j] = m;
                 ir[j] = at;
             }
@@ -44,14 +52,27 @@ static void FN(max_pool_plane)(const T *restrict x, T *restrict y, int64_t *rest
             int64_t c0 = j * sw - pw;
             int64_t c1 = c0 + (kw - 1) * dw + 1 < w ? c0 + (kw - 1) * dw + 1 : w;
             while (c0 < 0) c0 += dw;
-            T m = (T)-INFINITY;
+            T m = (T)-INFINITY, s = 0;
             int64_t at = r0 * w + c0;
+            /* `v > m` alone compiles to selects; the NaN rule is applied apart, when the taps'
+             * sum is NaN (a NaN tap, or rarely inf - inf): the exact scan below */
             for (int64_t r = r0; r < r1; r += dh) {
                 const T *xr = x + r * w;
                 for (int64_t c = c0; c < c1; c += dw) {
                     T v = xr[c];
-                    if (v > m || v != v) { m = v; at = r * w + c; }
+                    s += v;
+                    at = v > m ? r * w + c : at;
+                    m = v > m ? v : m;
                 }
+            }
+            if (s != s) {
+                m = (T)-INFINITY;
+                at = r0 * w + c0;
+                for (int64_t r = r0; r < r1; r += dh)
+                    for (int64_t c = c0; c < c1; c += dw) {
+                        T v = x[r * w + c];
+                        if (v > m || v != v) { m = v; at = r * w + c; }
+                    }
             }
             y[i * ow + j] = m;
             idx[i * ow + j] = at;

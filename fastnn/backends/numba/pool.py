@@ -32,11 +32,65 @@ def _bounds(c, chunks, n):
 
 
 # ================================================================ max pooling
+# The window scans compare with `v > best` alone, which LLVM turns into branch-free selects;
+# with PyTorch's NaN rule folded in (`v > best or v != v`) numba's code runs ~10x slower on random
+# data (unpredictable branches). So NaN is handled apart: the taps are also summed, and a NaN
+# sum (a NaN tap, or rarely inf - inf) sends the window to the exact scan below.
 @njit(**_SERIAL)
-def _max_pool_planes(x, kh, kw, sh, sw, ph, pw, dh, dw, y, idx):
-    h, w = x.shape[1], x.shape[2]
-    oh, ow = y.shape[1], y.shape[2]
-    for b in range(x.shape[0]):
+def _max_window_exact(x, xb, w, r0, r1, dh, c0, c1, dw):
+    """PyTorch's scan: a tap replaces the maximum when larger or NaN (first max wins, NaN wins,
+    a later NaN over an earlier one); the start is the first tap inside the input."""
+    best = x.dtype.type(-np.inf)
+    at = r0 * w + c0
+    for r in range(r0, r1, dh):
+        for c in range(c0, c1, dw):
+            v = x[xb + r * w + c]
+            if v > best or v != v:
+                best = v
+                at = r * w + c
+    return best, at
+
+
+@njit(**_SERIAL)
+def _max_pool_2x2_planes(x, y, idx, h, w, oh, ow):
+    """The common 2x2 / stride 2 pooling with every window whole: four taps, no bounds."""
+    for b in range(x.size // (h * w)):
+        xb, yb = b * h * w, b * oh * ow
+        for i in range(oh):
+            base = 2 * i * w
+            for j in range(ow):
+                t = base + 2 * j
+                a0 = x[xb + t]
+                a1 = x[xb + t + 1]
+                a2 = x[xb + t + w]
+                a3 = x[xb + t + w + 1]
+                m = a0
+                at = t
+                if a1 > m:
+                    m = a1
+                    at = t + 1
+                if a2 > m:
+                    m = a2
+                    at = t + w
+                if a3 > m:
+                    m = a3
+                    at = t + w + 1
+                s = a0 + a1 + a2 + a3
+                if s != s:
+                    m, at = _max_window_exact(x, xb, w, 2 * i, 2 * i + 2, 1, 2 * j, 2 * j + 2, 1)
+                y[yb + i * ow + j] = m
+                idx[yb + i * ow + j] = at
+
+
+@njit(**_SERIAL)
+def _max_pool_planes(x, h, w, kh, kw, sh, sw, ph, pw, dh, dw, y, idx, oh, ow):
+    """x, y, idx: flat (1-D) runs of whole planes."""
+    if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and 2 * oh <= h
+            and 2 * ow <= w):
+        _max_pool_2x2_planes(x, y, idx, h, w, oh, ow)
+        return
+    for b in range(x.size // (h * w)):
+        xb, yb = b * h * w, b * oh * ow
         for i in range(oh):
             r0 = i * sh - ph
             r1 = min(r0 + (kh - 1) * dh + 1, h)
@@ -47,34 +101,42 @@ def _max_pool_planes(x, kh, kw, sh, sw, ph, pw, dh, dw, y, idx):
                 c1 = min(c0 + (kw - 1) * dw + 1, w)
                 while c0 < 0:
                     c0 += dw
-                best = -np.inf
+                best = x.dtype.type(-np.inf)
                 at = r0 * w + c0                  # PyTorch's start: the first tap inside
+                s = x.dtype.type(0)
                 for r in range(r0, r1, dh):
                     for c in range(c0, c1, dw):
-                        v = x[b, r, c]
-                        if v > best or v != v:   # first maximum wins; NaN wins
+                        v = x[xb + r * w + c]
+                        s += v
+                        if v > best:
                             best = v
                             at = r * w + c
-                y[b, i, j] = best
-                idx[b, i, j] = at
+                if s != s:
+                    best, at = _max_window_exact(x, xb, w, r0, r1, dh, c0, c1, dw)
+                y[yb + i * ow + j] = best
+                idx[yb + i * ow + j] = at
 
 
 @njit(**_PARALLEL)
-def _max_pool_parallel(chunks, x, kh, kw, sh, sw, ph, pw, dh, dw, y, idx):
+def _max_pool_parallel(chunks, x, h, w, kh, kw, sh, sw, ph, pw, dh, dw, y, idx, oh, ow):
+    planes = x.size // (h * w)
     for k in prange(chunks):
-        lo, hi = _bounds(k, chunks, x.shape[0])
-        _max_pool_planes(x[lo:hi], kh, kw, sh, sw, ph, pw, dh, dw, y[lo:hi], idx[lo:hi])
+        lo, hi = _bounds(k, chunks, planes)
+        _max_pool_planes(x[lo * h * w:hi * h * w], h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                         y[lo * oh * ow:hi * oh * ow], idx[lo * oh * ow:hi * oh * ow], oh, ow)
 
 
 def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    y = np.empty((x.shape[0], oh, ow), x.dtype)
-    idx = np.empty((x.shape[0], oh, ow), np.int64)
-    chunks = _chunks(x.size * kh * kw // max(sh * sw, 1), x.shape[0])
+    b, h, w = x.shape
+    y = np.empty(b * oh * ow, x.dtype)
+    idx = np.empty(b * oh * ow, np.int64)
+    args = (x.reshape(-1), h, w, kh, kw, sh, sw, ph, pw, dh, dw, y, idx, oh, ow)
+    chunks = _chunks(x.size * kh * kw // max(sh * sw, 1), b)
     if chunks:
-        _max_pool_parallel(chunks, x, kh, kw, sh, sw, ph, pw, dh, dw, y, idx)
+        _max_pool_parallel(chunks, *args)
     else:
-        _max_pool_planes(x, kh, kw, sh, sw, ph, pw, dh, dw, y, idx)
-    return y, idx
+        _max_pool_planes(*args)
+    return y.reshape(b, oh, ow), idx.reshape(b, oh, ow)
 
 
 @njit(**_SERIAL)
