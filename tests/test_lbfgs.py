@@ -252,3 +252,45 @@ def test_pytorch_style_fit_matches(line_search_fn):
     np.testing.assert_allclose(losses, tlosses, rtol=1e-10)
     for a, b in zip(params, tparams):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@needs_torch
+def test_lbfgs_state_dict_loads_into_torch():
+    """fastnn's LBFGS state (history lists, d, t, H_diag, ...) as tensors continues in torch."""
+    kw = dict(line_search_fn="strong_wolfe", history_size=5, max_iter=3)
+    x0 = STARTS["quadratic"]
+    x, _, _, opt = _run_fastnn(quadratic, x0, 2, **kw)
+
+    def conv(v):
+        if isinstance(v, np.ndarray):
+            return torch.tensor(v)
+        if isinstance(v, list):
+            return [conv(a) for a in v]
+        return v
+    sd = opt.state_dict()
+    tsd = {"state": {i: {k: conv(v) for k, v in st.items()} for i, st in sd["state"].items()},
+           "param_groups": sd["param_groups"]}
+    tps = [torch.nn.Parameter(torch.tensor(a)) for a in _split(x)]
+    topt = torch.optim.LBFGS(tps, **kw)
+    topt.load_state_dict(tsd)
+
+    def tclosure():
+        flat = np.concatenate([p.detach().numpy().ravel() for p in tps])
+        f, g = quadratic(flat)
+        for p, gp in zip(tps, _split(g)):
+            p.grad = torch.tensor(gp)
+        return f
+
+    ps = opt.param_groups[0]["params"]
+
+    def closure():
+        flat = np.concatenate([p.data.ravel() for p in ps])
+        f, g = quadratic(flat)
+        for p, gp in zip(ps, _split(g)):
+            p.grad = gp
+        return f
+    opt.step(closure)
+    topt.step(tclosure)
+    np.testing.assert_allclose(np.concatenate([p.data.ravel() for p in ps]),
+                               np.concatenate([p.detach().numpy().ravel() for p in tps]),
+                               rtol=1e-12, atol=1e-14)
