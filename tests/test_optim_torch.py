@@ -389,3 +389,38 @@ def test_float32_trajectory_matches_torch(name):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=rtol, atol=2e-6,
                                        err_msg=f"step {k}")
             p.data[...] = tp.detach().numpy()  # no drift: each step from torch's point
+
+
+@pytest.mark.parametrize("ext", ["npz", "pt"])
+def test_optimizer_state_dict_through_files(tmp_path, ext):
+    """fastnn.save / fastnn.load of a state dict; a .pt one also loads with torch.load into a
+    torch optimizer, which then continues as the fastnn one."""
+    mine, theirs = _pair()
+    opt = optim.AdamW(mine, lr=0.01, amsgrad=True)
+    for k in range(3):
+        _set_grads(mine, theirs, k)
+        opt.step()
+    path = tmp_path / f"opt.{ext}"
+    fastnn.save(opt.state_dict(), path)
+    mine2 = [nn.Parameter(p.data.copy()) for p in mine]
+    opt2 = optim.AdamW(mine2, lr=0.5, amsgrad=True)
+    opt2.load_state_dict(fastnn.load(path))
+    assert opt2.param_groups[0]["lr"] == 0.01
+    for p, tp in zip(mine, theirs):
+        tp.data.copy_(torch.tensor(p.data))
+    topt = None
+    if ext == "pt":
+        topt = torch.optim.AdamW(theirs, lr=0.5, amsgrad=True)
+        topt.load_state_dict(torch.load(path, weights_only=True))
+    for k in range(3, 6):
+        _set_grads(mine, theirs, k)
+        for p, q in zip(mine, mine2):
+            q.grad = p.grad
+        opt.step()
+        opt2.step()
+        if topt is not None:
+            topt.step()
+    for p, q in zip(mine, mine2):
+        np.testing.assert_array_equal(p.data, q.data)
+    if topt is not None:
+        _assert_same(mine, theirs)
