@@ -2546,18 +2546,33 @@ def _made(arr, requires_grad, device):
     return Tensor(arr, requires_grad)
 
 
+def _size_kw(size, kw):
+    """The shape from *size or size=, as PyTorch's factories take either."""
+    given = kw.pop("size", None)
+    if kw:
+        raise TypeError(f"got an unexpected keyword argument {next(iter(kw))!r}")
+    if given is not None:
+        if size:
+            raise TypeError("size given both positionally and as size=")
+        return (given,)
+    return size
+
+
 def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-          pin_memory=False):
+          pin_memory=False, **kw):
+    size = _size_kw(size, kw)
     return _made(np.zeros(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
 
 
 def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-         pin_memory=False):
+         pin_memory=False, **kw):
+    size = _size_kw(size, kw)
     return _made(np.ones(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
 
 
 def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-          pin_memory=False, memory_format=None):
+          pin_memory=False, memory_format=None, **kw):
+    size = _size_kw(size, kw)
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -2601,7 +2616,8 @@ def full_like(input, fill_value, dtype=None, layout=None, device=None, requires_
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
-          requires_grad=False, pin_memory=False):
+          requires_grad=False, pin_memory=False, **kw):
+    size = _size_kw(size, kw)
     dt = _float_dtype(dtype)
     arr = _gen(generator).standard_normal(_shape_args(size),
                                           dtype=dt if dt in (float32, float64) else float64)
@@ -2609,7 +2625,8 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
-         requires_grad=False, pin_memory=False):
+         requires_grad=False, pin_memory=False, **kw):
+    size = _size_kw(size, kw)
     dt = _float_dtype(dtype)
     arr = _gen(generator).random(_shape_args(size),
                                  dtype=dt if dt in (float32, float64) else float64)
