@@ -18,7 +18,7 @@ LAYERS = [
     {"backends", "errors"},
     {"kernels"},
     {"threads", "info"},
-    {"tensor"},
+    {"tensor", "indexing"},
     {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text"},
     {"training", "viz"},
     {"models"},

@@ -1,0 +1,646 @@
+"""Selection, sampling and scans on fastnn Tensors, in PyTorch's dialect.
+
+    values, indices = fastnn.topk(logits, 50)          # a named tuple, as torch.return_types
+    ids = fastnn.multinomial(probs, 1, generator=g)
+    y = x.gather(1, idx); x.scatter_add_(0, idx, src); c = x.cumprod(0)
+
+Functions (each also a Tensor method, attached at the end of this module):
+  topk, sort, argsort, msort                  order: NaN counts as larger than any number;
+                                              sort/argsort are always stable (equal values
+                                              keep their index order, so `stable` changes
+                                              nothing); topk's ties go to the lower index
+  multinomial                                 uniforms from the generator, then the
+                                              `multinomial` kernel (inverse CDF in float64;
+                                              see fastnn/kernels/families/select.py)
+  unique, bincount, nonzero, argwhere, searchsorted, bucketize
+  gather, scatter(_), scatter_add(_), scatter_reduce, index_select, index_add(_)
+  cumsum(_), cumprod(_)
+
+Gradients, where PyTorch has them: topk, sort and msort scatter the gradient back to where each
+value came from; gather scatter-adds it; scatter and scatter_add gather it for src (and zero it,
+for scatter, where input was overwritten); index_select index-adds it; index_add index-selects
+it; cumsum's is the reversed cumsum; cumprod's handles zeros exactly (the first zero of a slice
+gets the product of the others, the ones after it get 0), as PyTorch's does.
+
+topk on float32/float64 runs the `topk` kernel (the current backend); other dtypes and the rest
+use numpy. Index errors are IndexRangeError: both an IndexError and a RuntimeError (PyTorch
+raises one or the other), with PyTorch's words.
+"""
+import builtins
+import math
+import numbers
+import operator
+from collections import namedtuple
+
+import numpy as np
+
+from .kernels import trusted as T
+from .tensor import Tensor, _dtype, _gen, _inplace, _node
+
+__all__ = ["topk", "sort", "argsort", "msort", "multinomial", "unique", "gather", "scatter",
+           "scatter_add", "scatter_reduce", "index_select", "index_add", "nonzero", "argwhere",
+           "bincount", "cumsum", "cumprod", "searchsorted", "bucketize", "return_types",
+           "IndexRangeError"]
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+class IndexRangeError(IndexError, RuntimeError):
+    """An index out of range: PyTorch raises RuntimeError (gather, scatter) or IndexError
+    (index_select); this is both."""
+
+
+class SamplingError(RuntimeError, ValueError):
+    """A bad multinomial distribution: PyTorch's RuntimeError, and a ValueError."""
+
+
+class _ReturnTypes:
+    """torch.return_types: the named tuples of (values, indices)."""
+    topk = namedtuple("topk", ["values", "indices"])
+    sort = namedtuple("sort", ["values", "indices"])
+
+
+return_types = _ReturnTypes()
+
+
+# ---------------------------------------------------------------- helpers
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+
+
+def _arr(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _dim(dim, ndim):
+    """dim normalized for a tensor of ndim dims (a 0-d tensor takes dim 0 or -1)."""
+    n = builtins.max(ndim, 1)
+    dim = operator.index(dim)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+def _index(fn, index):
+    idx = _arr(index)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"{fn}(): Expected dtype int64 for index, got {idx.dtype}")
+    return idx.astype(np.int64, copy=False)
+
+
+def _check_bounds(idx, size, dim):
+    if idx.size:
+        bad = (idx < 0) | (idx >= size)
+        if bad.any():
+            raise IndexRangeError(f"index {int(idx[bad].reshape(-1)[0])} is out of bounds for "
+                                  f"dimension {dim} with size {size}")
+
+
+def _full_index(idx, ax):
+    """The advanced index that addresses, for each element of idx, position idx along axis ax
+    and its own position along the others (gather/scatter's addressing)."""
+    grids = np.ogrid[tuple(slice(0, n) for n in idx.shape)]
+    return tuple(idx if i == ax else grids[i] for i in range(idx.ndim))
+
+
+def _head(shape):
+    return tuple(slice(0, n) for n in shape)
+
+
+def _order(d, ax, descending):
+    """Stable argsort of d along ax; NaN is the largest value (first when descending)."""
+    if not descending:
+        return np.argsort(d, axis=ax, kind="stable")
+    n = d.shape[ax]
+    rev = np.argsort(np.flip(d, ax), axis=ax, kind="stable")
+    return (n - 1) - np.flip(rev, ax)
+
+
+def _scatter_back(shape, ax, idx, dtype):
+    """Backward of 'values taken from positions idx along ax' (positions distinct per slice)."""
+    def backward(g):
+        gi = np.zeros(shape, g.dtype)
+        np.put_along_axis(gi, idx, g, axis=ax)
+        return (gi,)
+    return backward
+
+
+# ---------------------------------------------------------------- sorting and top-k
+def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
+    """The k largest (or smallest) elements along dim: (values, indices), as torch.topk."""
+    a = _t(input)
+    d = a.data
+    x = d.reshape(1) if d.ndim == 0 else d
+    ax = _dim(dim, d.ndim)
+    c = x.shape[ax]
+    k = operator.index(k)
+    if not 0 <= k <= c:
+        raise RuntimeError(f"selected index k out of range (k = {k}, dimension {ax} has size "
+                           f"{c})")
+    xm = np.moveaxis(x, ax, -1)
+    lead = xm.shape[:-1]
+    if d.dtype.kind == "f" and x.size and k:
+        rows = np.ascontiguousarray(xm.reshape(math.prod(lead), c),
+                                    dtype=d.dtype if d.dtype in (_F32, _F64) else _F32)
+        _, i = T.topk(rows, k, bool(largest), bool(sorted))
+        i = i.reshape(lead + (k,))
+    else:
+        i = _order(xm, -1, bool(largest))[..., :k]
+        if not sorted:
+            i = np.sort(i, axis=-1)
+    idx = np.ascontiguousarray(np.moveaxis(i, -1, ax))
+    values = np.take_along_axis(x, idx, axis=ax)
+    if d.ndim == 0:
+        values, idx = values.reshape(()), idx.reshape(())
+    ix = idx.reshape(x.shape[:ax] + (k,) + x.shape[ax + 1:])
+    bw = _scatter_back(x.shape, ax, ix, d.dtype)
+    v = _node(values, (a,), (lambda g: (bw(g.reshape(ix.shape))[0].reshape(d.shape),)))
+    return return_types.topk(v, Tensor(idx.astype(np.int64)))
+
+
+def sort(input, dim=-1, descending=False, stable=False, *, out=None):
+    """(values, indices) sorted along dim, as torch.sort; always stable; NaN sorts as the
+    largest value."""
+    a = _t(input)
+    d = a.data
+    x = d.reshape(1) if d.ndim == 0 else d
+    ax = _dim(dim, d.ndim)
+    idx = _order(x, ax, bool(descending))
+    values = np.take_along_axis(x, idx, axis=ax)
+    bw = _scatter_back(x.shape, ax, idx, d.dtype)
+    v = _node(values.reshape(d.shape), (a,),
+              lambda g: (bw(g.reshape(idx.shape))[0].reshape(d.shape),))
+    return return_types.sort(v, Tensor(idx.reshape(d.shape).astype(np.int64)))
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    """The indices that sort input along dim (stable), as torch.argsort."""
+    d = _arr(input)
+    x = d.reshape(1) if d.ndim == 0 else d
+    return Tensor(_order(x, _dim(dim, d.ndim), bool(descending)).reshape(d.shape)
+                  .astype(np.int64))
+
+
+def msort(input):
+    """input sorted along its first dimension, as torch.msort."""
+    return sort(input, 0).values
+
+
+# ---------------------------------------------------------------- sampling
+def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
+    """num_samples category indices per row of input (C,) or (N, C) (non-negative weights),
+    as torch.multinomial. The uniforms come from `generator` (fastnn's global one by default),
+    so a seeded generator gives the same samples on every backend; PyTorch's own stream
+    cannot be reproduced (its samples differ, not their distribution)."""
+    p = _arr(input)
+    if p.dtype.kind != "f":
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
+                           f"{p.dtype}")
+    if p.ndim not in (1, 2):
+        raise RuntimeError(f"prob_dist must be 1 or 2 dim, got shape {tuple(p.shape)}")
+    s = operator.index(num_samples)
+    if s <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    if p.dtype not in (_F32, _F64):
+        p = p.astype(_F32)
+    c = p.shape[-1]
+    if not replacement and s > c:
+        raise SamplingError(f"cannot sample n_sample > prob_dist.size(-1) samples without "
+                            f"replacement ({s} > {c})")
+    u = _gen(generator).random(p.shape[:-1] + (s,))
+    try:
+        ids = T.multinomial(np.ascontiguousarray(p), u, bool(replacement))
+    except ValueError as e:
+        msg = str(e)
+        raise SamplingError(msg.split(": ", 1)[1] if msg.startswith("multinomial: ") else msg) \
+            from None
+    return Tensor(ids)
+
+
+# ---------------------------------------------------------------- counting and searching
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values (or, with dim, slices) of input, sorted, as torch.unique; with
+    return_inverse / return_counts also where each element went and how many there were."""
+    d = _arr(input)
+    if dim is None:
+        vals, inv, counts = np.unique(d.reshape(-1), return_inverse=True, return_counts=True)
+        inv = inv.reshape(d.shape)
+    else:
+        ax = _dim(dim, d.ndim)
+        vals, inv, counts = np.unique(d, return_inverse=True, return_counts=True, axis=ax)
+        inv = inv.reshape(-1)
+    out = [Tensor(np.asarray(vals, d.dtype))]
+    if return_inverse:
+        out.append(Tensor(inv.astype(np.int64)))
+    if return_counts:
+        out.append(Tensor(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(input, weights=None, minlength=0):
+    """Counts of each non-negative integer in the 1-D input (or sums of weights), as
+    torch.bincount: int64 counts; float32 or float64 sums, matching weights (else float64)."""
+    d = _arr(input)
+    if d.ndim != 1 or d.dtype.kind not in "iub" or (d.size and d.min() < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    minlength = operator.index(minlength)
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    if weights is None:
+        return Tensor(np.bincount(d.astype(np.int64), minlength=minlength).astype(np.int64))
+    w = _arr(weights)
+    if w.ndim != 1 or w.shape[0] != d.shape[0]:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    dt = w.dtype if w.dtype in (_F32, _F64) else _F64
+    return Tensor(np.bincount(d.astype(np.int64), weights=w.astype(np.float64),
+                              minlength=minlength).astype(dt))
+
+
+def nonzero(input, *, out=None, as_tuple=False):
+    """The indices of the non-zero elements: (n, ndim) int64, or one 1-D tensor per dim with
+    as_tuple=True, as torch.nonzero."""
+    d = _arr(input)
+    if as_tuple:
+        if d.ndim == 0:
+            return (Tensor(np.arange(1 if d else 0, dtype=np.int64)),)
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(d))
+    return Tensor(np.argwhere(d).astype(np.int64))
+
+
+def argwhere(input):
+    """nonzero(input): (n, ndim) int64 indices of the non-zero elements."""
+    return nonzero(input)
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,
+                 sorter=None, out=None):
+    """Where each value of input would go in sorted_sequence's innermost dimension to keep it
+    sorted, as torch.searchsorted (side='left': the first such place; 'right': the last)."""
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"side can only be 'left' or 'right' but got {side!r}")
+        if right and side == "left":
+            raise RuntimeError("side and right can't be set to opposites, got side of left while "
+                               "right was True")
+        right = side == "right"
+    seq = _arr(sorted_sequence)
+    scalar = not isinstance(input, (Tensor, np.ndarray)) and np.ndim(input) == 0
+    vals = np.asarray(_arr(input))
+    if sorter is not None:
+        seq = np.take_along_axis(seq, _arr(sorter).astype(np.int64), axis=-1)
+    s = "right" if right else "left"
+    if seq.ndim <= 1:
+        res = np.searchsorted(seq.reshape(-1), vals, side=s)
+    else:
+        if scalar or vals.shape[:-1] != seq.shape[:-1]:
+            raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension "
+                               f"or the first N-1 dimensions of boundaries tensor and input "
+                               f"value tensor must match, but we got boundaries tensor "
+                               f"{list(seq.shape)} and input value tensor {list(vals.shape)}")
+        flat_s = seq.reshape(-1, seq.shape[-1])
+        flat_v = vals.reshape(-1, vals.shape[-1])
+        res = np.stack([np.searchsorted(a, b, side=s) for a, b in zip(flat_s, flat_v)]) \
+            .reshape(vals.shape)
+    return Tensor(np.asarray(res, np.int32 if out_int32 else np.int64))
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):
+    """The bucket of each value of input among the 1-D boundaries, as torch.bucketize."""
+    if _arr(boundaries).ndim != 1:
+        raise RuntimeError("boundaries tensor must be 1 dimension")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+# ---------------------------------------------------------------- gather and scatter
+def _gather_checks(fn, d, ax, idx, src=None):
+    if idx.ndim != builtins.max(d.ndim, 1) and not (idx.ndim == 0 and d.ndim <= 1):
+        raise RuntimeError(f"{fn}(): Index tensor must have the same number of dimensions as "
+                           f"{'self' if src is None else 'input'} tensor")
+    for i in range(idx.ndim):
+        if i != ax and d.ndim and idx.shape[i] > d.shape[i]:
+            raise RuntimeError(f"Size does not match at dimension {i} expected index "
+                               f"{list(idx.shape)} to be no larger than self {list(d.shape)} "
+                               f"apart from dimension {ax}")
+        if src is not None and idx.shape[i] > src.shape[i]:
+            raise RuntimeError(f"Size does not match at dimension {i} expected index "
+                               f"{list(idx.shape)} to be no larger than src {list(src.shape)}")
+    _check_bounds(idx, d.shape[ax] if d.ndim else 1, ax)
+
+
+def gather(input, dim, index, *, sparse_grad=False, out=None):
+    """out[i][j][k] = input[index[i][j][k]][j][k] (for dim 0), as torch.gather."""
+    a = _t(input)
+    d = a.data
+    idx = _index("gather", index)
+    ax = _dim(dim, d.ndim)
+    _gather_checks("gather", d, ax, idx)
+    x = d.reshape(1) if d.ndim == 0 else d
+    ix = idx.reshape(1) if idx.ndim == 0 else idx
+    values = np.take_along_axis(x[tuple(slice(0, n) if i != ax else slice(None)
+                                        for i, n in enumerate(ix.shape))], ix, axis=ax)
+    shape = d.shape
+    full = _full_index(ix, ax)
+
+    def backward(g):
+        gi = np.zeros(x.shape, g.dtype)
+        np.add.at(gi, full, g.reshape(ix.shape))
+        return (gi.reshape(shape),)
+    return _node(values.reshape(idx.shape), (a,), backward)
+
+
+def _src_tensor(src):
+    return src if isinstance(src, Tensor) else Tensor(np.asarray(src))
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    """input with src's values (or the scalar value) written at index along dim, as
+    torch.scatter: out[index[i][j]][j] = src[i][j] (dim 0). reduce='add'|'multiply' combines
+    with what is there instead (no gradient then, as in PyTorch)."""
+    if src is None and value is None:
+        raise TypeError("scatter() missing the src tensor or the value")
+    if isinstance(src, numbers.Number):
+        src, value = None, src
+    a = _t(input)
+    d = a.data
+    idx = _index("scatter", index)
+    ax = _dim(dim, d.ndim)
+    s = _src_tensor(src) if src is not None else None
+    _gather_checks("scatter", d, ax, idx, None if s is None else
+                   (s.data.reshape(1) if s.data.ndim == 0 else s.data))
+    if reduce not in (None, "add", "multiply"):
+        raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce!r}")
+    x = d.reshape(1) if d.ndim == 0 else d
+    ix = idx.reshape(1) if idx.ndim == 0 else idx
+    full = _full_index(ix, ax)
+    if s is None:
+        vals = np.broadcast_to(np.asarray(value).astype(d.dtype), ix.shape)
+    else:
+        sd = s.data.reshape(1) if s.data.ndim == 0 else s.data
+        vals = sd[_head(ix.shape)].astype(d.dtype, copy=False)
+    out = np.array(x, copy=True)
+    if reduce is None:
+        out[full] = vals
+    elif reduce == "add":
+        np.add.at(out, full, vals)
+    else:
+        np.multiply.at(out, full, vals)
+    out = out.reshape(d.shape)
+    if reduce == "multiply":
+        if a.requires_grad or (s is not None and s.requires_grad):
+            raise RuntimeError("scatter(): the derivative for reduce='multiply' is not "
+                               "implemented")
+        return Tensor(out)
+    parents = (a,) if s is None else (a, s)
+    sshape = None if s is None else s.data.shape
+
+    def backward(g):
+        gx = g.reshape(x.shape)
+        gi = np.array(gx, copy=True)
+        if reduce is None:
+            gi[full] = 0
+        if s is None:
+            return (gi.reshape(d.shape),)
+        gs = np.zeros(sshape if len(sshape) else (1,), g.dtype)
+        gs[_head(ix.shape)] = gx[full]
+        return gi.reshape(d.shape), gs.reshape(sshape)
+    return _node(out, parents, backward)
+
+
+def scatter_add(input, dim, index, src):
+    """input with src scatter-added at index along dim: out[index[i][j]][j] += src[i][j]
+    (dim 0), as torch.scatter_add."""
+    return scatter(input, dim, index, _t(src), reduce="add")
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """torch.scatter_reduce with reduce 'sum', 'prod', 'mean', 'amax' or 'amin' (forward;
+    the gradient for 'sum' only)."""
+    if reduce == "sum":
+        if include_self:
+            return scatter_add(input, dim, index, src)
+        a = _t(input)
+        idx = _index("scatter_reduce", index)
+        ax = _dim(dim, a.data.ndim)
+        cleared = scatter(a, ax, idx, 0)
+        return scatter_add(cleared, ax, idx, src)
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got "
+                           f"{reduce}")
+    a, s = _t(input), _t(src)
+    if a.requires_grad or s.requires_grad:
+        raise RuntimeError(f"scatter_reduce(): the derivative for reduce={reduce!r} is not "
+                           f"implemented in fastnn")
+    d = a.data
+    idx = _index("scatter_reduce", index)
+    ax = _dim(dim, d.ndim)
+    _gather_checks("scatter_reduce", d, ax, idx, s.data)
+    full = _full_index(idx, ax)
+    vals = s.data[_head(idx.shape)].astype(d.dtype, copy=False)
+    out = np.array(d, copy=True)
+    touched = np.zeros(d.shape, bool)
+    touched[full] = True
+    if not include_self:
+        fill = {"prod": 1, "mean": 0, "amax": -np.inf, "amin": np.inf}[reduce]
+        if d.dtype.kind in "iu" and reduce in ("amax", "amin"):
+            info = np.iinfo(d.dtype)
+            fill = info.min if reduce == "amax" else info.max
+        out[touched] = fill
+    if reduce == "prod":
+        np.multiply.at(out, full, vals)
+    elif reduce == "amax":
+        np.maximum.at(out, full, vals)
+    elif reduce == "amin":
+        np.minimum.at(out, full, vals)
+    else:
+        np.add.at(out, full, vals)
+        count = np.zeros(d.shape, np.int64)
+        np.add.at(count, full, 1)
+        count = count + (1 if include_self else 0)
+        count = np.maximum(count, 1)
+        if d.dtype.kind == "f":
+            out = np.where(touched, out / count, out).astype(d.dtype)
+        else:
+            out = np.where(touched, np.floor_divide(out, count), out).astype(d.dtype)
+    return Tensor(out)
+
+
+# ---------------------------------------------------------------- index_select, index_add
+def _index_1d(fn, index):
+    idx = _arr(index)
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"{fn}(): Expected dtype int32/int64 for index, got {idx.dtype}")
+    if idx.ndim > 1:
+        raise IndexError(f"{fn}(): Index is supposed to be a vector")
+    return idx.reshape(-1).astype(np.int64)
+
+
+def index_select(input, dim, index):
+    """The slices of input at the given indices along dim, as torch.index_select."""
+    a = _t(input)
+    d = a.data
+    ax = _dim(dim, d.ndim)
+    idx = _index_1d("index_select", index)
+    x = d.reshape(1) if d.ndim == 0 else d
+    n = x.shape[ax]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)][0]
+        raise IndexRangeError(f"index out of range in self: index {int(bad)} for dimension {ax} "
+                              f"with size {n}")
+    values = np.take(x, idx, axis=ax)
+    if d.ndim == 0:
+        values = values.reshape(np.shape(_arr(index)))
+
+    def backward(g):
+        gi = np.zeros(x.shape, g.dtype)
+        np.add.at(np.moveaxis(gi, ax, 0), idx, np.moveaxis(g.reshape(values.shape if d.ndim
+                                                                     else (idx.size,)), ax, 0))
+        return (gi.reshape(d.shape),)
+    return _node(values, (a,), backward)
+
+
+def index_add(input, dim, index, source, *, alpha=1):
+    """input with alpha * source's slices added at the given indices along dim, as
+    torch.index_add."""
+    a, s = _t(input), _t(source)
+    d, sd = a.data, s.data
+    ax = _dim(dim, d.ndim)
+    idx = _index_1d("index_add", index)
+    x = d.reshape(1) if d.ndim == 0 else d
+    sx = sd.reshape(1) if sd.ndim == 0 else sd
+    if sx.ndim != x.ndim or sx.shape[ax] != idx.size or \
+            any(sx.shape[i] != x.shape[i] for i in range(x.ndim) if i != ax):
+        raise RuntimeError(f"index_add_(): source {list(sd.shape)} does not fit self "
+                           f"{list(d.shape)} with {idx.size} indices along dimension {ax}")
+    n = x.shape[ax]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)][0]
+        raise IndexRangeError(f"index_add_(): index {int(bad)} is out of bounds for dimension "
+                              f"{ax} with size {n}")
+    out = np.array(x, copy=True)
+    add = sx if alpha == 1 else sx * alpha
+    np.add.at(np.moveaxis(out, ax, 0), idx, np.moveaxis(add.astype(d.dtype, copy=False), ax, 0))
+
+    def backward(g):
+        gx = g.reshape(x.shape)
+        gs = np.take(gx, idx, axis=ax)
+        if alpha != 1:
+            gs = gs * alpha
+        return g, gs.astype(g.dtype, copy=False).reshape(sd.shape)
+    return _node(out.reshape(d.shape), (a, s), backward)
+
+
+# ---------------------------------------------------------------- scans
+def _scan_dtype(d, dtype):
+    if dtype is not None:
+        return _dtype(dtype)
+    return np.dtype(np.int64) if d.dtype.kind in "iub" else d.dtype
+
+
+def cumsum(input, dim, *, dtype=None, out=None):
+    """Cumulative sums along dim, as torch.cumsum: integer and bool inputs give int64;
+    float32 sums accumulate in float64 (as PyTorch's CPU kernel) and round once."""
+    a = _t(input)
+    d = a.data
+    ax = _dim(dim, d.ndim)
+    dt = _scan_dtype(d, dtype)
+    x = d.reshape(1) if d.ndim == 0 else d
+    acc = np.float64 if dt == _F32 else dt
+    y = np.cumsum(x, axis=ax, dtype=acc).astype(dt).reshape(d.shape)
+    src = d.dtype
+
+    def backward(g):
+        gx = g.reshape(x.shape)
+        gi = np.flip(np.cumsum(np.flip(gx, ax), axis=ax), ax)
+        return (gi.reshape(d.shape).astype(src, copy=False),)
+    if d.dtype.kind != "f" or dt.kind != "f":
+        return Tensor(y)
+    return _node(y, (a,), backward)
+
+
+def _cumprod_grad(x, y, g, ax):
+    """d/dx of sum(g * cumprod(x)) along ax, exact with zeros (as PyTorch's cumprod_backward):
+    before a slice's first zero, reversed-cumsum(g * y) / x; at it, the sum over later j of
+    g[j] times the product of x[:j+1] without that zero; after it, 0."""
+    xm, ym, gm = (np.moveaxis(v, ax, -1) for v in (x, y, g))
+    n = xm.shape[-1]
+    zero = xm == 0
+    has = zero.any(axis=-1)
+    first = np.where(has, zero.argmax(axis=-1), n)          # first zero, n if none
+    pos = np.arange(n)
+    before = pos < first[..., None]
+    rc = np.flip(np.cumsum(np.flip(gm * ym, -1), axis=-1), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.where(before, rc / np.where(before, xm, 1), 0)
+    if has.any():
+        at = pos == first[..., None]
+        x1 = np.where(at, 1, xm)                            # the first zero replaced by 1
+        y1 = np.cumprod(x1, axis=-1)
+        tail = np.where(pos >= first[..., None], gm * y1, 0).sum(axis=-1)
+        grad = np.where(at, tail[..., None], grad)
+    return np.moveaxis(grad, -1, ax).astype(x.dtype, copy=False)
+
+
+def cumprod(input, dim, *, dtype=None, out=None):
+    """Cumulative products along dim, as torch.cumprod: integer and bool inputs give int64;
+    the gradient is exact where the input has zeros."""
+    a = _t(input)
+    d = a.data
+    ax = _dim(dim, d.ndim)
+    dt = _scan_dtype(d, dtype)
+    x = d.reshape(1) if d.ndim == 0 else d
+    acc = np.float64 if dt == _F32 else dt
+    y = np.cumprod(x, axis=ax, dtype=acc).astype(dt)
+    if d.dtype.kind != "f" or dt.kind != "f":
+        return Tensor(y.reshape(d.shape))
+    xs = x.astype(dt, copy=False)
+
+    def backward(g):
+        return (_cumprod_grad(xs, y, g.reshape(x.shape), ax).reshape(d.shape)
+                .astype(d.dtype, copy=False),)
+    return _node(y.reshape(d.shape), (a,), backward, saved=(a,))
+
+
+# ---------------------------------------------------------------- Tensor methods
+def _scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+    return _inplace(self, scatter, dim, index, src, value=value, reduce=reduce)
+
+
+def _scatter_add_(self, dim, index, src):
+    return _inplace(self, scatter_add, dim, index, src)
+
+
+def _scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+    return _inplace(self, scatter_reduce, dim, index, src, reduce, include_self=include_self)
+
+
+def _index_add_(self, dim, index, source, *, alpha=1):
+    return _inplace(self, index_add, dim, index, source, alpha=alpha)
+
+
+def _cumsum_(self, dim, *, dtype=None):
+    return _inplace(self, cumsum, dim, dtype=dtype)
+
+
+def _cumprod_(self, dim, *, dtype=None):
+    return _inplace(self, cumprod, dim, dtype=dtype)
+
+
+def _tensor_multinomial(self, num_samples, replacement=False, *, generator=None):
+    return multinomial(self, num_samples, replacement, generator=generator)
+
+
+def _tensor_nonzero(self, *, as_tuple=False):
+    return nonzero(self, as_tuple=as_tuple)
+
+
+_METHODS = dict(topk=topk, sort=sort, argsort=argsort, msort=msort,
+                multinomial=_tensor_multinomial, unique=unique, bincount=bincount,
+                nonzero=_tensor_nonzero, argwhere=argwhere, gather=gather, scatter=scatter,
+                scatter_=_scatter_, scatter_add=scatter_add, scatter_add_=_scatter_add_,
+                scatter_reduce=scatter_reduce, scatter_reduce_=_scatter_reduce_,
+                index_select=index_select, index_add=index_add, index_add_=_index_add_,
+                cumsum=cumsum, cumsum_=_cumsum_, cumprod=cumprod, cumprod_=_cumprod_)
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+del _name, _fn
