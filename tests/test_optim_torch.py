@@ -49,6 +49,9 @@ CONFIGS = {
                                 maximize=True)),
     "asgd": ("ASGD", dict(lr=0.05)),
     "asgd_all": ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1)),
+    "adafactor": ("Adafactor", dict()),
+    "adafactor_all": ("Adafactor", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=1.5,
+                                        weight_decay=0.1, maximize=True)),
 }
 
 SHAPES = ((3, 4), (5,), (2, 1, 3))
@@ -158,7 +161,8 @@ def _to_numpy(sd):
 
 @pytest.mark.parametrize("name", ["sgd_nesterov", "adam", "adam_amsgrad", "adamw_amsgrad",
                                   "adadelta_wd", "adagrad_all", "rmsprop_all", "adamax_wd",
-                                  "nadam_wd", "radam_decoupled", "rprop_all", "asgd_all"])
+                                  "nadam_wd", "radam_decoupled", "rprop_all", "asgd_all",
+                                  "adafactor_all"])
 def test_state_dict_moves_between_fastnn_and_torch(name):
     cls, kw = CONFIGS[name]
     mine, theirs = _pair()
@@ -289,7 +293,7 @@ def test_zero_grad_and_state_keyed_by_parameter():
 def test_defaults_match_torch():
     p, tp = nn.Parameter(np.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     for cls in ("SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam",
-                "RAdam", "Rprop", "ASGD", "LBFGS"):
+                "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS"):
         mine = getattr(optim, cls)([p]).param_groups[0]
         theirs = getattr(torch.optim, cls)([tp]).param_groups[0]
         assert {k: v for k, v in mine.items() if k != "params"} == \

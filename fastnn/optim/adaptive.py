@@ -1,4 +1,4 @@
-"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop and ASGD: PyTorch's update rules, defaults and
+"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop, ASGD and Adafactor: PyTorch's update rules, defaults and
 argument names, in numpy (vectorized, in place on the parameter and its state buffers).
 
 Each class's docstring gives its rule; g is the gradient (negated when maximize=True), with
@@ -12,7 +12,8 @@ import numpy as np
 
 from .optimizer import Optimizer, _check_unsupported, _grad, _scalar_dtype
 
-__all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"]
+__all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD",
+           "Adafactor"]
 
 
 def _check(name, lr=0.0, eps=0.0, weight_decay=0.0, betas=None, **ranges):
@@ -421,3 +422,79 @@ class ASGD(Optimizer):
                     st["ax"][...] = p
                 st["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), sdt)
                 st["mu"] = np.array(1 / max(1, t - t0), sdt)
+
+
+class Adafactor(Optimizer):
+    """Adafactor (Shazeer & Stern 2018), PyTorch's form: the second moment of a matrix gradient
+    kept factored, as row and column means of g^2 (batched over leading dimensions):
+        beta2_t = 1 - t^beta2_decay;  rho = min(lr, 1/sqrt(t));  a = max(eps2, RMS(p)) rho
+        p = p (1 - lr weight_decay)
+        R = lerp(R, mean_cols(g^2), 1 - beta2_t);  C = lerp(C, mean_rows(g^2), 1 - beta2_t)
+        V = R C / max(mean(R), eps1)   (vectors: V = lerp(V, g^2, 1 - beta2_t))
+        u = g / sqrt(max(V, eps1^2));  p = p - a u / max(1, RMS(u) / d)
+    eps = (eps1, eps2); eps1 None means the dtype's machine epsilon.
+    State: step, row_var and col_var (matrices and up) or variance (vectors)."""
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
+                 weight_decay=0.0, *, foreach=None, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 >= beta2_decay:
+            raise ValueError(f"beta2_decay should be <= 0 but is: {beta2_decay}")
+        if eps[0] is not None and not 0.0 <= eps[0]:
+            raise ValueError(f"epsilon1 should be >= 0 but is: {eps[0]}")
+        if not 0.0 <= eps[1]:
+            raise ValueError(f"epsilon2 should be >= 0 but is: {eps[1]}")
+        if not 1.0 <= d:
+            raise ValueError(f"Clipping threshold d should be >= 1 but is: {d}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight_decay should be >= 0 but is: {weight_decay}")
+        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d,
+                                      weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize))
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, decay, d = float(group["lr"]), float(group["beta2_decay"]), float(group["d"])
+            wd = float(group["weight_decay"])
+            eps1, eps2 = group["eps"]
+            for p in group["params"]:
+                g = _grad(p)
+                if g is None:
+                    continue
+                if group.get("maximize", False):
+                    g = -g
+                data = p.data
+                st = self.state[p]
+                if not st:
+                    st["step"] = 0
+                    if g.ndim > 1:
+                        st["row_var"] = np.zeros(g.shape[:-1] + (1,), data.dtype)
+                        st["col_var"] = np.zeros(g.shape[:-2] + (1, g.shape[-1]), data.dtype)
+                    else:
+                        st["variance"] = np.zeros_like(data)
+                st["step"] += 1
+                t = float(st["step"])
+                e1 = float(np.finfo(data.dtype).eps) if eps1 is None else float(eps1)
+                one_minus_beta2 = 1 - (1 - t ** decay)
+                rho = min(lr, 1 / math.sqrt(t))
+                rms = float(np.linalg.norm(data.reshape(-1))) / math.sqrt(data.size)
+                alpha = max(float(eps2), rms) * rho
+                if wd != 0:
+                    data *= 1 - lr * wd
+                g2 = g * g
+                if g.ndim > 1:
+                    r, c = st["row_var"], st["col_var"]
+                    _lerp_(r, g2.mean(axis=-1, keepdims=True), one_minus_beta2)
+                    _lerp_(c, g2.mean(axis=-2, keepdims=True), one_minus_beta2)
+                    var = r @ c
+                    var /= np.maximum(r.mean(axis=-2, keepdims=True), e1)
+                else:
+                    v = st["variance"]
+                    _lerp_(v, g2, one_minus_beta2)
+                    var = v.copy()
+                np.maximum(var, e1 * e1, out=var)
+                update = g / np.sqrt(var)
+                denom = max(1.0, float(np.linalg.norm(update.reshape(-1)))
+                            / (math.sqrt(update.size) * d))
+                data -= (alpha / denom) * update
