@@ -550,3 +550,54 @@ def test_empty_batch(backend):
     assert K.avg_pool2d(x, 2, backend=backend).shape == (0, 3, 2, 2)
     assert K.adaptive_avg_pool2d(x, 3, backend=backend).shape == (0, 3, 3, 3)
     assert K.group_norm(x, 3, backend=backend)[0].shape == x.shape
+    rm, rv = np.zeros(3), np.ones(3)
+    y, mean, invstd = K.batch_norm(x, rm, rv, training=True, backend=backend)   # as PyTorch
+    assert y.shape == x.shape and mean.shape == invstd.shape == (3,)
+    np.testing.assert_array_equal(rm, 0)
+
+
+# ================================================================ the trusted entry points
+def test_trusted_entry_points_match_the_checked_ones(current_cpu_backend):
+    from fastnn.kernels import trusted as T
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    for args in [(2,), (3, 2, 1, 1, True), ([2, 3],), ((2, 2), (1, 2))]:
+        y, idx = T.max_pool2d(x, *args)
+        y0, idx0 = K.max_pool2d(x, *args)
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_array_equal(idx, idx0)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        np.testing.assert_array_equal(T.max_pool2d_backward(dy, idx, x.shape),
+                                      K.max_pool2d_backward(dy, idx, x.shape))
+    y, _ = T.max_pool2d(x[:, :, :, ::2], 2)                       # strided: the checked path
+    np.testing.assert_array_equal(y, K.max_pool2d(x[:, :, :, ::2], 2)[0])
+    with pytest.raises(ValueError, match="max_pool2d: output size"):
+        T.max_pool2d(x, 8)                                         # its errors too
+    with pytest.raises(ValueError, match="padding"):
+        T.max_pool2d(x, 2, padding=2)
+    np.testing.assert_array_equal(T.adaptive_avg_pool2d(x, (2, 3)), K.adaptive_avg_pool2d(x, (2, 3)))
+    dy = rng.standard_normal((2, 3, 2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(T.adaptive_avg_pool2d_backward(dy, x, (2, 3)),
+                                  K.adaptive_avg_pool2d_backward(dy, x, (2, 3)))
+    w, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    for training in (True, False):
+        for stats in (True, False):
+            if not (training or stats):
+                continue
+            rm, rv = (np.zeros(3, np.float32), np.ones(3, np.float32)) if stats else (None, None)
+            rm0, rv0 = (rm.copy(), rv.copy()) if stats else (None, None)
+            got = T.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5)
+            want = K.batch_norm(x, rm0, rv0, w, b, training, 0.1, 1e-5)
+            for g, v in zip(got, want):
+                np.testing.assert_array_equal(g, v)
+            if stats:
+                np.testing.assert_array_equal(rm, rm0)
+                np.testing.assert_array_equal(rv, rv0)
+            dy = rng.standard_normal(x.shape).astype(np.float32)
+            for g, v in zip(T.batch_norm_backward(dy, x, w, *got[1:], training),
+                            K.batch_norm_backward(dy, x, w, *got[1:], training)):
+                np.testing.assert_array_equal(g, v)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        T.batch_norm(x[:1, :, :1, :1], None, None, w, b, True)
+    with pytest.raises(TypeError, match="dtype"):
+        T.batch_norm(x, np.zeros(3), np.ones(3), w, b, True)

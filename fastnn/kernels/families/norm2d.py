@@ -90,7 +90,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
                              f"num_batches_tracked >= 1, the count including this batch")
         momentum = 1.0 / int(num_batches_tracked) if num_batches_tracked else 0.0
     n = x.shape[0] * (x.size // (x.shape[0] * c) if x.shape[0] else 0)
-    if training and n <= 1:
+    if training and n == 1:                                   # as F.batch_norm
         raise ValueError(f"{kernel}: expected more than 1 value per channel when training, got "
                          f"input of shape {x.shape}")
     if x.size == 0:
@@ -234,3 +234,45 @@ def group_norm_backward_examples(rng, dtype):
         _, mean, rstd = K.group_norm(x, g, *wb, **kw, backend="numpy")
         out.append(((_normal(rng, x.shape, dtype), x, wb[0] if wb else None, mean, rstd, g), {}))
     return out
+
+
+# ---------------------------------------------------------------- trusted entry points
+# For the layers (fastnn.kernels.trusted): only what makes the call safe is checked (dtype,
+# contiguity, the shapes the kernels index by); anything else takes the checked path.
+from .._checks import get_backend, ready  # noqa: E402
+
+
+def _vectors_ready(dt, c, *vs):
+    return all(v.shape == (c,) for v in vs) and ready(dt, *vs)
+
+
+@batch_norm.kernel.set_trusted
+def _batch_norm_trusted(x, running_mean=None, running_var=None, weight=None, bias=None,
+                        training=False, momentum=0.1, eps=1e-5, *, num_batches_tracked=None):
+    if (x.ndim >= 2 and ready(x.dtype, x) and weight is not None and bias is not None
+            and momentum is not None and _vectors_ready(x.dtype, x.shape[1], weight, bias)):
+        c = x.shape[1]
+        stats = running_mean is not None and running_var is not None
+        if stats and _vectors_ready(x.dtype, c, running_mean, running_var) and (
+                not training or x.size > c):
+            y, mean, invstd = get_backend().batch_norm(_ncl(x), weight, bias, running_mean,
+                                                       running_var, bool(training),
+                                                       float(momentum), float(eps))
+            return y.reshape(x.shape), mean, invstd
+        if running_mean is None and running_var is None and training and x.size > c:
+            empty = np.empty(0, x.dtype)
+            y, mean, invstd = get_backend().batch_norm(_ncl(x), weight, bias, empty, empty,
+                                                       True, float(momentum), float(eps))
+            return y.reshape(x.shape), mean, invstd
+    return batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                      num_batches_tracked=num_batches_tracked)
+
+
+@batch_norm_backward.kernel.set_trusted
+def _batch_norm_backward_trusted(dy, x, weight, mean, invstd, training=True):
+    if (x.ndim >= 2 and dy.shape == x.shape and weight is not None and ready(x.dtype, dy, x)
+            and _vectors_ready(x.dtype, x.shape[1], weight, mean, invstd)):
+        dx, dw, db = get_backend().batch_norm_backward(_ncl(dy), _ncl(x), weight, mean, invstd,
+                                                       bool(training))
+        return dx.reshape(x.shape), dw, db
+    return batch_norm_backward(dy, x, weight, mean, invstd, training)

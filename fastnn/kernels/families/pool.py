@@ -322,3 +322,66 @@ def adaptive_backward_examples(rng, dtype):
         y = K.adaptive_avg_pool2d(x, o, backend="numpy")
         out.append(((_normal(rng, y.shape, dtype), x, o), {}))
     return out
+
+
+# ---------------------------------------------------------------- trusted entry points
+# For the layers (fastnn.kernels.trusted): the window arithmetic is cached per (input size,
+# arguments), and the arrays are only checked for what makes the call safe; anything else (an
+# invalid or unhashable argument, a strided array) takes the checked path and its errors.
+import functools  # noqa: E402
+
+from .._checks import get_backend, ready  # noqa: E402
+
+
+@functools.lru_cache(maxsize=256)
+def _window_cached(hw, kernel_size, stride, padding, dilation, ceil_mode):
+    return _window("max_pool2d", np.empty((1, 1) + hw, np.float32), kernel_size, stride, padding,
+                   dilation, ceil_mode)
+
+
+@max_pool2d.kernel.set_trusted
+def _max_pool2d_trusted(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    if x.ndim in (3, 4) and ready(x.dtype, x):
+        try:
+            k, s, p, d, o = _window_cached(x.shape[-2:], kernel_size, stride, padding, dilation,
+                                           ceil_mode)
+        except (TypeError, ValueError):
+            k = None
+        if k is not None:
+            y, idx = get_backend().max_pool2d(_planes(x), k[0], k[1], s[0], s[1], p[0], p[1],
+                                              d[0], d[1], o[0], o[1])
+            shape = x.shape[:-2] + o
+            return y.reshape(shape), idx.reshape(shape)
+    return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@max_pool2d_backward.kernel.set_trusted
+def _max_pool2d_backward_trusted(dy, indices, input_shape):
+    if (dy.ndim in (3, 4) and len(input_shape) == dy.ndim and ready(dy.dtype, dy)
+            and indices.dtype == np.int64 and indices.shape == dy.shape
+            and indices.flags.c_contiguous and tuple(input_shape[:-2]) == dy.shape[:-2]
+            and min(input_shape[-2:]) > 0):
+        # indices from max_pool2d are never negative; the kernels skip any past the plane
+        h, w = int(input_shape[-2]), int(input_shape[-1])
+        return get_backend().max_pool2d_backward(_planes(dy), _planes(indices), h,
+                                                 w).reshape(tuple(input_shape))
+    return max_pool2d_backward(dy, indices, input_shape)
+
+
+@adaptive_avg_pool2d.kernel.set_trusted
+def _adaptive_avg_pool2d_trusted(x, output_size):
+    if (x.ndim in (3, 4) and ready(x.dtype, x) and isinstance(output_size, tuple)
+            and len(output_size) == 2 and all(type(v) is int and v > 0 for v in output_size)):
+        return get_backend().adaptive_avg_pool2d(_planes(x), *output_size).reshape(
+            x.shape[:-2] + output_size)
+    return adaptive_avg_pool2d(x, output_size)
+
+
+@adaptive_avg_pool2d_backward.kernel.set_trusted
+def _adaptive_avg_pool2d_backward_trusted(dy, x, output_size=None):
+    if (dy.ndim in (3, 4) and dy.ndim == x.ndim and dy.shape[:-2] == x.shape[:-2]
+            and ready(dy.dtype, dy) and min(x.shape[-2:]) > 0
+            and (output_size is None or tuple(output_size) == dy.shape[-2:])):
+        return get_backend().adaptive_avg_pool2d_backward(_planes(dy), x.shape[-2],
+                                                          x.shape[-1]).reshape(x.shape)
+    return adaptive_avg_pool2d_backward(dy, x, output_size)
