@@ -17,9 +17,10 @@ ROOT = pathlib.Path(fastnn.__file__).parent
 LAYERS = [
     {"backends", "errors"},
     {"kernels"},
-    {"threads", "info"},
+    {"threads", "info", "cuda"},
     {"tensor", "indexing"},
-    {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text"},
+    {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text",
+     "random", "accelerator"},
     {"training", "viz"},
     {"models"},
     {"bench", "benchmarks"},
