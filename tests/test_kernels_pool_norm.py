@@ -601,3 +601,30 @@ def test_trusted_entry_points_match_the_checked_ones(current_cpu_backend):
         T.batch_norm(x[:1, :, :1, :1], None, None, w, b, True)
     with pytest.raises(TypeError, match="dtype"):
         T.batch_norm(x, np.zeros(3), np.ones(3), w, b, True)
+
+
+def test_cuda_with_the_gpu_launch_sizes():
+    """The cuda kernels with a real GPU's block sizes (256 threads), on the simulator."""
+    if "cuda" not in K.available_backends():
+        pytest.skip("the cuda backend is unavailable")
+    from fastnn.backends.cuda import common
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((2, 4, 5, 3))
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    dy = rng.standard_normal(x.shape)
+    with common.using_launch_config(common.GPU):
+        y, idx = K.max_pool2d(x, 2, 1, 1, ceil_mode=True, backend="cuda")
+        y0, idx0 = K.max_pool2d(x, 2, 1, 1, ceil_mode=True, backend="numpy")
+        np.testing.assert_array_equal(idx, idx0)
+        got = K.batch_norm(x, training=True, backend="cuda")
+        for g, v in zip(got, K.batch_norm(x, training=True, backend="numpy")):
+            np.testing.assert_allclose(g, v, **T64)
+        for g, v in zip(K.batch_norm_backward(dy, x, w, *got[1:], backend="cuda"),
+                        K.batch_norm_backward(dy, x, w, *got[1:], backend="numpy")):
+            np.testing.assert_allclose(g, v, **T64)
+        got = K.group_norm(x, 2, w, b, backend="cuda")
+        for g, v in zip(got, K.group_norm(x, 2, w, b, backend="numpy")):
+            np.testing.assert_allclose(g, v, **T64)
+        for g, v in zip(K.group_norm_backward(dy, x, w, *got[1:], 2, backend="cuda"),
+                        K.group_norm_backward(dy, x, w, *got[1:], 2, backend="numpy")):
+            np.testing.assert_allclose(g, v, **T64)
