@@ -5,6 +5,15 @@ from .modules import __all__ as _modules_all
 
 __all__ = list(_modules_all) + ["functional", "init", "utils"]
 
+# vision layers: convolution, pooling, 2-D normalization, channel dropout, Unflatten
+from .conv import *  # noqa: F401,F403,E402
+from .conv import __all__ as _conv_all  # noqa: E402
+from .pooling import *  # noqa: F401,F403,E402
+from .pooling import __all__ as _pooling_all  # noqa: E402
+from .normalization import *  # noqa: F401,F403,E402
+from .normalization import __all__ as _normalization_all  # noqa: E402
+__all__ += list(_conv_all) + list(_pooling_all) + list(_normalization_all)
+
 # attention's reusable pieces (fastnn/nn/attention.py), and F.scaled_dot_product_attention
 # (attention.py imports functional, so it is attached here)
 from . import attention  # noqa: E402

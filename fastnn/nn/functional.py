@@ -10,7 +10,10 @@ from ..tensor import (Tensor, _node, default_generator, gelu, leaky_relu as _lea
                       log_softmax, relu as _relu, sigmoid, softmax, tanh)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
-           "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout"]
+           "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout",
+           # vision (below): convolution, pooling, 2-D normalization, channel dropout
+           "conv2d", "conv_transpose2d", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d",
+           "adaptive_avg_pool2d", "batch_norm", "group_norm", "dropout2d"]
 
 
 def _t(x):
@@ -188,5 +191,194 @@ def dropout(input, p=0.5, training=True, inplace=False):
         mask = np.zeros_like(x)
     else:
         keep = default_generator().random(x.shape, dtype=x.dtype) >= p
+        mask = keep * x.dtype.type(1.0 / (1.0 - p))
+    return _node(x * mask, (input,), lambda g: (g * mask,))
+
+
+# ================================================================ vision
+# Each op: one forward kernel (fastnn.kernels.trusted) and a closure calling its backward
+# partner. Geometry arguments are passed to the kernels as given (int, pair, 'same'/'valid'),
+# so their checks, error messages and output-size arithmetic are the kernels' own.
+def _grad_array(g):
+    return g if g.flags.c_contiguous else np.ascontiguousarray(g)
+
+
+# ---------------------------------------------------------------- convolution
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) of input (N, C, H, W) or (C, H, W) with weight
+    (C_out, C/groups, kH, kW), as torch.nn.functional.conv2d; padding may be 'valid' or 'same'.
+
+    Backward: one conv2d_backward kernel returns the gradients asked for (input, weight, bias),
+    so a first layer whose input needs no gradient never computes one."""
+    x, w = input.data, weight.data
+    b = None if bias is None else bias.data
+    y = T.conv2d(x, w, b, stride, padding, dilation, groups)
+    parents = (input, weight) if bias is None else (input, weight, bias)
+
+    def backward(g):
+        mask = (input.requires_grad, weight.requires_grad,
+                bias is not None and bias.requires_grad)
+        dx, dw, db = T.conv2d_backward(_grad_array(g), x, w, stride, padding, dilation, groups,
+                                       output_mask=mask)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return _node(y, parents, backward, saved=(input, weight))
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution of input (N, C, H, W) with weight (C, C_out/groups, kH, kW),
+    as torch.nn.functional.conv_transpose2d (same argument order)."""
+    x, w = input.data, weight.data
+    b = None if bias is None else bias.data
+    y = T.conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
+    parents = (input, weight) if bias is None else (input, weight, bias)
+
+    def backward(g):
+        mask = (input.requires_grad, weight.requires_grad,
+                bias is not None and bias.requires_grad)
+        dx, dw, db = T.conv_transpose2d_backward(_grad_array(g), x, w, stride, padding,
+                                                 output_padding, groups, dilation,
+                                                 output_mask=mask)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return _node(y, parents, backward, saved=(input, weight))
+
+
+# ---------------------------------------------------------------- pooling
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    """(output, indices): 2-D max pooling and the flat index (h * W + w) of each maximum in its
+    input plane, an int64 Tensor (as torch's)."""
+    x = input.data
+    if stride is not None and not isinstance(stride, int) and len(stride) == 0:
+        stride = None                                    # torch's default: stride = kernel_size
+    y, idx = T.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    shape = x.shape
+
+    def backward(g):
+        return (T.max_pool2d_backward(_grad_array(g), idx, shape),)
+    return _node(y, (input,), backward), Tensor(idx)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling, as torch.nn.functional.max_pool2d (stride defaults to kernel_size);
+    return_indices=True also returns the argmax indices (for max_unpool2d, or to look at)."""
+    y, idx = max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return (y, idx) if return_indices else y
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling, as torch.nn.functional.avg_pool2d."""
+    x = input.data
+    if stride is not None and not isinstance(stride, int) and len(stride) == 0:
+        stride = None
+    y = T.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+    def backward(g):
+        return (T.avg_pool2d_backward(_grad_array(g), x, kernel_size, stride, padding, ceil_mode,
+                                      count_include_pad, divisor_override),)
+    return _node(y, (input,), backward)
+
+
+def _adaptive_size(x, output_size):
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+        return (int(output_size), int(output_size))
+    try:
+        o = tuple(output_size)
+    except TypeError:
+        return output_size                               # the kernel says what is wrong
+    if len(o) != 2:
+        return o
+    return tuple(int(n) if v is None else (int(v) if isinstance(v, (int, np.integer))
+                                           and not isinstance(v, bool) else v)
+                 for n, v in zip(x.shape[-2:], o))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive 2-D average pooling to output_size (an int, or a pair; None keeps that size),
+    as torch.nn.functional.adaptive_avg_pool2d."""
+    x = input.data
+    o = _adaptive_size(x, output_size)
+    y = T.adaptive_avg_pool2d(x, o)
+
+    def backward(g):
+        return (T.adaptive_avg_pool2d_backward(_grad_array(g), x),)
+    return _node(y, (input,), backward)
+
+
+# ---------------------------------------------------------------- normalization
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-05):
+    """Batch normalization over (N, *spatial) per channel of input (N, C, *spatial), as
+    torch.nn.functional.batch_norm: training normalizes with the batch's statistics and updates
+    running_mean / running_var (Tensors, or None) in place with `momentum`; otherwise the running
+    statistics normalize."""
+    x = input.data
+    rm = None if running_mean is None else running_mean.data
+    rv = None if running_var is None else running_var.data
+    w = None if weight is None else weight.data
+    b = None if bias is None else bias.data
+    if w is None or b is None:                    # the trusted kernel wants both vectors
+        c = x.shape[1] if x.ndim >= 2 else 0
+        w = np.ones(c, x.dtype) if w is None else w
+        b = np.zeros(c, x.dtype) if b is None else b
+    if momentum is None:
+        momentum = 0.0
+    y, mean, invstd = T.batch_norm(x, rm, rv, w, b, bool(training), momentum, eps)
+    if training and rm is not None:               # updated in place: a new version, as torch
+        running_mean._vc[0] += 1
+        running_var._vc[0] += 1
+    parents = (input,) + tuple(p for p in (weight, bias) if p is not None)
+
+    def backward(g):
+        dx, dw, db = T.batch_norm_backward(_grad_array(g), x, w, mean, invstd, bool(training))
+        out = [dx]
+        if weight is not None:
+            out.append(dw)
+        if bias is not None:
+            out.append(db)
+        return out
+    return _node(y, parents, backward, saved=(input,))
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
+    """Group normalization: statistics per sample over groups of C / num_groups channels, as
+    torch.nn.functional.group_norm."""
+    x = input.data
+    w = None if weight is None else weight.data
+    b = None if bias is None else bias.data
+    y, mean, rstd = T.group_norm(x, num_groups, w, b, eps)
+    parents = (input,) + tuple(p for p in (weight, bias) if p is not None)
+
+    def backward(g):
+        dx, dw, db = T.group_norm_backward(_grad_array(g), x, w, mean, rstd, num_groups)
+        out = [dx]
+        if weight is not None:
+            out.append(dw)
+        if bias is not None:
+            out.append(db)
+        return out
+    return _node(y, parents, backward, saved=(input,))
+
+
+# ---------------------------------------------------------------- channel dropout
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels (feature maps) with probability p and scale the rest by 1/(1-p), as
+    torch.nn.functional.dropout2d: input (N, C, H, W), or (C, H, W) taken as one image."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: p must be in [0, 1], got {p}")
+    x = input.data
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got "
+                         f"shape {x.shape}")
+    if not training or p == 0.0:
+        return input
+    shape = x.shape[:-2] + (1, 1)
+    if p == 1.0:
+        mask = np.zeros(shape, x.dtype)
+    else:
+        keep = default_generator().random(shape, dtype=x.dtype) >= p
         mask = keep * x.dtype.type(1.0 / (1.0 - p))
     return _node(x * mask, (input,), lambda g: (g * mask,))
