@@ -799,8 +799,7 @@ class Tensor:
     def __iter__(self):
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        for i in range(len(self.data)):
-            yield self[i]
+        return iter(unbind(self, 0))
 
     def __reduce_ex__(self, protocol):
         return (_rebuild_tensor, (np.array(self.data), self.requires_grad, type(self)))
@@ -1104,6 +1103,12 @@ class Tensor:
         _check_inplace(self)
         if _grad_enabled[0] and (self.requires_grad or (isinstance(value, Tensor)
                                                         and value.requires_grad)):
+            if self._base is not None and _is_basic_index(index) and not (
+                    index is Ellipsis or index == (Ellipsis,)):
+                # PyTorch writes through self[index], a view of this view
+                parts = index if isinstance(index, tuple) else (index,)
+                _check_multi_view(self, ("Select" if builtins.any(
+                    isinstance(p, numbers.Integral) for p in parts) else "Slice", 0))
             _inplace(self, index_put, index, value)
             return
         d = _writable(self)
@@ -2140,7 +2145,7 @@ def _view_of(a, out, backward, op, tb=None):
 def _apply_chain(arr, chain):
     for op in chain:
         k = op[0]
-        if k == "i":
+        if k == "i" or k == "I":
             arr = arr[op[1]]
         elif k == "r":
             arr = arr.reshape(op[1])
@@ -2166,6 +2171,16 @@ def _refresh_view(v):
     base = v._base
     chain = v._view[1]
     e = base._fn if base._fn is not None else (base if base.requires_grad else None)
+    if e is not None and _grad_enabled[0]:
+        for op in chain:
+            if op[0] == "I":
+                name, n = op[2]
+                raise RuntimeError(
+                    f"Output {n} of {name} is a view and its base or another view of its base "
+                    f"has been modified inplace. This view is the output of a function that "
+                    f"returns multiple views. Such functions do not allow the output views to be "
+                    f"modified inplace. You should replace the inplace operation by an "
+                    f"out-of-place one.")
     if e is None:
         v._fn = None
     else:
@@ -2194,6 +2209,29 @@ def _check_inplace(t):
                            "operation.")
 
 
+def _check_multi_view(t, outer=None):
+    """PyTorch refuses recorded in-place ops on the views unbind/split/chunk return (and on
+    views of them). outer: (name, output) of a further view the op writes through."""
+    chain = t._view[1]
+    for k, op in enumerate(chain):
+        if op[0] == "I":
+            if outer is not None:
+                name, n = outer
+            elif k == len(chain) - 1:
+                name, n = op[2]
+            else:
+                last = chain[-1]
+                name, n = ("Select" if last[0] in "iI" and builtins.any(
+                    isinstance(p, numbers.Integral) for p in last[1]) else
+                    {"i": "Slice", "I": "Slice", "r": "View", "s": "Transpose", "p": "Permute",
+                     "e": "Expand", "d": "Diagonal"}[last[0]]), 0
+            raise RuntimeError(f"Output {n} of {name} is a view and is being modified inplace. "
+                               f"This view is the output of a function that returns multiple "
+                               f"views. Such functions do not allow the output views to be "
+                               f"modified inplace. You should replace the inplace operation by "
+                               f"an out-of-place one.")
+
+
 def _writable(t):
     d = t.data
     if not d.flags.writeable:
@@ -2217,9 +2255,11 @@ def _check_result(d, result_dtype, result_shape):
             b = np.broadcast_shapes(result_shape, d.shape)
         except ValueError:
             b = None
+        if b is None:
+            raise _broadcast_error(d.shape, result_shape)
         if b != d.shape:
             raise RuntimeError(f"output with shape {list(d.shape)} doesn't match the broadcast "
-                               f"shape {list(b) if b is not None else list(result_shape)}")
+                               f"shape {list(b)}")
     rk, dk = result_dtype.kind, d.dtype.kind
     if (rk in "fc" and dk in "iub") or (rk in "iu" and dk == "b"):
         raise RuntimeError(f"result type {_cast_name(result_dtype)} can't be cast to the desired "
@@ -2277,6 +2317,8 @@ def _inplace(t, op, *args, **kwargs):
     a copy of t that carries t's history, and t is rebased onto op's node."""
     _check_inplace(t)
     if _grad_enabled[0] and (t.requires_grad or _any_grad(args, kwargs)):
+        if t._base is not None:
+            _check_multi_view(t)
         s = Tensor.__new__(Tensor)
         Tensor.__init__(s, np.array(t.data, copy=True))
         e = _edge(t)
@@ -2340,8 +2382,8 @@ def _copy_from(s, src):
     sd, src_d = s.data, src.data
     out = np.broadcast_to(src_d, sd.shape).astype(sd.dtype)
     shape, dt = src_d.shape, src_d.dtype
-    return _node(out, (s, src), lambda g: (None, _unbroadcast(g, shape).astype(dt)),
-                 tb=lambda g: (None, _t_unbroadcast(g, shape).to(dt)))
+    return _node(out, (s, src), lambda g: (np.zeros_like(g), _unbroadcast(g, shape).astype(dt)),
+                 tb=lambda g: (zeros_like(g), _t_unbroadcast(g, shape).to(dt)))
 
 
 def _fill_from(s, value):
@@ -2351,8 +2393,8 @@ def _fill_from(s, value):
                               sd.shape).astype(sd.dtype)
         vshape, vdt = value.data.shape, value.data.dtype
         return _node(out, (s, value),
-                     lambda g: (None, np.asarray(g.sum()).astype(vdt).reshape(vshape)))
-    return _node(np.full(sd.shape, value, sd.dtype), (s,), lambda g: (None,))
+                     lambda g: (np.zeros_like(g), np.asarray(g.sum()).astype(vdt).reshape(vshape)))
+    return _node(np.full(sd.shape, value, sd.dtype), (s,), lambda g: (np.zeros_like(g),))
 
 
 def _to_array(x):
@@ -2809,6 +2851,21 @@ def _scalar(b):
     return isinstance(b, (int, float, bool)) or (isinstance(b, np.generic) and b.ndim == 0)
 
 
+class BroadcastError(RuntimeError, ValueError):
+    """Shapes that do not broadcast: PyTorch's RuntimeError (and numpy's ValueError)."""
+
+
+def _broadcast_error(sa, sb):
+    for i in range(1, builtins.max(len(sa), len(sb)) + 1):
+        x = sa[-i] if i <= len(sa) else 1
+        y = sb[-i] if i <= len(sb) else 1
+        if x != y and x != 1 and y != 1:
+            return BroadcastError(f"The size of tensor a ({x}) must match the size of tensor b "
+                                  f"({y}) at non-singleton dimension "
+                                  f"{builtins.max(len(sa), len(sb)) - i}")
+    return BroadcastError(f"shapes {tuple(sa)} and {tuple(sb)} do not broadcast")
+
+
 def add(a, b, *, alpha=1, out=None):
     if alpha != 1:
         b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
@@ -2817,7 +2874,11 @@ def add(a, b, *, alpha=1, out=None):
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
     sa, sb = a.data.shape, b.data.shape
-    return _node(_float_result(np.asarray(a.data + b.data), a, b), (a, b),
+    try:
+        out = np.asarray(a.data + b.data)
+    except ValueError:
+        raise _broadcast_error(sa, sb) from None
+    return _node(_float_result(out, a, b), (a, b),
                  lambda g: (_unbroadcast(g, sa), _unbroadcast(g, sb)),
                  tb=lambda g: (_t_unbroadcast(g, sa), _t_unbroadcast(g, sb)))
 
@@ -2833,7 +2894,11 @@ def sub(a, b, *, alpha=1, out=None):
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
     sa, sb = a.data.shape, b.data.shape
-    return _node(_float_result(np.asarray(a.data - b.data), a, b), (a, b),
+    try:
+        out = np.asarray(a.data - b.data)
+    except ValueError:
+        raise _broadcast_error(sa, sb) from None
+    return _node(_float_result(out, a, b), (a, b),
                  lambda g: (_unbroadcast(g, sa), _unbroadcast(-g, sb) if b.requires_grad
                             else None),
                  tb=lambda g: (_t_unbroadcast(g, sa), _t_unbroadcast(neg(g), sb)))
@@ -2857,7 +2922,11 @@ def mul(a, b, *, out=None):
         return (_t_unbroadcast(mul(g, b), ad.shape) if a.requires_grad else None,
                 _t_unbroadcast(mul(g, a), bd.shape) if b.requires_grad else None)
     saved = ((b,) if a.requires_grad else ()) + ((a,) if b.requires_grad else ())
-    return _node(_float_result(np.asarray(ad * bd), a, b), (a, b), backward, saved=saved, tb=tb)
+    try:
+        out = np.asarray(ad * bd)
+    except ValueError:
+        raise _broadcast_error(ad.shape, bd.shape) from None
+    return _node(_float_result(out, a, b), (a, b), backward, saved=saved, tb=tb)
 
 
 multiply = mul
@@ -2878,7 +2947,10 @@ def div(a, b, *, rounding_mode=None, out=None):
                      tb=lambda g: (div(g, b),))
     a, b = _binary_args(a, b)
     ad, bd = a.data, b.data
-    out = _float_result(np.asarray(ad / bd), a, b)
+    try:
+        out = _float_result(np.asarray(ad / bd), a, b)
+    except ValueError:
+        raise _broadcast_error(ad.shape, bd.shape) from None
 
     def backward(g):
         return (_unbroadcast(g / bd, ad.shape) if a.requires_grad else None,
@@ -3976,7 +4048,8 @@ def narrow(a, dim, start, length):
 
 def unbind(a, dim=0):
     axis = dim % a.data.ndim
-    return tuple(getitem(a, (slice(None),) * axis + (i,)) for i in range(a.data.shape[axis]))
+    return tuple(getitem(a, (slice(None),) * axis + (i,), ("Unbind", i))
+                 for i in range(a.data.shape[axis]))
 
 
 def select(a, dim, index):
@@ -4030,9 +4103,11 @@ def _scatter_grad(g, shape, index, basic):
                  tb=lambda h: (getitem(h, index),))
 
 
-def getitem(a, index):
+def getitem(a, index, _multi=None):
     """a[index]: basic slicing gives a view; integer/boolean array indices gather. The backward
-    scatters the gradient back (np.add.at where an index may repeat)."""
+    scatters the gradient back (np.add.at where an index may repeat). _multi: (function name,
+    output number) for the views unbind/split/chunk return, which PyTorch does not let in-place
+    ops modify while recording."""
     index = _index(index)
     ad = a.data
     basic = _is_basic_index(index)
@@ -4055,7 +4130,8 @@ def getitem(a, index):
     def tb(g):
         return (_scatter_grad(g, shape, index, basic),)
     if basic:
-        return _view_of(a, out, backward, ("i", index), tb=tb)
+        return _view_of(a, out, backward, ("i", index) if _multi is None else
+                        ("I", index, _multi), tb=tb)
     return _node(np.asarray(out), (a,), backward, tb=tb)
 
 
@@ -4115,10 +4191,11 @@ def split(a, split_size_or_sections, dim=0):
                                f"(input tensor's size at dimension {dim}), but got "
                                f"split_sizes={sizes}")
     axis = dim % a.data.ndim
+    name = "Split" if isinstance(split_size_or_sections, numbers.Integral) else "SplitWithSizes"
     out, start = [], 0
-    for s in sizes:
+    for k, s in enumerate(sizes):
         index = (slice(None),) * axis + (slice(start, start + s),)
-        out.append(getitem(a, index))
+        out.append(getitem(a, index, (name, k)))
         start += s
     return tuple(out)
 

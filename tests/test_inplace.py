@@ -570,3 +570,69 @@ def test_custom_autograd_function_matches_torch():
             z2.sum().backward()
     for f, t in zip(*res):
         np.testing.assert_allclose(f, t, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- random programs vs PyTorch
+_VIEWS = [
+    lambda t: t[1], lambda t: t[:, 1:3], lambda t: t.t(),
+    lambda t: t.view(-1)[2:8] if t.is_contiguous() else t[0],
+    lambda t: t.transpose(0, 1)[1:], lambda t: t.unsqueeze(0)[0], lambda t: t.narrow(0, 1, 2),
+    lambda t: t[::2], lambda t: t.permute(1, 0)[2], lambda t: t[1:3, 1:3].t(),
+    lambda t: t.reshape(2, 8)[1] if t.is_contiguous() else t[1], lambda t: list(t)[3],
+    lambda t: t.unbind(1)[0],
+]
+_OPS = [
+    lambda L, v, w: v.add_(w[: v.shape[-1]] if v.dim() == 1 else 1.5),
+    lambda L, v, w: v.mul_(2.0), lambda L, v, w: v.mul_(v.detach() + 1),
+    lambda L, v, w: v.sub_(w.sum() * 0.1), lambda L, v, w: v.exp_(), lambda L, v, w: v.tanh_(),
+    lambda L, v, w: v.clamp_(-1, 1), lambda L, v, w: v.copy_(w.sum() * L.ones_like(v)),
+    lambda L, v, w: v.__setitem__(0, w[0] * 2), lambda L, v, w: v.div_(w.abs().sum() + 1),
+    lambda L, v, w: v.masked_fill_(v.detach() > 0.5, 0.25), lambda L, v, w: v.mul_(w.mean()),
+    lambda L, v, w: v.__setitem__(slice(0, 2), w[:2] * 3 if v.dim() == 1 else
+                                  w[None, :v.shape[-1]] if v.shape[-1] <= 4 else 1.0),
+    lambda L, v, w: v.__setitem__(..., v * w.sum()), lambda L, v, w: v.pow_(2),
+    lambda L, v, w: v.sigmoid_(), lambda L, v, w: v.add_(w[:v.shape[-1]], alpha=0.5),
+    lambda L, v, w: v.addcmul_(v.detach(), w.sum() * L.ones_like(v), value=0.3),
+    lambda L, v, w: v.index_put_((L.tensor([0, 0]),), w.sum() * 2, accumulate=True),
+    lambda L, v, w: v.zero_(), lambda L, v, w: v.relu_(),
+]
+
+
+def _random_program(L, seed):
+    import random
+    rng = random.Random(seed)
+    x = L.tensor(_rnd(4, 4, seed=seed), requires_grad=True)
+    w = L.tensor(_rnd(4, seed=seed + 1), requires_grad=True)
+    y = x * 1.0
+    keep = []
+    for _ in range(rng.randint(1, 5)):
+        v = rng.choice(_VIEWS)(y) if rng.random() < 0.7 else y
+        rng.choice(_OPS)(L, v, w)
+        if rng.random() < 0.3:
+            keep.append(v * 1.0)
+    out = (y * y).sum() + (sum(k.sum() for k in keep) if keep else 0)
+    out.backward()
+    return [_np(y), _np(x.grad), _np(w.grad)]
+
+
+@needs_torch
+@pytest.mark.parametrize("start", range(0, 200, 50))
+def test_random_in_place_programs_on_views_match_torch(start):
+    """Chains of in-place ops on views of a tensor in the graph: the same values, gradients and
+    errors as PyTorch."""
+    for seed in range(start, start + 50):
+        res = []
+        for lib in (torch, fastnn):
+            try:
+                res.append(_random_program(lib, seed))
+            except (RuntimeError, ValueError) as e:
+                res.append(str(e).split(".")[0])
+        t, f = res
+        if isinstance(t, str) or isinstance(f, str):
+            assert t == f, (seed, t, f)
+            continue
+        for a, b in zip(t, f):
+            if a is None or b is None:
+                assert a is None and b is None, seed
+            else:
+                np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12, err_msg=str(seed))
