@@ -293,7 +293,9 @@ def test_zero_grad_and_state_keyed_by_parameter():
 def test_defaults_match_torch():
     p, tp = nn.Parameter(np.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     for cls in ("SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam",
-                "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS"):
+                "RAdam", "Rprop", "ASGD", "Adafactor", "Muon", "LBFGS"):
+        if cls == "Muon":
+            p, tp = nn.Parameter(np.zeros((2, 2))), torch.nn.Parameter(torch.zeros(2, 2))
         mine = getattr(optim, cls)([p]).param_groups[0]
         theirs = getattr(torch.optim, cls)([tp]).param_groups[0]
         assert {k: v for k, v in mine.items() if k != "params"} == \
@@ -428,3 +430,29 @@ def test_optimizer_state_dict_through_files(tmp_path, ext):
         np.testing.assert_array_equal(p.data, q.data)
     if topt is not None:
         _assert_same(mine, theirs)
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.02), dict(lr=0.05, nesterov=False, momentum=0.9,
+                                                     adjust_lr_fn="match_rms_adamw",
+                                                     weight_decay=0.0)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_muon_matches_torch(kw, dtype):
+    """Muon orthogonalizes in bfloat16, as PyTorch's: on small matrices the same bits; on larger
+    ones a rare last-bit (bfloat16) difference from the order of float32 sums."""
+    rng = np.random.default_rng(0)
+    for shape, tol in (((3, 4), 1e-12), ((7, 3), 1e-12), ((40, 24), 1e-3)):
+        x0 = rng.standard_normal(shape).astype(dtype)
+        p, tp = nn.Parameter(x0.copy()), torch.nn.Parameter(torch.tensor(x0.copy()))
+        opt, topt = optim.Muon([p], **kw), torch.optim.Muon([tp], **kw)
+        for k in range(10):
+            g = (np.sin(3 * tp.detach().numpy()) + 0.1 * k).astype(dtype)
+            p.grad, tp.grad = g.copy(), torch.tensor(g)
+            opt.step()
+            topt.step()
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=0,
+                                       atol=max(tol, 4 * np.finfo(dtype).eps), err_msg=str(k))
+            p.data[...] = tp.detach().numpy()
+    with pytest.raises(ValueError, match="2D parameters"):
+        optim.Muon([nn.Parameter(np.zeros(3))])
+    with pytest.raises(ValueError, match="not supported"):
+        optim.Muon([nn.Parameter(np.zeros((2, 2)))], adjust_lr_fn="foo")

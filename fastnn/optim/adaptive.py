@@ -1,4 +1,4 @@
-"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop, ASGD and Adafactor: PyTorch's update rules, defaults and
+"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop, ASGD, Adafactor and Muon: PyTorch's update rules, defaults and
 argument names, in numpy (vectorized, in place on the parameter and its state buffers).
 
 Each class's docstring gives its rule; g is the gradient (negated when maximize=True), with
@@ -13,7 +13,7 @@ import numpy as np
 from .optimizer import Optimizer, _check_unsupported, _grad, _scalar_dtype
 
 __all__ = ["Adadelta", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD",
-           "Adafactor"]
+           "Adafactor", "Muon"]
 
 
 def _check(name, lr=0.0, eps=0.0, weight_decay=0.0, betas=None, **ranges):
@@ -498,3 +498,90 @@ class Adafactor(Optimizer):
                 denom = max(1.0, float(np.linalg.norm(update.reshape(-1)))
                             / (math.sqrt(update.size) * d))
                 data -= (alpha / denom) * update
+
+
+def _bfloat16(x):
+    """x rounded to bfloat16 (round to nearest even, through float32 as PyTorch casts), held in a
+    float32 array: the top 16 bits of each float32."""
+    x = np.asarray(x, np.float32)
+    u = x.view(np.uint32).astype(np.uint64)
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    out = rounded.view(np.float32)
+    return np.where(np.isnan(x), x, out)
+
+
+def _newton_schulz_bf16(g, coefficients, steps, eps):
+    """The Newton-Schulz iteration of Muon, orthogonalizing g (X <- a X + (b A + c A^2) X with
+    A = X X^T, on X = g / |g|), in bfloat16 arithmetic as PyTorch's Muon computes it: each
+    operation's result rounded to bfloat16 (products accumulated in higher precision)."""
+    a, b, c = (np.float32(v) for v in coefficients)
+    x = _bfloat16(g)
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    norm = float(_bfloat16(np.linalg.norm(x.astype(np.float64))))
+    x = _bfloat16(x / np.float32(max(norm, eps)))
+    for _ in range(steps):  # float32 products and sums, each result rounded to bfloat16
+        gram = _bfloat16(x @ x.T)
+        update = _bfloat16(b * gram + c * (gram @ gram))
+        x = _bfloat16(a * x + update @ x)
+    return x.T if transposed else x
+
+
+class Muon(Optimizer):
+    """Muon (Jordan et al. 2024) for 2-D parameters, PyTorch's form: SGD momentum (Nesterov by
+    default), the update orthogonalized by ns_steps Newton-Schulz iterations (in bfloat16, as
+    PyTorch), decoupled weight decay, and the lr scaled for the matrix shape (A, B):
+        b = lerp(b, g, 1 - momentum);  u = lerp(g, b, momentum) (nesterov) or b
+        p = p (1 - lr weight_decay);  p = p - lr' NS(u)
+        lr' = lr sqrt(max(1, A / B)) ('original', the default) or 0.2 lr sqrt(max(A, B))
+        ('match_rms_adamw')
+    State: momentum_buffer."""
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=(3.4445, -4.775, 2.0315), eps=1e-7, ns_steps=5,
+                 adjust_lr_fn=None):
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"momentum should be >= 0 but is: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
+        if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw"):
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                                      nesterov=nesterov, ns_coefficients=tuple(ns_coefficients),
+                                      eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.data.ndim != 2:
+                    raise ValueError("Muon only supports 2D parameters whereas we found a "
+                                     f"parameter with size: torch.Size({list(p.data.shape)})")
+
+    def _step(self):
+        for group in self.param_groups:
+            lr, wd, mu = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
+            for p in group["params"]:
+                g = _grad(p)
+                if g is None:
+                    continue
+                data = p.data
+                st = self.state[p]
+                if not st:
+                    st["momentum_buffer"] = np.zeros_like(data)
+                buf = st["momentum_buffer"]
+                _lerp_(buf, g, 1 - mu)
+                if group["nesterov"]:
+                    update = g.astype(data.dtype, copy=True)
+                    _lerp_(update, buf, mu)
+                else:
+                    update = buf
+                ortho = _newton_schulz_bf16(update, group["ns_coefficients"],
+                                            int(group["ns_steps"]), float(group["eps"]))
+                A, B = data.shape
+                if group["adjust_lr_fn"] == "match_rms_adamw":
+                    adjusted = 0.2 * math.sqrt(max(A, B))
+                else:
+                    adjusted = math.sqrt(max(1, A / B))
+                data *= 1 - lr * wd
+                data -= (lr * adjusted) * ortho.astype(data.dtype)
