@@ -10,7 +10,15 @@
  * path picked at run time) per group; col2im for the data gradient. Images are split among
  * the OpenMP threads (each GEMM single-threaded) when there are at least as many images as
  * threads; otherwise images run one after another with a multi-threaded GEMM. A 1x1, stride-1,
- * unpadded convolution multiplies the image in place (no im2col).
+ * unpadded convolution multiplies the image in place (no im2col). An image whose columns exceed
+ * CONV_COL_MAX values (8 MiB of floats; conv.c) is done in blocks of output rows.
+ *
+ * Why explicit im2col and not columns packed straight into the GEMM's panels: the GEMM's packing
+ * routines and micro-kernels are private to gemm_driver.h / gemm_<isa>.c, and its entry points
+ * take contiguous matrices; measured on the issue-10 shapes (one core), im2col plus one read of
+ * the columns costs at most ~20% of the forward (N=32 64->64 3x3: 7.7 of 37 ms), which is the
+ * most an implicit im2col could save, and column blocks small enough to stay in L2 measured no
+ * faster than whole images.
  * Functions returning int give 0, or -1 when a scratch allocation failed.
  */
 #ifndef FNN_CONV_H
