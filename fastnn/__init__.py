@@ -48,6 +48,7 @@ from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     BoolTensor)
 
 float, int, bool = float32, int32, bool_  # noqa: A001  (torch.float, torch.int, torch.bool)
+globals().update(_tensor_module._OUT)  # fastnn.add(..., out=t) and friends
 
 import sys as _sys
 import types as _types

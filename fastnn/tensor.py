@@ -4561,3 +4561,38 @@ ShortTensor = type("ShortTensor", (_TypedTensor,), {"_dtype": int16})
 CharTensor = type("CharTensor", (_TypedTensor,), {"_dtype": int8})
 ByteTensor = type("ByteTensor", (_TypedTensor,), {"_dtype": uint8})
 BoolTensor = type("BoolTensor", (_TypedTensor,), {"_dtype": bool_})
+
+
+# ---------------------------------------------------------------- out= (top-level functions)
+def _write_out(out, r):
+    """Write result r into the tensor `out` (resized if its shape differs), as PyTorch's out=."""
+    if _grad_enabled[0] and r.requires_grad:
+        raise RuntimeError(f"{'out='} arguments don't support automatic differentiation, but one "
+                           f"of the arguments requires grad.")
+    if isinstance(r, tuple):
+        raise RuntimeError("out=: this function returns several tensors")
+    if out.data.shape == r.data.shape:
+        _assign(out, r.data)
+    else:
+        out.data = np.asarray(r.data, dtype=out.data.dtype).copy()
+        out._vc[0] += 1
+    return out
+
+
+def _with_out(fn):
+    @functools.wraps(fn)
+    def with_out(*args, out=None, **kwargs):
+        r = fn(*args, **kwargs)
+        return r if out is None else _write_out(out, r)
+    return with_out
+
+
+# what fastnn.<name> is: the op, plus PyTorch's out= argument (the ops themselves, which
+# Tensor methods and operators call, skip that layer)
+_OUT = {name: _with_out(globals()[name]) for name in (
+    "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "matmul", "mm",
+    "bmm", "cat", "concat", "concatenate", "stack", "pow", "exp", "log", "sqrt", "abs", "neg",
+    "sin", "cos", "tanh", "sigmoid", "clamp", "clip", "maximum", "minimum", "where", "addmm",
+    "baddbmm", "outer", "dot", "sum", "mean", "prod", "floor", "ceil", "round", "sign",
+    "remainder", "floor_divide", "lerp", "addcmul", "addcdiv", "einsum", "log_softmax",
+    "softmax")}

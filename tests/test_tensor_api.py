@@ -377,3 +377,29 @@ def test_autograd_namespace_and_size():
     assert g.tolist() == [4.0] and x.grad is None
     s = fastnn.zeros(2, 3).size()
     assert isinstance(s, tuple) and s.numel() == 6 and s == (2, 3)
+
+
+@needs_torch
+def test_out_arguments_as_torch():
+    res = []
+    for lib in (fastnn, torch):
+        t = lib.tensor(_rnd(4, 4))
+        t[:, 1] = 0
+        y = lib.zeros(4, 4, dtype=lib.float64)
+        r = lib.matmul(t, t.T, out=y)
+        assert r is y
+        z = lib.zeros(4, 4, dtype=lib.float64)
+        lib.mul(t, t, out=z)
+        c = lib.zeros(1, dtype=lib.float64)
+        lib.cat([t, t], 0, out=c)  # resized, as PyTorch's out=
+        s = lib.zeros(4, dtype=lib.float64)
+        lib.sum(t, 0, out=s)
+        res.append([_np(v) for v in (y, z, c, s)])
+        with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+            lib.add(lib.ones(2, requires_grad=True), 1, out=lib.zeros(2))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def _np(t):
+    return np.array(t.detach().numpy())
