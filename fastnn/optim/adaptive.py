@@ -1,5 +1,6 @@
-"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop, ASGD, Adafactor and Muon: PyTorch's update rules, defaults and
-argument names, in numpy (vectorized, in place on the parameter and its state buffers).
+"""Adadelta, Adagrad, RMSprop, Adamax, NAdam, RAdam, Rprop, ASGD, Adafactor and Muon: PyTorch's
+update rules, defaults and argument names, in numpy (vectorized, in place on the parameter and
+its state buffers).
 
 Each class's docstring gives its rule; g is the gradient (negated when maximize=True), with
 weight_decay * p added to it (L2), or for NAdam/RAdam with decoupled_weight_decay=True the
