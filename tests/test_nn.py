@@ -287,3 +287,24 @@ def test_load_state_dict_errors_leave_model_unchanged():
         m.load_state_dict({"0.weight": before["0.weight"]})
     res = m.load_state_dict({"0.weight": before["0.weight"], "extra": np.zeros(1)}, strict=False)
     assert "extra" in res.unexpected_keys and "1.bias" in res.missing_keys
+
+
+def test_forward_hooks_and_parameter_containers():
+    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    seen = []
+    h = m[0].register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    p = m[1].register_forward_pre_hook(lambda mod, args: (args[0] * 0,))
+    assert m(fastnn.ones(4, 2)).sum().item() == 0.0 and seen == [(4, 3)]
+    h.remove()
+    p.remove()
+    m(fastnn.ones(4, 2))
+    assert len(seen) == 1
+
+    class WithParams(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ws = nn.ParameterList([fastnn.ones(2), fastnn.zeros(3)])
+            self.named = nn.ParameterDict({"a": nn.Parameter(fastnn.ones(1))})
+    w = WithParams()
+    assert list(w.state_dict()) == ["ws.0", "ws.1", "named.a"]
+    assert len(list(w.parameters())) == 3 and w.ws[1].shape == (3,) and "a" in w.named

@@ -16,7 +16,8 @@ from . import init
 
 __all__ = ["Parameter", "Module", "Linear", "Sequential", "ModuleList", "ModuleDict", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Dropout", "Flatten",
-           "Identity", "LayerNorm", "Embedding", "CrossEntropyLoss", "MSELoss"]
+           "Identity", "LayerNorm", "Embedding", "CrossEntropyLoss", "MSELoss", "ParameterList",
+           "ParameterDict"]
 
 
 class Parameter(Tensor):
@@ -51,6 +52,20 @@ IncompatibleKeys = _IncompatibleKeys
 def _to_numpy(value):
     """An array from a numpy array, a fastnn Tensor, or anything array-like (a torch tensor)."""
     return np.asarray(_to_array(value))
+
+
+class _HookHandle:
+    def __init__(self, table, key):
+        self._table, self._key = table, key
+
+    def remove(self):
+        self._table.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Module:
@@ -109,9 +124,43 @@ class Module:
     def add_module(self, name, module):
         setattr(self, name, module)
 
+    register_module = add_module
+
     # ------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if not hooks:
+            return self.forward(*args, **kwargs)
+        for hook in list(hooks["pre"].values()):
+            r = hook(self, args)
+            if r is not None:
+                args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(hooks["post"].values()):
+            r = hook(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    def _hook_table(self):
+        d = self.__dict__
+        if not d.get("_hooks"):
+            d["_hooks"] = {"pre": OrderedDict(), "post": OrderedDict()}
+        return d["_hooks"]
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) runs before forward; a value it returns replaces args."""
+        table = self._hook_table()["pre"]
+        key = object()
+        table[key] = hook
+        return _HookHandle(table, key)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) runs after forward; a value it returns replaces output."""
+        table = self._hook_table()["post"]
+        key = object()
+        table[key] = hook
+        return _HookHandle(table, key)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -707,3 +756,72 @@ class ModuleDict(Module):
 
     def items(self):
         return self._modules.items()
+
+
+class ParameterList(Module):
+    """A list of Parameters registered as "0", "1", ... (tensors are wrapped as Parameters)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for v in values or ():
+            self.append(v)
+
+    def append(self, value):
+        if not isinstance(value, Parameter):
+            value = Parameter(value)
+        setattr(self, str(len(self._parameters)), value)
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def __getitem__(self, i):
+        params = list(self._parameters.values())
+        if isinstance(i, slice):
+            return ParameterList(params[i])
+        return params[i]
+
+    def __setitem__(self, i, value):
+        key = list(self._parameters)[i]
+        setattr(self, key, value if isinstance(value, Parameter) else Parameter(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+
+class ParameterDict(Module):
+    """A dict of Parameters registered under their keys."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        for k, v in (parameters or {}).items():
+            self[k] = v
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        setattr(self, key, value if isinstance(value, Parameter) else Parameter(value))
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
