@@ -526,3 +526,43 @@ def test_swalr_matches_torch(anneal_epochs, strategy):
     np.testing.assert_allclose(a, b, rtol=1e-13)
     np.testing.assert_allclose(_run_schedule(fastnn, "SGD", {}, mine),
                                _run_schedule(torch, "SGD", {}, theirs), rtol=1e-13)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_swa_update_bn_matches_torch():
+    """SWA with BatchNorm: AveragedModel over a few SGD steps, then update_bn recomputes the
+    running statistics of the averaged weights, as PyTorch's."""
+    from fastnn.optim import swa_utils
+    if not hasattr(fastnn.nn, "BatchNorm1d"):
+        pytest.skip("fastnn.nn has no BatchNorm1d yet")
+    torch.manual_seed(0)
+
+    def net(L):
+        return L.nn.Sequential(L.nn.Linear(5, 8), L.nn.BatchNorm1d(8), L.nn.ReLU(),
+                               L.nn.Linear(8, 3))
+    tm = net(torch).double()
+    m = net(fastnn).double()
+    m.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    avg, tavg = swa_utils.AveragedModel(m), torch.optim.swa_utils.AveragedModel(tm)
+    opt, topt = optim.SGD(m.parameters(), lr=0.1), torch.optim.SGD(tm.parameters(), lr=0.1)
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((6, 5)) for _ in range(4)]
+    for x in batches:
+        y = rng.integers(0, 3, 6)
+        loss = F.cross_entropy(m(fastnn.tensor(x)), fastnn.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tloss = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        avg.update_parameters(m)
+        tavg.update_parameters(tm)
+    swa_utils.update_bn([(fastnn.tensor(x), 0) for x in batches], avg)
+    torch.optim.swa_utils.update_bn([(torch.tensor(x), 0) for x in batches], tavg)
+    mine = avg.state_dict()
+    for k, v in tavg.state_dict().items():
+        np.testing.assert_allclose(np.asarray(mine[k]), v.numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=k)
+    assert avg.module[1].momentum == tavg.module[1].momentum
