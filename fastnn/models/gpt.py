@@ -35,6 +35,7 @@ from .. import nn
 from ..nn import functional as F
 from ..nn.attention import KVCache, packed_qkv_attention, scaled_dot_product_attention
 from ..optim import AdamW
+from ..kernels import trusted as _kernels
 from ..tensor import Tensor, default_generator, no_grad
 
 __all__ = ["GPTConfig", "CausalSelfAttention", "FeedForward", "Block", "GPT", "sample_next",
@@ -344,7 +345,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
         return ids.astype(np.int64), probs
     z = logits / temperature
     if top_k is not None and top_k < v:
-        kth = np.partition(z, v - top_k, axis=1)[:, v - top_k][:, None]
+        kth = _kernels.topk(z, int(top_k))[0][:, -1:]   # each row's k-th largest value
         z = np.where(z < kth, -np.inf, z)
     z = z - z.max(axis=1, keepdims=True)
     probs = np.exp(z)
