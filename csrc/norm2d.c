@@ -1,9 +1,68 @@
 /* Normalization over channels of (n, c, l) arrays: batch norm (training and eval, running
  * statistics) and group norm, forward and backward. Semantics: fastnn/kernels/families/norm2d.py.
  *
- * Sums accumulate in double whatever T is; variances are taken about the mean (two passes over
- * data that stays in cache), never as E[x^2] - E[x]^2, which cancels when |mean| >> std. */
+ * Sums accumulate in double whatever T is, in FNN_LANES independent partial sums (one vector
+ * accumulator would make the adds' latency, not memory, the limit). The statistics take one pass:
+ * sums of d = x - K and d^2 with K the group's first value, var = (sum d^2 - (sum d)^2 / M) / M.
+ * Shifted by a value of the data, this cancels only as much as (mean - K)^2 / var, which is
+ * small unless K is an outlier; never E[x^2] - E[x]^2, which cancels when |mean| >> std. */
 #ifdef FNN_KERNELS  /* ---- kernels: compiled once per dtype and ISA (ops_instantiate.h) ---- */
+
+#ifndef FNN_LANES
+#define FNN_LANES 16
+#endif
+
+/* *s += sum (x - shift), *q += sum (x - shift)^2 over n values, in double */
+FNN_INLINE void FN(shifted_sums)(const T *restrict x, int64_t n, double shift, double *s,
+                                 double *q)
+{
+    double as[FNN_LANES] = {0}, aq[FNN_LANES] = {0}, ts = 0, tq = 0;
+    int64_t j = 0;
+    for (; j + FNN_LANES <= n; j += FNN_LANES) {
+#pragma omp simd
+        for (int u = 0; u < FNN_LANES; u++) {
+            double d = (double)x[j + u] - shift;
+            as[u] += d;
+            aq[u] += d * d;
+        }
+    }
+    for (; j < n; j++) {
+        double d = (double)x[j] - shift;
+        ts += d;
+        tq += d * d;
+    }
+    for (int u = 0; u < FNN_LANES; u++) {
+        ts += as[u];
+        tq += aq[u];
+    }
+    *s += ts;
+    *q += tq;
+}
+
+/* *sd += sum g, *sdx += sum g (x - mu) over n values, in double */
+FNN_INLINE void FN(grad_sums)(const T *restrict g, const T *restrict x, int64_t n, T mu,
+                              double *sd, double *sdx)
+{
+    double ad[FNN_LANES] = {0}, ax[FNN_LANES] = {0}, td = 0, tx = 0;
+    int64_t j = 0;
+    for (; j + FNN_LANES <= n; j += FNN_LANES) {
+#pragma omp simd
+        for (int u = 0; u < FNN_LANES; u++) {
+            ad[u] += g[j + u];
+            ax[u] += (double)g[j + u] * (double)(x[j + u] - mu);
+        }
+    }
+    for (; j < n; j++) {
+        td += g[j];
+        tx += (double)g[j] * (double)(x[j] - mu);
+    }
+    for (int u = 0; u < FNN_LANES; u++) {
+        td += ad[u];
+        tx += ax[u];
+    }
+    *sd += td;
+    *sdx += tx;
+}
 
 /* ------------------------------------------------------------------ batch norm
  * forward, per channel k over its n * l values (rows x[i, k, :] of l contiguous values):
@@ -19,22 +78,16 @@ static void FN(bn_channel)(const T *restrict x, const T *restrict w, const T *re
     const int64_t m = n * l;
     double mu, var;
     if (training) {
-        double s = 0, q = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const T *xr = x + (i * c + k) * l;
-#pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < l; j++) s += xr[j];
-        }
-        mu = s / (double)m;
-        for (int64_t i = 0; i < n; i++) {
-            const T *xr = x + (i * c + k) * l;
-#pragma omp simd reduction(+ : q)
-            for (int64_t j = 0; j < l; j++) q += ((double)xr[j] - mu) * ((double)xr[j] - mu);
-        }
-        var = q / (double)m;
+        double s = 0, q = 0, shift = (double)x[k * l];
+        for (int64_t i = 0; i < n; i++) FN(shifted_sums)(x + (i * c + k) * l, l, shift, &s, &q);
+        double ms = s / (double)m;
+        mu = shift + ms;
+        double ss = q - s * ms;                        /* sum of squared deviations */
+        ss = ss > 0 ? ss : 0;
+        var = ss / (double)m;
         if (rm) {
             rm[k] = (T)((1 - momentum) * (double)rm[k] + momentum * mu);
-            rv[k] = (T)((1 - momentum) * (double)rv[k] + momentum * q / (double)(m - 1));
+            rv[k] = (T)((1 - momentum) * (double)rv[k] + momentum * ss / (double)(m - 1));
         }
     } else {
         mu = rm[k];
@@ -76,14 +129,8 @@ static void FN(bn_backward_channel)(const T *restrict dy, const T *restrict x,
     const T mu = mean[k];
     const double rs = invstd[k];
     double sd = 0, sdx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const T *g = dy + (i * c + k) * l, *xr = x + (i * c + k) * l;
-#pragma omp simd reduction(+ : sd, sdx)
-        for (int64_t j = 0; j < l; j++) {
-            sd += g[j];
-            sdx += (double)g[j] * (double)(xr[j] - mu);
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        FN(grad_sums)(dy + (i * c + k) * l, x + (i * c + k) * l, l, mu, &sd, &sdx);
     db[k] = (T)sd;
     dw[k] = (T)(sdx * rs);
     const T scale = (T)((double)w[k] * rs);
@@ -121,13 +168,12 @@ static void FN(gn_group)(const T *restrict x, const T *restrict w, const T *rest
     const int64_t cpg = c / groups, m = cpg * l, k0 = (ig % groups) * cpg;
     const T *xg = x + ig * m;
     T *yg = y + ig * m;
-    double s = 0, q = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < m; j++) s += xg[j];
-    const double mu = s / (double)m;
-#pragma omp simd reduction(+ : q)
-    for (int64_t j = 0; j < m; j++) q += ((double)xg[j] - mu) * ((double)xg[j] - mu);
-    const double rs = 1 / sqrt(q / (double)m + eps);
+    double s = 0, q = 0, shift = (double)xg[0];
+    FN(shifted_sums)(xg, m, shift, &s, &q);
+    const double ms = s / (double)m, mu = shift + ms;
+    double ss = q - s * ms;
+    ss = ss > 0 ? ss : 0;
+    const double rs = 1 / sqrt(ss / (double)m + eps);
     mean[ig] = (T)mu;
     rstd[ig] = (T)rs;
     for (int64_t k = 0; k < cpg; k++) {       /* in double, as in batch norm */
@@ -164,11 +210,7 @@ static void FN(gn_backward_group)(const T *restrict dy, const T *restrict x, con
     for (int64_t k = 0; k < cpg; k++) {
         const T *g = dy + base + k * l, *xr = x + base + k * l;
         double sd = 0, sdx = 0;
-#pragma omp simd reduction(+ : sd, sdx)
-        for (int64_t j = 0; j < l; j++) {
-            sd += g[j];
-            sdx += (double)g[j] * (double)(xr[j] - mu);
-        }
+        FN(grad_sums)(g, xr, l, mu, &sd, &sdx);
         pdb[slot + k] = sd;
         pdw[slot + k] = sdx * rs;
         sg += sd * (double)w[k0 + k];

@@ -13,6 +13,9 @@ import numpy as np
 from numba import njit, prange
 
 _SERIAL = dict(cache=True, error_model="numpy")
+# the norms' sums may be reassociated (split across vector lanes and partial sums); NaN and inf
+# still propagate (no "nnan"/"ninf")
+_REDUCE = dict(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
 _PARALLEL = dict(cache=True, error_model="numpy", parallel=True)
 
 PARALLEL_MIN = 1 << 15      # elements below which a kernel runs on one thread
@@ -307,7 +310,7 @@ def adaptive_avg_pool2d_backward(dy, h, w):
 
 
 # ================================================================ batch norm (N, C, L)
-@njit(**_SERIAL)
+@njit(**_REDUCE)
 def _bn_channel(x, c, weight, bias, running_mean, running_var, training, momentum, eps, y,
                 mean, invstd):
     n, length = x.shape[0], x.shape[2]
@@ -366,7 +369,7 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
     return y, mean, invstd
 
 
-@njit(**_SERIAL)
+@njit(**_REDUCE)
 def _bn_backward_channel(dy, x, c, weight, mean, invstd, training, dx, dweight, dbias):
     """db = sum dy, dw = sum dy xhat; training: dx = w invstd (dy - db/M - xhat dw/M),
     eval: dx = w invstd dy."""
@@ -417,7 +420,7 @@ def batch_norm_backward(dy, x, weight, mean, invstd, training):
 
 
 # ================================================================ group norm (N, C, L)
-@njit(**_SERIAL)
+@njit(**_REDUCE)
 def _gn_group(x, k, groups, weight, bias, eps, y, mean, rstd):
     """Group k = sample * groups + group: its channels' elements are contiguous."""
     n_i, g = k // groups, k % groups
@@ -465,7 +468,7 @@ def group_norm(x, num_groups, weight, bias, eps):
     return y, mean, rstd
 
 
-@njit(**_SERIAL)
+@njit(**_REDUCE)
 def _gn_backward_group(dy, x, k, groups, weight, mean, rstd, dx):
     """dx = rstd (g - mean(g) - xhat mean(g xhat)) over the group, g = dy w."""
     n_i, gi = k // groups, k % groups
@@ -491,7 +494,7 @@ def _gn_backward_group(dy, x, k, groups, weight, mean, rstd, dx):
             dx[n_i, c, l] = rs_t * (dy[n_i, c, l] * wc - a - (x[n_i, c, l] - mu_t) * b)
 
 
-@njit(**_SERIAL)
+@njit(**_REDUCE)
 def _gn_param_channel(dy, x, c, groups, mean, rstd, dweight, dbias):
     cpg = x.shape[1] // groups
     sw = 0.0
