@@ -259,12 +259,17 @@ def test_max_pool2d_nan_and_inf_as_torch(backend):
                     [-np.inf, -np.inf, 5.0, 5.0],
                     [3.0, 3.0, -np.inf, np.nan],
                     [3.0, 3.0, -np.inf, -np.inf]]]])
-    for kw in (dict(kernel_size=2), dict(kernel_size=(1, 4)), dict(kernel_size=2, stride=1),
-               dict(kernel_size=3, padding=1, ceil_mode=True)):
-        y, idx = K.max_pool2d(x, **kw, backend=backend)
-        ty, tidx = F.max_pool2d(t(x), **kw, return_indices=True)
-        np.testing.assert_array_equal(y, ty.numpy())
-        np.testing.assert_array_equal(idx, tidx.numpy(), err_msg=str(kw))
+    both_inf = np.array([[[[np.inf, -np.inf, 1.0, np.inf],           # inf - inf, no NaN
+                           [-np.inf, np.inf, np.inf, 2.0],
+                           [0.0, -0.0, -0.0, 0.0],                   # -0 == 0: the first wins
+                           [1e38, 3e38, -3e38, 3e38]]]], np.float32)  # sums overflow
+    for x in (x, x.astype(np.float32), both_inf):
+        for kw in (dict(kernel_size=2), dict(kernel_size=(1, 4)), dict(kernel_size=2, stride=1),
+                   dict(kernel_size=3, padding=1, ceil_mode=True)):
+            y, idx = K.max_pool2d(x, **kw, backend=backend)
+            ty, tidx = F.max_pool2d(t(x), **kw, return_indices=True)
+            np.testing.assert_array_equal(y, ty.numpy())
+            np.testing.assert_array_equal(idx, tidx.numpy(), err_msg=str(kw))
 
 
 @needs_torch
