@@ -2968,7 +2968,7 @@ divide = true_divide = div
 
 def floor_divide(a, b):
     a, b = _binary_args(a, b)
-    return Tensor(np.asarray(np.floor_divide(a.data, b.data)))
+    return Tensor(_float_result(np.asarray(np.floor_divide(a.data, b.data)), a, b))
 
 
 def remainder(a, b):

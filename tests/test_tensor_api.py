@@ -403,3 +403,27 @@ def test_out_arguments_as_torch():
 
 def _np(t):
     return np.array(t.detach().numpy())
+
+
+@needs_torch
+def test_type_promotion_of_operators_matches_torch():
+    import itertools
+    import operator
+    dts = ["float32", "float64", "int64", "int32", "bool"]
+    ops = {"add": operator.add, "div": operator.truediv, "floordiv": operator.floordiv,
+           "lt": operator.lt}
+
+    def make(lib, dt):
+        if dt == "bool":
+            return lib.tensor(np.array([True, False, True]))
+        return lib.tensor(np.array([1, 2, 3]).astype(dt))
+    for (name, op), a, b in itertools.product(ops.items(), dts, dts + [2, 2.5, True]):
+        if name == "floordiv" and "bool" in (a, b) or (name == "floordiv" and b is True):
+            continue  # PyTorch refuses these
+        got = []
+        for lib in (torch, fastnn):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = op(make(lib, a), make(lib, b) if isinstance(b, str) else b)
+            got.append((str(r.dtype).replace("torch.", ""), _np(r).astype(float)))
+        assert got[0][0] == got[1][0], (name, a, b, got[0][0], got[1][0])
+        np.testing.assert_array_equal(got[0][1], got[1][1])
