@@ -4,7 +4,8 @@ How a step goes (PyTorch's reducer, in miniature):
 - at wrap time rank 0's parameters and buffers are broadcast to every rank, and the parameters
   are split into buckets in reverse registration order (roughly the order backward produces
   their gradients): the first bucket up to 1 MB, the others up to bucket_cap_mb (25 MB), one
-  dtype per bucket;
+  dtype per bucket; after the first iteration the buckets are rebuilt in the order the
+  gradients actually arrived (rank 0's order, broadcast), as PyTorch does;
 - every parameter gets a post-accumulate-grad hook; when backward has finished a parameter's
   gradient the hook copies it into its bucket's flat buffer, and when a bucket is full its
   non-blocking allreduce (MPI Iallreduce) starts at once, in bucket order on every rank (MPI
@@ -19,6 +20,9 @@ How a step goes (PyTorch's reducer, in miniature):
 no_sync() skips the reduction (the gradients accumulate locally) until the first backward after
 it. With find_unused_parameters=False a parameter that got no gradient raises, naming it; with
 True its gradient counts as zeros, and a parameter no rank used keeps .grad None.
+
+Collectives happen only in training forwards (grad mode on) and their backward, which every rank
+runs in step; a forward under no_grad (rank 0 alone evaluating) communicates nothing.
 """
 import contextlib
 
