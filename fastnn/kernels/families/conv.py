@@ -89,6 +89,36 @@ def _inputs(kernel, x, weight, bias=None):
     return x, weight, bias, unbatched
 
 
+_GEOMETRY = {}   # cache: (kernel, shapes, arguments) -> normalised geometry (a few us a call)
+
+
+def _plain(v):
+    """An int, a str or a pair of ints: safe as a cache key (bools and floats compare equal to
+    ints, so they are never cached and always go through the checks)."""
+    t = type(v)
+    return t is int or t is str or (t is tuple and len(v) == 2 and type(v[0]) is int
+                                    and type(v[1]) is int)
+
+
+def _cached(fn):
+    def wrapper(kernel, x_shape, w_shape, *params):
+        for v in params:
+            if not _plain(v):
+                return fn(kernel, x_shape, w_shape, *params)
+        key = (kernel, x_shape, w_shape) + params
+        try:
+            return _GEOMETRY[key]
+        except KeyError:
+            pass
+        result = fn(kernel, x_shape, w_shape, *params)   # raises on bad arguments: not cached
+        if len(_GEOMETRY) > 4096:
+            _GEOMETRY.clear()
+        _GEOMETRY[key] = result
+        return result
+    return wrapper
+
+
+@_cached
 def _conv_geometry(kernel, x_shape, w_shape, stride, padding, dilation, groups):
     """Checks and normalises conv2d's arguments; returns (stride, (top, left) padding, dilation,
     groups, (oH, oW))."""
@@ -129,6 +159,7 @@ def _conv_geometry(kernel, x_shape, w_shape, stride, padding, dilation, groups):
     return stride, pad, dilation, groups, (oh, ow)
 
 
+@_cached
 def _transpose_geometry(kernel, x_shape, w_shape, stride, padding, output_padding, groups,
                         dilation):
     n, c, h, w = x_shape
