@@ -275,9 +275,10 @@ int FN(fnn_multinomial)(const T *p, const double *u, int64_t *out, int64_t n, in
 #include "fastnn.h"
 #include "select.h"
 
-/* No fused multiply-adds, no reordering: the sums must be those of every other backend. */
+/* No fused multiply-adds, no reordering: the sums must be those of every other backend.
+ * no-trapping-math lets GCC vectorize topk's compares (nothing reads the FP flags). */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=off")
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 #endif
 
 #define FNN_SELECT_PAR (1 << 16)    /* elements below which one thread does the whole call */
