@@ -631,3 +631,31 @@ def test_methods_attached():
                  "index_add", "index_add_", "nonzero", "argwhere", "bincount", "cumsum",
                  "cumprod"):
         assert callable(getattr(fastnn.Tensor, name)), name
+
+
+@needs_torch
+def test_top_k_top_p_sampling_step_as_in_pytorch_programs():
+    """The sampling step of nanoGPT / Hugging Face style generation, written as those programs
+    write it (topk threshold, sort, cumsum of softmax, scatter back, multinomial)."""
+    import fastnn.nn.functional as F
+    import torch.nn.functional as TF
+
+    def step(lib, fn, logits):
+        topk, sort, cumsum = (getattr(lib, n, getattr(I, n)) for n in ("topk", "sort", "cumsum"))
+        logits = lib.tensor(logits)
+        v, _ = topk(logits, 5)
+        logits[logits < v[:, [-1]]] = -float("inf")
+        sorted_logits, sorted_indices = sort(logits, descending=True)
+        cum = cumsum(fn.softmax(sorted_logits, dim=-1), dim=-1)
+        remove = cum > 0.8
+        remove[..., 1:] = remove[..., :-1].clone()
+        remove[..., 0] = 0
+        logits = logits.masked_fill(remove.scatter(1, sorted_indices, remove), -float("inf"))
+        return fn.softmax(logits, dim=-1)
+
+    x = np.random.default_rng(18).standard_normal((3, 20)).astype(np.float32)
+    got, want = step(fastnn, F, x), step(torch, TF, x)
+    np.testing.assert_allclose(_np(got), want.numpy(), rtol=1e-6, atol=1e-7)
+    ids = got.multinomial(num_samples=1)
+    assert tuple(ids.shape) == (3, 1) and ids.dtype == fastnn.int64
+    assert (_np(got)[np.arange(3), _np(ids)[:, 0]] > 0).all()
