@@ -1754,7 +1754,10 @@ def _grad_array(gradient, like):
     return g
 
 
-def _accumulate_leaf(leaf, g):
+def _accumulate_leaf(leaf, g, given=None):
+    """Add g into leaf.grad. A new .grad is an array of its own: C-contiguous, writeable, no
+    view of another array, and (given: the ids of arrays already handed to leaves in this
+    backward) not shared with another leaf, so `p.grad *= 0.5` changes only p's gradient."""
     data = leaf.data
     if g.shape != data.shape:
         raise RuntimeError(f"internal autograd error: gradient of shape {g.shape} for a leaf of "
@@ -1762,9 +1765,12 @@ def _accumulate_leaf(leaf, g):
     if g.dtype != data.dtype:
         g = g.astype(data.dtype)
     if leaf.grad is None:
-        # a leaf's .grad is a plain C-contiguous writeable array (views of broadcasts are not)
-        leaf.grad = g if (g.flags.c_contiguous and g.flags.writeable and g.base is None) \
-            else np.array(g)
+        if not (g.flags.c_contiguous and g.flags.writeable and g.base is None) or (
+                given is not None and id(g) in given):
+            g = np.array(g)
+        if given is not None:
+            given.add(id(g))
+        leaf.grad = g
     else:
         leaf.grad = _raw(leaf.grad) + g
 
@@ -1862,6 +1868,8 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
                     if in_leaves is None or id(p) in in_leaves:
                         pending[id(p)] = pending.get(id(p), 0) + 1
 
+    given = set()
+
     def to_leaf(p, gp):
         k = id(p)
         if in_leaves is not None and k not in in_leaves:
@@ -1874,12 +1882,12 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
                 prev = buffered.get(k)
                 buffered[k] = gp if prev is None else prev + gp
             else:
-                _accumulate_leaf(p, gp)
+                _accumulate_leaf(p, gp, given)
             accumulated.add(k)
         else:
             if p._hooks:
                 gp = _run_hooks(p._hooks, gp)
-            _accumulate_leaf(p, gp)
+            _accumulate_leaf(p, gp, given)
             if p._post_acc_hooks:
                 for hook in list(p._post_acc_hooks.values()):
                     hook(p)

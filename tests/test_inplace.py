@@ -636,3 +636,14 @@ def test_random_in_place_programs_on_views_match_torch(start):
                 assert a is None and b is None, seed
             else:
                 np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12, err_msg=str(seed))
+
+
+def test_leaf_gradients_are_not_shared_between_leaves():
+    a = fastnn.ones(3, requires_grad=True)
+    b = fastnn.ones(3, requires_grad=True)
+    c = fastnn.ones(1, 3, requires_grad=True)
+    (a + b + c.view(3)).sum().backward()
+    a.grad *= 2  # in place on one gradient leaves the others alone
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(c.grad, [[1.0, 1.0, 1.0]])
+    assert a.grad.flags.c_contiguous and c.grad.base is None
