@@ -9,6 +9,7 @@
 """
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import fastnn
 import fastnn.indexing as I
@@ -128,6 +129,43 @@ def test_multinomial_kernel_bad_input():
         K.topk(np.ones((2, 3)), 4)
     with pytest.raises(TypeError, match="dtype"):
         K.topk(np.ones((2, 3), np.int32), 1)
+
+
+@given(n=st.integers(1, 5), c=st.integers(1, 300), data=st.data(),
+       dtype=st.sampled_from([np.float32, np.float64]), ties=st.booleans(),
+       largest=st.booleans(), srt=st.booleans(), strided=st.booleans())
+def test_topk_kernel_hypothesis(backend, n, c, data, dtype, ties, largest, srt, strided):
+    skip_if_missing(backend, "topk")
+    c = max_size(backend, c)
+    k = data.draw(st.integers(1, c))
+    rng = np.random.default_rng(n * 1000 + c)
+    x = _tied(rng, (n, 2 * c if strided else c), dtype) if ties else \
+        rng.standard_normal((n, 2 * c if strided else c)).astype(dtype)
+    if strided:
+        x = x[:, ::2]
+    got = K.topk(x, k, largest, srt, backend=backend)
+    want = K.topk(x, k, largest, srt, backend="numpy")
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@given(n=st.integers(1, 4), c=st.integers(1, 200), s=st.integers(1, 12), zeros=st.booleans(),
+       replacement=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_multinomial_kernel_hypothesis(backend, n, c, s, zeros, replacement, dtype):
+    skip_if_missing(backend, "multinomial")
+    c = max_size(backend, c)
+    if not replacement:
+        s = min(s, c)
+    rng = np.random.default_rng(n * 100000 + c * 100 + s)
+    p = rng.random((n, c)).astype(dtype)
+    if zeros:
+        p[rng.random((n, c)) < 0.7] = 0
+        p[:, 0] = 0.5                        # every row keeps a non-zero category
+    u = rng.random((n, s))
+    got = K.multinomial(p, u, replacement, backend=backend)
+    np.testing.assert_array_equal(got, K.multinomial(p, u, replacement, backend="numpy"))
+    if not replacement:
+        assert all(len(set(r)) == s for r in got.tolist())
 
 
 # ================================================================ multinomial's law
