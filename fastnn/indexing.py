@@ -224,7 +224,8 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return_inverse / return_counts also where each element went and how many there were."""
     d = _arr(input)
     if dim is None:
-        vals, inv, counts = np.unique(d.reshape(-1), return_inverse=True, return_counts=True)
+        vals, inv, counts = np.unique(d.reshape(-1), return_inverse=True, return_counts=True,
+                                      equal_nan=False)      # NaNs stay distinct, as in PyTorch
         inv = inv.reshape(d.shape)
     else:
         ax = _dim(dim, d.ndim)

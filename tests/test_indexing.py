@@ -570,6 +570,10 @@ def test_nonzero_argwhere_bincount_unique_match_torch():
                     np.testing.assert_array_equal(_np(a), b.numpy())
                     assert str(a.dtype) == str(b.dtype).replace("torch.", "")
     np.testing.assert_array_equal(_np(_ft(u).unique()), torch.unique(_tt(u)).numpy())
+    nan = np.array([np.nan, 1.0, np.nan, 0.0])
+    for g, t in zip(I.unique(_ft(nan), return_inverse=True, return_counts=True),
+                    torch.unique(_tt(nan), return_inverse=True, return_counts=True)):
+        np.testing.assert_array_equal(_np(g), t.numpy())
 
 
 @needs_torch
@@ -620,6 +624,16 @@ def test_cumsum_cumprod_forward_match_torch(dtype):
     np.testing.assert_allclose(_np(g), torch.cumsum(torch.from_numpy(x), 1,
                                                     dtype=torch.float64).numpy())
     assert I.cumsum(fastnn.tensor(2.0), 0).shape == ()
+
+
+@needs_torch
+def test_float32_scans_round_once_as_torch():
+    """PyTorch's CPU cumsum/cumprod accumulate float32 in float64 and round once; so does
+    fastnn, bit for bit."""
+    x = np.random.default_rng(19).random(100000).astype(np.float32)
+    np.testing.assert_array_equal(_np(I.cumsum(_ft(x), 0)), torch.cumsum(_tt(x), 0).numpy())
+    y = 1 + x / 1e4
+    np.testing.assert_array_equal(_np(I.cumprod(_ft(y), 0)), torch.cumprod(_tt(y), 0).numpy())
 
 
 @needs_torch
