@@ -3294,7 +3294,11 @@ def maximum(a, b):
         w = np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
         return (_unbroadcast(g * w, ad.shape) if a.requires_grad else None,
                 _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
-    return _node(np.asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b))
+
+    def tb(g):
+        w = Tensor(np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.data.dtype))
+        return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
+    return _node(np.asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
 
 def minimum(a, b):
@@ -3305,7 +3309,11 @@ def minimum(a, b):
         w = np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
         return (_unbroadcast(g * w, ad.shape) if a.requires_grad else None,
                 _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
-    return _node(np.asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b))
+
+    def tb(g):
+        w = Tensor(np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.data.dtype))
+        return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
+    return _node(np.asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
 
 fmax, fmin = maximum, minimum
@@ -4236,12 +4244,15 @@ def repeat(a, *sizes):
     out = np.tile(ad.reshape(src), sizes)
     shape = ad.shape
 
+    inter = []
+    for r, s in zip(sizes, src):
+        inter += [r, s]
+    axes = tuple(range(0, len(inter), 2))
+
     def backward(g):
-        inter = []
-        for r, s in zip(sizes, src):
-            inter += [r, s]
-        return (g.reshape(inter).sum(axis=tuple(range(0, len(inter), 2))).reshape(shape),)
-    return _node(out, (a,), backward)
+        return (g.reshape(inter).sum(axis=axes).reshape(shape),)
+    return _node(out, (a,), backward,
+                 tb=lambda g: (reshape(sum(reshape(g, tuple(inter)), axes), shape),))
 
 
 def tile(a, *dims):
@@ -4277,9 +4288,11 @@ def roll(a, shifts, dims=None):
     if dims is None:
         out = np.roll(ad.reshape(-1), shifts).reshape(ad.shape)
         return _node(out, (a,),
-                     lambda g: (np.roll(g.reshape(-1), -np.asarray(shifts)).reshape(ad.shape),))
+                     lambda g: (np.roll(g.reshape(-1), -np.asarray(shifts)).reshape(ad.shape),),
+                     tb=lambda g: (reshape(roll(reshape(g, (-1,)), -int(shifts), 0), ad.shape),))
     neg_shift = tuple(-s for s in shifts) if isinstance(shifts, (tuple, list)) else -shifts
-    return _node(np.roll(ad, shifts, dims), (a,), lambda g: (np.roll(g, neg_shift, dims),))
+    return _node(np.roll(ad, shifts, dims), (a,), lambda g: (np.roll(g, neg_shift, dims),),
+                 tb=lambda g: (roll(g, neg_shift, dims),))
 
 
 def flip(a, dims):
@@ -4332,7 +4345,8 @@ def relu(input):
 def leaky_relu(input, negative_slope=0.01):
     x = input.data
     return _node(T.leaky_relu(x, negative_slope), (input,),
-                 lambda g: (T.leaky_relu_backward(g, x, negative_slope),), saved=(input,))
+                 lambda g: (T.leaky_relu_backward(g, x, negative_slope),), saved=(input,),
+                 tb=lambda g: (where(Tensor(x > 0), g, g * negative_slope),))
 
 
 def sigmoid(input):

@@ -488,6 +488,10 @@ DOUBLE = {
     "div_sqrt": lambda L, x, w: (x / (L.sqrt(w * w + 1))).sum() + (x * x / (w * w + 1)).sum(),
     "relu_index": lambda L, x, w: (L.relu(x)[1:] ** 2).sum() + (x[0] * w[2]) ** 2,
     "mean_var": lambda L, x, w: x.var() + (x - x.mean()).abs().sum(),
+    "max_min_leaky": lambda L, x, w: (L.maximum(x, w) * L.minimum(x * x, w)).sum()
+    + (L.nn.functional.leaky_relu(x * w, 0.1) ** 2).sum(),
+    "repeat_roll": lambda L, x, w: ((x.repeat(2) * w.repeat(2)) ** 2).sum()
+    + (x.roll(1) * w).pow(3).sum(),
 }
 
 
