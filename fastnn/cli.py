@@ -25,6 +25,7 @@ COMMANDS = {
              "diffusion": "fastnn.models.diffusion_cli:eval_main"},
     "generate": {None: "fastnn.models.gpt_cli:generate_main"},
     "sample": {None: "fastnn.models.diffusion_cli:sample_main"},
+    "features": {None: "fastnn.models.features_cli:main"},
 }
 
 # what a user can fix: a bad option, file, checkpoint or text, a missing optional package

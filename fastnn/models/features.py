@@ -1,0 +1,221 @@
+"""What each conv stage of a CNN responds to: its activations, the inputs that excite a channel
+most (activation maximization), and the images that do (the lesson's `fastnn features`, in
+features_cli.py; the linear probes are in probes.py).
+
+    stages = ConvStages(model)                   # any Sequential-like stack of conv stages
+    maps = stages.activations(images)            # one (n, C, H, W) array per stage
+    pooled = stages.pooled(images)               # one (n, C) array per stage (global average)
+    best = maximize_activation(stages, 1, [0, 5, 7])   # inputs that excite stage 2's channels
+
+A model's stages: fastnn.models.CNN says where its stages end (CNN.stages()); any other model
+that is an nn.Sequential (or has a `features` Sequential), nested Sequentials included, is cut
+after each Conv2d's block: a stage runs from a Conv2d up to the next Conv2d, or up to the first
+Flatten / Linear / AdaptiveAvgPool2d after the last one.
+"""
+import numpy as np
+
+from .. import nn
+from ..tensor import Tensor, no_grad
+
+__all__ = ["ConvStages", "maximize_activation", "top_images", "gaussian_blur",
+           "pick_channels"]
+
+_HEAD = ("Flatten", "Linear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout")
+
+
+def _leaves(seq):
+    out = []
+    for m in seq:
+        if isinstance(m, nn.Sequential):
+            out.extend(_leaves(m))
+        else:
+            out.append(m)
+    return out
+
+
+class ConvStages:
+    """The conv stages of `model`, runnable one prefix at a time.
+
+    .modules: the modules in order; .ends[k]: the index of stage k's last module (its output is
+    the stage's output, after pooling); .map_ends[k]: the last module before the stage's pooling
+    (the full-resolution feature maps); .names; .convs[k]: stage k's Conv2d."""
+
+    def __init__(self, model):
+        self.model = model
+        features = getattr(model, "features", None)
+        if hasattr(model, "stages") and isinstance(features, nn.Sequential):
+            self.modules = list(features)
+            stages = model.stages()
+            self.names = [str(n) for n, _ in stages]
+            self.ends = [int(i) for _, i in stages]
+        else:
+            if isinstance(model, nn.Sequential):
+                seq = model
+            elif isinstance(features, nn.Sequential):
+                seq = features
+            else:
+                raise ValueError(f"{type(model).__name__} is not a stack of conv stages: "
+                                 f"expected an nn.Sequential, a model with a `features` "
+                                 f"Sequential, or fastnn.models.CNN")
+            self.modules = _leaves(seq)
+            conv = [i for i, m in enumerate(self.modules) if isinstance(m, nn.Conv2d)]
+            if not conv:
+                raise ValueError(f"{type(model).__name__} has no Conv2d layer")
+            stop = len(self.modules)
+            for i in range(conv[-1] + 1, len(self.modules)):
+                if type(self.modules[i]).__name__ in _HEAD:
+                    stop = i
+                    break
+            self.modules = self.modules[:stop]
+            self.ends = [c - 1 for c in conv[1:]] + [stop - 1]
+            self.names = [f"stage{k + 1}" for k in range(len(conv))]
+        starts = [0] + [e + 1 for e in self.ends[:-1]]
+        self.convs = []
+        for s, e in zip(starts, self.ends):
+            c = [m for m in self.modules[s:e + 1] if isinstance(m, nn.Conv2d)]
+            if not c:
+                raise ValueError(f"stage ending at module {e} has no Conv2d")
+            self.convs.append(c[0])
+        self.map_ends = []
+        for s, e in zip(starts, self.ends):
+            end = e
+            while end > s and "Pool" in type(self.modules[end]).__name__:
+                end -= 1
+            self.map_ends.append(end)
+
+    def __len__(self):
+        return len(self.ends)
+
+    @property
+    def in_channels(self):
+        return self.convs[0].in_channels
+
+    def run(self, x, upto=None, maps=False):
+        """Tensor x through the stages 0..upto (default all); returns the list of each stage's
+        output Tensor (its feature maps before pooling with maps=True). Keeps the graph."""
+        upto = len(self.ends) - 1 if upto is None else int(upto)
+        marks = self.map_ends if maps else self.ends
+        want = {marks[k]: k for k in range(upto + 1)}
+        outs = [None] * (upto + 1)
+        for i, m in enumerate(self.modules[:max(marks[:upto + 1]) + 1]):
+            x = m(x)
+            if i in want:
+                outs[want[i]] = x
+        return outs
+
+    def activations(self, images, maps=False, batch_size=256):
+        """Each stage's outputs for images (n, C, H, W) as numpy arrays, in eval mode."""
+        images = np.asarray(getattr(images, "data", images), np.float32)
+        was = self.model.training
+        self.model.eval()
+        parts = [[] for _ in self.ends]
+        try:
+            with no_grad():
+                for i in range(0, len(images), batch_size):
+                    outs = self.run(Tensor(np.ascontiguousarray(images[i:i + batch_size])),
+                                    maps=maps)
+                    for k, o in enumerate(outs):
+                        parts[k].append(np.asarray(o.data))
+        finally:
+            self.model.train(was)
+        return [np.concatenate(p) for p in parts]
+
+    def pooled(self, images, batch_size=256):
+        """Each stage's output averaged over space: one (n, channels) array per stage."""
+        images = np.asarray(getattr(images, "data", images), np.float32)
+        was = self.model.training
+        self.model.eval()
+        parts = [[] for _ in self.ends]
+        try:
+            with no_grad():
+                for i in range(0, len(images), batch_size):
+                    outs = self.run(Tensor(np.ascontiguousarray(images[i:i + batch_size])))
+                    for k, o in enumerate(outs):
+                        parts[k].append(np.asarray(o.data).mean(axis=(2, 3)))
+        finally:
+            self.model.train(was)
+        return [np.concatenate(p) for p in parts]
+
+
+def gaussian_blur(x, sigma=0.5):
+    """Blur images (n, C, H, W) with a separable Gaussian (5 taps, reflected edges)."""
+    if sigma <= 0:
+        return x
+    t = np.arange(-2, 3, dtype=np.float64)
+    k = np.exp(-t * t / (2 * sigma * sigma))
+    k = (k / k.sum()).astype(x.dtype)
+    p = np.pad(x, ((0, 0), (0, 0), (2, 2), (0, 0)), mode="reflect")
+    y = sum(k[i] * p[:, :, i:i + x.shape[2]] for i in range(5))
+    p = np.pad(y, ((0, 0), (0, 0), (0, 0), (2, 2)), mode="reflect")
+    return sum(k[i] * p[:, :, :, i:i + x.shape[3]] for i in range(5))
+
+
+def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, jitter=2,
+                        blur=0.5, blur_every=4, decay=0.002, seed=0):
+    """Inputs that excite channels of one stage most: gradient ascent on the input image.
+
+    Starts from grey plus a little noise, one image per channel (optimized together: in eval
+    mode the images do not interact), and maximizes the channel's mean activation over space.
+    Regularization keeps them readable: a random shift of up to `jitter` pixels each step (the
+    pattern must work wherever it lands), a Gaussian blur every `blur_every` steps (suppresses
+    the high-frequency noise gradients love), a small pull to grey (`decay`), and pixels clipped
+    to [0, 1]. Steps are normalized (mean |gradient| per image = 1), lr is the step in pixels.
+
+    Returns (images (K, C, size, size) float32, activation at the start (K,), at the end (K,))."""
+    channels = [int(c) for c in channels]
+    rng = np.random.default_rng(seed)
+    k = len(channels)
+    c_in = stages.in_channels
+    x = (0.5 + 0.05 * rng.standard_normal((k, c_in, size, size))).astype(np.float32)
+    x = np.clip(x, 0, 1)
+    model = stages.model
+    was = model.training
+    model.eval()
+
+    def objective(img, grad):
+        xt = Tensor(np.ascontiguousarray(img), requires_grad=grad)
+        out = stages.run(xt, upto=stage)[-1]
+        if mask[0] is None:
+            m = np.zeros((k,) + tuple(out.shape[1:2]) + (1, 1), np.float32)
+            m[np.arange(k), channels] = 1.0 / (out.shape[2] * out.shape[3])
+            mask[0] = Tensor(m)
+        per_image = (out * mask[0]).sum(dim=(1, 2, 3))
+        if grad:
+            per_image.sum().backward()
+            return np.asarray(per_image.data), np.asarray(xt.grad.data if hasattr(
+                xt.grad, "data") else xt.grad)
+        return np.asarray(per_image.data), None
+
+    mask = [None]
+    try:
+        with no_grad():
+            start, _ = objective(x, False)
+        for step in range(steps):
+            dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
+            shifted = np.roll(x, (dy, dx), axis=(2, 3))
+            _, g = objective(shifted, True)
+            g = np.roll(g, (-dy, -dx), axis=(2, 3))
+            g /= np.abs(g).mean(axis=(1, 2, 3), keepdims=True) + 1e-12
+            x = x + lr * g - decay * (x - 0.5)
+            if blur and step % blur_every == blur_every - 1 and step < steps - 1:
+                x = gaussian_blur(x, blur)
+            x = np.clip(x, 0, 1).astype(np.float32)
+        with no_grad():
+            end, _ = objective(x, False)
+    finally:
+        model.train(was)
+    return x, start, end
+
+
+def pick_channels(pooled, k):
+    """k channels to show: those whose pooled activation varies most across images (dead or
+    constant channels say nothing), in channel order."""
+    spread = np.asarray(pooled).std(axis=0)
+    order = np.argsort(-spread, kind="stable")[:min(k, len(spread))]
+    return np.sort(order)
+
+
+def top_images(pooled, channels, k=4):
+    """For each channel, the indices of the k images with the highest pooled activation."""
+    pooled = np.asarray(pooled)
+    return np.stack([np.argsort(-pooled[:, c], kind="stable")[:k] for c in channels])
