@@ -5,7 +5,7 @@
     model, meta = load_checkpoint("gpt.npz", kind="gpt")           # or insist on a kind
 
 A checkpoint is a fastnn.save .npz (arrays only, never pickle) whose `kind` entry names the model
-("fastnn-mlp", "fastnn-gpt", "fastnn-diffusion"), next to what rebuilds it:
+("fastnn-mlp", "fastnn-gpt", "fastnn-diffusion", "fastnn-cnn"), next to what rebuilds it:
 
     mlp        the state dict's keys as they are (net.0.weight, ...); meta.sizes, meta.activation,
                meta.dropout; meta.<name> for each extra meta entry
@@ -14,16 +14,20 @@ A checkpoint is a fastnn.save .npz (arrays only, never pickle) whose `kind` entr
                optim.param_groups.json (the optimizer), train.json (step, run length, rng states)
     diffusion  config.<field> (DiffusionConfig), model.<key> (the denoiser's state dict);
                meta.<name> for extra meta entries
+    cnn        model.<key> (the state dict, BatchNorm's running statistics included);
+               config.in_channels, config.image_size, config.num_classes, config.channels,
+               config.dropout (what CNN(...) takes); meta.<name> for extra meta entries
 
 Checkpoints written before the `kind` entry existed still load: an MLP one is known by its
 meta.sizes, a GPT one by config.json and vocab.chars.
 
-load_checkpoint returns (model, meta): model is the MLP or GPT module, or for diffusion the
+load_checkpoint returns (model, meta): model is the MLP, GPT or CNN module, or for diffusion the
 Diffusion (the denoiser with its noise schedule and samplers); meta is a dict with "kind" and
   mlp        the meta.* entries (numpy arrays): sizes, activation, dropout, and the extras
   gpt        "tokenizer" (text.CharTokenizer), "optimizer_state" (for optimizer.load_state_dict)
              and "train_state" (a dict), the last two None in a checkpoint of weights only
   diffusion  the meta.* entries
+  cnn        the meta.* entries (data, classes, seed, test_accuracy, ... as written)
 Errors: FileNotFoundError for a missing file, CheckpointError (a ValueError) for a file that is
 not a checkpoint of the kind asked for.
 """
@@ -34,13 +38,14 @@ import numpy as np
 
 from .. import text
 from ..serialization import CheckpointError, load, save
+from .cnn import CNN
 from .diffusion import Diffusion
 from .gpt import GPT, GPTConfig
 from .mlp import MLP
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_kind", "KINDS"]
 
-KINDS = ("mlp", "gpt", "diffusion")
+KINDS = ("mlp", "gpt", "diffusion", "cnn")
 
 
 def _kind_entry(kind):
@@ -61,7 +66,7 @@ def _prefixed(state, prefix):
 
 # ---------------------------------------------------------------- writing
 def save_checkpoint(model, path, **meta):
-    """Write `model` (an MLP, GPT or Diffusion) to `path` with what rebuilds it.
+    """Write `model` (an MLP, GPT, Diffusion or CNN) to `path` with what rebuilds it.
 
     meta: extra entries. For a GPT: tokenizer (required: the text.CharTokenizer it reads with),
     optimizer and train_state (a JSON-able dict), to resume training. For the others: any
@@ -78,8 +83,17 @@ def save_checkpoint(model, path, **meta):
     elif isinstance(model, Diffusion):
         state = model.state()  # its own kind entry, config.* and model.*
         state.update(_meta_entries(meta))
+    elif isinstance(model, CNN):
+        state = {"model." + k: v for k, v in model.state_dict().items()}
+        state.update({"config.in_channels": np.array(model.in_channels, np.int64),
+                      "config.image_size": np.array(model.image_size, np.int64),
+                      "config.num_classes": np.array(model.num_classes, np.int64),
+                      "config.channels": np.array(model.channels, np.int64),
+                      "config.dropout": np.array(float(model.dropout))})
+        state.update(_meta_entries(meta))
+        state["kind"] = _kind_entry("cnn")
     else:
-        raise TypeError(f"save_checkpoint: expected an MLP, GPT or Diffusion, got "
+        raise TypeError(f"save_checkpoint: expected an MLP, GPT, Diffusion or CNN, got "
                         f"{type(model).__name__}")
     save(state, path)
 
@@ -107,7 +121,7 @@ def _gpt_state(model, tokenizer=None, optimizer=None, train_state=None):
 
 # ---------------------------------------------------------------- reading
 def checkpoint_kind(state):
-    """The model kind of a loaded checkpoint dict ("mlp", "gpt", "diffusion"), or None."""
+    """The model kind of a loaded checkpoint dict ("mlp", "gpt", "diffusion", "cnn"), or None."""
     if "kind" in state:
         name = str(state["kind"])
         kind = name[len("fastnn-"):] if name.startswith("fastnn-") else name
@@ -121,8 +135,8 @@ def checkpoint_kind(state):
 
 def load_checkpoint(path, kind=None):
     """(model, meta) from a checkpoint written by save_checkpoint; see the module docstring.
-    kind: None (whatever the file holds) or "mlp" / "gpt" / "diffusion" (anything else in the
-    file is a CheckpointError)."""
+    kind: None (whatever the file holds) or "mlp" / "gpt" / "diffusion" / "cnn" (anything else
+    in the file is a CheckpointError)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"load_checkpoint: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     path = os.fspath(path)
@@ -190,4 +204,20 @@ def _read_diffusion(state, path):
     return model, meta
 
 
-_READERS = {"mlp": _read_mlp, "gpt": _read_gpt, "diffusion": _read_diffusion}
+def _read_cnn(state, path):
+    missing = [k for k in ("config.in_channels", "config.image_size", "config.num_classes",
+                           "config.channels") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a CNN checkpoint (it lacks {missing}); write one "
+                              f"with `fastnn train cnn`")
+    model = CNN(int(state["config.in_channels"]), int(state["config.image_size"]),
+                int(state["config.num_classes"]), state["config.channels"].tolist(),
+                float(state.get("config.dropout", 0.0)))
+    model.load_state_dict(_prefixed(state, "model."))
+    model.eval()
+    meta = _meta_of(state)
+    meta["kind"] = "cnn"
+    return model, meta
+
+
+_READERS = {"mlp": _read_mlp, "gpt": _read_gpt, "diffusion": _read_diffusion, "cnn": _read_cnn}
