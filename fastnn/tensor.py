@@ -4601,12 +4601,34 @@ def _write_out(out, r):
     return out
 
 
+def _numpy_names(kwargs):
+    """PyTorch takes numpy's axis= and keepdims= for dim= and keepdim=."""
+    if "axis" in kwargs:
+        kwargs["dim"] = kwargs.pop("axis")
+    if "keepdims" in kwargs:
+        kwargs["keepdim"] = kwargs.pop("keepdims")
+    return kwargs
+
+
 def _with_out(fn):
     @functools.wraps(fn)
     def with_out(*args, out=None, **kwargs):
-        r = fn(*args, **kwargs)
+        r = fn(*args, **_numpy_names(kwargs)) if kwargs else fn(*args)
         return r if out is None else _write_out(out, r)
     return with_out
+
+
+def _with_numpy_names(fn):
+    @functools.wraps(fn)
+    def method(*args, **kwargs):
+        return fn(*args, **_numpy_names(kwargs)) if kwargs else fn(*args)
+    return method
+
+
+for _name in ("sum", "mean", "prod", "var", "std", "max", "min", "amax", "amin", "argmax",
+              "argmin", "all", "any", "logsumexp", "norm", "softmax", "log_softmax", "squeeze",
+              "unsqueeze", "count_nonzero", "flatten"):
+    setattr(Tensor, _name, _with_numpy_names(getattr(Tensor, _name)))
 
 
 # what fastnn.<name> is: the op, plus PyTorch's out= argument (the ops themselves, which
@@ -4617,4 +4639,6 @@ _OUT = {name: _with_out(globals()[name]) for name in (
     "sin", "cos", "tanh", "sigmoid", "clamp", "clip", "maximum", "minimum", "where", "addmm",
     "baddbmm", "outer", "dot", "sum", "mean", "prod", "floor", "ceil", "round", "sign",
     "remainder", "floor_divide", "lerp", "addcmul", "addcdiv", "einsum", "log_softmax",
-    "softmax")}
+    "softmax", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var", "all", "any",
+    "logsumexp", "norm", "squeeze", "unsqueeze", "count_nonzero", "split", "chunk", "unbind",
+    "flip", "roll")}

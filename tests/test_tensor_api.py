@@ -427,3 +427,15 @@ def test_type_promotion_of_operators_matches_torch():
             got.append((str(r.dtype).replace("torch.", ""), _np(r).astype(float)))
         assert got[0][0] == got[1][0], (name, a, b, got[0][0], got[1][0])
         np.testing.assert_array_equal(got[0][1], got[1][1])
+
+
+@needs_torch
+def test_numpy_style_axis_and_keepdims_as_torch():
+    a = _rnd(2, 3)
+    for f in (lambda L, x: x.sum(axis=1), lambda L, x: x.sum(1, keepdims=True),
+              lambda L, x: L.max(x, axis=1).values, lambda L, x: x.mean(axis=0, keepdims=True),
+              lambda L, x: x.std(axis=0), lambda L, x: L.sum(x, axis=0),
+              lambda L, x: L.softmax(x, axis=1), lambda L, x: L.cat([x, x], axis=1),
+              lambda L, x: x.unsqueeze(axis=0), lambda L, x: x.argmax(axis=1)):
+        np.testing.assert_allclose(_np(f(fastnn, fastnn.tensor(a))), _np(f(torch, torch.tensor(a))),
+                                   rtol=1e-12)
