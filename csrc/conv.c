@@ -16,6 +16,10 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define CONV_PARALLEL_MIN_FLOPS 4e6
 /* Most values in one thread's column buffer (8 MiB of floats); larger images go in row blocks.
  * Overridable at build time (-DCONV_COL_MAX=...) to test the blocked path on small images. */
+/* The backward pass sums dweight and dbias over at most CONV_CHUNKS groups of images (and at
+ * most CONV_PARTIAL_BYTES of partial dweights), handed out to the threads dynamically. */
+#define CONV_CHUNKS 8
+#define CONV_PARTIAL_BYTES ((int64_t)32 << 20)
 #ifndef CONV_COL_MAX
 #define CONV_COL_MAX ((int64_t)1 << 21)
 #endif

@@ -132,16 +132,18 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
 
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
         const int64_t col_size = direct ? 0 : G * K * bl_max;
         T *col = direct && !blocked ? NULL
                  : (T *)conv_buffer(sizeof(T) * (col_size + (blocked ? p->co * bl_max : 0)));
         T *tmp = blocked && col ? col + col_size : NULL;
-        if ((!direct || blocked) && !col) {
-            failed = 1;
-        } else {
-            for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
+        if ((!direct || blocked) && !col) failed = 1;
+        /* images handed out one at a time: a thread that loses its core for a while (a busy
+         * machine) does not hold the others up */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t img = 0; img < p->n; img++) {
+            if (failed) continue;
+            {
                 const T *xi = x + img * p->c * HW;
                 T *yi = y + img * p->co * L;
                 for (int64_t oy0 = 0; oy0 < p->oh; oy0 += rows) {
@@ -188,9 +190,18 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     const int team = per_image ? threads : 1;
     const int64_t col_size = !direct && (dx || dw) ? G * K * bl_max : 0;
     const int64_t tmp_size = blocked && (dx || dw) ? p->co * bl_max : 0;
-    /* per-thread partial sums of dw (T) and db (double), added up at the end */
-    T *dw_part = dw ? (T *)calloc((size_t)(team * wsize), sizeof(T)) : NULL;
-    double *db_part = db ? (double *)calloc((size_t)(team * p->co), sizeof(double)) : NULL;
+    /* The images go in `chunks` fixed groups, handed out one at a time (a thread that loses its
+     * core for a while does not hold the others up). Each group sums its own partial dw (T) and
+     * db (double); the partials are added in order at the end, so the result is the same for
+     * any number of threads (unless dw is so large that fewer partials must do). */
+    int64_t chunks = p->n;
+    if (dw || db) {
+        chunks = p->n < CONV_CHUNKS ? p->n : CONV_CHUNKS;
+        const int64_t fit = CONV_PARTIAL_BYTES / (int64_t)(sizeof(T) * wsize);
+        if (dw && chunks > fit) chunks = fit > team ? fit : team;
+    }
+    T *dw_part = dw ? (T *)calloc((size_t)(chunks * wsize), sizeof(T)) : NULL;
+    double *db_part = db ? (double *)calloc((size_t)(chunks * p->co), sizeof(double)) : NULL;
     if ((dw && !dw_part) || (db && !db_part)) {
         free(dw_part);
         free(db_part);
@@ -200,16 +211,16 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
 
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int gemm_threads = per_image ? 1 : threads;
         T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
         T *tmp = tmp_size && col ? col + col_size : NULL;
-        T *dwt = dw ? dw_part + tid * wsize : NULL;
-        double *dbt = db ? db_part + tid * p->co : NULL;
-        if (col_size + tmp_size && !col) {
-            failed = 1;
-        } else {
-            for (int64_t img = p->n * tid / nt; img < p->n * (tid + 1) / nt; img++) {
+        if (col_size + tmp_size && !col) failed = 1;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            if (failed) continue;
+            T *dwt = dw ? dw_part + ch * wsize : NULL;
+            double *dbt = db ? db_part + ch * p->co : NULL;
+            for (int64_t img = p->n * ch / chunks; img < p->n * (ch + 1) / chunks; img++) {
                 const T *dyi = dy + img * p->co * L;
                 const T *xi = dwt ? x + img * p->c * HW : NULL;
                 T *dxi = dx ? dx + img * p->c * HW : NULL;
@@ -250,7 +261,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     }
     if (!failed) {
         if (dw) {   /* add up the threads' dW[g]^T and transpose them into dw */
-            for (int t = 1; t < team; t++)
+            for (int64_t t = 1; t < chunks; t++)
                 for (int64_t e = 0; e < wsize; e++) dw_part[e] += dw_part[t * wsize + e];
             for (int64_t g = 0; g < G; g++)
                 for (int64_t o = 0; o < cog; o++)
@@ -260,7 +271,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
         if (db)
             for (int64_t o = 0; o < p->co; o++) {
                 double s = 0;
-                for (int t = 0; t < team; t++) s += db_part[t * p->co + o];
+                for (int64_t t = 0; t < chunks; t++) s += db_part[t * p->co + o];
                 db[o] = (T)s;
             }
     }

@@ -175,6 +175,26 @@ def test_conv_large_shapes(cpu_backend, dtype, case):
         _close(g, r, dtype, "transpose " + name)
 
 
+@pytest.mark.skipif("cython" not in fastnn.available_backends(), reason="no cython backend")
+def test_cython_backward_same_for_any_thread_count():
+    # dweight and dbias are summed over fixed groups of images, added in order
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((13, 16, 20, 18)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((13, 32, 20, 18)).astype(np.float32)
+    before = fastnn.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            fastnn.set_num_threads(threads)
+            results.append(K.conv2d_backward(dy, x, w, padding=1, backend="cython"))
+    finally:
+        fastnn.set_num_threads(before)
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_unbatched_and_empty(backend):
     for k in CONV_KERNELS:
         skip_if_missing(backend, k)
