@@ -5,19 +5,21 @@
     y = x.gather(1, idx); x.scatter_add_(0, idx, src); c = x.cumprod(0)
 
 Functions (each also a Tensor method, attached at the end of this module):
-  topk, sort, argsort, msort                  order: NaN counts as larger than any number;
-                                              sort/argsort are always stable (equal values
+  topk, sort, argsort, msort, kthvalue,       order: NaN counts as larger than any number;
+  median, cummax, cummin                      sort/argsort are always stable (equal values
                                               keep their index order, so `stable` changes
                                               nothing); topk's ties go to the lower index
   multinomial                                 uniforms from the generator, then the
                                               `multinomial` kernel (inverse CDF in float64;
                                               see fastnn/kernels/families/select.py)
   unique, bincount, nonzero, argwhere, searchsorted, bucketize
-  gather, scatter(_), scatter_add(_), scatter_reduce, index_select, index_add(_)
+  gather, take_along_dim, scatter(_), scatter_add(_), scatter_reduce(_), index_select,
+  index_add(_)
   cumsum(_), cumprod(_)
 
-Gradients, where PyTorch has them: topk, sort and msort scatter the gradient back to where each
-value came from; gather scatter-adds it; scatter and scatter_add gather it for src (and zero it,
+Gradients, where PyTorch has them: topk, sort, msort, kthvalue, median, cummax and cummin
+scatter(-add) the gradient back to where each value came from; gather and take_along_dim
+scatter-add it; scatter and scatter_add gather it for src (and zero it,
 for scatter, where input was overwritten); index_select index-adds it; index_add index-selects
 it; cumsum's is the reversed cumsum; cumprod's handles zeros exactly (the first zero of a slice
 gets the product of the others, the ones after it get 0), as PyTorch's does.
@@ -37,7 +39,8 @@ import numpy as np
 from .kernels import trusted as T
 from .tensor import Tensor, _dtype, _gen, _inplace, _node
 
-__all__ = ["topk", "sort", "argsort", "msort", "multinomial", "unique", "gather", "scatter",
+__all__ = ["topk", "sort", "argsort", "msort", "kthvalue", "median", "cummax", "cummin",
+           "take_along_dim", "multinomial", "unique", "gather", "scatter",
            "scatter_add", "scatter_reduce", "index_select", "index_add", "nonzero", "argwhere",
            "bincount", "cumsum", "cumprod", "searchsorted", "bucketize", "return_types",
            "IndexRangeError"]
@@ -58,6 +61,10 @@ class _ReturnTypes:
     """torch.return_types: the named tuples of (values, indices)."""
     topk = namedtuple("topk", ["values", "indices"])
     sort = namedtuple("sort", ["values", "indices"])
+    kthvalue = namedtuple("kthvalue", ["values", "indices"])
+    median = namedtuple("median", ["values", "indices"])
+    cummax = namedtuple("cummax", ["values", "indices"])
+    cummin = namedtuple("cummin", ["values", "indices"])
 
 
 return_types = _ReturnTypes()
@@ -185,6 +192,100 @@ def argsort(input, dim=-1, descending=False, stable=False):
 def msort(input):
     """input sorted along its first dimension, as torch.msort."""
     return sort(input, 0).values
+
+
+def _pick(a, d, x, ax, pos_idx, keepdim, kind):
+    """(values, indices) at the positions pos_idx (keepdim shape, along ax) of x, with the
+    gradient scattered back there."""
+    values = np.take_along_axis(x, pos_idx, axis=ax)
+    out_shape = values.shape if keepdim or d.ndim == 0 else \
+        values.shape[:ax] + values.shape[ax + 1:]
+    bw = _scatter_back(x.shape, ax, pos_idx, d.dtype)
+    v = _node(values.reshape(out_shape), (a,),
+              lambda g: (bw(g.reshape(pos_idx.shape))[0].reshape(d.shape),))
+    return getattr(return_types, kind)(v, Tensor(pos_idx.reshape(out_shape).astype(np.int64)))
+
+
+def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
+    """The k-th smallest element along dim (k from 1) and its index, as torch.kthvalue; among
+    equal values the one first in index order is taken."""
+    a = _t(input)
+    d = a.data
+    x = d.reshape(1) if d.ndim == 0 else d
+    ax = _dim(dim, d.ndim)
+    k = operator.index(k)
+    if not 1 <= k <= x.shape[ax]:
+        raise IndexError(f"kthvalue(): selected number k out of range for dimension {ax} "
+                         f"(k = {k}, size {x.shape[ax]})")
+    order = _order(x, ax, False)
+    pos = np.take(order, [k - 1], axis=ax)
+    return _pick(a, d, x, ax, pos, keepdim, "kthvalue")
+
+
+def median(input, dim=None, keepdim=False, *, out=None):
+    """The lower median (of an even count, the smaller middle value), as torch.median: without
+    dim a 0-d tensor; with dim (values, indices). NaN propagates: a slice with a NaN gives NaN
+    and the index of its first NaN."""
+    a = _t(input)
+    if dim is None:
+        flat = a.reshape(-1) if a.data.ndim != 1 else a
+        if flat.data.size == 0:
+            return Tensor(np.asarray(np.nan, a.data.dtype))
+        return median(flat, 0).values
+    d = a.data
+    x = d.reshape(1) if d.ndim == 0 else d
+    ax = _dim(dim, d.ndim)
+    n = x.shape[ax]
+    if n == 0:
+        raise IndexError(f"median(): Expected reduction dim {ax} to have non-zero size.")
+    order = _order(x, ax, False)
+    pos = np.take(order, [(n - 1) // 2], axis=ax)
+    if d.dtype.kind == "f":
+        nan = np.isnan(x)
+        has = nan.any(axis=ax, keepdims=True)
+        pos = np.where(has, np.argmax(nan, axis=ax, keepdims=True), pos)
+    return _pick(a, d, x, ax, pos, keepdim, "median")
+
+
+def _cumextreme(input, dim, kind):
+    a = _t(input)
+    d = a.data
+    x = d.reshape(1) if d.ndim == 0 else d
+    ax = _dim(dim, d.ndim)
+    xm = np.moveaxis(x, ax, 0)
+    idx = np.zeros(xm.shape, np.int64)
+    if xm.shape[0]:
+        cur, at = xm[0].copy(), np.zeros(xm.shape[1:], np.int64)
+        isf = d.dtype.kind == "f"
+        for i in range(xm.shape[0]):
+            v = xm[i]
+            take = (v >= cur) if kind == "cummax" else (v <= cur)
+            if isf:
+                take = take | np.isnan(v)
+            cur = np.where(take, v, cur)
+            at = np.where(take, i, at)
+            idx[i] = at
+    idx = np.ascontiguousarray(np.moveaxis(idx, 0, ax))
+    values = np.take_along_axis(x, idx, axis=ax)
+    full = _full_index(idx, ax)
+
+    def backward(g):
+        gi = np.zeros(x.shape, g.dtype)
+        np.add.at(gi, full, g.reshape(x.shape))
+        return (gi.reshape(d.shape),)
+    v = _node(values.reshape(d.shape), (a,), backward)
+    return getattr(return_types, kind)(v, Tensor(idx.reshape(d.shape)))
+
+
+def cummax(input, dim):
+    """Running maximum along dim and where it was, as torch.cummax (an equal later value takes
+    over the index; NaN, once met, stays)."""
+    return _cumextreme(input, dim, "cummax")
+
+
+def cummin(input, dim):
+    """Running minimum along dim and where it was, as torch.cummin."""
+    return _cumextreme(input, dim, "cummin")
 
 
 # ---------------------------------------------------------------- sampling
@@ -348,6 +449,27 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         np.add.at(gi, full, g.reshape(ix.shape))
         return (gi.reshape(shape),)
     return _node(values.reshape(idx.shape), (a,), backward)
+
+
+def take_along_dim(input, indices, dim=None, *, out=None):
+    """torch.take_along_dim: gather with input and indices broadcast against each other
+    (except along dim); without dim, both are flattened."""
+    a = _t(input)
+    idx = _index("take_along_dim", indices)
+    if dim is None:
+        return gather(a.reshape(-1), 0, idx.reshape(-1))
+    ax = _dim(dim, a.data.ndim)
+    if idx.ndim != a.data.ndim:
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
+                           "number of dimensions")
+    sa, si = list(a.data.shape), list(idx.shape)
+    sa[ax] = si[ax] = 1
+    b = list(np.broadcast_shapes(tuple(sa), tuple(si)))
+    ea, ei = b.copy(), b.copy()
+    ea[ax], ei[ax] = a.data.shape[ax], idx.shape[ax]
+    if tuple(ea) != tuple(a.data.shape):
+        a = a.expand(*ea)
+    return gather(a, ax, np.broadcast_to(idx, ei))
 
 
 def _src_tensor(src):
@@ -635,7 +757,8 @@ def _tensor_nonzero(self, *, as_tuple=False):
     return nonzero(self, as_tuple=as_tuple)
 
 
-_METHODS = dict(topk=topk, sort=sort, argsort=argsort, msort=msort,
+_METHODS = dict(topk=topk, sort=sort, argsort=argsort, msort=msort, kthvalue=kthvalue,
+                median=median, cummax=cummax, cummin=cummin, take_along_dim=take_along_dim,
                 multinomial=_tensor_multinomial, unique=unique, bincount=bincount,
                 nonzero=_tensor_nonzero, argwhere=argwhere, gather=gather, scatter=scatter,
                 scatter_=_scatter_, scatter_add=scatter_add, scatter_add_=_scatter_add_,

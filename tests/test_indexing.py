@@ -349,6 +349,75 @@ def test_sort_gradient_matches_torch():
     assert s.shape == () and float(s.data) == 3.0
 
 
+@needs_torch
+def test_kthvalue_median_cummax_cummin_match_torch():
+    rng = np.random.default_rng(20)
+    x = _tied(rng, (4, 7, 6))
+    xn = x.copy()
+    xn[1, 2, 3] = np.nan
+    xn[2, 5, 0] = np.nan
+    xn[2, 1, 0] = np.nan
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            for k in (1, 3):
+                g = I.kthvalue(_ft(x), k, dim, keepdim)
+                t = torch.kthvalue(_tt(x), k, dim, keepdim)
+                np.testing.assert_array_equal(_np(g.values), t.values.numpy())
+                # PyTorch's index among equal values is unspecified: it must hold the value
+                gi = _np(g.indices) if keepdim else np.expand_dims(_np(g.indices), dim)
+                picked = np.take_along_axis(x, gi, dim)
+                np.testing.assert_array_equal(picked if keepdim else picked.squeeze(dim),
+                                              t.values.numpy())
+            for data in (x, xn):
+                g = I.median(_ft(data), dim, keepdim)
+                t = torch.median(_tt(data), dim, keepdim)
+                np.testing.assert_array_equal(_np(g.values), t.values.numpy())
+                np.testing.assert_array_equal(_np(g.indices), t.indices.numpy())
+        for name in ("cummax", "cummin"):
+            for data in (x, xn):
+                g = getattr(I, name)(_ft(data), dim)
+                t = getattr(torch, name)(_tt(data), dim)
+                np.testing.assert_array_equal(_np(g.values), t.values.numpy())
+                np.testing.assert_array_equal(_np(g.indices), t.indices.numpy())
+    for data in (x, xn):
+        np.testing.assert_array_equal(_np(I.median(_ft(data))), torch.median(_tt(data)).numpy())
+    # gradients, float64, on distinct values (PyTorch's kthvalue breaks ties its own way)
+    x = rng.permutation(168).reshape(4, 7, 6) / 10.0
+    for fn in (lambda m, a: m.kthvalue(a, 3, 1), lambda m, a: m.median(a, 1),
+               lambda m, a: m.cummax(a, 1), lambda m, a: m.cummin(a, 1)):
+        a, ta = _ft(x, True), _tt(x, True)
+        gv, tv = fn(I, a).values, fn(torch, ta).values
+        w = rng.standard_normal(tuple(tv.shape))
+        (gv * _ft(w)).sum().backward()
+        (tv * _tt(w)).sum().backward()
+        np.testing.assert_allclose(_grad(a), ta.grad.numpy())
+    a, ta = _ft(x, True), _tt(x, True)
+    I.median(a).backward()
+    torch.median(ta).backward()
+    np.testing.assert_allclose(_grad(a), ta.grad.numpy())
+    assert _ft(x).median(0, keepdim=True).values.shape == (1, 7, 6)
+    with pytest.raises(IndexError, match="out of range"):
+        I.kthvalue(fastnn.ones(3), 4)
+
+
+@needs_torch
+def test_take_along_dim_matches_torch():
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 1, 5))
+    idx = rng.integers(0, 5, (1, 4, 2))
+    a, ta = _ft(x, True), _tt(x, True)
+    g = I.take_along_dim(a, _ft(idx), 2)
+    t = torch.take_along_dim(ta, torch.from_numpy(idx), 2)
+    np.testing.assert_array_equal(_np(g), t.detach().numpy())
+    w = rng.standard_normal(tuple(t.shape))
+    (g * _ft(w)).sum().backward()
+    (t * _tt(w)).sum().backward()
+    np.testing.assert_allclose(_grad(a), ta.grad.numpy())
+    flat = rng.integers(0, 15, 6)
+    np.testing.assert_array_equal(_np(_ft(x).take_along_dim(_ft(flat))),
+                                  torch.take_along_dim(_tt(x), torch.from_numpy(flat)).numpy())
+
+
 # ================================================================ gather, scatter, index_*
 @needs_torch
 def test_gather_matches_torch():
