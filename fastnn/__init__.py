@@ -24,7 +24,7 @@ from .tensor import (Tensor, tensor, from_numpy, no_grad, enable_grad, is_grad_e
 from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     Size, device, NoCudaError, get_default_dtype, set_default_dtype, is_tensor,
     is_floating_point, numel, inference_mode, set_grad_enabled, is_inference_mode_enabled,
-    seed, initial_seed, default_generator, finfo, iinfo, as_tensor, asarray, empty_like,
+    finfo, iinfo, as_tensor, asarray, empty_like,
     rand_like, randint_like, normal, bernoulli, linspace, logspace, equal, isclose, allclose,
     add, sub, subtract, mul, multiply, div, divide, true_divide, floor_divide, remainder, fmod,
     pow, float_power, neg, negative, exp2, expm1, log2, log10, log1p, rsqrt, square,
@@ -41,9 +41,7 @@ from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     narrow, unbind, select, diagonal, diag, trace, concatenate, hstack, vstack, tensor_split,
     repeat_interleave, tile, roll, flip, fliplr, flipud, clone, detach, meshgrid, relu,
     sigmoid, tanh, softmax, log_softmax, double, half, bfloat16, int8, int16, short, complex64,
-    complex128, cfloat, cdouble, Generator, get_rng_state, set_rng_state, set_printoptions,
-    set_float32_matmul_precision, get_float32_matmul_precision, compile,
-    use_deterministic_algorithms, are_deterministic_algorithms_enabled, FloatTensor,
+    complex128, cfloat, cdouble, set_printoptions, compile, FloatTensor,
     DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor,
     BoolTensor)
 
@@ -68,6 +66,14 @@ autograd.function = _types.SimpleNamespace(Function=_tensor_module.Function,
                                           once_differentiable=_tensor_module._once_differentiable)
 _sys.modules["fastnn.autograd"] = autograd
 from .serialization import save, load, CheckpointError
+# the device modules (torch.cuda, torch.accelerator, torch.random, torch.backends' flags) and
+# the names PyTorch has at top level from them
+from . import cuda, accelerator, random  # noqa: E402
+from .random import (Generator, default_generator, manual_seed, seed, initial_seed,  # noqa
+                     get_rng_state, set_rng_state, fork_rng)
+from .backends import (set_float32_matmul_precision, get_float32_matmul_precision,  # noqa
+                       use_deterministic_algorithms, are_deterministic_algorithms_enabled,
+                       is_deterministic_algorithms_warn_only_enabled)
 from . import nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
 
 try:

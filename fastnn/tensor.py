@@ -41,6 +41,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import kernels as K
+from .errors import NoCudaError
 from .kernels import trusted as T
 
 # ---------------------------------------------------------------- dtypes (numpy dtypes)
@@ -228,11 +229,6 @@ class device:
 _CPU = device("cpu")
 
 
-class NoCudaError(AssertionError, RuntimeError):
-    """What PyTorch built without CUDA raises ('Torch not compiled with CUDA enabled'): both an
-    AssertionError (as PyTorch's) and a RuntimeError."""
-
-
 def _device(d):
     """The device for a `device=` argument: the CPU, or a clear error for any other."""
     if d is None or d is _CPU:
@@ -242,6 +238,12 @@ def _device(d):
     if d.type == "cpu":
         return _CPU
     if d.type == "cuda":
+        from . import cuda as _cuda   # (a layer below tensor: no import cycle)
+        if _cuda.is_available():
+            # the hook for CUDA tensors (the GPU issue): until then, a clear refusal
+            raise NotImplementedError(f"fastnn: tensors on '{d}' are not supported yet: a "
+                                      f"CUDA GPU is available, but fastnn tensors live in "
+                                      f"host memory; use device='cpu'")
         raise NoCudaError("fastnn: no CUDA device for tensors: fastnn tensors live on the CPU "
                           "(as PyTorch's 'Torch not compiled with CUDA enabled'); use "
                           "device='cpu' or check fastnn.cuda.is_available() first")
@@ -379,44 +381,6 @@ def initial_seed():
 def default_generator():
     """The numpy Generator behind fastnn's random ops (reseeded by manual_seed)."""
     return _rng[0]
-
-
-class Generator:
-    """torch.Generator: an independent random stream (a numpy Generator, `_rng`) for the
-    generator= arguments of random ops, samplers and DataLoader."""
-
-    def __init__(self, device="cpu"):
-        self.device = _device(device)
-        self._seed = int(np.random.SeedSequence().entropy % (2 ** 63))
-        self._rng = np.random.default_rng(self._seed)
-
-    def manual_seed(self, seed):
-        self._seed = int(seed)
-        self._rng = np.random.default_rng(self._seed)
-        return self
-
-    def seed(self):
-        self.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 63)))
-        return self._seed
-
-    def initial_seed(self):
-        return self._seed
-
-    def get_state(self):
-        """The stream's state (restore it with set_state)."""
-        return dict(self._rng.bit_generator.state)
-
-    def set_state(self, state):
-        self._rng.bit_generator.state = state
-        return self
-
-
-def get_rng_state():
-    return dict(_rng[0].bit_generator.state)
-
-
-def set_rng_state(state):
-    _rng[0].bit_generator.state = state
 
 
 _RNG_ATTRS = ("_rng", "rng", "_generator", "generator", "np_generator", "_np_rng", "_gen")
@@ -2801,35 +2765,12 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     np.set_printoptions(**opts)
 
 
-_matmul_precision = ["highest"]
-
-
-def set_float32_matmul_precision(precision):
-    """Accepted for PyTorch compatibility ('highest', 'high', 'medium'): fastnn's float32 GEMM
-    always computes in float32."""
-    if precision not in ("highest", "high", "medium"):
-        raise RuntimeError(f"Invalid precision {precision!r}")
-    _matmul_precision[0] = precision
-
-
-def get_float32_matmul_precision():
-    return _matmul_precision[0]
-
-
 def compile(model=None, **kwargs):
     """torch.compile: fastnn runs eagerly, so this returns the model (or function) unchanged;
     as a decorator with options, @compile(mode=...) does the same."""
     if model is None:
         return lambda m: m
     return model
-
-
-def use_deterministic_algorithms(mode, *, warn_only=False):
-    """Accepted: fastnn's CPU kernels are deterministic for a given thread count."""
-
-
-def are_deterministic_algorithms_enabled():
-    return True
 
 
 def equal(input, other):
