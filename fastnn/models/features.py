@@ -20,6 +20,7 @@ from ..tensor import Tensor, no_grad
 __all__ = ["ConvStages", "maximize_activation", "top_images", "gaussian_blur",
            "pick_channels"]
 
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
 _HEAD = ("Flatten", "Linear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout")
 
 
@@ -76,12 +77,20 @@ class ConvStages:
             if not c:
                 raise ValueError(f"stage ending at module {e} has no Conv2d")
             self.convs.append(c[0])
-        self.map_ends = []
+        self.map_ends, self.pre_ends = [], []
         for s, e in zip(starts, self.ends):
             end = e
             while end > s and "Pool" in type(self.modules[end]).__name__:
                 end -= 1
             self.map_ends.append(end)
+            # before the stage's first activation function: the conv (+ norm) output, which
+            # has a gradient even where the ReLU after it is off
+            pre = e
+            for i in range(s, e + 1):
+                if isinstance(self.modules[i], _ACTIVATIONS):
+                    pre = i - 1
+                    break
+            self.pre_ends.append(max(pre, s))
 
     def __len__(self):
         return len(self.ends)
@@ -90,11 +99,12 @@ class ConvStages:
     def in_channels(self):
         return self.convs[0].in_channels
 
-    def run(self, x, upto=None, maps=False):
+    def run(self, x, upto=None, maps=False, pre=False):
         """Tensor x through the stages 0..upto (default all); returns the list of each stage's
-        output Tensor (its feature maps before pooling with maps=True). Keeps the graph."""
+        output Tensor (its feature maps before pooling with maps=True, before the activation
+        function with pre=True). Keeps the graph."""
         upto = len(self.ends) - 1 if upto is None else int(upto)
-        marks = self.map_ends if maps else self.ends
+        marks = self.pre_ends if pre else (self.map_ends if maps else self.ends)
         want = {marks[k]: k for k in range(upto + 1)}
         outs = [None] * (upto + 1)
         for i, m in enumerate(self.modules[:max(marks[:upto + 1]) + 1]):
@@ -155,13 +165,15 @@ def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, ji
     """Inputs that excite channels of one stage most: gradient ascent on the input image.
 
     Starts from grey plus a little noise, one image per channel (optimized together: in eval
-    mode the images do not interact), and maximizes the channel's mean activation over space.
+    mode the images do not interact), and maximizes the channel's mean over space before the
+    stage's activation function (a ReLU's output has no gradient where it is off).
     Regularization keeps them readable: a random shift of up to `jitter` pixels each step (the
     pattern must work wherever it lands), a Gaussian blur every `blur_every` steps (suppresses
     the high-frequency noise gradients love), a small pull to grey (`decay`), and pixels clipped
     to [0, 1]. Steps are normalized (mean |gradient| per image = 1), lr is the step in pixels.
 
-    Returns (images (K, C, size, size) float32, activation at the start (K,), at the end (K,))."""
+    Returns (images (K, C, size, size) float32, and the channels' mean stage outputs (after
+    activation and pooling) for the starting images (K,) and for the final ones (K,))."""
     channels = [int(c) for c in channels]
     rng = np.random.default_rng(seed)
     k = len(channels)
@@ -172,24 +184,21 @@ def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, ji
     was = model.training
     model.eval()
 
-    def objective(img, grad):
+    def objective(img, grad, pre=True):
         xt = Tensor(np.ascontiguousarray(img), requires_grad=grad)
-        out = stages.run(xt, upto=stage)[-1]
-        if mask[0] is None:
-            m = np.zeros((k,) + tuple(out.shape[1:2]) + (1, 1), np.float32)
-            m[np.arange(k), channels] = 1.0 / (out.shape[2] * out.shape[3])
-            mask[0] = Tensor(m)
-        per_image = (out * mask[0]).sum(dim=(1, 2, 3))
+        out = stages.run(xt, upto=stage, pre=pre)[-1]
+        m = np.zeros((k,) + tuple(out.shape[1:2]) + (1, 1), np.float32)
+        m[np.arange(k), channels] = 1.0 / (out.shape[2] * out.shape[3])
+        per_image = (out * Tensor(m)).sum(dim=(1, 2, 3))
         if grad:
             per_image.sum().backward()
             return np.asarray(per_image.data), np.asarray(xt.grad.data if hasattr(
                 xt.grad, "data") else xt.grad)
         return np.asarray(per_image.data), None
 
-    mask = [None]
     try:
         with no_grad():
-            start, _ = objective(x, False)
+            start, _ = objective(x, False, pre=False)
         for step in range(steps):
             dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
             shifted = np.roll(x, (dy, dx), axis=(2, 3))
@@ -201,7 +210,7 @@ def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, ji
                 x = gaussian_blur(x, blur)
             x = np.clip(x, 0, 1).astype(np.float32)
         with no_grad():
-            end, _ = objective(x, False)
+            end, _ = objective(x, False, pre=False)
     finally:
         model.train(was)
     return x, start, end

@@ -72,7 +72,8 @@ def _grid_shape(n, ncols):
 
 def _finish(fig, path, title, top=0.9):
     if title:
-        fig.suptitle(title, fontsize=10)
+        import textwrap
+        fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 11))), fontsize=9)
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -115,14 +116,15 @@ def filter_grid(weight, path=None, title=None, ncols=None):
     """The first layer's filters (O, I, kH, kW), one tile each (see filter_tiles)."""
     tiles = filter_tiles(weight)
     rows, cols = _grid_shape(len(tiles), ncols)
-    fig = _figure(cols * 0.75, rows * 0.75 + (0.45 if title else 0.1))
+    fig = _figure(max(cols * 0.75, 4.0), rows * 0.75 + (0.6 if title else 0.1))
     for i in range(rows * cols):
         ax = fig.add_subplot(rows, cols, i + 1)
         if i < len(tiles):
             _show(ax, tiles[i])
         else:
             ax.axis("off")
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.86 if title else 0.98,
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01,
+                        top=1 - (0.6 if title else 0.05) / fig.get_figheight(),
                         wspace=0.1, hspace=0.1)
     return _finish(fig, path, title)
 
@@ -167,16 +169,25 @@ def layer_summary(columns, path=None, title=None, caption=None, tile=0.62):
         raise ValueError("layer_summary: no columns")
     from matplotlib.gridspec import GridSpec
 
+    import textwrap
+
     widths = [max(len(r) for r in col["rows"]) for col in columns]
     nrows = max(len(col["rows"]) for col in columns)
-    gap = 0.5
-    total_w = sum(widths) * tile + gap * (len(columns) - 1) + 0.4
-    head = 1.0 + (0.3 if title else 0)
-    fig = _figure(total_w, nrows * tile + head + (0.35 if caption else 0.1))
-    outer = GridSpec(1, len(columns), figure=fig, width_ratios=widths, wspace=gap / tile /
-                     max(np.mean(widths), 1), left=0.01, right=0.99,
-                     bottom=(0.35 if caption else 0.1) / fig.get_figheight(),
-                     top=1 - head / fig.get_figheight())
+    gap = 0.55
+    total_w = max(sum(widths) * tile + gap * (len(columns) - 1) + 0.4, 6.0)
+    sub_lines = max((col.get("subtitle") or "").count("\n") + 1 if col.get("subtitle") else 0
+                    for col in columns)
+    title_h = 0.4 if title else 0.05
+    head = title_h + 0.28 + 0.17 * sub_lines + 0.22
+    if caption:
+        caption = textwrap.fill(caption, max(40, int(total_w * 13)))
+    foot = 0.1 + (0.17 * (caption.count("\n") + 1) + 0.1 if caption else 0)
+    height = nrows * tile * 1.08 + head + foot
+    fig = _figure(total_w, height)
+    side = 0.2 / total_w
+    outer = GridSpec(1, len(columns), figure=fig, width_ratios=widths,
+                     wspace=gap / tile / max(np.mean(widths), 1), left=side, right=1 - side,
+                     bottom=foot / height, top=1 - head / height)
     for ci, (col, w) in enumerate(zip(columns, widths)):
         inner = outer[0, ci].subgridspec(nrows, w, wspace=0.05, hspace=0.08)
         for r, row in enumerate(col["rows"]):
@@ -194,19 +205,23 @@ def layer_summary(columns, path=None, title=None, caption=None, tile=0.62):
         # the column's heading, centred over its block
         box = outer[0, ci].get_position(fig)
         x = (box.x0 + box.x1) / 2
-        fig.text(x, 1 - (0.3 if title else 0.05) / fig.get_figheight() - 0.02, col["title"],
-                 ha="center", va="top", fontsize=9, fontweight="bold")
+        y = 1 - title_h / height
+        fig.text(x, y, col["title"], ha="center", va="top", fontsize=9, fontweight="bold")
         if col.get("subtitle"):
-            fig.text(x, 1 - (0.3 if title else 0.05) / fig.get_figheight() - 0.055,
-                     col["subtitle"], ha="center", va="top", fontsize=7)
+            fig.text(x, y - 0.26 / height, col["subtitle"], ha="center", va="top", fontsize=7,
+                     linespacing=1.3)
         if ci < len(columns) - 1:
             nxt = outer[0, ci + 1].get_position(fig)
             fig.text((box.x1 + nxt.x0) / 2, (box.y0 + box.y1) / 2, "\u2192", ha="center",
                      va="center", fontsize=16, color="#555555")
     if caption:
-        fig.text(0.5, 0.12 / fig.get_figheight(), caption, ha="center", va="bottom",
-                 fontsize=8, style="italic")
-    return _finish(fig, path, title)
+        fig.text(0.5, 0.08 / height, caption, ha="center", va="bottom", fontsize=7.5,
+                 style="italic", linespacing=1.3)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 _PROBE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
