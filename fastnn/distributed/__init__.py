@@ -19,6 +19,14 @@
 Collectives (all_reduce, broadcast, all_gather, all_gather_into_tensor, reduce_scatter,
 reduce_scatter_tensor, barrier) work in place on Tensors' arrays; async_op=True returns a Work
 with wait(). ZeroRedundancyOptimizer (fastnn.distributed.optim) shards the optimizer state.
+
+Running. One machine: `OMP_NUM_THREADS=T mpiexec -n R -bind-to core:T python train.py` with
+R x T <= cores (setup() reads FASTNN_NUM_THREADS / OMP_NUM_THREADS, default 1, and warns when a
+node is oversubscribed). Slurm: `srun --mpi=pmi2 --ntasks-per-node=R --cpus-per-task=T
+--cpu-bind=cores --kill-on-bad-exit=1 python train.py` (or mpiexec inside the allocation).
+FASTNN_DIST_TIMEOUT (seconds, default 300, 0 = none) bounds every collective: it must exceed the
+longest time one rank works alone while the others wait (rank 0 evaluating or checkpointing).
+FASTNN_DIST_WATCHDOG=0 turns off the per-rank watchdog that names a rank which died silently.
 """
 from .process_group import (ReduceOp, Work, DistError, DistTimeoutError, is_available,  # noqa
                             init_process_group, is_initialized, get_rank, get_world_size,
