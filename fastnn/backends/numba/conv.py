@@ -4,8 +4,9 @@ fastnn/kernels/families/conv.py; the math: fastnn/backends/numpy/conv.py).
 Per image: im2col into a column buffer, then this backend's own packed GEMM (gemm.py's
 _gemm_serial: loops, no BLAS) once per group; col2im for the data gradient. Threads take whole
 images (prange over contiguous chunks of the batch), each with its own column buffer and its own
-partial sums of dweight and dbias, added up at the end (deterministic for a given thread count);
-with fewer images than threads, the images run in turn and each GEMM is threaded instead.
+partial sums of dweight and dbias over fixed groups of images, added in order at the end (the
+same result for any thread count); with fewer images than threads, the images run in turn and
+each GEMM is threaded instead.
 A 1x1, stride-1, unpadded convolution multiplies the image in place.
 
 Everything is an ordinary convolution (conv view): input X (N, C, H, W), weight
@@ -167,6 +168,7 @@ def _backward_parallel(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part, db_pa
 
 # ---------------------------------------------------------------- drivers
 _SERIAL_FLOPS = 4e6   # below this a call runs on the calling thread
+_GROUPS = 8           # the backward pass sums dweight and dbias over this many groups of images
 
 
 def _chunks(n, flops):
@@ -254,23 +256,39 @@ def _backward(dy, x, weight, geo, groups, need_dx, need_dw, need_db):
     dy3 = dy.reshape(n, co, L)
     w2 = weight.reshape(co, -1)
     flops = 2.0 * n * w2.size * L * (need_dx + need_dw) + n * co * L
-    chunks = _chunks(n, flops)
+    serial = _chunks(n, flops) == 1
+    # dweight and dbias are summed over min(n, 8) fixed groups of images, each into its own
+    # partial, added in order at the end: the same result for any number of threads
+    chunks = min(n, _GROUPS) if need_dw or need_db else (1 if serial else _chunks(n, flops))
     dx = np.empty(x.shape, x.dtype) if need_dx else np.empty((1, 1, 1, 1), x.dtype)
     dw_part = np.zeros((chunks,) + w2.shape if need_dw else (chunks, 1, 1), x.dtype)
     db_part = np.zeros((chunks, co if need_db else 1), np.float64)
     if _few_images(n, flops) and (need_dx or need_dw):
-        _backward_threaded_gemm(dy3, x, w2, need_dx, need_dw, dx, dw_part[0], geo, groups)
-        if need_db:
-            db_part[0] = dy3.sum((0, 2), dtype=np.float64)
-    elif chunks == 1:
-        _backward_images(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part[0], db_part[0], geo,
-                         groups, 0, n)
+        for ch in range(chunks):
+            lo, hi = n * ch // chunks, n * (ch + 1) // chunks
+            _backward_threaded_gemm(dy3[lo:hi], x[lo:hi], w2, need_dx, need_dw,
+                                    dx[lo:hi] if need_dx else dx, dw_part[ch], geo, groups)
+            if need_db:
+                _backward_images(dy3, x, w2, False, False, True, dx, dw_part[ch], db_part[ch],
+                                 geo, groups, lo, hi)
+    elif serial:
+        for ch in range(chunks):
+            _backward_images(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part[ch], db_part[ch],
+                             geo, groups, n * ch // chunks, n * (ch + 1) // chunks)
     else:
-        _backward_parallel(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part, db_part, geo,
-                           groups, chunks)
+        with numba.parallel_chunksize(1):    # groups handed out one at a time
+            _backward_parallel(dy3, x, w2, need_dx, need_dw, need_db, dx, dw_part, db_part, geo,
+                               groups, chunks)
     return (dx if need_dx else None,
-            dw_part.sum(0).reshape(weight.shape) if need_dw else None,
-            db_part.sum(0).astype(x.dtype) if need_db else None)
+            _sum_in_order(dw_part).reshape(weight.shape) if need_dw else None,
+            _sum_in_order(db_part).astype(x.dtype) if need_db else None)
+
+
+def _sum_in_order(parts):
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
 
 
 # ---------------------------------------------------------------- the kernels
