@@ -69,6 +69,10 @@ from .serialization import save, load, CheckpointError
 # the device modules (torch.cuda, torch.accelerator, torch.random, torch.backends' flags) and
 # the names PyTorch has at top level from them
 from . import cuda, accelerator, random  # noqa: E402
+# selection, sampling and scans (topk, sort, multinomial, gather, scatter, cumsum, ...): also
+# attaches their Tensor methods
+from . import indexing  # noqa: E402
+from .indexing import *  # noqa: F401,F403,E402
 from .random import (Generator, default_generator, manual_seed, seed, initial_seed,  # noqa
                      get_rng_state, set_rng_state, fork_rng)
 from .backends import (set_float32_matmul_precision, get_float32_matmul_precision,  # noqa
