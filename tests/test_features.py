@@ -93,6 +93,17 @@ def test_activation_maximization_increases_the_target(trained):
         assert np.allclose(pooled[np.arange(3), chans], end, rtol=1e-4, atol=1e-5)
 
 
+def test_reinitialized_is_a_fresh_copy(trained):
+    from fastnn.models.features import reinitialized
+    before = {k: np.array(v.data) for k, v in trained.state_dict().items()}
+    fresh = reinitialized(trained, seed=3)
+    after = trained.state_dict()
+    assert all(np.array_equal(before[k], np.asarray(after[k].data)) for k in before)
+    w0, w1 = np.asarray(trained[0].weight.data), np.asarray(fresh[0].weight.data)
+    assert w0.shape == w1.shape and not np.allclose(w0, w1)
+    assert np.allclose(np.asarray(fresh[1].running_var.data), 1.0)
+
+
 def test_helpers():
     x = np.random.default_rng(0).random((2, 3, 9, 9)).astype(np.float32)
     b = gaussian_blur(x, 0.8)
@@ -138,6 +149,12 @@ def test_write_features(trained, tmp_path):
         assert len(table["accuracy"][t]) == 4
         assert all(0 <= a <= 1 for a in table["accuracy"][t])
     assert res["table"]["layers"] == table["layers"]
+    # the control: the same layers probed with fresh random weights; the trained model's own
+    # weights are untouched by making it
+    ctrl = table["control"]
+    assert ctrl["layers"] == table["layers"] and ctrl["targets"] == table["targets"]
+    assert ctrl["accuracy"]["object class"][0] == table["accuracy"]["object class"][0]  # pixels
+    assert len(table["stderr"]["object class"]) == 4
 
 
 def test_cli_refuses_a_checkpoint_without_a_cnn(tmp_path, capsys):

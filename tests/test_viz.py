@@ -91,6 +91,9 @@ def test_probe_bars(tmp_path):
              "chance": {"class": 1 / 6, "circle": 0.55}}
     fig = viz.probe_bars(table, path=tmp_path / "probes.png")
     assert len(fig.axes[0].patches) == 6
+    table["control"] = {"accuracy": {"class": [0.3, 0.4, 0.4], "circle": [0.6, 0.6, 0.6]}}
+    fig = viz.probe_bars(table)
+    assert len(fig.axes[0].collections) >= 2     # the control's ticks
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == table["layers"]
     _read_png(tmp_path / "probes.png")
     with pytest.raises(ValueError):

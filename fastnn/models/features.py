@@ -18,7 +18,7 @@ from .. import nn
 from ..tensor import Tensor, no_grad
 
 __all__ = ["ConvStages", "maximize_activation", "top_images", "gaussian_blur",
-           "pick_channels"]
+           "pick_channels", "reinitialized"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
 _HEAD = ("Flatten", "Linear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout")
@@ -145,6 +145,22 @@ class ConvStages:
         finally:
             self.model.train(was)
         return [np.concatenate(p) for p in parts]
+
+
+def reinitialized(model, seed=0):
+    """A copy of model with fresh random weights (each layer's reset_parameters, BatchNorm's
+    running statistics reset): the control that shows what training added."""
+    import copy
+    from ..tensor import manual_seed
+
+    fresh = copy.deepcopy(model)
+    manual_seed(seed)
+    for m in fresh.modules():
+        if hasattr(m, "reset_running_stats"):
+            m.reset_running_stats()
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return fresh
 
 
 def gaussian_blur(x, sigma=0.5):

@@ -27,7 +27,8 @@ from ..errors import require
 from ..serialization import CheckpointError
 from .common_cli import (Parser, add_runtime_options, nonnegative_int, positive_int,
                          runs_path, setup_runtime)
-from .features import ConvStages, maximize_activation, pick_channels, top_images
+from .features import (ConvStages, maximize_activation, pick_channels, reinitialized,
+                       top_images)
 from .probes import format_table, probe_features, run_probes, shapes_targets
 
 DEFAULT_OUT = runs_path("features")
@@ -61,6 +62,8 @@ def _parser():
     p.add_argument("--seed", type=nonnegative_int, default=None,
                    help="data seed (default: the checkpoint's, else 0)")
     p.add_argument("--no-probes", action="store_true", help="skip the linear probes")
+    p.add_argument("--no-control", action="store_true",
+                   help="skip the control probes (the same network with fresh random weights)")
     add_runtime_options(p)
     return p
 
@@ -78,8 +81,9 @@ def _images(data, n, seed, split):
 
 
 def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channels=8, steps=128,
-                   seed=0, probes=True, log=print):
+                   seed=0, probes=True, control=True, log=print):
     """Write the PNGs (and, with probes, probes.json / probes.png) for `model` into `out`.
+    control: also probe the same architecture with fresh random weights (table["control"]).
     Returns a dict: paths (name -> file), table (the probe table or None), seconds (per part)."""
     require("matplotlib", "fastnn features (its figures)")
     if probes:
@@ -108,11 +112,17 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
         t = time.perf_counter()
         targets = (shapes_targets(y, attrs) if attrs is not None else {"object class": y})
         table = run_probes(feats, targets, seed=seed)
-        seconds["probes"] = time.perf_counter() - t
-        table["seconds"] = seconds["probes"]
         log(f"linear probes: held-out accuracy of a logistic regression on each layer's "
             f"pooled activations ({table['n_train']} images fit, {table['n_test']} scored)")
         log(format_table(table))
+        if control:
+            fresh = ConvStages(reinitialized(model, seed))
+            ctrl = run_probes(probe_features(fresh, X), targets, seed=seed)
+            table["control"] = ctrl
+            log("control: the same network with fresh random weights (what training added is "
+                "the difference)")
+            log(format_table(ctrl))
+        seconds["probes"] = time.perf_counter() - t
         paths["probes.json"] = os.path.join(out, "probes.json")
         with open(paths["probes.json"], "w") as f:
             json.dump(table, f, indent=1)
@@ -206,7 +216,7 @@ def main(argv):
           f"looking at {data} images (seed {seed})")
     res = write_features(model, args.out, data=data, n_images=args.images,
                          n_top=args.top_images, channels=args.channels, steps=args.steps,
-                         seed=seed, probes=not args.no_probes)
+                         seed=seed, probes=not args.no_probes, control=not args.no_control)
     s = res["seconds"]
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items())
           + f"; total {time.perf_counter() - t0:.1f}")

@@ -10,8 +10,9 @@ patches, are layer 0: the baseline of what is readable without any learned featu
     print(format_table(table))
 
 A table is a dict: layers (names, in order), targets (names), accuracy {target: [one per
-layer]}, chance {target: the share of the commonest value in the test part}, n_train, n_test,
-features {layer: number of features}.
+layer]}, stderr {target: [the binomial standard error of each accuracy]}, chance {target: the
+share of the commonest value in the test part}, n_train, n_test, features {layer: number of
+features}.
 """
 import numpy as np
 
@@ -72,6 +73,7 @@ def run_probes(features, targets, train_fraction=2 / 3, C=1.0, max_iter=500, see
     cut = int(round(n * train_fraction))
     tr, te = order[:cut], order[cut:]
     table = {"layers": layers, "targets": list(targets), "accuracy": {}, "chance": {},
+             "stderr": {},
              "n_train": int(len(tr)), "n_test": int(len(te)),
              "features": {k: int(np.asarray(v).shape[1]) for k, v in features.items()}}
     with one_thread:
@@ -103,6 +105,8 @@ def _fit_all(features, targets, layers, tr, te, table, C, max_iter, LogisticRegr
                 clf.fit(Xtr, y[tr])
             accs.append(float(np.mean(clf.predict(Xte) == y[te])))
         table["accuracy"][t] = accs
+        # binomial standard error of each accuracy on the scored images
+        table["stderr"][t] = [float(np.sqrt(a * (1 - a) / len(te))) for a in accs]
 
 
 def format_table(table):

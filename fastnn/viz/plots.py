@@ -233,7 +233,8 @@ def probe_bars(table, path=None, title=None):
 
     table: {"layers": [names], "targets": [names], "accuracy": {target: [one per layer]},
     "chance": {target: accuracy of always guessing the commonest value}} (what
-    fastnn.models.probes.run_probes returns)."""
+    fastnn.models.probes.run_probes returns); an optional "control" table of the same layers
+    and targets (the network with random weights) is drawn as black ticks on the bars."""
     layers, targets = list(table["layers"]), list(table["targets"])
     if not layers or not targets:
         raise ValueError("probe_bars: the table has no layers or no targets")
@@ -247,6 +248,10 @@ def probe_bars(table, path=None, title=None):
         ax.bar(xs, acc, width, label=t, color=color)
         for x, y in zip(xs, acc):
             ax.annotate(f"{y:.2f}", (x, y), ha="center", va="bottom", fontsize=6)
+        control = table.get("control")
+        if control and t in control.get("accuracy", {}):
+            ax.scatter(xs, control["accuracy"][t], marker="_", s=90, color="black", zorder=3,
+                       linewidths=1.5, label="same network, random weights" if j == 0 else None)
         chance = table.get("chance", {}).get(t)
         if chance is not None:
             ax.hlines(chance, -0.5, len(layers) - 0.5, colors=color, linestyles="dashed",
