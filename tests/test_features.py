@@ -113,6 +113,9 @@ def test_helpers():
     assert pick_channels(pooled, 2).tolist() == [1, 2]           # the constant channel is left out
     assert top_images(pooled, [1, 2], k=2).tolist() == [[2, 0], [2, 1]]
     assert pixel_features(np.ones((2, 3, 32, 32))).shape == (2, 3 * 8 * 8)
+    assert pixel_features(np.ones((2, 1, 8, 8))).shape == (2, 64)        # digits: every pixel
+    x = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+    assert pixel_features(x, patch=2)[0].tolist() == [2.5, 4.5, 10.5, 12.5]
 
 
 def test_probes_read_what_is_there():
@@ -172,6 +175,16 @@ def test_cli_refuses_a_checkpoint_without_a_cnn(tmp_path, capsys):
     assert "--channels must be >= 1" in capsys.readouterr().err
     assert main(["features"]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_cli_help_and_backend(capsys):
+    from fastnn.cli import main
+    assert main(["features", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastnn features") and "(default: 3000)" in out
+    assert "--checkpoint" in out and "example: fastnn features" in out
+    assert main(["features", "--checkpoint", "x.npz", "--backend", "nope"]) == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_cli_on_a_cnn_checkpoint(tmp_path, capsys):

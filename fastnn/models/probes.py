@@ -2,8 +2,9 @@
 
 For each layer, the activations of held-out images are averaged over space (one number per
 channel), and a multinomial logistic regression (scikit-learn's, on standardized features) is
-fitted on part of the images and scored on the rest. The input pixels, averaged over 4x4
-patches, are layer 0: the baseline of what is readable without any learned feature.
+fitted on part of the images and scored on the rest. The input pixels, averaged over patches
+(an 8x8 grid of them: 4x4-pixel patches of a 32x32 image, single pixels of an 8x8 digit), are
+layer 0: the baseline of what is readable without any learned feature.
 
     feats = probe_features(stages, images)                     # {"pixels": ..., "stage1": ...}
     table = run_probes(feats, {"object class": labels, "background": attrs["background"]})
@@ -18,15 +19,18 @@ import numpy as np
 
 from ..errors import require
 
-__all__ = ["probe_features", "run_probes", "format_table", "shapes_targets", "PIXEL_PATCH"]
+__all__ = ["probe_features", "run_probes", "format_table", "shapes_targets", "pixel_features",
+           "PIXEL_GRID"]
 
-PIXEL_PATCH = 4
+PIXEL_GRID = 8
 
 
-def pixel_features(images, patch=PIXEL_PATCH):
-    """Images (n, C, H, W) averaged over patch x patch blocks, flattened: (n, C*H*W/patch^2)."""
+def pixel_features(images, patch=None):
+    """Images (n, C, H, W) averaged over patch x patch blocks (default: H // 8, an 8x8 grid),
+    flattened: (n, C*H*W/patch^2)."""
     x = np.asarray(images, np.float32)
     n, c, h, w = x.shape
+    patch = max(1, h // PIXEL_GRID) if patch is None else int(patch)
     h2, w2 = h // patch, w // patch
     x = x[:, :, :h2 * patch, :w2 * patch].reshape(n, c, h2, patch, w2, patch)
     return x.mean(axis=(3, 5)).reshape(n, -1)
