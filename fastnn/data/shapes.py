@@ -62,8 +62,9 @@ _PALETTE = {
 }
 
 # other spellings people type (lower case, accents optional)
-_COLOR_ALIASES = {"anaranjado": "orange", "naranjo": "orange", "celeste": "cyan", "turquesa": "cyan",
-                  "violeta": "purple", "púrpura": "purple", "purpura": "purple", "violet": "purple",
+_COLOR_ALIASES = {"anaranjado": "orange", "naranjo": "orange", "celeste": "cyan",
+                  "turquesa": "cyan", "violeta": "purple", "púrpura": "purple",
+                  "purpura": "purple", "violet": "purple",
                   "rosado": "pink", "rosada": "pink", "roja": "red", "amarilla": "yellow",
                   "morada": "purple", "teal": "cyan", "magenta": "pink"}
 _BG_ALIASES = {"solid": "plain", "uniform": "plain", "liso": "plain", "lisa": "plain",

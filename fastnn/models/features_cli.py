@@ -149,7 +149,10 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
     columns = []
     for k, name in enumerate(stages.names):
         chans = pick_channels(pooled_top[k], channels)
-        best, a0, a1 = maximize_activation(stages, k, chans, size=size, steps=steps, seed=seed)
+        best, a0, a1 = maximize_activation(stages, k, chans, size=size, steps=steps, seed=seed,
+                                           jitter=1 if size < 16 else 2)
+        log(f"{name}: activation maximization of channels {', '.join(map(str, chans))}: mean "
+            f"activation {float(np.mean(a0)):.3g} (grey start) -> {float(np.mean(a1)):.3g}")
         key = f"maximize_{name}.png"
         paths[key] = os.path.join(out, key)
         viz.image_grid(best, titles=[f"ch {c}" for c in chans], ncols=min(8, len(chans)),
