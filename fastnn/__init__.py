@@ -69,6 +69,12 @@ from .serialization import save, load, CheckpointError
 # the device modules (torch.cuda, torch.accelerator, torch.random, torch.backends' flags) and
 # the names PyTorch has at top level from them
 from . import cuda, accelerator, random  # noqa: E402
+# fastnn.amp / fastnn.autocast: torch.amp's autocast and GradScaler (fastnn.cuda's pass-through
+# versions: fastnn computes in the tensors' own dtypes)
+amp = _types.ModuleType("fastnn.amp", "torch.amp: autocast and GradScaler (pass-through)")
+amp.autocast, amp.GradScaler = cuda.autocast, cuda.GradScaler
+autocast = cuda.autocast
+_sys.modules["fastnn.amp"] = amp
 # selection, sampling and scans (topk, sort, multinomial, gather, scatter, cumsum, ...): also
 # attaches their Tensor methods
 from . import indexing  # noqa: E402
