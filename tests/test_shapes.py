@@ -22,6 +22,10 @@ def test_deterministic_by_seed():
     for k in a[2]:
         assert np.array_equal(a[2][k], b[2][k]), k
     assert not np.array_equal(a[0], c[0])
+    # threads change the speed, never the images
+    one, _, _ = make_shapes(300, seed=7, workers=1)
+    two, _, _ = make_shapes(300, seed=7, workers=2)
+    assert np.array_equal(one, two)
 
 
 def test_shapes_dtypes_ranges_and_balance(batch):

@@ -32,8 +32,9 @@ attributes (a dict of arrays, one entry per image), the primitive-level facts th
 """
 import numpy as np
 
-from ..utils.data import Dataset
 from ..tensor import Tensor
+from ..threads import get_num_threads
+from ..utils.data import Dataset
 
 __all__ = ["make_shapes", "ShapesDataset", "CLASSES", "CLASSES_ES", "COLORS", "COLORS_ES",
            "BACKGROUNDS", "BACKGROUNDS_ES", "EDGE_ORIENTATIONS", "parse_color",
@@ -456,15 +457,16 @@ def _per_image(spec, n, parse, what):
 
 
 def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distractors=True,
-                size=SIZE, chunk=256):
+                size=SIZE, chunk=256, workers=None):
     """n images as (images (n, 3, size, size) float32 in [0, 1], labels (n,) int64, attributes).
 
     Deterministic from seed (and the other arguments). classes, colors, backgrounds: None
     (random: classes balanced, each exactly n // 6 or one more, in random order), one name or
     index for every image, or a sequence of n, one per image; names in English or Spanish
     ("red"/"rojo", "stripes"/"rayas", "house"/"casa"). distractors: False for none, else a small
-    circle, square or triangle in 40% of the images. The attributes are described in the
-    module's docstring."""
+    circle, square or triangle in 40% of the images. workers: threads drawing (default:
+    fastnn.get_num_threads()); the images do not depend on it. The attributes are described in
+    the module's docstring."""
     n = int(n)
     if n < 0:
         raise ValueError(f"make_shapes: n must be >= 0, got {n}")
@@ -489,15 +491,29 @@ def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distract
 
     images = np.empty((n, 3, size, size), np.float32)
     object_circle = np.zeros(n, bool)
-    for c in range(k):   # one vectorized pass per class, in chunks
-        rows = np.flatnonzero(labels == c)
-        for start in range(0, len(rows), chunk):
-            idx = rows[start:start + chunk]
-            img = _backgrounds(rng, bg[idx], size)
-            cv = _Canvas(img, scale[idx], rotation[idx], x[idx], y[idx])
-            object_circle[idx] = _DRAW[c](cv, rng, _named_colors(rng, color[idx]))
-            _distractors(cv.img, rng, distractor[idx], size)
-            images[idx] = cv.img
+    # one vectorized pass per class, in chunks; each chunk draws its details from a generator
+    # of its own (children of `seed`), so threads change the speed, never the images
+    jobs = [(c, rows[i:i + chunk]) for c in range(k)
+            for rows in [np.flatnonzero(labels == c)] for i in range(0, len(rows), chunk)]
+    seeds = np.random.SeedSequence(rng.integers(0, 2 ** 63, 4).tolist()).spawn(len(jobs))
+
+    def draw(job, ss):
+        c, idx = job
+        r = np.random.default_rng(ss)
+        img = _backgrounds(r, bg[idx], size)
+        cv = _Canvas(img, scale[idx], rotation[idx], x[idx], y[idx])
+        object_circle[idx] = _DRAW[c](cv, r, _named_colors(r, color[idx]))
+        _distractors(cv.img, r, distractor[idx], size)
+        images[idx] = cv.img
+
+    workers = max(1, min(int(workers or get_num_threads()), len(jobs)))
+    if workers == 1:
+        for job, ss in zip(jobs, seeds):
+            draw(job, ss)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(workers) as pool:   # numpy releases the GIL in its loops
+            list(pool.map(draw, jobs, seeds))
     np.clip(images, 0.0, 1.0, out=images)
     attributes = {
         "contains_circle": object_circle | (distractor == 1),
