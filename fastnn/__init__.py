@@ -41,7 +41,8 @@ from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     narrow, unbind, select, diagonal, diag, trace, concatenate, hstack, vstack, tensor_split,
     repeat_interleave, tile, roll, flip, fliplr, flipud, clone, detach, meshgrid, relu,
     sigmoid, tanh, softmax, log_softmax, double, half, bfloat16, int8, int16, short, complex64,
-    complex128, cfloat, cdouble, set_printoptions, compile, FloatTensor,
+    complex128, cfloat, cdouble, set_printoptions, compile, get_default_device,
+    set_default_device, FloatTensor,
     DoubleTensor, HalfTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor,
     BoolTensor)
 

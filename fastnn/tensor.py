@@ -251,6 +251,17 @@ def _device(d):
                        f"(device='cpu')")
 
 
+def get_default_device():
+    """The device of new tensors: the CPU."""
+    return _CPU
+
+
+def set_default_device(d):
+    """Accepted for the CPU (the default already); another device raises as device= does."""
+    if d is not None:
+        _device(d)
+
+
 def _is_device_arg(a):
     if isinstance(a, device):
         return True
@@ -4510,9 +4521,6 @@ class Function:
 def _once_differentiable(fn):
     return fn
 
-
-class _FunctionNamespace:
-    once_differentiable = staticmethod(_once_differentiable)
 
 
 FloatTensor = type("FloatTensor", (_TypedTensor,), {"_dtype": float32})
