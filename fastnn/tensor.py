@@ -1821,7 +1821,7 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
             if e is None:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
             if type(e) is _Fn:
-                in_nodes[id(e)] = e
+                in_nodes[id(e)] = x  # a non-leaf input: backward(inputs=) fills its .grad
             else:
                 in_leaves[id(e)] = e
     order = _toposort(starts)
@@ -1884,8 +1884,12 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
             t = node._retain()
             if t is not None:
                 t.grad = np.array(g) if t.grad is None else _raw(t.grad) + g
-        if capture and id(node) in in_nodes:
-            captured[id(node)] = g
+        if in_nodes and id(node) in in_nodes:
+            if capture:
+                captured[id(node)] = g
+            else:
+                t = in_nodes[id(node)]
+                t.grad = np.array(g) if t.grad is None else _raw(t.grad) + g
         if run is not None and id(node) not in run:
             continue
         if node._saved:
