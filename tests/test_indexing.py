@@ -54,7 +54,8 @@ def test_topk_kernel_matches_reference(backend, dtype):
     skip_if_missing(backend, "topk")
     rng = np.random.default_rng(0)
     c = max_size(backend, 3000)
-    cases = [(_tied(rng, (4, c), dtype), min(50, c)), (rng.standard_normal((3, c)).astype(dtype), c),
+    cases = [(_tied(rng, (4, c), dtype), min(50, c)),
+             (rng.standard_normal((3, c)).astype(dtype), c),
              (_tied(rng, (5, 17), dtype), 1), (np.full((2, 40), np.nan, dtype), 7)]
     x = _tied(rng, (6, 2 * c), dtype)[:, ::2]                     # strided
     x[0, :5] = np.nan
