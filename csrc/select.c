@@ -5,8 +5,8 @@
  * This file is its own template: the kernel section (FNN_SELECT_KERNELS) is compiled once for
  * float and once for double. No SIMD paths: topk's hot loop is a compare against the heap's
  * worst value, which GCC vectorizes at -O3 (with no-trapping-math, below), and multinomial's
- * sums are sequential by
- * definition (every backend must add in the same order to draw the same samples). */
+ * sums are sequential by definition (every backend must add in the same order to draw the same
+ * samples). */
 #ifdef FNN_SELECT_KERNELS /* -------------- kernels, once per dtype: T, FN(name) -------------- */
 
 typedef struct { T v; int64_t i; } FN(pair);
