@@ -66,6 +66,12 @@ autograd.function = _types.SimpleNamespace(Function=_tensor_module.Function,
                                           FunctionCtx=_tensor_module.FunctionCtx,
                                           once_differentiable=_tensor_module._once_differentiable)
 _sys.modules["fastnn.autograd"] = autograd
+
+# fastnn.linalg: torch.linalg's norms
+linalg = _types.ModuleType("fastnn.linalg", "torch.linalg's norms on fastnn tensors")
+linalg.norm, linalg.vector_norm = _tensor_module.linalg_norm, _tensor_module.vector_norm
+linalg.matrix_norm = _tensor_module.matrix_norm
+_sys.modules["fastnn.linalg"] = linalg
 from .serialization import save, load, CheckpointError
 # the device modules (torch.cuda, torch.accelerator, torch.random, torch.backends' flags) and
 # the names PyTorch has at top level from them

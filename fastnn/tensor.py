@@ -4595,3 +4595,48 @@ _OUT = {name: _with_out(globals()[name]) for name in (
     "softmax", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var", "all", "any",
     "logsumexp", "norm", "squeeze", "unsqueeze", "count_nonzero", "split", "chunk", "unbind",
     "flip", "roll")}
+
+
+# ---------------------------------------------------------------- torch.linalg (norms)
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.vector_norm: the ord-norm over dim (all elements when None)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    if ord == 2:
+        return sqrt(sum(x * x, dim, keepdim))
+    if ord in (math.inf, float("inf")):
+        return amax(abs(x), dim, keepdim)
+    if ord in (-math.inf, float("-inf")):
+        return amin(abs(x), dim, keepdim)
+    if ord == 0:
+        return sum(ne(x, 0).to(x.data.dtype), dim, keepdim)
+    if ord == 1:
+        return sum(abs(x), dim, keepdim)
+    return pow(sum(pow(abs(x), ord), dim, keepdim), 1.0 / ord)
+
+
+def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """torch.linalg.matrix_norm for ord 'fro', 1, -1, inf, -inf (no spectral norms)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    d0, d1 = dim
+    if ord == "fro":
+        return sqrt(sum(x * x, (d0, d1), keepdim))
+    if ord in (1, -1, math.inf, -math.inf):
+        inner, outer = (d0, d1) if ord in (1, -1) else (d1, d0)
+        s = sum(abs(x), inner, keepdim=True)
+        r = amax(s, outer, keepdim=True) if ord > 0 else amin(s, outer, keepdim=True)
+        return r if keepdim else squeeze(r, (d0, d1))
+    raise NotImplementedError(f"matrix_norm: ord={ord!r} is not supported (only 'fro', 1, -1, "
+                              f"inf, -inf)")
+
+
+def linalg_norm(x, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.norm: a vector norm (1-D input, or an int dim) or a matrix norm (2 dims)."""
+    if isinstance(dim, int) or (dim is None and (ord is None or x.data.ndim == 1)):
+        return vector_norm(x, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    if dim is None:
+        dim = (-2, -1)
+    if len(dim) == 1:
+        return vector_norm(x, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(x, "fro" if ord is None else ord, tuple(dim), keepdim, dtype=dtype)

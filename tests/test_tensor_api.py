@@ -439,3 +439,23 @@ def test_numpy_style_axis_and_keepdims_as_torch():
               lambda L, x: x.unsqueeze(axis=0), lambda L, x: x.argmax(axis=1)):
         np.testing.assert_allclose(_np(f(fastnn, fastnn.tensor(a))), _np(f(torch, torch.tensor(a))),
                                    rtol=1e-12)
+
+
+@needs_torch
+def test_linalg_norms_match_torch():
+    a = _rnd(3, 4)
+    cases = [lambda L, x: L.linalg.norm(x), lambda L, x: L.linalg.norm(x, dim=1),
+             lambda L, x: L.linalg.vector_norm(x, 3, dim=0), lambda L, x: L.linalg.matrix_norm(x),
+             lambda L, x: L.linalg.matrix_norm(x, 1),
+             lambda L, x: L.linalg.matrix_norm(x, float("inf")),
+             lambda L, x: L.linalg.norm(x, ord=1, dim=(0, 1)),
+             lambda L, x: L.linalg.vector_norm(x, float("inf"))]
+    for f in cases:
+        res = []
+        for lib in (fastnn, torch):
+            x = lib.tensor(a, requires_grad=True)
+            y = f(lib, x)
+            y.sum().backward()
+            res.append((_np(y), np.array(x.grad)))
+        np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+        np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
