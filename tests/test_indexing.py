@@ -781,3 +781,19 @@ def test_top_k_top_p_sampling_step_as_in_pytorch_programs():
     ids = got.multinomial(num_samples=1)
     assert tuple(ids.shape) == (3, 1) and ids.dtype == fastnn.int64
     assert (_np(got)[np.arange(3), _np(ids)[:, 0]] > 0).all()
+
+
+@needs_torch
+def test_masked_select_matches_torch():
+    """masked_select lives in fastnn/tensor.py; issue 11's item 5 lists it with these."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((3, 4))
+    for m in (x > 0, (x > 0)[0]):                       # a broadcast mask too
+        a, ta = _ft(x, True), _tt(x, True)
+        g = fastnn.masked_select(a, fastnn.tensor(m))
+        t = torch.masked_select(ta, torch.from_numpy(m))
+        np.testing.assert_array_equal(_np(g), t.detach().numpy())
+        w = rng.standard_normal(tuple(t.shape))
+        (g * _ft(w)).sum().backward()
+        (t * _tt(w)).sum().backward()
+        np.testing.assert_allclose(_grad(a), ta.grad.numpy())
