@@ -22,7 +22,8 @@ scatter(-add) the gradient back to where each value came from; gather and take_a
 scatter-add it; scatter and scatter_add gather it for src (and zero it,
 for scatter, where input was overwritten); index_select index-adds it; index_add index-selects
 it; cumsum's is the reversed cumsum; cumprod's handles zeros exactly (the first zero of a slice
-gets the product of the others, the ones after it get 0), as PyTorch's does.
+gets the product of the others, the ones after it get 0), as PyTorch's does. All but cumprod,
+scatter_reduce and scatter with reduce= also record their backward on Tensors (create_graph=True).
 
 topk on float32/float64 runs the `topk` kernel (the current backend); other dtypes and the rest
 use numpy. Index errors are IndexRangeError: both an IndexError and a RuntimeError (PyTorch
@@ -124,6 +125,18 @@ def _order(d, ax, descending):
     return (n - 1) - np.flip(rev, ax)
 
 
+def _scatter_back_t(shape, ax, idx, out_shape, add=False):
+    """The same backward on Tensors (recorded, for create_graph): g scattered (or scatter-added,
+    where positions repeat) into zeros of `shape` at idx along ax, reshaped to out_shape."""
+    idx = np.ascontiguousarray(idx)
+
+    def tb(g):
+        z = Tensor(np.zeros(shape, g.data.dtype))
+        fn = scatter_add if add else scatter
+        return (fn(z, ax, idx, g.reshape(idx.shape)).reshape(out_shape),)
+    return tb
+
+
 def _scatter_back(shape, ax, idx, dtype):
     """Backward of 'values taken from positions idx along ax' (positions distinct per slice)."""
     def backward(g):
@@ -162,7 +175,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
         values, idx = values.reshape(()), idx.reshape(())
     ix = idx.reshape(x.shape[:ax] + (k,) + x.shape[ax + 1:])
     bw = _scatter_back(x.shape, ax, ix, d.dtype)
-    v = _node(values, (a,), (lambda g: (bw(g.reshape(ix.shape))[0].reshape(d.shape),)))
+    v = _node(values, (a,), (lambda g: (bw(g.reshape(ix.shape))[0].reshape(d.shape),)),
+              tb=_scatter_back_t(x.shape, ax, ix, d.shape))
     return return_types.topk(v, Tensor(idx.astype(np.int64)))
 
 
@@ -177,7 +191,8 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):
     values = np.take_along_axis(x, idx, axis=ax)
     bw = _scatter_back(x.shape, ax, idx, d.dtype)
     v = _node(values.reshape(d.shape), (a,),
-              lambda g: (bw(g.reshape(idx.shape))[0].reshape(d.shape),))
+              lambda g: (bw(g.reshape(idx.shape))[0].reshape(d.shape),),
+              tb=_scatter_back_t(x.shape, ax, idx, d.shape))
     return return_types.sort(v, Tensor(idx.reshape(d.shape).astype(np.int64)))
 
 
@@ -202,7 +217,8 @@ def _pick(a, d, x, ax, pos_idx, keepdim, kind):
         values.shape[:ax] + values.shape[ax + 1:]
     bw = _scatter_back(x.shape, ax, pos_idx, d.dtype)
     v = _node(values.reshape(out_shape), (a,),
-              lambda g: (bw(g.reshape(pos_idx.shape))[0].reshape(d.shape),))
+              lambda g: (bw(g.reshape(pos_idx.shape))[0].reshape(d.shape),),
+              tb=_scatter_back_t(x.shape, ax, pos_idx, d.shape))
     return getattr(return_types, kind)(v, Tensor(pos_idx.reshape(out_shape).astype(np.int64)))
 
 
@@ -273,7 +289,8 @@ def _cumextreme(input, dim, kind):
         gi = np.zeros(x.shape, g.dtype)
         np.add.at(gi, full, g.reshape(x.shape))
         return (gi.reshape(d.shape),)
-    v = _node(values.reshape(d.shape), (a,), backward)
+    v = _node(values.reshape(d.shape), (a,), backward,
+              tb=_scatter_back_t(x.shape, ax, idx, d.shape, add=True))
     return getattr(return_types, kind)(v, Tensor(idx.reshape(d.shape)))
 
 
@@ -448,7 +465,8 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         gi = np.zeros(x.shape, g.dtype)
         np.add.at(gi, full, g.reshape(ix.shape))
         return (gi.reshape(shape),)
-    return _node(values.reshape(idx.shape), (a,), backward)
+    return _node(values.reshape(idx.shape), (a,), backward,
+                 tb=_scatter_back_t(x.shape, ax, ix, shape, add=True))
 
 
 def take_along_dim(input, indices, dim=None, *, out=None):
@@ -527,7 +545,16 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         gs = np.zeros(sshape if len(sshape) else (1,), g.dtype)
         gs[_head(ix.shape)] = gx[full]
         return gi.reshape(d.shape), gs.reshape(sshape)
-    return _node(out, parents, backward)
+
+    def tb(g):
+        gx = g.reshape(x.shape)
+        gi = (scatter(gx, ax, ix, 0.0) if reduce is None else gx).reshape(d.shape)
+        if s is None:
+            return (gi,)
+        return gi, gather(gx, ax, ix).reshape(sshape)
+    same = s is None or tuple(ix.shape) == tuple(s.data.shape) or \
+        (s.data.ndim == 0 and ix.shape == (1,))
+    return _node(out, parents, backward, tb=tb if same else None)
 
 
 def scatter_add(input, dim, index, src):
@@ -619,7 +646,12 @@ def index_select(input, dim, index):
         np.add.at(np.moveaxis(gi, ax, 0), idx, np.moveaxis(g.reshape(values.shape if d.ndim
                                                                      else (idx.size,)), ax, 0))
         return (gi.reshape(d.shape),)
-    return _node(values, (a,), backward)
+
+    def tb(g):
+        z = Tensor(np.zeros(x.shape, g.data.dtype))
+        gv = g.reshape(values.shape if d.ndim else (idx.size,))
+        return (index_add(z, ax, idx, gv).reshape(d.shape),)
+    return _node(values, (a,), backward, tb=tb)
 
 
 def index_add(input, dim, index, source, *, alpha=1):
@@ -650,7 +682,11 @@ def index_add(input, dim, index, source, *, alpha=1):
         if alpha != 1:
             gs = gs * alpha
         return g, gs.astype(g.dtype, copy=False).reshape(sd.shape)
-    return _node(out.reshape(d.shape), (a, s), backward)
+
+    def tb(g):
+        gs = index_select(g.reshape(x.shape), ax, idx)
+        return g, (gs if alpha == 1 else gs * alpha).reshape(sd.shape)
+    return _node(out.reshape(d.shape), (a, s), backward, tb=tb)
 
 
 # ---------------------------------------------------------------- scans
@@ -676,9 +712,13 @@ def cumsum(input, dim, *, dtype=None, out=None):
         gx = g.reshape(x.shape)
         gi = np.flip(np.cumsum(np.flip(gx, ax), axis=ax), ax)
         return (gi.reshape(d.shape).astype(src, copy=False),)
+    def tb(g):
+        gx = g.reshape(x.shape)
+        gi = cumsum(gx.flip(ax), ax).flip(ax).reshape(d.shape)
+        return (gi if gi.dtype == src else gi.to(src),)
     if d.dtype.kind != "f" or dt.kind != "f":
         return Tensor(y)
-    return _node(y, (a,), backward)
+    return _node(y, (a,), backward, tb=tb)
 
 
 def _cumprod_grad(x, y, g, ax):

@@ -797,3 +797,34 @@ def test_masked_select_matches_torch():
         (g * _ft(w)).sum().backward()
         (t * _tt(w)).sum().backward()
         np.testing.assert_allclose(_grad(a), ta.grad.numpy())
+
+
+@needs_torch
+def test_double_backward_matches_torch():
+    """create_graph=True through the selection ops: the gradient of |dL/dx|^2 as PyTorch's."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 5))
+    idx = np.array([[0, 4, 4], [1, 1, 2], [3, 0, 2]])
+    perm = np.array([[2, 0, 1], [0, 2, 1], [1, 0, 2]])          # distinct per column: scatter
+    cases = [
+        (lambda m, v: m.topk(v, 2, 1).values, None),
+        (lambda m, v: m.sort(v, 0).values, None),
+        (lambda m, v: m.median(v, 1).values, None),
+        (lambda m, v: m.cummax(v, 1).values, None),
+        (lambda m, v: m.cumsum(v, 1) * m.cumsum(v, 1), None),
+        (lambda m, v, i: m.gather(v, 1, i), idx),
+        (lambda m, v, i: m.scatter_add(v, 1, i, v[:, :3] * 2), idx),
+        (lambda m, v, i: m.scatter(v, 0, i, v[:, :3] * 2), perm),
+        (lambda m, v, i: m.index_select(v, 1, i[0]), idx),
+        (lambda m, v, i: m.index_add(v, 1, i[0], v[:, :3], alpha=2), idx),
+    ]
+    for fn, ix in cases:
+        a, t = _ft(x, True), _tt(x, True)
+        args_f = () if ix is None else (_ft(ix),)
+        args_t = () if ix is None else (torch.from_numpy(ix),)
+        g, = fastnn.autograd.grad(fn(I, a * a * a, *args_f).sum(), a, create_graph=True)
+        gt, = torch.autograd.grad(fn(torch, t * t * t, *args_t).sum(), t, create_graph=True)
+        np.testing.assert_allclose(_np(g), gt.detach().numpy(), rtol=1e-12)
+        (g * g).sum().backward()
+        (gt * gt).sum().backward()
+        np.testing.assert_allclose(_grad(a), t.grad.numpy(), rtol=1e-10)
