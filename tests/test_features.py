@@ -104,6 +104,19 @@ def test_reinitialized_is_a_fresh_copy(trained):
     assert np.allclose(np.asarray(fresh[1].running_var.data), 1.0)
 
 
+def test_filter_structure():
+    from fastnn.models.features import filter_structure
+    flat = np.ones((1, 3, 3, 3))
+    x = np.tile(np.array([-1.0, 0, 1]), (3, 1))
+    edge = np.stack([x, x, x])[None]                     # a vertical edge in every channel
+    noise = np.random.default_rng(0).standard_normal((4000, 3, 3, 3))
+    fs = filter_structure(np.concatenate([flat, edge]))
+    assert np.allclose(fs["per_filter"], [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    r = filter_structure(noise)
+    assert abs(r["flat"] - 1 / 9) < 0.01 and abs(r["ramp"] - 2 / 9) < 0.01
+    assert np.allclose(r["per_filter"].sum(axis=1), 1)
+
+
 def test_helpers():
     x = np.random.default_rng(0).random((2, 3, 9, 9)).astype(np.float32)
     b = gaussian_blur(x, 0.8)
@@ -158,6 +171,8 @@ def test_write_features(trained, tmp_path):
     assert ctrl["layers"] == table["layers"] and ctrl["targets"] == table["targets"]
     assert ctrl["accuracy"]["object class"][0] == table["accuracy"]["object class"][0]  # pixels
     assert len(table["stderr"]["object class"]) == 4
+    f = table["filters"]
+    assert abs(f["flat"] + f["ramp"] + f["rest"] - 1) < 1e-9 and "random_weights" in f
 
 
 def test_cli_refuses_a_checkpoint_without_a_cnn(tmp_path, capsys):

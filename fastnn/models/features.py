@@ -18,7 +18,7 @@ from .. import nn
 from ..tensor import Tensor, no_grad
 
 __all__ = ["ConvStages", "maximize_activation", "top_images", "gaussian_blur",
-           "pick_channels", "reinitialized"]
+           "pick_channels", "reinitialized", "filter_structure"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
 _HEAD = ("Flatten", "Linear", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout")
@@ -161,6 +161,34 @@ def reinitialized(model, seed=0):
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()
     return fresh
+
+
+def filter_structure(weight):
+    """How edge-like conv filters (O, I, kH, kW) are: each filter's squared weights split into
+    a flat part (its mean per input channel: a colour / brightness detector), a linear ramp
+    (a plane across the window: an oriented edge detector; its angle is the edge's
+    orientation) and the rest (finer structure). The three are orthogonal, so the fractions
+    add up to 1. For weights drawn at random they are about 1/k^2, 2/k^2 and the rest.
+
+    Returns {"flat", "ramp", "rest"}: the means over the filters, and "per_filter": an (O, 3)
+    array of the fractions."""
+    w = np.asarray(getattr(weight, "data", weight), np.float64)
+    o, i, kh, kw = w.shape
+    yy, xx = np.mgrid[0:kh, 0:kw].astype(np.float64)
+    xx -= xx.mean()
+    yy -= yy.mean()
+    total = (w ** 2).sum(axis=(1, 2, 3))
+    mean = w.mean(axis=(2, 3))
+    flat = (mean ** 2).sum(axis=1) * kh * kw
+    ramp = np.zeros(o)
+    for basis in (xx, yy):
+        norm = (basis ** 2).sum()
+        if norm > 0:
+            ramp += ((w * basis).sum(axis=(2, 3)) ** 2).sum(axis=1) / norm
+    total = np.where(total > 0, total, 1.0)
+    per = np.stack([flat / total, ramp / total, 1 - (flat + ramp) / total], axis=1)
+    return {"flat": float(per[:, 0].mean()), "ramp": float(per[:, 1].mean()),
+            "rest": float(per[:, 2].mean()), "per_filter": per}
 
 
 def gaussian_blur(x, sigma=0.5):

@@ -27,8 +27,8 @@ from ..errors import require
 from ..serialization import CheckpointError
 from .common_cli import (Parser, add_runtime_options, nonnegative_int, positive_int,
                          runs_path, setup_runtime)
-from .features import (ConvStages, maximize_activation, pick_channels, reinitialized,
-                       top_images)
+from .features import (ConvStages, filter_structure, maximize_activation, pick_channels,
+                       reinitialized, top_images)
 from .probes import format_table, probe_features, run_probes, shapes_targets
 
 DEFAULT_OUT = runs_path("features")
@@ -123,6 +123,19 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
                 "the difference)")
             log(format_table(ctrl))
         seconds["probes"] = time.perf_counter() - t
+        w = stages.convs[0].weight
+        fs = filter_structure(w)
+        fs0 = filter_structure(reinitialized(model, seed + 1).state_dict()[
+            _weight_key(model, stages.convs[0])]) if control else None
+        table["filters"] = {k: fs[k] for k in ("flat", "ramp", "rest")}
+        msg = (f"first-layer filters: {fs['flat']:.0%} of their squared weights is flat "
+               f"(colour/brightness), {fs['ramp']:.0%} a linear ramp (an oriented edge), "
+               f"{fs['rest']:.0%} finer structure")
+        if fs0 is not None:
+            table["filters"]["random_weights"] = {k: fs0[k] for k in ("flat", "ramp", "rest")}
+            msg += (f"; with random weights {fs0['flat']:.0%}, {fs0['ramp']:.0%}, "
+                    f"{fs0['rest']:.0%}")
+        log(msg)
         paths["probes.json"] = os.path.join(out, "probes.json")
         with open(paths["probes.json"], "w") as f:
             json.dump(table, f, indent=1)
@@ -192,6 +205,14 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
                               "the channel; top: the training images that excite it most. "
                               "Numbers: held-out linear-probe accuracy of the stage.")
     return {"paths": paths, "table": table, "seconds": seconds}
+
+
+def _weight_key(model, conv):
+    """The state-dict key of conv's weight inside model."""
+    for name, m in model.named_modules():
+        if m is conv:
+            return f"{name}.weight" if name else "weight"
+    raise ValueError("the first Conv2d is not a submodule of the model")
 
 
 def main(argv):
