@@ -1454,8 +1454,11 @@ class Tensor:
         return reshape(self, other.shape)
 
     def view(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, numbers.Integral)):
-            return self.to(shape[0])  # view(dtype): only same-size casts are views in PyTorch
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, Size, numbers.Integral)):
+            # view(dtype): the same bytes read as another dtype, sharing storage (no gradient)
+            t = Tensor(self.data.view(_dtype(shape[0])))
+            t._vc = self._vc
+            return t
         return view(self, *shape)
 
     def view_as(self, other):
@@ -1678,6 +1681,14 @@ class Tensor:
 
     def log_softmax(self, dim=-1, dtype=None):
         return log_softmax(self if dtype is None else self.to(dtype), dim)
+
+    def new(self, *args):
+        """The legacy x.new(sizes...) / x.new(data): a tensor of this dtype."""
+        if not args:
+            return Tensor(np.zeros(0, self.data.dtype))
+        if builtins.all(isinstance(a, numbers.Integral) for a in args):
+            return Tensor(np.zeros(args, self.data.dtype))
+        return tensor(args[0], dtype=self.data.dtype)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         dt = _dtype(dtype) or self.data.dtype
