@@ -164,7 +164,7 @@ class _Eval:
 
 # settings per data set: those `fastnn train cnn` uses unless told otherwise
 PRESETS = {
-    "digits": dict(epochs=20, batch_size=32, lr=4e-3, weight_decay=5e-4, channels=(16, 32, 64),
+    "digits": dict(epochs=20, batch_size=32, lr=6e-3, weight_decay=0.05, channels=(32, 64, 128),
                    dropout=0.25, shift=0, flip=False, max_time=30.0),
     "shapes": dict(epochs=4, batch_size=64, lr=4e-3, weight_decay=5e-4, channels=(16, 32, 64),
                    dropout=0.1, shift=2, flip=True, max_time=180.0),
