@@ -124,6 +124,15 @@ def test_helpers():
     assert np.array_equal(gaussian_blur(x, 0), x)
     pooled = np.array([[0, 5, 1], [0, 1, 2], [0, 9, 3.0]])
     assert pick_channels(pooled, 2).tolist() == [1, 2]           # the constant channel is left out
+    # with labels: the most selective channel of each class in turn
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 50)
+    acts = rng.random((150, 5))
+    acts[labels == 2, 3] += 3          # channel 3 fires for class 2
+    acts[labels == 0, 1] += 2          # channel 1 for class 0
+    acts[labels == 0, 4] += 1          # channel 4 too, less
+    got = pick_channels(acts, 3, labels).tolist()
+    assert got[:2] == [3, 1] and len(set(got)) == 3
     assert top_images(pooled, [1, 2], k=2).tolist() == [[2, 0], [2, 1]]
     assert pixel_features(np.ones((2, 3, 32, 32))).shape == (2, 3 * 8 * 8)
     assert pixel_features(np.ones((2, 1, 8, 8))).shape == (2, 64)        # digits: every pixel

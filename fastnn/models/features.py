@@ -260,12 +260,31 @@ def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, ji
     return x, start, end
 
 
-def pick_channels(pooled, k):
-    """k channels to show: those whose pooled activation varies most across images (dead or
-    constant channels say nothing), in channel order."""
-    spread = np.asarray(pooled).std(axis=0)
-    order = np.argsort(-spread, kind="stable")[:min(k, len(spread))]
-    return np.sort(order)
+def pick_channels(pooled, k, labels=None):
+    """k channels to show. Without labels: those whose pooled activation varies most across
+    images (dead or constant channels say nothing), in channel order. With labels (one class
+    per image): the most class-selective channels (class mean minus overall mean, in standard
+    deviations), taking the best channel of each class in turn, so that the rows show the
+    different classes a stage separates (the same rule at every stage)."""
+    pooled = np.asarray(pooled, np.float64)
+    spread = pooled.std(axis=0)
+    k = min(int(k), pooled.shape[1])
+    if labels is None:
+        return np.sort(np.argsort(-spread, kind="stable")[:k])
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    z = np.stack([(pooled[labels == c].mean(axis=0) - pooled.mean(axis=0)) for c in classes])
+    z = z / np.where(spread > 0, spread, np.inf)
+    best_class, score = z.argmax(axis=0), z.max(axis=0)
+    chosen = []
+    by_class = [[ch for ch in np.argsort(-score, kind="stable") if best_class[ch] == i]
+                for i in range(len(classes))]
+    class_order = np.argsort([-score[b[0]] if b else np.inf for b in by_class], kind="stable")
+    while len(chosen) < k and any(by_class):
+        for i in class_order:
+            if by_class[i] and len(chosen) < k:
+                chosen.append(int(by_class[i].pop(0)))
+    return np.array(chosen, np.int64)
 
 
 def top_images(pooled, channels, k=4):

@@ -94,7 +94,7 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
     os.makedirs(out, exist_ok=True)
     paths, seconds = {}, {}
     t = time.perf_counter()
-    X_top, _, _ = _images(data, n_top, seed, "train")
+    X_top, y_top, _ = _images(data, n_top, seed, "train")
     X, y, attrs = _images(data, n_images, seed, "heldout")
     size = X.shape[-1]
     if X.shape[1] != stages.in_channels:
@@ -161,7 +161,7 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
     t = time.perf_counter()
     columns = []
     for k, name in enumerate(stages.names):
-        chans = pick_channels(pooled_top[k], channels)
+        chans = pick_channels(pooled_top[k], channels, y_top)
         best, a0, a1 = maximize_activation(stages, k, chans, size=size, steps=steps, seed=seed,
                                            jitter=1 if size < 16 else 2)
         log(f"{name}: activation maximization of channels {', '.join(map(str, chans))}: mean "
@@ -201,9 +201,10 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
     viz.layer_summary(columns, path=paths["summary.png"],
                       title="what each stage responds to, input side (left) to output side "
                             "(right)",
-                      caption="rows: channels. max: an input made by gradient ascent to excite "
-                              "the channel; top: the training images that excite it most. "
-                              "Numbers: held-out linear-probe accuracy of the stage.")
+                      caption="rows: each stage's most class-selective channels. max: an input "
+                              "made by gradient ascent to excite the channel; top: the training "
+                              "images that excite it most. Numbers: held-out linear-probe "
+                              "accuracy of the stage.")
     return {"paths": paths, "table": table, "seconds": seconds}
 
 
