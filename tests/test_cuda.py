@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from fastnn.kernels import dispatch as backends  # noqa: E402
-ref = fastnn.kernels.load("numpy")  # the numpy reference backend
+
+ref = backends.load("numpy")  # the numpy reference backend
 
 try:
     cu = backends.load("cuda").module
