@@ -20,6 +20,10 @@ static inline int omp_get_num_threads(void) { return 1; }
  * most CONV_PARTIAL_BYTES of partial dweights), handed out to the threads dynamically. */
 #define CONV_CHUNKS 8
 #define CONV_PARTIAL_BYTES ((int64_t)32 << 20)
+/* Small images go several to a GEMM, so that its n (columns) is at least about this. */
+#ifndef CONV_GROUP_COLS
+#define CONV_GROUP_COLS 512
+#endif
 #ifndef CONV_COL_MAX
 #define CONV_COL_MAX ((int64_t)1 << 21)
 #endif

@@ -27,11 +27,12 @@ static CONV_SFX(gemm_fn) CONV_SFX(pick_gemm)(void)
 }
 
 /* cols of one image's first `nch` channels (see above) for output rows [oy0, oy1): column
- * (oy - oy0)*ow + ox; x points at the image's first channel. */
+ * (oy - oy0)*ow + ox of rows ld apart (ld > the block's width when several images share the
+ * column buffer side by side); x points at the image's first channel. */
 static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t nch, int64_t oy0,
-                             int64_t oy1, T *restrict col)
+                             int64_t oy1, T *restrict col, int64_t ld)
 {
-    const int64_t L = (oy1 - oy0) * p->ow, ow = p->ow, sw = p->sw;
+    const int64_t L = ld, ow = p->ow, sw = p->sw;
     for (int64_t c = 0; c < nch; c++)
         for (int64_t i = 0; i < p->kh; i++)
             for (int64_t j = 0; j < p->kw; j++) {
@@ -60,9 +61,9 @@ static void CONV_SFX(im2col)(const fnn_conv_t *p, const T *restrict x, int64_t n
 /* The adjoint of im2col (same row range): x[...] += each column entry, onto the input position
  * it came from. */
 static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t nch, int64_t oy0,
-                             int64_t oy1, T *restrict x)
+                             int64_t oy1, T *restrict x, int64_t ld)
 {
-    const int64_t L = (oy1 - oy0) * p->ow, ow = p->ow, sw = p->sw;
+    const int64_t L = ld, ow = p->ow, sw = p->sw;
     for (int64_t c = 0; c < nch; c++)
         for (int64_t i = 0; i < p->kh; i++)
             for (int64_t j = 0; j < p->kw; j++) {
@@ -107,6 +108,20 @@ static int64_t CONV_SFX(block_rows)(const fnn_conv_t *p, int direct)
     return rows < 1 ? 1 : rows > p->oh ? p->oh : rows;
 }
 
+/* Images per GEMM: small images (few output positions) go several to a GEMM, side by side in
+ * the column buffer, so the GEMM's n is at least ~CONV_GROUP_COLS (a 64-column GEMM per 8x8
+ * image runs far below the GEMM's speed). Images in row blocks go one at a time. */
+static int64_t CONV_SFX(group_images)(const fnn_conv_t *p, int64_t rows)
+{
+    const int64_t L = p->oh * p->ow;
+    if (rows < p->oh || L >= CONV_GROUP_COLS) return 1;
+    int64_t nb = (CONV_GROUP_COLS + L - 1) / L;
+    const int64_t fit = CONV_COL_MAX / (p->c * p->kh * p->kw * L);
+    if (nb > fit) nb = fit;
+    if (nb > p->n) nb = p->n;
+    return nb < 1 ? 1 : nb;
+}
+
 /* Threads for a problem of `flops`, and whether they split the images (else the GEMMs). */
 static int CONV_SFX(plan)(const fnn_conv_t *p, double flops, int *per_image)
 {
@@ -122,36 +137,52 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
     const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
     const int64_t L = p->oh * p->ow, HW = p->h * p->w;
-    const int direct = conv_is_pointwise(p);
-    const int64_t rows = CONV_SFX(block_rows)(p, direct), bl_max = rows * p->ow;
+    const int64_t rows = CONV_SFX(block_rows)(p, conv_is_pointwise(p));
+    const int64_t nb = CONV_SFX(group_images)(p, rows);
+    const int direct = conv_is_pointwise(p) && nb == 1;  /* the image is its own cols */
     const int blocked = rows < p->oh;          /* then y's rows go through a scratch block */
+    const int64_t width = blocked ? rows * p->ow : nb * L;   /* columns of one GEMM, at most */
+    const int64_t col_size = direct ? 0 : G * K * width;
+    const int64_t tmp_size = blocked || nb > 1 ? p->co * width : 0;
+    const int64_t items = (p->n + nb - 1) / nb;
     int per_image;
     const int threads = CONV_SFX(plan)(p, 2.0 * p->n * p->co * K * L, &per_image);
-    const int team = per_image ? threads : 1;
+    const int team = per_image && items > 1 ? threads : 1;
     int failed = 0;
 
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
-        const int gemm_threads = per_image ? 1 : threads;
-        const int64_t col_size = direct ? 0 : G * K * bl_max;
-        T *col = direct && !blocked ? NULL
-                 : (T *)conv_buffer(sizeof(T) * (col_size + (blocked ? p->co * bl_max : 0)));
-        T *tmp = blocked && col ? col + col_size : NULL;
-        if ((!direct || blocked) && !col) failed = 1;
-        /* images handed out one at a time: a thread that loses its core for a while (a busy
-         * machine) does not hold the others up */
+        const int gemm_threads = team > 1 ? 1 : threads;
+        T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
+        T *tmp = tmp_size && col ? col + col_size : NULL;
+        if (col_size + tmp_size && !col) failed = 1;
+        /* groups of nb images handed out one at a time: a thread that loses its core for a
+         * while (a busy machine) does not hold the others up */
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t img = 0; img < p->n; img++) {
+        for (int64_t item = 0; item < items; item++) {
             if (failed) continue;
-            {
-                const T *xi = x + img * p->c * HW;
-                T *yi = y + img * p->co * L;
+            const int64_t i0 = item * nb, m = i0 + nb <= p->n ? nb : p->n - i0;
+            if (m > 1) {                       /* m images side by side: one GEMM per group */
+                const int64_t ld = m * L;
+                for (int64_t i = 0; i < m; i++)
+                    CONV_SFX(im2col)(p, x + (i0 + i) * p->c * HW, p->c, 0, p->oh, col + i * L,
+                                     ld);
+                for (int64_t g = 0; g < G; g++)
+                    gemm(cog, ld, K, 1, w + g * cog * K, 0, col + g * K * ld, 0, 0,
+                         tmp + g * cog * ld, gemm_threads);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t o = 0; o < p->co; o++)
+                        memcpy(y + ((i0 + i) * p->co + o) * L, tmp + o * ld + i * L,
+                               sizeof(T) * L);
+            } else {                           /* one image, in blocks of output rows */
+                const T *xi = x + i0 * p->c * HW;
+                T *yi = y + i0 * p->co * L;
                 for (int64_t oy0 = 0; oy0 < p->oh; oy0 += rows) {
                     const int64_t oy1 = oy0 + rows < p->oh ? oy0 + rows : p->oh;
                     const int64_t bl = (oy1 - oy0) * p->ow;
                     const T *b = xi;
                     if (!direct) {
-                        CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col);
+                        CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col, bl);
                         b = col;
                     }
                     T *c = blocked ? tmp : yi;
@@ -162,13 +193,14 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
                         for (int64_t o = 0; o < p->co; o++)
                             memcpy(yi + o * L + oy0 * p->ow, tmp + o * bl, sizeof(T) * bl);
                 }
-                if (bias)
+            }
+            if (bias)
+                for (int64_t i = i0; i < i0 + m; i++)
                     for (int64_t o = 0; o < p->co; o++) {
                         const T bo = bias[o];
-                        T *row = yi + o * L;
+                        T *row = y + (i * p->co + o) * L;
                         for (int64_t l = 0; l < L; l++) row[l] += bo;
                     }
-            }
         }
     }
     return failed ? -1 : 0;
@@ -180,26 +212,31 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     const CONV_SFX(gemm_fn) gemm = CONV_SFX(pick_gemm)();
     const int64_t G = p->groups, cog = p->co / G, K = p->c / G * p->kh * p->kw;
     const int64_t L = p->oh * p->ow, HW = p->h * p->w, wsize = p->co * K;
-    const int direct = conv_is_pointwise(p);
-    const int64_t rows = CONV_SFX(block_rows)(p, direct), bl_max = rows * p->ow;
+    const int64_t rows = CONV_SFX(block_rows)(p, conv_is_pointwise(p));
+    const int64_t nb = CONV_SFX(group_images)(p, rows);
+    const int direct = conv_is_pointwise(p) && nb == 1;
     const int blocked = rows < p->oh;          /* then dy's rows are copied to a scratch block */
+    const int64_t width = blocked ? rows * p->ow : nb * L;
+    const int mm = dx || dw;                   /* any GEMM work at all */
+    const int64_t col_size = mm && !direct ? G * K * width : 0;
+    const int64_t tmp_size = mm && (blocked || nb > 1) ? p->co * width : 0;
     const double flops = 2.0 * p->n * p->co * K * L * ((dx != NULL) + (dw != NULL))
                          + 1.0 * p->n * p->co * L;
     int per_image;
     const int threads = CONV_SFX(plan)(p, flops, &per_image);
-    const int team = per_image ? threads : 1;
-    const int64_t col_size = !direct && (dx || dw) ? G * K * bl_max : 0;
-    const int64_t tmp_size = blocked && (dx || dw) ? p->co * bl_max : 0;
     /* The images go in `chunks` fixed groups, handed out one at a time (a thread that loses its
      * core for a while does not hold the others up). Each group sums its own partial dw (T) and
      * db (double); the partials are added in order at the end, so the result is the same for
      * any number of threads (unless dw is so large that fewer partials must do). */
-    int64_t chunks = p->n;
+    const int64_t items = (p->n + nb - 1) / nb;
+    int64_t chunks = items;
     if (dw || db) {
-        chunks = p->n < CONV_CHUNKS ? p->n : CONV_CHUNKS;
+        chunks = items < CONV_CHUNKS ? items : CONV_CHUNKS;
         const int64_t fit = CONV_PARTIAL_BYTES / (int64_t)(sizeof(T) * wsize);
-        if (dw && chunks > fit) chunks = fit > team ? fit : team;
+        if (dw && chunks > fit) chunks = fit > threads ? fit : threads;
+        if (chunks > items) chunks = items;
     }
+    const int team = per_image && chunks > 1 ? threads : 1;
     T *dw_part = dw ? (T *)calloc((size_t)(chunks * wsize), sizeof(T)) : NULL;
     double *db_part = db ? (double *)calloc((size_t)(chunks * p->co), sizeof(double)) : NULL;
     if ((dw && !dw_part) || (db && !db_part)) {
@@ -211,7 +248,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
 
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
-        const int gemm_threads = per_image ? 1 : threads;
+        const int gemm_threads = team > 1 ? 1 : threads;
         T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
         T *tmp = tmp_size && col ? col + col_size : NULL;
         if (col_size + tmp_size && !col) failed = 1;
@@ -220,14 +257,47 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
             if (failed) continue;
             T *dwt = dw ? dw_part + ch * wsize : NULL;
             double *dbt = db ? db_part + ch * p->co : NULL;
-            for (int64_t img = p->n * ch / chunks; img < p->n * (ch + 1) / chunks; img++) {
-                const T *dyi = dy + img * p->co * L;
-                const T *xi = dwt ? x + img * p->c * HW : NULL;
-                T *dxi = dx ? dx + img * p->c * HW : NULL;
-                if (dbt)
-                    for (int64_t o = 0; o < p->co; o++) dbt[o] += CONV_SFX(row_sum)(dyi + o * L, L);
+            /* this chunk's images: whole groups of nb (items ch*items/chunks ...) */
+            const int64_t lo = items * ch / chunks * nb;
+            const int64_t hi_ = items * (ch + 1) / chunks * nb, hi = hi_ < p->n ? hi_ : p->n;
+            if (dbt)
+                for (int64_t img = lo; img < hi; img++)
+                    for (int64_t o = 0; o < p->co; o++)
+                        dbt[o] += CONV_SFX(row_sum)(dy + (img * p->co + o) * L, L);
+            for (int64_t i0 = lo; i0 < hi && mm; i0 += nb) {
+                const int64_t m = i0 + nb <= hi ? nb : hi - i0;
+                if (m > 1) {                   /* m images side by side */
+                    const int64_t ld = m * L;
+                    for (int64_t i = 0; i < m; i++)     /* dY of the m images: (co x m*L) */
+                        for (int64_t o = 0; o < p->co; o++)
+                            memcpy(tmp + o * ld + i * L, dy + ((i0 + i) * p->co + o) * L,
+                                   sizeof(T) * L);
+                    if (dwt) {
+                        for (int64_t i = 0; i < m; i++)
+                            CONV_SFX(im2col)(p, x + (i0 + i) * p->c * HW, p->c, 0, p->oh,
+                                             col + i * L, ld);
+                        for (int64_t g = 0; g < G; g++)
+                            gemm(K, cog, ld, 1, col + g * K * ld, 0, tmp + g * cog * ld, 1, 1,
+                                 dwt + g * cog * K, gemm_threads);
+                    }
+                    if (dx) {
+                        for (int64_t g = 0; g < G; g++)
+                            gemm(K, ld, cog, 1, w + g * cog * K, 1, tmp + g * cog * ld, 0, 0,
+                                 col + g * K * ld, gemm_threads);
+                        for (int64_t i = 0; i < m; i++) {
+                            T *dxi = dx + (i0 + i) * p->c * HW;
+                            memset(dxi, 0, sizeof(T) * p->c * HW);
+                            CONV_SFX(col2im)(p, col + i * L, p->c, 0, p->oh, dxi, ld);
+                        }
+                    }
+                    continue;
+                }
+                /* one image, in blocks of output rows */
+                const T *dyi = dy + i0 * p->co * L;
+                const T *xi = dwt ? x + i0 * p->c * HW : NULL;
+                T *dxi = dx ? dx + i0 * p->c * HW : NULL;
                 if (dxi && !direct) memset(dxi, 0, sizeof(T) * p->c * HW);
-                for (int64_t oy0 = 0; oy0 < p->oh && (dwt || dxi); oy0 += rows) {
+                for (int64_t oy0 = 0; oy0 < p->oh; oy0 += rows) {
                     const int64_t oy1 = oy0 + rows < p->oh ? oy0 + rows : p->oh;
                     const int64_t bl = (oy1 - oy0) * p->ow;
                     const T *dyb = dyi;                /* this block of dY, (co x bl) */
@@ -239,7 +309,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                     if (dwt) {
                         const T *b = xi;
                         if (!direct) {
-                            CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col);
+                            CONV_SFX(im2col)(p, xi, p->c, oy0, oy1, col, bl);
                             b = col;
                         }
                         /* dW[g]^T (K x co/g) += cols[g] @ dY[g]^T: the long side as the GEMM's
@@ -253,14 +323,14 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                         for (int64_t g = 0; g < G; g++)
                             gemm(K, bl, cog, 1, w + g * cog * K, 1, dyb + g * cog * bl, 0, 0,
                                  out + g * K * bl, gemm_threads);
-                        if (!direct) CONV_SFX(col2im)(p, col, p->c, oy0, oy1, dxi);
+                        if (!direct) CONV_SFX(col2im)(p, col, p->c, oy0, oy1, dxi, bl);
                     }
                 }
             }
         }
     }
     if (!failed) {
-        if (dw) {   /* add up the threads' dW[g]^T and transpose them into dw */
+        if (dw) {   /* add up the chunks' dW[g]^T in order and transpose them into dw */
             for (int64_t t = 1; t < chunks; t++)
                 for (int64_t e = 0; e < wsize; e++) dw_part[e] += dw_part[t * wsize + e];
             for (int64_t g = 0; g < G; g++)
