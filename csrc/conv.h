@@ -11,7 +11,10 @@
  * the OpenMP threads (each GEMM single-threaded) when there are at least as many images as
  * threads; otherwise images run one after another with a multi-threaded GEMM. A 1x1, stride-1,
  * unpadded convolution multiplies the image in place (no im2col). An image whose columns exceed
- * CONV_COL_MAX values (8 MiB of floats; conv.c) is done in blocks of output rows.
+ * CONV_COL_MAX values (8 MiB of floats; conv.c) is done in blocks of output rows; small images
+ * go several to a GEMM, side by side in the column buffer (CONV_GROUP_COLS). Work is handed out
+ * to the threads dynamically; dweight and dbias are summed over at most 8 fixed groups of
+ * images and added in order, so results do not depend on the thread count.
  *
  * Why explicit im2col and not columns packed straight into the GEMM's panels: the GEMM's packing
  * routines and micro-kernels are private to gemm_driver.h / gemm_<isa>.c, and its entry points
