@@ -2,7 +2,7 @@
 training are in cnn.py).
 
     fastnn train cnn                                  # the digits (8x8); writes runs/cnn.npz
-    fastnn train cnn --data shapes --out runs/shapes_cnn.npz     # 32x32 RGB objects (~1-3 min)
+    fastnn train cnn --data shapes --out runs/cnn_shapes.npz     # 32x32 RGB objects (~1-3 min)
     fastnn eval cnn --checkpoint runs/cnn.npz
 
 Options left unset take the data set's preset (fastnn.models.cnn.PRESETS, shown in --help). A
@@ -34,7 +34,7 @@ def _train_parser():
                description="Train a small CNN (conv-bn-relu-maxpool stages, then a linear layer)\n"
                            "on scikit-learn's 8x8 digits or the 32x32 'shapes to objects' images,\n"
                            "report its held-out test accuracy and save a checkpoint.\n\n"
-                           "example: fastnn train cnn --data shapes --out runs/shapes_cnn.npz")
+                           "example: fastnn train cnn --data shapes --out runs/cnn_shapes.npz")
     p.add_argument("--data", choices=DATASETS, default="digits",
                    help="digits: 8x8 grey digits, 10 classes; shapes: 32x32 RGB objects, "
                         "6 classes")
