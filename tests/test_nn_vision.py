@@ -99,6 +99,7 @@ def _run(lib, fn, arrays, seed):
 
 
 @needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same'")      # torch's note on even kernels
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_functional_matches_torch_float64(name, backend):
     fn, arrays = CASES[name]
