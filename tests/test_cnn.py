@@ -23,7 +23,7 @@ needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
 has_shapes = importlib.util.find_spec("fastnn.data.shapes") is not None
 
 
-def _torch_cnn(in_channels, image_size, num_classes, channels):
+def _torch_cnn(in_channels, image_size, num_classes, channels, dropout=0.1):
     """The same network written with torch.nn."""
     tnn = torch.nn
 
@@ -37,7 +37,7 @@ def _torch_cnn(in_channels, image_size, num_classes, channels):
                 c_in = c
             self.features = tnn.Sequential(*layers)
             side = image_size >> len(channels)
-            self.classifier = tnn.Sequential(tnn.Flatten(), tnn.Dropout(0.1),
+            self.classifier = tnn.Sequential(tnn.Flatten(), tnn.Dropout(dropout),
                                              tnn.Linear(c_in * side * side, num_classes))
 
         def forward(self, x):
@@ -61,6 +61,31 @@ def test_cnn_matches_torch_by_state_dict():
     with fastnn.no_grad():
         fy = fm(fastnn.tensor(x)).numpy()
     np.testing.assert_allclose(fy, ty, rtol=1e-10, atol=1e-10)
+
+
+@needs_torch
+def test_cnn_trains_as_torch_float32():
+    """The same weights and batches: SGD steps in training mode (batch statistics, running ones
+    updated) give the same losses and weights as PyTorch's, in float32."""
+    torch.manual_seed(1)
+    tm = _torch_cnn(3, 16, 4, (6, 8, 8), dropout=0.0)
+    fm = CNN(3, 16, 4, (6, 8, 8), dropout=0.0)
+    fm.load_state_dict(tm.state_dict())
+    topt = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9)
+    fopt = fastnn.optim.SGD(fm.parameters(), lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = rng.random((16, 3, 16, 16), dtype=np.float32)
+        y = rng.integers(0, 4, 16)
+        tl = torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        fl = fastnn.nn.functional.cross_entropy(fm(fastnn.tensor(x)), fastnn.tensor(y))
+        topt.zero_grad(), fopt.zero_grad()
+        tl.backward(), fl.backward()
+        topt.step(), fopt.step()
+        assert abs(fl.item() - tl.item()) < 1e-4 * max(1.0, abs(tl.item()))
+    for k, v in tm.state_dict().items():
+        np.testing.assert_allclose(fm.state_dict()[k].numpy(), v.numpy(), rtol=1e-3, atol=1e-4,
+                                   err_msg=k)
 
 
 def test_cnn_shapes_and_bad_sizes():
