@@ -23,6 +23,14 @@ needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
 has_shapes = importlib.util.find_spec("fastnn.data.shapes") is not None
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """--threads sets fastnn's thread count for the process: put it back after each test."""
+    n = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(n)
+
+
 def _torch_cnn(in_channels, image_size, num_classes, channels, dropout=0.1):
     """The same network written with torch.nn."""
     tnn = torch.nn
