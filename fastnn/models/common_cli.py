@@ -175,3 +175,138 @@ def setup_runtime(args):
     threads = getattr(args, "threads", None)
     if threads:
         set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- --distributed (MPI)
+# the errors fastnn.cli prints as one line (a user's mistake), as in fastnn/cli.py
+def _user_errors():
+    from ..errors import MissingDependencyError
+    return (ValueError, OSError, MissingDependencyError)
+
+
+def add_distributed_option(p):
+    """--distributed: data-parallel training over MPI (fastnn.distributed)."""
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: launch with `mpiexec -n R ...`; each "
+                        "rank trains on its share of every batch (--batch-size is the global "
+                        "batch, split evenly over the ranks), rank 0 prints and writes the "
+                        "checkpoint; threads per rank: --threads, else OMP_NUM_THREADS, else 1. "
+                        "Without an MPI launcher: one process")
+
+
+def start_distributed(args, prog):
+    """(rank, world_size) for a command with --distributed: join the MPI job (one process
+    group, threads per rank as fastnn.distributed.setup sets them), or (0, 1) without the flag
+    or without an MPI launcher (then a note says so). Call it before reading any user input,
+    so that a rank that fails on it (agree()) does not leave the others stuck in MPI_Init."""
+    import sys
+    from .. import distributed as dist
+    if not getattr(args, "distributed", False):
+        if dist.launched_by_mpi() and _launcher_size() > 1 and _launcher_rank() == 0:
+            print(f"{prog}: note: started by an MPI launcher without --distributed: every rank "
+                  f"trains alone and writes the same files; add --distributed to train together",
+                  file=sys.stderr, flush=True)
+        return 0, 1
+    if not dist.launched_by_mpi():
+        print(f"{prog}: note: --distributed without an MPI launcher: training as one process "
+              f"(start R ranks with `mpiexec -n R {prog} --distributed ...`)", file=sys.stderr,
+              flush=True)
+        return 0, 1
+    if not dist.is_available():
+        raise UsageError("--distributed needs mpi4py and an MPI library: pip install "
+                         "'fastnn[mpi]' (or pip install mpi4py mpich)")
+    return dist.setup(threads=getattr(args, "threads", None))
+
+
+def _launcher_size():
+    for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_NTASKS"):
+        if os.environ.get(v, "").isdigit():
+            return int(os.environ[v])
+    return 1
+
+
+def _launcher_rank():
+    for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        if os.environ.get(v, "").isdigit():
+            return int(os.environ[v])
+    return 0
+
+
+def distributed_world():
+    """(rank, world_size) of the process group, (0, 1) when none is up."""
+    from .. import distributed as dist
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def agree(fn):
+    """fn() on every rank, as one decision: when it raises a user's error (a ValueError,
+    OSError, MissingDependencyError) on any rank, every rank stops at once, cleanly: the first
+    failing rank raises its error (fastnn.cli prints it as one line; other ranks print nothing)
+    and the others exit with status 2. For the checks of options, files and checkpoints."""
+    from .. import distributed as dist
+    rank, world = distributed_world()
+    err = result = None
+    try:
+        result = fn()
+    except _user_errors() as e:
+        err = e
+    if world == 1:
+        if err is not None:
+            raise err
+        return result
+    import numpy as np
+    first = np.array([rank if err is not None else world], np.int64)
+    dist.all_reduce(first, op=dist.ReduceOp.MIN)
+    first = int(first[0])
+    if first == world:
+        return result
+    dist.cleanup()
+    if rank == first:
+        raise err
+    raise SystemExit(2)
+
+
+class abort_on_error:
+    """Context manager around a distributed run: a user's error (ValueError, OSError,
+    MissingDependencyError, which fastnn.cli would print and exit on) raised in one rank of a
+    multi-rank job prints one line naming the rank and ends every rank at once (MPI_Abort),
+    instead of leaving the others waiting in their next collective for FASTNN_DIST_TIMEOUT.
+    Any other exception is left to fastnn.distributed's handler (a traceback, then MPI_Abort);
+    with one process (or no process group) nothing changes."""
+
+    def __init__(self, prog):
+        self.prog = prog
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, tp, value, tb):
+        if tp is None or not issubclass(tp, _user_errors()):
+            return False
+        rank, world = distributed_world()
+        if world == 1:
+            return False
+        import sys
+        from ..distributed import process_group as pg
+        msg = " ".join(line.strip() for line in str(value).splitlines()) or tp.__name__
+        sys.stderr.write(f"{self.prog}: rank {rank} of {world}: {msg}\n{self.prog}: ending all "
+                         f"{world} ranks (MPI_Abort)\n")
+        sys.stderr.flush()
+        stop = getattr(pg, "_stop_watchdog", None)
+        if stop is not None:  # this rank reports itself: its watchdog stays quiet
+            stop(claim=True)
+        pg._S.MPI.COMM_WORLD.Abort(2)
+        return False
+
+
+def sum_across_ranks(values):
+    """The elementwise sum over ranks of a list of numbers (float64), as a numpy array; the
+    values themselves without a process group."""
+    import numpy as np
+    from .. import distributed as dist
+    buf = np.array(values, np.float64).reshape(-1)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return buf

@@ -34,16 +34,19 @@ import time
 import numpy as np
 
 from .. import text as textlib
+from ..errors import UsageError
 from ..kernels import get_backend
+from ..nn.parallel import DistributedDataParallel
 from ..nn.utils import clip_grad_norm_
 from ..optim.lr_scheduler import LRScheduler
 from ..serialization import CheckpointError
 from ..tensor import default_generator, manual_seed, no_grad
 from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
-from .common_cli import (Parser, add_runtime_options, fraction, nonnegative_float,
-                         nonnegative_int, open_fraction, positive_float, positive_int,
-                         probability, runs_path, setup_runtime)
+from .common_cli import (Parser, abort_on_error, add_distributed_option, add_runtime_options,
+                         agree, fraction, nonnegative_float, nonnegative_int, open_fraction,
+                         positive_float, positive_int, probability, runs_path, setup_runtime,
+                         start_distributed, sum_across_ranks)
 from .gpt import GPT, GPTConfig, entropy
 
 DEFAULT_CHECKPOINT = runs_path("gpt.npz")
@@ -104,19 +107,29 @@ class WarmupCosineLR(LRScheduler):
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (base_lr - self.min_lr)
 
 
-def estimate_loss(model, splits, eval_iters, batch_size, rng):
-    """Mean loss (nats/char) over eval_iters random batches of each split, in eval mode."""
+def estimate_loss(model, splits, eval_iters, batch_size, rng, rank=0, world_size=1):
+    """Mean loss (nats/char) over eval_iters random batches of each split, in eval mode.
+
+    With world_size > 1 (a process group up, every rank calling it with the same rng state)
+    every rank draws the same batches and computes every world_size-th of them, and the sums
+    are added across ranks: the same mean as one process, in 1/world_size of the time."""
     out = {}
     was_training = model.training
     model.eval()
+    sums = []
     with no_grad():
         for name, data in splits.items():
-            losses = []
-            for _ in range(eval_iters):
+            total = 0.0
+            for i in range(eval_iters):
                 x, y = textlib.get_batch(data, model.config.block_size, batch_size, rng)
-                losses.append(float(model(x, y)[1].data))
-            out[name] = float(np.mean(losses))
+                if i % world_size == rank:
+                    total += float(model(x, y)[1].data)
+            sums.append(total)
     model.train(was_training)
+    if world_size > 1:
+        sums = sum_across_ranks(sums)
+    for name, total in zip(splits, sums):
+        out[name] = float(total) / eval_iters
     return out
 
 
@@ -159,20 +172,19 @@ def _train_parser():
                    help="the share of the text held out for validation (its end)")
     e.add_argument("--seed", type=nonnegative_int, default=1337)
     add_runtime_options(e)
+    add_distributed_option(e)
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def train_main(argv):
-    """`fastnn train gpt`. A user mistake (a bad text, checkpoint or option) raises ValueError,
-    OSError or CheckpointError; fastnn.cli prints it as one line."""
-    args = _train_parser().parse_args(argv)
-    from tqdm.auto import tqdm
-    setup_runtime(args)
-    keep_freed_memory()
+PROG = "fastnn train gpt"
 
+
+def _prepare(args, world):
+    """Read the text (and --resume's checkpoint) and check what the run needs: the model, its
+    tokenizer, the run state and hyperparameters, the data splits and the run's length."""
     corpus = textlib.load_text(args.text) if args.text else textlib.default_corpus()
-    run = {}
+    run, meta = {}, None
     if args.resume:
         model, meta = load_checkpoint(args.resume, kind="gpt")
         tok, run = meta["tokenizer"], meta["train_state"]
@@ -197,6 +209,10 @@ def train_main(argv):
         hp = {k: getattr(args, k) for k in ("batch_size", "lr", "min_lr", "warmup",
                                            "weight_decay", "beta2", "grad_clip", "eval_interval",
                                            "eval_iters", "val_fraction", "seed")}
+    if hp["batch_size"] % world:
+        what = "the resumed run's batch size" if args.resume else "--batch-size"
+        raise UsageError(f"{what} {hp['batch_size']} does not split evenly over {world} ranks "
+                         f"(--batch-size is the global batch: make it a multiple of {world})")
     # the run's length: what was asked now, else what the resumed run had, else 3 minutes
     if args.steps is not None:
         max_steps, max_seconds = args.steps, None
@@ -214,6 +230,32 @@ def train_main(argv):
         raise ValueError(f"the text is too short ({len(data)} characters) for a "
                          f"{hp['val_fraction']:.0%} validation split with context {block}; use "
                          f"a longer text or a smaller --block-size")
+    return model, meta, tok, run, hp, max_steps, max_seconds, train_data, val_data
+
+
+def train_main(argv):
+    """`fastnn train gpt`. A user mistake (a bad text, checkpoint or option) raises ValueError,
+    OSError or CheckpointError; fastnn.cli prints it as one line.
+
+    With --distributed under mpiexec every rank draws the same global batch (the same seed) and
+    trains on its shard through DistributedDataParallel; what the ranks must decide alike (the
+    time spent, which ends the run and drives the cosine schedule) is rank 0's, broadcast;
+    evaluation is shared out across the ranks; rank 0 alone prints and writes checkpoints."""
+    args = _train_parser().parse_args(argv)
+    from tqdm.auto import tqdm
+    setup_runtime(args)
+    rank, world = start_distributed(args, PROG)   # before any input is read: see agree()
+    with abort_on_error(PROG):
+        return _train(args, rank, world, tqdm)
+
+
+def _train(args, rank, world, tqdm):
+    from .. import distributed as dist
+    keep_freed_memory()
+    main = rank == 0
+    (model, meta, tok, run, hp, max_steps, max_seconds, train_data,
+     val_data) = agree(lambda: _prepare(args, world))
+    block = model.config.block_size
 
     optimizer = model.configure_optimizers(hp["weight_decay"], hp["lr"], (0.9, hp["beta2"]))
     batch_rng = np.random.default_rng(hp["seed"])
@@ -225,38 +267,51 @@ def train_main(argv):
         _set_rng_state(batch_rng, run["batch_rng"])
         _set_rng_state(eval_rng, run["eval_rng"])
         _set_rng_state(default_generator(), run["fastnn_rng"])
+    if rank:  # dropout masks of their own on the other ranks (rank 0 keeps the run's stream)
+        manual_seed(int(np.random.SeedSequence([hp["seed"], step, rank]).generate_state(1)[0]))
     for g in optimizer.param_groups:
         g["initial_lr"] = hp["lr"]  # the schedule's peak, whatever the last step's lr was
     scheduler = WarmupCosineLR(optimizer, hp["warmup"], hp["min_lr"], max_steps, max_seconds,
                                elapsed=elapsed, last_epoch=step - 1)  # sets the lr of `step`
+    # every rank starts from rank 0's parameters; gradients are averaged during backward
+    net = DistributedDataParallel(model) if dist.is_initialized() else model
 
     def done():
         return step >= max_steps if max_steps is not None else elapsed >= max_seconds
 
-    def checkpoint(losses=None):
-        state = {"step": step, "elapsed": elapsed, "max_steps": max_steps,
-                 "max_seconds": max_seconds, "hparams": hp, "losses": losses,
-                 "batch_rng": _rng_state(batch_rng), "eval_rng": _rng_state(eval_rng),
-                 "fastnn_rng": _rng_state(default_generator())}
-        save_checkpoint(model, args.out, tokenizer=tok, optimizer=optimizer, train_state=state)
+    def checkpoint(losses=None, sync=True):
+        if main:
+            state = {"step": step, "elapsed": elapsed, "max_steps": max_steps,
+                     "max_seconds": max_seconds, "hparams": hp, "losses": losses,
+                     "batch_rng": _rng_state(batch_rng), "eval_rng": _rng_state(eval_rng),
+                     "fastnn_rng": _rng_state(default_generator())}
+            save_checkpoint(model, args.out, tokenizer=tok, optimizer=optimizer,
+                            train_state=state)
+        if sync and dist.is_initialized():
+            dist.barrier()   # no rank runs ahead of a checkpoint not yet on disk
 
     n_params = model.get_num_params()
     length = f"{max_steps} steps" if max_steps is not None else f"{max_seconds / 60:g} minutes"
-    print(f"GPT: {n_params / 1e6:.2f}M parameters, {model.config.n_layer} layers, "
-          f"{model.config.n_head} heads, width {model.config.n_embd}, context {block}; "
-          f"vocabulary {tok.vocab_size} characters; {len(train_data):,} training and "
-          f"{len(val_data):,} validation characters; backend {get_backend().name}, "
-          f"{get_num_threads()} threads; run: {length}"
-          + (f", resuming at step {step}" if run else ""))
+    ranks = (f"{world} ranks x {get_num_threads()} threads, {hp['batch_size'] // world} of each "
+             f"batch of {hp['batch_size']} per rank" if dist.is_initialized()
+             else f"{get_num_threads()} threads")
+    say = print if main else (lambda *a, **k: None)
+    say(f"GPT: {n_params / 1e6:.2f}M parameters, {model.config.n_layer} layers, "
+        f"{model.config.n_head} heads, width {model.config.n_embd}, context {block}; "
+        f"vocabulary {tok.vocab_size} characters; {len(train_data):,} training and "
+        f"{len(val_data):,} validation characters; backend {get_backend().name}, "
+        f"{ranks}; run: {length}" + (f", resuming at step {step}" if run else ""), flush=True)
     if done():
-        print(f"the run is already complete ({length}); pass a larger --steps or --minutes to "
-              f"train further")
+        say(f"the run is already complete ({length}); pass a larger --steps or --minutes to "
+            f"train further")
+        dist.cleanup()
         return 0
     splits = {"train": train_data, "val": val_data}
     bar = tqdm(total=max_steps if max_steps is not None else max_seconds, initial=(
         step if max_steps is not None else elapsed), unit="step" if max_steps else "s",
-        disable=args.no_progress, dynamic_ncols=True, mininterval=0.5,
+        disable=args.no_progress or not main, dynamic_ncols=True, mininterval=0.5,
         bar_format=None if max_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
+    write = bar.write if main else (lambda *a, **k: None)
     losses = None
     model.train()
     try:
@@ -264,35 +319,41 @@ def train_main(argv):
             lr = optimizer.param_groups[0]["lr"]
             t0 = time.perf_counter()
             x, y = textlib.get_batch(train_data, block, hp["batch_size"], batch_rng)
-            _, loss = model(x, y)
+            if world > 1:   # the same global batch on every rank; each trains on its share
+                x, y = dist.shard(x), dist.shard(y)
+            _, loss = net(x, y)
             optimizer.zero_grad()
             loss.backward()
             if hp["grad_clip"]:
                 clip_grad_norm_(model.parameters(), hp["grad_clip"])
             optimizer.step()
             dt = time.perf_counter() - t0
-            elapsed += dt
+            # rank 0's clock for every rank: the end of a --minutes run and the cosine's time
+            elapsed = dist.broadcast_scalar(elapsed + dt)
             step += 1
             scheduler.elapsed = elapsed
             scheduler.step()
+            shown = float(loss.data)
+            if world > 1 and not args.no_progress:   # the mean over the whole batch
+                shown = float(sum_across_ranks([shown])[0]) / world
             # a time-based bar stops at its total: the last step's overshoot is not shown
             bar.update(1 if max_steps is not None else max(0.0, min(dt, bar.total - bar.n)))
-            bar.set_postfix(step=step, loss=f"{float(loss.data):.3f}", lr=f"{lr:.1e}",
-                            refresh=False)
+            bar.set_postfix(step=step, loss=f"{shown:.3f}", lr=f"{lr:.1e}", refresh=False)
             if step % hp["eval_interval"] == 0 or done():
                 losses = estimate_loss(model, splits, hp["eval_iters"], hp["batch_size"],
-                                       eval_rng)
-                bar.write(f"step {step}: train loss {losses['train']:.4f}, val loss "
-                          f"{losses['val']:.4f} nats/char ({elapsed:.0f}s of training)")
+                                       eval_rng, rank, world)
+                write(f"step {step}: train loss {losses['train']:.4f}, val loss "
+                      f"{losses['val']:.4f} nats/char ({elapsed:.0f}s of training)")
                 checkpoint(losses)
     except KeyboardInterrupt:
-        bar.write("interrupted: saving the checkpoint")
-        checkpoint(losses)
+        write("interrupted: saving the checkpoint")
+        checkpoint(losses, sync=False)   # the other ranks are being interrupted too
         bar.close()
         return 130
     bar.close()
-    print(f"saved {args.out} (step {step}); try: fastnn generate --checkpoint {args.out} "
-          f"--prompt \"The \" --temperatures 0,0.5,1,1.5")
+    say(f"saved {args.out} (step {step}); try: fastnn generate --checkpoint {args.out} "
+        f"--prompt \"The \" --temperatures 0,0.5,1,1.5")
+    dist.cleanup()
     return 0
 
 
