@@ -1,5 +1,12 @@
 """A training loop: fit() runs epochs of mini-batches with validation, a tqdm progress bar, a
-history of loss and accuracy, and optionally a loss-curve PNG (save_loss_curve)."""
+history of loss and accuracy, and optionally a loss-curve PNG (save_loss_curve).
+
+Data-parallel training (fastnn.distributed, under mpiexec) uses the same fit(): give it the
+DistributedDataParallel model and a loader whose sampler is a DistributedSampler. fit() then
+calls the sampler's set_epoch before each epoch, takes rank 0's clock for max_time (every rank
+stops after the same batch), sums loss and accuracy over the ranks, and shows the progress bar
+on rank 0 only; evaluate() adds up the ranks' shares when its loader has a DistributedSampler
+too (else every rank evaluates the whole loader, with the same result)."""
 import numbers
 import os
 import time
@@ -22,9 +29,31 @@ def _correct(output, target):
     return int(np.count_nonzero(out.argmax(axis=1) == t))
 
 
-def evaluate(model, loader, loss_fn=None):
+def _dist_group_up():
+    from . import distributed as dist
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _sum_over_ranks(values):
+    """The elementwise sum over the ranks of a list of numbers (float64 numpy array)."""
+    from . import distributed as dist
+    buf = np.array(values, np.float64)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return buf
+
+
+def _has_distributed_sampler(loader):
+    from .utils.data import DistributedSampler
+    return isinstance(getattr(loader, "sampler", None), DistributedSampler)
+
+
+def evaluate(model, loader, loss_fn=None, distributed=None):
     """Mean loss and accuracy (None when outputs are not class scores) over a loader, in eval
-    mode and without gradients; the model's mode is restored afterwards."""
+    mode and without gradients; the model's mode is restored afterwards.
+
+    distributed: add up the sums of every rank (each evaluating its share of the data); None
+    means: when a process group of several ranks is up and the loader's sampler is a
+    DistributedSampler. Every rank must call it then."""
     loss_fn = loss_fn or CrossEntropyLoss()
     was_training = model.training
     model.eval()
@@ -40,6 +69,12 @@ def evaluate(model, loader, loss_fn=None):
                 n += b
     finally:
         model.train(was_training)
+    if distributed is None:
+        distributed = _dist_group_up() and _has_distributed_sampler(loader)
+    if distributed:
+        total, c, n = _sum_over_ranks([total, -1 if correct is None else correct, n])
+        correct = None if c < 0 else int(c)
+        n = int(n)
     if n == 0:
         return float("nan"), None
     return total / n, (None if correct is None else correct / n)
@@ -47,7 +82,7 @@ def evaluate(model, loader, loss_fn=None):
 
 def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None, scheduler=None,
         scheduler_interval="epoch", max_time=None, clip_grad_norm=None, progress=True,
-        plot=None):
+        plot=None, distributed=None):
     """Train `model` and return its history.
 
     loss_fn(output, target) defaults to cross-entropy; scheduler.step() runs after every
@@ -56,6 +91,13 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
     plot is a path for a loss-curve PNG. The history dict holds per-epoch lists: epoch,
     train_loss, train_acc, val_loss, val_acc, seconds (cumulative training time), and
     stopped_early.
+
+    A sampler with set_epoch (DistributedSampler) gets set_epoch(epoch - 1) before each epoch.
+    distributed (None: whether a fastnn.distributed process group of several ranks is up):
+    every rank runs fit() in step, on its share of each batch, with the DistributedDataParallel
+    model; the time limit is rank 0's clock (broadcast, so every rank stops after the same
+    batch), the history's losses and accuracies are over all ranks' samples (the same history
+    on every rank), and only rank 0 shows the progress bar and writes the plot.
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("fit: scheduler_interval must be 'epoch' or 'batch'")
@@ -67,18 +109,27 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
         raise ValueError(f"fit: clip_grad_norm must be > 0 (or None), got {clip_grad_norm!r}")
     if plot:
         require("matplotlib", "fit(plot=...) (the loss-curve plot)")  # before training
+    if distributed is None:
+        distributed = _dist_group_up()
+    main = True
+    if distributed:
+        from . import distributed as dist
+        main = dist.is_main_process()
     loss_fn = loss_fn or CrossEntropyLoss()
     history = {"epoch": [], "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
                "seconds": [], "stopped_early": False}
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs * len(train_loader), unit="batch", leave=False,
                    mininterval=0.25)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    set_epoch = getattr(getattr(train_loader, "sampler", None), "set_epoch", None)
     trained = 0.0
     try:
         for epoch in range(1, epochs + 1):
+            if set_epoch is not None:
+                set_epoch(epoch - 1)   # this epoch's shuffle, the same on every rank
             model.train()
             t0 = time.perf_counter()
             total, correct, n = 0.0, 0, 0
@@ -99,18 +150,28 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
                 n += b
                 if bar is not None:
                     bar.update(1)
-                if max_time is not None and trained + time.perf_counter() - t0 >= max_time:
-                    history["stopped_early"] = True
-                    break
+                if max_time is not None:
+                    stop = trained + time.perf_counter() - t0 >= max_time
+                    if distributed:   # rank 0's decision, so every rank stops here alike
+                        stop = bool(dist.broadcast_scalar(float(stop)))
+                    if stop:
+                        history["stopped_early"] = True
+                        break
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             trained += time.perf_counter() - t0
+            if distributed:
+                trained = dist.broadcast_scalar(trained)   # rank 0's, in every rank's history
+                total, c, n = _sum_over_ranks([total, -1 if correct is None else correct, n])
+                correct = None if c < 0 else int(c)
+                n = int(n)
             history["epoch"].append(epoch)
             history["train_loss"].append(total / max(n, 1))
             history["train_acc"].append(None if correct is None else correct / max(n, 1))
             history["seconds"].append(trained)
             if val_loader is not None:
-                vl, va = evaluate(model, val_loader, loss_fn)
+                vl, va = evaluate(model, val_loader, loss_fn,
+                                  distributed and _has_distributed_sampler(val_loader))
                 history["val_loss"].append(vl)
                 history["val_acc"].append(va)
             if bar is not None:
@@ -123,7 +184,7 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
     finally:
         if bar is not None:
             bar.close()
-    if plot:
+    if plot and main:
         save_loss_curve(history, plot)
     return history
 
