@@ -76,7 +76,7 @@ class TorchRun:
         from torch_gpt import GPT
         self.torch = torch
         self.model = GPT(config)
-        self.model.load_state_dict({k: torch.tensor(v) for k, v in state_dict.items()})
+        self.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in state_dict.items()})
         self.opt = self.model.configure_optimizers(HP["weight_decay"], HP["lr"], HP["betas"])
 
     def step(self, x, y, lr):

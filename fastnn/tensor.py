@@ -23,8 +23,10 @@ The heavy ops (matmul, activations, softmax, losses, layer norm, embedding) run 
 `fastnn.kernels` (the current backend) in both directions. Cheap glue (elementwise arithmetic with
 broadcasting, reductions, reshapes, indexing) uses numpy directly.
 
-Gradient arrays are never modified in place by fastnn (two leaves may share one gradient array,
-e.g. both inputs of an add); replace `.grad` rather than writing into it.
+Gradient arrays passed between backward closures are never modified in place (two inputs may
+share one, e.g. both inputs of an add). A leaf's `.grad` is a Tensor whose array is its own, so
+`p.grad.zero_()`, `p.grad *= 0.5` or `p.grad.data` act on p's gradient only; a later backward
+accumulates into the same `.grad` Tensor, as PyTorch's AccumulateGrad does.
 
 For code outside this module that records ops: `_node(data, parents, backward, saved=(tensors
 whose .data the backward reads), save_output=True if it reads the output)` gives the version
@@ -544,7 +546,7 @@ def _check_saved(records, fn=None):
 # ---------------------------------------------------------------- the Tensor
 class Tensor:
     """An n-d array (`.data`, a numpy array) with an optional gradient and autograd history."""
-    __slots__ = ("data", "grad", "requires_grad", "_fn", "_vc", "_base", "_view",
+    __slots__ = ("data", "_grad", "requires_grad", "_fn", "_vc", "_base", "_view",
                  "_post_acc_hooks", "_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
     _n_post_acc_hooks = [0]   # hooks registered on any leaf: backward() counts uses only if > 0
@@ -578,7 +580,7 @@ class Tensor:
         if requires_grad:
             _check_float_for_grad(data.dtype)
         self.data = data
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._fn = None
         self._vc = vc if vc is not None else [0]
@@ -588,6 +590,32 @@ class Tensor:
         self._hooks = None
 
     # ------------------------------------------------------------ attributes
+    @property
+    def grad(self):
+        """The gradient accumulated by backward(): a Tensor of this tensor's shape, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            self._grad = None
+            return
+        if isinstance(value, Tensor):
+            if value.data.shape != self.data.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+            if value.data.dtype != self.data.dtype and value.data.dtype.kind in _FLOAT_KINDS:
+                raise RuntimeError("assigned grad has data of a different type")
+            self._grad = value
+        elif isinstance(value, np.ndarray):  # older fastnn code: a copy, never written into
+            self._grad = _grad_tensor(np.array(value))
+        else:
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                            f"{type(value).__name__}")
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
+
     @property
     def shape(self):
         return Size(self.data.shape)
@@ -785,8 +813,8 @@ class Tensor:
                                "support the deepcopy protocol at the moment")
         new = type(self).__new__(type(self))
         Tensor.__init__(new, self.data.copy(), self.requires_grad)
-        if self.grad is not None:
-            new.grad = np.array(self.grad)
+        if self._grad is not None:
+            new._grad = _grad_tensor(np.array(self._grad.data))
         memo[id(self)] = new
         return new
 
@@ -856,9 +884,13 @@ class Tensor:
             if not inputs:
                 raise RuntimeError("backward(): 'inputs' argument to backward() cannot be empty.")
         if create_graph:
-            raise NotImplementedError("backward(create_graph=True): .grad holds numpy arrays "
-                                      "here; use fastnn.autograd.grad(..., create_graph=True), "
-                                      "which returns the gradients as Tensors with a graph")
+            leaves = {}
+            cap = _run_backward_graph([self], [_grad_tensor(g)], inputs, True, leaves)
+            for k, p in leaves.items():  # .grad gets the gradient with its graph
+                old = p._grad
+                p._grad = cap[k] if old is None else old + cap[k]
+            Tensor._run_final_callbacks()
+            return
         _run_backward([self], [g], bool(retain_graph), inputs)
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -1740,25 +1772,60 @@ def _grad_array(gradient, like):
     return g
 
 
+def _grad_tensor(a):
+    """A plain Tensor holding array a (no history), built without Tensor.__init__'s checks: the
+    .grad that backward() gives a tensor."""
+    t = Tensor.__new__(Tensor)
+    t.data = a
+    t._grad = None
+    t.requires_grad = False
+    t._fn = None
+    t._vc = [0]
+    t._base = None
+    t._view = None
+    t._post_acc_hooks = None
+    t._hooks = None
+    return t
+
+
+def _add_into_grad(t, g):
+    """Accumulate array g into t.grad, PyTorch's AccumulateGrad: a new .grad Tensor the first
+    time, else the same Tensor holds the sum (a new array: the old one may be shared, e.g. a
+    user's array assigned to .grad)."""
+    old = t._grad
+    if old is None:
+        t._grad = _grad_tensor(np.array(g))
+    elif old.requires_grad or old._base is not None:
+        t._grad = _grad_tensor(old.data + g)
+    else:
+        old.data = old.data + g
+        old._vc[0] += 1
+
+
 def _accumulate_leaf(leaf, g, given=None):
-    """Add g into leaf.grad. A new .grad is an array of its own: C-contiguous, writeable, no
-    view of another array, and (given: the ids of arrays already handed to leaves in this
-    backward) not shared with another leaf, so `p.grad *= 0.5` changes only p's gradient."""
+    """Add g into leaf.grad (a Tensor). A new .grad holds an array of its own: C-contiguous,
+    writeable, no view of another array, and (given: the ids of arrays already handed to leaves
+    in this backward) not shared with another leaf, so `p.grad *= 0.5` changes only p's
+    gradient. A later backward accumulates into the same .grad Tensor, as PyTorch's does."""
     data = leaf.data
     if g.shape != data.shape:
         raise RuntimeError(f"internal autograd error: gradient of shape {g.shape} for a leaf of "
                            f"shape {data.shape}")
     if g.dtype != data.dtype:
         g = g.astype(data.dtype)
-    if leaf.grad is None:
+    old = leaf._grad
+    if old is None:
         if not (g.flags.c_contiguous and g.flags.writeable and g.base is None) or (
                 given is not None and id(g) in given):
             g = np.array(g)
         if given is not None:
             given.add(id(g))
-        leaf.grad = g
+        leaf._grad = _grad_tensor(g)
+    elif old.requires_grad or old._base is not None or old.data.shape != g.shape:
+        leaf._grad = _grad_tensor(old.data + g)
     else:
-        leaf.grad = _raw(leaf.grad) + g
+        old.data = old.data + g
+        old._vc[0] += 1
 
 
 def _toposort(roots):
@@ -1894,13 +1961,13 @@ def _run_backward(roots, root_grads, retain_graph=False, inputs=None, capture=Fa
         if node._retain is not None:
             t = node._retain()
             if t is not None:
-                t.grad = np.array(g) if t.grad is None else _raw(t.grad) + g
+                _add_into_grad(t, g)
         if in_nodes and id(node) in in_nodes:
             if capture:
                 captured[id(node)] = g
             else:
                 t = in_nodes[id(node)]
-                t.grad = np.array(g) if t.grad is None else _raw(t.grad) + g
+                _add_into_grad(t, g)
         if run is not None and id(node) not in run:
             continue
         if node._saved:
@@ -2002,9 +2069,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(out)
 
 
-def _run_backward_graph(roots, root_grads, inputs, accumulate):
+def _run_backward_graph(roots, root_grads, inputs, accumulate, leaves=None):
     """The engine with create_graph=True: gradients are Tensors built by recorded ops (each
-    node's `_tb` rule), so they can be differentiated again."""
+    node's `_tb` rule), so they can be differentiated again. leaves (a dict): filled with
+    {id: leaf} for the leaves reached."""
     grads = {}
     starts = []
     root_leaves = []
@@ -2038,6 +2106,8 @@ def _run_backward_graph(roots, root_grads, inputs, accumulate):
         k = id(p)
         if in_leaves is not None and k not in in_leaves:
             return
+        if leaves is not None:
+            leaves[k] = p
         if p._hooks:
             gp = Tensor(_run_hooks(p._hooks, gp.data)) if accumulate else gp
         prev = captured.get(k)
@@ -2099,7 +2169,7 @@ def _node(data, parents, backward, saved=None, save_output=False, tb=None):
     create_graph)."""
     t = Tensor.__new__(Tensor)
     t.data = data
-    t.grad = None
+    t._grad = None
     t.requires_grad = False
     t._fn = None
     t._vc = [0]

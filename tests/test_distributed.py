@@ -187,7 +187,7 @@ def test_post_accumulate_grad_hook_fires_once_after_all_uses():
     w = fastnn.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     x = fastnn.tensor(np.array([1.0, 1.0, 2.0]))
     seen = []
-    h = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.copy()))
+    h = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.clone()))
     ((w * x).sum() + (w * w).sum()).backward()  # two uses: one call, with the whole gradient
     assert len(seen) == 1 and np.array_equal(seen[0], x.data + 2 * w.data)
     w.sum().backward()

@@ -520,8 +520,17 @@ def test_double_backward_is_a_clear_error_where_unsupported():
     y = fastnn.nn.functional.gelu(x).sum()
     with pytest.raises(NotImplementedError, match="double-backward"):
         fastnn.autograd.grad(y, x, create_graph=True)
-    with pytest.raises(NotImplementedError, match="create_graph"):
-        (x * x).sum().backward(create_graph=True)
+    with pytest.raises(NotImplementedError, match="double-backward"):
+        y.backward(create_graph=True)
+
+
+def test_backward_create_graph_leaves_a_differentiable_grad():
+    x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)
+    np.testing.assert_allclose(x.grad.data, [3.0, 12.0, 27.0])
+    assert x.grad.requires_grad
+    x.grad.sum().backward()  # adds d/dx sum(3x^2) = 6x into the same .grad, as PyTorch
+    np.testing.assert_allclose(x.grad.data, [9.0, 24.0, 45.0])
 
 
 # ---------------------------------------------------------------- custom autograd functions
@@ -650,4 +659,4 @@ def test_leaf_gradients_are_not_shared_between_leaves():
     a.grad *= 2  # in place on one gradient leaves the others alone
     np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
     np.testing.assert_array_equal(c.grad, [[1.0, 1.0, 1.0]])
-    assert a.grad.flags.c_contiguous and c.grad.base is None
+    assert a.grad.data.flags.c_contiguous and c.grad.data.base is None

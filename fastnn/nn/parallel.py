@@ -298,7 +298,7 @@ class DistributedDataParallel(Module):
             buf = bk.buf
             for p, o in zip(bk.params, bk.offsets):
                 # a fresh array per parameter (a leaf's .grad is never a view), divided on the way
-                p.grad = np.divide(buf[o:o + p.data.size].reshape(p.data.shape), n)
+                p.grad = Tensor(np.divide(buf[o:o + p.data.size].reshape(p.data.shape), n))
         if used is not None:
             for p, u in zip(self._params, used):
                 if not u:

@@ -17,7 +17,7 @@ dtype = "float64"
 
 
 def grads(model):
-    return {n: (None if p.grad is None else p.grad.copy()) for n, p in model.named_parameters()}
+    return {n: (None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
 
 
 def local_grads(model, x, y):
