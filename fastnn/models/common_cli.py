@@ -240,11 +240,18 @@ def distributed_world():
     return 0, 1
 
 
+class RankStopped(Exception):
+    """Raised by agree() in the ranks that did not fail themselves: another rank failed and
+    reports it. The command returns exit status 2, printing nothing."""
+
+
 def agree(fn):
     """fn() on every rank, as one decision: when it raises a user's error (a ValueError,
-    OSError, MissingDependencyError) on any rank, every rank stops at once, cleanly: the first
-    failing rank raises its error (fastnn.cli prints it as one line; other ranks print nothing)
-    and the others exit with status 2. For the checks of options, files and checkpoints."""
+    OSError, MissingDependencyError) on any rank, every rank stops at once, cleanly (the process
+    group is left first): the first failing rank raises its error (fastnn.cli prints it as one
+    line) and the others raise RankStopped (the command returns 2, printing nothing). For the
+    checks of options, files and checkpoints, which a rank may fail alone (a file missing on
+    one node)."""
     from .. import distributed as dist
     rank, world = distributed_world()
     err = result = None
@@ -265,7 +272,7 @@ def agree(fn):
     dist.cleanup()
     if rank == first:
         raise err
-    raise SystemExit(2)
+    raise RankStopped(f"rank {first} failed")
 
 
 class abort_on_error:

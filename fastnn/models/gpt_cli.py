@@ -43,10 +43,11 @@ from ..serialization import CheckpointError
 from ..tensor import default_generator, manual_seed, no_grad
 from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
-from .common_cli import (Parser, abort_on_error, add_distributed_option, add_runtime_options,
-                         agree, fraction, nonnegative_float, nonnegative_int, open_fraction,
-                         positive_float, positive_int, probability, runs_path, setup_runtime,
-                         start_distributed, sum_across_ranks)
+from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
+                         add_runtime_options, agree, fraction, nonnegative_float,
+                         nonnegative_int, open_fraction, positive_float, positive_int,
+                         probability, runs_path, setup_runtime, start_distributed,
+                         sum_across_ranks)
 from .gpt import GPT, GPTConfig, entropy
 
 DEFAULT_CHECKPOINT = runs_path("gpt.npz")
@@ -245,8 +246,11 @@ def train_main(argv):
     from tqdm.auto import tqdm
     setup_runtime(args)
     rank, world = start_distributed(args, PROG)   # before any input is read: see agree()
-    with abort_on_error(PROG):
-        return _train(args, rank, world, tqdm)
+    try:
+        with abort_on_error(PROG):
+            return _train(args, rank, world, tqdm)
+    except RankStopped:   # another rank failed, and says why
+        return 2
 
 
 def _train(args, rank, world, tqdm):

@@ -19,9 +19,10 @@ from ..kernels import get_backend
 from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mlp import MLP, train_digits
-from .common_cli import (Parser, abort_on_error, add_distributed_option, add_runtime_options,
-                         agree, fraction, nonnegative_float, nonnegative_int, positive_float,
-                         positive_int, runs_path, setup_runtime, start_distributed)
+from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
+                         add_runtime_options, agree, fraction, nonnegative_float,
+                         nonnegative_int, positive_float, positive_int, runs_path,
+                         setup_runtime, start_distributed)
 
 DEFAULT_CHECKPOINT = runs_path("mlp.npz")
 
@@ -60,8 +61,11 @@ def train_main(argv):
     setup_runtime(args)
     if args.distributed:
         rank, world = start_distributed(args, PROG)   # before any input is read: see agree()
-        with abort_on_error(PROG):
-            return _train_distributed(args, rank, world)
+        try:
+            with abort_on_error(PROG):
+                return _train_distributed(args, rank, world)
+        except RankStopped:   # another rank failed, and says why
+            return 2
     require("sklearn", "the digits data")             # before any work, not after
     if args.plot:
         require("matplotlib", "--plot")
