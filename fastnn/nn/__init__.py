@@ -22,6 +22,14 @@ functional.scaled_dot_product_attention = attention.scaled_dot_product_attention
 functional.__all__.append("scaled_dot_product_attention")
 __all__ += ["attention", "KVCache"]
 
+# more losses and activations (fastnn/nn/losses.py), attached to functional like attention's
+from . import losses  # noqa: E402
+from .losses import *  # noqa: F401,F403,E402
+for _name in losses.FUNCTIONS:
+    setattr(functional, _name, getattr(losses, _name))
+    functional.__all__.append(_name)
+__all__ += list(losses.__all__)
+
 
 def __getattr__(name):
     # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
