@@ -1,4 +1,4 @@
-"""`fastnn train gpt|mlp --distributed` under `mpiexec -n 2` (fastnn/models/*_cli.py, fit()).
+"""`fastnn train gpt|mlp|cnn --distributed` under `mpiexec -n 2` (fastnn/models/*_cli.py, fit()).
 
 Each test launches `python -m fastnn.cli train ... --distributed` with one thread per rank and
 small models, under a timeout, and checks: exit status 0, one progress stream (rank 0's), a
@@ -6,7 +6,7 @@ checkpoint that loads in this single process, and that two ranks on half of ever
 where one process on the whole batch ends (`--distributed` without mpiexec runs as one
 process). Failures: a missing --text file and a batch that does not split over the ranks end
 the job at once with one line. Skipped, saying why, without mpi4py or mpiexec
-(pip install ".[mpi]" brings both). About 25 s in all on a busy 2-core machine.
+(pip install ".[mpi]" brings both). About 40 s in all on a busy 2-core machine.
 """
 import os
 import shutil
@@ -122,6 +122,19 @@ def test_train_mlp_distributed_matches_one_process(tmp_path):
     assert acc > 0.5   # it learns: chance is 0.1
     acc_line = [ln for ln in so.splitlines() if ln.startswith("test accuracy")]
     assert acc_line == [ln for ln in so1.splitlines() if ln.startswith("test accuracy")]
+
+
+def test_train_cnn_distributed(tmp_path):
+    out = tmp_path / "cnn.npz"
+    rc, so, se, _ = fastnn_cli(2, "train", "cnn", "--distributed", "--epochs", 2, "--channels",
+                               8, 16, "--threads", 1, "--max-time", 600, "--out", out)
+    assert rc == 0, so + se
+    assert so.count("model: CNN") == 1 and "2 rank(s)" in so, so
+    assert so.count("test accuracy:") == 1 and so.count("saved checkpoint") == 1, so
+    assert se.count("| 0/90 [") == 1, se   # 2 epochs x 45 batches of 16 per rank
+    model, meta = load_checkpoint(str(out), kind="cnn")
+    # BatchNorm sees each rank's half of a batch: it trains like one process, not exactly as it
+    assert float(meta["test_accuracy"]) > 0.5   # chance is 0.1
 
 
 def test_distributed_failures_end_the_job(tmp_path):

@@ -4,6 +4,7 @@ training are in cnn.py).
     fastnn train cnn                                  # the digits (8x8); writes runs/cnn.npz
     fastnn train cnn --data shapes --out runs/cnn_shapes.npz     # 32x32 RGB objects (~1-3 min)
     fastnn eval cnn --checkpoint runs/cnn.npz
+    mpiexec -n 2 fastnn train cnn --distributed       # data-parallel over MPI (fastnn.distributed)
 
 Options left unset take the data set's preset (fastnn.models.cnn.PRESETS, shown in --help). A
 user mistake (a bad option or checkpoint, a missing optional package) raises; fastnn.cli prints
@@ -15,9 +16,10 @@ from ..errors import require
 from ..kernels import get_backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cnn import DATASETS, PRESETS, load_image_data, train_cnn
-from .common_cli import (Parser, add_runtime_options, fraction, nonnegative_float,
+from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
+                         add_runtime_options, agree, fraction, nonnegative_float,
                          nonnegative_int, positive_float, positive_int, runs_path,
-                         setup_runtime)
+                         setup_runtime, start_distributed)
 
 DEFAULT_CHECKPOINT = runs_path("cnn.npz")
 
@@ -66,12 +68,23 @@ def _train_parser():
                    help="write a loss-curve PNG here, e.g. runs/cnn.png (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runtime_options(p)
+    add_distributed_option(p)
     return p
+
+
+PROG = "fastnn train cnn"
 
 
 def train_main(argv):
     args = _train_parser().parse_args(argv)
     setup_runtime(args)
+    if args.distributed:
+        rank, world = start_distributed(args, PROG)   # before any input is read: see agree()
+        try:
+            with abort_on_error(PROG):
+                return _train_distributed(args, rank, world)
+        except RankStopped:   # another rank failed, and says why
+            return 2
     if args.data == "digits":
         require("sklearn", "the digits data")            # before any work, not after
     if not args.no_progress:
@@ -100,6 +113,111 @@ def train_main(argv):
     print(f"saved checkpoint to {args.out}")
     if args.plot:
         print(f"saved loss curve to {args.plot}")
+    return 0
+
+
+class _Shards:
+    """This rank's share of every global batch of `batches` (each rank draws the same batches,
+    shuffle and augmentation, from the same seed); a last batch that does not split evenly is
+    cut to a multiple of the ranks."""
+
+    def __init__(self, batches, rank, world):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        from ..tensor import Tensor
+        for x, y in self.batches:
+            k = len(y.data) // self.world
+            if k == 0:
+                continue
+            part = slice(self.rank * k, (self.rank + 1) * k)
+            yield Tensor(x.data[part]), Tensor(y.data[part])
+
+
+def _prepare_distributed(args, world):
+    from .cnn import PRESETS as presets
+    if args.data == "digits":
+        require("sklearn", "the digits data")
+    if not args.no_progress:
+        require("tqdm", "the progress bar (or pass --no-progress)")
+    if args.plot:
+        require("matplotlib", "--plot")
+    cfg = dict(presets[args.data])
+    for k in ("epochs", "batch_size", "lr", "weight_decay", "dropout", "max_time"):
+        if getattr(args, k) is not None:
+            cfg[k] = getattr(args, k)
+    if args.channels:
+        cfg["channels"] = tuple(args.channels)
+    if cfg["batch_size"] % world:
+        raise ValueError(f"--batch-size {cfg['batch_size']} does not split evenly over {world} "
+                         f"ranks (it is the global batch: make it a multiple of {world})")
+    t0 = time.perf_counter()
+    data = load_image_data(args.data, args.seed, args.n_train, args.n_test)
+    return cfg, data, time.perf_counter() - t0
+
+
+def _train_distributed(args, rank, world):
+    """`fastnn train cnn --distributed`: train_cnn's recipe, data-parallel. Every rank draws
+    the same global batches (seed --seed) and trains on its share through
+    DistributedDataParallel; fit() averages the metrics and the time limit over the ranks.
+    BatchNorm normalizes over each rank's share of the batch (as PyTorch's DDP without
+    SyncBatchNorm), and its running statistics are rank 0's (broadcast at every forward), so
+    R ranks train like, but not exactly as, one process. Rank 0 prints and writes the
+    checkpoint."""
+    import numpy as np
+    from .. import distributed as dist
+    from ..nn.parallel import DistributedDataParallel
+    from ..optim import AdamW
+    from ..optim.lr_scheduler import OneCycleLR
+    from ..tensor import manual_seed
+    from ..threads import get_num_threads
+    from ..training import fit
+    from .cnn import CNN, _Batches, _Eval
+
+    cfg, (Xtr, ytr, Xte, yte, classes), data_seconds = agree(
+        lambda: _prepare_distributed(args, world))
+    main = rank == 0
+    say = print if main else (lambda *a, **k: None)
+    t0 = time.perf_counter()
+    manual_seed(args.seed)
+    model = CNN(Xtr.shape[1], Xtr.shape[-1], len(classes), cfg["channels"], cfg["dropout"])
+    if rank:  # dropout masks of their own on the other ranks
+        manual_seed(int(np.random.SeedSequence([args.seed, rank]).generate_state(1)[0]))
+    net = DistributedDataParallel(model) if dist.is_initialized() else model
+    opt = AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    train = _Shards(_Batches(Xtr, ytr, cfg["batch_size"], np.random.default_rng(args.seed),
+                             cfg["shift"], cfg["flip"]), rank, world)
+    sched = OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * len(train),
+                       pct_start=0.2)
+    say(f"data {args.data}: {len(ytr)} training and {len(yte)} test images of "
+        f"{model.in_channels}x{model.image_size}x{model.image_size}, {model.num_classes} "
+        f"classes (made in {data_seconds:.2f} s)")
+    say(f"model: CNN, stages {'-'.join(map(str, model.channels))}, "
+        f"{model.num_parameters():,} parameters; {world} rank(s) x {get_num_threads()} "
+        f"thread(s), {cfg['batch_size'] // world} of each batch of {cfg['batch_size']} per rank",
+        flush=True)
+    history = fit(net, opt, train, epochs=cfg["epochs"], val_loader=_Eval(Xte, yte),
+                  scheduler=sched, scheduler_interval="batch", max_time=cfg["max_time"],
+                  progress=not args.no_progress, plot=args.plot)
+    acc = model.accuracy(Xte, yte)
+    say(f"backend {get_backend().name}: {len(history['epoch'])} epochs in "
+        f"{history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s total)"
+        + (" (stopped at --max-time)" if history["stopped_early"] else ""))
+    say(f"final train loss {history['train_loss'][-1]:.4f}")
+    say(f"test accuracy: {acc:.4f}")
+    if main:
+        save_checkpoint(model, args.out, data=args.data, classes=list(classes),
+                        seed=args.seed, n_test=len(yte), test_accuracy=acc,
+                        train_seconds=history["seconds"][-1])
+    if dist.is_initialized():
+        dist.barrier()   # no rank ends before the checkpoint is on disk
+    say(f"saved checkpoint to {args.out}")
+    if args.plot:
+        say(f"saved loss curve to {args.plot}")
+    dist.cleanup()
     return 0
 
 
