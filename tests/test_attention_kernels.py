@@ -106,6 +106,7 @@ _ISA_SCRIPT = """
 import json, numpy as np
 from fastnn import kernels
 from fastnn.backends.cython import _attention
+reference = kernels.load("numpy")
 errs = []
 for dtype in (np.float32, np.float64):
     for causal in (False, True):
