@@ -122,8 +122,8 @@ def compare(a, b, path="", tol=None, rtol=1e-4, atol=1e-6):
     Returns nothing; raises AssertionError naming the first differing path."""
     tol = tol or {}
     if isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{path}: keys {sorted(a)} vs " \
-                                                               f"{sorted(b) if isinstance(b, dict) else b}"
+        assert isinstance(b, dict), f"{path}: {a!r} vs {b!r}"
+        assert sorted(a) == sorted(b), f"{path}: keys {sorted(a)} vs {sorted(b)}"
         for k in a:
             r, t = tol.get(k, (rtol, atol))
             compare(a[k], b[k], f"{path}.{k}", tol, r, t)
@@ -141,7 +141,18 @@ def compare(a, b, path="", tol=None, rtol=1e-4, atol=1e-6):
         assert type(a) is type(b) and a == b, f"{path}: {a!r} (torch) vs {b!r} (fastnn)"
 
 
-PROGRAM_NAMES = sorted(p.name for p in PROGRAMS.glob("*.py") if p.name != "save_load.py")
+# programs that use PyTorch API fastnn lacks today (they run here so that a fix shows up as
+# XPASS); each with what is missing
+KNOWN_GAPS = {
+    "legacy_data.py": "Tensor.data is the numpy array, not a Tensor sharing storage: "
+                      "p.data.normal_(), p.grad.data.zero_(), p.data.add_() fail",
+}
+
+PROGRAM_NAMES = [pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[name],
+                                                            strict=False))
+                 if name in KNOWN_GAPS else name
+                 for name in sorted(p.name for p in PROGRAMS.glob("*.py")
+                                    if p.name != "save_load.py")]
 
 
 @pytest.mark.parametrize("name", PROGRAM_NAMES)
@@ -153,3 +164,26 @@ def test_program_runs_on_fastnn_as_on_torch(name, tmp_path):
         pytest.skip("torch is not installed: fastnn's run only")
     theirs = run_program(name, "torch", tmp_path)
     compare(theirs, ours, tol=_tolerances(name))
+
+
+@pytest.mark.parametrize("saver,loader", [("torch", "torch"), ("torch", "fastnn"),
+                                          ("fastnn", "torch"), ("fastnn", "fastnn")])
+def test_save_load_round_trips_between_libraries(saver, loader, tmp_path):
+    """save_load.py saves under one library (torch.save of a state dict, a checkpoint dict with
+    the optimizer's state, plain tensors) and loads under the other (torch.load with
+    weights_only=True); the loaded model evaluates, and resumes training, as torch's own."""
+    if "torch" in (saver, loader) and not HAVE_TORCH:
+        pytest.skip("torch is not installed")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    saved = run_program("save_load.py", saver, tmp_path, ["save", ckpt])
+    loaded = run_program("save_load.py", loader, tmp_path, ["load", ckpt])
+    compare(saved["eval"], loaded["eval"])
+    assert loaded["missing"] == [] and loaded["unexpected"] == []
+    assert loaded["dtypes_match"] == [True, True, True]
+    if HAVE_TORCH and (saver, loader) != ("torch", "torch"):
+        ref_dir = tmp_path / "ref"
+        ref_dir.mkdir()
+        run_program("save_load.py", "torch", tmp_path, ["save", ref_dir])
+        ref = run_program("save_load.py", "torch", tmp_path, ["load", ref_dir])
+        compare(ref, loaded)

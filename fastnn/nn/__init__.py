@@ -22,13 +22,16 @@ functional.scaled_dot_product_attention = attention.scaled_dot_product_attention
 functional.__all__.append("scaled_dot_product_attention")
 __all__ += ["attention", "KVCache"]
 
-# more losses and activations (fastnn/nn/losses.py), attached to functional like attention's
-from . import losses  # noqa: E402
+# more losses and activations (fastnn/nn/losses.py, activations.py), attached to functional as
+# attention's are
+from . import activations, losses  # noqa: E402
+from .activations import *  # noqa: F401,F403,E402
 from .losses import *  # noqa: F401,F403,E402
-for _name in losses.FUNCTIONS:
-    setattr(functional, _name, getattr(losses, _name))
-    functional.__all__.append(_name)
-__all__ += list(losses.__all__)
+for _module in (losses, activations):
+    for _name in _module.FUNCTIONS:
+        setattr(functional, _name, getattr(_module, _name))
+        functional.__all__.append(_name)
+    __all__ += list(_module.__all__)
 
 
 def __getattr__(name):

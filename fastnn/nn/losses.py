@@ -86,8 +86,17 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     _same_size(input, target, "binary_cross_entropy", error=True)
     if ((input.data < 0) | (input.data > 1)).any():
         raise RuntimeError("all elements of input should be between 0 and 1")
-    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(
-        min=-100))
+    x, t = input.data, target.data
+    with np.errstate(divide="ignore"):
+        log_x = np.maximum(np.log(x), -100)
+        log_1mx = np.maximum(np.log1p(-x), -100)
+    value = -(t * log_x + (1 - t) * log_1mx)
+
+    def backward(g):  # PyTorch's: (x - t) / max(x (1 - x), 1e-12)
+        gx = g * (x - t) / np.maximum(x * (1 - x), x.dtype.type(1e-12))
+        return gx.astype(x.dtype, copy=False), (g * (log_1mx - log_x)).astype(x.dtype,
+                                                                             copy=False)
+    loss = _node(value.astype(x.dtype, copy=False), (input, target), backward)
     if weight is not None:
         loss = loss * _t(weight, input)
     return _reduce(loss, reduction, "binary_cross_entropy")

@@ -65,8 +65,8 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.flash = flash and hasattr(torch.nn.functional, "scaled_dot_product_attention")
         if not self.flash:
-            self.register_buffer("bias", torch.tril(torch.ones(config.block_size, config.block_size))
-                                 .view(1, 1, config.block_size, config.block_size))
+            T = config.block_size
+            self.register_buffer("bias", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
 
     def forward(self, x):
         B, T, C = x.size()
