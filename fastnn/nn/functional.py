@@ -67,14 +67,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                   label_smoothing=0.0):
     """Cross-entropy of logits input (N, C) (or (C,), or (N, C, d1, ...)) and integer class
     targets, fused with log-softmax in one kernel that also returns the gradient."""
-    if weight is not None or label_smoothing:
-        raise NotImplementedError("cross_entropy: class weights and label_smoothing are not "
-                                  "supported")
     logits = input.data
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype "
-                        f"{t.dtype} (probability targets are not supported)")
+    if weight is not None or label_smoothing or t.dtype.kind not in "iu":
+        return _cross_entropy_general(input, target, weight, ignore_index, reduction,
+                                      label_smoothing)
     shape = logits.shape
     if logits.ndim == 1:
         l2, t2 = logits.reshape(1, -1), t.reshape(1)
@@ -99,6 +96,68 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "none" and logits.ndim != 2:
         loss = loss.reshape(t.shape)
     return _node(np.asarray(loss, logits.dtype), (input,), backward)
+
+
+def _cross_entropy_general(input, target, weight, ignore_index, reduction, label_smoothing):
+    """cross_entropy with class weights, label smoothing or probability targets, in Tensor ops
+    with PyTorch's formulas (aten's cross_entropy_loss_label_smoothing / _prob_target)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if input.dim() == 1:
+        input = input.unsqueeze(0)
+        target = _t(target).unsqueeze(0)
+        out = _cross_entropy_general(input, target, weight, ignore_index, reduction,
+                                     label_smoothing)
+        return out.squeeze(0) if reduction == "none" else out
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    target = _t(target)
+    n_classes = input.shape[1]
+    logp = log_softmax(input, 1)
+    w = None
+    if weight is not None:
+        w = _t(weight).reshape((1, n_classes) + (1,) * (input.dim() - 2))
+    if target.data.dtype.kind not in "iu":  # class probabilities, input's shape
+        if tuple(target.shape) != tuple(input.shape):
+            raise TypeError(f"cross_entropy: target must hold integer class indices, or class "
+                            f"probabilities of the input's shape {tuple(input.shape)}; got dtype "
+                            f"{target.data.dtype} and shape {tuple(target.shape)}")
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        prod = logp * target if w is None else logp * target * w
+        loss = -prod.sum(1)
+        if reduction == "none":
+            return loss
+        return loss.sum() if reduction == "sum" else loss.sum() / (input.numel() // n_classes)
+    t = target.data
+    keep = t != ignore_index
+    safe = np.where(keep, t, 0).astype(np.int64)
+    if safe.size and (safe.min() < 0 or safe.max() >= n_classes):
+        bad = int(safe.min() if safe.min() < 0 else safe.max())
+        raise IndexError(f"cross_entropy: target {bad} is out of range for {n_classes} classes")
+    picked = -logp.gather(1, Tensor(safe[:, None])).squeeze(1)  # (N, d1, ...)
+    wt = None
+    if w is not None:
+        wt = np.asarray(_t(weight).data)[safe] * keep
+        picked = picked * Tensor(wt.astype(input.data.dtype))
+    else:
+        picked = picked * Tensor(keep.astype(input.data.dtype))
+    if reduction == "none":
+        nll = picked
+    elif reduction == "sum":
+        nll = picked.sum()
+    else:
+        nll = picked.sum() / float(wt.sum() if wt is not None else keep.sum())
+    if not label_smoothing:
+        return nll
+    smooth = -(logp if w is None else logp * w).sum(1) * Tensor(keep.astype(input.data.dtype))
+    if reduction == "none":
+        ret = smooth
+    elif reduction == "sum":
+        ret = smooth.sum()
+    else:
+        ret = smooth.sum() / float(wt.sum() if wt is not None else keep.sum())
+    return (1 - label_smoothing) * nll + ret * (label_smoothing / n_classes)
 
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):

@@ -2,7 +2,8 @@
 its gradient taken, as a quick check script would do: torch.nn.functional's and torch.nn's
 activations (SiLU, Mish, ELU, SELU, CELU, ReLU6, Hardtanh, Hardswish, Hardsigmoid, Softsign,
 Softplus, LogSigmoid, Softmin, GLU, Threshold), F.pad and F.one_hot, and the losses (BCE, BCE
-with logits and pos_weight, L1, smooth L1, Huber, KL divergence, NLL) with each reduction.
+with logits and pos_weight, L1, smooth L1, Huber, KL divergence, NLL) with each reduction, and
+cross-entropy with class weights, label smoothing and probability targets.
 """
 import json
 
@@ -60,6 +61,21 @@ def main():
             "nll": value_and_grad(lambda t: nn.NLLLoss(reduction=reduction)(
                 F.log_softmax(t, dim=1), labels), x),
         }
+    soft = torch.tensor(probs / probs.sum(1, keepdims=True))
+    class_weight = torch.tensor([0.5, 1.0, 2.0, 1.0, 0.7, 1.3, 1.0])
+    losses["cross_entropy"] = {
+        "weighted": value_and_grad(lambda t: nn.CrossEntropyLoss(weight=class_weight)(t, labels),
+                                   x),
+        "smoothed": value_and_grad(lambda t: nn.CrossEntropyLoss(label_smoothing=0.1)(t, labels),
+                                   x),
+        "both_sum": value_and_grad(lambda t: F.cross_entropy(
+            t, labels, weight=class_weight, label_smoothing=0.2, reduction="sum"), x),
+        "ignore": value_and_grad(lambda t: F.cross_entropy(
+            t, torch.tensor([0, -100, 3, 2]), label_smoothing=0.1, reduction="none"), x),
+        "soft_targets": value_and_grad(lambda t: F.cross_entropy(t, soft), x),
+        "soft_smoothed": value_and_grad(lambda t: F.cross_entropy(t, soft, label_smoothing=0.1),
+                                        x),
+    }
     losses["kl_batchmean"] = value_and_grad(lambda t: nn.KLDivLoss(reduction="batchmean")(
         F.log_softmax(t, dim=1), torch.tensor(probs / probs.sum(1, keepdims=True))), x)
     losses["kl_log_target"] = value_and_grad(lambda t: F.kl_div(
