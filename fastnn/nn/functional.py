@@ -46,9 +46,17 @@ def linear(input, weight, bias=None):
         if bias is None:
             return gx, gw
         return gx, gw, (T.bias_grad(g2) if bias.requires_grad else None)
+
+    def tb(g):  # the same on Tensors, for create_graph (double backward)
+        g2 = g.reshape(-1, w.shape[0])
+        gx = g2.matmul(weight).reshape(x.shape) if input.requires_grad else None
+        gw = g2.t().matmul(input.reshape(-1, w.shape[1])) if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, (g2.sum(0) if bias.requires_grad else None)
     if x.ndim != 2:
         y = y.reshape(x.shape[:-1] + (w.shape[0],))
-    return _node(y, parents, backward)
+    return _node(y, parents, backward, tb=tb)
 
 
 # ---------------------------------------------------------------- activations

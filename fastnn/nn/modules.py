@@ -683,6 +683,17 @@ class Sequential(Module):
             return Sequential(*mods[i])
         return mods[i]
 
+    def __setitem__(self, i, module):
+        setattr(self, list(self._modules)[i], module)  # model[-1] = nn.Linear(...), as PyTorch
+
+    def __delitem__(self, i):
+        keys = list(self._modules)
+        drop = set(keys[i] if isinstance(i, slice) else [keys[i]])
+        kept = [m for k, m in self._modules.items() if k not in drop]
+        self._modules.clear()  # renumbered, as PyTorch's
+        for j, m in enumerate(kept):
+            self._modules[str(j)] = m
+
     def __len__(self):
         return len(self._modules)
 
