@@ -3,7 +3,8 @@ gradients (including PyTorch's choice at the kinks: hardtanh and relu6 pass no g
 bounds, hardsigmoid none outside (-3, 3)):
 
     F.silu, F.mish, F.elu, F.selu, F.celu, F.relu6, F.hardtanh, F.hardswish, F.hardsigmoid,
-    F.softsign, F.softmin, F.threshold, F.glu, F.one_hot, F.pad (constant mode)
+    F.softsign, F.softmin, F.threshold, F.glu, F.one_hot, F.pad (constant mode), F.normalize,
+    F.cosine_similarity
     nn.SiLU, nn.Mish, nn.ELU, nn.SELU, nn.CELU, nn.ReLU6, nn.Hardtanh, nn.Hardswish,
     nn.Hardsigmoid, nn.Softsign, nn.Softmin, nn.Threshold, nn.GLU
 
@@ -16,7 +17,8 @@ from ..tensor import Tensor, _node, int64, softmax
 from .modules import Module
 
 FUNCTIONS = ["silu", "mish", "elu", "selu", "celu", "relu6", "hardtanh", "hardswish",
-             "hardsigmoid", "softsign", "softmin", "threshold", "glu", "one_hot", "pad"]
+             "hardsigmoid", "softsign", "softmin", "threshold", "glu", "one_hot", "pad",
+             "normalize", "cosine_similarity"]
 __all__ = ["SiLU", "Mish", "ELU", "SELU", "CELU", "ReLU6", "Hardtanh", "Hardswish",
            "Hardsigmoid", "Softsign", "Softmin", "Threshold", "GLU"]
 
@@ -166,6 +168,18 @@ def pad(input, pad, mode="constant", value=None):
         gx[src] = g[dst]
         return (gx,)
     return _node(y, (input,), backward)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p along dim, eps)."""
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 * x2) / (max(||x1||, eps) max(||x2||, eps)) along dim, after broadcasting."""
+    x1 = x1 / x1.norm(2, dim, keepdim=True).clamp(min=eps)
+    x2 = x2 / x2.norm(2, dim, keepdim=True).clamp(min=eps)
+    return (x1 * x2).sum(dim)
 
 
 # ---------------------------------------------------------------- modules

@@ -1,9 +1,10 @@
 """The activations and losses that model code reaches for, each applied to the same inputs with
 its gradient taken, as a quick check script would do: torch.nn.functional's and torch.nn's
 activations (SiLU, Mish, ELU, SELU, CELU, ReLU6, Hardtanh, Hardswish, Hardsigmoid, Softsign,
-Softplus, LogSigmoid, Softmin, GLU, Threshold), F.pad and F.one_hot, and the losses (BCE, BCE
-with logits and pos_weight, L1, smooth L1, Huber, KL divergence, NLL) with each reduction, and
-cross-entropy with class weights, label smoothing and probability targets.
+Softplus, LogSigmoid, Softmin, GLU, Threshold), F.pad, F.one_hot, F.normalize and
+F.cosine_similarity, and the losses (BCE, BCE with logits and pos_weight, L1, smooth L1, Huber,
+KL divergence, NLL) with each reduction, and cross-entropy with class weights, label smoothing
+and probability targets.
 """
 import json
 
@@ -43,6 +44,9 @@ def main():
     results["pad"] = value_and_grad(lambda t: F.pad(t, (2, 1, 0, 1), value=0.5) * 2, x)
     results["crop"] = value_and_grad(lambda t: F.pad(t, (-1, -2)), x)
     results["one_hot"] = F.one_hot(labels, num_classes=8).tolist()
+    results["normalize"] = value_and_grad(lambda t: F.normalize(t, p=2.0, dim=1), x)
+    results["cosine"] = value_and_grad(
+        lambda t: F.cosine_similarity(t, torch.tensor(probs) - 0.5, dim=1), x)
 
     losses = {}
     for reduction in ["mean", "sum", "none"]:
