@@ -414,6 +414,117 @@ def _attention_family(kernel):
                   "F.scaled_dot_product_attention (+ autograd backward)", _attention_cases)
 
 
+# ---- vision: conv2d, max_pool2d, batch_norm (forward + backward, NCHW)
+def _conv2d_build(n, cin, cout, hw, k, dtype, impl):
+    rng = _rng()
+    x = rng.standard_normal((n, cin, hw, hw), dtype=dtype)
+    w = rng.standard_normal((cout, cin, k, k), dtype=dtype) * 0.1
+    b = rng.standard_normal(cout, dtype=dtype)
+    pad = k // 2
+    dy = rng.standard_normal((n, cout, hw, hw), dtype=dtype)
+    if impl == "torch":
+        torch = load_torch()
+        tx, tw, tb, tdy = map(torch.from_numpy, (x, w, b, dy))
+        tx.requires_grad_(True), tw.requires_grad_(True), tb.requires_grad_(True)
+
+        def run():
+            y = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+            y.backward(tdy)
+            return y.detach(), tx.grad, tw.grad, tb.grad
+        return run
+    return lambda: (K.conv2d(x, w, b, padding=pad, backend=impl),
+                    *K.conv2d_backward(dy, x, w, padding=pad, backend=impl))
+
+
+def _conv2d_cases(sizes, dtype):
+    shapes = {"tiny": [(2, 4, 8, 8, 3)], "quick": [(8, 64, 64, 16, 3)],
+              "full": [(32, 64, 64, 32, 3), (64, 3, 32, 32, 5)]}[sizes]
+    return [Case("conv2d", f"N={n} {ci}->{co} {hw}x{hw} {k}x{k} fwd+bwd",
+                 ("conv2d", "conv2d_backward"),
+                 functools.partial(_conv2d_build, n, ci, co, hw, k, dtype),
+                 flops=3 * 2.0 * n * co * hw * hw * ci * k * k)
+            for n, ci, co, hw, k in shapes]
+
+
+@kind("conv2d")
+def _conv2d_family(kernel):
+    return Family("conv2d", "2-D convolution, NCHW, padding k//2: forward + input, weight and "
+                  "bias gradients", "F.conv2d + autograd backward", _conv2d_cases)
+
+
+def _max_pool2d_build(n, c, hw, dtype, impl):
+    rng = _rng()
+    x = rng.standard_normal((n, c, hw, hw), dtype=dtype)
+    dy = rng.standard_normal((n, c, hw // 2, hw // 2), dtype=dtype)
+    if impl == "torch":
+        torch = load_torch()
+        tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
+
+        def run():
+            y, idx = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+            return y, torch.ops.aten.max_pool2d_with_indices_backward(
+                tdy, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+        return run
+
+    def run():
+        y, idx = K.max_pool2d(x, 2, backend=impl)
+        return y, K.max_pool2d_backward(dy, idx, x.shape, backend=impl)
+    return run
+
+
+def _pool_shapes(sizes):
+    return {"tiny": [(2, 4, 8)], "quick": [(32, 64, 32)], "full": [(32, 64, 32), (64, 128, 64)]}[sizes]
+
+
+def _max_pool2d_cases(sizes, dtype):
+    return [Case("max_pool2d", f"{n}x{c}x{hw}x{hw} 2x2 fwd+bwd", ("max_pool2d", "max_pool2d_backward"),
+                 functools.partial(_max_pool2d_build, n, c, hw, dtype))
+            for n, c, hw in _pool_shapes(sizes)]
+
+
+@kind("max_pool2d")
+def _max_pool2d_family(kernel):
+    return Family("max_pool2d", "2x2 max pooling, stride 2, NCHW: forward (with indices) + backward",
+                  "F.max_pool2d + aten.max_pool2d_with_indices_backward", _max_pool2d_cases)
+
+
+def _batch_norm_build(n, c, hw, dtype, impl):
+    rng = _rng()
+    x = rng.standard_normal((n, c, hw, hw), dtype=dtype)
+    w, b = rng.standard_normal(c, dtype=dtype), rng.standard_normal(c, dtype=dtype)
+    dy = rng.standard_normal(x.shape, dtype=dtype)
+    if impl == "torch":
+        torch = load_torch()
+        tx, tw, tb, tdy = map(torch.from_numpy, (x, w, b, dy))
+        rm, rv = torch.zeros(c, dtype=tx.dtype), torch.ones(c, dtype=tx.dtype)
+
+        def run():
+            y, mean, invstd, _, _ = torch.ops.aten._batch_norm_impl_index(
+                tx, tw, tb, rm, rv, True, 0.1, 1e-5, False)
+            return (y, *torch.ops.aten.native_batch_norm_backward(
+                tdy, tx, tw, rm, rv, mean, invstd, True, 1e-5, [True, True, True]))
+        return run
+    rm, rv = np.zeros(c, dtype), np.ones(c, dtype)
+
+    def run():
+        y, mean, invstd = K.batch_norm(x, rm, rv, w, b, True, backend=impl)
+        return (y, *K.batch_norm_backward(dy, x, w, mean, invstd, True, backend=impl))
+    return run
+
+
+def _batch_norm_cases(sizes, dtype):
+    return [Case("batch_norm", f"{n}x{c}x{hw}x{hw} training fwd+bwd",
+                 ("batch_norm", "batch_norm_backward"),
+                 functools.partial(_batch_norm_build, n, c, hw, dtype))
+            for n, c, hw in _pool_shapes(sizes)]
+
+
+@kind("batch_norm")
+def _batch_norm_family(kernel):
+    return Family("batch_norm", "batch norm over NCHW, training mode: forward + backward",
+                  "aten batch norm forward + native_batch_norm_backward", _batch_norm_cases)
+
+
 # ---------------------------------------------------------------- overhead (no kernel of its own)
 def _overhead_build(direct, dtype, impl):
     x = _rng().standard_normal(8, dtype=dtype)

@@ -29,7 +29,7 @@ import numbers
 
 import numpy as np
 
-from ..registry import declare
+from ..registry import Bench, declare
 from .._checks import _float_array, resolve
 
 # ---------------------------------------------------------------- argument normalisation
@@ -283,7 +283,7 @@ def _backward_examples(forward_examples, forward):
 
 
 # ---------------------------------------------------------------- the kernels
-@declare(family="conv", signature="conv2d(x (N, C, H, W), weight (Co, C/g, kH, kW), bias (Co,)|None, stride (2,), padding (top, left), dilation (2,), groups, out_hw (2,)) -> y (N, Co, oH, oW)", examples=conv2d_examples)
+@declare(family="conv", signature="conv2d(x (N, C, H, W), weight (Co, C/g, kH, kW), bias (Co,)|None, stride (2,), padding (top, left), dilation (2,), groups, out_hw (2,)) -> y (N, Co, oH, oW)", examples=conv2d_examples, bench=Bench("conv2d"))
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, backend=None):
     """2-D convolution (cross-correlation), NCHW: PyTorch's F.conv2d.
 

@@ -18,7 +18,7 @@ C: csrc/norm2d.c; Numba, numpy and CUDA: backends/*/pool.py.
 """
 import numpy as np
 
-from ..registry import declare
+from ..registry import Bench, declare
 from .._checks import _float_array, resolve
 
 
@@ -58,7 +58,7 @@ def _stat(kernel, name, s, c, dtype):
 
 
 # ---------------------------------------------------------------- batch norm
-@declare(family="norm2d", signature="batch_norm(x (N, C, L), weight (C,), bias (C,), running_mean (C,) or (0,), running_var (C,) or (0,), training, momentum, eps) -> (y (N, C, L), mean (C,), invstd (C,))", doc="Batch norm over (N, *spatial) per channel, training (running stats updated in place) or eval; returns (y, mean, invstd).", examples=lambda rng, dtype: batch_norm_examples(rng, dtype))
+@declare(family="norm2d", signature="batch_norm(x (N, C, L), weight (C,), bias (C,), running_mean (C,) or (0,), running_var (C,) or (0,), training, momentum, eps) -> (y (N, C, L), mean (C,), invstd (C,))", doc="Batch norm over (N, *spatial) per channel, training (running stats updated in place) or eval; returns (y, mean, invstd).", examples=lambda rng, dtype: batch_norm_examples(rng, dtype), bench=Bench("batch_norm"))
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, *, num_batches_tracked=None, backend=None):
     """Batch norm of x (N, C, *spatial), F.batch_norm's arguments. Returns (y, mean, invstd),

@@ -19,7 +19,7 @@ C: csrc/pool.c; Numba, numpy and CUDA: backends/*/pool.py.
 """
 import numpy as np
 
-from ..registry import declare
+from ..registry import Bench, declare
 from .._checks import _float_array, _index_array, resolve
 
 
@@ -89,7 +89,7 @@ def _grad_out(kernel, dy, x_shape, o):
 
 
 # ---------------------------------------------------------------- max pooling
-@declare(family="pool", signature="max_pool2d(x (B, H, W), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow) -> (y (B, oh, ow), indices int64 (B, oh, ow))", doc="2-D max pooling; returns (y, indices) with PyTorch's argmax indices (flat, per plane).", examples=lambda rng, dtype: max_pool2d_examples(rng, dtype))
+@declare(family="pool", signature="max_pool2d(x (B, H, W), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow) -> (y (B, oh, ow), indices int64 (B, oh, ow))", doc="2-D max pooling; returns (y, indices) with PyTorch's argmax indices (flat, per plane).", examples=lambda rng, dtype: max_pool2d_examples(rng, dtype), bench=Bench("max_pool2d"))
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
                backend=None):
     """2-D max pooling of x (N, C, H, W) or (C, H, W), as F.max_pool2d(..., return_indices=True).
