@@ -54,8 +54,15 @@ commands:
                            fastnn train gpt --minutes 3
   train diffusion        a prompt-conditioned diffusion model learns to draw digits (~2 min)
                            fastnn train diffusion
+  train cnn              a small CNN learns the digits, or objects drawn from shapes (--data shapes)
+                           fastnn train cnn --data shapes
+  features               what each layer of a trained CNN responds to: filters, feature maps,
+                         images that excite its channels, and linear probes per layer
+                           fastnn features --checkpoint runs/cnn.npz --out runs/features
   eval mlp               reload runs/mlp.npz and measure its test accuracy
                            fastnn eval mlp --checkpoint runs/mlp.npz
+  eval cnn               reload a CNN checkpoint and measure its test accuracy, per class too
+                           fastnn eval cnn --checkpoint runs/cnn.npz
   eval diffusion         how often samples show the prompted digit, and how close to real ones
                            fastnn eval diffusion --guidance 0,1,3
   generate               text from a trained GPT, at one or several temperatures
@@ -79,9 +86,13 @@ MODEL_HELP = {
                 "fastnn train gpt --minutes 3"),
         "diffusion": ("a prompt-conditioned DDPM on the digits; writes runs/diffusion.npz "
                       "(~2 min)", "fastnn train diffusion"),
+        "cnn": ("a small CNN on the digits or --data shapes; writes runs/cnn.npz",
+                "fastnn train cnn --data shapes"),
     },
     "eval": {
         "mlp": ("test accuracy of an MLP checkpoint", "fastnn eval mlp --checkpoint runs/mlp.npz"),
+        "cnn": ("test accuracy (and per class) of a CNN checkpoint",
+                "fastnn eval cnn --checkpoint runs/cnn.npz"),
         "diffusion": ("prompt accuracy, Frechet distance and copies, per guidance scale",
                       "fastnn eval diffusion --checkpoint runs/diffusion.npz"),
     },

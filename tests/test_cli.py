@@ -44,11 +44,11 @@ def test_the_gpt_modules_live_in_models_gpt():
 
 # ---------------------------------------------------------------- one checkpoint loader
 def test_missing_checkpoint_raises_in_the_library(tmp_path):
-    for kind in (None, "mlp", "gpt", "diffusion"):
+    for kind in (None, "mlp", "gpt", "diffusion", "cnn"):
         with pytest.raises(FileNotFoundError, match="does not exist"):
             load_checkpoint(tmp_path / "nope.npz", kind=kind)
     with pytest.raises(ValueError, match="kind must be one of"):
-        load_checkpoint(tmp_path / "nope.npz", kind="cnn")
+        load_checkpoint(tmp_path / "nope.npz", kind="resnet")
 
 
 def test_checkpoint_kinds_round_trip_and_mismatch(tmp_path):

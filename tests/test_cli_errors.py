@@ -20,7 +20,7 @@ BAD = [
     # no command, unknown command, unknown model
     (["bogus"], "unknown command 'bogus'"),
     (["train"], "expected a model"),
-    (["train", "cnn"], "expected a model"),
+    (["train", "resnet"], "expected a model"),
     (["eval"], "expected a model"),
     (["eval", "gpt"], "expected a model"),
     (["info", "--bogus"], "unrecognized arguments"),
