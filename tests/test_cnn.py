@@ -178,7 +178,9 @@ def test_every_option_shows_its_default(parser):
 
 @pytest.mark.slow
 @needs_sklearn
-def test_digits_cnn_reaches_98_5_percent_in_30_seconds():
-    model, history, acc, info = train_cnn("digits", seed=0, progress=False)
-    assert info["train_seconds"] < 30 and not history["stopped_early"]
+def test_digits_cnn_reaches_98_5_percent():
+    # The whole default schedule, however loaded the machine: its time (under 30 s on a quiet
+    # 2-core machine) is a benchmark figure, not something a test on a shared machine can assert.
+    model, history, acc, info = train_cnn("digits", seed=0, progress=False, max_time=3600)
+    assert not history["stopped_early"]
     assert acc >= 0.985, acc
