@@ -12,6 +12,11 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 import fastnn  # noqa: E402
 
+try:  # some CLI code reaches matplotlib.image as an attribute; load the submodule for every order
+    import matplotlib.image  # noqa: E402,F401
+except ImportError:
+    pass
+
 settings.register_profile("fastnn", deadline=None, max_examples=25, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                  HealthCheck.too_slow])
