@@ -49,6 +49,20 @@ def max_size(backend, n):
     return min(n, 24) if backend == "cuda" else n
 
 
+def max_rows(backend, n):
+    """Cap the row count of a row-kernel test for the CUDA simulator: it runs one block per row,
+    each a set of Python threads, so rows are what cost time there (about 0.2 s each)."""
+    return min(n, 2) if backend == "cuda" else n
+
+
+def fd_backend(backend):
+    """The backend whose forward the finite differences evaluate. On the CUDA simulator that is
+    the numpy reference (whose forward every backend matches, tested elsewhere): a simulated
+    launch costs about 0.2 s and the differences need two per element. The gradient checked
+    against them is still the backend's own backward."""
+    return "numpy" if backend == "cuda" else backend
+
+
 def skip_if_missing(backend, kernel):
     """The CUDA backend may cover a subset (fastnn info lists the rest); CPU backends must not."""
     if backend == "cuda" and not fastnn.kernels.load(backend).has(kernel):
