@@ -553,6 +553,16 @@ class Tensor:
     _n_grad_hooks = [0]       # register_hook on leaves: the same
     _final_callbacks = []     # run once at the end of the current backward() (_queue_callback)
 
+    # `_data` is the numpy array inside. New code reads it by this name: `.data` is to become
+    # PyTorch's (a Tensor sharing this storage, outside autograd), and the slot then `_data`.
+    @property
+    def _data(self):
+        return self.data
+
+    @_data.setter
+    def _data(self, value):
+        self.data = value
+
     def __init__(self, data=None, requires_grad=False, *sizes, dtype=None, device=None):
         vc = None
         if device is not None:
