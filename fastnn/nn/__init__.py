@@ -33,6 +33,11 @@ for _module in (losses, activations):
         functional.__all__.append(_name)
     __all__ += list(_module.__all__)
 
+# recurrent layers (fastnn/nn/rnn.py)
+from . import rnn  # noqa: E402
+from .rnn import *  # noqa: F401,F403,E402
+__all__ += list(rnn.__all__)
+
 
 def __getattr__(name):
     # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
