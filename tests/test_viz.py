@@ -107,3 +107,129 @@ def test_no_pyplot_state(tmp_path):
     if "matplotlib.pyplot" in sys.modules:
         import matplotlib.pyplot as plt
         assert plt.get_fignums() == []
+
+
+# ---------------------------------------------------------------- the lessons' figures
+def test_decision_boundaries(tmp_path):
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([0, 1, 1, 1])
+    calls = []
+
+    def predict(g):
+        calls.append(g.shape)
+        return (g.sum(axis=1) > 0.5).astype(int)
+
+    fig = viz.decision_boundaries([{"title": "OR", "predict": predict, "X": X, "y": y},
+                                   {"title": "scores", "predict": lambda g: g[:, 0], "X": X,
+                                    "y": y}], path=tmp_path / "b.png", resolution=50)
+    assert calls == [(2500, 2)]
+    assert [a.get_title() for a in fig.axes] == ["OR", "scores"]
+    assert len(fig.axes[0].collections) >= 3          # regions, boundary line, points
+    _read_png(tmp_path / "b.png")
+    with pytest.raises(ValueError, match="no panels"):
+        viz.decision_boundaries([])
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        viz.decision_boundaries([{"predict": predict, "X": np.zeros((4, 3)), "y": y}])
+    with pytest.raises(ValueError, match="returned"):
+        viz.decision_boundaries([{"predict": lambda g: g[:3, 0], "X": X, "y": y}])
+
+
+def test_network_diagram(tmp_path):
+    fig = viz.network_diagram([2, 4, 1], ["entrada", "oculta", "salida"],
+                              path=tmp_path / "net.png")
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "entrada\n(2)" in texts and "salida\n(1)" in texts
+    assert len(ax.lines) == 2 * 4 + 4 * 1                 # every connection drawn
+    _read_png(tmp_path / "net.png")
+    big = viz.network_diagram([64, 128, 10])              # capped at max_units per column
+    assert len(big.axes[0].lines) == 8 * 8 + 8 * 8
+    assert "\u22ee" in [t.get_text() for t in big.axes[0].texts]
+    assert "hidden 1\n(128)" in [t.get_text() for t in big.axes[0].texts]
+    with pytest.raises(ValueError, match="names"):
+        viz.network_diagram([2, 2], ["a"])
+    with pytest.raises(ValueError, match="two layers"):
+        viz.network_diagram([3])
+
+
+def test_attention_heatmaps(tmp_path):
+    rng = np.random.default_rng(4)
+    w = np.tril(rng.random((2, 5, 5)))
+    w /= w.sum(-1, keepdims=True)
+    fig = viz.attention_heatmaps(w, list("ab c\n"), titles=["h0", "h1"],
+                                 path=tmp_path / "att.png")
+    assert [a.get_title() for a in fig.axes] == ["h0", "h1"]
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["a", "b", "\u2423", "c", "\u21b5"]     # space and newline made visible
+    assert np.allclose(fig.axes[1].images[0].get_array(), w[1])
+    _read_png(tmp_path / "att.png")
+    viz.attention_heatmaps(w[0], "abcde")                    # one map
+    with pytest.raises(ValueError, match="tokens"):
+        viz.attention_heatmaps(w, "abc")
+    with pytest.raises(ValueError, match="H, T, T"):
+        viz.attention_heatmaps(np.zeros((2, 3, 4)), "abc")
+
+
+def test_temperature_bars(tmp_path):
+    logits = np.array([2.0, 1.0, 0.0, -1.0])
+    temps = [0.5, 1.0, 2.0]
+    probs = np.stack([np.exp(logits / t) / np.exp(logits / t).sum() for t in temps])
+    fig = viz.temperature_bars(probs, temps, ["a", " ", "c", "d"], top=3,
+                               path=tmp_path / "t.png")
+    assert len(fig.axes) == 3 and all(len(a.patches) == 3 for a in fig.axes)
+    heights = [[p.get_height() for p in a.patches] for a in fig.axes]
+    assert heights[0][0] > heights[1][0] > heights[2][0]      # hotter is flatter
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "\u2423", "c"]
+    _read_png(tmp_path / "t.png")
+    with pytest.raises(ValueError, match="expected probs"):
+        viz.temperature_bars(probs, [1.0], ["a", "b", "c", "d"])
+
+
+def test_loss_surface(tmp_path):
+    w1, w2 = np.linspace(-2, 2, 30), np.linspace(-1, 1, 20)
+    z = w1[None, :] ** 2 + 3 * w2[:, None] ** 2
+    path = np.array([[1.5, 0.8], [0.8, 0.2], [0.1, 0.0]])
+    fig = viz.loss_surface(w1, w2, z, trajectory=path, path=tmp_path / "s.png",
+                           labels=("peso", "sesgo"))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "peso"
+    assert np.allclose(ax.lines[0].get_xydata(), path)
+    _read_png(tmp_path / "s.png")
+    with pytest.raises(ValueError, match="len"):
+        viz.loss_surface(w1, w2, z.T)
+    with pytest.raises(ValueError, match="trajectory"):
+        viz.loss_surface(w1, w2, z, trajectory=np.zeros(3))
+
+
+def test_line_and_bar_charts(tmp_path):
+    fig = viz.line_chart({"lr 0.1": ([1, 2, 3], [3, 2, 1]), "lr 1": ([1, 2, 3], [3, 3, 3])},
+                         xlabel="época", ylabel="pérdida", logy=True, hline=1.0,
+                         path=tmp_path / "l.png")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.lines) == 3
+    _read_png(tmp_path / "l.png")
+    with pytest.raises(ValueError, match="has x"):
+        viz.line_chart({"a": ([1, 2], [1])})
+    fig = viz.bar_chart({"numpy": 1.0, "numba": 12.5}, ylabel="x", logy=True,
+                        path=tmp_path / "b.png")
+    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 12.5]
+    assert "12.5" in [t.get_text() for t in fig.axes[0].texts]
+    _read_png(tmp_path / "b.png")
+    with pytest.raises(ValueError):
+        viz.bar_chart({})
+
+
+def test_roofline(tmp_path):
+    fig = viz.roofline(100.0, 10.0, [("matmul", 50.0, 80.0), ("add", 0.08, 0.7)],
+                       path=tmp_path / "r.png")
+    ax = fig.axes[0]
+    roof = ax.lines[0].get_xydata()
+    # the roof is min(peak, bandwidth * intensity): bandwidth-bound left of the ridge (10)
+    assert np.allclose(roof[:, 1], np.minimum(100.0, 10.0 * roof[:, 0]))
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert {"matmul", "add"} <= {t.get_text() for t in ax.texts}
+    _read_png(tmp_path / "r.png")
+    with pytest.raises(ValueError, match="> 0"):
+        viz.roofline(0, 10, [])
+    with pytest.raises(ValueError, match="every point"):
+        viz.roofline(100, 10, [("x", 0.0, 1.0)])

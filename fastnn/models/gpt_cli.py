@@ -124,7 +124,7 @@ def estimate_loss(model, splits, eval_iters, batch_size, rng, rank=0, world_size
             for i in range(eval_iters):
                 x, y = textlib.get_batch(data, model.config.block_size, batch_size, rng)
                 if i % world_size == rank:
-                    total += float(model(x, y)[1].data)
+                    total += float(model(x, y)[1]._data)
             sums.append(total)
     model.train(was_training)
     if world_size > 1:
@@ -337,7 +337,7 @@ def _train(args, rank, world, tqdm):
             step += 1
             scheduler.elapsed = elapsed
             scheduler.step()
-            shown = float(loss.data)
+            shown = float(loss._data)
             if world > 1 and not args.no_progress:   # the mean over the whole batch
                 shown = float(sum_across_ranks([shown])[0]) / world
             # a time-based bar stops at its total: the last step's overshoot is not shown
@@ -391,6 +391,9 @@ def _generate_parser():
     p.add_argument("--replace-unknown", metavar="C", help="encode characters outside the "
                    "vocabulary as C (which must be in it) instead of stopping with an error "
                    "(default: stop)")
+    p.add_argument("--show-attention", metavar="FILE.png", help="also draw, for the text "
+                   "written (at the first temperature), which earlier characters each head of "
+                   "each layer attends to (its last 40 characters at most)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for "
                    "each token instead of using the key/value cache (same tokens, slower)")
     add_runtime_options(p)
@@ -452,14 +455,20 @@ def generate_main(argv):
         if args.temperatures:
             print(f"{'' if i == 0 else chr(10)}=== temperature {temperature:g} ===")
         sys.stdout.write(prompt_text)
-        ents = []
+        ents, written = [], [ids[0]]
         for nxt, probs in model.generate_stream(ids, args.max_new_tokens, temperature,
                                                 args.top_k, args.top_p, gen,
                                                 use_cache=not args.no_cache):
             ents.append(entropy(probs)[0])
+            written.append(nxt)
             sys.stdout.write(tok.decode(nxt))
             sys.stdout.flush()
         sys.stdout.write("\n")
+        if args.show_attention and i == 0:
+            from .attention_maps import save_attention_figure
+            seq = np.concatenate(written)[-min(40, model.config.block_size):]
+            save_attention_figure(model, seq, tok.decode(seq), args.show_attention)
+            print(f"attention maps written to {args.show_attention}", file=sys.stderr)
         if args.temperatures:
             mean = float(np.mean(ents)) if ents else 0.0
             print(f"--- temperature {temperature:g}: mean entropy {mean:.3f} nats per token "
