@@ -38,6 +38,11 @@ from . import rnn  # noqa: E402
 from .rnn import *  # noqa: F401,F403,E402
 __all__ += list(rnn.__all__)
 
+# attention and transformer layers (fastnn/nn/transformer.py)
+from . import transformer  # noqa: E402
+from .transformer import *  # noqa: F401,F403,E402
+__all__ += list(transformer.__all__)
+
 
 def __getattr__(name):
     # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
