@@ -1,5 +1,6 @@
 """nanoGPT's model.py in PyTorch, trimmed to what fastnn's GPT mirrors (the reference for tests
-and benchmarks). Same names, shapes and initialization as github.com/karpathy/nanoGPT."""
+and benchmarks; bench/torch_gpt.py re-exports it). Same names, shapes and initialization as
+github.com/karpathy/nanoGPT. Imports torch: import this module only when PyTorch is wanted."""
 import math
 
 import torch
