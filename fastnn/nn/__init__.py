@@ -43,6 +43,18 @@ from . import transformer  # noqa: E402
 from .transformer import *  # noqa: F401,F403,E402
 __all__ += list(transformer.__all__)
 
+# 1-D layers, resizing, instance and RMS norm (fastnn/nn/layers1d.py, upsampling.py, norms.py);
+# their functional forms are attached to functional
+from . import layers1d, norms, upsampling  # noqa: E402
+from .layers1d import *  # noqa: F401,F403,E402
+from .norms import *  # noqa: F401,F403,E402
+from .upsampling import *  # noqa: F401,F403,E402
+for _module in (layers1d, norms, upsampling):
+    for _name in _module.FUNCTIONS:
+        setattr(functional, _name, getattr(_module, _name))
+        functional.__all__.append(_name)
+    __all__ += list(_module.__all__)
+
 
 def __getattr__(name):
     # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
