@@ -89,6 +89,7 @@ class _InstanceNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)))
+            # registered as torch does, and as torch's never counted
             self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
         else:
             self.register_buffer("running_mean", None)
@@ -117,8 +118,6 @@ class _InstanceNorm(Module):
             raise ValueError(f"expected input's size at dim=1 to match num_features "
                              f"({self.num_features}), but got: {x.shape[1]}.")
         use_input_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked._data[...] += 1
         y = instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                           use_input_stats, self.momentum if self.momentum is not None else 0.0,
                           self.eps)

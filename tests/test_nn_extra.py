@@ -1,0 +1,585 @@
+"""The torch.nn pieces real programs use beyond the basics: recurrent layers (nn/rnn.py),
+MultiheadAttention and the transformer layers (nn/transformer.py), Conv1d and 1-D pooling
+(nn/layers1d.py), interpolate / Upsample / PixelShuffle (nn/upsampling.py), InstanceNorm and
+RMSNorm (nn/norms.py).
+
+Against PyTorch (skipped without it): a torch module's state dict loaded into the fastnn module,
+then outputs and the gradients of inputs and parameters compared, in float32 (to float32
+rounding) and float64 (to ~1e-10). Without PyTorch: the hand-written BPTT backward against finite
+differences in float64 on every CPU backend, state-dict keys, shapes, training, and bad input."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn
+from fastnn.nn import functional as F
+from fastnn.nn.rnn import recurrent_layer
+
+from conftest import numeric_grad
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-10)}
+
+
+def _rnd(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _arr(t):
+    return np.asarray(t._data if isinstance(t, fastnn.Tensor) else t)
+
+
+def _load_torch_weights(tm, fm, dtype):
+    """Copy torch module tm's state dict into fastnn module fm; the keys must be the same, in
+    the same order."""
+    sd = {k: v.detach().numpy().astype(dtype) if v.is_floating_point() else v.numpy()
+          for k, v in tm.state_dict().items()}
+    assert list(sd) == list(fm.state_dict())
+    if dtype == np.float64:
+        fm.double()
+    fm.load_state_dict({k: fastnn.tensor(v) for k, v in sd.items()})
+    tm.to(torch.float64 if dtype == np.float64 else torch.float32)
+
+
+def _flat(out):
+    """The tensors of a module's result, flattened ((out, (h, c)) -> [out, h, c]), Nones out."""
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _flat(o)]
+    return [] if out is None else [out]
+
+
+def _compare_module(tm, fm, inputs, dtype, call=None, **kw):
+    """Run tm and fm on the same inputs (arrays; None passes through, bool arrays go as masks
+    without gradients); compare every output and every gradient (inputs, then parameters) of
+    a fixed random weighting of the outputs."""
+    call = call or (lambda m, *a: m(*a, **kw))
+    tol = TOL[dtype]
+
+    def make(lib, a):
+        if a is None:
+            return None
+        if a.dtype == bool:
+            return lib.tensor(a)
+        return lib.tensor(a.astype(dtype), requires_grad=True)
+    tin = [make(torch, a) for a in inputs]
+    fin = [make(fastnn, a) for a in inputs]
+    touts, fouts = _flat(call(tm, *tin)), _flat(call(fm, *fin))
+    assert len(touts) == len(fouts)
+    tloss = floss = 0
+    for i, (to, fo) in enumerate(zip(touts, fouts)):
+        assert tuple(to.shape) == tuple(fo.shape)
+        assert _arr(fo).dtype == dtype
+        np.testing.assert_allclose(_arr(fo), to.detach().numpy(), **tol)
+        w = _rnd(*to.shape, seed=10 + i).astype(dtype)
+        tloss = tloss + (to * torch.tensor(w)).sum()
+        floss = floss + (fo * fastnn.tensor(w)).sum()
+    tloss.backward()
+    floss.backward()
+    for t, f in zip(tin, fin):
+        if t is not None and t.requires_grad:
+            np.testing.assert_allclose(_arr(f.grad), t.grad.numpy(), **tol)
+    if not hasattr(tm, "named_parameters"):
+        return
+    for (name, tp), fp in zip(tm.named_parameters(), fm.parameters()):
+        assert fp.grad is not None, name
+        np.testing.assert_allclose(_arr(fp.grad), tp.grad.numpy(), err_msg=name, **tol)
+
+
+# ================================================================ recurrent layers
+RNN_CASES = {
+    "lstm": ("LSTM", dict()),
+    "lstm_2layers_bidir_batch_first": ("LSTM", dict(num_layers=2, bidirectional=True,
+                                                    batch_first=True)),
+    "lstm_no_bias": ("LSTM", dict(bias=False)),
+    "gru": ("GRU", dict()),
+    "gru_2layers_bidir": ("GRU", dict(num_layers=2, bidirectional=True)),
+    "rnn_tanh_batch_first": ("RNN", dict(batch_first=True)),
+    "rnn_relu_2layers": ("RNN", dict(nonlinearity="relu", num_layers=2)),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", sorted(RNN_CASES))
+def test_rnn_matches_torch(case, dtype):
+    cls, kw = RNN_CASES[case]
+    tm = getattr(torch.nn, cls)(3, 5, **kw)
+    fm = getattr(nn, cls)(3, 5, **kw)
+    _load_torch_weights(tm, fm, dtype)
+    d = 2 if kw.get("bidirectional") else 1
+    layers = kw.get("num_layers", 1)
+    x = _rnd(2, 4, 3) if kw.get("batch_first") else _rnd(4, 2, 3)
+    _compare_module(tm, fm, [x], dtype)                         # zero initial state
+    h0 = _rnd(layers * d, 2, 5, seed=1)
+    if cls == "LSTM":
+        c0 = _rnd(layers * d, 2, 5, seed=2)
+        _compare_module(tm, fm, [x, h0, c0], dtype, call=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        _compare_module(tm, fm, [x, h0], dtype)
+
+
+@needs_torch
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_rnn_unbatched_input_matches_torch(cls):
+    tm, fm = getattr(torch.nn, cls)(3, 4, num_layers=2), getattr(nn, cls)(3, 4, num_layers=2)
+    _load_torch_weights(tm, fm, np.float64)
+    _compare_module(tm, fm, [_rnd(6, 3)], np.float64)
+
+
+@needs_torch
+@pytest.mark.parametrize("cls", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_rnn_cells_match_torch(cls):
+    tm, fm = getattr(torch.nn, cls)(3, 4), getattr(nn, cls)(3, 4)
+    _load_torch_weights(tm, fm, np.float64)
+    x, h = _rnd(2, 3), _rnd(2, 4, seed=1)
+    if cls == "LSTMCell":
+        _compare_module(tm, fm, [x, h, _rnd(2, 4, seed=2)], np.float64,
+                        call=lambda m, x, h, c: m(x, (h, c)))
+    else:
+        _compare_module(tm, fm, [x, h], np.float64)
+    _compare_module(tm, fm, [x], np.float64)                    # no state: zeros
+
+
+@pytest.fixture
+def backend(current_cpu_backend):
+    return current_cpu_backend
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+def test_recurrent_layer_backward_matches_finite_differences(mode, reverse, backend):
+    """The hand-written BPTT of recurrent_layer against central differences of its forward
+    (float64), for every input: sequence, initial states, weights and biases."""
+    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    steps, n, nin, hidden = 4, 2, 3, 3
+    arrays = [_rnd(steps, n, nin), _rnd(n, hidden, seed=1) * 0.5]
+    if mode == "LSTM":
+        arrays.append(_rnd(n, hidden, seed=2) * 0.5)
+    arrays += [_rnd(gates * hidden, nin, seed=3) * 0.6, _rnd(gates * hidden, hidden, seed=4) * 0.6,
+               _rnd(gates * hidden, seed=5) * 0.3, _rnd(gates * hidden, seed=6) * 0.3]
+    out_shape = (steps + (mode == "LSTM"), n, hidden)
+    weight = _rnd(*out_shape, seed=7)
+
+    def call(ts):
+        c0 = ts[2] if mode == "LSTM" else None
+        rest = ts[3:] if mode == "LSTM" else ts[2:]
+        return recurrent_layer(mode, ts[0], ts[1], c0, *rest, reverse=reverse)
+
+    ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
+    (call(ts) * fastnn.tensor(weight)).sum().backward()
+
+    def loss():
+        with fastnn.no_grad():
+            return float((_arr(call([fastnn.tensor(a) for a in arrays])) * weight).sum())
+    for i, (a, t) in enumerate(zip(arrays, ts)):
+        np.testing.assert_allclose(_arr(t.grad), numeric_grad(loss, a), rtol=1e-6, atol=1e-8,
+                                   err_msg=f"input {i}")
+
+
+def test_rnn_state_dict_keys_are_torchs():
+    m = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    keys = [f"{w}_l{k}{s}" for k in range(2) for s in ("", "_reverse")
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert list(m.state_dict()) == keys
+    assert m.weight_ih_l0.shape == (16, 3) and m.weight_ih_l1.shape == (16, 8)
+    assert m.weight_hh_l1_reverse.shape == (16, 4) and m.bias_hh_l0.shape == (16,)
+    assert list(nn.GRU(3, 4, bias=False).state_dict()) == ["weight_ih_l0", "weight_hh_l0"]
+    assert nn.GRU(3, 4).weight_ih_l0.shape == (12, 3)
+    assert list(nn.LSTMCell(3, 4).state_dict()) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    bound = 1 / math.sqrt(4)
+    assert all(np.abs(_arr(p)).max() <= bound for p in m.parameters())
+    assert all(_arr(p).dtype == np.float32 for p in m.parameters())
+
+
+def test_lstm_shapes_and_final_states():
+    m = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    x = fastnn.randn(5, 7, 3)
+    out, (h, c) = m(x)
+    assert out.shape == (5, 7, 8) and h.shape == (4, 5, 4) and c.shape == (4, 5, 4)
+    # the forward direction's final h is the last output step, the reverse one's the first
+    np.testing.assert_allclose(_arr(h)[2], _arr(out)[:, -1, :4], rtol=1e-6)
+    np.testing.assert_allclose(_arr(h)[3], _arr(out)[:, 0, 4:], rtol=1e-6)
+    m.flatten_parameters()                                      # accepted, as programs call it
+    assert len(m.all_weights) == 4 and len(m.all_weights[0]) == 4
+
+
+def test_lstm_dropout_between_layers_only_in_training():
+    fastnn.manual_seed(0)
+    m = nn.LSTM(3, 6, num_layers=2, dropout=0.5)
+    x = fastnn.randn(4, 2, 3)
+    a, b = m(x)[0], m(x)[0]
+    assert not np.allclose(_arr(a), _arr(b))                    # different dropout masks
+    m.eval()
+    np.testing.assert_array_equal(_arr(m(x)[0]), _arr(m(x)[0]))
+
+
+def test_lstm_learns_a_sequence_task():
+    """An LSTM fits 'is the running sum of the sequence positive' by Adam; the loss falls."""
+    fastnn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 10, 1)).astype(np.float32)
+    y = (x.sum(1)[:, 0] > 0).astype(np.int64)
+    lstm, head = nn.LSTM(1, 16, batch_first=True), nn.Linear(16, 2)
+    opt = fastnn.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=0.02)
+    losses = []
+    for _ in range(60):
+        out, (h, _) = lstm(fastnn.tensor(x))
+        loss = F.cross_entropy(head(h[-1]), fastnn.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_rnn_bad_input_raises():
+    m = nn.LSTM(3, 4)
+    with pytest.raises(RuntimeError, match="input_size"):
+        m(fastnn.randn(5, 2, 7))
+    with pytest.raises(ValueError, match="2D or 3D"):
+        m(fastnn.randn(5))
+    with pytest.raises(RuntimeError, match="Expected hidden"):
+        m(fastnn.randn(5, 2, 3), (fastnn.zeros(1, 3, 4), fastnn.zeros(1, 2, 4)))
+    with pytest.raises(TypeError, match="tuple"):
+        m(fastnn.randn(5, 2, 3), fastnn.zeros(1, 2, 4))
+    with pytest.raises(TypeError, match="float64"):
+        nn.GRU(3, 4, dtype=fastnn.float64)(fastnn.randn(5, 2, 3))
+    with pytest.raises(NotImplementedError, match="proj_size"):
+        nn.LSTM(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.RNN(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="dropout"):
+        nn.LSTM(3, 4, dropout=1.5)
+    with pytest.raises(RuntimeError, match="input_size"):
+        nn.GRUCell(3, 4)(fastnn.randn(2, 5))
+
+
+# ================================================================ multi-head attention
+MHA_MASKS = {
+    "none": {},
+    "bool_attn_mask": dict(attn_mask=np.triu(np.ones((5, 6), bool), 2)),
+    "float_attn_mask_3d": dict(attn_mask=_rnd(4, 5, 6, seed=3)),
+    "key_padding_mask": dict(key_padding_mask=np.array([[False] * 6, [False] * 4 + [True] * 2])),
+    "both": dict(attn_mask=np.triu(np.ones((5, 6), bool), 2),
+                 key_padding_mask=np.array([[False] * 6, [False] * 3 + [True] * 3])),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("need_weights,average", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("masks", sorted(MHA_MASKS))
+def test_multihead_attention_matches_torch(masks, batch_first, need_weights, average):
+    dtype = np.float32
+    tm = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    fm = nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    _load_torch_weights(tm, fm, dtype)
+    q = _rnd(2, 5, 8) if batch_first else _rnd(5, 2, 8)
+    kv = _rnd(2, 6, 8, seed=1) if batch_first else _rnd(6, 2, 8, seed=1)
+    m = MHA_MASKS[masks]
+    names = sorted(m)
+    masks_in = [m[k] if m[k].dtype == bool else m[k].astype(dtype) for k in names]
+
+    def call(mod, q, kv, *mk):                     # a float mask gets a gradient too
+        return mod(q, kv, kv, need_weights=need_weights, average_attn_weights=average,
+                   **dict(zip(names, mk)))
+    _compare_module(tm, fm, [q, kv] + masks_in, dtype, call=call)
+
+
+@needs_torch
+def test_multihead_attention_self_attention_kdim_and_unbatched_match_torch():
+    tm, fm = torch.nn.MultiheadAttention(6, 3), nn.MultiheadAttention(6, 3)
+    _load_torch_weights(tm, fm, np.float64)
+    _compare_module(tm, fm, [_rnd(4, 6)], np.float64, call=lambda m, x: m(x, x, x))  # unbatched
+    _compare_module(tm, fm, [_rnd(4, 2, 6)], np.float64,
+                    call=lambda m, x: m(x, x, x, attn_mask=torch.ones(4, 4).triu(1).bool()
+                                        if m is tm else fastnn.ones(4, 4).triu(1).bool(),
+                                        is_causal=True))
+    tm = torch.nn.MultiheadAttention(6, 2, kdim=4, vdim=3, bias=False, batch_first=True)
+    fm = nn.MultiheadAttention(6, 2, kdim=4, vdim=3, bias=False, batch_first=True)
+    assert list(fm.state_dict()) == ["q_proj_weight", "k_proj_weight", "v_proj_weight",
+                                     "out_proj.weight"]
+    _load_torch_weights(tm, fm, np.float64)
+    _compare_module(tm, fm, [_rnd(2, 3, 6), _rnd(2, 5, 4, seed=1), _rnd(2, 5, 3, seed=2)],
+                    np.float64)
+
+
+def test_multihead_attention_state_dict_and_init():
+    m = nn.MultiheadAttention(8, 2)
+    assert list(m.state_dict()) == ["in_proj_weight", "in_proj_bias", "out_proj.weight",
+                                    "out_proj.bias"]
+    assert m.in_proj_weight.shape == (24, 8) and m.head_dim == 4
+    assert not _arr(m.in_proj_bias).any() and not _arr(m.out_proj.bias).any()
+    bound = math.sqrt(6 / (24 + 8))                             # xavier-uniform
+    assert 0.5 * bound < np.abs(_arr(m.in_proj_weight)).max() <= bound
+
+
+def test_multihead_attention_key_padding_mask_hides_keys():
+    """Changing a padded key's value does not change the output; changing another one does."""
+    fastnn.manual_seed(0)
+    m = nn.MultiheadAttention(4, 2, batch_first=True)
+    q, kv = fastnn.randn(1, 3, 4), _rnd(1, 5, 4, seed=1).astype(np.float32)
+    pad = fastnn.tensor(np.array([[False, False, False, True, True]]))
+    base = _arr(m(q, fastnn.tensor(kv), fastnn.tensor(kv), key_padding_mask=pad)[0])
+    kv2 = kv.copy()
+    kv2[0, 4] += 10
+    same = _arr(m(q, fastnn.tensor(kv2), fastnn.tensor(kv2), key_padding_mask=pad)[0])
+    np.testing.assert_allclose(same, base, rtol=1e-6)
+    kv2[0, 0] += 10
+    assert not np.allclose(_arr(m(q, fastnn.tensor(kv2), fastnn.tensor(kv2),
+                                  key_padding_mask=pad)[0]), base)
+
+
+def test_multihead_attention_bad_input_raises():
+    with pytest.raises(AssertionError, match="divisible"):
+        nn.MultiheadAttention(6, 4)
+    m = nn.MultiheadAttention(4, 2)
+    x = fastnn.randn(3, 2, 4)
+    with pytest.raises(RuntimeError, match="is_causal"):
+        m(x, x, x, is_causal=True)
+    with pytest.raises(RuntimeError, match="2D attn_mask"):
+        m(x, x, x, attn_mask=fastnn.zeros(2, 2))
+    with pytest.raises(AssertionError, match="key_padding_mask"):
+        m(x, x, x, key_padding_mask=fastnn.zeros(3, 3).bool())
+    with pytest.raises(AssertionError, match="embedding dimension"):
+        m(fastnn.randn(3, 2, 5), x, x)
+    with pytest.raises(TypeError, match="bool and floating"):
+        m(x, x, x, attn_mask=fastnn.zeros(3, 3).long())
+
+
+# ================================================================ transformer layers
+@needs_torch
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_transformer_encoder_matches_torch(activation, norm_first):
+    kw = dict(dim_feedforward=16, dropout=0.0, activation=activation, norm_first=norm_first,
+              batch_first=True)
+    tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, **kw), 2,
+                                     norm=torch.nn.LayerNorm(8), enable_nested_tensor=False)
+    fm = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, **kw), 2, norm=nn.LayerNorm(8))
+    _load_torch_weights(tm, fm, np.float32)
+    pad = np.zeros((2, 5), bool)
+    pad[1, 3:] = True
+
+    def call(m, x, pad):
+        lib = torch if m is tm else fastnn
+        mask = (torch.nn.Transformer if m is tm else nn.Transformer) \
+            .generate_square_subsequent_mask(5)
+        return m(x, mask=mask, src_key_padding_mask=lib.tensor(_arr(pad) if lib is fastnn
+                                                                else pad.numpy()))
+    _compare_module(tm, fm, [_rnd(2, 5, 8), pad], np.float32, call=call)
+
+
+@needs_torch
+def test_transformer_decoder_and_full_transformer_match_torch():
+    kw = dict(dim_feedforward=16, dropout=0.0)
+    tm = torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(8, 2, norm_first=True,
+                                                                      **kw), 2)
+    fm = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, norm_first=True, **kw), 2)
+    _load_torch_weights(tm, fm, np.float64)
+    _compare_module(tm, fm, [_rnd(4, 2, 8), _rnd(6, 2, 8, seed=1)], np.float64)
+    tm = torch.nn.Transformer(8, 2, 1, 2, batch_first=True, **kw)
+    fm = nn.Transformer(8, 2, 1, 2, batch_first=True, **kw)
+    _load_torch_weights(tm, fm, np.float32)
+
+    def call(m, src, tgt):
+        return m(src, tgt, tgt_mask=m.generate_square_subsequent_mask(4))
+    _compare_module(tm, fm, [_rnd(2, 6, 8), _rnd(2, 4, 8, seed=1)], np.float32, call=call)
+    np.testing.assert_array_equal(
+        _arr(nn.Transformer.generate_square_subsequent_mask(4)),
+        torch.nn.Transformer.generate_square_subsequent_mask(4).numpy())
+
+
+def test_transformer_layers_state_dict_keys_and_dropout():
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16)
+    assert list(layer.state_dict()) == [
+        "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+        "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
+        "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    enc = nn.TransformerEncoder(layer, 3)
+    assert len(enc.layers) == 3 and enc.layers[0] is not enc.layers[1]
+    assert enc.layers[0].linear1.weight is not enc.layers[1].linear1.weight
+    assert "layers.2.norm2.bias" in enc.state_dict()
+    mask = _arr(nn.Transformer.generate_square_subsequent_mask(3))
+    assert mask.dtype == np.float32 and np.isneginf(mask[0, 1]) and mask[1, 0] == 0
+    x = fastnn.randn(4, 2, 8)
+    a, b = _arr(enc(x)), _arr(enc(x))                            # training: dropout 0.1
+    assert not np.allclose(a, b)
+    enc.eval()
+    np.testing.assert_array_equal(_arr(enc(x)), _arr(enc(x)))
+    with pytest.raises(RuntimeError, match="relu/gelu"):
+        nn.TransformerEncoderLayer(8, 2, activation="swish")
+
+
+def test_transformer_encoder_causal_mask_makes_outputs_causal():
+    """With the square subsequent mask, output position t depends on inputs <= t only."""
+    fastnn.manual_seed(0)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0,
+                                                           batch_first=True), 2)
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    x = _rnd(1, 5, 8).astype(np.float32)
+    base = _arr(enc(fastnn.tensor(x), mask=mask))
+    x[0, 3] += 5
+    moved = _arr(enc(fastnn.tensor(x), mask=mask))
+    np.testing.assert_allclose(moved[0, :3], base[0, :3], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(moved[0, 3:], base[0, 3:])
+
+
+# ================================================================ 1-D layers
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv1d_and_pool1d_modules_match_torch(dtype):
+    tm = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
+                             torch.nn.ReLU(), torch.nn.MaxPool1d(2, ceil_mode=True),
+                             torch.nn.Conv1d(6, 5, 2, padding="same", dilation=1, bias=False),
+                             torch.nn.AvgPool1d(3, 1, 1), torch.nn.AdaptiveAvgPool1d(2))
+    fm = nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2), nn.ReLU(),
+                       nn.MaxPool1d(2, ceil_mode=True),
+                       nn.Conv1d(6, 5, 2, padding="same", dilation=1, bias=False),
+                       nn.AvgPool1d(3, 1, 1), nn.AdaptiveAvgPool1d(2))
+    _load_torch_weights(tm, fm, dtype)
+    _compare_module(tm, fm, [_rnd(3, 4, 11)], dtype)
+    _compare_module(tm, fm, [_rnd(4, 9)], dtype)                 # unbatched (C, L)
+
+
+@needs_torch
+def test_max_pool1d_indices_match_torch():
+    x = _rnd(2, 3, 10)
+    ty, ti = torch.nn.functional.max_pool1d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    fy, fi = F.max_pool1d(fastnn.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(_arr(fi), ti.numpy())
+    np.testing.assert_array_equal(_arr(fy), ty.numpy())
+
+
+def test_conv1d_shapes_init_and_errors():
+    m = nn.Conv1d(4, 8, 5, padding=2)
+    assert m.weight.shape == (8, 4, 5) and m.kernel_size == (5,) and m.stride == (1,)
+    assert np.abs(_arr(m.weight)).max() <= 1 / math.sqrt(20)
+    assert m(fastnn.randn(2, 4, 16)).shape == (2, 8, 16)
+    with pytest.raises(ValueError, match="divisible"):
+        nn.Conv1d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv1d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="3-D"):
+        m(fastnn.randn(2, 4, 5, 5))
+
+
+# ================================================================ resizing
+INTERP = [("nearest", None, dict(scale_factor=2)), ("nearest", None, dict(size=(7, 10))),
+          ("nearest", None, dict(scale_factor=1.7)), ("nearest", None, dict(size=(2, 3))),
+          ("nearest-exact", None, dict(scale_factor=(1.5, 0.5))),
+          ("bilinear", False, dict(scale_factor=2)), ("bilinear", False, dict(size=(7, 10))),
+          ("bilinear", True, dict(size=(7, 10))), ("bilinear", True, dict(scale_factor=0.6)),
+          ("bilinear", False, dict(scale_factor=1.3, recompute_scale_factor=True)),
+          ("area", None, dict(size=(3, 4))), ("area", None, dict(scale_factor=1.5))]
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode,align,kw", INTERP, ids=[f"{m}-{a}-{sorted(k.items())}"
+                                                       for m, a, k in INTERP])
+def test_interpolate_matches_torch(mode, align, kw, dtype):
+    class Resize:
+        def __init__(self, F):
+            self.F = F
+
+        def __call__(self, x):
+            return self.F.interpolate(x, mode=mode, align_corners=align, **kw)
+    _compare_module(Resize(torch.nn.functional), Resize(F), [_rnd(2, 3, 5, 6)], dtype,
+                    call=lambda m, x: m(x))
+
+
+@needs_torch
+def test_interpolate_1d_3d_and_upsample_modules_match_torch():
+    for mode, shape, kw in [("linear", (2, 3, 7), dict(scale_factor=2.5)),
+                            ("linear", (2, 3, 7), dict(size=4, align_corners=True)),
+                            ("nearest", (2, 3, 7), dict(size=12)),
+                            ("trilinear", (1, 2, 3, 4, 5), dict(scale_factor=2)),
+                            ("nearest", (1, 2, 3, 4, 5), dict(size=(5, 3, 8)))]:
+        _compare_module(torch.nn.Upsample(mode=mode, **kw), nn.Upsample(mode=mode, **kw),
+                        [_rnd(*shape)], np.float64)
+    for name in ("UpsamplingNearest2d", "UpsamplingBilinear2d"):
+        _compare_module(getattr(torch.nn, name)(scale_factor=2), getattr(nn, name)(scale_factor=2),
+                        [_rnd(1, 2, 3, 4)], np.float64)
+    _compare_module(torch.nn.PixelShuffle(2), nn.PixelShuffle(2), [_rnd(2, 8, 3, 5)], np.float64)
+    _compare_module(torch.nn.PixelUnshuffle(3), nn.PixelUnshuffle(3), [_rnd(2, 6, 9)],
+                    np.float64)
+
+
+def test_interpolate_known_values_and_errors():
+    x = fastnn.tensor(np.arange(4.0).reshape(1, 1, 2, 2))
+    np.testing.assert_array_equal(_arr(F.interpolate(x, scale_factor=2))[0, 0, 0],
+                                  [0, 0, 1, 1])
+    y = _arr(F.interpolate(x, size=(3, 3), mode="bilinear", align_corners=True))[0, 0]
+    np.testing.assert_allclose(y, [[0, 0.5, 1], [1, 1.5, 2], [2, 2.5, 3]])
+    ps = nn.PixelShuffle(2)(fastnn.randn(1, 8, 3, 3))
+    assert ps.shape == (1, 2, 6, 6)
+    np.testing.assert_array_equal(_arr(nn.PixelUnshuffle(2)(ps)).shape, (1, 8, 3, 3))
+    with pytest.raises(ValueError, match="only one"):
+        F.interpolate(x, size=3, scale_factor=2)
+    with pytest.raises(ValueError, match="only one"):
+        F.interpolate(x)
+    with pytest.raises(NotImplementedError, match="bilinear mode needs 4D"):
+        F.interpolate(fastnn.randn(1, 2, 3), scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="align_corners"):
+        F.interpolate(x, scale_factor=2, align_corners=True)
+    with pytest.raises(NotImplementedError, match="not supported"):
+        F.interpolate(x, scale_factor=2, mode="cubic")
+    with pytest.raises(RuntimeError, match="divisible"):
+        F.pixel_shuffle(fastnn.randn(1, 6, 2, 2), 2)
+
+
+# ================================================================ instance and RMS norm
+@needs_torch
+@pytest.mark.parametrize("cls,shape", [("InstanceNorm1d", (3, 4, 7)),
+                                       ("InstanceNorm2d", (3, 4, 5, 6)),
+                                       ("InstanceNorm2d", (4, 5, 6))])
+def test_instance_norm_matches_torch_in_train_and_eval(cls, shape):
+    for kw in (dict(), dict(affine=True, track_running_stats=True, momentum=0.2)):
+        tm, fm = getattr(torch.nn, cls)(4, **kw), getattr(nn, cls)(4, **kw)
+        _load_torch_weights(tm, fm, np.float64)
+        for step in range(2):
+            _compare_module(tm, fm, [_rnd(*shape, seed=step) * 2 + 1], np.float64)
+        for (name, tb), fb in zip(tm.named_buffers(), fm.buffers()):
+            np.testing.assert_allclose(_arr(fb), tb.numpy(), rtol=1e-10, err_msg=name)
+        tm.eval()
+        fm.eval()
+        if kw:
+            tm.weight.grad = fm.weight.grad = tm.bias.grad = fm.bias.grad = None
+        _compare_module(tm, fm, [_rnd(*shape, seed=5)], np.float64)
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rms_norm_matches_torch(dtype):
+    tm, fm = torch.nn.RMSNorm((4, 6)), nn.RMSNorm((4, 6))
+    tm.weight.data = torch.tensor(1 + _rnd(4, 6, seed=1))
+    _load_torch_weights(tm, fm, dtype)
+    _compare_module(tm, fm, [_rnd(3, 4, 6)], dtype)
+    tm, fm = torch.nn.RMSNorm(6, eps=1e-3, elementwise_affine=False), \
+        nn.RMSNorm(6, eps=1e-3, elementwise_affine=False)
+    _compare_module(tm, fm, [_rnd(2, 5, 6) * 0.01], dtype)
+
+
+def test_norms_state_dicts_and_errors():
+    m = nn.InstanceNorm2d(3, affine=True, track_running_stats=True)
+    assert list(m.state_dict()) == ["weight", "bias", "running_mean", "running_var",
+                                    "num_batches_tracked"]
+    assert list(nn.InstanceNorm2d(3).state_dict()) == []
+    assert list(nn.RMSNorm(5).state_dict()) == ["weight"]
+    y = _arr(nn.InstanceNorm2d(3)(fastnn.randn(2, 3, 4, 4)))
+    np.testing.assert_allclose(y.mean((2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var((2, 3)), 1, rtol=1e-3)
+    with pytest.raises(ValueError, match="4D"):
+        nn.InstanceNorm2d(3)(fastnn.randn(2, 3))
+    with pytest.raises(ValueError, match="spatial element"):
+        F.instance_norm(fastnn.randn(2, 3, 1))
+    with pytest.raises(RuntimeError, match="normalized_shape"):
+        nn.RMSNorm(5)(fastnn.randn(2, 4))
