@@ -23,6 +23,7 @@ import pytest
 
 import fastnn
 from fastnn import nn, optim
+from fastnn.bench.train_cases import cnn_layers
 from fastnn.nn import functional as F
 
 BATCH = 64
@@ -36,12 +37,7 @@ def _lenet(mod):
 
 
 def _cnn(mod, channels=(16, 32, 64)):
-    layers, c_in = [], 3
-    for c in channels:
-        layers += [mod.Conv2d(c_in, c, 3, padding=1, bias=False), mod.BatchNorm2d(c), mod.ReLU(),
-                   mod.MaxPool2d(2)]
-        c_in = c
-    return mod.Sequential(*layers, mod.Flatten(), mod.Linear(c_in * 4 * 4, 6))
+    return cnn_layers(mod, 3, 32, 6, channels)   # shared with `fastnn bench --train`
 
 
 MODELS = {"lenet": (_lenet, 10), "cnn": (_cnn, 6)}

@@ -18,17 +18,15 @@ whole validation split (the last 10% of the text, in consecutive windows of 64 c
 character predicted once): the loss in nats per character.
 """
 import argparse
+import dataclasses
 import math
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-HP = dict(lr=1e-3, min_lr=1e-4, warmup=100, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0,
-          batch_size=12)
+# the two runs and the hyperparameters are shared with `fastnn bench --train gpt`
+from fastnn.bench.train_cases import (GPT_HP as HP, FastnnGPTRun as FastnnRun,
+                                     TorchGPTRun as TorchRun, gemm_peak, gpt_flops)
 
 
 def lr_at(step, elapsed, budget):
@@ -36,67 +34,6 @@ def lr_at(step, elapsed, budget):
         return HP["lr"] * (step + 1) / (HP["warmup"] + 1)
     frac = min(elapsed / budget, 1.0)
     return HP["min_lr"] + 0.5 * (1 + math.cos(math.pi * frac)) * (HP["lr"] - HP["min_lr"])
-
-
-class FastnnRun:
-    name = "fastnn"
-
-    def __init__(self, config, state_dict):
-        import fastnn
-        from fastnn.models.gpt import GPT
-        from fastnn.nn.utils import clip_grad_norm_
-        self.fastnn, self.clip = fastnn, clip_grad_norm_
-        self.model = GPT(config)
-        self.model.load_state_dict(state_dict)
-        self.opt = self.model.configure_optimizers(HP["weight_decay"], HP["lr"], HP["betas"])
-
-    def step(self, x, y, lr):
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        _, loss = self.model(x, y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.clip(self.model.parameters(), HP["grad_clip"])
-        self.opt.step()
-        return float(loss.data)
-
-    def eval_loss(self, x, y):
-        self.model.eval()
-        with self.fastnn.no_grad():
-            out = float(self.model(x, y)[1].data)
-        self.model.train()
-        return out
-
-
-class TorchRun:
-    name = "pytorch"
-
-    def __init__(self, config, state_dict):
-        import torch
-        from torch_gpt import GPT
-        self.torch = torch
-        self.model = GPT(config)
-        self.model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in state_dict.items()})
-        self.opt = self.model.configure_optimizers(HP["weight_decay"], HP["lr"], HP["betas"])
-
-    def step(self, x, y, lr):
-        torch = self.torch
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        _, loss = self.model(torch.from_numpy(x), torch.from_numpy(y))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), HP["grad_clip"])
-        self.opt.step()
-        return loss.item()
-
-    def eval_loss(self, x, y):
-        torch = self.torch
-        self.model.eval()
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(x), torch.from_numpy(y))[1].item()
-        self.model.train()
-        return out
 
 
 def step_time(runs, data, block, rounds, block_steps, rng):
@@ -198,6 +135,12 @@ def main(argv=None):
           f"  (best: {best['fastnn']:.2f} vs {best['pytorch']:.2f} ms, ratio "
           f"{best['fastnn'] / best['pytorch']:.3f}); page faults per step: fastnn "
           f"{faults['fastnn']:.0f}, pytorch {faults['pytorch']:.0f}")
+    # MFU: nanoGPT's model FLOPs per step over this machine's GEMM peak, measured now
+    peak, how = gemm_peak()
+    flops = gpt_flops(dataclasses.asdict(config), HP["batch_size"])
+    print(f"MFU: fastnn {100 * flops / (med['fastnn'] * 1e-3) / peak:.1f}%, pytorch "
+          f"{100 * flops / (med['pytorch'] * 1e-3) / peak:.1f}% ({flops / 1e9:.2f} GFLOP per "
+          f"step; GEMM peak {peak / 1e9:.0f} GFLOP/s: {how})")
 
     if args.quality > 0:
         runs = [FastnnRun(config, init), TorchRun(config, init)]

@@ -18,57 +18,20 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import nn, optim
-from fastnn.nn import functional as F
 
-CONFIGS = {"small": ((64, 128, 128, 10), 64), "large": ((784, 512, 512, 10), 256)}
+from fastnn.bench.train_cases import MLP_CONFIGS, mlp_data as _data, mlp_step, torch_mlp_step
 
-
-def _data(sizes, batch):
-    rng = np.random.default_rng(0)
-    return (rng.standard_normal((batch, sizes[0])).astype(np.float32),
-            rng.integers(0, sizes[-1], batch))
-
-
-def _layers(mod, sizes):
-    layers = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [mod.Linear(a, b), mod.ReLU()]
-    return layers[:-1]
+# the step builders are shared with `fastnn bench --train` (fastnn/bench/train_cases.py)
+CONFIGS = {"small": MLP_CONFIGS["mlp-small"], "large": MLP_CONFIGS["mlp-large"]}
 
 
 def fastnn_step(sizes, batch, backend=None):
     """A closure running one fastnn training step (on `backend`, default the current one)."""
-    if backend:
-        fastnn.set_backend(backend)
-    fastnn.manual_seed(0)
-    model = nn.Sequential(*_layers(nn, sizes))
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    X, Y = _data(sizes, batch)
-    x, y = fastnn.tensor(X), fastnn.tensor(Y)
-
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return mlp_step(sizes, batch, backend)
 
 
 def torch_step(sizes, batch):
-    import torch
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(*_layers(torch.nn, sizes))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    X, Y = _data(sizes, batch)
-    x, y = torch.tensor(X), torch.tensor(Y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return torch_mlp_step(sizes, batch)
 
 
 def numpy_step(sizes, batch):

@@ -1,10 +1,12 @@
 """`fastnn bench` and the bench/ suite: structure, never speed (timings on a shared machine
 vary)."""
+import contextlib
 import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 import fastnn
 from fastnn import bench
+from fastnn.bench import contention, memory, report, timing, train_cases
 from fastnn.kernels import dispatch as backends
 from fastnn.kernels.registry import REGISTRY, Bench
 
@@ -96,7 +99,8 @@ def test_thread_counts_are_restored():
 
 
 @pytest.mark.parametrize("argv", [["--kernels", "gemm,nope"], ["--backends", "blas"],
-                                  ["--threads", "two"], ["--threads", "0"], ["--repeat", "0"]])
+                                  ["--threads", "two"], ["--threads", "0"], ["--repeat", "0"],
+                                  ["--train", "mlp,nope"], ["--contention", "0"]])
 def test_bad_arguments_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--sizes", "tiny"] + argv)
@@ -160,6 +164,126 @@ def test_blas_check_times_openblas_alone():
     res = bench.measure(case, ["numpy", "openblas"], repeat=1, target_s=1e-4, settle_s=0)
     assert len(res["openblas"].lone_samples) >= 1 and res["openblas"].lone_time() > 0
     assert res["numpy"].lone_samples == []
+
+
+def test_blas_check_line_says_when_the_column_agrees():
+    case = bench.Case("gemm", "1024x1024x1024 NN", ("gemm",), None, blas_check=True)
+    fine = bench.Result("openblas", samples=[0.011] * 3, lone_samples=[0.01] * 3)
+    table = bench.format_family("gemm", [(case, {"openblas": fine})], "median")
+    assert "check: OpenBLAS on 1024x1024x1024 NN" in table and "(1.10x" in table
+
+
+def test_wait_idle_sees_a_busy_thread_of_this_process():
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        assert timing.wait_idle(max_s=0.05, busy=0.02) is False
+    finally:
+        stop.set()
+        t.join()
+    assert timing.wait_idle(max_s=1.0) is True
+
+
+# ---------------------------------------------------------------- --train, --memory, --contention
+def test_train_section_runs_each_step_with_mfu_and_memory(tmp_path, capsys):
+    path = tmp_path / "train.json"
+    assert bench.main(["--sizes", "tiny", "--repeat", "1", "--threads", "1", "--train",
+                       "--memory", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "train: one training step" in out and "GEMM peak of" in out
+    for line in ("ms/step", "/PyTorch", "MFU", "worst", "mem trace", "mem RSS"):
+        assert line in out
+    assert "gemm:" not in out   # --train alone skips the kernel tables
+    assert "on fastnn " in out and "of the first step's" in out   # the GPT steady-state check
+    rows = json.loads(path.read_text())["train"]
+    impls = {fastnn.get_backend().name} | ({"torch"} if bench.torch_available() else set())
+    for name in train_cases.TRAIN_NAMES:
+        got = {r["impl"]: r for r in rows if r["case"] == name}
+        assert set(got) == impls, name
+        for r in got.values():
+            assert r["status"] == "ok", r["note"]
+            assert r["time_s"] > 0 and r["flops"] > 0 and 0 < r["mfu"] < 1.5
+            assert r["mem_rss_bytes"] is not None
+        assert got[fastnn.get_backend().name]["mem_traced_bytes"] > 0
+
+
+def test_train_flops_follow_the_models():
+    assert train_cases.mlp_flops((784, 512, 512, 10), 256) == 6 * 256 * (
+        784 * 512 + 512 * 512 + 512 * 10)
+    # nanoGPT's CPU config: 0.80M parameters without wpe; (6N + 12 L T C) per token
+    cfg = train_cases.GPT_CONFIG
+    n = train_cases.gpt_flops(cfg, 1) / cfg["block_size"]
+    assert n == pytest.approx(6 * 0.80e6 + 12 * 4 * 64 * 128, rel=0.01)
+
+
+def test_memory_peak_sees_numpy_allocations():
+    traced, rss = memory.peak_extra(lambda: np.ones(1 << 20))    # 8 MiB, freed at once
+    assert 8 << 20 <= traced < 9 << 20
+    buf = np.empty(1 << 20)
+    traced, _ = memory.peak_extra(lambda: np.multiply(buf, 2, out=buf))
+    assert traced < 1 << 16
+
+
+def test_steady_state_tells_reuse_from_fresh_allocations():
+    buf = np.zeros(1 << 18)
+    reusing = memory.steady_state(lambda: np.add(buf, 1, out=buf))
+    fresh = memory.steady_state(lambda: np.ones(1 << 18) + 1)
+    assert reusing["later_peak"] < 1 << 14
+    assert fresh["later_peak"] >= 2 << 20
+    text = report.format_steady_state("x", fresh)
+    assert "allocates anew" in text
+
+
+def test_memory_lines_in_kernel_tables(capsys):
+    assert bench.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--backends",
+                       "numpy", "--memory", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "mem trace" in out and "mem RSS" in out and "tracemalloc" in out
+
+
+def test_contention_prints_quiet_and_contended(capsys):
+    assert bench.main(["--sizes", "tiny", "--repeat", "1", "--threads", "1", "--kernels", "relu",
+                       "--backends", "numpy", "--no-torch", "--contention"]) == 0
+    out = capsys.readouterr().out
+    assert "contention: 1 busy process(es)" in out
+    for line in ("quiet", "contended", "slowdown", "worst/q"):
+        assert line in out
+
+
+def test_busy_processes_are_killed_even_on_error(monkeypatch):
+    with pytest.raises(RuntimeError):
+        with contention.busy_processes(1) as procs:
+            assert procs[0].poll() is None   # running
+            raise RuntimeError("boom")
+    assert procs[0].poll() is not None
+    # and through `fastnn bench --contention`, when timing fails under load
+    started = []
+    real = contention.busy_processes
+
+    @contextlib.contextmanager
+    def recording(n):
+        with real(n) as ps:
+            started.extend(ps)
+            yield ps
+
+    calls = []
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:   # the contended phase
+            raise RuntimeError("timing failed")
+        return {}
+    monkeypatch.setattr(contention, "busy_processes", recording)
+    monkeypatch.setattr(contention, "measure_steps", failing)
+    with pytest.raises(RuntimeError, match="timing failed"):
+        bench.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--backends",
+                    "numpy", "--no-torch", "--contention"])
+    assert started and all(p.poll() is not None for p in started)
 
 
 # ---------------------------------------------------------------- families from the registry

@@ -2,7 +2,12 @@
 
     cases.py           the families and their cases, derived from the kernel registry
                        (every kernel declared with bench=Bench(kind, params)), plus 'overhead'
-    timing.py          measure(): check each implementation, then round-robin turns
+    timing.py          measure(): check each implementation, then round-robin turns, each
+                       from idle threads (wait_idle); measure_steps(): single steps, in turns
+    train_cases.py     --train: MLP, GPT and CNN training steps vs PyTorch, FLOPs, GEMM peak
+    memory.py          --memory: peak extra memory (tracemalloc, RSS); a warm step's allocations
+    contention.py      --contention: quiet vs with busy processes
+    torch_gpt.py       nanoGPT's model in PyTorch (imports torch; only when PyTorch is wanted)
     machine.py         the machine description, PyTorch's presence, the printed header
     thread_control.py  one thread count for fastnn, PyTorch and numpy's BLAS (--threads)
     report.py          the tables, the thread scaling, the JSON rows

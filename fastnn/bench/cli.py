@@ -5,16 +5,25 @@
     fastnn bench --kernels gemm,gelu      only these kernel families (see --kernels below)
     fastnn bench --backends numba,cython  only these fastnn backends (cuda runs only when named)
     fastnn bench --threads 1,2            one table per thread count, then the scaling
+    fastnn bench --train                  whole training steps (MLP, GPT, CNN) vs PyTorch, MFU
+    fastnn bench --train gpt --kernels gemm   one training step and one kernel family
+    fastnn bench --memory                 also each case's peak extra memory
+    fastnn bench --contention --train     quiet vs with a competing busy process: slowdowns
     fastnn bench --json out.json --plot out.png
 
 How it times. Each implementation is called once (Numba compiles here) and its result is checked
 against naive numpy's; a wrong one is marked "!". Then the implementations take turns, round-robin,
 --repeat times, each turn a batch of calls lasting about 20 ms, and each cell shows that
 implementation's median turn (--stat min for the best). Taking turns puts every implementation
-under the same background noise, so the ratios hold even when absolute times drift. After a turn
-that called OpenBLAS the bench idles 0.12 s, while OpenBLAS's threads stop busy-waiting. On the
-1024^3 GEMM, OpenBLAS is also timed alone first; a note follows the table when its column is more
-than 1.3x slower than that.
+under the same background noise, so the ratios hold even when absolute times drift. Before each
+turn the bench waits (up to 0.12 s) until the previous turn's threads stop busy-waiting
+(OpenBLAS's spin ~0.1 s, OpenMP's ~10 ms), so every turn starts from idle threads. On the 1024^3
+GEMM, OpenBLAS is also timed alone first, and a check line compares its column with that.
+
+Training steps (--train): mlp-large (784-512-512-10 @256), mlp-small (64-128-128-10 @64), gpt
+(nanoGPT's CPU config), cnn (the digits CNN), each against the same step in PyTorch, timed step by
+step in alternating turns (fastnn/bench/train_cases.py). On fastnn's default backend unless
+--backends names others. MFU is against the GEMM peak measured in the same run.
 
 Naive numpy is fastnn's reference backend (fastnn/backends/numpy/): every speedup is relative
 to it. PyTorch and OpenBLAS (numpy's `a @ b`) are the references a fast kernel should reach.
@@ -22,6 +31,7 @@ The kernel families are those declared with bench=Bench(...) in fastnn/kernels/f
 cases (fastnn/bench/cases.py) are shared with the pytest-benchmark suite in bench/.
 """
 import argparse
+import functools
 import json
 import sys
 import time
@@ -31,9 +41,15 @@ from ..kernels import dispatch
 from .cases import SIZES, cases, family_names, impls_for
 from .machine import header, machine_info, torch_available
 from .plot import plot
-from .report import format_family, format_scaling, json_rows
+from .contention import contend
+from .report import (MEMORY_LEGEND, format_contention, format_family, format_scaling,
+                     format_steady_state, format_train, json_rows)
 from .thread_control import ThreadControl
-from .timing import BLAS_SETTLE_S, DEFAULT_REPEAT, SAMPLE_TARGET_S, measure
+from .memory import steady_state
+from .timing import BLAS_SETTLE_S, DEFAULT_REPEAT, SAMPLE_TARGET_S, measure, measure_steps
+from .train_cases import TRAIN_NAMES, gemm_peak, train_cases
+
+TRAIN_TARGET_S = {"tiny": 0.002, "quick": 0.1, "full": 0.3}   # timed steps per turn, seconds
 
 
 def _parser(families):
@@ -58,6 +74,16 @@ def _parser(families):
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     p.add_argument("--json", metavar="FILE", help="write every result and the machine to FILE")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of the speedups (matplotlib)")
+    p.add_argument("--train", nargs="?", const="all", metavar="LIST",
+                   help=f"training steps against PyTorch, with MFU: all, or some of "
+                        f"{','.join(TRAIN_NAMES)} (alone, it skips the kernel tables; add "
+                        f"--kernels for both)")
+    p.add_argument("--memory", action="store_true",
+                   help="also each case's peak extra memory (tracemalloc and RSS), and whether "
+                        "a warm GPT step allocates anew")
+    p.add_argument("--contention", nargs="?", const=1, type=int, metavar="N",
+                   help="time the chosen cases quiet, then with N (default 1) competing busy "
+                        "processes, and print the slowdowns instead of the usual tables")
     return p
 
 
@@ -92,7 +118,20 @@ def main(argv=None):
     for f in families:
         if f not in all_families:
             parser.error(f"unknown kernel family {f!r}; choose from {', '.join(all_families)}")
+    if args.train is not None and args.kernels is None:
+        families = []   # --train alone: the training steps only
+    train_names = []
+    if args.train is not None:
+        train_names = list(TRAIN_NAMES) if args.train == "all" else _csv(args.train)
+        for name in train_names:
+            if name not in TRAIN_NAMES:
+                parser.error(f"unknown training step {name!r}; choose from all, "
+                             f"{', '.join(TRAIN_NAMES)}")
+    if args.contention is not None and args.contention < 1:
+        parser.error("--contention: the number of busy processes must be >= 1")
     backends = _choose_backends(parser, args.backends)
+    # training steps: fastnn's default backend unless --backends names some
+    train_backends = backends if args.backends else [dispatch.get_backend().name]
     try:
         threads = [int(t) for t in _csv(args.threads)] if args.threads else []
     except ValueError:
@@ -117,7 +156,24 @@ def main(argv=None):
     if not with_torch:
         print("PyTorch: " + ("left out (--no-torch)" if args.no_torch else "not installed"))
 
+    if args.memory:
+        print(MEMORY_LEGEND)
+    train_impls = train_backends + (["torch"] if with_torch else [])
+    if args.contention is not None:
+        try:
+            for n_threads in threads or [None]:
+                if n_threads is not None:
+                    control.set(n_threads)
+                _contention(args, sizes, families, backends, with_torch, train_names,
+                            train_impls, settle, info, n_threads)
+        finally:
+            if threads:
+                control.restore()
+        print(f"\ndone in {time.perf_counter() - t_start:.1f} s")
+        return 0
+
     all_measured = []   # (threads, family, case, {impl: Result})
+    train_rows = []
     first_calls_s = 0.0
     try:
         for n_threads in threads or [None]:
@@ -128,16 +184,18 @@ def main(argv=None):
                 measured = []
                 for case in cases(family, sizes, args.dtype):
                     results = measure(case, impls_for(case, backends, with_torch), args.repeat,
-                                      SAMPLE_TARGET_S[sizes], settle)
+                                      SAMPLE_TARGET_S[sizes], settle, memory=args.memory)
                     first_calls_s += sum(r.first_call_s or 0.0 for r in results.values())
                     measured.append((case, results))
                     all_measured.append((n_threads, family, case, results))
                 print("\n" + format_family(family, measured, args.stat), flush=True)
+            if train_names:
+                train_rows += _train(args, sizes, train_names, train_impls, settle, n_threads)
     finally:
         if threads:
             control.restore()
     thread_list = threads or [None]
-    if len(threads) > 1:
+    if len(threads) > 1 and all_measured:
         print("\n" + format_scaling(all_measured, threads, args.stat))
     wall = time.perf_counter() - t_start
     info = machine_info(with_torch)  # again: Numba's threading layer is known once it has run
@@ -149,11 +207,12 @@ def main(argv=None):
         doc = {"schema": "fastnn-bench/1", "argv": argv, "sizes": sizes, "dtype": args.dtype,
                "stat": args.stat, "repeat": args.repeat, "backends": backends,
                "torch": with_torch, "wall_s": wall, "machine": info,
-               "rows": json_rows(all_measured, args.stat, info["threads"]["fastnn"])}
+               "rows": json_rows(all_measured, args.stat, info["threads"]["fastnn"]),
+               "train": train_rows}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {args.json}")
-    if args.plot:
+    if args.plot and all_measured:
         t_list = [t or info["threads"]["fastnn"] for t in thread_list]
         relabeled = [(t or info["threads"]["fastnn"], f, c, r) for t, f, c, r in all_measured]
         plot(relabeled, t_list, args.stat, args.plot,
@@ -161,3 +220,49 @@ def main(argv=None):
              f"{info['cpus_usable']} cores")
         print(f"wrote {args.plot}")
     return 0
+
+
+def _train(args, sizes, names, impls, settle, n_threads):
+    """The training steps' table (and the --memory check of the GPT step); its JSON rows."""
+    peak, how = gemm_peak(128 if sizes == "tiny" else 1024, settle_s=settle)
+    measured, rows = [], []
+    for case in train_cases(sizes, names):
+        builders = {impl: functools.partial(case.build, impl) for impl in impls}
+        results = measure_steps(builders, args.repeat, TRAIN_TARGET_S[sizes], settle,
+                                memory=args.memory)
+        measured.append((case, results))
+        for impl, r in results.items():
+            t = r.time(args.stat)
+            rows.append({"case": case.name, "label": case.label, "impl": impl,
+                         "threads": n_threads, "status": r.status, "note": r.note,
+                         "flops": case.flops, "time_s": t, "samples_s": r.samples,
+                         "mfu": case.flops / t / peak if t else None, "gemm_peak_flops": peak,
+                         "mem_traced_bytes": r.mem_traced, "mem_rss_bytes": r.mem_rss})
+    print("\n" + format_train(measured, args.stat, peak, how), flush=True)
+    if args.memory:
+        for case in train_cases(sizes, ["gpt"]) if "gpt" in names else []:
+            for impl in impls:
+                if impl != "torch":
+                    stats = steady_state(case.build(impl))
+                    print(format_steady_state(f"{case.label} on fastnn {impl}", stats))
+    return rows
+
+
+def _contention(args, sizes, families, backends, with_torch, train_names, train_impls, settle,
+                info, n_threads):
+    """The --contention tables: each chosen case quiet, then with busy processes."""
+    n = args.contention
+    title = (f"contention: {n} busy process(es) on {info['cpus_usable']} usable cores"
+             + (f", {n_threads} thread(s)" if n_threads else ""))
+    measured = []
+    for family in families:
+        for case in cases(family, sizes, args.dtype):
+            quiet, loaded = contend(case, impls_for(case, backends, with_torch), n,
+                                    args.repeat, SAMPLE_TARGET_S[sizes], settle)
+            measured.append((case, quiet, loaded))
+    for case in train_cases(sizes, train_names):
+        quiet, loaded = contend(case, train_impls, n, args.repeat, TRAIN_TARGET_S[sizes],
+                                settle)
+        measured.append((case, quiet, loaded))
+    if measured:
+        print("\n" + format_contention(title, measured), flush=True)

@@ -1,5 +1,8 @@
 """What `fastnn bench` prints and writes: a table per family (a column per implementation, a line
-per metric), the thread-scaling table, and the JSON rows."""
+per metric), the training steps' table, the contention table, the thread-scaling table, and the
+JSON rows."""
+import statistics
+
 from .cases import IMPL_LABELS, families, impl_order
 
 # the OpenBLAS column of a blas_check case is flagged when it is this much slower than OpenBLAS
@@ -53,17 +56,49 @@ def row_metrics(case, results, stat):
 
 
 def blas_check_note(case, results, stat):
-    """A note when the OpenBLAS column is over BLAS_CHECK_RATIO x OpenBLAS alone, else None."""
+    """The self-check of a blas_check case: its OpenBLAS column against OpenBLAS timed alone
+    right before. A warning when over BLAS_CHECK_RATIO x, else a one-line 'agrees'; None when
+    the case has no such check."""
     res = results.get("openblas")
     if res is None:
         return None
     t, lone = res.time(stat), res.lone_time(stat)
-    if not (t and lone) or t <= BLAS_CHECK_RATIO * lone:
+    if not (t and lone):
         return None
+    if t <= BLAS_CHECK_RATIO * lone:
+        return (f"  check: OpenBLAS on {case.label}: {_fmt_time(t)} in the round-robin, "
+                f"{_fmt_time(lone)} alone ({t / lone:.2f}x, within {BLAS_CHECK_RATIO}x): agrees")
     return (f"  note: OpenBLAS on {case.label} took {_fmt_time(t)} in the round-robin but "
             f"{_fmt_time(lone)} alone right before ({t / lone:.2f}x): threads left spinning by "
             f"other implementations' turns (or other processes) are slowing it, so its column "
             f"and the % BLAS line read low for OpenBLAS")
+
+
+def _fmt_mib(b):
+    return f"{b / 2**20:.1f} MiB" if b >= 2**20 / 10 else f"{b / 2**10:.0f} KiB"
+
+
+def _memory_metrics(results):
+    """The --memory lines, when any result has them: (name, {impl: text})."""
+    if not any(r.mem_rss is not None or r.mem_traced is not None for r in results.values()):
+        return []
+    return [("mem trace", {i: ("n/a" if r.mem_traced is None else _fmt_mib(r.mem_traced))
+                           for i, r in results.items() if r.status != "n/a"}),
+            ("mem RSS", {i: ("n/a" if r.mem_rss is None else _fmt_mib(r.mem_rss))
+                         for i, r in results.items() if r.status != "n/a"})]
+
+
+MEMORY_LEGEND = ("mem trace: peak of numpy's allocations during a call (tracemalloc; n/a for "
+                 "PyTorch, whose allocator it cannot see); mem RSS: peak growth of the resident "
+                 "set, sampled every 0.5 ms (misses memory malloc reuses)")
+
+
+def _busy_note(case, results):
+    busy = {IMPL_LABELS.get(i, i): r.busy_starts for i, r in results.items() if r.busy_starts}
+    if not busy:
+        return None
+    return (f"  note: on {case.label}, turns that began before this process's threads went idle "
+            f"(waited the maximum): " + ", ".join(f"{k} {v}" for k, v in busy.items()))
 
 
 def format_family(family, measured, stat, width=12):
@@ -88,6 +123,12 @@ def format_family(family, measured, stat, width=12):
             cells = [_cell(results.get(impl), m.get(impl, {}).get(key), fmt) for impl in impls]
             lines.append(f"{case.label if i == 0 else '':{case_w}}{name:9}"
                          + "".join(f"{c:>{width}}" for c in cells))
+        for name, cells in _memory_metrics(results):
+            lines.append(f"{'':{case_w}}{name:9}"
+                         + "".join(f"{cells.get(impl, ''):>{width}}" for impl in impls))
+        busy = _busy_note(case, results)
+        if busy:
+            notes.append(busy)
         for impl, res in results.items():
             if res.status in ("error", "mismatch"):
                 notes.append(f"  {'!' if res.status == 'mismatch' else 'error'} "
@@ -100,6 +141,88 @@ def format_family(family, measured, stat, width=12):
         lines.append(f"PyTorch: {torch_op}" + ("; OpenBLAS: numpy a @ b"
                                                if "openblas" in impls else ""))
     return "\n".join(lines + notes)
+
+
+def _impl_label(impl):
+    return IMPL_LABELS.get(impl, impl if impl == "torch" else f"fastnn {impl}")
+
+
+def format_train(measured, stat, peak, peak_how, width=15):
+    """The training steps' table: per step, a column per implementation (fastnn's backends,
+    PyTorch): ms/step, the ratio to PyTorch's time, MFU (model FLOPs per step over the measured
+    GEMM peak `peak` FLOP/s), the worst step; the --memory lines when measured."""
+    impls = sorted({i for _, res in measured for i in res}, key=impl_order)
+    case_w = max(len(c.label) for c, _ in measured) + 2
+    lines = [f"train: one training step (forward, loss, backward, optimizer), {stat} of single "
+             f"steps; MFU against a GEMM peak of {peak / 1e9:.0f} GFLOP/s ({peak_how})",
+             f"{'case':{case_w}}{'':10}" + "".join(f"{_impl_label(i):>{width}}" for i in impls)]
+    notes = []
+    for case, results in measured:
+        t = {i: r.time(stat) for i, r in results.items()}
+        base = t.get("torch")
+        rows = [("ms/step", lambda i: f"{t[i] * 1e3:.3g}"),
+                ("/PyTorch", lambda i: f"{t[i] / base:.2f}x" if base else "n/a"),
+                ("MFU", lambda i: f"{100 * case.flops / t[i] / peak:.1f}%"),
+                ("worst", lambda i: f"{max(results[i].samples) * 1e3:.3g} ms")]
+        for k, (name, fmt) in enumerate(rows):
+            cells = []
+            for i in impls:
+                r = results.get(i)
+                cells.append("" if r is None else r.status if r.status != "ok"
+                             else "n/a" if t[i] is None else fmt(i))
+            lines.append(f"{case.label if k == 0 else '':{case_w}}{name:10}"
+                         + "".join(f"{c:>{width}}" for c in cells))
+        for name, cells in _memory_metrics(results):
+            lines.append(f"{'':{case_w}}{name:10}"
+                         + "".join(f"{cells.get(i, ''):>{width}}" for i in impls))
+        for i, r in results.items():
+            if r.status == "error":
+                notes.append(f"  error {_impl_label(i)} on {case.label}: {r.note}")
+        busy = _busy_note(case, results)
+        if busy:
+            notes.append(busy)
+    lines.append(f"FLOPs per step: " + "; ".join(f"{c.name} {c.flops / 1e9:.3g} G"
+                                                  for c, _ in measured)
+                 + " (6 x weight multiply-adds x batch; GPT + nanoGPT's attention term)")
+    return "\n".join(lines + notes)
+
+
+def format_steady_state(label, stats):
+    """The --memory check that a warm training step allocates nothing new."""
+    share = stats["later_peak"] / max(stats["first_peak"], 1)
+    verdict = (f"{100 * share:.0f}% of the first step's: "
+               + ("its buffers are reused" if share <= 0.05 else "it allocates anew every step"))
+    return (f"{label}: first step allocated up to {_fmt_mib(stats['first_peak'])} (numpy, "
+            f"tracemalloc); each later step up to {_fmt_mib(stats['later_peak'])} of new "
+            f"allocations, {stats['later_growth']:+d} bytes held after them, "
+            f"{stats['minor_faults']:.0f} minor page faults per step; {verdict}")
+
+
+def format_contention(title, measured, width=13):
+    """Quiet vs contended, per case: measured is [(case, quiet {impl: Result}, contended)]."""
+    impls = sorted({i for _, q, _ in measured for i in q}, key=impl_order)
+    case_w = max(len(f"{c.family} {c.label}") for c, _, _ in measured) + 2
+    lines = [title, f"{'case':{case_w}}{'':11}"
+             + "".join(f"{IMPL_LABELS.get(i, i):>{width}}" for i in impls)]
+    for case, quiet, loaded in measured:
+        def cell(i, fn):
+            q, c = quiet.get(i), loaded.get(i)
+            if q is None:
+                return ""
+            if q.status != "ok" or c.status != "ok" or not q.samples or not c.samples:
+                return q.status if q.status != "ok" else c.status
+            return fn(statistics.median(q.samples), statistics.median(c.samples),
+                      max(c.samples))
+        rows = [("quiet", lambda q, c, w: _fmt_time(q)),
+                ("contended", lambda q, c, w: _fmt_time(c)),
+                ("slowdown", lambda q, c, w: f"{c / q:.2f}x"),
+                ("worst/q", lambda q, c, w: f"{w / q:.1f}x")]
+        for k, (name, fn) in enumerate(rows):
+            lines.append(f"{(case.family + ' ' + case.label) if k == 0 else '':{case_w}}"
+                         f"{name:11}" + "".join(f"{cell(i, fn):>{width}}" for i in impls))
+    lines.append("quiet/contended: median per call (per step for train); slowdown: contended / "
+                 "quiet; worst/q: the slowest contended call over the quiet median")
+    return "\n".join(lines)
 
 
 def format_scaling(all_measured, threads, stat, width=12):
@@ -142,5 +265,7 @@ def json_rows(all_measured, stat, default_threads):
                 "samples_s": res.samples, "calls_per_turn": res.number,
                 "first_call_s": res.first_call_s,
                 "alone_s": res.lone_time(stat), "alone_samples_s": res.lone_samples,
+                "busy_starts": res.busy_starts, "mem_traced_bytes": res.mem_traced,
+                "mem_rss_bytes": res.mem_rss,
             })
     return rows

@@ -1,12 +1,14 @@
 """How `fastnn bench` times a case: check each implementation against naive numpy, then let them
-take turns.
+take turns; and how a training step is timed (measure_steps).
 
 Each implementation is called once (Numba compiles here) and its result is checked against naive
 numpy's; a wrong one is marked "!". Then the implementations take turns, round-robin, `repeat`
 times, each turn a batch of calls lasting about target_s, and a Result keeps every turn's time
 per call. Taking turns puts every implementation under the same background noise, so the ratios
-hold even when absolute times drift. After a turn that called OpenBLAS the bench idles settle_s,
-while OpenBLAS's threads stop busy-waiting, so the next turn starts from idle threads.
+hold even when absolute times drift. Before each turn the bench waits until this process's
+threads are idle (wait_idle: OpenBLAS's threads busy-wait ~0.1 s after a call, OpenMP's (GNU
+libgomp: fastnn's C kernels, Numba's omp layer, PyTorch) ~10 ms), so no turn runs next to the
+previous one's spinning threads; Result.busy_starts counts turns that began before they stopped.
 
 A case with blas_check also times OpenBLAS alone (settled turns, right before the round-robin):
 Result.lone_s, which the report compares with its round-robin figure (issue 16).
@@ -19,10 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .memory import peak_extra
+
 # OpenBLAS's worker threads busy-wait about 2^28 cycles (~0.1 s) after each call before sleeping;
 # on 2 cores that steals one from whatever runs next (PyTorch's matmul measured 3x slower right
-# after numpy's). So after each turn of an implementation that calls OpenBLAS, idle this long.
+# after numpy's). GNU OpenMP's threads spin ~10 ms likewise. So before each turn, wait (at most
+# this long) until this process burns no CPU while it sleeps.
 BLAS_SETTLE_S = 0.12
+IDLE_PROBE_S = 0.002    # one probe: sleep this long, and see how much CPU the process used
+IDLE_BUSY = 0.1         # ... idle when that is under this fraction of one core
 SAMPLE_TARGET_S = {"tiny": 0.002, "quick": 0.02, "full": 0.05}
 DEFAULT_REPEAT = {"tiny": 2, "quick": 7, "full": 7}
 LONE_TURNS = 3   # turns of the lone OpenBLAS timing of a blas_check case
@@ -39,6 +46,9 @@ class Result:
     number: int = 0                 # calls per turn
     samples: list = field(default_factory=list)   # seconds per call, one per turn
     lone_samples: list = field(default_factory=list)  # the same, timed alone (blas_check cases)
+    busy_starts: int = 0            # turns that started before the threads went idle (max wait)
+    mem_traced: int = None          # --memory: peak bytes numpy allocated in a call (tracemalloc)
+    mem_rss: int = None             # --memory: peak resident-set growth during the calls
 
     def time(self, stat="median"):
         return _stat(self.samples, stat)
@@ -81,6 +91,21 @@ def _mismatch(out, ref):
     return None
 
 
+def wait_idle(max_s=BLAS_SETTLE_S, probe_s=IDLE_PROBE_S, busy=IDLE_BUSY):
+    """Sleep until the threads of this process stop running (those a library left busy-waiting
+    after its last call): probes of probe_s, each measuring the process's CPU time while the
+    caller sleeps. True once a probe finds them idle, False if max_s passed first."""
+    deadline = time.perf_counter() + max_s
+    while True:
+        c0, w0 = time.process_time(), time.perf_counter()
+        time.sleep(probe_s)
+        w1 = time.perf_counter()
+        if time.process_time() - c0 < busy * (w1 - w0):
+            return True
+        if w1 >= deadline:
+            return False
+
+
 def _turn(fn, number):
     """Seconds per call over `number` back-to-back calls, with the garbage collector paused."""
     gc_enabled = gc.isenabled()
@@ -110,8 +135,10 @@ def _calls_per_turn(fn, target_s):
     return max(1, min(1_000_000, int(target_s / max(best, 1e-7))))
 
 
-def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
-    """Time every implementation of a case, taking turns; returns {impl: Result}."""
+def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S, memory=False):
+    """Time every implementation of a case, taking turns; returns {impl: Result}. settle_s: the
+    longest wait for idle threads before a turn (0: no wait); memory: then measure each one's
+    peak extra memory (memory.peak_extra)."""
     results = {impl: Result(impl) for impl in impls}
     fns, ref = {}, None
     # naive numpy first: its result is the reference for the others' check
@@ -140,21 +167,74 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S):
     del ref
     for impl, fn in fns.items():
         results[impl].number = _calls_per_turn(fn, target_s)
-    if settle_s and any(impl in case.blas for impl in fns):
-        time.sleep(settle_s)
+
+    def settle(res):
+        if settle_s and not wait_idle(settle_s):
+            res.busy_starts += 1
+
     if getattr(case, "blas_check", False) and "openblas" in fns:
         # OpenBLAS alone, from idle threads: what its round-robin column should come close to
         res = results["openblas"]
         for _ in range(LONE_TURNS):
+            settle(res)
             res.lone_samples.append(_turn(fns["openblas"], res.number))
-            if settle_s:
-                time.sleep(settle_s)
     order = list(fns)
     for turn in range(repeat):
         shift = turn % max(len(order), 1)  # rotate who goes first, so no one always follows BLAS
         for impl in order[shift:] + order[:shift]:
+            settle(results[impl])
             results[impl].samples.append(_turn(fns[impl], results[impl].number))
-            if settle_s and impl in case.blas:
-                time.sleep(settle_s)
+    if memory:
+        for impl, fn in fns.items():
+            settle(results[impl])
+            results[impl].mem_traced, results[impl].mem_rss = peak_extra(fn)
+            if impl == "torch":   # its allocator is invisible to tracemalloc
+                results[impl].mem_traced = None
     fns.clear()  # frees this case's inputs before the next case allocates its own
+    return results
+
+
+def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=False):
+    """Time training steps, {impl: step()}, taking turns; returns {impl: Result} whose samples
+    are single steps' seconds (so the worst step shows). Each turn: wait for idle threads, one
+    untimed step (it wakes this implementation's thread pool, as any step of a training loop
+    finds it awake), then steps timed one by one, about target_s of them (at least 2)."""
+    results = {impl: Result(impl) for impl in steps}
+    live = {}
+    for impl, build in steps.items():
+        res = results[impl]
+        try:
+            fn = build()
+            t0 = time.perf_counter()
+            fn()
+            res.first_call_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fn()
+            res.number = max(2, int(target_s / max(time.perf_counter() - t0, 1e-7)))
+        except NotImplementedError as e:
+            res.status, res.note = "n/a", str(e)
+            continue
+        except Exception as e:  # noqa: BLE001 - reported in the table, not fatal
+            res.status, res.note = "error", f"{type(e).__name__}: {e}"
+            continue
+        live[impl] = fn
+    order = list(live)
+    for turn in range(repeat):
+        shift = turn % max(len(order), 1)
+        for impl in order[shift:] + order[:shift]:
+            res, fn = results[impl], live[impl]
+            if settle_s and not wait_idle(settle_s):
+                res.busy_starts += 1
+            fn()
+            for _ in range(res.number):   # the garbage collector stays on, as in a training loop
+                t0 = time.perf_counter()
+                fn()
+                res.samples.append(time.perf_counter() - t0)
+    if memory:
+        for impl, fn in live.items():
+            if settle_s:
+                wait_idle(settle_s)
+            results[impl].mem_traced, results[impl].mem_rss = peak_extra(fn, calls=1)
+            if impl == "torch":
+                results[impl].mem_traced = None
     return results
