@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +285,24 @@ def test_busy_processes_are_killed_even_on_error(monkeypatch):
         bench.main(["--sizes", "tiny", "--repeat", "1", "--kernels", "relu", "--backends",
                     "numpy", "--no-torch", "--contention"])
     assert started and all(p.poll() is not None for p in started)
+
+
+def test_busy_process_ends_with_a_killed_bench():
+    """A bench ended by SIGTERM runs no cleanup: its busy loop must notice and end itself."""
+    code = ("from fastnn.bench.contention import busy_processes\nimport time\n"
+            "with busy_processes(1) as ps:\n    print(ps[0].pid, flush=True)\n    time.sleep(60)\n")
+    bench_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    busy_pid = int(bench_proc.stdout.readline())
+    bench_proc.terminate()
+    bench_proc.wait()
+    for _ in range(100):   # up to 10 s on a loaded machine
+        try:
+            os.kill(busy_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(busy_pid, 9)
+    pytest.fail("the busy loop outlived the bench that started it")
 
 
 # ---------------------------------------------------------------- families from the registry

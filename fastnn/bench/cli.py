@@ -16,7 +16,7 @@ against naive numpy's; a wrong one is marked "!". Then the implementations take 
 --repeat times, each turn a batch of calls lasting about 20 ms, and each cell shows that
 implementation's median turn (--stat min for the best). Taking turns puts every implementation
 under the same background noise, so the ratios hold even when absolute times drift. Before each
-turn the bench waits (up to 0.12 s) until the previous turn's threads stop busy-waiting
+turn the bench waits (up to 0.2 s) until the previous turn's threads stop busy-waiting
 (OpenBLAS's spin ~0.1 s, OpenMP's ~10 ms), so every turn starts from idle threads. On the 1024^3
 GEMM, OpenBLAS is also timed alone first, and a check line compares its column with that.
 

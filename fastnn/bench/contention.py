@@ -12,13 +12,17 @@ stall). Quiet is this machine without the busy processes: other load, if any, st
 """
 import contextlib
 import functools
+import os
 import subprocess
 import sys
 import time
 
 from .timing import measure_steps
 
-BUSY_LOOP = "while True:\n    pass\n"
+# a CPU-bound loop that ends by itself once its parent is gone (a SIGTERM'd bench runs no
+# cleanup), checking every 10^6 iterations
+BUSY_LOOP = ("import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n"
+             "    for _ in range(1000000):\n        pass\n")
 BUSY_WARMUP_S = 0.2    # let the busy processes start and take their core
 
 
@@ -29,7 +33,7 @@ def busy_processes(n):
     procs = []
     try:
         for _ in range(n):
-            procs.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP],
+            procs.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
         time.sleep(BUSY_WARMUP_S)

@@ -27,7 +27,7 @@ from .memory import peak_extra
 # on 2 cores that steals one from whatever runs next (PyTorch's matmul measured 3x slower right
 # after numpy's). GNU OpenMP's threads spin ~10 ms likewise. So before each turn, wait (at most
 # this long) until this process burns no CPU while it sleeps.
-BLAS_SETTLE_S = 0.12
+BLAS_SETTLE_S = 0.2
 IDLE_PROBE_S = 0.002    # one probe: sleep this long, and see how much CPU the process used
 IDLE_BUSY = 0.1         # ... idle when that is under this fraction of one core
 SAMPLE_TARGET_S = {"tiny": 0.002, "quick": 0.02, "full": 0.05}
