@@ -28,6 +28,7 @@ COMMANDS = {
     "generate": {None: "fastnn.models.gpt_cli:generate_main"},
     "sample": {None: "fastnn.models.diffusion_cli:sample_main"},
     "features": {None: "fastnn.models.features_cli:main"},
+    "style": {None: "fastnn.models.style_cli:main"},
 }
 
 # what a user can fix: a bad option, file, checkpoint or text, a missing optional package
@@ -69,6 +70,9 @@ commands:
                            fastnn generate --prompt "The " --temperatures 0,0.5,1,1.5
   sample                 digits drawn by the diffusion model from a prompt ("7", "seven", "siete")
                            fastnn sample --prompt siete --out runs/samples/siete.png
+  style                  neural style transfer: a photograph repainted in another image's style,
+                         with random conv features (no download); --show-process for the steps
+                           fastnn style --content photo.jpg --style sample:flower --show-process
 
 options:
   -h, --help             show this help and exit
