@@ -150,7 +150,7 @@ def worker_step(args):
         from fastnn.distributed.optim import ZeroRedundancyOptimizer
         groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
                   for g in opt.param_groups]
-        full_state = 2 * sum(q.data.nbytes for q in raw.parameters())  # exp_avg, exp_avg_sq
+        full_state = 2 * sum(q._data.nbytes for q in raw.parameters())  # exp_avg, exp_avg_sq
         opt = ZeroRedundancyOptimizer(groups, optimizer_class=type(opt), lr=1e-3,
                                       betas=(0.9, 0.99))
     exposed = [0.0]
@@ -163,7 +163,7 @@ def worker_step(args):
             exposed[0] += time.perf_counter() - t0
         model.__dict__["_finalize"] = timed_finalize
     params = list(raw.parameters())
-    grad_bytes = sum(q.data.nbytes for q in params)
+    grad_bytes = sum(q._data.nbytes for q in params)
     times, exp, cpu = [], [], []
     fwd = []
     for s in range(args.steps + 3):
@@ -197,7 +197,7 @@ def worker_step(args):
         step = np.max([r["times"] for r in allr], axis=0)
         print("RESULT " + json.dumps({
             "ranks": p, "batch": B, "model": args.model, "grad_bytes": grad_bytes,
-            "n_params": int(sum(q.data.size for q in params)),
+            "n_params": int(sum(q._data.size for q in params)),
             "step": float(np.median(step)), "step_min": float(np.min(step)),
             "cpu": float(np.median([np.median(r["cpu"]) for r in allr])),
             "exposed": float(np.median([np.median(r["exposed"]) for r in allr])),
@@ -284,8 +284,8 @@ def worker_overhead(args):
     if rank == 0:
         out = {"ranks": p, "batch": B, "single": float(np.median(times["single"])),
                "single_cpu": float(np.median(cpus["single"])),
-               "grad_bytes": sum(q.data.nbytes for q in runs["single"][1].parameters()),
-               "n_params": int(sum(q.data.size for q in runs["single"][1].parameters())),
+               "grad_bytes": sum(q._data.nbytes for q in runs["single"][1].parameters()),
+               "n_params": int(sum(q._data.size for q in runs["single"][1].parameters())),
                "ddp": {}}
         for b in args.bucket_mb:
             per_step = np.max([t[b] for t, _, _ in allt], axis=0)  # the slowest rank's

@@ -77,7 +77,7 @@ def _t(x):
 
 
 def _arr(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _dim(dim, ndim):
@@ -131,7 +131,7 @@ def _scatter_back_t(shape, ax, idx, out_shape, add=False):
     idx = np.ascontiguousarray(idx)
 
     def tb(g):
-        z = Tensor(np.zeros(shape, g.data.dtype))
+        z = Tensor(np.zeros(shape, g._data.dtype))
         fn = scatter_add if add else scatter
         return (fn(z, ax, idx, g.reshape(idx.shape)).reshape(out_shape),)
     return tb
@@ -150,7 +150,7 @@ def _scatter_back(shape, ax, idx, dtype):
 def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     """The k largest (or smallest) elements along dim: (values, indices), as torch.topk."""
     a = _t(input)
-    d = a.data
+    d = a._data
     x = d.reshape(1) if d.ndim == 0 else d
     ax = _dim(dim, d.ndim)
     c = x.shape[ax]
@@ -184,7 +184,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):
     """(values, indices) sorted along dim, as torch.sort; always stable; NaN sorts as the
     largest value."""
     a = _t(input)
-    d = a.data
+    d = a._data
     x = d.reshape(1) if d.ndim == 0 else d
     ax = _dim(dim, d.ndim)
     idx = _order(x, ax, bool(descending))
@@ -226,7 +226,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
     """The k-th smallest element along dim (k from 1) and its index, as torch.kthvalue; among
     equal values the one first in index order is taken."""
     a = _t(input)
-    d = a.data
+    d = a._data
     x = d.reshape(1) if d.ndim == 0 else d
     ax = _dim(dim, d.ndim)
     k = operator.index(k)
@@ -244,11 +244,11 @@ def median(input, dim=None, keepdim=False, *, out=None):
     and the index of its first NaN."""
     a = _t(input)
     if dim is None:
-        flat = a.reshape(-1) if a.data.ndim != 1 else a
-        if flat.data.size == 0:
-            return Tensor(np.asarray(np.nan, a.data.dtype))
+        flat = a.reshape(-1) if a._data.ndim != 1 else a
+        if flat._data.size == 0:
+            return Tensor(np.asarray(np.nan, a._data.dtype))
         return median(flat, 0).values
-    d = a.data
+    d = a._data
     x = d.reshape(1) if d.ndim == 0 else d
     ax = _dim(dim, d.ndim)
     n = x.shape[ax]
@@ -265,7 +265,7 @@ def median(input, dim=None, keepdim=False, *, out=None):
 
 def _cumextreme(input, dim, kind):
     a = _t(input)
-    d = a.data
+    d = a._data
     x = d.reshape(1) if d.ndim == 0 else d
     ax = _dim(dim, d.ndim)
     xm = np.moveaxis(x, ax, 0)
@@ -450,7 +450,7 @@ def _gather_checks(fn, d, ax, idx, src=None):
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     """out[i][j][k] = input[index[i][j][k]][j][k] (for dim 0), as torch.gather."""
     a = _t(input)
-    d = a.data
+    d = a._data
     idx = _index("gather", index)
     ax = _dim(dim, d.ndim)
     _gather_checks("gather", d, ax, idx)
@@ -476,16 +476,16 @@ def take_along_dim(input, indices, dim=None, *, out=None):
     idx = _index("take_along_dim", indices)
     if dim is None:
         return gather(a.reshape(-1), 0, idx.reshape(-1))
-    ax = _dim(dim, a.data.ndim)
-    if idx.ndim != a.data.ndim:
+    ax = _dim(dim, a._data.ndim)
+    if idx.ndim != a._data.ndim:
         raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
                            "number of dimensions")
-    sa, si = list(a.data.shape), list(idx.shape)
+    sa, si = list(a._data.shape), list(idx.shape)
     sa[ax] = si[ax] = 1
     b = list(np.broadcast_shapes(tuple(sa), tuple(si)))
     ea, ei = b.copy(), b.copy()
-    ea[ax], ei[ax] = a.data.shape[ax], idx.shape[ax]
-    if tuple(ea) != tuple(a.data.shape):
+    ea[ax], ei[ax] = a._data.shape[ax], idx.shape[ax]
+    if tuple(ea) != tuple(a._data.shape):
         a = a.expand(*ea)
     return gather(a, ax, np.broadcast_to(idx, ei))
 
@@ -503,12 +503,12 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     if isinstance(src, numbers.Number):
         src, value = None, src
     a = _t(input)
-    d = a.data
+    d = a._data
     idx = _index("scatter", index)
     ax = _dim(dim, d.ndim)
     s = _src_tensor(src) if src is not None else None
     _gather_checks("scatter", d, ax, idx, None if s is None else
-                   (s.data.reshape(1) if s.data.ndim == 0 else s.data))
+                   (s._data.reshape(1) if s._data.ndim == 0 else s._data))
     if reduce not in (None, "add", "multiply"):
         raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce!r}")
     x = d.reshape(1) if d.ndim == 0 else d
@@ -517,7 +517,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     if s is None:
         vals = np.broadcast_to(np.asarray(value).astype(d.dtype), ix.shape)
     else:
-        sd = s.data.reshape(1) if s.data.ndim == 0 else s.data
+        sd = s._data.reshape(1) if s._data.ndim == 0 else s._data
         vals = sd[_head(ix.shape)].astype(d.dtype, copy=False)
     out = np.array(x, copy=True)
     if reduce is None:
@@ -533,7 +533,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
                                "implemented")
         return Tensor(out)
     parents = (a,) if s is None else (a, s)
-    sshape = None if s is None else s.data.shape
+    sshape = None if s is None else s._data.shape
 
     def backward(g):
         gx = g.reshape(x.shape)
@@ -552,8 +552,8 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         if s is None:
             return (gi,)
         return gi, gather(gx, ax, ix).reshape(sshape)
-    same = s is None or tuple(ix.shape) == tuple(s.data.shape) or \
-        (s.data.ndim == 0 and ix.shape == (1,))
+    same = s is None or tuple(ix.shape) == tuple(s._data.shape) or \
+        (s._data.ndim == 0 and ix.shape == (1,))
     return _node(out, parents, backward, tb=tb if same else None)
 
 
@@ -571,7 +571,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
             return scatter_add(input, dim, index, src)
         a = _t(input)
         idx = _index("scatter_reduce", index)
-        ax = _dim(dim, a.data.ndim)
+        ax = _dim(dim, a._data.ndim)
         cleared = scatter(a, ax, idx, 0)
         return scatter_add(cleared, ax, idx, src)
     if reduce not in ("prod", "mean", "amax", "amin"):
@@ -581,12 +581,12 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     if a.requires_grad or s.requires_grad:
         raise RuntimeError(f"scatter_reduce(): the derivative for reduce={reduce!r} is not "
                            f"implemented in fastnn")
-    d = a.data
+    d = a._data
     idx = _index("scatter_reduce", index)
     ax = _dim(dim, d.ndim)
-    _gather_checks("scatter_reduce", d, ax, idx, s.data)
+    _gather_checks("scatter_reduce", d, ax, idx, s._data)
     full = _full_index(idx, ax)
-    vals = s.data[_head(idx.shape)].astype(d.dtype, copy=False)
+    vals = s._data[_head(idx.shape)].astype(d.dtype, copy=False)
     out = np.array(d, copy=True)
     touched = np.zeros(d.shape, bool)
     touched[full] = True
@@ -628,7 +628,7 @@ def _index_1d(fn, index):
 def index_select(input, dim, index):
     """The slices of input at the given indices along dim, as torch.index_select."""
     a = _t(input)
-    d = a.data
+    d = a._data
     ax = _dim(dim, d.ndim)
     idx = _index_1d("index_select", index)
     x = d.reshape(1) if d.ndim == 0 else d
@@ -648,7 +648,7 @@ def index_select(input, dim, index):
         return (gi.reshape(d.shape),)
 
     def tb(g):
-        z = Tensor(np.zeros(x.shape, g.data.dtype))
+        z = Tensor(np.zeros(x.shape, g._data.dtype))
         gv = g.reshape(values.shape if d.ndim else (idx.size,))
         return (index_add(z, ax, idx, gv).reshape(d.shape),)
     return _node(values, (a,), backward, tb=tb)
@@ -658,7 +658,7 @@ def index_add(input, dim, index, source, *, alpha=1):
     """input with alpha * source's slices added at the given indices along dim, as
     torch.index_add."""
     a, s = _t(input), _t(source)
-    d, sd = a.data, s.data
+    d, sd = a._data, s._data
     ax = _dim(dim, d.ndim)
     idx = _index_1d("index_add", index)
     x = d.reshape(1) if d.ndim == 0 else d
@@ -700,7 +700,7 @@ def cumsum(input, dim, *, dtype=None, out=None):
     """Cumulative sums along dim, as torch.cumsum: integer and bool inputs give int64;
     float32 sums accumulate in float64 (as PyTorch's CPU kernel) and round once."""
     a = _t(input)
-    d = a.data
+    d = a._data
     ax = _dim(dim, d.ndim)
     dt = _scan_dtype(d, dtype)
     x = d.reshape(1) if d.ndim == 0 else d
@@ -748,7 +748,7 @@ def cumprod(input, dim, *, dtype=None, out=None):
     """Cumulative products along dim, as torch.cumprod: integer and bool inputs give int64;
     the gradient is exact where the input has zeros."""
     a = _t(input)
-    d = a.data
+    d = a._data
     ax = _dim(dim, d.ndim)
     dt = _scan_dtype(d, dtype)
     x = d.reshape(1) if d.ndim == 0 else d

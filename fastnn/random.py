@@ -50,7 +50,7 @@ def _encode(bit_generator_state, initial):
 
 def _decode(state):
     if isinstance(state, Tensor):
-        state = state.numpy() if hasattr(state, "numpy") else state.data
+        state = state.numpy() if hasattr(state, "numpy") else state._data
     if isinstance(state, (bytes, bytearray)):
         blob = bytes(state)
     else:

@@ -53,7 +53,7 @@ _ST_SUFFIXES = (".safetensors",)
 def _tensor_array(x):
     """The numpy array behind a fastnn Tensor or a torch tensor, else None."""
     if isinstance(x, Tensor):
-        d = x.data
+        d = x._data
         if isinstance(d, np.ndarray):
             return d
         return np.asarray(x.detach().cpu().numpy())

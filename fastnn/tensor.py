@@ -25,11 +25,11 @@ broadcasting, reductions, reshapes, indexing) uses numpy directly.
 
 Gradient arrays passed between backward closures are never modified in place (two inputs may
 share one, e.g. both inputs of an add). A leaf's `.grad` is a Tensor whose array is its own, so
-`p.grad.zero_()`, `p.grad *= 0.5` or `p.grad.data` act on p's gradient only; a later backward
-accumulates into the same `.grad` Tensor, as PyTorch's AccumulateGrad does.
+`p.grad.zero_()`, `p.grad *= 0.5` or `p.grad.data.zero_()` act on p's gradient only; a later
+backward accumulates into the same `.grad` Tensor, as PyTorch's AccumulateGrad does.
 
 For code outside this module that records ops: `_node(data, parents, backward, saved=(tensors
-whose .data the backward reads), save_output=True if it reads the output)` gives the version
+whose ._data the backward reads), save_output=True if it reads the output)` gives the version
 checks; `_save`/`_check_saved` do the same by hand.
 """
 import builtins  # this module defines sum/max/min/abs/pow/round/all/any as tensor ops
@@ -113,7 +113,7 @@ def _dtype(dtype):
 
 class _TypedTensorMeta(type):
     def __instancecheck__(cls, obj):
-        return isinstance(obj, Tensor) and obj.data.dtype == cls._dtype
+        return isinstance(obj, Tensor) and obj._data.dtype == cls._dtype
 
 
 class _TypedTensor(metaclass=_TypedTensorMeta):
@@ -144,7 +144,7 @@ def set_default_dtype(d):
 
 
 def is_floating_point(t):
-    return t.data.dtype.kind == "f"
+    return t._data.dtype.kind == "f"
 
 
 def is_tensor(obj):
@@ -533,7 +533,7 @@ def _modified_error(rec, fn):
 
 def _save(*tensors):
     """Version records for tensors an op's backward will read (see _check_saved)."""
-    return tuple((t._vc, t._vc[0], t.data) for t in tensors if isinstance(t, Tensor))
+    return tuple((t._vc, t._vc[0], t._data) for t in tensors if isinstance(t, Tensor))
 
 
 def _check_saved(records, fn=None):
@@ -545,23 +545,34 @@ def _check_saved(records, fn=None):
 
 # ---------------------------------------------------------------- the Tensor
 class Tensor:
-    """An n-d array (`.data`, a numpy array) with an optional gradient and autograd history."""
-    __slots__ = ("data", "_grad", "requires_grad", "_fn", "_vc", "_base", "_view",
+    """An n-d array (`._data`, a numpy array) with an optional gradient and autograd history."""
+    __slots__ = ("_data", "_grad", "requires_grad", "_fn", "_vc", "_base", "_view",
                  "_post_acc_hooks", "_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor dispatches to Tensor.__radd__
     _n_post_acc_hooks = [0]   # hooks registered on any leaf: backward() counts uses only if > 0
     _n_grad_hooks = [0]       # register_hook on leaves: the same
     _final_callbacks = []     # run once at the end of the current backward() (_queue_callback)
 
-    # `_data` is the numpy array inside. New code reads it by this name: `.data` is to become
-    # PyTorch's (a Tensor sharing this storage, outside autograd), and the slot then `_data`.
     @property
-    def _data(self):
-        return self.data
+    def data(self):
+        """PyTorch's `.data`: a Tensor sharing this tensor's storage, with requires_grad=False,
+        no history and its own version counter, so in-place changes through it (DCGAN's
+        `m.weight.data.normal_(0, 0.02)`, `p.data.add_(g, alpha=-lr)`) stay invisible to
+        autograd, as in PyTorch. fastnn's own code reads the numpy array as `t._data`."""
+        t = Tensor.__new__(Tensor)
+        t._data = self._data
+        t._grad = t._fn = t._base = t._view = t._post_acc_hooks = t._hooks = None
+        t.requires_grad = False
+        t._vc = [0]
+        return t
 
-    @_data.setter
-    def _data(self, value):
-        self.data = value
+    @data.setter
+    def data(self, value):
+        # `p.data = t`: p now shares t's storage; shape and dtype may change, as in PyTorch
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got "
+                            f"{type(value).__name__}")
+        self._data = value._data
 
     def __init__(self, data=None, requires_grad=False, *sizes, dtype=None, device=None):
         vc = None
@@ -573,7 +584,7 @@ class Tensor:
             data, requires_grad = np.zeros(shape, _dtype(dtype) or _DEFAULT_FLOAT), False
         if isinstance(data, Tensor):
             vc = data._vc
-            data = data.data
+            data = data._data
         elif data is None:
             data = np.zeros(0, _DEFAULT_FLOAT)
         elif not isinstance(data, (np.ndarray, np.generic)):
@@ -589,7 +600,7 @@ class Tensor:
             data, vc = data.astype(_dtype(dtype)), None
         if requires_grad:
             _check_float_for_grad(data.dtype)
-        self.data = data
+        self._data = data
         self._grad = None
         self.requires_grad = bool(requires_grad)
         self._fn = None
@@ -611,9 +622,9 @@ class Tensor:
             self._grad = None
             return
         if isinstance(value, Tensor):
-            if value.data.shape != self.data.shape:
+            if value._data.shape != self._data.shape:
                 raise RuntimeError("assigned grad has data of a different size")
-            if value.data.dtype != self.data.dtype and value.data.dtype.kind in _FLOAT_KINDS:
+            if value._data.dtype != self._data.dtype and value._data.dtype.kind in _FLOAT_KINDS:
                 raise RuntimeError("assigned grad has data of a different type")
             self._grad = value
         elif isinstance(value, np.ndarray):  # older fastnn code: a copy, never written into
@@ -628,15 +639,15 @@ class Tensor:
 
     @property
     def shape(self):
-        return Size(self.data.shape)
+        return Size(self._data.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def device(self):
@@ -673,15 +684,15 @@ class Tensor:
 
     @property
     def itemsize(self):
-        return self.data.itemsize
+        return self._data.itemsize
 
     @property
     def nbytes(self):
-        return self.data.nbytes
+        return self._data.nbytes
 
     @property
     def T(self):
-        return permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
+        return permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
 
     @property
     def mT(self):
@@ -696,57 +707,57 @@ class Tensor:
         return self.mT
 
     def size(self, dim=None):
-        return Size(self.data.shape) if dim is None else self.data.shape[dim]
+        return Size(self._data.shape) if dim is None else self._data.shape[dim]
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     ndimension = dim
 
     def numel(self):
-        return self.data.size
+        return self._data.size
 
     nelement = numel
 
     def element_size(self):
-        return self.data.itemsize
+        return self._data.itemsize
 
     def stride(self, dim=None):
-        st = tuple(s // self.data.itemsize for s in self.data.strides)
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
         return st if dim is None else st[dim]
 
     def data_ptr(self):
-        return self.data.__array_interface__["data"][0]
+        return self._data.__array_interface__["data"][0]
 
     def storage_offset(self):
-        base = self._base.data if self._base is not None else None
+        base = self._base._data if self._base is not None else None
         if base is None:
             return 0
-        return (self.data_ptr() - base.__array_interface__["data"][0]) // self.data.itemsize
+        return (self.data_ptr() - base.__array_interface__["data"][0]) // self._data.itemsize
 
     def is_contiguous(self, memory_format=None):
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._data.flags.c_contiguous)
 
     def is_floating_point(self):
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def is_complex(self):
-        return self.data.dtype.kind == "c"
+        return self._data.dtype.kind == "c"
 
     def is_shared(self):
         return False
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def numpy(self, force=False):
         """The underlying array (shared, not copied)."""
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self.data
+        return self._data
 
     def __array_function__(self, func, types, args, kwargs):
         """numpy functions (np.all, np.sum, np.reshape, ...) see a Tensor as its array, as
@@ -754,18 +765,18 @@ class Tensor:
         return func(*_unwrap(args), **_unwrap(kwargs))
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to "
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
                                f"Scalar")
-        return self.data.reshape(-1)[0].item()
+        return self._data.reshape(-1)[0].item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self):
         return float(self.item())
@@ -774,30 +785,30 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
-                               f"({self.data.size} elements)")
-        return bool(self.data.reshape(-1)[0])
+                               f"({self._data.size} elements)")
+        return bool(self._data.reshape(-1)[0])
 
     def __complex__(self):
         return complex(self.item())
 
     def __format__(self, spec):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
-            extra += f", dtype=fastnn.{self.data.dtype}"
+        if self._data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
+            extra += f", dtype=fastnn.{self._data.dtype}"
         if self._fn is not None:
             extra += f", grad_fn=<{self._fn.name()}>"
         elif self.requires_grad:
@@ -807,31 +818,31 @@ class Tensor:
     __hash__ = object.__hash__  # __eq__ is elementwise, but tensors stay usable as dict keys
 
     def __contains__(self, element):
-        return bool(np.any(self.data == _raw(element)))
+        return bool(np.any(self._data == _raw(element)))
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return iter(unbind(self, 0))
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_tensor, (np.array(self.data), self.requires_grad, type(self)))
+        return (_rebuild_tensor, (np.array(self._data), self.requires_grad, type(self)))
 
     def __deepcopy__(self, memo):
         if self._fn is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment")
         new = type(self).__new__(type(self))
-        Tensor.__init__(new, self.data.copy(), self.requires_grad)
+        Tensor.__init__(new, self._data.copy(), self.requires_grad)
         if self._grad is not None:
-            new._grad = _grad_tensor(np.array(self._grad.data))
+            new._grad = _grad_tensor(np.array(self._grad._data))
         memo[id(self)] = new
         return new
 
     # ------------------------------------------------------------ autograd
     def detach(self):
         """A tensor sharing storage (and version counter) with this one, outside the graph."""
-        t = Tensor(self.data)
+        t = Tensor(self._data)
         t._vc = self._vc
         return t
 
@@ -848,7 +859,7 @@ class Tensor:
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
         if requires_grad:
-            _check_float_for_grad(self.data.dtype)
+            _check_float_for_grad(self._data.dtype)
         if self._fn is None:
             self.requires_grad = bool(requires_grad)
         return self
@@ -883,10 +894,10 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into every leaf's .grad (gradient: d(loss)/d(self)).
         inputs: accumulate only into these tensors."""
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
-                                   f"(backward() on shape {self.data.shape} needs gradient=)")
-            g = np.ones_like(self.data)
+                                   f"(backward() on shape {self._data.shape} needs gradient=)")
+            g = np.ones_like(self._data)
         else:
             g = _grad_array(gradient, self)
         if inputs is not None:
@@ -942,7 +953,7 @@ class Tensor:
         changes (a copy with copy=True), else a converted one. Devices: the CPU only."""
         for a in args:
             if isinstance(a, Tensor):
-                dtype = a.data.dtype
+                dtype = a._data.dtype
             elif _is_device_arg(a) or (isinstance(a, numbers.Integral)
                                        and not isinstance(a, bool)):
                 device = a
@@ -951,7 +962,7 @@ class Tensor:
         if device is not None:
             _device(device)
         dt = _dtype(dtype)
-        if dt is None or dt == self.data.dtype:
+        if dt is None or dt == self._data.dtype:
             return self.clone() if copy else self
         return _cast(self, dt)
 
@@ -970,11 +981,11 @@ class Tensor:
     def type(self, dtype=None, non_blocking=False):
         """type() -> 'torch.FloatTensor' style name; type(dtype) -> converted."""
         if dtype is None:
-            return _TYPE_NAMES.get(self.data.dtype, f"torch.{self.data.dtype}")
+            return _TYPE_NAMES.get(self._data.dtype, f"torch.{self._data.dtype}")
         return self.to(dtype)
 
     def type_as(self, other):
-        return self.to(other.data.dtype)
+        return self.to(other._data.dtype)
 
     def float(self):
         return self.to(float32)
@@ -1007,13 +1018,13 @@ class Tensor:
         return self.to(bool_)
 
     def contiguous(self, memory_format=None):
-        if self.data.flags.c_contiguous:
+        if self._data.flags.c_contiguous:
             return self
-        return _node(np.ascontiguousarray(self.data), (self,), lambda g: (g,),
+        return _node(np.ascontiguousarray(self._data), (self,), lambda g: (g,),
                      tb=lambda g: (g,))
 
     def clone(self, memory_format=None):
-        return _node(np.array(self.data, copy=True), (self,), lambda g: (g,), tb=lambda g: (g,))
+        return _node(np.array(self._data, copy=True), (self,), lambda g: (g,), tb=lambda g: (g,))
 
     # ------------------------------------------------------------ operators
     def __add__(self, other):
@@ -1099,10 +1110,10 @@ class Tensor:
         return _inplace(self, matmul, other)
 
     def __iand__(self, other):
-        return _inplace(self, logical_and if self.data.dtype == bool_ else bitwise_and, other)
+        return _inplace(self, logical_and if self._data.dtype == bool_ else bitwise_and, other)
 
     def __ior__(self, other):
-        return _inplace(self, logical_or if self.data.dtype == bool_ else bitwise_or, other)
+        return _inplace(self, logical_or if self._data.dtype == bool_ else bitwise_or, other)
 
     def __ixor__(self, other):
         return _inplace(self, bitwise_xor, other)
@@ -1134,48 +1145,48 @@ class Tensor:
 
     # comparisons: boolean tensors, no gradient
     def __lt__(self, other):
-        return Tensor(np.asarray(self.data < _raw(other)))
+        return Tensor(np.asarray(self._data < _raw(other)))
 
     def __le__(self, other):
-        return Tensor(np.asarray(self.data <= _raw(other)))
+        return Tensor(np.asarray(self._data <= _raw(other)))
 
     def __gt__(self, other):
-        return Tensor(np.asarray(self.data > _raw(other)))
+        return Tensor(np.asarray(self._data > _raw(other)))
 
     def __ge__(self, other):
-        return Tensor(np.asarray(self.data >= _raw(other)))
+        return Tensor(np.asarray(self._data >= _raw(other)))
 
     def __eq__(self, other):
-        return Tensor(np.asarray(self.data == _raw(other)))
+        return Tensor(np.asarray(self._data == _raw(other)))
 
     def __ne__(self, other):
-        return Tensor(np.asarray(self.data != _raw(other)))
+        return Tensor(np.asarray(self._data != _raw(other)))
 
     def __invert__(self):
-        if self.data.dtype.kind == "f":
+        if self._data.dtype.kind == "f":
             raise TypeError("~ (bitwise_not) is only supported for integer and bool tensors")
-        return Tensor(~self.data)
+        return Tensor(~self._data)
 
     def __and__(self, other):
-        return Tensor(np.asarray(self.data & _raw(other)))
+        return Tensor(np.asarray(self._data & _raw(other)))
 
     __rand__ = __and__
 
     def __or__(self, other):
-        return Tensor(np.asarray(self.data | _raw(other)))
+        return Tensor(np.asarray(self._data | _raw(other)))
 
     __ror__ = __or__
 
     def __xor__(self, other):
-        return Tensor(np.asarray(self.data ^ _raw(other)))
+        return Tensor(np.asarray(self._data ^ _raw(other)))
 
     __rxor__ = __xor__
 
     def __lshift__(self, other):
-        return Tensor(np.asarray(self.data << _raw(other)))
+        return Tensor(np.asarray(self._data << _raw(other)))
 
     def __rshift__(self, other):
-        return Tensor(np.asarray(self.data >> _raw(other)))
+        return Tensor(np.asarray(self._data >> _raw(other)))
 
     eq = __eq__
     ne = not_equal = __ne__
@@ -1222,14 +1233,14 @@ class Tensor:
         if _grad_enabled[0] and (self.requires_grad or src.requires_grad):
             return _inplace(self, _copy_from, src)
         _check_inplace(self)
-        _assign(self, src.data)
+        _assign(self, src._data)
         return self
 
     def fill_(self, value):
         if isinstance(value, Tensor):
-            if value.data.size != 1:
+            if value._data.size != 1:
                 raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
-                                   f"with {value.data.ndim} dimensions.")
+                                   f"with {value._data.ndim} dimensions.")
             if _grad_enabled[0] and (self.requires_grad or value.requires_grad):
                 return _inplace(self, _fill_from, value)
             value = value.item()
@@ -1258,24 +1269,24 @@ class Tensor:
         return _inplace(self, clamp, None, max)
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
-        r = _gen(generator).random(self.data.shape)
+        r = _gen(generator).random(self._data.shape)
         return _random_fill(self, a + (b - a) * r)
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
-        r = _gen(generator).standard_normal(self.data.shape)
+        r = _gen(generator).standard_normal(self._data.shape)
         return _random_fill(self, mean + std * r)
 
     def bernoulli_(self, p=0.5, *, generator=None):
-        r = _gen(generator).random(self.data.shape) < _raw(p)
+        r = _gen(generator).random(self._data.shape) < _raw(p)
         return _random_fill(self, r)
 
     def exponential_(self, lambd=1.0, *, generator=None):
-        return _random_fill(self, _gen(generator).exponential(1.0 / lambd, self.data.shape))
+        return _random_fill(self, _gen(generator).exponential(1.0 / lambd, self._data.shape))
 
     def random_(self, low=0, high=None, *, generator=None):
         if high is None:
-            low, high = 0, low if low else (2 ** 24 if self.data.dtype.kind == "f" else 2 ** 31)
-        return _random_fill(self, _gen(generator).integers(low, high, self.data.shape))
+            low, high = 0, low if low else (2 ** 24 if self._data.dtype.kind == "f" else 2 ** 31)
+        return _random_fill(self, _gen(generator).integers(low, high, self._data.shape))
 
     def masked_fill_(self, mask, value):
         return _inplace(self, masked_fill, mask, value)
@@ -1287,7 +1298,7 @@ class Tensor:
         return _inplace(self, index_put, tuple(_index(i) for i in indices), values, accumulate)
 
     def index_fill_(self, dim, index, value):
-        idx = (slice(None),) * (dim % self.data.ndim) + (_index(index),)
+        idx = (slice(None),) * (dim % self._data.ndim) + (_index(index),)
         return _inplace(self, index_put, idx, value)
 
     def addcmul_(self, tensor1, tensor2, *, value=1):
@@ -1498,7 +1509,7 @@ class Tensor:
     def view(self, *shape):
         if len(shape) == 1 and not isinstance(shape[0], (tuple, list, Size, numbers.Integral)):
             # view(dtype): the same bytes read as another dtype, sharing storage (no gradient)
-            t = Tensor(self.data.view(_dtype(shape[0])))
+            t = Tensor(self._data.view(_dtype(shape[0])))
             t._vc = self._vc
             return t
         return view(self, *shape)
@@ -1727,29 +1738,29 @@ class Tensor:
     def new(self, *args):
         """The legacy x.new(sizes...) / x.new(data): a tensor of this dtype."""
         if not args:
-            return Tensor(np.zeros(0, self.data.dtype))
+            return Tensor(np.zeros(0, self._data.dtype))
         if builtins.all(isinstance(a, numbers.Integral) for a in args):
-            return Tensor(np.zeros(args, self.data.dtype))
-        return tensor(args[0], dtype=self.data.dtype)
+            return Tensor(np.zeros(args, self._data.dtype))
+        return tensor(args[0], dtype=self._data.dtype)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        dt = _dtype(dtype) or self.data.dtype
+        dt = _dtype(dtype) or self._data.dtype
         return tensor(data, dtype=dt, device=device, requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        return zeros(*size, dtype=dtype or self.data.dtype, device=device,
+        return zeros(*size, dtype=dtype or self._data.dtype, device=device,
                      requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return ones(*size, dtype=dtype or self.data.dtype, device=device,
+        return ones(*size, dtype=dtype or self._data.dtype, device=device,
                     requires_grad=requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return empty(*size, dtype=dtype or self.data.dtype, device=device,
+        return empty(*size, dtype=dtype or self._data.dtype, device=device,
                      requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        return full(size, fill_value, dtype=dtype or self.data.dtype, device=device,
+        return full(size, fill_value, dtype=dtype or self._data.dtype, device=device,
                     requires_grad=requires_grad)
 
     def apply_(self, fn):
@@ -1774,11 +1785,11 @@ def _rebuild_tensor(array, requires_grad, cls=None):
 
 # ---------------------------------------------------------------- the backward engine
 def _grad_array(gradient, like):
-    g = np.array(gradient.data if isinstance(gradient, Tensor) else gradient,
-                 dtype=like.data.dtype)  # a copy: a leaf's .grad may become this array
-    if g.shape != like.data.shape:
+    g = np.array(gradient._data if isinstance(gradient, Tensor) else gradient,
+                 dtype=like._data.dtype)  # a copy: a leaf's .grad may become this array
+    if g.shape != like._data.shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and "
-                           f"output[0] has a shape of {like.data.shape}.")
+                           f"output[0] has a shape of {like._data.shape}.")
     return g
 
 
@@ -1786,7 +1797,7 @@ def _grad_tensor(a):
     """A plain Tensor holding array a (no history), built without Tensor.__init__'s checks: the
     .grad that backward() gives a tensor."""
     t = Tensor.__new__(Tensor)
-    t.data = a
+    t._data = a
     t._grad = None
     t.requires_grad = False
     t._fn = None
@@ -1806,9 +1817,9 @@ def _add_into_grad(t, g):
     if old is None:
         t._grad = _grad_tensor(np.array(g))
     elif old.requires_grad or old._base is not None:
-        t._grad = _grad_tensor(old.data + g)
+        t._grad = _grad_tensor(old._data + g)
     else:
-        old.data = old.data + g
+        old._data = old._data + g
         old._vc[0] += 1
 
 
@@ -1817,7 +1828,7 @@ def _accumulate_leaf(leaf, g, given=None):
     writeable, no view of another array, and (given: the ids of arrays already handed to leaves
     in this backward) not shared with another leaf, so `p.grad *= 0.5` changes only p's
     gradient. A later backward accumulates into the same .grad Tensor, as PyTorch's does."""
-    data = leaf.data
+    data = leaf._data
     if g.shape != data.shape:
         raise RuntimeError(f"internal autograd error: gradient of shape {g.shape} for a leaf of "
                            f"shape {data.shape}")
@@ -1831,10 +1842,10 @@ def _accumulate_leaf(leaf, g, given=None):
         if given is not None:
             given.add(id(g))
         leaf._grad = _grad_tensor(g)
-    elif old.requires_grad or old._base is not None or old.data.shape != g.shape:
-        leaf._grad = _grad_tensor(old.data + g)
+    elif old.requires_grad or old._base is not None or old._data.shape != g.shape:
+        leaf._grad = _grad_tensor(old._data + g)
     else:
-        old.data = old.data + g
+        old._data = old._data + g
         old._vc[0] += 1
 
 
@@ -2049,9 +2060,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     gs = []
     for o, go in zip(outputs, grad_outputs):
         if go is None:
-            if o.data.size != 1:
+            if o._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gs.append(np.ones_like(o.data) if not create_graph else ones_like(o))
+            gs.append(np.ones_like(o._data) if not create_graph else ones_like(o))
         else:
             gs.append(_grad_array(go, o) if not create_graph else
                       (go if isinstance(go, Tensor) else Tensor(_grad_array(go, o))))
@@ -2073,9 +2084,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                    "desired behavior.")
             out.append(None)
         elif isinstance(g, Tensor):
-            out.append(g if g.data.dtype == x.data.dtype else g.to(x.data.dtype))
+            out.append(g if g._data.dtype == x._data.dtype else g.to(x._data.dtype))
         else:
-            out.append(Tensor(g.astype(x.data.dtype, copy=False)))
+            out.append(Tensor(g.astype(x._data.dtype, copy=False)))
     return tuple(out)
 
 
@@ -2119,7 +2130,7 @@ def _run_backward_graph(roots, root_grads, inputs, accumulate, leaves=None):
         if leaves is not None:
             leaves[k] = p
         if p._hooks:
-            gp = Tensor(_run_hooks(p._hooks, gp.data)) if accumulate else gp
+            gp = Tensor(_run_hooks(p._hooks, gp._data)) if accumulate else gp
         prev = captured.get(k)
         captured[k] = gp if prev is None else prev + gp
 
@@ -2131,7 +2142,7 @@ def _run_backward_graph(roots, root_grads, inputs, accumulate, leaves=None):
             if g is None:
                 continue
             if node._hooks:
-                g = Tensor(_run_hooks(node._hooks, g.data))
+                g = Tensor(_run_hooks(node._hooks, g._data))
             if in_nodes is not None and id(node) in in_nodes:
                 captured[id(node)] = g
             if run is not None and id(node) not in run:
@@ -2178,7 +2189,7 @@ def _node(data, parents, backward, saved=None, save_output=False, tb=None):
     save_output: backward reads the output array. tb: the op's backward on Tensors (for
     create_graph)."""
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t._data = data
     t._grad = None
     t.requires_grad = False
     t._fn = None
@@ -2196,7 +2207,7 @@ def _node(data, parents, backward, saved=None, save_output=False, tb=None):
                 t.requires_grad = True
                 rec = None
                 if saved:
-                    rec = tuple((s._vc, s._vc[0], s.data) for s in saved if s is not None)
+                    rec = tuple((s._vc, s._vc[0], s._data) for s in saved if s is not None)
                 if save_output:
                     rec = (rec or ()) + ((t._vc, 0, data),)
                 t._fn = _Fn(tuple(q._fn if q._fn is not None else (q if q.requires_grad
@@ -2262,7 +2273,7 @@ def _refresh_view(v):
     if e is None:
         v._fn = None
     else:
-        shape = base.data.shape
+        shape = base._data.shape
 
         def backward(g):
             idx = _view_index(shape, chain)
@@ -2311,7 +2322,7 @@ def _check_multi_view(t, outer=None):
 
 
 def _writable(t):
-    d = t.data
+    d = t._data
     if not d.flags.writeable:
         if d.strides and 0 in d.strides:
             raise RuntimeError("unsupported operation: more than one element of the written-to "
@@ -2363,7 +2374,7 @@ def _rebase(t, fn):
         t.requires_grad = True
     else:
         chain = t._view[1]
-        shape = base.data.shape
+        shape = base._data.shape
         base_edge = base._fn if base._fn is not None else (base if base.requires_grad else None)
 
         def copy_slices(g):
@@ -2398,12 +2409,12 @@ def _inplace(t, op, *args, **kwargs):
         if t._base is not None:
             _check_multi_view(t)
         s = Tensor.__new__(Tensor)
-        Tensor.__init__(s, np.array(t.data, copy=True))
+        Tensor.__init__(s, np.array(t._data, copy=True))
         e = _edge(t)
         s._fn = e if type(e) is _Fn else None
         s.requires_grad = e is not None
         r = op(s, *args, **kwargs)
-        _assign(t, r.data)
+        _assign(t, r._data)
         fn = r._fn
         if fn is not None:
             if fn._saved:  # the op saved its output: now that is t, at its new version
@@ -2425,7 +2436,7 @@ def _arith_inplace(t, other, alpha, ufunc, op):
         return _inplace(t, op, other)
     _check_inplace(t)
     d = _writable(t)
-    o = other.data if isinstance(other, Tensor) else other
+    o = other._data if isinstance(other, Tensor) else other
     if type(o) not in (float, int, bool):
         o = np.asarray(_to_array(o))
         if ufunc is np.true_divide:
@@ -2457,7 +2468,7 @@ def _random_fill(t, values):
 
 def _copy_from(s, src):
     """The value of s.copy_(src): src broadcast to s's shape and cast to its dtype."""
-    sd, src_d = s.data, src.data
+    sd, src_d = s._data, src._data
     out = np.broadcast_to(src_d, sd.shape).astype(sd.dtype)
     shape, dt = src_d.shape, src_d.dtype
     return _node(out, (s, src), lambda g: (np.zeros_like(g), _unbroadcast(g, shape).astype(dt)),
@@ -2465,11 +2476,11 @@ def _copy_from(s, src):
 
 
 def _fill_from(s, value):
-    sd = s.data
+    sd = s._data
     if isinstance(value, Tensor):
-        out = np.broadcast_to(value.data.reshape(()) if value.data.size == 1 else value.data,
+        out = np.broadcast_to(value._data.reshape(()) if value._data.size == 1 else value._data,
                               sd.shape).astype(sd.dtype)
-        vshape, vdt = value.data.shape, value.data.dtype
+        vshape, vdt = value._data.shape, value._data.dtype
         return _node(out, (s, value),
                      lambda g: (np.zeros_like(g), np.asarray(g.sum()).astype(vdt).reshape(vshape)))
     return _node(np.full(sd.shape, value, sd.dtype), (s,), lambda g: (np.zeros_like(g),))
@@ -2479,7 +2490,7 @@ def _to_array(x):
     """An array from a fastnn Tensor, a numpy array, a torch tensor (without importing torch),
     or anything array-like."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
@@ -2492,7 +2503,7 @@ def _to_array(x):
 
 def _unwrap(x):
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if type(x) in (list, tuple):
         return type(x)(_unwrap(v) for v in x)
     if type(x) is dict:
@@ -2503,7 +2514,7 @@ def _unwrap(x):
 def _raw_nested(data):
     """Lists/tuples that hold Tensors -> the same with their arrays (for np.array)."""
     if isinstance(data, Tensor):
-        return data.data
+        return data._data
     if isinstance(data, (list, tuple)):
         return [_raw_nested(x) for x in data]
     return data
@@ -2511,9 +2522,9 @@ def _raw_nested(data):
 
 def _index(index):
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else
+        return tuple(i._data if isinstance(i, Tensor) else
                      (np.asarray(_raw_nested(i)) if isinstance(i, list) else i) for i in index)
     if isinstance(index, list):
         return np.asarray(_raw_nested(index))
@@ -2521,7 +2532,7 @@ def _index(index):
 
 
 def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _lift(x, like):
@@ -2529,9 +2540,9 @@ def _lift(x, like):
     if isinstance(x, Tensor):
         return x
     if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        k = like.data.dtype.kind
+        k = like._data.dtype.kind
         if k in _FLOAT_KINDS or (isinstance(x, numbers.Integral) and k in "iu"):
-            return Tensor(np.asarray(x, dtype=like.data.dtype))
+            return Tensor(np.asarray(x, dtype=like._data.dtype))
         if isinstance(x, bool):
             return Tensor(np.asarray(x))
         if isinstance(x, numbers.Integral):
@@ -2558,12 +2569,12 @@ def _unbroadcast(g, shape):
 
 def _t_unbroadcast(g, shape):
     """_unbroadcast on Tensors (recorded, for double backward)."""
-    if tuple(g.data.shape) == tuple(shape):
+    if tuple(g._data.shape) == tuple(shape):
         return g
-    extra = g.data.ndim - len(shape)
+    extra = g._data.ndim - len(shape)
     if extra:
         g = sum(g, tuple(range(extra)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.data.shape[i] != 1)
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g._data.shape[i] != 1)
     if axes:
         g = sum(g, axes, keepdim=True)
     return reshape(g, tuple(shape))
@@ -2586,7 +2597,7 @@ def _float_result(out, *operands):
     if out.dtype == float64 and _DEFAULT_FLOAT != float64:
         for o in operands:
             if isinstance(o, Tensor):
-                if o.data.dtype == float64:
+                if o._data.dtype == float64:
                     return out
             elif isinstance(o, np.ndarray) and o.dtype == float64:
                 return out
@@ -2602,7 +2613,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None, pin_memory=False)
     the default dtype (float32), Python ints int64, bools bool, as torch.tensor."""
     _device(device)
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     dtype = _dtype(dtype)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         arr = np.array(_raw_nested(data) if isinstance(data, (list, tuple)) else
@@ -2622,7 +2633,7 @@ def _has_float64(data):
     if isinstance(data, (list, tuple)):
         return builtins.any(_has_float64(x) for x in data[:1])
     if isinstance(data, Tensor):
-        return data.data.dtype == float64
+        return data._data.dtype == float64
     if isinstance(data, (np.ndarray, np.floating)):
         return data.dtype == float64
     return False
@@ -2633,7 +2644,7 @@ def as_tensor(data, dtype=None, device=None):
     _device(device)
     dt = _dtype(dtype)
     if isinstance(data, Tensor):
-        return data if dt is None or dt == data.data.dtype else data.to(dt)
+        return data if dt is None or dt == data._data.dtype else data.to(dt)
     if isinstance(data, np.ndarray):
         return Tensor(data if dt is None or dt == data.dtype else data.astype(dt))
     return tensor(data, dtype=dt)
@@ -2653,7 +2664,7 @@ def _shape_args(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
         return tuple(int(s) for s in size[0])
     if len(size) == 1 and isinstance(size[0], Tensor):
-        return tuple(int(s) for s in np.atleast_1d(size[0].data))
+        return tuple(int(s) for s in np.atleast_1d(size[0]._data))
     return tuple(int(s) for s in size)
 
 
@@ -2711,7 +2722,7 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
 
 
 def _like_dtype(t, dtype):
-    return _dtype(dtype) or (t.data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
+    return _dtype(dtype) or (t._data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
 
 
 def zeros_like(input, dtype=None, layout=None, device=None, requires_grad=False,
@@ -2793,7 +2804,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     shape = size if size is not None else np.broadcast_shapes(np.shape(_raw(mean)),
                                                               np.shape(_raw(std)))
     like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else None
-    dt = _dtype(dtype) or (like.data.dtype if like is not None else _DEFAULT_FLOAT)
+    dt = _dtype(dtype) or (like._data.dtype if like is not None else _DEFAULT_FLOAT)
     arr = _raw(mean) + _raw(std) * _gen(generator).standard_normal(tuple(shape))
     return _made(np.asarray(arr).astype(dt), requires_grad, device)
 
@@ -2839,7 +2850,7 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
 
 def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
-    exps = linspace(start, end, steps, dtype=float64).data
+    exps = linspace(start, end, steps, dtype=float64)._data
     return _made((base ** exps).astype(_float_dtype(dtype)), requires_grad, device)
 
 
@@ -2849,7 +2860,7 @@ def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_g
 
 
 def numel(input):
-    return input.data.size
+    return input._data.size
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
@@ -2925,12 +2936,12 @@ def add(a, b, *, alpha=1, out=None):
     if alpha != 1:
         b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a.data + b), a), (a,), lambda g: (g,),
+        return _node(_float_result(np.asarray(a._data + b), a), (a,), lambda g: (g,),
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
-    sa, sb = a.data.shape, b.data.shape
+    sa, sb = a._data.shape, b._data.shape
     try:
-        out = np.asarray(a.data + b.data)
+        out = np.asarray(a._data + b._data)
     except ValueError:
         raise _broadcast_error(sa, sb) from None
     return _node(_float_result(out, a, b), (a, b),
@@ -2942,15 +2953,15 @@ def sub(a, b, *, alpha=1, out=None):
     if alpha != 1:
         b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
     if isinstance(a, Tensor) and _scalar(b):
-        if a.data.dtype == bool_:
+        if a._data.dtype == bool_:
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported.")
-        return _node(_float_result(np.asarray(a.data - b), a), (a,), lambda g: (g,),
+        return _node(_float_result(np.asarray(a._data - b), a), (a,), lambda g: (g,),
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
-    sa, sb = a.data.shape, b.data.shape
+    sa, sb = a._data.shape, b._data.shape
     try:
-        out = np.asarray(a.data - b.data)
+        out = np.asarray(a._data - b._data)
     except ValueError:
         raise _broadcast_error(sa, sb) from None
     return _node(_float_result(out, a, b), (a, b),
@@ -2964,10 +2975,10 @@ subtract = sub
 
 def mul(a, b, *, out=None):
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a.data * b), a), (a,), lambda g: (g * b,),
+        return _node(_float_result(np.asarray(a._data * b), a), (a,), lambda g: (g * b,),
                      tb=lambda g: (mul(g, b),))
     a, b = _binary_args(a, b)
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
 
     def backward(g):
         return (_unbroadcast(g * bd, ad.shape) if a.requires_grad else None,
@@ -2998,10 +3009,10 @@ def div(a, b, *, rounding_mode=None, out=None):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a.data / b), a), (a,), lambda g: (g / b,),
+        return _node(_float_result(np.asarray(a._data / b), a), (a,), lambda g: (g / b,),
                      tb=lambda g: (div(g, b),))
     a, b = _binary_args(a, b)
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
     try:
         out = _float_result(np.asarray(ad / bd), a, b)
     except ValueError:
@@ -3023,27 +3034,27 @@ divide = true_divide = div
 
 def floor_divide(a, b):
     a, b = _binary_args(a, b)
-    return Tensor(_float_result(np.asarray(np.floor_divide(a.data, b.data)), a, b))
+    return Tensor(_float_result(np.asarray(np.floor_divide(a._data, b._data)), a, b))
 
 
 def remainder(a, b):
     a, b = _binary_args(a, b)
-    sa = a.data.shape
-    return _node(np.asarray(np.mod(a.data, b.data)), (a, b),
+    sa = a._data.shape
+    return _node(np.asarray(np.mod(a._data, b._data)), (a, b),
                  lambda g: (_unbroadcast(g, sa), None))
 
 
 def fmod(a, b):
     a, b = _binary_args(a, b)
-    sa = a.data.shape
-    return _node(np.asarray(np.fmod(a.data, b.data)), (a, b),
+    sa = a._data.shape
+    return _node(np.asarray(np.fmod(a._data, b._data)), (a, b),
                  lambda g: (_unbroadcast(g, sa), None))
 
 
 def pow(a, b):
     if not isinstance(a, Tensor):
         a = _lift(a, b)
-    ad = a.data
+    ad = a._data
     if _scalar(b):
         if b == 2:  # the common case: cheaper than a general power
             return _node(ad * ad, (a,), lambda g: (g * (2 * ad),), saved=(a,),
@@ -3054,7 +3065,7 @@ def pow(a, b):
                      saved=(a,), tb=lambda g: (g * (pow(a, b - 1) * b),))
     if not isinstance(b, Tensor):
         b = Tensor(np.asarray(_to_array(b)))
-    bd = b.data
+    bd = b._data
     out = _float_result(np.asarray(ad ** bd), a, b)
 
     def backward(g):
@@ -3080,9 +3091,9 @@ def float_power(a, b):
 
 
 def neg(a):
-    if a.data.dtype == bool_:
+    if a._data.dtype == bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported.")
-    return _node(-a.data, (a,), lambda g: (-g,), tb=lambda g: (neg(g),))
+    return _node(-a._data, (a,), lambda g: (-g,), tb=lambda g: (neg(g),))
 
 
 negative = neg
@@ -3090,7 +3101,7 @@ negative = neg
 
 def _f(a):
     """Elementwise math on an integer tensor computes in the default float dtype (PyTorch)."""
-    d = a.data
+    d = a._data
     return d if d.dtype.kind in _FLOAT_KINDS else d.astype(_DEFAULT_FLOAT)
 
 
@@ -3144,7 +3155,7 @@ def rsqrt(a):
 
 
 def square(a):
-    return mul(a, a) if a.data.dtype.kind in _FLOAT_KINDS else Tensor(a.data * a.data)
+    return mul(a, a) if a._data.dtype.kind in _FLOAT_KINDS else Tensor(a._data * a._data)
 
 
 def reciprocal(a):
@@ -3154,7 +3165,7 @@ def reciprocal(a):
 
 
 def abs(a):
-    ad = a.data
+    ad = a._data
     return _node(np.abs(ad), (a,), lambda g: (g * np.sign(ad),), saved=(a,),
                  tb=lambda g: (g * sign(a),))
 
@@ -3229,26 +3240,26 @@ def _zero_grad_op(out, a):
 
 
 def floor(a):
-    return _zero_grad_op(np.floor(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+    return _zero_grad_op(np.floor(a._data) if a._data.dtype.kind == "f" else a._data.copy(), a)
 
 
 def ceil(a):
-    return _zero_grad_op(np.ceil(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+    return _zero_grad_op(np.ceil(a._data) if a._data.dtype.kind == "f" else a._data.copy(), a)
 
 
 def round(a, *, decimals=0):
-    return _zero_grad_op(np.round(a.data, decimals), a)
+    return _zero_grad_op(np.round(a._data, decimals), a)
 
 
 def trunc(a):
-    return _zero_grad_op(np.trunc(a.data) if a.data.dtype.kind == "f" else a.data.copy(), a)
+    return _zero_grad_op(np.trunc(a._data) if a._data.dtype.kind == "f" else a._data.copy(), a)
 
 
 fix = trunc
 
 
 def sign(a):
-    return _zero_grad_op(np.sign(a.data), a)
+    return _zero_grad_op(np.sign(a._data), a)
 
 
 sgn = sign
@@ -3267,7 +3278,7 @@ def isfinite(a):
 
 
 def nan_to_num(a, nan=0.0, posinf=None, neginf=None):
-    ad = a.data
+    ad = a._data
     fin = np.isfinite(ad)
     return _node(np.nan_to_num(ad, nan=nan, posinf=posinf, neginf=neginf), (a,),
                  lambda g: (np.where(fin, g, 0).astype(g.dtype),))
@@ -3335,7 +3346,7 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 def maximum(a, b):
     """Elementwise max; where both are equal the gradient is split between them (PyTorch)."""
     a, b = _binary_args(a, b)
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
 
     def backward(g):
         w = np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
@@ -3343,14 +3354,14 @@ def maximum(a, b):
                 _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
 
     def tb(g):
-        w = Tensor(np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.data.dtype))
+        w = Tensor(np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g._data.dtype))
         return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
     return _node(np.asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
 
 def minimum(a, b):
     a, b = _binary_args(a, b)
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
 
     def backward(g):
         w = np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.dtype)
@@ -3358,7 +3369,7 @@ def minimum(a, b):
                 _unbroadcast(g * (1 - w), bd.shape) if b.requires_grad else None)
 
     def tb(g):
-        w = Tensor(np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g.data.dtype))
+        w = Tensor(np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g._data.dtype))
         return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
     return _node(np.asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
@@ -3379,7 +3390,7 @@ def clamp(a, min=None, max=None):
             m = _lift(max, a)
             r = where(gt(r, m), m, r)
         return r
-    ad = a.data
+    ad = a._data
     out = ad
     keep = None
     if min is not None:
@@ -3418,10 +3429,10 @@ def lerp(input, end, weight):
 
 
 def _cast(a, dtype):
-    src = a.data.dtype
+    src = a._data.dtype
     if dtype.kind not in _FLOAT_KINDS or src.kind not in _FLOAT_KINDS:
-        return Tensor(a.data.astype(dtype))
-    return _node(a.data.astype(dtype), (a,), lambda g: (g.astype(src),),
+        return Tensor(a._data.astype(dtype))
+    return _node(a._data.astype(dtype), (a,), lambda g: (g.astype(src),),
                  tb=lambda g: (g.to(src),))
 
 
@@ -3435,7 +3446,7 @@ def where(condition, a=None, b=None):
         a = _lift(a, b) if isinstance(b, Tensor) else Tensor(np.asarray(a))
     if not isinstance(b, Tensor):
         b = _lift(b, a)
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
 
     def backward(g):
         zero = np.zeros((), g.dtype)
@@ -3456,7 +3467,7 @@ def masked_fill(a, mask, value):
         if value.requires_grad:
             return where(mask, value, a)
         value = value.item()
-    ad = a.data
+    ad = a._data
     if np.asarray(m).dtype != bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
                            f"{np.asarray(m).dtype}")
@@ -3469,9 +3480,9 @@ def masked_fill(a, mask, value):
 
 
 def masked_select(a, mask):
-    m = np.broadcast_to(_raw(mask), np.broadcast_shapes(a.data.shape, np.shape(_raw(mask))))
-    ad = np.broadcast_to(a.data, m.shape)
-    shape = a.data.shape
+    m = np.broadcast_to(_raw(mask), np.broadcast_shapes(a._data.shape, np.shape(_raw(mask))))
+    ad = np.broadcast_to(a._data, m.shape)
+    shape = a._data.shape
 
     def backward(g):
         full = np.zeros(m.shape, g.dtype)
@@ -3484,9 +3495,9 @@ def index_put(a, indices, values, accumulate=False):
     """a with values written at indices (a copy; index_put_ and x[i] = v write in place)."""
     idx = _index(indices)
     if not isinstance(values, Tensor):
-        values = Tensor(np.asarray(_to_array(values), dtype=a.data.dtype))
-    vd = values.data
-    out = np.array(a.data, copy=True)
+        values = Tensor(np.asarray(_to_array(values), dtype=a._data.dtype))
+    vd = values._data
+    out = np.array(a._data, copy=True)
     if accumulate:
         np.add.at(out, idx, vd)
     else:
@@ -3510,15 +3521,15 @@ def index_put(a, indices, values, accumulate=False):
 
 
 def tril(a, diagonal=0):
-    keep = np.tri(*a.data.shape[-2:], k=diagonal, dtype=bool)
-    return _node(np.where(keep, a.data, 0).astype(a.data.dtype), (a,),
+    keep = np.tri(*a._data.shape[-2:], k=diagonal, dtype=bool)
+    return _node(np.where(keep, a._data, 0).astype(a._data.dtype), (a,),
                  lambda g: (np.where(keep, g, 0).astype(g.dtype),),
                  tb=lambda g: (tril(g, diagonal),))
 
 
 def triu(a, diagonal=0):
-    keep = ~np.tri(*a.data.shape[-2:], k=diagonal - 1, dtype=bool)
-    return _node(np.where(keep, a.data, 0).astype(a.data.dtype), (a,),
+    keep = ~np.tri(*a._data.shape[-2:], k=diagonal - 1, dtype=bool)
+    return _node(np.where(keep, a._data, 0).astype(a._data.dtype), (a,),
                  lambda g: (np.where(keep, g, 0).astype(g.dtype),),
                  tb=lambda g: (triu(g, diagonal),))
 
@@ -3528,9 +3539,9 @@ def _mm_tb(a, b):
     def tb(g):
         ga = gb = None
         if a.requires_grad:
-            ga = _t_unbroadcast(matmul(g, transpose(b, -1, -2)), a.data.shape)
+            ga = _t_unbroadcast(matmul(g, transpose(b, -1, -2)), a._data.shape)
         if b.requires_grad:
-            gb = _t_unbroadcast(matmul(transpose(a, -1, -2), g), b.data.shape)
+            gb = _t_unbroadcast(matmul(transpose(a, -1, -2), g), b._data.shape)
         return ga, gb
     return tb
 
@@ -3542,7 +3553,7 @@ def matmul(a, b):
         a = Tensor(np.asarray(_to_array(a)))
     if not isinstance(b, Tensor):
         b = Tensor(np.asarray(_to_array(b)))
-    ad, bd = a.data, b.data
+    ad, bd = a._data, b._data
     if ad.ndim == 0 or bd.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                            f"{ad.ndim}D and {bd.ndim}D")
@@ -3598,17 +3609,17 @@ def matmul(a, b):
 
 
 def mm(a, b):
-    if a.data.ndim != 2 or b.data.ndim != 2:
-        raise RuntimeError(f"mm: expected 2-D tensors, got {a.data.ndim}-D and {b.data.ndim}-D")
+    if a._data.ndim != 2 or b._data.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got {a._data.ndim}-D and {b._data.ndim}-D")
     return matmul(a, b)
 
 
 def bmm(a, b):
-    if a.data.ndim != 3 or b.data.ndim != 3:
-        raise RuntimeError(f"batch1 must be a 3D tensor (bmm got {a.data.ndim}-D and "
-                           f"{b.data.ndim}-D)")
-    if a.data.shape[0] != b.data.shape[0]:
-        raise RuntimeError(f"bmm: batch sizes differ: {a.data.shape[0]} and {b.data.shape[0]}")
+    if a._data.ndim != 3 or b._data.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor (bmm got {a._data.ndim}-D and "
+                           f"{b._data.ndim}-D)")
+    if a._data.shape[0] != b._data.shape[0]:
+        raise RuntimeError(f"bmm: batch sizes differ: {a._data.shape[0]} and {b._data.shape[0]}")
     return matmul(a, b)
 
 
@@ -3617,8 +3628,8 @@ def mv(a, v):
 
 
 def dot(a, b):
-    if a.data.ndim != 1 or b.data.ndim != 1:
-        raise RuntimeError(f"1D tensors expected, but got {a.data.ndim}D and {b.data.ndim}D "
+    if a._data.ndim != 1 or b._data.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a._data.ndim}D and {b._data.ndim}D "
                            f"tensors")
     return matmul(a, b)
 
@@ -3669,13 +3680,13 @@ def einsum(equation, *operands):
         raise RuntimeError(f"einsum(): {len(in_subs)} operands in the equation, {len(ops)} given")
     used = set(eq)
     free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
-    n_ell = builtins.max([o.data.ndim - len(s.replace("...", ""))
+    n_ell = builtins.max([o._data.ndim - len(s.replace("...", ""))
                           for s, o in zip(in_subs, ops) if "..." in s] or [0])
     ell = "".join(free[:n_ell])
     subs = []
     for s, o in zip(in_subs, ops):
         if "..." in s:
-            k = o.data.ndim - len(s.replace("...", ""))
+            k = o._data.ndim - len(s.replace("...", ""))
             s = s.replace("...", ell[n_ell - k:])
         subs.append(s)
     if arrow:
@@ -3686,7 +3697,7 @@ def einsum(equation, *operands):
             for c in s:
                 counts[c] = counts.get(c, 0) + 1
         out_s = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
-    arrays = [o.data for o in ops]
+    arrays = [o._data for o in ops]
     dt = np.result_type(*arrays)
     out = np.asarray(np.einsum(eq, *arrays, optimize=len(ops) > 2)).astype(dt, copy=False)
     sizes = {}
@@ -3713,7 +3724,7 @@ def einsum(equation, *operands):
             if target != s:
                 gi = np.broadcast_to(gi.reshape([sizes[c] if c in target else 1 for c in s]),
                                      tuple(sizes[c] for c in s))
-            grads.append(_unbroadcast(np.asarray(gi), o.data.shape).astype(o.data.dtype,
+            grads.append(_unbroadcast(np.asarray(gi), o._data.shape).astype(o._data.dtype,
                                                                            copy=False))
         return tuple(grads)
     return _node(out, tuple(ops), backward, saved=tuple(ops))
@@ -3743,7 +3754,7 @@ def sum(a, dim=None, keepdim=False, *, dtype=None):
         a = Tensor(np.asarray(_to_array(a)))
     if dtype is not None:
         a = a.to(dtype)
-    ad = a.data
+    ad = a._data
     axes = _axes(dim, ad.ndim)
     shape = ad.shape
     out = np.asarray(ad.sum(axis=axes, keepdims=keepdim))
@@ -3760,7 +3771,7 @@ def nansum(a, dim=None, keepdim=False):
 def mean(a, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         a = a.to(dtype)
-    ad = a.data
+    ad = a._data
     if ad.dtype.kind not in _FLOAT_KINDS:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {_cast_name(ad.dtype)}")
@@ -3780,7 +3791,7 @@ def nanmean(a, dim=None, keepdim=False):
 def prod(a, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         a = a.to(dtype)
-    ad = a.data
+    ad = a._data
     if dim is None:
         flat = ad.reshape(-1)
         axis, src = 0, flat
@@ -3814,8 +3825,8 @@ def _correction(unbiased, correction):
 def var(a, dim=None, unbiased=None, keepdim=False, *, correction=None):
     c = _correction(unbiased, correction)
     centered = a - mean(a, dim, keepdim=True)
-    axes = _axes(dim, a.data.ndim)
-    count = a.data.size if axes is None else math.prod(a.data.shape[i] for i in axes)
+    axes = _axes(dim, a._data.ndim)
+    count = a._data.size if axes is None else math.prod(a._data.shape[i] for i in axes)
     return sum(centered * centered, dim, keepdim) / builtins.max(count - c, 0)
 
 
@@ -3843,13 +3854,13 @@ def norm(a, p="fro", dim=None, keepdim=False, dtype=None):
     if p in (-math.inf, float("-inf")):
         return amin(abs(a), dim, keepdim)
     if p == 0:
-        return sum(ne(a, 0).to(a.data.dtype), dim, keepdim)
+        return sum(ne(a, 0).to(a._data.dtype), dim, keepdim)
     return pow(sum(pow(abs(a), p), dim, keepdim), 1.0 / p)
 
 
 def logsumexp(a, dim, keepdim=False):
-    m = Tensor(np.max(a.data, axis=_axes(dim, a.data.ndim), keepdims=True))
-    m.data[~np.isfinite(m.data)] = 0
+    m = Tensor(np.max(a._data, axis=_axes(dim, a._data.ndim), keepdims=True))
+    m._data[~np.isfinite(m._data)] = 0
     out = log(sum(exp(a - m), dim, keepdim=True)) + m
     return out if keepdim else squeeze(out, dim)
 
@@ -3866,7 +3877,7 @@ def _arg(fn, data, dim, keepdim):
 
 
 def _extreme(a, dim, keepdim, argfn, valfn):
-    ad = a.data
+    ad = a._data
     if dim is None:
         out = np.asarray(valfn(ad))
         # ties share the gradient equally, as PyTorch's full reduction does
@@ -3876,7 +3887,7 @@ def _extreme(a, dim, keepdim, argfn, valfn):
 
         def tb(g):
             hit = Tensor(ad == out)
-            return (where(hit, expand(div(g, float(np.count_nonzero(hit.data))), ad.shape),
+            return (where(hit, expand(div(g, float(np.count_nonzero(hit._data))), ad.shape),
                           zeros_like(a)),)
         return _node(out, (a,), backward, saved=(a,), tb=tb)
     axis = dim % ad.ndim
@@ -3913,7 +3924,7 @@ def min(a, dim=None, keepdim=False):
 
 
 def _amax(a, dim, keepdim, fn):
-    ad = a.data
+    ad = a._data
     axes = _axes(dim, ad.ndim)
     out = np.asarray(fn(ad, axis=axes, keepdims=keepdim))
     shape = ad.shape
@@ -3982,29 +3993,29 @@ def _reshape_target(shape, size):
 
 
 def reshape(a, *shape):
-    shape = _reshape_target(_shape_args(shape), a.data.size)
-    src = a.data.shape
-    out = a.data.reshape(shape)
+    shape = _reshape_target(_shape_args(shape), a._data.size)
+    src = a._data.shape
+    out = a._data.reshape(shape)
     back, tb = (lambda g: (g.reshape(src),)), (lambda g: (reshape(g, src),))
-    if out.size and np.may_share_memory(out, a.data):
+    if out.size and np.may_share_memory(out, a._data):
         return _view_of(a, out, back, ("r", shape), tb=tb)
     return _node(out, (a,), back, tb=tb)
 
 
 def view(a, *shape):
-    shape = _reshape_target(_shape_args(shape), a.data.size)
-    out = a.data.reshape(shape)
-    if out.size and not np.may_share_memory(out, a.data):
+    shape = _reshape_target(_shape_args(shape), a._data.size)
+    out = a._data.reshape(shape)
+    if out.size and not np.may_share_memory(out, a._data):
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
                            "least one dimension spans across two contiguous subspaces). Use "
                            ".reshape(...) instead.")
-    src = a.data.shape
+    src = a._data.shape
     return _view_of(a, out, lambda g: (g.reshape(src),), ("r", shape),
                     tb=lambda g: (reshape(g, src),))
 
 
 def flatten(a, start_dim=0, end_dim=-1):
-    shape = a.data.shape
+    shape = a._data.shape
     if not shape:
         return reshape(a, 1)
     s, e = start_dim % len(shape), end_dim % len(shape)
@@ -4012,13 +4023,13 @@ def flatten(a, start_dim=0, end_dim=-1):
 
 
 def unflatten(a, dim, sizes):
-    shape = a.data.shape
+    shape = a._data.shape
     d = dim % len(shape)
     return reshape(a, shape[:d] + tuple(sizes) + shape[d + 1:])
 
 
 def transpose(a, dim0, dim1):
-    return _view_of(a, np.swapaxes(a.data, dim0, dim1),
+    return _view_of(a, np.swapaxes(a._data, dim0, dim1),
                     lambda g: (np.swapaxes(g, dim0, dim1),), ("s", dim0, dim1),
                     tb=lambda g: (transpose(g, dim0, dim1),))
 
@@ -4027,23 +4038,23 @@ swapaxes = swapdims = transpose
 
 
 def t(a):
-    if a.data.ndim > 2:
+    if a._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
-                           f"{a.data.ndim}D")
-    if a.data.ndim < 2:
-        return _view_of(a, a.data[...], lambda g: (g,), ("i", (Ellipsis,)), tb=lambda g: (g,))
+                           f"{a._data.ndim}D")
+    if a._data.ndim < 2:
+        return _view_of(a, a._data[...], lambda g: (g,), ("i", (Ellipsis,)), tb=lambda g: (g,))
     return transpose(a, 0, 1)
 
 
 def permute(a, *dims):
-    dims = tuple(d % a.data.ndim for d in _shape_args(dims)) if a.data.ndim else ()
+    dims = tuple(d % a._data.ndim for d in _shape_args(dims)) if a._data.ndim else ()
     inverse = tuple(np.argsort(dims))
-    return _view_of(a, np.transpose(a.data, dims), lambda g: (np.transpose(g, inverse),),
+    return _view_of(a, np.transpose(a._data, dims), lambda g: (np.transpose(g, inverse),),
                     ("p", dims), tb=lambda g: (permute(g, inverse),))
 
 
 def movedim(a, source, destination):
-    nd = a.data.ndim
+    nd = a._data.ndim
     src = [source] if isinstance(source, int) else list(source)
     dst = [destination] if isinstance(destination, int) else list(destination)
     src = [d % nd for d in src]
@@ -4058,27 +4069,27 @@ moveaxis = movedim
 
 
 def unsqueeze(a, dim):
-    src = a.data.shape
-    out = np.expand_dims(a.data, dim)
+    src = a._data.shape
+    out = np.expand_dims(a._data, dim)
     return _view_of(a, out, lambda g: (g.reshape(src),), ("r", out.shape),
                     tb=lambda g: (reshape(g, src),))
 
 
 def squeeze(a, dim=None):
-    src = a.data.shape
+    src = a._data.shape
     if dim is None:
-        out = a.data.squeeze()
+        out = a._data.squeeze()
     else:
-        dims = tuple(d % a.data.ndim if a.data.ndim else 0
+        dims = tuple(d % a._data.ndim if a._data.ndim else 0
                      for d in ((dim,) if isinstance(dim, int) else dim))
-        out = a.data.squeeze(tuple(d for d in dims if a.data.ndim and src[d] == 1))
+        out = a._data.squeeze(tuple(d for d in dims if a._data.ndim and src[d] == 1))
     return _view_of(a, out, lambda g: (g.reshape(src),), ("r", out.shape),
                     tb=lambda g: (reshape(g, src),))
 
 
 def expand(a, *sizes):
     sizes = _shape_args(sizes)
-    ad = a.data
+    ad = a._data
     lead = len(sizes) - ad.ndim
     if lead < 0:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
@@ -4097,31 +4108,31 @@ broadcast_to = expand
 
 
 def broadcast_tensors(*tensors):
-    shape = np.broadcast_shapes(*[t.data.shape for t in tensors])
+    shape = np.broadcast_shapes(*[t._data.shape for t in tensors])
     return tuple(expand(t, shape) for t in tensors)
 
 
 def narrow(a, dim, start, length):
     start = int(_raw(start))
-    axis = dim % a.data.ndim
+    axis = dim % a._data.ndim
     if start < 0:
-        start += a.data.shape[axis]
+        start += a._data.shape[axis]
     return getitem(a, (slice(None),) * axis + (slice(start, start + length),))
 
 
 def unbind(a, dim=0):
-    axis = dim % a.data.ndim
+    axis = dim % a._data.ndim
     return tuple(getitem(a, (slice(None),) * axis + (i,), ("Unbind", i))
-                 for i in range(a.data.shape[axis]))
+                 for i in range(a._data.shape[axis]))
 
 
 def select(a, dim, index):
-    axis = dim % a.data.ndim
+    axis = dim % a._data.ndim
     return getitem(a, (slice(None),) * axis + (int(index),))
 
 
 def diagonal(a, offset=0, dim1=0, dim2=1):
-    ad = a.data
+    ad = a._data
     shape = ad.shape
     chain_op = ("d", (offset, dim1, dim2))
 
@@ -4134,10 +4145,10 @@ def diagonal(a, offset=0, dim1=0, dim2=1):
 
 
 def diag(a, diagonal=0):
-    if a.data.ndim == 1:
-        out = np.diag(a.data, diagonal)
+    if a._data.ndim == 1:
+        out = np.diag(a._data, diagonal)
         return _node(out, (a,), lambda g: (np.diagonal(g, diagonal).copy(),))
-    return _node(np.diagonal(a.data, diagonal).copy(), (a,),
+    return _node(np.diagonal(a._data, diagonal).copy(), (a,),
                  lambda g: (np.diag(g, diagonal).astype(g.dtype),))
 
 
@@ -4156,7 +4167,7 @@ def _is_basic_index(index):
 
 def _scatter_grad(g, shape, index, basic):
     """The op (recorded, for double backward) placing g at index in zeros of shape."""
-    gd = g.data
+    gd = g._data
     full = np.zeros(shape, gd.dtype)
     if basic:
         full[index] = gd
@@ -4172,7 +4183,7 @@ def getitem(a, index, _multi=None):
     output number) for the views unbind/split/chunk return, which PyTorch does not let in-place
     ops modify while recording."""
     index = _index(index)
-    ad = a.data
+    ad = a._data
     basic = _is_basic_index(index)
     if basic:
         parts = index if isinstance(index, tuple) else (index,)
@@ -4202,8 +4213,8 @@ def cat(tensors, dim=0, *, out=None):
     tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
-    tensors = [t for t in tensors if not (t.data.ndim == 1 and t.data.size == 0)] or tensors[:1]
-    datas = [t.data for t in tensors]
+    tensors = [t for t in tensors if not (t._data.ndim == 1 and t._data.size == 0)] or tensors[:1]
+    datas = [t._data for t in tensors]
     axis = dim % datas[0].ndim
     sizes = [d.shape[axis] for d in datas]
     bounds = np.cumsum(sizes)[:-1]
@@ -4226,7 +4237,7 @@ def stack(tensors, dim=0, *, out=None):
     tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
-    out = np.stack([t.data for t in tensors], axis=dim)
+    out = np.stack([t._data for t in tensors], axis=dim)
     axis = dim % out.ndim
     return _node(out, tuple(tensors),
                  lambda g: tuple(np.take(g, i, axis=axis) for i in range(len(tensors))),
@@ -4234,16 +4245,16 @@ def stack(tensors, dim=0, *, out=None):
 
 
 def hstack(tensors):
-    return cat(tensors, 0 if tensors[0].data.ndim == 1 else 1)
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
 
 
 def vstack(tensors):
-    return cat([t if t.data.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
+    return cat([t if t._data.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
 
 
 def split(a, split_size_or_sections, dim=0):
     """Pieces along dim: of size split_size (the last may be smaller), or of the listed sizes."""
-    length = a.data.shape[dim]
+    length = a._data.shape[dim]
     if isinstance(split_size_or_sections, numbers.Integral):
         step = int(split_size_or_sections)
         sizes = [builtins.min(step, length - s) for s in range(0, length, step)] or [0]
@@ -4253,7 +4264,7 @@ def split(a, split_size_or_sections, dim=0):
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {length} "
                                f"(input tensor's size at dimension {dim}), but got "
                                f"split_sizes={sizes}")
-    axis = dim % a.data.ndim
+    axis = dim % a._data.ndim
     name = "Split" if isinstance(split_size_or_sections, numbers.Integral) else "SplitWithSizes"
     out, start = [], 0
     for k, s in enumerate(sizes):
@@ -4264,13 +4275,13 @@ def split(a, split_size_or_sections, dim=0):
 
 
 def chunk(a, chunks, dim=0):
-    length = a.data.shape[dim]
+    length = a._data.shape[dim]
     return split(a, -(-length // chunks) if length else 1, dim)
 
 
 def tensor_split(a, indices_or_sections, dim=0):
-    axis = dim % a.data.ndim
-    n = a.data.shape[axis]
+    axis = dim % a._data.ndim
+    n = a._data.shape[axis]
     if isinstance(indices_or_sections, numbers.Integral):
         k = int(indices_or_sections)
         q, r = divmod(n, k)
@@ -4283,7 +4294,7 @@ def tensor_split(a, indices_or_sections, dim=0):
 
 def repeat(a, *sizes):
     sizes = _shape_args(sizes)
-    ad = a.data
+    ad = a._data
     if len(sizes) < ad.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
                            "of dimensions of tensor")
@@ -4304,8 +4315,8 @@ def repeat(a, *sizes):
 
 def tile(a, *dims):
     dims = _shape_args(dims)
-    if len(dims) < a.data.ndim:
-        dims = (1,) * (a.data.ndim - len(dims)) + dims
+    if len(dims) < a._data.ndim:
+        dims = (1,) * (a._data.ndim - len(dims)) + dims
     return repeat(a, *dims)
 
 
@@ -4313,7 +4324,7 @@ def repeat_interleave(a, repeats, dim=None, *, output_size=None):
     if not isinstance(a, Tensor):  # repeat_interleave(repeats): indices
         r = np.asarray(_raw(a))
         return Tensor(np.repeat(np.arange(len(r)), r).astype(int64))
-    ad = a.data
+    ad = a._data
     src = ad if dim is not None else ad.reshape(-1)
     axis = 0 if dim is None else dim % ad.ndim
     reps = np.asarray(_raw(repeats))
@@ -4331,7 +4342,7 @@ def repeat_interleave(a, repeats, dim=None, *, output_size=None):
 
 
 def roll(a, shifts, dims=None):
-    ad = a.data
+    ad = a._data
     if dims is None:
         out = np.roll(ad.reshape(-1), shifts).reshape(ad.shape)
         return _node(out, (a,),
@@ -4344,7 +4355,7 @@ def roll(a, shifts, dims=None):
 
 def flip(a, dims):
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    return _node(np.flip(a.data, dims).copy(), (a,), lambda g: (np.flip(g, dims),),
+    return _node(np.flip(a._data, dims).copy(), (a,), lambda g: (np.flip(g, dims),),
                  tb=lambda g: (flip(g, dims),))
 
 
@@ -4368,7 +4379,7 @@ def meshgrid(*tensors, indexing="ij"):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     n = len(tensors)
-    shape = tuple(t.data.shape[0] if t.data.ndim else 1 for t in tensors)
+    shape = tuple(t._data.shape[0] if t._data.ndim else 1 for t in tensors)
     out = []
     for i, t in enumerate(tensors):
         s = [1] * n
@@ -4384,20 +4395,20 @@ def meshgrid(*tensors, indexing="ij"):
 # the trusted entry point (fastnn/kernels/trusted.py): the same results as fastnn.kernels.*,
 # without re-validating arrays that are already known to be good.
 def relu(input):
-    y = T.relu(input.data)  # its backward reads the output (y > 0 where x > 0), as PyTorch's
+    y = T.relu(input._data)  # its backward reads the output (y > 0 where x > 0), as PyTorch's
     return _node(y, (input,), lambda g: (T.relu_backward(g, y),), save_output=True,
                  tb=lambda g: (where(Tensor(y > 0), g, zeros_like(g)),))
 
 
 def leaky_relu(input, negative_slope=0.01):
-    x = input.data
+    x = input._data
     return _node(T.leaky_relu(x, negative_slope), (input,),
                  lambda g: (T.leaky_relu_backward(g, x, negative_slope),), saved=(input,),
                  tb=lambda g: (where(Tensor(x > 0), g, g * negative_slope),))
 
 
 def sigmoid(input):
-    y = T.sigmoid(input.data)
+    y = T.sigmoid(input._data)
 
     def tb(g):
         s = sigmoid(input)
@@ -4406,7 +4417,7 @@ def sigmoid(input):
 
 
 def tanh(input):
-    y = T.tanh(input.data)
+    y = T.tanh(input._data)
 
     def tb(g):
         s = tanh(input)
@@ -4415,14 +4426,14 @@ def tanh(input):
 
 
 def gelu(input, approximate="none"):
-    x = input.data
+    x = input._data
     return _node(T.gelu(x, approximate), (input,),
                  lambda g: (T.gelu_backward(g, x, approximate),), saved=(input,))
 
 
 def _last_axis_op(input, dim, forward, backward_kernel, tb=None):
     """Run a last-axis row kernel over any dim by moving that dim last (and back)."""
-    x = input.data
+    x = input._data
     if x.dtype.kind not in _FLOAT_KINDS:
         raise RuntimeError(f"softmax: expected a floating-point tensor, got {x.dtype}")
     axis = dim % x.ndim if x.ndim else 0
@@ -4471,9 +4482,9 @@ def _autograd_backward(tensors, grad_tensors=None, retain_graph=None, create_gra
     gs = []
     for t, g in zip(tensors, grad_tensors):
         if g is None:
-            if t.data.size != 1:
+            if t._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gs.append(np.ones_like(t.data))
+            gs.append(np.ones_like(t._data))
         else:
             gs.append(_grad_array(g, t))
     if create_graph:
@@ -4560,8 +4571,8 @@ class Function:
         parents = tuple(args[i] for i in tensor_idx)
         if not (_grad_enabled[0] and builtins.any(p.requires_grad for p in parents)):
             return out
-        shapes = [o.data.shape if isinstance(o, Tensor) else None for o in outs]
-        dtypes = [o.data.dtype if isinstance(o, Tensor) else None for o in outs]
+        shapes = [o._data.shape if isinstance(o, Tensor) else None for o in outs]
+        dtypes = [o._data.dtype if isinstance(o, Tensor) else None for o in outs]
 
         def backward(g):
             got = g.grads if isinstance(g, _MultiGrad) else {0: g}
@@ -4583,13 +4594,13 @@ class Function:
                     out.append(None)
                 else:
                     r = np.asarray(_raw(r))
-                    shape = args[i].data.shape
+                    shape = args[i]._data.shape
                     out.append(_unbroadcast(r, shape) if r.shape != shape else r)
             return tuple(out)
         results = []
         if single:
             o = outs[0]
-            t = _node(o.data, parents, backward)
+            t = _node(o._data, parents, backward)
             t._fn._saved = ctx._saved_records or None
             if ctx._dirty and o is args[0]:
                 # mark_dirty: the input was modified in place and returned
@@ -4602,11 +4613,11 @@ class Function:
             if not isinstance(o, Tensor):
                 results.append(o)
                 continue
-            if id(o) in ctx._non_differentiable or o.data.dtype.kind not in _FLOAT_KINDS:
+            if id(o) in ctx._non_differentiable or o._data.dtype.kind not in _FLOAT_KINDS:
                 results.append(o.detach())
                 continue
             r = Tensor.__new__(Tensor)
-            Tensor.__init__(r, o.data)
+            Tensor.__init__(r, o._data)
             r._fn = _Fn((main._fn,), (lambda k: lambda g: (_MultiGrad({k: g}),))(i))
             r.requires_grad = True
             results.append(r)
@@ -4637,10 +4648,10 @@ def _write_out(out, r):
                            f"of the arguments requires grad.")
     if isinstance(r, tuple):
         raise RuntimeError("out=: this function returns several tensors")
-    if out.data.shape == r.data.shape:
-        _assign(out, r.data)
+    if out._data.shape == r._data.shape:
+        _assign(out, r._data)
     else:
-        out.data = np.asarray(r.data, dtype=out.data.dtype).copy()
+        out._data = np.asarray(r._data, dtype=out._data.dtype).copy()
         out._vc[0] += 1
     return out
 
@@ -4700,7 +4711,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     if ord in (-math.inf, float("-inf")):
         return amin(abs(x), dim, keepdim)
     if ord == 0:
-        return sum(ne(x, 0).to(x.data.dtype), dim, keepdim)
+        return sum(ne(x, 0).to(x._data.dtype), dim, keepdim)
     if ord == 1:
         return sum(abs(x), dim, keepdim)
     return pow(sum(pow(abs(x), ord), dim, keepdim), 1.0 / ord)
@@ -4724,7 +4735,7 @@ def matrix_norm(x, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
 
 def linalg_norm(x, ord=None, dim=None, keepdim=False, *, dtype=None):
     """torch.linalg.norm: a vector norm (1-D input, or an int dim) or a matrix norm (2 dims)."""
-    if isinstance(dim, int) or (dim is None and (ord is None or x.data.ndim == 1)):
+    if isinstance(dim, int) or (dim is None and (ord is None or x._data.ndim == 1)):
         return vector_norm(x, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
     if dim is None:
         dim = (-2, -1)

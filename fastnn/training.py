@@ -23,7 +23,7 @@ __all__ = ["fit", "evaluate", "save_loss_curve"]
 
 def _correct(output, target):
     """Correct predictions in a batch of class scores (N, C) against int targets, else None."""
-    out, t = output.data, target.data
+    out, t = output._data, target._data
     if out.ndim != 2 or t.ndim != 1 or t.dtype.kind not in "iu":
         return None
     return int(np.count_nonzero(out.argmax(axis=1) == t))
@@ -62,7 +62,7 @@ def evaluate(model, loader, loss_fn=None, distributed=None):
         with no_grad():
             for x, y in loader:
                 out = model(x)
-                b = len(y.data)
+                b = len(y._data)
                 total += float(loss_fn(out, y).item()) * b
                 c = _correct(out, y)
                 correct = None if c is None or correct is None else correct + c
@@ -143,8 +143,8 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
                 optimizer.step()
                 if scheduler is not None and scheduler_interval == "batch":
                     scheduler.step()
-                b = len(y.data)
-                total += float(loss.data) * b
+                b = len(y._data)
+                total += float(loss._data) * b
                 c = _correct(out, y)
                 correct = None if c is None or correct is None else correct + c
                 n += b

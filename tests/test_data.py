@@ -16,7 +16,7 @@ def test_batches_cover_the_data_in_order():
     assert len(dl) == len(batches) == 3
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     assert isinstance(batches[0][0], fastnn.Tensor) and batches[0][0].dtype == np.float32
-    np.testing.assert_array_equal(np.concatenate([b[1].data for b in batches]), y)
+    np.testing.assert_array_equal(np.concatenate([b[1]._data for b in batches]), y)
     dl = DataLoader(TensorDataset(X, y), batch_size=4, drop_last=True)
     assert len(dl) == 2 and [len(b[1]) for b in dl] == [4, 4]
 
@@ -25,7 +25,7 @@ def test_shuffle_is_seeded_and_changes_every_epoch():
     y = np.arange(100)
     def epochs(seed):
         dl = DataLoader((y, y), batch_size=10, shuffle=True, seed=seed)
-        return [np.concatenate([b[0].data for b in dl]) for _ in range(2)]
+        return [np.concatenate([b[0]._data for b in dl]) for _ in range(2)]
     a, b = epochs(1), epochs(1)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
@@ -34,7 +34,7 @@ def test_shuffle_is_seeded_and_changes_every_epoch():
     np.testing.assert_array_equal(np.sort(a[0]), y)
     assert not np.array_equal(epochs(2)[0], a[0])
     x, t = next(iter(DataLoader((y * 2, y), batch_size=10, shuffle=True, seed=0)))
-    np.testing.assert_array_equal(x.data, 2 * t.data)  # arrays stay aligned
+    np.testing.assert_array_equal(x._data, 2 * t._data)  # arrays stay aligned
 
 
 def test_generic_dataset_is_collated():
@@ -46,7 +46,7 @@ def test_generic_dataset_is_collated():
             return np.array([i, i * i], np.float32), i
     batches = list(DataLoader(Squares(), batch_size=2))
     assert [b[0].shape for b in batches] == [(2, 2), (2, 2), (1, 2)]
-    np.testing.assert_array_equal(batches[1][1].data, [2, 3])
+    np.testing.assert_array_equal(batches[1][1]._data, [2, 3])
 
 
 def test_bad_arguments():

@@ -163,7 +163,7 @@ def test_shard_helper():
     x = np.arange(24).reshape(6, 4)
     assert np.array_equal(dist.shard(x, rank=2, world_size=3), x[4:6])
     assert np.array_equal(dist.shard(x, dim=1, rank=1, world_size=2), x[:, 2:])
-    assert np.array_equal(dist.shard(fastnn.tensor(x)).data, x)   # no process group: all
+    assert np.array_equal(dist.shard(fastnn.tensor(x))._data, x)   # no process group: all
     with pytest.raises(ValueError, match="evenly"):
         dist.shard(x, rank=0, world_size=4)
 
@@ -189,7 +189,7 @@ def test_post_accumulate_grad_hook_fires_once_after_all_uses():
     seen = []
     h = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.clone()))
     ((w * x).sum() + (w * w).sum()).backward()  # two uses: one call, with the whole gradient
-    assert len(seen) == 1 and np.array_equal(seen[0], x.data + 2 * w.data)
+    assert len(seen) == 1 and np.array_equal(seen[0], x._data + 2 * w._data)
     w.sum().backward()
     assert len(seen) == 2
     h.remove()

@@ -71,7 +71,7 @@ def fastnn_cli(ranks, *args, timeout=120):
 
 def params(path):
     model, _ = load_checkpoint(path)
-    return {k: np.array(v.data if hasattr(v, "data") else v, copy=True)
+    return {k: np.array(v._data if hasattr(v, "_data") else v, copy=True)
             for k, v in model.state_dict().items()}
 
 

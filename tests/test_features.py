@@ -95,13 +95,13 @@ def test_activation_maximization_increases_the_target(trained):
 
 def test_reinitialized_is_a_fresh_copy(trained):
     from fastnn.models.features import reinitialized
-    before = {k: np.array(v.data) for k, v in trained.state_dict().items()}
+    before = {k: np.array(v._data) for k, v in trained.state_dict().items()}
     fresh = reinitialized(trained, seed=3)
     after = trained.state_dict()
-    assert all(np.array_equal(before[k], np.asarray(after[k].data)) for k in before)
-    w0, w1 = np.asarray(trained[0].weight.data), np.asarray(fresh[0].weight.data)
+    assert all(np.array_equal(before[k], np.asarray(after[k]._data)) for k in before)
+    w0, w1 = np.asarray(trained[0].weight._data), np.asarray(fresh[0].weight._data)
     assert w0.shape == w1.shape and not np.allclose(w0, w1)
-    assert np.allclose(np.asarray(fresh[1].running_var.data), 1.0)
+    assert np.allclose(np.asarray(fresh[1].running_var._data), 1.0)
 
 
 def test_filter_structure():

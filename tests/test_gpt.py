@@ -34,7 +34,7 @@ def _spread_weights(model, seed=1, std=0.5):
     """Bigger random weights than the 0.02 init, so logits are far from uniform."""
     rng = np.random.default_rng(seed)
     for p in model.parameters():
-        p.data[...] = rng.normal(0, std, p.data.shape)
+        p._data[...] = rng.normal(0, std, p._data.shape)
     return model
 
 
@@ -95,9 +95,9 @@ def test_logits_loss_and_grads_match_pytorch(cpu_backend, bias):
     ref_logits, ref_loss = ref(torch.tensor(idx), torch.tensor(targets))
     ref_loss.backward()
     assert none is None and last.shape == (3, 1, 11)
-    np.testing.assert_allclose(float(loss.data), ref_loss.item(), rtol=1e-12)
-    np.testing.assert_allclose(logits.data, ref_logits.detach().numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(last.data, ref(torch.tensor(idx[:, :5]))[0].detach().numpy(),
+    np.testing.assert_allclose(float(loss._data), ref_loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(logits._data, ref_logits.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(last._data, ref(torch.tensor(idx[:, :5]))[0].detach().numpy(),
                                rtol=1e-9, atol=1e-12)
     ref_params = dict(ref.named_parameters())
     for name, p in model.named_parameters():
@@ -131,7 +131,7 @@ def test_float32_training_step_tracks_pytorch(cpu_backend):
             ref_loss.backward()
             torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
             ref_opt.step()
-            np.testing.assert_allclose(float(loss.data), ref_loss.item(), rtol=1e-5)
+            np.testing.assert_allclose(float(loss._data), ref_loss.item(), rtol=1e-5)
 
 
 def test_nanogpt_state_dict_as_numpy_loads():
@@ -145,7 +145,7 @@ def test_nanogpt_state_dict_as_numpy_loads():
     model.load_state_dict(sd)
     idx = np.random.default_rng(2).integers(0, 11, (2, 9))
     logits, _ = model(idx)
-    np.testing.assert_allclose(logits.data, ref(torch.tensor(idx))[0].detach().numpy(),
+    np.testing.assert_allclose(logits._data, ref(torch.tensor(idx))[0].detach().numpy(),
                                rtol=1e-10, atol=1e-12)
     sd["_orig_mod.lm_head.weight"] = sd["_orig_mod.lm_head.weight"] + 1
     with pytest.raises(ValueError, match="tie"):
@@ -184,7 +184,7 @@ def test_cached_logits_equal_full_forward():
     with fastnn.no_grad():
         got = [model._forward_cached(seq[:, :4], caches)]
         got += [model._forward_cached(seq[:, t:t + 1], caches) for t in range(4, 16)]
-        want = [model(seq[:, :t])[0].data[:, -1] for t in range(4, 17)]
+        want = [model(seq[:, :t])[0]._data[:, -1] for t in range(4, 17)]
     np.testing.assert_allclose(np.stack(got), np.stack(want), rtol=1e-10, atol=1e-12)
 
 

@@ -527,10 +527,10 @@ def test_double_backward_is_a_clear_error_where_unsupported():
 def test_backward_create_graph_leaves_a_differentiable_grad():
     x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x ** 3).sum().backward(create_graph=True)
-    np.testing.assert_allclose(x.grad.data, [3.0, 12.0, 27.0])
+    np.testing.assert_allclose(x.grad._data, [3.0, 12.0, 27.0])
     assert x.grad.requires_grad
     x.grad.sum().backward()  # adds d/dx sum(3x^2) = 6x into the same .grad, as PyTorch
-    np.testing.assert_allclose(x.grad.data, [9.0, 24.0, 45.0])
+    np.testing.assert_allclose(x.grad._data, [9.0, 24.0, 45.0])
 
 
 # ---------------------------------------------------------------- custom autograd functions
@@ -659,4 +659,4 @@ def test_leaf_gradients_are_not_shared_between_leaves():
     a.grad *= 2  # in place on one gradient leaves the others alone
     np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
     np.testing.assert_array_equal(c.grad, [[1.0, 1.0, 1.0]])
-    assert a.grad.data.flags.c_contiguous and c.grad.data.base is None
+    assert a.grad._data.flags.c_contiguous and c.grad._data.base is None

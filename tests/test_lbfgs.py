@@ -58,14 +58,14 @@ def _run_fastnn(fn, x0, steps, **kw):
     def closure():
         opt.zero_grad()
         evals[0] += 1
-        flat = np.concatenate([p.data.ravel() for p in ps])
+        flat = np.concatenate([p._data.ravel() for p in ps])
         f, g = fn(flat)
         for p, gp in zip(ps, _split(g)):
             p.grad = gp
         return fastnn.tensor(f)
 
     losses = [float(opt.step(closure)) for _ in range(steps)]
-    return np.concatenate([p.data.ravel() for p in ps]), losses, evals[0], opt
+    return np.concatenate([p._data.ravel() for p in ps]), losses, evals[0], opt
 
 
 def _run_torch(fn, x0, steps, **kw):
@@ -158,15 +158,15 @@ def test_lbfgs_each_step_matches_torch(case):
 
     tclosure = closure_for(tps, lambda p: p.detach().numpy(),
                            lambda p, g: setattr(p, "grad", torch.tensor(g)))
-    closure = closure_for(ps, lambda p: p.data, lambda p, g: setattr(p, "grad", g))
+    closure = closure_for(ps, lambda p: p._data, lambda p, g: setattr(p, "grad", g))
     for k in range(60):
         for p, tp in zip(ps, tps):
-            p.data[...] = tp.detach().numpy()
+            p._data[...] = tp.detach().numpy()
         opt.load_state_dict(_state_to_numpy(topt.state_dict()))
         loss, tloss = opt.step(closure), topt.step(tclosure)
         assert float(loss) == float(tloss)
         for p, tp in zip(ps, tps):
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-11, atol=1e-13,
+            np.testing.assert_allclose(p._data, tp.detach().numpy(), rtol=1e-11, atol=1e-13,
                                        err_msg=f"step {k}")
         st, tst = opt.state[ps[0]], topt.state[tps[0]]
         assert st["func_evals"] == tst["func_evals"] and st["n_iter"] == tst["n_iter"], k
@@ -187,7 +187,7 @@ def test_lbfgs_converges_with_autograd():
 
     first = opt.step(closure)
     assert float(first) == pytest.approx(2.5 ** 2 + 100 * 0.25 ** 2)
-    np.testing.assert_allclose(x.data, [1.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(x._data, [1.0, 1.0], atol=1e-4)
 
 
 def test_lbfgs_errors_and_defaults():
@@ -212,7 +212,7 @@ def test_lbfgs_errors_and_defaults():
         q.grad = np.zeros(2)
         return fastnn.tensor(0.0)
     optim.LBFGS([q]).step(flat)
-    assert len(calls) == 1 and (q.data == 1).all()
+    assert len(calls) == 1 and (q._data == 1).all()
 
 
 def _fit_program(torch_like, line_search_fn):
@@ -239,7 +239,7 @@ def _fit_program(torch_like, line_search_fn):
         return loss
 
     losses = [optimizer.step(closure).item() for _ in range(3)]
-    return losses, [np.array(p.detach().numpy() if torch_like is not fastnn else p.data)
+    return losses, [np.array(p.detach().numpy() if torch_like is not fastnn else p._data)
                     for p in model.parameters()]
 
 
@@ -284,13 +284,13 @@ def test_lbfgs_state_dict_loads_into_torch():
     ps = opt.param_groups[0]["params"]
 
     def closure():
-        flat = np.concatenate([p.data.ravel() for p in ps])
+        flat = np.concatenate([p._data.ravel() for p in ps])
         f, g = quadratic(flat)
         for p, gp in zip(ps, _split(g)):
             p.grad = gp
         return f
     opt.step(closure)
     topt.step(tclosure)
-    np.testing.assert_allclose(np.concatenate([p.data.ravel() for p in ps]),
+    np.testing.assert_allclose(np.concatenate([p._data.ravel() for p in ps]),
                                np.concatenate([p.detach().numpy().ravel() for p in tps]),
                                rtol=1e-12, atol=1e-14)

@@ -20,13 +20,13 @@ except ImportError:
 def test_perceptron_learns_linearly_separable_gates(gate):
     p = Perceptron(2)
     assert p.fit(INPUTS, TRUTH_TABLES[gate]) is not None
-    np.testing.assert_array_equal(p(INPUTS).data, TRUTH_TABLES[gate])
+    np.testing.assert_array_equal(p(INPUTS)._data, TRUTH_TABLES[gate])
 
 
 def test_perceptron_cannot_learn_xor_but_an_mlp_can():
     p = Perceptron(2)
     assert p.fit(INPUTS, TRUTH_TABLES["XOR"], epochs=200) is None
-    assert (p(INPUTS).data != TRUTH_TABLES["XOR"]).any()
+    assert (p(INPUTS)._data != TRUTH_TABLES["XOR"]).any()
     for seed in range(3):
         _, pred = xor_mlp(seed=seed)
         np.testing.assert_array_equal(pred, TRUTH_TABLES["XOR"])
@@ -60,7 +60,7 @@ def test_mlp_layout_matches_torch_keys():
         t.eval()
         m.eval()
         with torch.no_grad():
-            np.testing.assert_allclose(m(fastnn.tensor(x)).data, t(torch.tensor(x)).numpy(),
+            np.testing.assert_allclose(m(fastnn.tensor(x))._data, t(torch.tensor(x)).numpy(),
                                        rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError):
         MLP((64,))

@@ -93,7 +93,7 @@ def test_functional_gradient_matches_finite_differences(case, backend):
 
     def f():
         with fastnn.no_grad():
-            return float((fn(fastnn, F, *[fastnn.tensor(a) for a in arrays]).data * w).sum())
+            return float((fn(fastnn, F, *[fastnn.tensor(a) for a in arrays])._data * w).sum())
     for x, t in zip(arrays, ts):
         np.testing.assert_allclose(t.grad, numeric_grad(f, x), rtol=1e-5, atol=1e-7)
 
@@ -106,7 +106,7 @@ def test_functional_matches_torch(case, backend):
     tts = [torch.tensor(x, requires_grad=True) for x in arrays]
     tout = fn(torch, torch.nn.functional, *tts)
     (tout * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=1e-9, atol=1e-12)
     for t, tt in zip(ts, tts):
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-9, atol=1e-12)
 
@@ -126,15 +126,15 @@ def test_dropout_masks_scales_and_is_off_in_eval(backend):
     x = fastnn.ones(1000, 50, requires_grad=True)
     drop = nn.Dropout(0.2)
     y = drop(x)
-    kept = y.data != 0
+    kept = y._data != 0
     assert abs(kept.mean() - 0.8) < 0.01
-    np.testing.assert_allclose(y.data[kept], 1 / 0.8, rtol=1e-6)
+    np.testing.assert_allclose(y._data[kept], 1 / 0.8, rtol=1e-6)
     y.sum().backward()
-    np.testing.assert_allclose(x.grad, y.data)  # d(sum)/dx is the scaled mask
+    np.testing.assert_allclose(x.grad, y._data)  # d(sum)/dx is the scaled mask
     drop.eval()
     assert drop(x) is x
     assert F.dropout(x, 0.0) is x
-    assert not F.dropout(x, 1.0).data.any()
+    assert not F.dropout(x, 1.0)._data.any()
 
 
 # ---------------------------------------------------------------- modules
@@ -145,9 +145,9 @@ def test_linear_layout_and_default_init():
     assert lin.weight.dtype == np.float32 and lin.weight.requires_grad
     bound = 1 / math.sqrt(400)
     for p in (lin.weight, lin.bias):
-        assert np.abs(p.data).max() <= bound
+        assert np.abs(p._data).max() <= bound
     # U(-b, b) has std b/sqrt(3)
-    assert abs(lin.weight.data.std() - bound / math.sqrt(3)) < 0.02 * bound
+    assert abs(lin.weight._data.std() - bound / math.sqrt(3)) < 0.02 * bound
     assert nn.Linear(3, 2, bias=False).bias is None
 
 
@@ -182,7 +182,7 @@ def test_state_dict_keys_and_round_trip():
     for k, v in m2.state_dict().items():
         np.testing.assert_array_equal(v, sd[k])
     sd["norm.bias"][:] = 7  # state_dict() shares storage with the model, as PyTorch's
-    assert (m.norm.bias.data == 7).all() and not sd["norm.bias"].requires_grad
+    assert (m.norm.bias._data == 7).all() and not sd["norm.bias"].requires_grad
     assert m.num_parameters() == sum(v.numel() for v in sd.values())
 
 
@@ -240,7 +240,7 @@ def test_buffers_are_saved_but_not_trained():
     assert list(m.state_dict()) == ["w", "scale"]
     assert [n for n, _ in m.named_parameters()] == ["w"]
     m.load_state_dict({"w": np.full(3, 2.0), "scale": np.full(3, 5.0)})
-    assert m.scale.data[0] == 5.0 and m.w.data.dtype == np.float32
+    assert m.scale._data[0] == 5.0 and m.w._data.dtype == np.float32
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -29,7 +29,7 @@ def backend(current_cpu_backend):
 
 def _arr(g):
     """A gradient as an array (fastnn keeps .grad as an array or a Tensor)."""
-    return np.asarray(g.data if isinstance(g, fastnn.Tensor) else g)
+    return np.asarray(g._data if isinstance(g, fastnn.Tensor) else g)
 
 
 def _rnd(*shape, seed=0):
@@ -95,7 +95,7 @@ def _run(lib, fn, arrays, seed):
     (y * lib.tensor(g)).sum().backward()
     grads = [(_arr(t.grad) if lib is fastnn else t.grad.numpy()) if t.grad is not None
              else None for t in ts]
-    return np.asarray(y.data if lib is fastnn else y.detach().numpy()), grads
+    return np.asarray(y._data if lib is fastnn else y.detach().numpy()), grads
 
 
 @needs_torch
@@ -236,14 +236,14 @@ def test_conv_initialization_bounds_as_torch():
     c = nn.Conv2d(16, 32, 3, groups=2)
     fan_in = 8 * 9
     bound = 1 / math.sqrt(fan_in)          # kaiming_uniform(a=sqrt(5)) gives 1/sqrt(fan_in) too
-    w, b = c.weight.data, c.bias.data
+    w, b = c.weight._data, c.bias._data
     assert w.shape == (32, 8, 3, 3) and w.dtype == np.float32
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
     assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound
     assert np.abs(b).max() <= bound
     t = nn.ConvTranspose2d(6, 4, (2, 3), groups=2)
     assert t.weight.shape == (6, 2, 2, 3) and t.bias.shape == (4,)
-    assert np.abs(t.weight.data).max() <= 1 / math.sqrt(2 * 6)
+    assert np.abs(t.weight._data).max() <= 1 / math.sqrt(2 * 6)
     assert nn.Conv2d(2, 2, 1, bias=False).bias is None
     assert list(nn.Conv2d(2, 2, 1, bias=False).state_dict()) == ["weight"]
 

@@ -76,14 +76,14 @@ def test_sgd_and_adam_follow_the_formulas(backend):
     p = nn.Parameter(np.array([1.0, -2.0]))
     p.grad = np.array([0.5, 0.25])
     optim.SGD([p], lr=0.1).step()
-    np.testing.assert_allclose(p.data, [0.95, -2.025])
+    np.testing.assert_allclose(p._data, [0.95, -2.025])
     q = nn.Parameter(np.array([1.0, -2.0]))
     opt = optim.Adam([q], lr=0.01)
     for _ in range(3):
         q.grad = np.array([0.5, -0.25])
         opt.step()
     # a constant gradient makes every bias-corrected Adam step lr * sign(g) (up to eps)
-    np.testing.assert_allclose(q.data, [1.0 - 0.03, -2.0 + 0.03], rtol=1e-6)
+    np.testing.assert_allclose(q._data, [1.0 - 0.03, -2.0 + 0.03], rtol=1e-6)
     assert opt.state[q]["step"] == 3
 
 
@@ -93,7 +93,7 @@ def test_parameters_without_grad_are_skipped_and_float32_state(backend):
     a.grad = np.ones(3, np.float32)
     opt = optim.AdamW([a, b], lr=0.1)
     opt.step()
-    assert (b.data == 1).all() and (a.data < 1).all()
+    assert (b._data == 1).all() and (a._data < 1).all()
     assert opt.state[a]["exp_avg"].dtype == np.float32 and b not in opt.state
 
 
@@ -103,8 +103,8 @@ def test_param_groups_and_state_dict(backend):
     opt = optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.5}], lr=0.1, momentum=0.9)
     w.grad = v.grad = np.ones(2)
     opt.step()
-    np.testing.assert_allclose(w.data, 0.9)
-    np.testing.assert_allclose(v.data, 0.5)
+    np.testing.assert_allclose(w._data, 0.9)
+    np.testing.assert_allclose(v._data, 0.5)
     sd = opt.state_dict()
     opt2 = optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.5}], lr=0.1, momentum=0.9)
     opt2.load_state_dict(sd)
@@ -186,7 +186,7 @@ def test_clip_grad_norm(norm_type):
     for p, b in zip(ps, before):
         np.testing.assert_array_equal(_g(p), b)
     if torch is not None:
-        tps = [torch.nn.Parameter(torch.tensor(p.data)) for p in ps]
+        tps = [torch.nn.Parameter(torch.tensor(p._data)) for p in ps]
         for tp, g in zip(tps, grads):
             tp.grad = torch.tensor(g)
         ttotal = torch.nn.utils.clip_grad_norm_(tps, 0.5, norm_type)
@@ -238,10 +238,10 @@ def test_parameters_to_vector_and_back():
     ps = [nn.Parameter(np.arange(6.0).reshape(2, 3)), nn.Parameter(np.array([7.0, 8.0]))]
     v = nn.utils.parameters_to_vector(ps)
     assert isinstance(v, fastnn.Tensor)
-    np.testing.assert_array_equal(v.data, [0, 1, 2, 3, 4, 5, 7, 8])
+    np.testing.assert_array_equal(v._data, [0, 1, 2, 3, 4, 5, 7, 8])
     nn.utils.vector_to_parameters(fastnn.tensor(np.arange(8.0) * 10), ps)
-    np.testing.assert_array_equal(ps[0].data, [[0, 10, 20], [30, 40, 50]])
-    np.testing.assert_array_equal(ps[1].data, [60, 70])
+    np.testing.assert_array_equal(ps[0]._data, [[0, 10, 20], [30, 40, 50]])
+    np.testing.assert_array_equal(ps[1]._data, [60, 70])
     with pytest.raises(TypeError):
         nn.utils.vector_to_parameters([1.0] * 8, ps)
 
@@ -501,7 +501,7 @@ def test_averaged_model_matches_torch(kind):
     for k, v in tavg.state_dict().items():
         np.testing.assert_allclose(np.asarray(mine[k]), v.numpy(), rtol=1e-12, err_msg=k)
     x = rng.standard_normal((2, 5))
-    np.testing.assert_allclose(np.asarray(avg(fastnn.tensor(x)).data),
+    np.testing.assert_allclose(np.asarray(avg(fastnn.tensor(x))._data),
                                tavg(torch.tensor(x)).detach().numpy(), rtol=1e-12)
 
 

@@ -72,7 +72,7 @@ def _pair(seed=0):
 
 
 def _set_grads(mine, theirs, k, sign=1):
-    for p, g in zip(mine, _objective_grad([p.data for p in mine], k, sign)):
+    for p, g in zip(mine, _objective_grad([p._data for p in mine], k, sign)):
         p.grad = g
     for p, g in zip(theirs, _objective_grad([p.detach().numpy() for p in theirs], k, sign)):
         p.grad = torch.tensor(g)
@@ -80,7 +80,7 @@ def _set_grads(mine, theirs, k, sign=1):
 
 def _assert_same(mine, theirs, rtol=1e-12, atol=1e-13, msg=""):
     for p, tp in zip(mine, theirs):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=rtol, atol=atol,
+        np.testing.assert_allclose(p._data, tp.detach().numpy(), rtol=rtol, atol=atol,
                                    err_msg=msg)
 
 
@@ -123,7 +123,7 @@ def test_mlp_training_matches_torch(name):
         assert float(loss.item()) == pytest.approx(tloss.item(), rel=1e-12, abs=1e-13), step
     mine = dict(m.named_parameters())
     for k, v in tm.named_parameters():
-        np.testing.assert_allclose(np.asarray(mine[k].data), v.detach().numpy(), rtol=1e-11,
+        np.testing.assert_allclose(np.asarray(mine[k]._data), v.detach().numpy(), rtol=1e-11,
                                    atol=1e-13)
 
 
@@ -183,9 +183,9 @@ def test_state_dict_moves_between_fastnn_and_torch(name):
     # fastnn -> torch: a fresh torch optimizer continues exactly as the fastnn one
     mine2, theirs2 = _pair()
     for p, q in zip(mine, theirs2):
-        q.data.copy_(torch.tensor(p.data))
+        q.data.copy_(torch.tensor(p._data))
     for p, q in zip(mine, mine2):
-        q.data[...] = p.data
+        q._data[...] = p._data
     topt2 = getattr(torch.optim, cls)(theirs2, **kw)
     topt2.load_state_dict(_to_torch(sd))
     # torch -> fastnn: a fresh fastnn optimizer continues exactly as the torch one
@@ -265,12 +265,12 @@ def test_add_param_group_defaults_and_errors():
         optim.Adam([a], lr=-1)
     a.grad = b.grad = np.ones(2)
     opt.step()
-    np.testing.assert_allclose(a.data, 0.9)
-    np.testing.assert_allclose(b.data, 0.99)
+    np.testing.assert_allclose(a._data, 0.9)
+    np.testing.assert_allclose(b._data, 0.99)
     # frozen parameters (no requires_grad) are accepted, as in PyTorch, and skipped
     frozen = fastnn.tensor(np.ones(2))
     optim.AdamW([frozen, a]).step()
-    np.testing.assert_array_equal(frozen.data, 1.0)
+    np.testing.assert_array_equal(frozen._data, 1.0)
 
 
 def test_zero_grad_and_state_keyed_by_parameter():
@@ -285,9 +285,9 @@ def test_zero_grad_and_state_keyed_by_parameter():
     np.testing.assert_array_equal(g, 1.0)  # a gradient array is never written into
     opt.zero_grad()
     assert a.grad is None
-    before = a.data.copy()
+    before = a._data.copy()
     opt.step()  # no gradient: no change
-    np.testing.assert_array_equal(a.data, before)
+    np.testing.assert_array_equal(a._data, before)
 
 
 def test_defaults_match_torch():
@@ -389,12 +389,12 @@ def test_float32_trajectory_matches_torch(name):
         opt.step()
         topt.step()
         for p, tp in zip(mine, theirs):
-            assert p.data.dtype == np.float32
+            assert p._data.dtype == np.float32
             # centered RMSprop's v - a^2 cancels: its rounding shows more
             rtol = 1e-4 if kw.get("centered") else 2e-5
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=rtol, atol=2e-6,
+            np.testing.assert_allclose(p._data, tp.detach().numpy(), rtol=rtol, atol=2e-6,
                                        err_msg=f"step {k}")
-            p.data[...] = tp.detach().numpy()  # no drift: each step from torch's point
+            p._data[...] = tp.detach().numpy()  # no drift: each step from torch's point
 
 
 @pytest.mark.parametrize("ext", ["npz", "pt"])
@@ -408,12 +408,12 @@ def test_optimizer_state_dict_through_files(tmp_path, ext):
         opt.step()
     path = tmp_path / f"opt.{ext}"
     fastnn.save(opt.state_dict(), path)
-    mine2 = [nn.Parameter(p.data.copy()) for p in mine]
+    mine2 = [nn.Parameter(p._data.copy()) for p in mine]
     opt2 = optim.AdamW(mine2, lr=0.5, amsgrad=True)
     opt2.load_state_dict(fastnn.load(path))
     assert opt2.param_groups[0]["lr"] == 0.01
     for p, tp in zip(mine, theirs):
-        tp.data.copy_(torch.tensor(p.data))
+        tp.data.copy_(torch.tensor(p._data))
     topt = None
     if ext == "pt":
         topt = torch.optim.AdamW(theirs, lr=0.5, amsgrad=True)
@@ -427,7 +427,7 @@ def test_optimizer_state_dict_through_files(tmp_path, ext):
         if topt is not None:
             topt.step()
     for p, q in zip(mine, mine2):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
     if topt is not None:
         _assert_same(mine, theirs)
 
@@ -449,9 +449,9 @@ def test_muon_matches_torch(kw, dtype):
             p.grad, tp.grad = g.copy(), torch.tensor(g)
             opt.step()
             topt.step()
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=0,
+            np.testing.assert_allclose(p._data, tp.detach().numpy(), rtol=0,
                                        atol=max(tol, 4 * np.finfo(dtype).eps), err_msg=str(k))
-            p.data[...] = tp.detach().numpy()
+            p._data[...] = tp.detach().numpy()
     with pytest.raises(ValueError, match="2D parameters"):
         optim.Muon([nn.Parameter(np.zeros(3))])
     with pytest.raises(ValueError, match="not supported"):

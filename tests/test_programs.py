@@ -143,10 +143,7 @@ def compare(a, b, path="", tol=None, rtol=1e-4, atol=1e-6):
 
 # programs that use PyTorch API fastnn lacks today (they run here so that a fix shows up as
 # XPASS); each with what is missing
-KNOWN_GAPS = {
-    "legacy_data.py": "Tensor.data is the numpy array, not a Tensor sharing storage: "
-                      "p.data.normal_(), p.grad.data.zero_(), p.data.add_() fail",
-}
+KNOWN_GAPS = {}
 
 PROGRAM_NAMES = [pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[name],
                                                             strict=False))

@@ -36,7 +36,7 @@ def _run_both(backend, shapes, dtype, mask=None, mask_grad=False, **kw):
     pm = torch.tensor(mask, requires_grad=mask_grad) if mask is not None else None
     pout = torch.nn.functional.scaled_dot_product_attention(*pt, attn_mask=pm, **kw)
     pout.backward(torch.tensor(g))
-    ours = [out.data] + [t.grad for t in ts] + ([m.grad] if mask_grad else [])
+    ours = [out._data] + [t.grad for t in ts] + ([m.grad] if mask_grad else [])
     theirs = [pout.detach().numpy()] + [p.grad.numpy() for p in pt] + (
         [pm.grad.numpy()] if mask_grad else [])
     return ours, theirs
@@ -108,7 +108,7 @@ def test_gradients_by_finite_differences(cpu_backend, kw):
     with fastnn.use_backend(cpu_backend):
         def f():
             return float((F.scaled_dot_product_attention(
-                fastnn.tensor(q), fastnn.tensor(k), fastnn.tensor(v), **kw).data * w).sum())
+                fastnn.tensor(q), fastnn.tensor(k), fastnn.tensor(v), **kw)._data * w).sum())
         ts = [fastnn.tensor(a, requires_grad=True) for a in (q, k, v)]
         (F.scaled_dot_product_attention(*ts, **kw) * fastnn.tensor(w)).sum().backward()
         for t, a in zip(ts, (q, k, v)):
@@ -122,7 +122,7 @@ def test_dropout(cpu_backend):
         def run(p, seed=0):
             fastnn.manual_seed(seed)
             return F.scaled_dot_product_attention(fastnn.tensor(q), fastnn.tensor(k),
-                                                  fastnn.tensor(v), dropout_p=p).data
+                                                  fastnn.tensor(v), dropout_p=p)._data
         assert np.all(run(1.0) == 0)
         np.testing.assert_array_equal(run(0.5, seed=1), run(0.5, seed=1))
         assert not np.allclose(run(0.5, seed=1), run(0.5, seed=2))
@@ -138,7 +138,7 @@ def test_dropout(cpu_backend):
         def f():
             fastnn.manual_seed(7)
             return float((F.scaled_dot_product_attention(
-                fastnn.tensor(q), fastnn.tensor(k), fastnn.tensor(v), dropout_p=0.4).data * w).sum())
+                fastnn.tensor(q), fastnn.tensor(k), fastnn.tensor(v), dropout_p=0.4)._data * w).sum())
         np.testing.assert_allclose(ts[0].grad, numeric_grad(f, q), rtol=1e-6, atol=1e-8)
 
 
@@ -173,7 +173,7 @@ def test_packed_qkv_attention_equals_the_generic_path(cpu_backend):
         yb = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         yb = yb.transpose(1, 2).contiguous().view(B, T, H * D)
         yb.backward(g)
-    np.testing.assert_allclose(ya.data, yb.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ya._data, yb._data, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
 
@@ -184,9 +184,9 @@ def test_kv_cache_in_chunks_equals_one_causal_pass(cpu_backend):
     attn = CausalSelfAttention(12, 3, bias=True).double().eval()
     x = np.random.default_rng(7).standard_normal((2, 8, 12))
     with fastnn.use_backend(cpu_backend), fastnn.no_grad():
-        full = attn(fastnn.tensor(x)).data
+        full = attn(fastnn.tensor(x))._data
         cache = KVCache(2, 3, 8, 4, np.float64)
-        parts = [attn(fastnn.tensor(x[:, a:b]), cache).data
+        parts = [attn(fastnn.tensor(x[:, a:b]), cache)._data
                  for a, b in ((0, 3), (3, 6), (6, 7), (7, 8))]
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="capacity"):

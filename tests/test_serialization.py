@@ -20,7 +20,7 @@ from fastnn import _pt_format
 def _arr(x):
     """numpy array of a fastnn Tensor, a torch tensor or an array."""
     if isinstance(x, fastnn.Tensor):
-        return np.asarray(x.data)
+        return np.asarray(x._data)
     if hasattr(x, "detach"):
         return x.detach().numpy()
     return np.asarray(x)
@@ -48,7 +48,7 @@ def test_round_trip_dtypes_and_module_state(tmp_path):
         np.testing.assert_array_equal(_arr(fresh.state_dict()[k]), _arr(v))
     x = fastnn.randn(2, 4)
     with fastnn.use_backend("numpy"), fastnn.no_grad():
-        np.testing.assert_array_equal(model(x).data, fresh(x).data)
+        np.testing.assert_array_equal(model(x)._data, fresh(x)._data)
 
 
 def test_model_load_state_dict_of_load_works_in_every_format(tmp_path):
@@ -328,7 +328,7 @@ def test_torch_saved_state_dict_and_checkpoint_load_in_fastnn(tmp_path):
     fm.load_state_dict(sd)
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     with torch.no_grad(), fastnn.no_grad():
-        np.testing.assert_allclose(fm(fastnn.tensor(x)).data, tm(torch.from_numpy(x)).numpy(),
+        np.testing.assert_allclose(fm(fastnn.tensor(x))._data, tm(torch.from_numpy(x)).numpy(),
                                    rtol=1e-5, atol=1e-6)
     ck = fastnn.load(tmp_path / "ck.pth", map_location="cpu")
     assert ck["epoch"] == 5 and ck["note"] == "hello" and ck["best"] == 0.5

@@ -127,7 +127,7 @@ def test_dataset():
     img, label = ds[3]
     assert isinstance(img, Tensor) and tuple(img.shape) == (3, 32, 32)
     assert img.dtype == np.float32 and isinstance(label, int) and 0 <= label < 6
-    assert np.array_equal(np.asarray(img.data), ds.images[3])
+    assert np.array_equal(np.asarray(img._data), ds.images[3])
     assert not np.array_equal(ds.images, test.images)
     assert np.array_equal(ShapesDataset(24, seed=0).images, ds.images)
     from fastnn.data import DataLoader

@@ -105,7 +105,7 @@ def test_op_gradient_matches_finite_differences(case, backend):
 
     def f():
         with fastnn.no_grad():
-            return float((fn(fastnn, *[fastnn.tensor(a) for a in arrays]).data * w).sum())
+            return float((fn(fastnn, *[fastnn.tensor(a) for a in arrays])._data * w).sum())
     for x, t in zip(arrays, ts):
         grad = np.zeros_like(x) if t.grad is None else t.grad  # an input used only in a mask
         np.testing.assert_allclose(grad, numeric_grad(f, x), rtol=1e-6, atol=1e-7)
@@ -119,7 +119,7 @@ def test_op_matches_torch(case, backend):
     tts = [torch.tensor(x, requires_grad=True) for x in arrays]
     tout = fn(torch, *tts)
     (tout * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     for t, tt in zip(ts, tts):
         assert (t.grad is None) == (tt.grad is None)
         if t.grad is not None:
@@ -148,7 +148,7 @@ def test_construction_dtype_rules():
     src = np.ones(3)
     t = fastnn.tensor(src)
     src[0] = 5
-    assert t.data[0] == 1, "tensor() copies its input"
+    assert t._data[0] == 1, "tensor() copies its input"
     with pytest.raises(TypeError):
         fastnn.tensor([1, 2], requires_grad=True)
 
@@ -158,14 +158,14 @@ def test_manual_seed_makes_randn_reproducible():
     a = fastnn.randn(4, 5)
     fastnn.manual_seed(3)
     b = fastnn.randn(4, 5)
-    assert a.dtype == np.float32 and np.array_equal(a.data, b.data)
+    assert a.dtype == np.float32 and np.array_equal(a._data, b._data)
 
 
 def test_gradients_accumulate_until_zeroed(backend):
     x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
     for _ in range(3):
         (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad, 3 * 2 * x.data)
+    np.testing.assert_allclose(x.grad, 3 * 2 * x._data)
     x.grad = None
     (x * 1.0).sum().backward()
     np.testing.assert_allclose(x.grad, np.ones(3))
@@ -177,7 +177,7 @@ def test_shared_subexpression_and_reuse(backend):
     h = x.exp()
     y = (h * h + h).sum()
     y.backward()
-    e = np.exp(x.data)
+    e = np.exp(x._data)
     np.testing.assert_allclose(x.grad, 2 * e * e + e)
 
 
@@ -212,7 +212,7 @@ def test_backward_twice_needs_retain_graph(backend):
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad, 4 * x.data)
+    np.testing.assert_allclose(x.grad, 4 * x._data)
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
 
@@ -230,16 +230,16 @@ def test_comparisons_have_no_grad_and_tensor_stays_hashable():
     x = fastnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
     for m in (x > 1.5, x >= 2, x < 2, x <= 2, x == 2, x != 2):
         assert m.dtype == np.bool_ and not m.requires_grad
-    np.testing.assert_array_equal((x > 1.5).data, [False, True, True])
+    np.testing.assert_array_equal((x > 1.5)._data, [False, True, True])
     assert len({x, x}) == 1
 
 
 def test_max_dim_returns_values_and_indices():
     x = fastnn.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
     v, i = x.max(dim=1)
-    np.testing.assert_array_equal(v.data, [5.0, 7.0])
-    np.testing.assert_array_equal(i.data, [1, 0])
-    np.testing.assert_array_equal(x.argmax(dim=1).data, [1, 0])
+    np.testing.assert_array_equal(v._data, [5.0, 7.0])
+    np.testing.assert_array_equal(i._data, [1, 0])
+    np.testing.assert_array_equal(x.argmax(dim=1)._data, [1, 0])
 
 
 def test_matmul_shape_mismatch_is_a_clear_error(backend):
@@ -261,10 +261,10 @@ def test_setitem_writes_data_but_not_into_the_graph():
     x = fastnn.zeros(3)
     x[1] = 5.0
     x[fastnn.tensor([0, 2])] = fastnn.tensor([1.0, 2.0])
-    np.testing.assert_array_equal(x.data, [1.0, 5.0, 2.0])
+    np.testing.assert_array_equal(x._data, [1.0, 5.0, 2.0])
     w = fastnn.zeros(2, requires_grad=True)
     with pytest.raises(RuntimeError, match="in-place"):
         w[0] = 1.0
     with fastnn.no_grad():
         w[0] = 1.0
-    assert w.data[0] == 1.0
+    assert w._data[0] == 1.0

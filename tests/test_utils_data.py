@@ -31,7 +31,7 @@ needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed
 def np_(x):
     """Nested structure with every fastnn/torch tensor turned into a numpy array."""
     if isinstance(x, fastnn.Tensor):
-        return np.asarray(x.data)
+        return np.asarray(x._data)
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().numpy()
     if isinstance(x, dict):
@@ -164,7 +164,7 @@ def test_tensor_dataset_returns_tensors():
     assert len(ds) == 6
     x0, y0 = ds[2]
     assert isinstance(x0, fastnn.Tensor) and isinstance(y0, fastnn.Tensor)
-    np.testing.assert_array_equal(x0.data, X.data[2])
+    np.testing.assert_array_equal(x0._data, X._data[2])
     assert y0.item() == 2 and y0.dtype == np.int64
     assert all(isinstance(t, fastnn.Tensor) for t in ds.tensors)
     with pytest.raises(AssertionError, match="Size mismatch"):
@@ -399,7 +399,7 @@ def test_shuffle_is_a_permutation_each_epoch_and_repeats_with_a_seed():
 
     def epochs(**kw):
         dl = DataLoader(ds, batch_size=8, shuffle=True, **kw)
-        return [np.concatenate([b[0].data for b in dl]) for _ in range(2)]
+        return [np.concatenate([b[0]._data for b in dl]) for _ in range(2)]
     a = epochs(generator=np.random.default_rng(3))
     b = epochs(generator=np.random.default_rng(3))
     for x, y in zip(a, b):
@@ -454,8 +454,8 @@ def test_tensor_dataset_with_workers_and_shared_memory(monkeypatch):
         return real(payload)
     monkeypatch.setattr(_worker, "unpack", spy)
     batches = list(DataLoader(TensorDataset(X, y), batch_size=8, num_workers=2))
-    np.testing.assert_array_equal(np.concatenate([b[0].data for b in batches]), X)
-    np.testing.assert_array_equal(np.concatenate([b[1].data for b in batches]), y)
+    np.testing.assert_array_equal(np.concatenate([b[0]._data for b in batches]), X)
+    np.testing.assert_array_equal(np.concatenate([b[1]._data for b in batches]), y)
     assert len(names) == len(batches) and all(n is not None for n in names)  # shared memory
     if os.path.isdir("/dev/shm"):
         left = set(os.listdir("/dev/shm"))
@@ -513,12 +513,12 @@ def test_persistent_workers_are_reused_across_epochs():
     pids = []
     for _ in range(3):
         epoch = list(dl)
-        assert [int(i) for b in epoch for i in b[0].data] == list(range(8))
-        pids.append({int(p) for b in epoch for p in b[1].data})
+        assert [int(i) for b in epoch for i in b[0]._data] == list(range(8))
+        pids.append({int(p) for b in epoch for p in b[1]._data})
     assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 2
     it = iter(dl)
     next(it)  # an epoch left half-way is fine: the next one starts clean
-    assert [int(i) for b in dl for i in b[0].data] == list(range(8))
+    assert [int(i) for b in dl for i in b[0]._data] == list(range(8))
     it._shutdown()
     assert not multiprocessing.active_children()
 
@@ -564,7 +564,7 @@ def test_spawn_context_works():
     X = np.arange(12, dtype=np.float32).reshape(6, 2)
     got = list(DataLoader(TensorDataset(X), batch_size=4, num_workers=1,
                           multiprocessing_context="spawn"))
-    np.testing.assert_array_equal(np.concatenate([b[0].data for b in got]), X)
+    np.testing.assert_array_equal(np.concatenate([b[0]._data for b in got]), X)
 
 
 def test_two_workers_are_faster_for_a_slow_dataset():
@@ -620,8 +620,8 @@ def test_fastnn_data_keeps_its_names():
     from fastnn.data import DataLoader as OldLoader, TensorDataset as OldDataset
     assert OldDataset is TensorDataset and issubclass(OldLoader, DataLoader)
     X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
-    a = [b[1].data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
-    b = [b[1].data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
+    a = [b[1]._data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
+    b = [b[1]._data.tolist() for b in OldLoader((X, y), batch_size=4, shuffle=True, seed=1)]
     assert a == b and sorted(sum(a, [])) == list(range(10))
 
 
@@ -746,5 +746,5 @@ def test_a_full_dev_shm_falls_back_to_the_pipe(monkeypatch):
     monkeypatch.setattr(_worker, "unpack", spy)
     X = np.arange(40, dtype=np.float32).reshape(20, 2)
     got = list(DataLoader(TensorDataset(X), batch_size=8, num_workers=2))
-    np.testing.assert_array_equal(np.concatenate([b[0].data for b in got]), X)
+    np.testing.assert_array_equal(np.concatenate([b[0]._data for b in got]), X)
     assert names and all(n is None for n in names)

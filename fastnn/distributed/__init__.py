@@ -95,7 +95,7 @@ def shard(batch, dim=0, rank=None, world_size=None):
     rank = (get_rank() if is_initialized() else 0) if rank is None else rank
     world_size = ((get_world_size() if is_initialized() else 1) if world_size is None
                   else world_size)
-    arr = batch.data if isinstance(batch, Tensor) else np.asarray(batch)
+    arr = batch._data if isinstance(batch, Tensor) else np.asarray(batch)
     n = arr.shape[dim]
     if n % world_size:
         raise ValueError(f"shard: a batch of {n} along dim {dim} does not split evenly over "

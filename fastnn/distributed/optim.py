@@ -51,10 +51,10 @@ class ZeroRedundancyOptimizer(Optimizer):
         load = [0] * self.world_size
         owner = {}
         # largest first, each to the least-loaded rank (ties: the lowest rank)
-        for i in sorted(range(len(params)), key=lambda i: (-params[i].data.nbytes, i)):
+        for i in sorted(range(len(params)), key=lambda i: (-params[i]._data.nbytes, i)):
             r = min(range(self.world_size), key=lambda r: (load[r], r))
             owner[id(params[i])] = r
-            load[r] += params[i].data.nbytes
+            load[r] += params[i]._data.nbytes
         self._owner = owner
         self._shard_bytes = load
         mine = []
@@ -70,7 +70,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         # per dtype: the parameters of each rank, in global order (the all-gather layout)
         self._by_dtype = {}
         for p in params:
-            per = self._by_dtype.setdefault(p.data.dtype, [[] for _ in range(self.world_size)])
+            per = self._by_dtype.setdefault(p._data.dtype, [[] for _ in range(self.world_size)])
             per[owner[id(p)]].append(p)
 
     def add_param_group(self, param_group):
@@ -97,7 +97,7 @@ class ZeroRedundancyOptimizer(Optimizer):
     # ------------------------------------------------------------ step
     def zero_grad(self, set_to_none=True):
         for p in self._all_params():
-            p.grad = None if (set_to_none or p.grad is None) else np.zeros_like(p.data)
+            p.grad = None if (set_to_none or p.grad is None) else np.zeros_like(p._data)
 
     def step(self, closure=None):
         loss = None
@@ -118,12 +118,12 @@ class ZeroRedundancyOptimizer(Optimizer):
         """Every rank's updated shard to every rank: one Allgatherv per dtype."""
         comm, r = self._comm, self.rank
         for dt, per in self._by_dtype.items():
-            counts = [sum(p.data.size for p in ps) for ps in per]
+            counts = [sum(p._data.size for p in ps) for ps in per]
             total = sum(counts)
             if total == 0:
                 continue
             displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
-            send = (np.concatenate([p.data.reshape(-1) for p in per[r]]) if per[r]
+            send = (np.concatenate([p._data.reshape(-1) for p in per[r]]) if per[r]
                     else np.empty(0, dt))
             recv = np.empty(total, dt)
             req = comm.Iallgatherv(send, [recv, (counts, displs)])
@@ -133,8 +133,8 @@ class ZeroRedundancyOptimizer(Optimizer):
                     continue
                 o = displs[q]
                 for p in ps:
-                    n = p.data.size
-                    p.data[...] = recv[o:o + n].reshape(p.data.shape)
+                    n = p._data.size
+                    p._data[...] = recv[o:o + n].reshape(p._data.shape)
                     o += n
 
     # ------------------------------------------------------------ state dict

@@ -1,6 +1,6 @@
 """The process group and the collectives, on MPI (mpi4py), in PyTorch's names and semantics.
 
-Every collective runs in place on the numpy arrays behind fastnn Tensors (`t.data`), as
+Every collective runs in place on the numpy arrays behind fastnn Tensors (`t._data`), as
 torch.distributed's do on tensors (a device array, one with copy_to_host / copy_to_device as
 numba.cuda's, is staged through the host), and is issued as a non-blocking MPI call whose request is
 polled (`Request.Test`) against a deadline: FASTNN_DIST_TIMEOUT seconds (default 300; 0 means
@@ -335,7 +335,7 @@ def _stop_watchdog(claim=False):
 def _array(t, name):
     """The host array of a Tensor (or ndarray). A device array (one with copy_to_host, as
     numba.cuda's) goes through the host: this is a copy, written back by _set."""
-    a = t.data if isinstance(t, Tensor) else t
+    a = t._data if isinstance(t, Tensor) else t
     if isinstance(a, np.ndarray):
         return a
     if hasattr(a, "copy_to_host") and hasattr(a, "copy_to_device"):
@@ -345,7 +345,7 @@ def _array(t, name):
 
 def _set(t, arr):
     """Write arr into t's array in place (t: Tensor or ndarray; a device array via the host)."""
-    a = t.data if isinstance(t, Tensor) else t
+    a = t._data if isinstance(t, Tensor) else t
     if isinstance(a, np.ndarray):
         if a is not arr:
             a[...] = arr

@@ -68,13 +68,13 @@ class CNN(nn.Module):
 
     def predict(self, X, batch_size=500):
         """Class indices for images X (n, C, H, W) (array or Tensor), in eval mode."""
-        X = X.data if isinstance(X, Tensor) else np.asarray(X, np.float32)
+        X = X._data if isinstance(X, Tensor) else np.asarray(X, np.float32)
         was = self.training
         self.eval()
         out = []
         with no_grad():
             for i in range(0, len(X), batch_size):
-                out.append(self(Tensor(np.ascontiguousarray(X[i:i + batch_size]))).data
+                out.append(self(Tensor(np.ascontiguousarray(X[i:i + batch_size])))._data
                            .argmax(axis=-1))
         self.train(was)
         return np.concatenate(out) if out else np.zeros(0, np.int64)

@@ -130,11 +130,11 @@ class _Shards:
     def __iter__(self):
         from ..tensor import Tensor
         for x, y in self.batches:
-            k = len(y.data) // self.world
+            k = len(y._data) // self.world
             if k == 0:
                 continue
             part = slice(self.rank * k, (self.rank + 1) * k)
-            yield Tensor(x.data[part]), Tensor(y.data[part])
+            yield Tensor(x._data[part]), Tensor(y._data[part])
 
 
 def _prepare_distributed(args, world):

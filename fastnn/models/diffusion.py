@@ -135,9 +135,9 @@ class Denoiser(nn.Module):
         self.ln_out = nn.LayerNorm(h)
         self.out = nn.Linear(h, d)
         with no_grad():
-            self.label_emb.weight.data *= 0.1
-            self.out.weight.data[...] = 0   # start by predicting zero noise: a calm first step
-            self.out.bias.data[...] = 0
+            self.label_emb.weight._data *= 0.1
+            self.out.weight._data[...] = 0   # start by predicting zero noise: a calm first step
+            self.out.bias._data[...] = 0
 
     def forward(self, x, t, y):
         temb = Tensor(timestep_embedding(t, self.config.time_dim).astype(x.dtype))
@@ -192,11 +192,11 @@ class Diffusion:
         n = len(x)
         steps = np.full(n, t, dtype=np.int64)
         if guidance == 0:
-            return self.model(Tensor(x), steps, Tensor(y)).data
+            return self.model(Tensor(x), steps, Tensor(y))._data
         # conditional and unconditional in one batch: one pass through the network
         null = np.full(n, self.config.n_classes, dtype=np.int64)
         both = self.model(Tensor(np.concatenate([x, x])), np.concatenate([steps, steps]),
-                          Tensor(np.concatenate([y, null]))).data
+                          Tensor(np.concatenate([y, null])))._data
         cond, uncond = both[:n], both[n:]
         return (1 + guidance) * cond - guidance * uncond
 
@@ -298,14 +298,14 @@ class EMA:
     def __init__(self, model, decay):
         self.decay = decay
         self.params = [(name, p) for name, p in model.named_parameters()]
-        self.shadow = {name: p.data.copy() for name, p in self.params}
+        self.shadow = {name: p._data.copy() for name, p in self.params}
 
     def update(self):
         d = self.decay
         for name, p in self.params:
             s = self.shadow[name]
             s *= d
-            s += (1 - d) * p.data
+            s += (1 - d) * p._data
 
     def state_dict(self, model):
         sd = model.state_dict()

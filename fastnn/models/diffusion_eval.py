@@ -53,12 +53,12 @@ def train_classifier(x, y, epochs=60, seed=0):
 
 @no_grad()
 def _features(clf, x):
-    return clf.features(Tensor(np.asarray(x, np.float32))).data.astype(np.float64)
+    return clf.features(Tensor(np.asarray(x, np.float32)))._data.astype(np.float64)
 
 
 @no_grad()
 def _predict(clf, x):
-    return clf(Tensor(np.asarray(x, np.float32))).data.argmax(axis=1)
+    return clf(Tensor(np.asarray(x, np.float32)))._data.argmax(axis=1)
 
 
 def frechet_distance(f1, f2):

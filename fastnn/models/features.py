@@ -115,7 +115,7 @@ class ConvStages:
 
     def activations(self, images, maps=False, batch_size=256):
         """Each stage's outputs for images (n, C, H, W) as numpy arrays, in eval mode."""
-        images = np.asarray(getattr(images, "data", images), np.float32)
+        images = np.asarray(getattr(images, "_data", images), np.float32)
         was = self.model.training
         self.model.eval()
         parts = [[] for _ in self.ends]
@@ -125,14 +125,14 @@ class ConvStages:
                     outs = self.run(Tensor(np.ascontiguousarray(images[i:i + batch_size])),
                                     maps=maps)
                     for k, o in enumerate(outs):
-                        parts[k].append(np.asarray(o.data))
+                        parts[k].append(np.asarray(o._data))
         finally:
             self.model.train(was)
         return [np.concatenate(p) for p in parts]
 
     def pooled(self, images, batch_size=256):
         """Each stage's output averaged over space: one (n, channels) array per stage."""
-        images = np.asarray(getattr(images, "data", images), np.float32)
+        images = np.asarray(getattr(images, "_data", images), np.float32)
         was = self.model.training
         self.model.eval()
         parts = [[] for _ in self.ends]
@@ -141,7 +141,7 @@ class ConvStages:
                 for i in range(0, len(images), batch_size):
                     outs = self.run(Tensor(np.ascontiguousarray(images[i:i + batch_size])))
                     for k, o in enumerate(outs):
-                        parts[k].append(np.asarray(o.data).mean(axis=(2, 3)))
+                        parts[k].append(np.asarray(o._data).mean(axis=(2, 3)))
         finally:
             self.model.train(was)
         return [np.concatenate(p) for p in parts]
@@ -172,7 +172,7 @@ def filter_structure(weight):
 
     Returns {"flat", "ramp", "rest"}: the means over the filters, and "per_filter": an (O, 3)
     array of the fractions."""
-    w = np.asarray(getattr(weight, "data", weight), np.float64)
+    w = np.asarray(getattr(weight, "_data", weight), np.float64)
     o, i, kh, kw = w.shape
     yy, xx = np.mgrid[0:kh, 0:kw].astype(np.float64)
     xx -= xx.mean()
@@ -236,9 +236,9 @@ def maximize_activation(stages, stage, channels, size=32, steps=128, lr=0.03, ji
         per_image = (out * Tensor(m)).sum(dim=(1, 2, 3))
         if grad:
             per_image.sum().backward()
-            return np.asarray(per_image.data), np.asarray(xt.grad.data if hasattr(
-                xt.grad, "data") else xt.grad)
-        return np.asarray(per_image.data), None
+            return np.asarray(per_image._data), np.asarray(xt.grad._data if hasattr(
+                xt.grad, "_data") else xt.grad)
+        return np.asarray(per_image._data), None
 
     try:
         with no_grad():

@@ -143,7 +143,7 @@ def write_features(model, out, data="shapes", n_images=3000, n_top=2000, channel
         viz.probe_bars(table, path=paths["probes.png"])
 
     t = time.perf_counter()
-    w = np.asarray(stages.convs[0].weight.data)
+    w = np.asarray(stages.convs[0].weight._data)
     paths["filters.png"] = os.path.join(out, "filters.png")
     viz.filter_grid(w, path=paths["filters.png"],
                     title=f"{stages.names[0]}: the first layer's {len(w)} filters "

@@ -101,7 +101,7 @@ class CausalSelfAttention(nn.Module):
         """New queries over cached + new keys. The new positions come after `past` cached ones,
         so query i may see keys j <= past + i (a bottom-right aligned causal mask)."""
         past, T = kv_cache.length, q.shape[2]
-        keys, values = kv_cache.append(k.data, v.data)
+        keys, values = kv_cache.append(k._data, v._data)
         if past == 0:  # prefill: square, PyTorch's top-left is_causal is the right mask
             return scaled_dot_product_attention(q, Tensor(keys), Tensor(values), is_causal=True)
         if T == 1:  # one new token sees every position
@@ -144,7 +144,7 @@ class Block(nn.Module):
 
 # ---------------------------------------------------------------- the model
 def _ids(x):
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
     if data.dtype.kind not in "iu":
         raise TypeError(f"GPT: token ids must be integers, got dtype {data.dtype}")
     return data
@@ -187,9 +187,9 @@ class GPT(nn.Module):
     def get_num_params(self, non_embedding=True):
         """Parameters, counted once; without the position embeddings by default (nanoGPT's
         convention: the token embeddings count, being the output layer too)."""
-        n = sum(p.data.size for p in self.parameters())
+        n = sum(p._data.size for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wpe.weight.data.size
+            n -= self.transformer.wpe.weight._data.size
         return n
 
     # ------------------------------------------------------------ forward
@@ -228,11 +228,11 @@ class GPT(nn.Module):
         for block, cache in zip(self.transformer.h, caches):
             x = block(x, cache)
         x = self.transformer.ln_f(x[:, -1, :])
-        return self.lm_head(x).data
+        return self.lm_head(x)._data
 
     def new_kv_cache(self, batch_size, dtype=None):
         c = self.config
-        dtype = dtype or self.lm_head.weight.data.dtype
+        dtype = dtype or self.lm_head.weight._data.dtype
         return [KVCache(batch_size, c.n_head, c.block_size, c.n_embd // c.n_head, dtype)
                 for _ in range(c.n_layer)]
 
@@ -243,8 +243,8 @@ class GPT(nn.Module):
         dimensions (matmul weights, embeddings) and none on the others (biases, LayerNorm
         weights). device_type ('cpu', 'cuda') is nanoGPT's argument: the update is the same."""
         params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.data.ndim >= 2]
-        nodecay = [p for p in params if p.data.ndim < 2]
+        decay = [p for p in params if p._data.ndim >= 2]
+        nodecay = [p for p in params if p._data.ndim < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}]
         if nodecay:
             groups.append({"params": nodecay, "weight_decay": 0.0})
@@ -305,7 +305,7 @@ class GPT(nn.Module):
                         else:
                             logits = self._forward_cached(ids[:, -1:], caches)
                     else:  # past block_size: recompute on the cropped window, as nanoGPT
-                        logits = self(ids[:, -block:])[0].data[:, -1, :]
+                        logits = self(ids[:, -block:])[0]._data[:, -1, :]
                     nxt, probs = sample_next(logits, temperature, top_k, top_p, rng)
                     ids = np.concatenate([ids, nxt[:, None]], axis=1)
                     yield nxt, probs
@@ -315,7 +315,7 @@ class GPT(nn.Module):
 
 def _np(v):
     if isinstance(v, Tensor):
-        return v.data
+        return v._data
     if hasattr(v, "detach"):
         return v.detach().cpu().numpy()
     return v

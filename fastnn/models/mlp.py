@@ -54,7 +54,7 @@ class MLP(nn.Module):
         with no_grad():
             out = self(x if isinstance(x, Tensor) else Tensor(np.asarray(x, np.float32)))
         self.train(was)
-        return out.data.argmax(axis=-1)
+        return out._data.argmax(axis=-1)
 
     def accuracy(self, X, y):
         return float(np.mean(self.predict(X) == np.asarray(y)))

@@ -37,21 +37,21 @@ class Perceptron(nn.Module):
 
     def forward(self, x):
         """The step of the weighted sum: 0/1 predictions (int64) of shape (N,)."""
-        x = x.data if isinstance(x, Tensor) else np.asarray(x, np.float32)
-        return Tensor((x @ self.weight.data[0] + self.bias.data[0] > 0).astype(np.int64))
+        x = x._data if isinstance(x, Tensor) else np.asarray(x, np.float32)
+        return Tensor((x @ self.weight._data[0] + self.bias._data[0] > 0).astype(np.int64))
 
     def fit(self, X, y, epochs=100, lr=1.0):
         """The perceptron learning rule, one example at a time. Returns the number of epochs
         until an epoch made no mistake, or None if it never converged."""
         X = np.asarray(X, np.float32)
         y = np.asarray(y)
-        w, b = self.weight.data[0], self.bias.data
+        w, b = self.weight._data[0], self.bias._data
         for epoch in range(1, epochs + 1):
             mistakes = 0
             for xi, ti in zip(X, y):
                 err = ti - int(xi @ w + b[0] > 0)
                 if err:
-                    w += lr * err * xi   # in place: weight.data is updated
+                    w += lr * err * xi   # in place: weight._data is updated
                     b += lr * err
                     mistakes += 1
             if mistakes == 0:
@@ -76,7 +76,7 @@ def xor_mlp(hidden=4, steps=1000, lr=0.05, seed=0):
         loss.backward()
         opt.step()
     with no_grad():
-        pred = model(x).data.argmax(axis=1)
+        pred = model(x)._data.argmax(axis=1)
     return model, pred
 
 
@@ -109,11 +109,11 @@ def train_main(argv):
     for name, target in TRUTH_TABLES.items():
         model = Perceptron(2)
         converged = model.fit(INPUTS, target, epochs=args.epochs)
-        pred = model(INPUTS).data
+        pred = model(INPUTS)._data
         status = (f"learned in {converged} epochs" if converged else
                   f"did not converge in {args.epochs} epochs")
-        w = model.weight.data[0]
-        print(f"{name}: {status} (w = [{w[0]:g}, {w[1]:g}], b = {model.bias.data[0]:g})")
+        w = model.weight._data[0]
+        print(f"{name}: {status} (w = [{w[0]:g}, {w[1]:g}], b = {model.bias._data[0]:g})")
         print(_table(name, pred, target))
         ok &= bool(converged) == (name != "XOR")
     print("XOR is not linearly separable: no single line splits {01, 10} from {00, 11}.")

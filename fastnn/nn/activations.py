@@ -32,7 +32,7 @@ def _sigmoid(z):
 
 def _elementwise(input, forward, derivative):
     """One node: y = forward(x), dy/dx = derivative(x, y) (numpy, in x's dtype)."""
-    x = input.data
+    x = input._data
     y = np.asarray(forward(x), x.dtype)
 
     def backward(g):
@@ -125,7 +125,7 @@ def glu(input, dim=-1):
 
 def one_hot(tensor, num_classes=-1):
     """Integer class indices -> int64 one-hot vectors along a new last dimension."""
-    idx = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    idx = np.asarray(tensor._data if isinstance(tensor, Tensor) else tensor)
     if idx.dtype.kind not in "iu":
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if idx.size and idx.min() < 0:
@@ -147,7 +147,7 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"F.pad: mode={mode!r} is not supported (only 'constant')")
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
-    x = input.data
+    x = input._data
     k = len(pad) // 2
     if k > x.ndim:
         raise RuntimeError("Padding length should be less than or equal to two times the "

@@ -54,7 +54,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if enable_gqa:
         raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
     q, k, v = _as_tensor(query), _as_tensor(key), _as_tensor(value)
-    qd, kd, vd = q.data, k.data, v.data
+    qd, kd, vd = q._data, k._data, v._data
     for name, x in (("query", qd), ("key", kd), ("value", vd)):
         if x.ndim < 2:
             raise ValueError(f"scaled_dot_product_attention: {name} must have at least 2 dims "
@@ -87,14 +87,14 @@ def _as_bhtd(x):
 
 
 def _fused_attention(q, k, v, causal, scale):
-    shape = q.data.shape
-    q4, k4, v4 = _as_bhtd(q.data), _as_bhtd(k.data), _as_bhtd(v.data)
+    shape = q._data.shape
+    q4, k4, v4 = _as_bhtd(q._data), _as_bhtd(k._data), _as_bhtd(v._data)
     out, lse = K.attention(q4, k4, v4, causal=causal, scale=scale)
 
     def backward(g):
         dq, dk, dv = K.attention_backward(_as_bhtd(g), q4, k4, v4, out, lse, causal=causal,
                                           scale=scale)
-        return dq.reshape(shape), dk.reshape(k.data.shape), dv.reshape(v.data.shape)
+        return dq.reshape(shape), dk.reshape(k._data.shape), dv.reshape(v._data.shape)
     return _node(out.reshape(shape), (q, k, v), backward)
 
 
@@ -105,7 +105,7 @@ def _keep_and_bias(attn_mask, is_causal, shape, dtype):
     keep = np.tri(L, S, dtype=bool) if is_causal else None
     bias = None
     if attn_mask is not None:
-        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        m = attn_mask._data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         try:
             np.broadcast_shapes(m.shape, shape)
         except ValueError:
@@ -122,7 +122,7 @@ def _keep_and_bias(attn_mask, is_causal, shape, dtype):
 
 
 def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
-    qd, kd, vd = q.data, k.data, v.data
+    qd, kd, vd = q._data, k._data, v._data
     dtype = qd.dtype
     batch = np.broadcast_shapes(qd.shape[:-2], kd.shape[:-2], vd.shape[:-2])
     L, E = qd.shape[-2:]
@@ -172,8 +172,8 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
         grads = [_sum_to_shape(dq, qd.shape), _sum_to_shape(dk, kd.shape),
                  _sum_to_shape(dv, vd.shape)]
         if mask_t is not None:
-            grads.append(_sum_to_shape(ds.reshape(batch + (L, S)), mask_t.data.shape)
-                         .astype(mask_t.data.dtype, copy=False))
+            grads.append(_sum_to_shape(ds.reshape(batch + (L, S)), mask_t._data.shape)
+                         .astype(mask_t._data.dtype, copy=False))
         return grads
     return _node(out, parents, backward)
 
@@ -185,7 +185,7 @@ def packed_qkv_attention(qkv, n_head, causal=False, scale=None):
     qkv (B, T, 3C) holds q, k, v side by side (nanoGPT's split order); returns (B, T, C), the
     heads concatenated. Equal to split + view + transpose + scaled_dot_product_attention +
     transpose + view, with one copy in and one copy out instead of a node per step."""
-    x = qkv.data
+    x = qkv._data
     B, T, C3 = x.shape
     C = C3 // 3
     D = C // n_head

@@ -136,24 +136,24 @@ class ConvTranspose2d(_ConvNd):
     def _output_padding(self, input, output_size):
         if output_size is None:
             return self.output_padding
-        size = [int(v) for v in (output_size.data.tolist() if hasattr(output_size, "data")
+        size = [int(v) for v in (output_size._data.tolist() if hasattr(output_size, "_data")
                                  and not isinstance(output_size, (list, tuple))
                                  else output_size)]
-        if len(size) == input.data.ndim:
-            size = size[2:] if input.data.ndim == 4 else size[1:]
+        if len(size) == input._data.ndim:
+            size = size[2:] if input._data.ndim == 4 else size[1:]
         if len(size) != 2:
             raise ValueError(f"ConvTranspose2d: output_size must have 2 or "
-                             f"{input.data.ndim} elements (got {len(size)})")
+                             f"{input._data.ndim} elements (got {len(size)})")
         res = []
         for d in range(2):
-            n = input.data.shape[-2 + d]
+            n = input._data.shape[-2 + d]
             smallest = ((n - 1) * self.stride[d] - 2 * self.padding[d]
                         + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
             largest = smallest + self.stride[d] - 1
             if not smallest <= size[d] <= largest:
                 raise ValueError(f"ConvTranspose2d: requested an output size of {size}, but "
                                  f"valid sizes range from {smallest} to {largest} (for an input "
-                                 f"of {tuple(input.data.shape[-2:])})")
+                                 f"of {tuple(input._data.shape[-2:])})")
             res.append(size[d] - smallest)
         return tuple(res)
 

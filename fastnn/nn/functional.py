@@ -25,7 +25,7 @@ def linear(input, weight, bias=None):
     """y = input @ weight.T + bias, with weight (out_features, in_features) as PyTorch.
 
     One GEMM; the bias is written into the output first and accumulated with beta=1."""
-    x, w = input.data, weight.data
+    x, w = input._data, weight._data
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape "
                          f"{x.shape}) but the weight expects {w.shape[1]} (weight shape {w.shape})")
@@ -35,7 +35,7 @@ def linear(input, weight, bias=None):
         parents = (input, weight)
     else:
         y = np.empty((x2.shape[0], w.shape[0]), w.dtype)
-        y[...] = bias.data
+        y[...] = bias._data
         T.gemm(x2, w, trans_b=True, c=y, beta=1.0)
         parents = (input, weight, bias)
 
@@ -75,8 +75,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                   label_smoothing=0.0):
     """Cross-entropy of logits input (N, C) (or (C,), or (N, C, d1, ...)) and integer class
     targets, fused with log-softmax in one kernel that also returns the gradient."""
-    logits = input.data
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    logits = input._data
+    t = np.asarray(target._data if isinstance(target, Tensor) else target)
     if weight is not None or label_smoothing or t.dtype.kind not in "iu":
         return _cross_entropy_general(input, target, weight, ignore_index, reduction,
                                       label_smoothing)
@@ -125,11 +125,11 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
     w = None
     if weight is not None:
         w = _t(weight).reshape((1, n_classes) + (1,) * (input.dim() - 2))
-    if target.data.dtype.kind not in "iu":  # class probabilities, input's shape
+    if target._data.dtype.kind not in "iu":  # class probabilities, input's shape
         if tuple(target.shape) != tuple(input.shape):
             raise TypeError(f"cross_entropy: target must hold integer class indices, or class "
                             f"probabilities of the input's shape {tuple(input.shape)}; got dtype "
-                            f"{target.data.dtype} and shape {tuple(target.shape)}")
+                            f"{target._data.dtype} and shape {tuple(target.shape)}")
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes
         prod = logp * target if w is None else logp * target * w
@@ -137,7 +137,7 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
         if reduction == "none":
             return loss
         return loss.sum() if reduction == "sum" else loss.sum() / (input.numel() // n_classes)
-    t = target.data
+    t = target._data
     keep = t != ignore_index
     safe = np.where(keep, t, 0).astype(np.int64)
     if safe.size and (safe.min() < 0 or safe.max() >= n_classes):
@@ -146,10 +146,10 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
     picked = -logp.gather(1, Tensor(safe[:, None])).squeeze(1)  # (N, d1, ...)
     wt = None
     if w is not None:
-        wt = np.asarray(_t(weight).data)[safe] * keep
-        picked = picked * Tensor(wt.astype(input.data.dtype))
+        wt = np.asarray(_t(weight)._data)[safe] * keep
+        picked = picked * Tensor(wt.astype(input._data.dtype))
     else:
-        picked = picked * Tensor(keep.astype(input.data.dtype))
+        picked = picked * Tensor(keep.astype(input._data.dtype))
     if reduction == "none":
         nll = picked
     elif reduction == "sum":
@@ -158,7 +158,7 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
         nll = picked.sum() / float(wt.sum() if wt is not None else keep.sum())
     if not label_smoothing:
         return nll
-    smooth = -(logp if w is None else logp * w).sum(1) * Tensor(keep.astype(input.data.dtype))
+    smooth = -(logp if w is None else logp * w).sum(1) * Tensor(keep.astype(input._data.dtype))
     if reduction == "none":
         ret = smooth
     elif reduction == "sum":
@@ -170,7 +170,7 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities input (N, C) at integer targets (glue ops)."""
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = np.asarray(target._data if isinstance(target, Tensor) else target)
     keep = t != ignore_index
     rows = np.arange(len(t))
     picked = -input[rows, np.where(keep, t, 0)] * Tensor(keep.astype(input.dtype))
@@ -187,11 +187,11 @@ def mse_loss(input, target, reduction="mean"):
     if reduction == "none":
         d = input - target
         return d * d
-    if input.data.shape != target.data.shape:
-        raise ValueError(f"mse_loss: input has shape {input.data.shape} but target has "
-                         f"{target.data.shape}")
-    loss, grad = T.mse_loss(input.data, target.data)
-    n = input.data.size
+    if input._data.shape != target._data.shape:
+        raise ValueError(f"mse_loss: input has shape {input._data.shape} but target has "
+                         f"{target._data.shape}")
+    loss, grad = T.mse_loss(input._data, target._data)
+    n = input._data.size
     if reduction == "sum":
         loss, grad = loss * n, grad * n
     elif reduction != "mean":
@@ -200,20 +200,20 @@ def mse_loss(input, target, reduction="mean"):
     def backward(g):
         d = grad if g == 1 else grad * g
         return d, (-d if target.requires_grad else None)
-    return _node(np.asarray(loss, input.data.dtype), (input, target), backward)
+    return _node(np.asarray(loss, input._data.dtype), (input, target), backward)
 
 
 # ---------------------------------------------------------------- layer norm
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the trailing dims named by normalized_shape, then scale and shift."""
-    x = input.data
+    x = input._data
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if x.shape[x.ndim - len(ns):] != ns or len(ns) > x.ndim:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape "
                          f"{ns}")
     x2 = x if len(ns) == 1 else x.reshape(x.shape[:x.ndim - len(ns)] + (-1,))
-    w = None if weight is None else weight.data.reshape(-1)
-    b = None if bias is None else bias.data.reshape(-1)
+    w = None if weight is None else weight._data.reshape(-1)
+    b = None if bias is None else bias._data.reshape(-1)
     y, mu, rstd = T.layer_norm(x2, w, b, eps)
     parents = (input,) + tuple(p for p in (weight, bias) if p is not None)
 
@@ -232,8 +232,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 def embedding(input, weight, padding_idx=None):
     """Rows of weight (V, C) gathered at integer ids of any shape -> ids.shape + (C,).
     The row at padding_idx gets no gradient, as PyTorch."""
-    ids = np.asarray(input.data if isinstance(input, Tensor) else input)
-    w = weight.data
+    ids = np.asarray(input._data if isinstance(input, Tensor) else input)
+    w = weight._data
     n = w.shape[0]
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n
@@ -253,7 +253,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
-    x = input.data
+    x = input._data
     if p == 1.0:
         mask = np.zeros_like(x)
     else:
@@ -277,8 +277,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     Backward: one conv2d_backward kernel returns the gradients asked for (input, weight, bias),
     so a first layer whose input needs no gradient never computes one."""
-    x, w = input.data, weight.data
-    b = None if bias is None else bias.data
+    x, w = input._data, weight._data
+    b = None if bias is None else bias._data
     y = T.conv2d(x, w, b, stride, padding, dilation, groups)
     parents = (input, weight) if bias is None else (input, weight, bias)
 
@@ -295,8 +295,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      dilation=1):
     """2-D transposed convolution of input (N, C, H, W) with weight (C, C_out/groups, kH, kW),
     as torch.nn.functional.conv_transpose2d (same argument order)."""
-    x, w = input.data, weight.data
-    b = None if bias is None else bias.data
+    x, w = input._data, weight._data
+    b = None if bias is None else bias._data
     y = T.conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
     parents = (input, weight) if bias is None else (input, weight, bias)
 
@@ -315,7 +315,7 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
                             ceil_mode=False, return_indices=True):
     """(output, indices): 2-D max pooling and the flat index (h * W + w) of each maximum in its
     input plane, an int64 Tensor (as torch's)."""
-    x = input.data
+    x = input._data
     if stride is not None and not isinstance(stride, int) and len(stride) == 0:
         stride = None                                    # torch's default: stride = kernel_size
     y, idx = T.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -337,7 +337,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """2-D average pooling, as torch.nn.functional.avg_pool2d."""
-    x = input.data
+    x = input._data
     if stride is not None and not isinstance(stride, int) and len(stride) == 0:
         stride = None
     y = T.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -366,7 +366,7 @@ def _adaptive_size(x, output_size):
 def adaptive_avg_pool2d(input, output_size):
     """Adaptive 2-D average pooling to output_size (an int, or a pair; None keeps that size),
     as torch.nn.functional.adaptive_avg_pool2d."""
-    x = input.data
+    x = input._data
     o = _adaptive_size(x, output_size)
     y = T.adaptive_avg_pool2d(x, o)
 
@@ -382,11 +382,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     torch.nn.functional.batch_norm: training normalizes with the batch's statistics and updates
     running_mean / running_var (Tensors, or None) in place with `momentum`; otherwise the running
     statistics normalize."""
-    x = input.data
-    rm = None if running_mean is None else running_mean.data
-    rv = None if running_var is None else running_var.data
-    w = None if weight is None else weight.data
-    b = None if bias is None else bias.data
+    x = input._data
+    rm = None if running_mean is None else running_mean._data
+    rv = None if running_var is None else running_var._data
+    w = None if weight is None else weight._data
+    b = None if bias is None else bias._data
     if w is None or b is None:                    # the trusted kernel wants both vectors
         c = x.shape[1] if x.ndim >= 2 else 0
         w = np.ones(c, x.dtype) if w is None else w
@@ -413,9 +413,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
     """Group normalization: statistics per sample over groups of C / num_groups channels, as
     torch.nn.functional.group_norm."""
-    x = input.data
-    w = None if weight is None else weight.data
-    b = None if bias is None else bias.data
+    x = input._data
+    w = None if weight is None else weight._data
+    b = None if bias is None else bias._data
     y, mean, rstd = T.group_norm(x, num_groups, w, b, eps)
     parents = (input,) + tuple(p for p in (weight, bias) if p is not None)
 
@@ -436,7 +436,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     torch.nn.functional.dropout2d: input (N, C, H, W), or (C, H, W) taken as one image."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: p must be in [0, 1], got {p}")
-    x = input.data
+    x = input._data
     if x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got "
                          f"shape {x.shape}")

@@ -9,7 +9,7 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "zeros_", "ones_", "constant
 
 
 def _fill(tensor, values):
-    tensor.data[...] = values
+    tensor._data[...] = values
     return tensor
 
 
@@ -29,7 +29,7 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _calculate_fan_in_and_fan_out(tensor):
-    shape = tensor.data.shape
+    shape = tensor._data.shape
     if len(shape) < 2:
         raise ValueError("fan in and fan out need a tensor with at least 2 dimensions")
     receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
@@ -37,18 +37,18 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def uniform_(tensor, a=0.0, b=1.0):
-    d = tensor.data
+    d = tensor._data
     return _fill(tensor, default_generator().uniform(a, b, d.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    d = tensor.data
+    d = tensor._data
     return _fill(tensor, default_generator().normal(mean, std, d.shape))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Normal(mean, std) redrawn outside [a, b]."""
-    d = tensor.data
+    d = tensor._data
     rng = default_generator()
     out = rng.normal(mean, std, d.shape)
     bad = (out < a) | (out > b)

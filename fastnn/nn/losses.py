@@ -26,7 +26,7 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "L1Loss", "SmoothL1Loss", "HuberLoss"
 def _t(x, like):
     if isinstance(x, Tensor):
         return x
-    return Tensor(np.asarray(x, dtype=like.data.dtype))
+    return Tensor(np.asarray(x, dtype=like._data.dtype))
 
 
 def _reduce(loss, reduction, name):
@@ -57,7 +57,7 @@ def _sigmoid(z):
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (PyTorch's);
     gradient sigmoid(beta * x) (1 above the threshold)."""
-    x = input.data
+    x = input._data
     bx = x * x.dtype.type(beta)
     over = bx > threshold
     y = np.where(over, x, np.logaddexp(0, bx) / beta).astype(x.dtype, copy=False)
@@ -70,7 +70,7 @@ def softplus(input, beta=1.0, threshold=20.0):
 def logsigmoid(input):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), stable for large |x|; gradient
     sigmoid(-x) (0.5 at 0, where min and |.| have kinks)."""
-    x = input.data
+    x = input._data
     y = (np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
 
     def backward(g):
@@ -84,9 +84,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
     target = _t(target, input)
     _same_size(input, target, "binary_cross_entropy", error=True)
-    if ((input.data < 0) | (input.data > 1)).any():
+    if ((input._data < 0) | (input._data > 1)).any():
         raise RuntimeError("all elements of input should be between 0 and 1")
-    x, t = input.data, target.data
+    x, t = input._data, target._data
     with np.errstate(divide="ignore"):
         log_x = np.maximum(np.log(x), -100)
         log_1mx = np.maximum(np.log1p(-x), -100)

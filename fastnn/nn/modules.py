@@ -27,7 +27,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = np.zeros(0, float32)
-        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data),
+        super().__init__(data._data if isinstance(data, Tensor) else np.asarray(data),
                          requires_grad)
 
     def __repr__(self):
@@ -243,7 +243,7 @@ class Module:
         return m._buffers[name]
 
     def num_parameters(self):
-        return sum(p.data.size for p in self.parameters())
+        return sum(p._data.size for p in self.parameters())
 
     # ------------------------------------------------------------ modes and grads
     def train(self, mode=True):
@@ -259,7 +259,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = np.zeros_like(p.data)
+                p.grad = np.zeros_like(p._data)
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -273,12 +273,12 @@ class Module:
         for m in self.modules():
             for reg in (m._parameters, m._buffers):
                 for t in reg.values():
-                    if t is None or t.data.dtype.kind != "f" or t.data.dtype == dtype:
+                    if t is None or t._data.dtype.kind != "f" or t._data.dtype == dtype:
                         continue
-                    t.data = t.data.astype(dtype)
+                    t._data = t._data.astype(dtype)
                     t._vc[0] += 1
                     if t.grad is not None:
-                        g = t.grad.data if isinstance(t.grad, Tensor) else t.grad
+                        g = t.grad._data if isinstance(t.grad, Tensor) else t.grad
                         g = g.astype(dtype)
                         t.grad = Tensor(g) if isinstance(t.grad, Tensor) else g
         return self
@@ -288,7 +288,7 @@ class Module:
         converted in place (the same Parameter objects); returns self. Devices: the CPU."""
         for a in args:
             if isinstance(a, Tensor):
-                dtype = a.data.dtype
+                dtype = a._data.dtype
             elif _is_device_arg(a) or (isinstance(a, int) and not isinstance(a, bool)):
                 device = a
             elif a is not None:
@@ -386,10 +386,10 @@ class Module:
             if k not in state_dict:
                 continue
             v = _to_numpy(state_dict[k])
-            if v.shape != t.data.shape:
+            if v.shape != t._data.shape:
                 errors.append(f"size mismatch for {k}: copying a param with shape "
                               f"fastnn.Size({list(v.shape)}) from checkpoint, the shape in "
-                              f"current model is fastnn.Size({list(t.data.shape)}).")
+                              f"current model is fastnn.Size({list(t._data.shape)}).")
                 continue
             arrays[k] = v
         if errors:
@@ -626,7 +626,7 @@ class Embedding(Module):
     def reset_parameters(self):
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight._data[self.padding_idx] = 0
 
     def forward(self, input):
         return F.embedding(input, self.weight, self.padding_idx)

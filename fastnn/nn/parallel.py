@@ -44,7 +44,7 @@ class _Bucket:
         self.offsets, n = [], 0
         for p in params:
             self.offsets.append(n)
-            n += p.data.size
+            n += p._data.size
         self.numel, self.dtype = n, dtype
         self.buf, self.pending, self.req, self.sent = None, len(params), None, False
 
@@ -105,7 +105,7 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------ setup
     def _check_same_model(self, named):
-        sig = [(n, tuple(p.data.shape), str(p.data.dtype)) for n, p in named]
+        sig = [(n, tuple(p._data.shape), str(p._data.dtype)) for n, p in named]
         box = [sig]
         self._dist.broadcast_object_list(box, 0, group=self._comm)
         ref = box[0]
@@ -131,12 +131,12 @@ class DistributedDataParallel(Module):
         buckets, open_ = [], {}
         cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
         for p in order:
-            dt = p.data.dtype
+            dt = p._data.dtype
             cur = open_.get(dt)
             if cur is None:
                 cur = open_[dt] = [[], 0]
             cur[0].append(p)
-            cur[1] += p.data.nbytes
+            cur[1] += p._data.nbytes
             if cur[1] >= cap:
                 buckets.append(_Bucket(cur[0], dt))
                 del open_[dt]
@@ -235,11 +235,11 @@ class DistributedDataParallel(Module):
             bk.buf = np.empty(bk.numel, bk.dtype)
         p = bk.params[i]
         o = bk.offsets[i]
-        dst = bk.buf[o:o + p.data.size]
+        dst = bk.buf[o:o + p._data.size]
         if grad is None:
             dst[...] = 0
         else:
-            dst[...] = (grad.data if isinstance(grad, Tensor) else grad).reshape(-1)
+            dst[...] = (grad._data if isinstance(grad, Tensor) else grad).reshape(-1)
 
     def _send_ready(self):
         """Start the allreduce of every full bucket whose predecessors are all sent."""
@@ -298,7 +298,7 @@ class DistributedDataParallel(Module):
             buf = bk.buf
             for p, o in zip(bk.params, bk.offsets):
                 # a fresh array per parameter (a leaf's .grad is never a view), divided on the way
-                p.grad = Tensor(np.divide(buf[o:o + p.data.size].reshape(p.data.shape), n))
+                p.grad = Tensor(np.divide(buf[o:o + p._data.size].reshape(p._data.shape), n))
         if used is not None:
             for p, u in zip(self._params, used):
                 if not u:

@@ -26,7 +26,7 @@ def _array(g):
     """The numpy array of a gradient (array or Tensor), or of a Tensor/array-like."""
     if g is None or isinstance(g, np.ndarray):
         return g
-    return np.asarray(getattr(g, "data", g))
+    return np.asarray(getattr(g, "_data", g))
 
 
 def _set_grad(p, new):
@@ -35,7 +35,7 @@ def _set_grad(p, new):
     if isinstance(g, np.ndarray) or g is None:
         p.grad = new
     else:
-        g.data = new
+        g._data = new
 
 
 def _norm(a, norm_type):
@@ -122,7 +122,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
 
 def parameters_to_vector(parameters):
     """All parameters flattened and concatenated into one 1-D Tensor (a copy)."""
-    arrays = [np.asarray(p.data).reshape(-1) for p in _as_list(parameters)]
+    arrays = [np.asarray(p._data).reshape(-1) for p in _as_list(parameters)]
     return Tensor(np.concatenate(arrays) if arrays else np.zeros(0, np.float32))
 
 
@@ -134,6 +134,6 @@ def vector_to_parameters(vec, parameters):
     v = v.reshape(-1)
     offset = 0
     for p in _as_list(parameters):
-        n = p.data.size
-        p.data[...] = v[offset:offset + n].reshape(p.data.shape)
+        n = p._data.size
+        p._data[...] = v[offset:offset + n].reshape(p._data.shape)
         offset += n

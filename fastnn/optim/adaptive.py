@@ -47,8 +47,8 @@ def _grads(opt, group):
         if maximize:
             g = np.negative(g)
         if wd != 0 and not decoupled:
-            g = g + wd * p.data
-        yield p, p.data, g, opt.state[p]
+            g = g + wd * p._data
+        yield p, p._data, g, opt.state[p]
 
 
 def _lerp_(a, b, w):
@@ -119,7 +119,7 @@ class Adagrad(Optimizer):
         st = self.state[p]
         if not st:
             st["step"] = 0
-            st["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+            st["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
@@ -367,7 +367,7 @@ class Rprop(Optimizer):
                     continue
                 g = -g if maximize else g.copy()
                 st = self.state[p]
-                data = p.data
+                data = p._data
                 if not st:
                     st["step"] = 0
                     st["prev"] = np.zeros_like(data)
@@ -465,7 +465,7 @@ class Adafactor(Optimizer):
                     continue
                 if group.get("maximize", False):
                     g = -g
-                data = p.data
+                data = p._data
                 st = self.state[p]
                 if not st:
                     st["step"] = 0
@@ -555,9 +555,9 @@ class Muon(Optimizer):
                                       eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
         for group in self.param_groups:
             for p in group["params"]:
-                if p.data.ndim != 2:
+                if p._data.ndim != 2:
                     raise ValueError("Muon only supports 2D parameters whereas we found a "
-                                     f"parameter with size: torch.Size({list(p.data.shape)})")
+                                     f"parameter with size: torch.Size({list(p._data.shape)})")
 
     def _step(self):
         for group in self.param_groups:
@@ -566,7 +566,7 @@ class Muon(Optimizer):
                 g = _grad(p)
                 if g is None:
                     continue
-                data = p.data
+                data = p._data
                 st = self.state[p]
                 if not st:
                     st["momentum_buffer"] = np.zeros_like(data)

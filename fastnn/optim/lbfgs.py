@@ -148,15 +148,15 @@ class LBFGS(Optimizer):
     # ------------------------------------------------------------ the flat view
     def _numel(self):
         if self._numel_cache is None:
-            self._numel_cache = sum(p.data.size for p in self._params)
+            self._numel_cache = sum(p._data.size for p in self._params)
         return self._numel_cache
 
     def _gather_flat_grad(self):
-        dtype = self._params[0].data.dtype
+        dtype = self._params[0]._data.dtype
         out = np.empty(self._numel(), dtype)
         offset = 0
         for p in self._params:
-            n = p.data.size
+            n = p._data.size
             g = _grad(p)
             if g is None:
                 out[offset:offset + n] = 0
@@ -168,16 +168,16 @@ class LBFGS(Optimizer):
     def _add_grad(self, step_size, update):
         offset = 0
         for p in self._params:
-            n = p.data.size
-            p.data += step_size * update[offset:offset + n].reshape(p.data.shape)
+            n = p._data.size
+            p._data += step_size * update[offset:offset + n].reshape(p._data.shape)
             offset += n
 
     def _clone_param(self):
-        return [p.data.copy() for p in self._params]
+        return [p._data.copy() for p in self._params]
 
     def _set_param(self, params_data):
         for p, pdata in zip(self._params, params_data):
-            p.data[...] = pdata
+            p._data[...] = pdata
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)

@@ -6,7 +6,7 @@ feeds the kernel the negated gradient, and Adam's `amsgrad` runs in numpy.
 
 Gradients are read through `_grad(p)`, which accepts a numpy array or a Tensor in `p.grad`, and
 are never written into (fastnn may share one gradient array between two leaves). Parameters are
-updated in place (`p.data`), so views of them and `model.state_dict()` see the new values.
+updated in place (`p._data`), so views of them and `model.state_dict()` see the new values.
 
 The base class follows torch.optim.Optimizer: `param_groups` (dicts of 'params' and
 hyper-parameters, read afresh at every step, so an lr changed by hand or by a scheduler is seen by
@@ -43,7 +43,7 @@ def _grad(p):
     g = p.grad
     if g is None or isinstance(g, np.ndarray):
         return g
-    return np.asarray(getattr(g, "data", g))
+    return np.asarray(getattr(g, "_data", g))
 
 
 def _to_array(v):
@@ -51,7 +51,7 @@ def _to_array(v):
     if isinstance(v, np.ndarray) or v is None or isinstance(v, (bool, int, float, str)):
         return v
     if isinstance(v, Tensor):
-        return v.data
+        return v._data
     if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch.Tensor, without importing torch
         return v.detach().cpu().numpy()
     if isinstance(v, (list, tuple)):
@@ -211,7 +211,7 @@ class Optimizer:
                     if hasattr(g, "zero_"):
                         g.zero_()
                     else:
-                        g.data = np.zeros_like(g.data)
+                        g._data = np.zeros_like(g._data)
 
     def step(self, closure=None):
         """One update from the current gradients. closure (optional) re-evaluates the model and
@@ -275,8 +275,8 @@ class Optimizer:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             return v
-        if isinstance(v, np.ndarray) and v.shape == p.data.shape and v.dtype.kind == "f":
-            return np.array(v, dtype=p.data.dtype, order="C")  # a copy of the param's dtype
+        if isinstance(v, np.ndarray) and v.shape == p._data.shape and v.dtype.kind == "f":
+            return np.array(v, dtype=p._data.dtype, order="C")  # a copy of the param's dtype
         if isinstance(v, np.ndarray):
             return np.array(v)
         return v
@@ -346,9 +346,9 @@ class SGD(Optimizer):
                 if momentum != 0:
                     buf = state[p].get("momentum_buffer") if p in state else None
                     if buf is None:
-                        buf, first = np.empty_like(p.data), True
+                        buf, first = np.empty_like(p._data), True
                         state[p]["momentum_buffer"] = buf
-                T.sgd_step(p.data, g, buf, first_step=first, **kw)
+                T.sgd_step(p._data, g, buf, first_step=first, **kw)
 
 
 class Adam(Optimizer):
@@ -394,15 +394,15 @@ class Adam(Optimizer):
                 st = state[p]
                 if not st:
                     st["step"] = 0
-                    st["exp_avg"] = np.zeros_like(p.data)
-                    st["exp_avg_sq"] = np.zeros_like(p.data)
+                    st["exp_avg"] = np.zeros_like(p._data)
+                    st["exp_avg_sq"] = np.zeros_like(p._data)
                     if amsgrad:
-                        st["max_exp_avg_sq"] = np.zeros_like(p.data)
+                        st["max_exp_avg_sq"] = np.zeros_like(p._data)
                 st["step"] += 1
                 if amsgrad:
-                    _amsgrad_step(p.data, g, st, lr, b1, b2, eps, wd, decoupled)
+                    _amsgrad_step(p._data, g, st, lr, b1, b2, eps, wd, decoupled)
                 else:
-                    T.adam_step(p.data, g, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
+                    T.adam_step(p._data, g, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
                                 lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd,
                                 decoupled=decoupled)
 

@@ -19,7 +19,7 @@ __all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_multi_avg_fn",
 
 
 def _arr(t):
-    return t if isinstance(t, np.ndarray) else t.data
+    return t if isinstance(t, np.ndarray) else t._data
 
 
 def get_ema_multi_avg_fn(decay=0.999):
@@ -90,25 +90,25 @@ class AveragedModel(Module):
             theirs = list(itertools.chain(model.parameters(), model.buffers()))
         else:
             mine, theirs = list(self.parameters()), list(model.parameters())
-        n = int(np.asarray(self.n_averaged.data))
+        n = int(np.asarray(self.n_averaged._data))
         if n == 0:
             for a, c in zip(mine, theirs):
-                a.data[...] = c.data
+                a._data[...] = c._data
         else:
             if self.avg_fn is None:
                 (self.multi_avg_fn or get_swa_multi_avg_fn())(
-                    [a.data for a in mine], [c.data for c in theirs], self.n_averaged)
+                    [a._data for a in mine], [c._data for c in theirs], self.n_averaged)
             else:
                 with no_grad():
                     for a, c in zip(mine, theirs):
-                        out = self.avg_fn(Tensor(a.data.copy()), Tensor(c.data.copy()),
+                        out = self.avg_fn(Tensor(a._data.copy()), Tensor(c._data.copy()),
                                           Tensor(np.array(n, np.int64)))
-                        a.data[...] = _arr(out)
+                        a._data[...] = _arr(out)
         if not self.use_buffers:
             # buffers (BatchNorm statistics) follow the source model, not averaged
             for b, mb in zip(self.module.buffers(), model.buffers()):
-                b.data[...] = mb.data
-        self.n_averaged.data[...] = n + 1
+                b._data[...] = mb._data
+        self.n_averaged._data[...] = n + 1
 
 
 def update_bn(loader, model, device=None):

@@ -34,8 +34,8 @@ def save_figure(fig, path, dpi=110):
 def _array(x):
     if hasattr(x, "detach") and hasattr(x, "numpy"):
         x = x.detach().numpy()
-    elif hasattr(x, "data") and not isinstance(x, np.ndarray):
-        x = x.data
+    elif hasattr(x, "_data") and not isinstance(x, np.ndarray):
+        x = x._data
     return np.asarray(x, dtype=np.float64)
 
 

@@ -50,13 +50,13 @@ for n in sizes:
         for op, want in ops:
             t = fastnn.tensor(ins[rank].copy())
             dist.all_reduce(t, op=op)
-            close(t.data, want.astype(dtype), dtype, f"all_reduce {op} n={n}")
+            close(t._data, want.astype(dtype), dtype, f"all_reduce {op} n={n}")
         # async, and on a non-contiguous tensor (a transposed view is reduced and written back)
         t = fastnn.tensor(ins[rank].copy())
         w = dist.all_reduce(t, async_op=True)
         w.wait()
         assert w.is_completed()
-        close(t.data, stack.sum(0).astype(dtype), dtype, f"all_reduce async n={n}")
+        close(t._data, stack.sum(0).astype(dtype), dtype, f"all_reduce async n={n}")
         if n % 2 == 0:
             base = ins[rank].copy().reshape(2, n // 2)
             view = base.T
@@ -66,15 +66,15 @@ for n in sizes:
         src = world - 1
         t = fastnn.tensor(ins[rank].copy())
         dist.broadcast(t, src=src)
-        close(t.data, ins[src], dtype, f"broadcast n={n}")
+        close(t._data, ins[src], dtype, f"broadcast n={n}")
         # all_gather (list) and all_gather_into_tensor
         outs = [fastnn.zeros(n, dtype=dtype) for _ in range(world)]
         dist.all_gather(outs, fastnn.tensor(ins[rank]))
         for r in range(world):
-            close(outs[r].data, ins[r], dtype, f"all_gather n={n}")
+            close(outs[r]._data, ins[r], dtype, f"all_gather n={n}")
         out = fastnn.zeros(world * n, dtype=dtype)
         dist.all_gather_into_tensor(out, fastnn.tensor(ins[rank]))
-        close(out.data, stack.reshape(-1), dtype, f"all_gather_into_tensor n={n}")
+        close(out._data, stack.reshape(-1), dtype, f"all_gather_into_tensor n={n}")
         if not floats:
             continue
         # reduce_scatter: each rank contributes world blocks of n; rank r keeps block r's sum
@@ -83,11 +83,11 @@ for n in sizes:
         want = sum(blocks[q][rank] for q in range(world))
         out = fastnn.zeros(n, dtype=dtype)
         dist.reduce_scatter(out, [fastnn.tensor(b) for b in blocks[rank]])
-        close(out.data, want, dtype, f"reduce_scatter n={n}")
+        close(out._data, want, dtype, f"reduce_scatter n={n}")
         out = fastnn.zeros(n, dtype=dtype)
         dist.reduce_scatter_tensor(out, fastnn.tensor(blocks[rank].reshape(-1)),
                                    op=ReduceOp.AVG)
-        close(out.data, want / world, dtype, f"reduce_scatter_tensor avg n={n}")
+        close(out._data, want / world, dtype, f"reduce_scatter_tensor avg n={n}")
 # a device array (numba.cuda's interface: copy_to_host / copy_to_device) goes through the host
 class FakeDeviceArray:
     def __init__(self, host):
@@ -101,13 +101,13 @@ class FakeDeviceArray:
 
 
 dev = fastnn.Tensor.__new__(fastnn.Tensor)
-dev.data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
+dev._data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
 dist.all_reduce(dev, op=ReduceOp.AVG)
-close(dev.data._mem, (sum(data(r, 1000, "float32") for r in range(world)) / world).reshape(10, 100),
+close(dev._data._mem, (sum(data(r, 1000, "float32") for r in range(world)) / world).reshape(10, 100),
       "float32", "all_reduce on a device array")
-dev.data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
+dev._data = FakeDeviceArray(data(rank, 1000, "float32").reshape(10, 100))
 dist.broadcast(dev, src=0)
-close(dev.data._mem, data(0, 1000, "float32").reshape(10, 100), "float32", "broadcast on device")
+close(dev._data._mem, data(0, 1000, "float32").reshape(10, 100), "float32", "broadcast on device")
 
 # Python objects
 objs = [{"rank": rank, "data": list(range(rank))}, "x" * (rank * 1000)]

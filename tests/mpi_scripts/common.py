@@ -46,7 +46,7 @@ def batch(step, n):
 
 def shard(t, rank, world):
     n = t.shape[0] // world
-    return fastnn.tensor(t.data[rank * n:(rank + 1) * n])
+    return fastnn.tensor(t._data[rank * n:(rank + 1) * n])
 
 
 def make_opt(kind, params):
@@ -99,7 +99,7 @@ def load_flat_optimizer_state(opt, ck, prefix="optim."):
 def snap(state_dict):
     """Copies of a state dict's values as numpy arrays (Module.state_dict() shares storage with
     the parameters, as PyTorch's does)."""
-    return {k: np.array(v.data if isinstance(v, fastnn.Tensor) else v, copy=True)
+    return {k: np.array(v._data if isinstance(v, fastnn.Tensor) else v, copy=True)
             for k, v in state_dict.items()}
 
 

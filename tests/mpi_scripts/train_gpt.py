@@ -45,7 +45,7 @@ while True:
         dist.print0(f"step {step}: loss {mean.item():.4f}")
     step += 1
 sd = model.state_dict()
-flat = np.concatenate([np.asarray(v.data).reshape(-1) for v in sd.values()])
+flat = np.concatenate([np.asarray(v._data).reshape(-1) for v in sd.values()])
 allf = dist.process_group._S.comm.allgather(flat)
 assert all(np.array_equal(f, flat) for f in allf), "ranks diverged"
 dist.save_on_main(sd, os.path.join(out, "gpt.npz"))

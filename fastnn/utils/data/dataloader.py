@@ -162,7 +162,7 @@ class DataLoader(Generic[T_co]):
         ds = self.dataset
         return (type(ds) is TensorDataset and self.collate_fn is default_collate
                 and self._auto_collation
-                and all(isinstance(t.data, np.ndarray) and not t.requires_grad
+                and all(isinstance(t._data, np.ndarray) and not t.requires_grad
                         for t in ds.tensors))
 
     def _base_seed(self):

@@ -23,7 +23,7 @@ _ERR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dic
 
 
 def _array(t):
-    d = t.data
+    d = t._data
     if isinstance(d, np.ndarray):
         return d
     return np.asarray(t.detach().cpu().numpy())

@@ -68,7 +68,7 @@ class _Slot:
 
 def _array_of(x):
     if isinstance(x, Tensor):
-        d = x.data
+        d = x._data
         if isinstance(d, np.ndarray):
             return d
         try:  # a tensor on another device, or a .data that is not an array
@@ -197,7 +197,7 @@ def fetch_map(dataset, indices, auto_collation, collate_fn, fast_tensor_dataset)
     if auto_collation:
         if fast_tensor_dataset:  # one fancy index per tensor: what stacking the rows would give
             idx = np.asarray(indices, dtype=np.intp)
-            return [Tensor(t.data[idx]) for t in dataset.tensors]
+            return [Tensor(t._data[idx]) for t in dataset.tensors]
         getitems = getattr(dataset, "__getitems__", None)
         if callable(getitems):
             data = getitems(indices)
