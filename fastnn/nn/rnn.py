@@ -29,10 +29,6 @@ __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _sigmoid(z):
-    return np.exp(-np.logaddexp(0, -z)).astype(z.dtype, copy=False)
-
-
 def _project(x2, w, b):
     """x2 (M, K) @ w.T (+ b): (M, G*H), as one GEMM."""
     if b is None:
@@ -42,13 +38,31 @@ def _project(x2, w, b):
     return T.gemm(x2, w, c=out, trans_b=True, beta=1.0)
 
 
-def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+def _gate_affine(hidden, dtype):
+    """(scale, shift) per LSTM gate column: sigmoid(x) = 0.5 tanh(0.5 x) + 0.5 for i, f, o and
+    tanh for g, so all four gates are tanh(gates * scale) * scale + shift: three numpy calls."""
+    scale = np.full(4 * hidden, 0.5, dtype)
+    scale[2 * hidden:3 * hidden] = 1
+    shift = scale.copy()
+    shift[2 * hidden:3 * hidden] = 0
+    return scale, shift
+
+
+def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False,
+                    lengths=None):
     """One layer, one direction, over a whole sequence, as one autograd node.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU'; x (T, N, In); h0, c0 (N, H) (c0 for LSTM only,
     else None); weights and biases as torch's. reverse runs from the last step to the first.
-    Returns (T+1, N, H) for LSTM, the outputs h_t then c at the last step processed, else
-    (T, N, H), the outputs. Gradients reach every Tensor argument."""
+    lengths (N,) ints (a padded batch, as a PackedSequence holds): sample b only runs steps
+    t < lengths[b], its state stays put elsewhere and its outputs there are zeros.
+    Returns (T+1, N, H) for LSTM, the outputs h_t then the final c, else (T, N, H), the outputs.
+    Gradients reach every Tensor argument.
+
+    The input projection of all steps is one GEMM (with b_hh folded in where it is a plain sum);
+    each step is one (N, H) x (H, G*H) matmul and the gates; the weights' gradients are one GEMM
+    each over all steps. The per-step matmuls call numpy's BLAS directly: at these sizes the
+    kernel door's Python overhead would cost more than the product."""
     xd, hd = x._data, h0._data
     wi, wh = w_ih._data, w_hh._data
     bi = None if b_ih is None else b_ih._data
@@ -57,46 +71,80 @@ def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
     steps, n, _ = xd.shape
     hidden = wh.shape[1]
     dtype = wi.dtype
-    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+    masks = None
+    if lengths is not None:
+        masks = (np.arange(steps)[:, None] < np.asarray(lengths)[None, :]).astype(dtype)[..., None]
 
-    xg = _project(np.ascontiguousarray(xd).reshape(steps * n, -1), wi, bi)
+    # the bias of h's gates is added once to every step's input gates, except GRU's n gate
+    # (there it sits inside r * (W_hn h + b_hn))
+    folded = bi
+    if bh is not None:
+        folded = bh.copy() if bi is None else bi + bh
+        if gru:
+            folded[2 * hidden:] -= bh[2 * hidden:]
+    xg = _project(np.ascontiguousarray(xd).reshape(steps * n, -1), wi, folded)
     xg = xg.reshape(steps, n, -1)
-    hs = np.empty((steps + 1, n, hidden), dtype)      # hs[t] = h after step t; hs[-1] = h0
+    bhn = bh[2 * hidden:] if (gru and bh is not None) else None
+    wht = wh.T
+    hs = np.empty((steps + 1, n, hidden), dtype)      # hs[t] = state after step t; hs[-1] = h0
     hs[-1] = hd
-    # saved for backward: activated gates (and c) per step
-    acts = np.empty((steps, n, wi.shape[0]), dtype) if (lstm or gru) else None
-    hn = np.empty((steps, n, hidden), dtype) if gru else None     # W_hn h + b_hn, per step
-    cs = np.empty((steps + 1, n, hidden), dtype) if lstm else None
+    acts = np.empty_like(xg) if not mode.startswith("RNN") else np.empty((steps, n, hidden),
+                                                                        dtype)
     if lstm:
+        scale, shift = _gate_affine(hidden, dtype)
+        cs = np.empty((steps + 1, n, hidden), dtype)
         cs[-1] = c0._data
+        tcs = np.empty((steps, n, hidden), dtype)     # tanh of each step's new c
+    hn = np.empty((steps, n, hidden), dtype) if gru else None     # W_hn h + b_hn, per step
     prev = -1
     for t in order:
         h = hs[prev]
-        hg = _project(h, wh, bh)
+        a = acts[t]
+        np.matmul(h, wht, out=a)
         if lstm:
-            g = xg[t] + hg
-            a = acts[t]
-            a[:, :2 * hidden] = _sigmoid(g[:, :2 * hidden])
-            a[:, 2 * hidden:3 * hidden] = np.tanh(g[:, 2 * hidden:3 * hidden])
-            a[:, 3 * hidden:] = _sigmoid(g[:, 3 * hidden:])
-            i, f, gg, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
-            cs[t] = f * cs[prev] + i * gg
-            hs[t] = o * np.tanh(cs[t])
+            a += xg[t]
+            a *= scale
+            np.tanh(a, out=a)
+            a *= scale
+            a += shift
+            c = a[:, hidden:2 * hidden] * cs[prev]
+            c += a[:, :hidden] * a[:, 2 * hidden:3 * hidden]
+            np.tanh(c, out=tcs[t])
+            new_h = a[:, 3 * hidden:] * tcs[t]
+            if masks is None:
+                cs[t] = c
+            else:
+                cs[t] = cs[prev] + masks[t] * (c - cs[prev])
         elif gru:
-            a = acts[t]
-            a[:, :2 * hidden] = _sigmoid(xg[t, :, :2 * hidden] + hg[:, :2 * hidden])
-            r, z = a[:, :hidden], a[:, hidden:2 * hidden]
-            hn[t] = hg[:, 2 * hidden:]
-            a[:, 2 * hidden:] = np.tanh(xg[t, :, 2 * hidden:] + r * hn[t])
-            hs[t] = (1 - z) * a[:, 2 * hidden:] + z * h
+            if bhn is not None:
+                a[:, 2 * hidden:] += bhn
+            hn[t] = a[:, 2 * hidden:]
+            rz = a[:, :2 * hidden]
+            rz += xg[t, :, :2 * hidden]
+            rz *= 0.5
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            nn_ = a[:, 2 * hidden:]
+            np.multiply(a[:, :hidden], hn[t], out=nn_)
+            nn_ += xg[t, :, 2 * hidden:]
+            np.tanh(nn_, out=nn_)
+            z = a[:, hidden:2 * hidden]
+            new_h = nn_ + z * (h - nn_)
         else:
-            pre = xg[t] + hg
-            hs[t] = np.tanh(pre) if mode == "RNN_TANH" else np.maximum(pre, 0)
+            a += xg[t]
+            if mode == "RNN_TANH":
+                np.tanh(a, out=a)
+            else:
+                np.maximum(a, 0, out=a)
+            new_h = a
+        hs[t] = new_h if masks is None else h + masks[t] * (new_h - h)
         prev = t
-    out = hs[:steps]
+    out = hs[:steps] if masks is None else hs[:steps] * masks
     if lstm:
         out = np.concatenate([out, cs[prev][None]], axis=0)
-    else:
+    elif masks is None:
         out = out.copy()
     xg = None
 
@@ -105,51 +153,57 @@ def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
 
     def backward(g):
         g = np.asarray(g, dtype)
-        dy = g[:steps]
+        dy = g[:steps] if masks is None else g[:steps] * masks
         dh = np.zeros((n, hidden), dtype)
         dc = g[steps].copy() if lstm else None
         dxg = np.empty((steps, n, wi.shape[0]), dtype)
         dhg = dxg if not gru else np.empty_like(dxg)     # the h-side gate gradients
-        hprev = np.empty((steps, n, hidden), dtype)      # h entering each step
-        back = list(order)[::-1]
+        hprev = np.empty((steps, n, hidden), dtype)      # the state entering each step
+        back = order[::-1]
         for k, t in enumerate(back):
             before = back[k + 1] if k + 1 < steps else -1
             hprev[t] = hs[before]
             dht = dy[t] + dh
+            if masks is not None:                        # masked samples: the state carries
+                m = masks[t]
+                carry_h = dht * (1 - m)
+                dht = dht * m
+                if lstm:
+                    carry_c = dc * (1 - m)
+                    dc = dc * m
+            a = acts[t]
+            d = dxg[t]
             if lstm:
-                a = acts[t]
                 i, f, gg, o = (a[:, j * hidden:(j + 1) * hidden] for j in range(4))
-                tc = np.tanh(cs[t])
+                tc = tcs[t]
                 dc = dc + dht * o * (1 - tc * tc)
-                d = dxg[t]
                 d[:, :hidden] = dc * gg * i * (1 - i)
                 d[:, hidden:2 * hidden] = dc * cs[before] * f * (1 - f)
                 d[:, 2 * hidden:3 * hidden] = dc * i * (1 - gg * gg)
                 d[:, 3 * hidden:] = dht * tc * o * (1 - o)
                 dc = dc * f
-                dh = T.gemm(d, wh)
+                if masks is not None:
+                    dc += carry_c
+                dh = d @ wh
             elif gru:
-                a = acts[t]
                 r, z, nn_ = a[:, :hidden], a[:, hidden:2 * hidden], a[:, 2 * hidden:]
                 dn = dht * (1 - z) * (1 - nn_ * nn_)
-                dr = dn * hn[t] * r * (1 - r)
-                dz = dht * (hprev[t] - nn_) * z * (1 - z)
-                dxg[t, :, :hidden] = dr
-                dxg[t, :, hidden:2 * hidden] = dz
-                dxg[t, :, 2 * hidden:] = dn
-                dhg[t, :, :2 * hidden] = dxg[t, :, :2 * hidden]
+                d[:, :hidden] = dn * hn[t] * r * (1 - r)
+                d[:, hidden:2 * hidden] = dht * (hprev[t] - nn_) * z * (1 - z)
+                d[:, 2 * hidden:] = dn
+                dhg[t, :, :2 * hidden] = d[:, :2 * hidden]
                 dhg[t, :, 2 * hidden:] = dn * r
-                dh = dht * z + T.gemm(dhg[t], wh)
+                dh = dht * z + dhg[t] @ wh
             else:
-                ht = hs[t]
-                d = dht * (1 - ht * ht) if mode == "RNN_TANH" else dht * (ht > 0)
-                dxg[t] = d
-                dh = T.gemm(d, wh)
-        m = steps * n
-        dxg2, dhg2 = dxg.reshape(m, -1), dhg.reshape(m, -1)
+                d[...] = dht * (1 - a * a) if mode == "RNN_TANH" else dht * (a > 0)
+                dh = d @ wh
+            if masks is not None:
+                dh += carry_h
+        m_ = steps * n
+        dxg2, dhg2 = dxg.reshape(m_, -1), dhg.reshape(m_, -1)
         dx = T.gemm(dxg2, wi).reshape(xd.shape)
-        dwi = T.gemm(dxg2, np.ascontiguousarray(xd, dtype).reshape(m, -1), trans_a=True)
-        dwh = T.gemm(dhg2, hprev.reshape(m, hidden), trans_a=True)
+        dwi = T.gemm(dxg2, np.ascontiguousarray(xd, dtype).reshape(m_, -1), trans_a=True)
+        dwh = T.gemm(dhg2, hprev.reshape(m_, hidden), trans_a=True)
         grads = [dx, dh] + ([dc] if lstm else []) + [dwi, dwh]
         if b_ih is not None:
             grads.append(dxg2.sum(0))
