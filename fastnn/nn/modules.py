@@ -258,6 +258,9 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
+            elif isinstance(p.grad, Tensor) and p.grad._base is None:
+                # the same .grad Tensor, zeroed in place, as PyTorch's (a view gets a new one)
+                p.grad.detach_().zero_()
             else:
                 p.grad = np.zeros_like(p._data)
 
