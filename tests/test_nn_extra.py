@@ -152,11 +152,13 @@ def backend(current_cpu_backend):
     return current_cpu_backend
 
 
+@pytest.mark.parametrize("lengths", [None, (4, 2)], ids=["full", "lengths"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
-def test_recurrent_layer_backward_matches_finite_differences(mode, reverse, backend):
+def test_recurrent_layer_backward_matches_finite_differences(mode, reverse, lengths, backend):
     """The hand-written BPTT of recurrent_layer against central differences of its forward
-    (float64), for every input: sequence, initial states, weights and biases."""
+    (float64), for every input: sequence, initial states, weights and biases; also with
+    per-sample lengths (the second sample stops after 2 steps)."""
     gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     steps, n, nin, hidden = 4, 2, 3, 3
     arrays = [_rnd(steps, n, nin), _rnd(n, hidden, seed=1) * 0.5]
@@ -170,7 +172,7 @@ def test_recurrent_layer_backward_matches_finite_differences(mode, reverse, back
     def call(ts):
         c0 = ts[2] if mode == "LSTM" else None
         rest = ts[3:] if mode == "LSTM" else ts[2:]
-        return recurrent_layer(mode, ts[0], ts[1], c0, *rest, reverse=reverse)
+        return recurrent_layer(mode, ts[0], ts[1], c0, *rest, reverse=reverse, lengths=lengths)
 
     ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
     (call(ts) * fastnn.tensor(weight)).sum().backward()
@@ -181,6 +183,70 @@ def test_recurrent_layer_backward_matches_finite_differences(mode, reverse, back
     for i, (a, t) in enumerate(zip(arrays, ts)):
         np.testing.assert_allclose(_arr(t.grad), numeric_grad(loss, a), rtol=1e-6, atol=1e-8,
                                    err_msg=f"input {i}")
+
+
+@needs_torch
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("cls,kw", [("LSTM", dict(num_layers=2, bidirectional=True)),
+                                    ("GRU", dict(bidirectional=True, batch_first=True)),
+                                    ("RNN", dict(batch_first=True))])
+def test_rnn_on_packed_sequences_matches_torch(cls, kw, enforce_sorted):
+    """pack_padded_sequence -> RNN with an initial state -> pad_packed_sequence: outputs, final
+    states and all gradients as torch's, sorted or not."""
+    import torch.nn.utils.rnn as TR
+    import fastnn.nn.utils.rnn as FR
+    tm, fm = getattr(torch.nn, cls)(3, 4, **kw), getattr(nn, cls)(3, 4, **kw)
+    _load_torch_weights(tm, fm, np.float64)
+    bf = kw.get("batch_first", False)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [3, 5, 1, 3]
+    states = (2 if kw.get("bidirectional") else 1) * kw.get("num_layers", 1)
+
+    def call(m, x, h, c=None):
+        R = TR if m is tm else FR
+        packed = R.pack_padded_sequence(x, lengths, batch_first=bf,
+                                        enforce_sorted=enforce_sorted)
+        out, hn = m(packed, h if c is None else (h, c))
+        assert isinstance(out, R.PackedSequence)
+        np.testing.assert_array_equal(_arr(out.batch_sizes), [4, 3, 3, 1, 1])
+        padded, lens = R.pad_packed_sequence(out, batch_first=bf)
+        np.testing.assert_array_equal(_arr(lens), lengths)
+        return padded, hn
+    x = _rnd(4, 5, 3) if bf else _rnd(5, 4, 3)
+    ins = [x, _rnd(states, 4, 4, seed=1)] + ([_rnd(states, 4, 4, seed=2)] if cls == "LSTM"
+                                            else [])
+    _compare_module(tm, fm, ins, np.float64, call=call)
+
+
+@needs_torch
+def test_rnn_utils_match_torch():
+    import torch.nn.utils.rnn as TR
+    from fastnn.nn.utils.rnn import pack_sequence, pad_sequence, unpack_sequence
+    seqs = [_rnd(n, 2, seed=n) for n in (2, 4, 3)]
+    for bf in (False, True):
+        for side in ("right", "left"):
+            np.testing.assert_array_equal(
+                _arr(pad_sequence([fastnn.tensor(s) for s in seqs], bf, -1.0, side)),
+                TR.pad_sequence([torch.tensor(s) for s in seqs], bf, -1.0, side).numpy())
+    tp = TR.pack_sequence([torch.tensor(s) for s in seqs], enforce_sorted=False)
+    fp = pack_sequence([fastnn.tensor(s) for s in seqs], enforce_sorted=False)
+    for a, b in zip(tp, fp):
+        np.testing.assert_array_equal(_arr(b), a.numpy())
+    assert all(np.array_equal(_arr(u), s) for u, s in zip(unpack_sequence(fp), seqs))
+
+
+def test_pack_padded_sequence_errors():
+    from fastnn.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    x = fastnn.randn(4, 3, 2)
+    with pytest.raises(RuntimeError, match="enforce_sorted"):
+        pack_padded_sequence(x, [2, 4, 1])
+    with pytest.raises(ValueError, match="batch_size"):
+        pack_padded_sequence(x, [4, 2])
+    with pytest.raises(RuntimeError, match="greater than 0"):
+        pack_padded_sequence(x, [4, 2, 0])
+    with pytest.raises(TypeError, match="PackedSequence"):
+        pad_packed_sequence(x)
+    with pytest.raises(ValueError, match="total_length"):
+        pad_packed_sequence(pack_padded_sequence(x, [4, 2, 1]), total_length=3)
 
 
 def test_rnn_state_dict_keys_are_torchs():

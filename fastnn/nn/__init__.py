@@ -1,4 +1,6 @@
 """fastnn.nn: PyTorch-style modules, losses, initializers and utilities."""
+import sys as _sys
+
 from . import functional, init, utils
 from .modules import *  # noqa: F401,F403
 from .modules import __all__ as _modules_all
@@ -33,10 +35,13 @@ for _module in (losses, activations):
         functional.__all__.append(_name)
     __all__ += list(_module.__all__)
 
-# recurrent layers (fastnn/nn/rnn.py)
-from . import rnn  # noqa: E402
+# recurrent layers (fastnn/nn/rnn.py), and torch.nn.utils.rnn's packing (fastnn/nn/rnn_utils.py)
+# reachable as fastnn.nn.utils.rnn: utils is a module, so the submodule is registered by name
+from . import rnn, rnn_utils  # noqa: E402
 from .rnn import *  # noqa: F401,F403,E402
 __all__ += list(rnn.__all__)
+utils.rnn = rnn_utils
+_sys.modules[__name__ + ".utils.rnn"] = rnn_utils
 
 # attention and transformer layers (fastnn/nn/transformer.py)
 from . import transformer  # noqa: E402

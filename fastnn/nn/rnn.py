@@ -23,6 +23,7 @@ from ..tensor import Tensor, _device, _dtype, _node, cat, get_default_dtype, sta
 from . import functional as F
 from . import init
 from .modules import Module, Parameter
+from .rnn_utils import PackedSequence, _ints, _layout, _padded_sorted
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -213,6 +214,15 @@ def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
     return _node(out, tuple(parents), backward)
 
 
+def _final_state(y, steps, lengths, reverse):
+    """From a layer's outputs y (T, N, H) run with lengths: each sample's final state (the
+    output at its last step; at step 0 for the reverse direction)."""
+    if reverse:
+        return y[0]
+    last = np.asarray(lengths) - 1
+    return y[last, np.arange(last.size)]
+
+
 # ---------------------------------------------------------------- the sequence modules
 class RNNBase(Module):
     """What RNN, LSTM and GRU share: the parameters per layer and direction, and the forward
@@ -298,21 +308,32 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
-        if input.ndim not in (2, 3):
-            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D instead")
-        if input.shape[-1] != self.input_size:
+        lstm = self.mode == "LSTM"
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            x, lengths = _padded_sorted(input)           # (T, B, *), longest first
+            batched = True
+            if x.ndim != 3:
+                raise ValueError(f"{name}: expected packed data of shape (steps, input_size), "
+                                 f"got {tuple(input.data.shape)}")
+        else:
+            if not isinstance(input, Tensor):
+                raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, got "
+                                f"{type(input).__name__}")
+            if input.ndim not in (2, 3):
+                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D "
+                                 f"instead")
+            lengths = None
+            batched = input.ndim == 3
+            x = input if batched else input.unsqueeze(1)
+            if batched and self.batch_first:
+                x = x.transpose(0, 1)
+        if x.shape[-1] != self.input_size:
             raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected "
-                               f"{self.input_size}, got {input.shape[-1]}")
-        batched = input.ndim == 3
-        x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
-            x = x.transpose(0, 1)
+                               f"{self.input_size}, got {x.shape[-1]}")
         n = x.shape[1]
         directions = 2 if self.bidirectional else 1
         state_shape = (self.num_layers * directions, n, self.hidden_size)
-        lstm = self.mode == "LSTM"
         dtype = self.weight_ih_l0._data.dtype
         if x._data.dtype != dtype:
             raise TypeError(f"{name}: input must have the type of the weights ({dtype}), got "
@@ -334,6 +355,34 @@ class RNNBase(Module):
             if not batched:
                 h0 = h0.unsqueeze(1)
                 c0 = c0.unsqueeze(1) if lstm else None
+            if packed and input.sorted_indices is not None:   # the states follow the sort
+                order = _ints(input.sorted_indices)
+                h0 = h0[:, order]
+                c0 = c0[:, order] if lstm else None
+        output, h_n, c_n = self._layers(x, h0, c0, lengths)
+        if packed:
+            if input.unsorted_indices is not None:
+                back = _ints(input.unsorted_indices)
+                h_n = h_n[:, back]
+                c_n = c_n[:, back] if lstm else None
+            steps, batch = output.shape[:2]
+            offsets, bs = _layout(input.batch_sizes)
+            rows = np.concatenate([t * batch + np.arange(bs[t]) for t in range(bs.size)])
+            data = output.reshape(steps * batch, output.shape[2])[rows]
+            output = PackedSequence(data, input.batch_sizes, input.sorted_indices,
+                                    input.unsorted_indices)
+        elif batched and self.batch_first:
+            output = output.transpose(0, 1)
+        if not batched:
+            output = output.squeeze(1)
+            h_n = h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if lstm else None
+        return output, ((h_n, c_n) if lstm else h_n)
+
+    def _layers(self, x, h0, c0, lengths):
+        """The stacked layers over x (T, N, In): (output (T, N, D*H), h_n, c_n or None)."""
+        lstm = self.mode == "LSTM"
+        directions = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -345,27 +394,21 @@ class RNNBase(Module):
                     self.mode, layer_input, h0[idx], c0[idx] if lstm else None,
                     getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx),
                     getattr(self, "bias_ih" + sfx, None), getattr(self, "bias_hh" + sfx, None),
-                    reverse=bool(direction))
+                    reverse=bool(direction), lengths=lengths)
                 steps = layer_input.shape[0]
                 if lstm:
                     outs.append(y[:steps])
                     c_n.append(y[steps])
                 else:
                     outs.append(y)
-                h_n.append(y[0] if direction else y[steps - 1])
+                if lengths is not None:                  # the state after each one's last step
+                    h_n.append(_final_state(y, steps, lengths, bool(direction)))
+                else:
+                    h_n.append(y[0] if direction else y[steps - 1])
             layer_input = outs[0] if directions == 1 else cat(outs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, True)
-        output = layer_input
-        h_n = stack(h_n, 0)
-        c_n = stack(c_n, 0) if lstm else None
-        if batched and self.batch_first:
-            output = output.transpose(0, 1)
-        if not batched:
-            output = output.squeeze(1)
-            h_n = h_n.squeeze(1)
-            c_n = c_n.squeeze(1) if lstm else None
-        return output, ((h_n, c_n) if lstm else h_n)
+        return layer_input, stack(h_n, 0), (stack(c_n, 0) if lstm else None)
 
 
 class RNN(RNNBase):
