@@ -74,6 +74,10 @@ def _parser(families):
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     p.add_argument("--json", metavar="FILE", help="write every result and the machine to FILE")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of the speedups (matplotlib)")
+    p.add_argument("--roofline", metavar="FILE.png",
+                   help="measure the machine's peak GFLOP/s and memory bandwidth, place a few "
+                        "kernels by arithmetic intensity, write the roofline chart; only that "
+                        "(fastnn/bench/roofline.py)")
     p.add_argument("--train", nargs="?", const="all", metavar="LIST",
                    help=f"training steps against PyTorch, with MFU: all, or some of "
                         f"{','.join(TRAIN_NAMES)} (alone, it skips the kernel tables; add "
@@ -144,6 +148,11 @@ def main(argv=None):
         parser.error("--repeat must be >= 1")
     if args.plot:
         require("matplotlib", "fastnn bench --plot")  # before the run, not after it
+    if args.roofline:
+        require("matplotlib", "fastnn bench --roofline")
+        from .roofline import main as roofline_main
+        return roofline_main(args.roofline, backend=args.backends and backends[0],
+                             repeat=min(args.repeat, 5), quick=sizes != "full")
     with_torch = not args.no_torch and torch_available()
     settle = BLAS_SETTLE_S if sizes != "tiny" else 0.0
 

@@ -13,6 +13,7 @@ __all__ = ["decision_boundaries", "network_diagram", "attention_heatmaps", "temp
            "loss_surface", "line_chart", "bar_chart", "roofline"]
 
 _CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
+_PATH_COLORS = ("#ff4040", "#ffffff", "#ffb000", "#40c0ff")
 
 
 def decision_boundaries(panels, path=None, title=None, resolution=200, margin=0.5,
@@ -117,14 +118,14 @@ def attention_heatmaps(weights, tokens, titles=None, path=None, title=None, ncol
     h, t = w.shape[:2]
     cols = int(ncols or min(h, 4))
     rows = int(np.ceil(h / cols))
-    side = max(2.4, 0.16 * t + 0.8)
+    side = max(2.4, 0.11 * t + 0.9)
     fig = _figure(side * cols, side * rows + (0.4 if title else 0.1))
     for i in range(h):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(w[i], cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks(range(t))
         ax.set_yticks(range(t))
-        fs = 7 if t <= 24 else 5
+        fs = 7 if t <= 24 else 6 if t <= 40 else 5
         ax.set_xticklabels(tokens, fontsize=fs, family="monospace")
         ax.set_yticklabels(tokens, fontsize=fs, family="monospace")
         ax.tick_params(length=0, pad=1)
@@ -170,7 +171,8 @@ def temperature_bars(probs, temperatures, labels, top=10, path=None, title=None,
 def loss_surface(w1, w2, loss, trajectory=None, path=None, title=None, labels=("w1", "w2"),
                  levels=25, trajectory_label="descent"):
     """A loss over two parameters as filled contours (w1, w2: 1-D grids; loss: (len(w2),
-    len(w1))), with a descent path (K, 2) drawn on it from its start (circle) to its end (star)."""
+    len(w1))), with a descent path (K, 2) drawn on it from its start (circle) to its end (star);
+    several paths as a dict {label: (K, 2)}."""
     a, b, z = _array(w1), _array(w2), _array(loss)
     if a.ndim != 1 or b.ndim != 1 or z.shape != (len(b), len(a)):
         raise ValueError(f"loss_surface: expected 1-D grids and loss (len(w2), len(w1)) = "
@@ -181,13 +183,17 @@ def loss_surface(w1, w2, loss, trajectory=None, path=None, title=None, labels=("
     ax.contour(a, b, z, levels=levels, colors="white", linewidths=0.3, alpha=0.6)
     fig.colorbar(cs, ax=ax, shrink=0.85)
     if trajectory is not None:
-        tr = _array(trajectory)
-        if tr.ndim != 2 or tr.shape[1] != 2:
-            raise ValueError(f"loss_surface: trajectory must be (K, 2), got {tr.shape}")
-        ax.plot(tr[:, 0], tr[:, 1], "-", color="#ff4040", lw=1.5, label=trajectory_label)
-        ax.plot(tr[:, 0], tr[:, 1], ".", color="#ff4040", ms=3)
-        ax.plot(*tr[0], "o", color="white", mec="black", ms=7)
-        ax.plot(*tr[-1], "*", color="#ff4040", mec="black", ms=13)
+        paths = trajectory if isinstance(trajectory, dict) else {trajectory_label: trajectory}
+        for k, (label, tr) in enumerate(paths.items()):
+            tr = _array(tr)
+            if tr.ndim != 2 or tr.shape[1] != 2:
+                raise ValueError(f"loss_surface: trajectory must be (K, 2), got {tr.shape}")
+            color = _PATH_COLORS[k % len(_PATH_COLORS)]
+            ax.plot(tr[:, 0], tr[:, 1], ".-", color=color, lw=1.5, ms=3, label=str(label))
+            ax.plot(*tr[0], "o", color="white", mec="black", ms=7)
+            ax.plot(*tr[-1], "*", color=color, mec="black", ms=13)
+        ax.set_xlim(a[0], a[-1])
+        ax.set_ylim(b[0], b[-1])
         ax.legend(fontsize=8, loc="upper right")
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])

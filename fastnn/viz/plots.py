@@ -227,7 +227,8 @@ def layer_summary(columns, path=None, title=None, caption=None, tile=0.62):
 _PROBE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
-def probe_bars(table, path=None, title=None):
+def probe_bars(table, path=None, title=None, ylabel="held-out accuracy of a linear probe",
+               control_label="same network, random weights"):
     """Linear-probe accuracies as grouped bars: one group per layer, one bar per target, the
     chance level of each target as a dashed line in its colour.
 
@@ -251,7 +252,7 @@ def probe_bars(table, path=None, title=None):
         control = table.get("control")
         if control and t in control.get("accuracy", {}):
             ax.scatter(xs, control["accuracy"][t], marker="_", s=90, color="black", zorder=3,
-                       linewidths=1.5, label="same network, random weights" if j == 0 else None)
+                       linewidths=1.5, label=control_label if j == 0 else None)
         chance = table.get("chance", {}).get(t)
         if chance is not None:
             ax.hlines(chance, -0.5, len(layers) - 0.5, colors=color, linestyles="dashed",
@@ -259,7 +260,7 @@ def probe_bars(table, path=None, title=None):
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels(layers, fontsize=8)
     ax.set_ylim(0, 1.12)
-    ax.set_ylabel("held-out accuracy of a linear probe")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=min(len(targets), 5), loc="upper left", frameon=False)
     ax.set_title(title or "what a linear classifier reads from each layer (dashed: chance)",
                  fontsize=9)
