@@ -649,3 +649,85 @@ def test_norms_state_dicts_and_errors():
         F.instance_norm(fastnn.randn(2, 3, 1))
     with pytest.raises(RuntimeError, match="normalized_shape"):
         nn.RMSNorm(5)(fastnn.randn(2, 4))
+
+
+# ================================================================ padding, transposed 1-D conv, small layers
+def _functional_case(fn):
+    """A functional call as a parameterless 'module' for _compare_module."""
+    class Call:
+        def __init__(self, F):
+            self.F = F
+
+        def __call__(self, *a):
+            return fn(self.F, *a)
+    return Call
+
+
+FUNCTIONAL = {
+    "pad_reflect_2d": (lambda F, x: F.pad(x, (2, 1, 3, 4), mode="reflect"), [(2, 3, 5, 6)]),
+    "pad_replicate_2d": (lambda F, x: F.pad(x, (2, 1, 0, 4), mode="replicate"), [(2, 3, 5, 6)]),
+    "pad_circular_2d": (lambda F, x: F.pad(x, (2, 1, 3, 4), mode="circular"), [(2, 3, 5, 6)]),
+    "pad_reflect_1d_unbatched": (lambda F, x: F.pad(x, (3, 0), mode="reflect"), [(3, 7)]),
+    "pad_constant": (lambda F, x: F.pad(x, (1, 2, 0, 1), value=2.5), [(2, 3, 4)]),
+    "conv_transpose1d": (lambda F, x, w, b: F.conv_transpose1d(x, w, b, stride=2, padding=1,
+                                                               output_padding=1, dilation=2),
+                         [(2, 3, 7), (3, 4, 3), (4,)]),
+    "prelu_channels": (lambda F, x, w: F.prelu(x, w), [(2, 3, 5, 6), (3,)]),
+    "prelu_one": (lambda F, x, w: F.prelu(x, w), [(2, 3, 4), (1,)]),
+    "hardshrink": (lambda F, x: F.hardshrink(x, 0.7), [(4, 5)]),
+    "softshrink": (lambda F, x: F.softshrink(x, 0.7), [(4, 5)]),
+    "tanhshrink": (lambda F, x: F.tanhshrink(x), [(4, 5)]),
+    "pairwise_distance": (lambda F, a, b: F.pairwise_distance(a, b, 3.0), [(4, 5), (4, 5)]),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", sorted(FUNCTIONAL))
+def test_more_functional_matches_torch(case, dtype):
+    fn, shapes = FUNCTIONAL[case]
+    Call = _functional_case(fn)
+    _compare_module(Call(torch.nn.functional), Call(F),
+                    [_rnd(*s, seed=i) for i, s in enumerate(shapes)], dtype,
+                    call=lambda m, *a: m(*a))
+
+
+@needs_torch
+def test_padding_modules_conv_transpose1d_and_prelu_match_torch():
+    for name, args in [("ReflectionPad2d", (2,)), ("ReplicationPad1d", ((1, 3),)),
+                       ("CircularPad2d", ((1, 0, 2, 1),)), ("ZeroPad2d", ((1, 2, 0, 1),)),
+                       ("ConstantPad2d", (1, -2.0)), ("ReflectionPad1d", (2,)),
+                       ("ZeroPad1d", (3,)), ("ConstantPad1d", ((0, 2), 1.5)),
+                       ("ReplicationPad2d", (1,)), ("CircularPad1d", (2,))]:
+        shape = (2, 3, 5, 6) if name.endswith("2d") else (2, 3, 7)
+        _compare_module(getattr(torch.nn, name)(*args), getattr(nn, name)(*args), [_rnd(*shape)],
+                        np.float64, call=lambda m, x: m(x))
+    tm, fm = torch.nn.ConvTranspose1d(4, 6, 3, stride=2, groups=2), \
+        nn.ConvTranspose1d(4, 6, 3, stride=2, groups=2)
+    assert fm.weight.shape == (4, 3, 3)
+    _load_torch_weights(tm, fm, np.float32)
+    _compare_module(tm, fm, [_rnd(2, 4, 5)], np.float32)
+    _compare_module(tm, fm, [_rnd(2, 4, 5)], np.float32, call=lambda m, x: m(x, output_size=[12]))
+    tm, fm = torch.nn.PReLU(3), nn.PReLU(3)
+    assert list(fm.state_dict()) == ["weight"] and np.all(_arr(fm.weight) == 0.25)
+    _compare_module(tm, fm, [_rnd(2, 3, 4)], np.float32)
+    _compare_module(torch.nn.CosineSimilarity(dim=-1), nn.CosineSimilarity(dim=-1),
+                    [_rnd(3, 4), _rnd(3, 4, seed=1)], np.float64)
+    _compare_module(torch.nn.PairwiseDistance(keepdim=True), nn.PairwiseDistance(keepdim=True),
+                    [_rnd(3, 4), _rnd(3, 4, seed=1)], np.float64)
+
+
+def test_padding_known_values_and_errors():
+    x = fastnn.tensor(np.array([[[1.0, 2.0, 3.0]]]))
+    np.testing.assert_array_equal(_arr(F.pad(x, (2, 2), mode="reflect"))[0, 0],
+                                  [3, 2, 1, 2, 3, 2, 1])
+    np.testing.assert_array_equal(_arr(F.pad(x, (2, 1), mode="replicate"))[0, 0],
+                                  [1, 1, 1, 2, 3, 3])
+    np.testing.assert_array_equal(_arr(F.pad(x, (1, 2), mode="circular"))[0, 0],
+                                  [3, 1, 2, 3, 1, 2])
+    with pytest.raises(RuntimeError, match="less than"):
+        F.pad(x, (3, 0), mode="reflect")
+    with pytest.raises(NotImplementedError, match="unknown padding mode"):
+        F.pad(x, (1, 1), mode="mirror")
+    with pytest.raises(RuntimeError, match="channel size"):
+        nn.PReLU(4)(fastnn.randn(2, 3, 5))

@@ -50,14 +50,19 @@ __all__ += list(transformer.__all__)
 
 # 1-D layers, resizing, instance and RMS norm (fastnn/nn/layers1d.py, upsampling.py, norms.py);
 # their functional forms are attached to functional
-from . import layers1d, norms, upsampling  # noqa: E402
+# padding modes and layers, PReLU, shrinks and distances (padding.py, misc_layers.py). padding.pad
+# replaces F.pad: it adds the reflect/replicate/circular modes and hands 'constant' to the old one
+from . import layers1d, misc_layers, norms, padding, upsampling  # noqa: E402
 from .layers1d import *  # noqa: F401,F403,E402
+from .misc_layers import *  # noqa: F401,F403,E402
 from .norms import *  # noqa: F401,F403,E402
+from .padding import *  # noqa: F401,F403,E402
 from .upsampling import *  # noqa: F401,F403,E402
-for _module in (layers1d, norms, upsampling):
+for _module in (layers1d, misc_layers, norms, padding, upsampling):
     for _name in _module.FUNCTIONS:
         setattr(functional, _name, getattr(_module, _name))
-        functional.__all__.append(_name)
+        if _name not in functional.__all__:
+            functional.__all__.append(_name)
     __all__ += list(_module.__all__)
 
 

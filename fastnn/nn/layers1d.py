@@ -13,8 +13,8 @@ from . import functional as F
 from . import init
 from .modules import Module, Parameter
 
-__all__ = ["Conv1d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"]
-FUNCTIONS = ["conv1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d"]
+__all__ = ["Conv1d", "ConvTranspose1d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"]
+FUNCTIONS = ["conv1d", "conv_transpose1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d"]
 
 
 def _single(v, name):
@@ -45,6 +45,21 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     pad = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
     y = F.conv2d(x, weight.unsqueeze(2), bias, (1, _single(stride, "stride")), pad,
                  (1, _single(dilation, "dilation")), groups)
+    return y.squeeze(-2)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """1-D transposed convolution of input (N, C, L) with weight (C, C_out/groups, k), as
+    torch.nn.functional.conv_transpose1d."""
+    x = _as_2d(input, "conv_transpose1d")
+    if weight.ndim != 3:
+        raise ValueError(f"conv_transpose1d: weight must be 3-D (C_in, C_out/groups, k), got "
+                         f"shape {tuple(weight.shape)}")
+    y = F.conv_transpose2d(x, weight.unsqueeze(2), bias, (1, _single(stride, "stride")),
+                           (0, _single(padding, "padding")),
+                           (0, _single(output_padding, "output_padding")), groups,
+                           (1, _single(dilation, "dilation")))
     return y.squeeze(-2)
 
 
@@ -142,6 +157,69 @@ class Conv1d(Module):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose1d(Module):
+    """1-D transposed convolution, as torch.nn.ConvTranspose1d: weight (in, out/groups, k),
+    L_out = (L - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        _device(device)
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError("ConvTranspose1d: in_channels and out_channels must be divisible "
+                             "by a positive groups")
+        if padding_mode != "zeros":
+            raise ValueError("Only \"zeros\" padding mode is supported for ConvTranspose1d")
+        if isinstance(padding, str):
+            raise ValueError("ConvTranspose1d: padding must be an int")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (_single(kernel_size, "kernel_size"),)
+        self.stride = (_single(stride, "stride"),)
+        self.padding = (_single(padding, "padding"),)
+        self.output_padding = (_single(output_padding, "output_padding"),)
+        self.dilation = (_single(dilation, "dilation"),)
+        self.groups = groups
+        self.padding_mode = padding_mode
+        dtype = _dtype(dtype) or get_default_dtype()
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups) +
+                                         self.kernel_size, dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    reset_parameters = Conv1d.reset_parameters        # fan_in = out/groups * k, as torch
+
+    def forward(self, input, output_size=None):
+        opad = self.output_padding[0]
+        if output_size is not None:
+            want = int(list(output_size)[-1])
+            n = input.shape[-1]
+            smallest = ((n - 1) * self.stride[0] - 2 * self.padding[0]
+                        + self.dilation[0] * (self.kernel_size[0] - 1) + 1)
+            if not smallest <= want < smallest + self.stride[0]:
+                raise ValueError(f"ConvTranspose1d: requested an output size of {want}, but "
+                                 f"valid sizes range from {smallest} to "
+                                 f"{smallest + self.stride[0] - 1}")
+            opad = want - smallest
+        return conv_transpose1d(input, self.weight, self.bias, self.stride[0], self.padding[0],
+                                opad, self.groups, self.dilation[0])
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
+            f"stride={self.stride}"
+        if self.padding != (0,):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0,):
+            s += f", output_padding={self.output_padding}"
         if self.bias is None:
             s += ", bias=False"
         return s

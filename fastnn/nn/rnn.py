@@ -25,7 +25,7 @@ from . import init
 from .modules import Module, Parameter
 from .rnn_utils import PackedSequence, _ints, _layout, _padded_sorted
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -448,7 +448,7 @@ class GRU(RNNBase):
 
 
 # ---------------------------------------------------------------- single steps
-class _CellBase(Module):
+class RNNCellBase(Module):
     _mode = None
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, mode=None):
@@ -508,7 +508,7 @@ class _CellBase(Module):
         return tuple(o if batched else o.squeeze(0) for o in outs)
 
 
-class RNNCell(_CellBase):
+class RNNCell(RNNCellBase):
     """One step of an Elman RNN, as torch.nn.RNNCell: forward(input, hx=None) -> h'."""
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None,
@@ -523,7 +523,7 @@ class RNNCell(_CellBase):
         return self._step(input, hx, None)[0]
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(RNNCellBase):
     """One LSTM step, as torch.nn.LSTMCell: forward(input, (h, c)=None) -> (h', c')."""
     _mode = "LSTM"
 
@@ -532,7 +532,7 @@ class LSTMCell(_CellBase):
         return self._step(input, h, c)
 
 
-class GRUCell(_CellBase):
+class GRUCell(RNNCellBase):
     """One GRU step, as torch.nn.GRUCell: forward(input, hx=None) -> h'."""
     _mode = "GRU"
 
