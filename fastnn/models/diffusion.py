@@ -20,13 +20,17 @@ import numpy as np
 
 from .. import nn
 from ..data import load_digits
+from ..data.shapes import CLASSES, COLORS, make_shapes, parse_class, parse_color
 from ..nn import functional as F
 from ..serialization import CheckpointError
 from ..tensor import Tensor, no_grad
+from .text_encoder import PromptTokenizer, TextEncoder
+from .unet import UNet, timestep_embedding
 
 __all__ = ["parse_prompt", "PROMPTS", "NoiseSchedule", "Schedule", "linear_betas", "cosine_betas",
            "timestep_embedding", "DiffusionConfig", "ResBlock", "Denoiser", "Diffusion", "EMA",
-           "digits_split", "to_model_space", "to_pixel_space"]
+           "digits_split", "to_model_space", "to_pixel_space", "ShapesConfig", "ShapesDenoiser",
+           "ShapesDiffusion", "shapes_to_model_space", "shapes_to_pixel_space", "HOLDOUT"]
 
 # ---------------------------------------------------------------- prompts
 _WORDS = {
@@ -75,8 +79,8 @@ class NoiseSchedule:
         self.abar = np.cumprod(self.alphas)
 
     def q_sample(self, x0, t, noise):
-        """Noise x0 to step t in closed form (x0: (N, D), t: int array (N,), noise like x0)."""
-        ab = self.abar[t][:, None]
+        """Noise x0 to step t in closed form (x0: (N, ...), t: int array (N,), noise like x0)."""
+        ab = self.abar[t].reshape((-1,) + (1,) * (np.ndim(x0) - 1))
         return (np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise).astype(x0.dtype)
 
 
@@ -84,14 +88,6 @@ Schedule = NoiseSchedule  # its name before NoiseSchedule
 
 
 # ---------------------------------------------------------------- the denoiser
-def timestep_embedding(t, dim):
-    """Sinusoidal embedding of integer steps t (N,) -> (N, dim), as in the Transformer/DDPM."""
-    half = dim // 2
-    freqs = np.exp(-math.log(10000.0) * np.arange(half) / half)
-    args = np.asarray(t, np.float64)[:, None] * freqs[None]
-    return np.concatenate([np.sin(args), np.cos(args)], axis=1).astype(np.float32)
-
-
 @dataclass
 class DiffusionConfig:
     image_size: int = 8
@@ -187,6 +183,18 @@ class Diffusion:
         pred = self.model(Tensor(xt), t, Tensor(y.astype(np.int64)))
         return F.mse_loss(pred, Tensor(noise))
 
+    # -- what differs between the digits and the shapes model
+    def _shape(self, n):
+        """The shape of n images in model space."""
+        return (n, self.config.image_size ** 2)
+
+    def _null(self, n):
+        """The null condition (classifier-free guidance's unconditional input) for n images."""
+        return np.full(n, self.config.n_classes, dtype=np.int64)
+
+    def _cond(self, cond):
+        return np.asarray(cond, dtype=np.int64)
+
     # -- guided noise prediction
     def _eps(self, x, t, y, guidance):
         n = len(x)
@@ -194,9 +202,8 @@ class Diffusion:
         if guidance == 0:
             return self.model(Tensor(x), steps, Tensor(y))._data
         # conditional and unconditional in one batch: one pass through the network
-        null = np.full(n, self.config.n_classes, dtype=np.int64)
         both = self.model(Tensor(np.concatenate([x, x])), np.concatenate([steps, steps]),
-                          Tensor(np.concatenate([y, null])))._data
+                          Tensor(np.concatenate([y, self._null(n)])))._data
         cond, uncond = both[:n], both[n:]
         return (1 + guidance) * cond - guidance * uncond
 
@@ -207,24 +214,41 @@ class Diffusion:
 
     @no_grad()
     def sample(self, labels, guidance=1.0, sampler="ddim", steps=None, seed=0, trajectory=False,
-               dtype=np.float32):
-        """Draw one image per label (int array). sampler 'ddpm' (ancestral, every step) or 'ddim'
-        (deterministic, `steps` evenly spaced steps; default 25). Returns (N, 64) in [-1, 1], and
-        when trajectory=True also the list of intermediate x_t (for the denoising strip)."""
+               dtype=np.float32, init=None, strength=1.0):
+        """Draw one image per condition (digits: int labels; shapes: token ids (N, L)).
+        sampler 'ddpm' (ancestral, every step) or 'ddim' (deterministic, `steps` evenly spaced
+        steps; default 25). Returns images in model space ([-1, 1]; digits (N, 64), shapes
+        (N, 3, 32, 32)), and when trajectory=True also the list of intermediate x_t.
+
+        img2img (SDEdit): init, images in model space (one per condition), is noised to step
+        strength * T in closed form and denoised from there under the prompt: strength 0
+        returns init, 1 ignores it; in between keeps its layout and colours and redraws the
+        detail, more of it the higher the strength."""
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")
-        labels = np.asarray(labels, dtype=np.int64)
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        labels = self._cond(labels)
         rng = np.random.default_rng(seed)
-        d = self.config.image_size ** 2
-        x = rng.standard_normal((len(labels), d)).astype(dtype)
         T = self.schedule.steps
+        x = rng.standard_normal(self._shape(len(labels))).astype(dtype)
+        t_start = T - 1
+        if init is not None:
+            init = np.asarray(init, dtype)
+            if init.shape != x.shape:
+                raise ValueError(f"init must hold one image per prompt, shape {x.shape} in model "
+                                 f"space; got {init.shape}")
+            if strength == 0:
+                return (init.copy(), [init.copy()]) if trajectory else init.copy()
+            t_start = int(round(float(strength) * (T - 1)))
+            x = self.schedule.q_sample(init, np.full(len(x), t_start), x)
         path = [x.copy()]
         was_training = self.model.training
         self.model.eval()
         try:
             if sampler == "ddpm":
                 sched = self.schedule
-                for t in range(T - 1, -1, -1):
+                for t in range(t_start, -1, -1):
                     eps = self._eps(x, t, labels, guidance)
                     x0 = self._x0(x, eps, t)
                     ab, ab_prev = sched.abar[t], (sched.abar[t - 1] if t > 0 else 1.0)
@@ -242,7 +266,9 @@ class Diffusion:
                 k = int(steps or 25)
                 if not 1 <= k <= T:
                     raise ValueError(f"DDIM steps must be in [1, {T}], got {k}")
-                ts = np.unique(np.linspace(0, T - 1, k).round().astype(int))[::-1]
+                # img2img runs the same spacing over the part of the schedule it starts from
+                k = max(1, int(round(k * (t_start + 1) / T)))
+                ts = np.unique(np.linspace(0, t_start, k).round().astype(int))[::-1]
                 for i, t in enumerate(ts):
                     eps = self._eps(x, t, labels, guidance)
                     x0 = self._x0(x, eps, t)
@@ -275,6 +301,8 @@ class Diffusion:
         if str(state.get("kind", "")) != "fastnn-diffusion":
             raise CheckpointError(f"{path} is not a fastnn diffusion checkpoint "
                              f"(no kind=fastnn-diffusion entry)")
+        if cls is Diffusion and str(state.get("config.data", "digits")) == "shapes":
+            return ShapesDiffusion.from_state(state, path)
         fields = DiffusionConfig.__dataclass_fields__
         kwargs = {}
         for k, f in fields.items():
@@ -311,3 +339,146 @@ class EMA:
         sd = model.state_dict()
         sd.update({k: v.copy() for k, v in self.shadow.items()})
         return sd
+
+
+# ---------------------------------------------------------------- the shapes model
+# combinations never shown in training (class:colour), one per class, each colour at most once:
+# generating them is composition, a new image that meets both conditions
+HOLDOUT = "fish:red,house:blue,tree:purple,car:yellow,flower:cyan,face:green"
+
+
+@dataclass
+class ShapesConfig:
+    """The prompt-conditioned U-Net diffusion on the 32x32 RGB shapes."""
+    data: str = "shapes"
+    image_size: int = 32
+    channels: str = "16,48,96"      # U-Net widths per resolution (comma-separated)
+    blocks: str = "0,1"             # residual blocks per level above the bottom
+    cond_dim: int = 128
+    text_dim: int = 64
+    time_dim: int = 64
+    steps: int = 1000               # diffusion steps T
+    schedule: str = "linear"
+    p_uncond: float = 0.1           # probability of the null prompt during training
+    holdout: str = HOLDOUT
+
+    def ints(self, field):
+        return tuple(int(v) for v in str(getattr(self, field)).split(","))
+
+    def holdout_pairs(self):
+        """The held-out (class index, colour index) pairs."""
+        pairs = []
+        for item in filter(None, (p.strip() for p in str(self.holdout).split(","))):
+            obj, _, col = item.partition(":")
+            pairs.append((parse_class(obj), parse_color(col)))
+        return pairs
+
+
+class ShapesDenoiser(nn.Module):
+    """eps_theta(x_t, t, prompt ids): the text encoder's vector conditions a U-Net by FiLM."""
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        self.config = config
+        self.text = TextEncoder(vocab_size, dim=config.text_dim, out_dim=config.cond_dim)
+        self.unet = UNet(3, config.ints("channels"), config.ints("blocks"), config.cond_dim,
+                         config.time_dim)
+
+    def forward(self, x, t, ids):
+        return self.unet(x, t, self.text(ids))
+
+
+def shapes_to_model_space(images):
+    """Shapes images (N, 3, 32, 32) in [0, 1] -> [-1, 1] float32."""
+    return np.asarray(images, np.float32) * 2.0 - 1.0
+
+
+def shapes_to_pixel_space(x):
+    """Model space -> images (N, 3, H, W) in [0, 1] float32."""
+    return (np.clip(np.asarray(x, np.float32), -1, 1) + 1.0) * 0.5
+
+
+def shapes_training_data(n, seed, config):
+    """n training images (model space) with their (class, colour, background) attributes,
+    classes and colours balanced, the config's held-out pairs left out, no distractors (the
+    prompts cannot describe them)."""
+    rng = np.random.default_rng(seed)
+    held = set(config.holdout_pairs())
+    allowed = [(c, k) for c in range(len(CLASSES)) for k in range(len(COLORS))
+               if (c, k) not in held]
+    pick = rng.integers(0, len(allowed), n)
+    obj = np.array([allowed[i][0] for i in pick], np.int64)
+    col = np.array([allowed[i][1] for i in pick], np.int64)
+    images, labels, attrs = make_shapes(n, seed=np.random.SeedSequence([seed, 0xD1FF]),
+                                        classes=obj, colors=col, distractors=False)
+    return shapes_to_model_space(images), labels, attrs["color"], attrs["background"]
+
+
+class ShapesDiffusion(Diffusion):
+    """The shapes model: conditions are prompts ("un pez rojo") encoded to token ids."""
+
+    def __init__(self, config=None, model=None):
+        self.config = config or ShapesConfig()
+        self.tokenizer = PromptTokenizer()
+        self.model = model or ShapesDenoiser(self.config, self.tokenizer.vocab_size)
+        self.schedule = NoiseSchedule(self.config.steps, self.config.schedule)
+
+    def _shape(self, n):
+        s = self.config.image_size
+        return (n, 3, s, s)
+
+    def _null(self, n):
+        return self.tokenizer.null(n)
+
+    def _eps(self, x, t, y, guidance):
+        # the network runs in its weights' dtype; the sampler keeps the one it was asked for
+        wdtype = self.model.unet.out.weight._data.dtype
+        return super()._eps(x.astype(wdtype, copy=False), t, y, guidance).astype(x.dtype)
+
+    def _cond(self, cond):
+        """Prompts (a str or a list of str) or token ids (N, L) -> ids."""
+        if isinstance(cond, str) or (isinstance(cond, (list, tuple)) and cond
+                                     and isinstance(cond[0], str)):
+            return self.tokenizer.encode(cond)
+        ids = np.asarray(cond, dtype=np.int64)
+        if ids.ndim != 2:
+            raise ValueError(f"expected prompts or token ids (N, L), got shape {ids.shape}")
+        return ids
+
+    def loss(self, x0, ids, rng):
+        """epsilon-prediction MSE: random steps and noise; the null prompt with p_uncond."""
+        n = len(x0)
+        t = rng.integers(0, self.schedule.steps, n)
+        noise = rng.standard_normal(x0.shape).astype(x0.dtype)
+        ids = np.where((rng.random(n) < self.config.p_uncond)[:, None], self._null(n), ids)
+        xt = self.schedule.q_sample(x0, t, noise)
+        pred = self.model(Tensor(xt), t, ids)
+        return F.mse_loss(pred, Tensor(noise))
+
+    def state(self, ema=None):
+        out = super().state(ema)
+        out["vocab.concepts"] = np.array(self.tokenizer.concepts)
+        return out
+
+    @classmethod
+    def from_state(cls, state, path="checkpoint"):
+        if str(state.get("kind", "")) != "fastnn-diffusion":
+            raise CheckpointError(f"{path} is not a fastnn diffusion checkpoint "
+                                  f"(no kind=fastnn-diffusion entry)")
+        kwargs = {}
+        for k, f in ShapesConfig.__dataclass_fields__.items():
+            if f"config.{k}" not in state:
+                raise CheckpointError(f"{path}: missing config.{k}")
+            kwargs[k] = type(f.default)(np.asarray(state[f"config.{k}"]).item())
+        diff = cls(ShapesConfig(**kwargs))
+        saved = [str(c) for c in np.asarray(state.get("vocab.concepts", []))]
+        if saved != diff.tokenizer.concepts:
+            raise CheckpointError(f"{path}: its prompt vocabulary differs from this fastnn's "
+                                  f"(the checkpoint was written by another version)")
+        weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        try:
+            diff.model.load_state_dict(weights)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: weights do not match the model in its config: "
+                                  f"{e}") from e
+        return diff

@@ -14,7 +14,10 @@ import numpy as np
 from .. import nn, optim
 from ..nn import functional as F
 from ..tensor import Tensor, manual_seed, no_grad
-from .diffusion import digits_split, to_model_space, to_pixel_space
+from ..data.shapes import CLASSES, COLORS, make_shapes
+from .diffusion import (digits_split, shapes_to_pixel_space, shapes_training_data, to_model_space,
+                        to_pixel_space)
+from .text_encoder import make_prompt
 
 
 class DigitsClassifier(nn.Module):
@@ -122,3 +125,128 @@ def evaluate(diff, scales=(0.0, 1.0, 3.0), per_prompt=50, sampler="ddim", steps=
                   f"{fd:8.3f} {fd / fd_real:8.2f} {copies:7.3f} {secs:9.2f}", file=out)
     return dict(classifier_accuracy=test_acc, frechet_real=fd_real, copy_threshold=threshold,
                 results=results)
+
+
+# ---------------------------------------------------------------- the shapes model
+def _rgb_to_hsv(images):
+    """(N, 3, H, W) in [0, 1] -> hue, saturation, value, each (N, H, W)."""
+    r, g, b = images[:, 0], images[:, 1], images[:, 2]
+    mx, mn = images.max(axis=1), images.min(axis=1)
+    d = mx - mn
+    safe = np.where(d > 0, d, 1.0)
+    h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2,
+                                                          (r - g) / safe + 4)) / 6.0
+    s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
+    return np.where(d > 0, h, 0.0), s, mx
+
+
+def read_colors(images, min_saturation=0.5, min_value=0.35):
+    """The named colour (index in shapes' COLORS) of each image's object, -1 if none is seen.
+
+    The object mask: pixels more saturated than any background (backgrounds are drawn with
+    saturation <= 0.35, objects >= 0.35, most >= 0.6) and not dark (eyes, wheels, doors). The
+    colour: the palette hue nearest the mask's circular mean hue, taken over the largest group of
+    mask pixels within 0.06 of one palette hue, so a tree's brown trunk or a flower's yellow
+    centre does not drag the mean. Pink is light and less saturated: pixels whose hue is near
+    pink's count with a lower saturation floor."""
+    from ..data.shapes import _PALETTE
+    h, s, v = _rgb_to_hsv(np.asarray(images, np.float64))
+    hues = np.array([_PALETTE[c][0] for c in COLORS])
+    # circular distance of every pixel's hue to every palette hue: (N, H, W, K)
+    dist = np.abs(h[..., None] - hues)
+    dist = np.minimum(dist, 1 - dist)
+    nearest = dist.argmin(-1)
+    pink = COLORS.index("pink")
+    floor = np.where(nearest == pink, 0.3, min_saturation)
+    mask = (s > floor) & (v > min_value) & (dist.min(-1) < 0.06)
+    out = np.full(len(h), -1, np.int64)
+    for i in range(len(h)):
+        counts = np.bincount(nearest[i][mask[i]], minlength=len(COLORS))
+        if counts.sum() >= 8:
+            k = counts.argmax()
+            sel = mask[i] & (nearest[i] == k)
+            ang = 2 * np.pi * h[i][sel]          # the mean hue of the mask, on the circle
+            mean = (np.arctan2(np.sin(ang).mean(), np.cos(ang).mean()) / (2 * np.pi)) % 1.0
+            d = np.abs(mean - hues)
+            out[i] = int(np.minimum(d, 1 - d).argmin())
+    return out
+
+
+@no_grad()
+def cnn_features(cnn, images, batch=500):
+    """The CNN's last conv stage, averaged over positions: (N, channels) float64."""
+    was = cnn.training
+    cnn.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        f = cnn.features(Tensor(np.ascontiguousarray(images[i:i + batch], np.float32)))._data
+        out.append(f.mean(axis=(2, 3)))
+    cnn.train(was)
+    return np.concatenate(out).astype(np.float64)
+
+
+def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", steps=25, seed=0,
+                    n_train=10000, n_real=1000, out=None):
+    """Samples for every object-colour pair (per_prompt each, prompts alternating Spanish and
+    English), judged by the shapes CNN (object) and read_colors (colour), seen and held-out
+    pairs apart; Fréchet distance in the CNN's feature space to held-out real images (and
+    real-vs-real); near-copies of the training images. Prints and returns a dict."""
+    cfg = diff.config
+    held = set(cfg.holdout_pairs())
+    pairs = [(o, c) for o in range(len(CLASSES)) for c in range(len(COLORS))]
+    rng = np.random.default_rng(seed)
+    obj = np.repeat([p[0] for p in pairs], per_prompt)
+    col = np.repeat([p[1] for p in pairs], per_prompt)
+    prompts = [make_prompt(rng, o, c, lang=("es" if i % 2 else "en"))
+               for i, (o, c) in enumerate(zip(obj, col))]
+    is_held = np.array([(o, c) in held for o, c in zip(obj, col)])
+    # real images like the training ones (all pairs), two independent sets
+    real_a, _, _ = make_shapes(n_real, seed=np.random.SeedSequence([seed, 0xEA1]),
+                               distractors=False)
+    real_b, _, _ = make_shapes(n_real, seed=np.random.SeedSequence([seed, 0xEA2]),
+                               distractors=False)
+    f_real = cnn_features(cnn, real_a)
+    fd_real = frechet_distance(cnn_features(cnn, real_b), f_real)
+    xtr = shapes_training_data(n_train, seed, cfg)[0]
+    ptr = ((xtr + 1) * 0.5).reshape(len(xtr), -1).astype(np.float32)
+    threshold = _nearest_distances(real_b.reshape(len(real_b), -1).astype(np.float32), ptr).min()
+    # the colour reader on real images: how much of a miss is the reader's, not the model's
+    ra, la, aa = make_shapes(600, seed=np.random.SeedSequence([seed, 0xC01]), distractors=False)
+    reader_acc = float((read_colors(ra) == aa["color"]).mean())
+    cnn_acc = float((cnn.predict(ra) == la).mean())
+    if out:
+        print(f"judge CNN: {cnn_acc:.3f} object accuracy on 600 real images; colour reader: "
+              f"{reader_acc:.3f} on the same; real-vs-real Fréchet {fd_real:.3f}; copy "
+              f"threshold {threshold:.2f}", file=out)
+        print(f"{'guidance':>8} {'object':>7} {'colour':>7} {'both':>6} {'held obj':>9} "
+              f"{'held col':>9} {'held both':>9} {'Fréchet':>8} {'copies':>7} {'sample s':>9}",
+              file=out)
+    results = []
+    for w in scales:
+        t0 = time.perf_counter()
+        x = np.concatenate([diff.sample(prompts[i:i + 64], guidance=w, sampler=sampler,
+                                        steps=steps, seed=seed + i)
+                            for i in range(0, len(prompts), 64)])
+        secs = time.perf_counter() - t0
+        images = shapes_to_pixel_space(x)
+        ok_obj = cnn.predict(images) == obj
+        ok_col = read_colors(images) == col
+        fd = frechet_distance(cnn_features(cnn, images), f_real)
+        copies = float((_nearest_distances(images.reshape(len(images), -1), ptr)
+                        < threshold).mean())
+        seen = ~is_held
+        row = dict(guidance=w, object=float(ok_obj[seen].mean()),
+                   color=float(ok_col[seen].mean()), both=float((ok_obj & ok_col)[seen].mean()),
+                   held_object=float(ok_obj[is_held].mean()) if is_held.any() else None,
+                   held_color=float(ok_col[is_held].mean()) if is_held.any() else None,
+                   held_both=float((ok_obj & ok_col)[is_held].mean()) if is_held.any() else None,
+                   frechet=fd, frechet_real=fd_real, copy_rate=copies, sample_seconds=secs,
+                   n_samples=len(x))
+        results.append(row)
+        if out:
+            fmt = lambda v: "   -" if v is None else f"{v:.3f}"  # noqa: E731
+            print(f"{w:8.1f} {row['object']:7.3f} {row['color']:7.3f} {row['both']:6.3f} "
+                  f"{fmt(row['held_object']):>9} {fmt(row['held_color']):>9} "
+                  f"{fmt(row['held_both']):>9} {fd:8.3f} {copies:7.3f} {secs:9.1f}", file=out)
+    return dict(cnn_accuracy=cnn_acc, color_reader_accuracy=reader_acc, frechet_real=fd_real,
+                copy_threshold=float(threshold), results=results)

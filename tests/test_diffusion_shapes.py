@@ -1,0 +1,291 @@
+"""The shapes diffusion (issue 12): prompt tokenizer and text encoder, the U-Net, guidance,
+img2img, samplers, checkpoints, the colour reader and the CLI, on tiny models."""
+import numpy as np
+import pytest
+
+from fastnn.cli import main as cli_main
+from fastnn.data.shapes import CLASSES, COLORS, make_shapes
+from fastnn.models import load_checkpoint, save_checkpoint
+from fastnn.models.cnn import CNN
+from fastnn.models.diffusion import (Diffusion, DiffusionConfig, ShapesConfig, ShapesDiffusion,
+                                     shapes_to_model_space, shapes_to_pixel_space,
+                                     shapes_training_data)
+from fastnn.models.diffusion_eval import evaluate_shapes, read_colors
+from fastnn.models.text_encoder import (MAX_TOKENS, PromptTokenizer, TextEncoder, make_prompt,
+                                        read_prompt)
+from fastnn.models.unet import UNet
+from fastnn.tensor import Tensor, no_grad
+
+TINY = ShapesConfig(channels="8,16", blocks="1", cond_dim=16, text_dim=16, time_dim=16, steps=20)
+
+
+def tiny_shapes(seed=0):
+    """A tiny shapes model whose output layer is not zero (a fresh one predicts zero noise
+    whatever the prompt, which would hide what guidance and prompts do)."""
+    diff = ShapesDiffusion(TINY)
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        for name, p in diff.model.named_parameters():
+            if name.startswith("unet.out.") or ".conv2." in name:
+                p._data[...] = rng.normal(0, 0.2, p.shape)
+    return diff
+
+
+# ---------------------------------------------------------------- tokenizer and prompts
+def test_tokenizer_folds_case_and_spanish_accents():
+    tok = PromptTokenizer()
+    assert tok.words("Un PEZ Azúl, sobre FONDO de rayas!") == ["un", "pez", "azul", "sobre",
+                                                             "fondo", "de", "rayas"]
+    assert tok.tokens("amarillo") == tok.tokens("AMARILLO") == tok.tokens("Amarillo")
+    assert tok.tokens("azúl") == tok.tokens("azul") == tok.tokens("blue")
+    assert tok.tokens("árbol") == tok.tokens("arbol") == tok.tokens("tree")
+    assert tok.tokens("rojo") == tok.tokens("roja") == tok.tokens("red")
+    assert tok.tokens("pez") == tok.tokens("pescado") == tok.tokens("fish")
+    assert tok.tokens("rojo") != tok.tokens("rosa")
+
+
+def test_tokenizer_errors_and_padding():
+    tok = PromptTokenizer()
+    with pytest.raises(ValueError, match="unknown word.*'perro'.*objects"):
+        tok.tokens("un perro rojo")
+    with pytest.raises(ValueError, match="no words"):
+        tok.tokens("  ¡! ")
+    with pytest.raises(ValueError, match="at most"):
+        tok.tokens(" ".join(["rojo"] * (MAX_TOKENS + 1)))
+    with pytest.raises(TypeError):
+        tok.tokens(3)
+    ids = tok.encode(["un pez rojo", None])
+    assert ids.shape == (2, MAX_TOKENS) and ids.dtype == np.int64
+    assert (ids[0, 3:] == 0).all() and (ids[0, :3] > 1).all()
+    assert ids[1, 0] == 1 and (ids[1, 1:] == 0).all()     # the null prompt
+    np.testing.assert_array_equal(tok.null(2)[0], ids[1])
+
+
+@pytest.mark.parametrize("prompt, want", [
+    ("una casa roja", (1, 0, None)),
+    ("a red house", (1, 0, None)),
+    ("un pez amarillo sobre fondo de rayas", (4, 2, 1)),
+    ("A YELLOW FISH on a striped background", (4, 2, 1)),
+    ("flor rosada con lunares", (5, 7, 2)),
+    ("árbol", (2, None, None)),
+])
+def test_read_prompt_in_spanish_and_english(prompt, want):
+    assert read_prompt(prompt) == want
+
+
+def test_read_prompt_rejects_two_colours():
+    with pytest.raises(ValueError, match="more than one color"):
+        read_prompt("un pez rojo azul")
+
+
+def test_make_prompt_reads_back_for_every_combination():
+    rng = np.random.default_rng(0)
+    for o in range(len(CLASSES)):
+        for c in range(len(COLORS)):
+            for lang in ("es", "en"):
+                p = make_prompt(rng, o, c, background=(o + c) % 4, lang=lang)
+                assert read_prompt(p) == (o, c, (o + c) % 4), p
+    assert "roja" in make_prompt(np.random.default_rng(1), 1, 0, lang="es")   # una casa roja
+
+
+def test_text_encoder_ignores_padding_and_sees_words():
+    tok = PromptTokenizer()
+    enc = TextEncoder(tok.vocab_size, dim=16, out_dim=8)
+    with no_grad():
+        long = enc(tok.encode(["un pez rojo", "un pez azul"]))._data
+        short = enc(tok.encode(["un pez rojo"], length=4))._data
+    assert long.shape == (2, 8)
+    np.testing.assert_allclose(short[0], long[0], rtol=1e-5, atol=1e-6)
+    assert np.abs(long[0] - long[1]).max() > 1e-4
+    out = enc(tok.encode(["a red fish"]))
+    out.sum().backward()
+    assert np.abs(enc.tok.weight.grad._data).sum() > 0 and enc.query.grad is not None
+
+
+# ---------------------------------------------------------------- the U-Net
+def test_unet_shapes_gradients_and_bad_input():
+    net = UNet(3, (8, 16, 16), (0, 1), cond_dim=8, time_dim=8)
+    x = Tensor(np.random.default_rng(0).normal(size=(2, 3, 16, 16)).astype(np.float32),
+               requires_grad=True)
+    out = net(x, np.array([1, 5]), Tensor(np.ones((2, 8), np.float32)))
+    assert out.shape == (2, 3, 16, 16)
+    (out * out).sum().backward()
+    assert net.out.weight.grad is not None
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(Tensor(np.zeros((1, 3, 18, 18), np.float32)), np.array([0]),
+            Tensor(np.ones((1, 8), np.float32)))
+    with pytest.raises(ValueError, match="blocks"):
+        UNet(3, (8, 16), (0, 1))
+    with pytest.raises(ValueError, match="only the top level"):
+        UNet(3, (8, 16, 32), (1, 0))
+
+
+# ---------------------------------------------------------------- sampling
+@pytest.mark.parametrize("sampler, steps", [("ddim", 4), ("ddpm", None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_samplers_shapes_dtypes_and_determinism(sampler, steps, dtype):
+    diff = tiny_shapes()
+    a = diff.sample(["un pez rojo", "a blue car"], sampler=sampler, steps=steps, seed=3,
+                    dtype=dtype)
+    b = diff.sample(["un pez rojo", "a blue car"], sampler=sampler, steps=steps, seed=3,
+                    dtype=dtype)
+    assert a.shape == (2, 3, 32, 32) and a.dtype == dtype
+    assert np.isfinite(a).all() and np.abs(a).max() <= 1.0 + 1e-6
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_float64_model_samples_in_float64():
+    diff = tiny_shapes()
+    diff.model.double()
+    x = diff.sample(["a red fish"], steps=2, dtype=np.float64)
+    assert x.dtype == np.float64 and np.isfinite(x).all()
+
+
+def test_guidance_and_the_prompt_change_the_output():
+    diff = tiny_shapes()
+    p = ["una casa verde"] * 2
+    none = diff.sample(p, guidance=0.0, steps=3, seed=1)
+    strong = diff.sample(p, guidance=4.0, steps=3, seed=1)
+    other = diff.sample(["a pink fish"] * 2, guidance=4.0, steps=3, seed=1)
+    assert np.abs(none - strong).mean() > 1e-3
+    assert np.abs(strong - other).mean() > 1e-3
+
+
+def test_img2img_strength_zero_returns_the_input_for_both_models():
+    init = shapes_to_model_space(make_shapes(2, seed=0)[0])
+    shapes = tiny_shapes()
+    for sampler in ("ddim", "ddpm"):
+        np.testing.assert_array_equal(
+            shapes.sample(["un pez rojo"] * 2, init=init, strength=0.0, sampler=sampler), init)
+    digits = Diffusion(DiffusionConfig(hidden=16, n_blocks=1, time_dim=8, steps=20))
+    d_init = np.random.default_rng(0).uniform(-1, 1, (3, 64)).astype(np.float32)
+    np.testing.assert_array_equal(digits.sample(np.array([1, 2, 3]), init=d_init, strength=0),
+                                  d_init)
+
+
+def test_img2img_keeps_more_of_the_input_at_lower_strength():
+    init = shapes_to_model_space(make_shapes(4, seed=0)[0])
+    diff = tiny_shapes()
+    far = [np.abs(diff.sample(["a red car"] * 4, init=init, strength=s, steps=10, seed=0)
+                  - init).mean() for s in (0.1, 1.0)]
+    assert far[0] < far[1]
+    with pytest.raises(ValueError, match="strength"):
+        diff.sample(["a red car"], init=init[:1], strength=1.5)
+    with pytest.raises(ValueError, match="one image per prompt"):
+        diff.sample(["a red car"], init=init, strength=0.5)
+
+
+def test_bad_prompts_and_conditions_are_clear_errors():
+    diff = tiny_shapes()
+    with pytest.raises(ValueError, match="unknown word"):
+        diff.sample(["un gato rojo"])
+    with pytest.raises(ValueError, match="token ids"):
+        diff.sample(np.zeros(3, np.int64))
+
+
+def test_one_training_step_reduces_loss_on_a_fixed_batch():
+    from fastnn import optim
+    diff = ShapesDiffusion(TINY)
+    x0, obj, col, bg = shapes_training_data(8, 0, TINY)
+    ids = diff.tokenizer.encode([make_prompt(np.random.default_rng(0), o, c) for o, c in
+                                 zip(obj, col)])
+    opt = optim.Adam(diff.model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(6):
+        loss = diff.loss(x0, ids, np.random.default_rng(0))   # the same noise and steps
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_training_data_leaves_out_the_held_out_pairs():
+    x, obj, col, bg = shapes_training_data(300, 0, TINY)
+    assert x.shape == (300, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    pairs = set(zip(obj.tolist(), col.tolist()))
+    assert (CLASSES.index("fish"), COLORS.index("red")) not in pairs
+    assert not pairs & set(TINY.holdout_pairs()) and len(TINY.holdout_pairs()) == 6
+
+
+def test_checkpoint_round_trip(tmp_path):
+    diff = tiny_shapes()
+    path = str(tmp_path / "s.npz")
+    save_checkpoint(diff, path)
+    back, meta = load_checkpoint(path, kind="diffusion")
+    assert isinstance(back, ShapesDiffusion) and back.config == diff.config
+    np.testing.assert_array_equal(diff.sample(["a red fish"], steps=3, seed=2),
+                                  back.sample(["a red fish"], steps=3, seed=2))
+
+
+def test_pixel_scaling_round_trips():
+    img = make_shapes(2, seed=1)[0]
+    np.testing.assert_allclose(shapes_to_pixel_space(shapes_to_model_space(img)), img, atol=1e-6)
+
+
+# ---------------------------------------------------------------- evaluation
+def test_colour_reader_reads_real_images():
+    images, _, attrs = make_shapes(240, seed=7)
+    assert (read_colors(images) == attrs["color"]).mean() >= 0.95
+    assert (read_colors(np.full((2, 3, 32, 32), 0.5, np.float32)) == -1).all()   # grey: none
+
+
+def test_evaluate_shapes_runs_and_reports(tmp_path):
+    import io
+    diff = tiny_shapes()
+    cnn = CNN(3, 32, 6, channels=(4, 8))
+    buf = io.StringIO()
+    res = evaluate_shapes(diff, cnn, scales=[1.0], per_prompt=1, steps=2, n_train=64,
+                          n_real=64, out=buf)
+    row = res["results"][0]
+    assert row["n_samples"] == 48
+    for k in ("object", "color", "held_object", "held_color", "copy_rate"):
+        assert 0.0 <= row[k] <= 1.0
+    assert res["frechet_real"] >= 0 and row["frechet"] > 0
+    assert "held obj" in buf.getvalue()
+
+
+# ---------------------------------------------------------------- the CLI
+def test_cli_train_sample_img2img_and_errors(tmp_path, capsys):
+    ckpt = str(tmp_path / "shapes.npz")
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
+                     "--steps", "2", "--n-train", "32", "--sample-every", "2", "--no-progress",
+                     "--out", ckpt]) == 0
+    assert (tmp_path / "shapes_samples" / "step00002.png").exists()
+    out = str(tmp_path / "fish")
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un pez rojo", "--num", "2",
+                     "--steps", "2", "--out", out]) == 0
+    arr = np.load(out + ".npy")
+    assert arr.shape == (2, 3, 32, 32) and (tmp_path / "fish.png").exists()
+    assert "held-out" in capsys.readouterr().out
+    # img2img at strength 0 gives back its input, from a .npy and from a PNG
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "a blue car", "--num", "2",
+                     "--init", out + ".npy", "--strength", "0", "--out", str(tmp_path / "same.npy")
+                     ]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "same.npy"), arr, atol=1e-6)
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "a blue car", "--num", "1",
+                     "--init", str(tmp_path / "fish.png"), "--strength", "0.5", "--steps", "4",
+                     "--out", str(tmp_path / "car.npy")]) == 0
+    assert np.load(tmp_path / "car.npy").shape == (1, 3, 32, 32)
+    capsys.readouterr()
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un perro", "--out", out]) == 2
+    assert "unknown word" in capsys.readouterr().err
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un pez", "--strength", "2",
+                     "--out", out]) == 2
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,x",
+                     "--out", ckpt]) == 2
+
+
+def test_cli_digits_img2img_strength_zero(tmp_path):
+    ckpt = str(tmp_path / "d.npz")
+    save_checkpoint(Diffusion(DiffusionConfig(hidden=16, n_blocks=1, time_dim=8, steps=20)), ckpt)
+    init = np.random.default_rng(0).uniform(0, 16, (3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "init.npy", init)
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "siete", "--num", "3",
+                     "--init", str(tmp_path / "init.npy"), "--strength", "0",
+                     "--out", str(tmp_path / "o.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), init, atol=1e-5)
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "siete", "--num", "3",
+                     "--init", str(tmp_path / "init.npy"), "--strength", "0.5", "--steps", "4",
+                     "--out", str(tmp_path / "o2.npy")]) == 0
+    assert np.load(tmp_path / "o2.npy").shape == (3, 8, 8)
