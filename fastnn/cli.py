@@ -53,7 +53,8 @@ commands:
                            fastnn train mlp --epochs 60 --plot runs/mlp.png
   train gpt              a character-level GPT learns text (CPython's docs by default)
                            fastnn train gpt --minutes 3
-  train diffusion        a prompt-conditioned diffusion model learns to draw digits (~2 min)
+  train diffusion        a prompt-conditioned diffusion model learns to draw digits (~2 min),
+                         or coloured objects from prompts like "un pez rojo" (--data shapes)
                            fastnn train diffusion
   train cnn              a small CNN learns the digits, or objects drawn from shapes (--data shapes)
                            fastnn train cnn --data shapes
@@ -68,7 +69,8 @@ commands:
                            fastnn eval diffusion --guidance 0,1,3
   generate               text from a trained GPT, at one or several temperatures
                            fastnn generate --prompt "The " --temperatures 0,0.5,1,1.5
-  sample                 digits drawn by the diffusion model from a prompt ("7", "seven", "siete")
+  sample                 digits drawn by the diffusion model from a prompt ("7", "seven", "siete"),
+                         or shapes ("a red fish"); --init IMAGE --strength S: img2img
                            fastnn sample --prompt siete --out runs/samples/siete.png
   style                  neural style transfer: a photograph repainted in another image's style,
                          with random conv features (no download); --show-process for the steps
@@ -89,7 +91,8 @@ MODEL_HELP = {
         "gpt": ("a character-level GPT on CPython's docs or --text FILE; writes runs/gpt.npz",
                 "fastnn train gpt --minutes 3"),
         "diffusion": ("a prompt-conditioned DDPM on the digits; writes runs/diffusion.npz "
-                      "(~2 min)", "fastnn train diffusion"),
+                      "(~2 min); --data shapes: a U-Net on the shapes from prompts",
+                      "fastnn train diffusion"),
         "cnn": ("a small CNN on the digits or --data shapes; writes runs/cnn.npz",
                 "fastnn train cnn --data shapes"),
     },
