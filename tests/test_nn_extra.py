@@ -731,3 +731,59 @@ def test_padding_known_values_and_errors():
         F.pad(x, (1, 1), mode="mirror")
     with pytest.raises(RuntimeError, match="channel size"):
         nn.PReLU(4)(fastnn.randn(2, 3, 5))
+
+
+# ================================================================ affine_grid and grid_sample
+GRID = np.random.default_rng(3).uniform(-1.2, 1.2, (2, 4, 7, 2))    # no ties at .5 or integers
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode,padding_mode", [("bilinear", "zeros"), ("bilinear", "border"),
+                                               ("nearest", "zeros"), ("nearest", "border")])
+def test_grid_sample_matches_torch(mode, padding_mode, align_corners, dtype):
+    Call = _functional_case(lambda F, x, g: F.grid_sample(x, g, mode=mode,
+                                                          padding_mode=padding_mode,
+                                                          align_corners=align_corners))
+    _compare_module(Call(torch.nn.functional), Call(F), [_rnd(2, 3, 5, 6), GRID], dtype,
+                    call=lambda m, *a: m(*a))
+
+
+@needs_torch
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_matches_torch(align_corners):
+    theta = np.array([[[0.9, 0.2, 0.1], [-0.3, 1.1, -0.2]], [[1.2, -0.1, 0.3], [0.2, 0.8, 0.05]]])
+    Call = _functional_case(lambda F, t: F.affine_grid(t, (2, 3, 4, 7), align_corners))
+    _compare_module(Call(torch.nn.functional), Call(F), [theta], np.float64,
+                    call=lambda m, *a: m(*a))
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border"])
+def test_grid_sample_backward_matches_finite_differences(padding_mode, backend):
+    x, grid = _rnd(1, 2, 4, 5), GRID[:1, :3, :4] * 0.9
+    weight = _rnd(1, 2, 3, 4, seed=5)
+    xt, gt = fastnn.tensor(x, requires_grad=True), fastnn.tensor(grid, requires_grad=True)
+    (F.grid_sample(xt, gt, padding_mode=padding_mode) * fastnn.tensor(weight)).sum().backward()
+
+    def loss():
+        return float((_arr(F.grid_sample(fastnn.tensor(x), fastnn.tensor(grid),
+                                         padding_mode=padding_mode)) * weight).sum())
+    np.testing.assert_allclose(_arr(xt.grad), numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(_arr(gt.grad), numeric_grad(loss, grid),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_grid_sample_identity_and_errors():
+    x = fastnn.randn(2, 3, 5, 6)
+    eye = fastnn.tensor(np.tile(np.array([[1.0, 0, 0], [0, 1, 0]], np.float32), (2, 1, 1)))
+    for ac in (False, True):
+        y = F.grid_sample(x, F.affine_grid(eye, (2, 3, 5, 6), align_corners=ac),
+                          align_corners=ac)
+        np.testing.assert_allclose(_arr(y), _arr(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        F.grid_sample(x, fastnn.zeros(2, 3, 3, 2), mode="bicubic")
+    with pytest.raises(ValueError, match="grid"):
+        F.grid_sample(x, fastnn.zeros(1, 3, 3, 2))
+    with pytest.raises(ValueError, match="Nx2x3"):
+        F.affine_grid(fastnn.zeros(2, 3, 3), (2, 3, 4, 4))
