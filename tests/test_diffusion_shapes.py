@@ -16,7 +16,7 @@ from fastnn.models.text_encoder import (MAX_TOKENS, PromptTokenizer, TextEncoder
 from fastnn.models.unet import UNet
 from fastnn.tensor import Tensor, no_grad
 
-TINY = ShapesConfig(channels="8,16", blocks="1", cond_dim=16, text_dim=16, time_dim=16, steps=20)
+TINY = ShapesConfig(channels="8,16", blocks="1", cond_dim=16, text_dim=16, time_dim=16, steps=10)
 
 
 def tiny_shapes(seed=0):
@@ -121,8 +121,8 @@ def test_unet_shapes_gradients_and_bad_input():
 
 
 # ---------------------------------------------------------------- sampling
-@pytest.mark.parametrize("sampler, steps", [("ddim", 4), ("ddpm", None)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sampler, steps, dtype", [("ddim", 4, np.float32), ("ddpm", None, np.float32),
+                                                   ("ddim", 3, np.float64)])
 def test_samplers_shapes_dtypes_and_determinism(sampler, steps, dtype):
     diff = tiny_shapes()
     a = diff.sample(["un pez rojo", "a blue car"], sampler=sampler, steps=steps, seed=3,
@@ -249,9 +249,8 @@ def test_evaluate_shapes_runs_and_reports(tmp_path):
 def test_cli_train_sample_img2img_and_errors(tmp_path, capsys):
     ckpt = str(tmp_path / "shapes.npz")
     assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
-                     "--steps", "2", "--n-train", "32", "--sample-every", "2", "--no-progress",
+                     "--steps", "2", "--n-train", "32", "--sample-every", "0", "--no-progress",
                      "--out", ckpt]) == 0
-    assert (tmp_path / "shapes_samples" / "step00002.png").exists()
     out = str(tmp_path / "fish")
     assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un pez rojo", "--num", "2",
                      "--steps", "2", "--out", out]) == 0
@@ -274,6 +273,15 @@ def test_cli_train_sample_img2img_and_errors(tmp_path, capsys):
                      "--out", out]) == 2
     assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,x",
                      "--out", ckpt]) == 2
+
+
+def test_training_sample_grid(tmp_path):
+    from fastnn.models.diffusion_cli import GRID_PROMPTS, EMA, _shapes_grid
+    diff = tiny_shapes()
+    before = diff.model.unet.out.weight._data.copy()
+    path = _shapes_grid(diff, EMA(diff.model, 0.9), str(tmp_path / "g" / "step1.png"), steps=2)
+    assert open(path, "rb").read(4) == b"\x89PNG" and len(GRID_PROMPTS) == 16
+    np.testing.assert_array_equal(diff.model.unet.out.weight._data, before)   # put back
 
 
 def test_cli_digits_img2img_strength_zero(tmp_path):

@@ -162,12 +162,12 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
     return diff, history, seconds, done
 
 
-def _shapes_grid(diff, ema, path, seed=0):
+def _shapes_grid(diff, ema, path, seed=0, steps=20):
     """Sample GRID_PROMPTS with the EMA weights (the training weights are put back)."""
     live = {k: np.array(getattr(v, "_data", v)) for k, v in diff.model.state_dict().items()}
     diff.model.load_state_dict(ema.state_dict(diff.model))
     try:
-        x = diff.sample(GRID_PROMPTS, guidance=2.0, sampler="ddim", steps=20, seed=seed)
+        x = diff.sample(GRID_PROMPTS, guidance=2.0, sampler="ddim", steps=steps, seed=seed)
     finally:
         diff.model.load_state_dict(live)
     _imsave_rgb(path, color_grid(shapes_to_pixel_space(x), cols=4))
