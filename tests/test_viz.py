@@ -195,6 +195,8 @@ def test_loss_surface(tmp_path):
     assert ax.get_xlabel() == "peso"
     assert np.allclose(ax.lines[0].get_xydata(), path)
     _read_png(tmp_path / "s.png")
+    fig = viz.loss_surface(w1, w2, z, trajectory={"a": path, "b": path[::-1]})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
     with pytest.raises(ValueError, match="len"):
         viz.loss_surface(w1, w2, z.T)
     with pytest.raises(ValueError, match="trajectory"):
@@ -233,3 +235,17 @@ def test_roofline(tmp_path):
         viz.roofline(0, 10, [])
     with pytest.raises(ValueError, match="every point"):
         viz.roofline(100, 10, [("x", 0.0, 1.0)])
+
+
+def test_heatmaps(tmp_path):
+    rng = np.random.default_rng(5)
+    mats = rng.normal(size=(2, 6, 6))
+    fig = viz.heatmaps(mats, titles=["a", "b"], symmetric=True, path=tmp_path / "h.png")
+    images = [a.images[0] for a in fig.axes if a.images]
+    assert len(images) == 2 and np.allclose(images[1].get_array(), mats[1])
+    lo, hi = images[0].get_clim()
+    assert lo == -hi == -np.abs(mats[0]).max()              # centred on zero
+    _read_png(tmp_path / "h.png")
+    viz.heatmaps(np.eye(3))                                 # one matrix
+    with pytest.raises(ValueError, match="K, R, C"):
+        viz.heatmaps(np.zeros(3))

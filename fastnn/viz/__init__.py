@@ -19,12 +19,14 @@ and, for the lessons (lesson_plots.py):
     loss_surface(w1, w2, loss, trajectory)        contours of a loss with a descent path
     line_chart(series) / bar_chart(values)        curves and annotated bars
     roofline(peak_gflops, bandwidth_gbs, points)  the roofline model with measured kernels
+    heatmaps(matrices, titles)                    matrices side by side (e.g. Gram matrices)
 """
-from .lesson_plots import (attention_heatmaps, bar_chart, decision_boundaries, line_chart,
-                           loss_surface, network_diagram, roofline, temperature_bars)
+from .lesson_plots import (attention_heatmaps, bar_chart, decision_boundaries, heatmaps,
+                           line_chart, loss_surface, network_diagram, roofline,
+                           temperature_bars)
 from .plots import (feature_map_grid, filter_grid, image_grid, layer_summary, probe_bars,
                     save_figure, to_hwc)
 
 __all__ = ["image_grid", "filter_grid", "feature_map_grid", "layer_summary", "probe_bars",
            "save_figure", "to_hwc", "decision_boundaries", "network_diagram", "attention_heatmaps",
-           "temperature_bars", "loss_surface", "line_chart", "bar_chart", "roofline"]
+           "temperature_bars", "loss_surface", "line_chart", "bar_chart", "roofline", "heatmaps"]

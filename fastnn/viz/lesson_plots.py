@@ -10,7 +10,7 @@ import numpy as np
 from .plots import _array, _figure, _finish
 
 __all__ = ["decision_boundaries", "network_diagram", "attention_heatmaps", "temperature_bars",
-           "loss_surface", "line_chart", "bar_chart", "roofline"]
+           "loss_surface", "line_chart", "bar_chart", "roofline", "heatmaps"]
 
 _CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
 _PATH_COLORS = ("#ff4040", "#ffffff", "#ffb000", "#40c0ff")
@@ -286,4 +286,31 @@ def roofline(peak_gflops, bandwidth_gbs, points, path=None, title=None,
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right", frameon=False)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.9 if title else 0.96)
+    return _finish(fig, path, title)
+
+
+def heatmaps(matrices, titles=None, path=None, title=None, cmap="magma", ncols=None,
+             symmetric=False):
+    """Matrices (K, R, C) (or one (R, C)) side by side, each on its own colour scale with a
+    colour bar; symmetric=True centres each scale on 0 (for signed values)."""
+    m = _array(matrices)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"heatmaps: expected matrices (K, R, C), got {m.shape}")
+    k = len(m)
+    cols = int(ncols or k)
+    rows = int(np.ceil(k / cols))
+    fig = _figure(3.1 * cols, 2.9 * rows + (0.4 if title else 0.1))
+    for i in range(k):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        lim = np.abs(m[i]).max() or 1.0
+        im = ax.imshow(m[i], cmap=cmap, interpolation="nearest",
+                       vmin=-lim if symmetric else None, vmax=lim if symmetric else None)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.tick_params(labelsize=6)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.06, top=0.85 if title else 0.92,
+                        wspace=0.3, hspace=0.35)
     return _finish(fig, path, title)
