@@ -107,5 +107,14 @@ void fnn_adam_step_f32(float *param, const float *grad, float *m, float *v, int6
 void fnn_adam_step_f64(double *param, const double *grad, double *m, double *v, int64_t n,
                        int64_t step, double lr, double beta1, double beta2, double eps,
                        double weight_decay, int decoupled);
+/* adam_step over `count` tensors of `sizes` elements (arrays of their data pointers) */
+void fnn_adam_multi_step_f32(float **param, float **grad, float **m, float **v,
+                             const int64_t *sizes, int64_t count, int64_t step,
+                             double lr, double beta1, double beta2, double eps,
+                             double weight_decay, int decoupled, double grad_scale);
+void fnn_adam_multi_step_f64(double **param, double **grad, double **m, double **v,
+                             const int64_t *sizes, int64_t count, int64_t step,
+                             double lr, double beta1, double beta2, double eps,
+                             double weight_decay, int decoupled, double grad_scale);
 
 #endif

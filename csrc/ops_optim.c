@@ -31,23 +31,78 @@ static void FN(sgd_step)(T *restrict p, const T *restrict g, T *restrict buf, in
  *       p *= 1 - lr wd  (decoupled, AdamW)   or   g = g + wd p  (Adam, wd != 0)
  *       m = beta1 m + (1 - beta1) g,   v = beta2 v + (1 - beta2) g^2
  *       p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps) */
+#define FNN_ADAM_BODY(gi_expr)                                                  \
+    {                                                                            \
+        T pi = p[i];                                                             \
+        T gi = gi_expr;                                                          \
+        if (decoupled) pi *= decay_factor;                                       \
+        if (l2) gi += wd * pi;                                                   \
+        T mi = beta1 * m[i] + one_minus_beta1 * gi;                              \
+        T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;                         \
+        m[i] = mi;                                                               \
+        v[i] = vi;                                                               \
+        p[i] = pi - step_size * mi / (FNN_SQRT(vi) / sqrt_bc2 + eps);            \
+    }
+
 static void FN(adam_step)(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,
                           int64_t n, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2,
                           T eps, T wd, int decoupled, T decay_factor, T step_size, T sqrt_bc2)
 {
     const int l2 = !decoupled && wd != 0;
-    FNN_FOR_SIMD(i, n, FNN_PAR_CHEAP, {
-        T pi = p[i];
-        T gi = g[i];
-        if (decoupled) pi *= decay_factor;
-        if (l2) gi += wd * pi;
-        T mi = beta1 * m[i] + one_minus_beta1 * gi;
-        T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi - step_size * mi / (FNN_SQRT(vi) / sqrt_bc2 + eps);
-    });
+    FNN_FOR_SIMD(i, n, FNN_PAR_CHEAP, FNN_ADAM_BODY(g[i]));
 }
+
+/* The same update over many tensors: the gradient read as grad_scale * g (clipping folded in;
+ * with L2 decay the compiler may fuse grad_scale * g + wd * p, so that case can differ from
+ * clipping first by an ulp). One thread team for all of them, the concatenated
+ * elements split evenly, so that the many small tensors of a model (norm weights, biases, each
+ * under the per-call threading threshold) share the threads too. */
+FNN_INLINE void FN(adam_span)(T *const *pp, T *const *gg, T *const *mm, T *const *vv,
+                              const int64_t *sizes, int64_t count, int64_t lo, int64_t hi,
+                              T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T eps,
+                              T wd, int decoupled, T decay_factor, T step_size, T sqrt_bc2,
+                              T grad_scale)
+{
+    const int l2 = !decoupled && wd != 0;
+    int64_t start = 0;  /* where tensor k begins in the concatenation */
+    for (int64_t k = 0; k < count && start < hi; start += sizes[k], k++) {
+        int64_t a = lo > start ? lo - start : 0;
+        int64_t b = hi < start + sizes[k] ? hi - start : sizes[k];
+        if (a >= b) continue;
+        T *restrict p = pp[k] + a, *restrict m = mm[k] + a, *restrict v = vv[k] + a;
+        const T *restrict g = gg[k] + a;
+        const int64_t n = b - a;
+        if (grad_scale == 1) {  /* adam_step's very loop, so its numbers to the bit */
+            _Pragma("omp simd")
+            for (int64_t i = 0; i < n; i++) FNN_ADAM_BODY(g[i])
+        } else {
+            _Pragma("omp simd")
+            for (int64_t i = 0; i < n; i++) FNN_ADAM_BODY(grad_scale * g[i])
+        }
+    }
+}
+
+static void FN(adam_multi_step)(T *const *p, T *const *g, T *const *m, T *const *v,
+                                const int64_t *sizes, int64_t count, int64_t total, T beta1,
+                                T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd,
+                                int decoupled, T decay_factor, T step_size, T sqrt_bc2,
+                                T grad_scale)
+{
+    if (total > FNN_PAR_CHEAP && fnn_max_threads() > 1) {
+#pragma omp parallel
+        {
+            const int64_t nt = fnn_team_size(), t = fnn_thread_id();
+            FN(adam_span)(p, g, m, v, sizes, count, total * t / nt, total * (t + 1) / nt, beta1,
+                          one_minus_beta1, beta2, one_minus_beta2, eps, wd, decoupled,
+                          decay_factor, step_size, sqrt_bc2, grad_scale);
+        }
+    } else {
+        FN(adam_span)(p, g, m, v, sizes, count, 0, total, beta1, one_minus_beta1, beta2,
+                      one_minus_beta2, eps, wd, decoupled, decay_factor, step_size, sqrt_bc2,
+                      grad_scale);
+    }
+}
+#undef FNN_ADAM_BODY
 
 #else  /* ---- entry points ---- */
 #include "ops_common.h"
@@ -71,6 +126,20 @@ static void FN(adam_step)(T *restrict p, const T *restrict g, T *restrict m, T *
                      (param, grad, m, v, n, (T)beta1, (T)(1 - beta1), (T)beta2, (T)(1 - beta2),  \
                       (T)eps, (T)weight_decay, decoupled, (T)(1 - lr * weight_decay),            \
                       (T)(lr / bc1), (T)sqrt(bc2)));                                             \
+    }                                                                                            \
+    void fnn_adam_multi_step_##DT(T **param, T **grad, T **m, T **v, const int64_t *sizes,       \
+                                  int64_t count, int64_t step, double lr, double beta1,          \
+                                  double beta2, double eps, double weight_decay, int decoupled,  \
+                                  double grad_scale)                                             \
+    {                                                                                            \
+        double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);          \
+        int64_t total = 0;                                                                       \
+        for (int64_t k = 0; k < count; k++) total += sizes[k];                                   \
+        FNN_DISPATCH(adam_multi_step_##DT,                                                       \
+                     (param, grad, m, v, sizes, count, total, (T)beta1, (T)(1 - beta1),          \
+                      (T)beta2, (T)(1 - beta2), (T)eps, (T)weight_decay, decoupled,              \
+                      (T)(1 - lr * weight_decay), (T)(lr / bc1), (T)sqrt(bc2),                   \
+                      (T)grad_scale));                                                           \
     }
 
 FNN_ENTRY_POINTS(float, f32)

@@ -26,7 +26,7 @@ from .families.elementwise import (bias_add, bias_grad, clamp, clamp_backward, g
 from .families.rows import (cross_entropy, layer_norm, layer_norm_backward, log_softmax,
                             log_softmax_backward, mse_loss, softmax, softmax_backward)
 from .families.embedding import embedding, embedding_backward
-from .families.optim import adam_step, sgd_step
+from .families.optim import adam_multi_step, adam_step, sgd_step
 from .families.attention import attention, attention_backward
 from .families.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                             avg_pool2d_backward, max_pool2d, max_pool2d_backward)

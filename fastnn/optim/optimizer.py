@@ -1,8 +1,9 @@
 """Optimizer base class and SGD, Adam, AdamW with PyTorch's update rules, defaults and names.
 
-The common cases are one fused kernel per parameter (kernels.sgd_step / kernels.adam_step, through
-fastnn.kernels.trusted) that updates the parameter array and its state buffers in place; `maximize`
-feeds the kernel the negated gradient, and Adam's `amsgrad` runs in numpy.
+The common cases are fused kernels (kernels.sgd_step per parameter; kernels.adam_multi_step over
+all of a group's parameters at once, through fastnn.kernels.trusted) that update the parameter
+arrays and their state buffers in place; `maximize` feeds the kernel the negated gradient, and
+Adam's `amsgrad` runs in numpy.
 
 Gradients are read through `_grad(p)`, which accepts a numpy array or a Tensor in `p.grad`, and
 are never written into (fastnn may share one gradient array between two leaves). Parameters are
@@ -385,6 +386,8 @@ class Adam(Optimizer):
             b1, b2 = (float(b) for b in group["betas"])
             decoupled = bool(group.get("decoupled_weight_decay", False))
             amsgrad, maximize = group.get("amsgrad", False), group.get("maximize", False)
+            # the group's tensors in one kernel call per (step, dtype): usually a single call
+            batches = {}
             for p in group["params"]:
                 g = _grad(p)
                 if g is None:
@@ -401,10 +404,17 @@ class Adam(Optimizer):
                 st["step"] += 1
                 if amsgrad:
                     _amsgrad_step(p._data, g, st, lr, b1, b2, eps, wd, decoupled)
-                else:
-                    T.adam_step(p._data, g, st["exp_avg"], st["exp_avg_sq"], step=st["step"],
-                                lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd,
-                                decoupled=decoupled)
+                    continue
+                batch = batches.get((st["step"], p._data.dtype))
+                if batch is None:
+                    batch = batches[st["step"], p._data.dtype] = ([], [], [], [])
+                batch[0].append(p._data)
+                batch[1].append(g)
+                batch[2].append(st["exp_avg"])
+                batch[3].append(st["exp_avg_sq"])
+            for (step, _), (ps, gs, ms, vs) in batches.items():
+                T.adam_multi_step(ps, gs, ms, vs, step=step, lr=lr, betas=(b1, b2), eps=eps,
+                                  weight_decay=wd, decoupled=decoupled)
 
 
 def _amsgrad_step(p, g, st, lr, b1, b2, eps, wd, decoupled):

@@ -167,10 +167,10 @@ def _elementwise(dtype):
 
     @cuda.jit
     def adam_step(param, grad, m, v, lr_over_bc1, sqrt_bc2, beta1, one_minus_beta1, beta2,
-                  one_minus_beta2, eps, weight_decay, decay_factor, decoupled):
+                  one_minus_beta2, eps, weight_decay, decay_factor, decoupled, grad_scale):
         for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
             p = param[i]
-            g = grad[i]
+            g = grad[i] * grad_scale          # 1 unless clipping is folded in
             if decoupled:
                 p = p * decay_factor          # AdamW: param *= 1 - lr * weight_decay
             elif weight_decay != zero:
@@ -313,7 +313,8 @@ def sgd_step_device(param, grad, buf, lr, momentum, dampening, nesterov, weight_
                       scalar(dt, weight_decay), bool(first))
 
 
-def adam_step_device(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+def adam_step_device(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                     grad_scale=1.0):
     dt = param.dtype
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
@@ -321,7 +322,15 @@ def adam_step_device(param, grad, m, v, step, lr, beta1, beta2, eps, weight_deca
                       scalar(dt, math.sqrt(bc2)), scalar(dt, beta1), scalar(dt, 1 - beta1),
                       scalar(dt, beta2), scalar(dt, 1 - beta2), scalar(dt, eps),
                       scalar(dt, weight_decay), scalar(dt, 1 - lr * weight_decay),
-                      bool(decoupled))
+                      bool(decoupled), scalar(dt, grad_scale))
+
+
+def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay,
+                           decoupled, grad_scale):
+    """One launch per tensor: the grid-stride kernel already fills the device on large ones."""
+    for p, g, m, v in zip(params, grads, ms, vs):
+        adam_step_device(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                         grad_scale)
 
 
 # ---------------------------------------------------------------- row kernels (one block per row)
@@ -699,3 +708,10 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
 def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     host_call(adam_step_device, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
               decoupled, inplace=(0, 2, 3))
+
+
+def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                    grad_scale):
+    for p, g, m, v in zip(params, grads, ms, vs):
+        host_call(adam_step_device, p, g, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                  decoupled, grad_scale, inplace=(0, 2, 3))

@@ -9,6 +9,7 @@ numpy API: a call costs well under 2 us on top of the kernel.
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
 include "_runtime.pxi"
 
@@ -106,6 +107,14 @@ cdef extern from "ops.h" nogil:
     void fnn_adam_step_f64(double *param, const double *grad, double *m, double *v, int64_t n,
                            int64_t step, double lr, double beta1, double beta2, double eps,
                            double weight_decay, int decoupled)
+    void fnn_adam_multi_step_f32(float **param, float **grad, float **m, float **v,
+                                 const int64_t *sizes, int64_t count, int64_t step, double lr,
+                                 double beta1, double beta2, double eps, double weight_decay,
+                                 int decoupled, double grad_scale)
+    void fnn_adam_multi_step_f64(double **param, double **grad, double **m, double **v,
+                                 const int64_t *sizes, int64_t count, int64_t step, double lr,
+                                 double beta1, double beta2, double eps, double weight_decay,
+                                 int decoupled, double grad_scale)
 
 
 # ---------------------------------------------------------------- helpers
@@ -436,3 +445,37 @@ def adam_step(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray m, cnp.ndarray v,
         else:
             fnn_adam_step_f64(f64(param), f64(grad), f64(m), f64(v), size(param), step, lr,
                               beta1, beta2, eps, weight_decay, decoupled)
+
+
+def adam_multi_step(list params, list grads, list ms, list vs, int64_t step, double lr,
+                    double beta1, double beta2, double eps, double weight_decay, bint decoupled,
+                    double grad_scale):
+    cdef Py_ssize_t count = len(params), k
+    cdef void **ptrs = <void **>malloc(4 * count * sizeof(void *) + 1)
+    cdef int64_t *sizes = <int64_t *>malloc(count * sizeof(int64_t) + 1)
+    cdef bint single = count == 0 or is_f32(<cnp.ndarray>params[0])
+    if ptrs == NULL or sizes == NULL:
+        free(ptrs)
+        free(sizes)
+        raise MemoryError()
+    try:
+        for k in range(count):
+            ptrs[k] = ptr(<cnp.ndarray>params[k])
+            ptrs[count + k] = ptr(<cnp.ndarray>grads[k])
+            ptrs[2 * count + k] = ptr(<cnp.ndarray>ms[k])
+            ptrs[3 * count + k] = ptr(<cnp.ndarray>vs[k])
+            sizes[k] = size(<cnp.ndarray>params[k])
+        with nogil:
+            if single:
+                fnn_adam_multi_step_f32(<float **>ptrs, <float **>ptrs + count,
+                                        <float **>ptrs + 2 * count, <float **>ptrs + 3 * count,
+                                        sizes, count, step, lr, beta1, beta2, eps, weight_decay,
+                                        decoupled, grad_scale)
+            else:
+                fnn_adam_multi_step_f64(<double **>ptrs, <double **>ptrs + count,
+                                        <double **>ptrs + 2 * count, <double **>ptrs + 3 * count,
+                                        sizes, count, step, lr, beta1, beta2, eps, weight_decay,
+                                        decoupled, grad_scale)
+    finally:
+        free(ptrs)
+        free(sizes)

@@ -960,3 +960,21 @@ def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, deco
         _adam_parallel(chunks, *args)
     else:
         _adam_block(*args)
+
+
+@njit(**_MAP)
+def _scaled(grad, scale):
+    out = np.empty_like(grad)
+    for i in range(grad.size):
+        out[i] = grad[i] * scale
+    return out
+
+
+def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                    grad_scale):
+    """One compiled call per tensor (a list of arrays of several sizes is no one Numba type
+    without a typed.List, whose construction costs more than the calls it saves)."""
+    for p, g, m, v in zip(params, grads, ms, vs):
+        if grad_scale != 1.0:
+            g = _scaled(g, p.dtype.type(grad_scale))
+        adam_step(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled)

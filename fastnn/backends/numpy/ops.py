@@ -189,3 +189,12 @@ def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, deco
     denom = np.sqrt(v) / math.sqrt(bc2) + eps
     param -= (lr / bc1) * m / denom
 
+
+def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                    grad_scale):
+    """adam_step on each tensor of the lists in turn, each gradient first multiplied by
+    grad_scale (gradient clipping folded in; 1.0 leaves it as it is)."""
+    for p, g, m, v in zip(params, grads, ms, vs):
+        g = g * grad_scale if grad_scale != 1.0 else g
+        adam_step(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+

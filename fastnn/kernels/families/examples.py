@@ -170,6 +170,20 @@ def adam_step(rng, dtype):
     return out
 
 
+def adam_multi_step(rng, dtype):
+    """Lists of tensors of several shapes (a scalar-like (1,), an empty one, matrices, a
+    vector), as a model's parameters are."""
+    out = []
+    for kw in (dict(step=1, lr=1e-2), dict(step=5, lr=1e-2, weight_decay=0.1, grad_scale=0.5),
+               dict(step=3, lr=1e-3, weight_decay=0.1, decoupled=True, betas=(0.8, 0.99)),
+               dict(step=2, lr=1e-3, weight_decay=0.1, decoupled=True, grad_scale=0.37)):
+        shapes = [(5, 7), (1,), (0,), (13,), (3, 4, 2)]
+        p, g, m = ([_normal(rng, s, dtype) for s in shapes] for _ in range(3))
+        v = [np.abs(_normal(rng, s, dtype)) for s in shapes]
+        out.append(((p, g, m, v), kw))
+    return out
+
+
 def attention(rng, dtype):
     out = []
     for b, h, t, s, d in ((1, 1, 1, 1, 1), (1, 2, 5, 5, 4), (2, 1, 7, 9, 8)):

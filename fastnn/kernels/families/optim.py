@@ -1,4 +1,5 @@
-"""Optimizer updates, in place: sgd_step, adam_step (Adam and AdamW). C: csrc/ops_optim.c."""
+"""Optimizer updates, in place: sgd_step, adam_step (Adam and AdamW) and adam_multi_step (Adam
+over a list of tensors in one call, gradient clipping folded in). C: csrc/ops_optim.c."""
 import numpy as np
 
 from ..registry import Bench, Gradient, declare
@@ -73,6 +74,55 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.
     return param
 
 
+def _as_list(kernel, name, xs):
+    if isinstance(xs, np.ndarray) or not isinstance(xs, (list, tuple)):
+        raise TypeError(f"{kernel}: {name} must be a list of numpy arrays, got "
+                        f"{type(xs).__name__}")
+    return list(xs)
+
+
+@declare(family="optimizers", signature="adam_multi_step([param (n_k,)], [grad (n_k,)], [m (n_k,)], [v (n_k,)], step >= 1, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale): every param, m, v in place", examples=ex.adam_multi_step)
+def adam_multi_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
+                    eps=1e-8, weight_decay=0.0, decoupled=False, grad_scale=1.0, backend=None):
+    """adam_step over lists of tensors (one dtype, each with its own shape) in one call, every
+    gradient read as grad_scale * grad: clip_grad_norm_'s scaling folded into the update (1.0,
+    the default, changes nothing). Returns the params (a tuple), updated in place."""
+    be = resolve(backend)
+    k = "adam_multi_step"
+    params = _as_list(k, "params", params)
+    lists = [_as_list(k, n, x) for n, x in (("grads", grads), ("exp_avgs", exp_avgs),
+                                            ("exp_avg_sqs", exp_avg_sqs))]
+    for name, xs in zip(("grads", "exp_avgs", "exp_avg_sqs"), lists):
+        if len(xs) != len(params):
+            raise ValueError(f"{k}: {len(params)} params but {len(xs)} {name}")
+    if not params:
+        return ()
+    p0 = params[0]
+    if not isinstance(p0, np.ndarray) or p0.dtype not in _FLOATS:
+        raise TypeError(f"{k}: params must be float32 or float64 numpy arrays")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError(f"{k}: a param appears twice in the list")
+    flat = ([], [], [], [])
+    for i, (p, g, m, v) in enumerate(zip(params, *lists)):
+        if not isinstance(p, np.ndarray) or p.dtype != p0.dtype:
+            raise TypeError(f"{k}: params[{i}] must be a numpy array of dtype {p0.dtype} (all "
+                            f"params share one dtype)")
+        flat[0].append(_state_array(k, f"params[{i}]", p, p))
+        g = _float_array(k, f"grads[{i}]", g, p.dtype)
+        if g.shape != p.shape:
+            raise ValueError(f"{k}: grads[{i}] has shape {g.shape} but params[{i}] has "
+                             f"{p.shape}")
+        flat[1].append(g.reshape(-1))
+        flat[2].append(_state_array(k, f"exp_avgs[{i}]", m, p))
+        flat[3].append(_state_array(k, f"exp_avg_sqs[{i}]", v, p))
+    if int(step) < 1:
+        raise ValueError(f"{k}: step must be >= 1, got {step}")
+    b1, b2 = betas
+    be.adam_multi_step(*flat, int(step), float(lr), float(b1), float(b2), float(eps),
+                       float(weight_decay), bool(decoupled), float(grad_scale))
+    return tuple(params)
+
+
 
 
 # ---------------------------------------------------------------- trusted entry points
@@ -117,3 +167,32 @@ def _adam_step_trusted(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas
         return param
     return adam_step(param, grad, exp_avg, exp_avg_sq, step=step, lr=lr, betas=betas, eps=eps,
                      weight_decay=weight_decay, decoupled=decoupled)
+
+
+@adam_multi_step.kernel.set_trusted
+def _adam_multi_step_trusted(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3,
+                             betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
+                             grad_scale=1.0):
+    # what the C loop relies on: one float dtype, equal sizes, contiguous, writeable params
+    ok = step >= 1 and len(params) == len(grads) == len(exp_avgs) == len(exp_avg_sqs) > 0
+    dt = params[0].dtype if ok else None
+    ok = ok and dt in _FLOATS
+    if ok:
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+            shape = p.shape
+            if not (p.dtype is dt and g.dtype is dt and m.dtype is dt and v.dtype is dt
+                    and g.shape == shape and m.shape == shape and v.shape == shape
+                    and p.flags.c_contiguous and p.flags.writeable and g.flags.c_contiguous
+                    and m.flags.c_contiguous and v.flags.c_contiguous):
+                ok = False
+                break
+    if ok and len({id(p) for p in params}) == len(params):
+        get_backend().adam_multi_step(
+            [p.reshape(-1) for p in params], [g.reshape(-1) for g in grads],
+            [m.reshape(-1) for m in exp_avgs], [v.reshape(-1) for v in exp_avg_sqs], int(step),
+            float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay),
+            bool(decoupled), float(grad_scale))
+        return tuple(params)
+    return adam_multi_step(params, grads, exp_avgs, exp_avg_sqs, step=step, lr=lr, betas=betas,
+                           eps=eps, weight_decay=weight_decay, decoupled=decoupled,
+                           grad_scale=grad_scale)
