@@ -787,3 +787,62 @@ def test_grid_sample_identity_and_errors():
         F.grid_sample(x, fastnn.zeros(1, 3, 3, 2))
     with pytest.raises(ValueError, match="Nx2x3"):
         F.affine_grid(fastnn.zeros(2, 3, 3), (2, 3, 4, 4))
+
+
+# ================================================================ EmbeddingBag, LRN, adaptive max pooling
+BAG_IDX = np.array([1, 2, 4, 5, 4, 3, 2, 9, 0, 0])
+BAG_OFFSETS = np.array([0, 4, 4, 7])                 # the second bag is empty
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_matches_torch(mode):
+    tm, fm = torch.nn.EmbeddingBag(10, 4, mode=mode), nn.EmbeddingBag(10, 4, mode=mode)
+    _load_torch_weights(tm, fm, np.float64)
+    for lib_args in [lambda L: (L.tensor(BAG_IDX), L.tensor(BAG_OFFSETS)),
+                     lambda L: (L.tensor(BAG_IDX.reshape(2, 5)),)]:
+        tm.weight.grad = fm.weight.grad = None
+        _compare_module(tm, fm, [], np.float64,
+                        call=lambda m, L=None: m(*lib_args(torch if m is tm else fastnn)))
+    tm, fm = torch.nn.EmbeddingBag(10, 4, mode="sum", padding_idx=4), \
+        nn.EmbeddingBag(10, 4, mode="sum", padding_idx=4)
+    _load_torch_weights(tm, fm, np.float64)
+    _compare_module(tm, fm, [_rnd(10, seed=1)], np.float64,
+                    call=lambda m, w: m((torch if m is tm else fastnn).tensor(BAG_IDX),
+                                        (torch if m is tm else fastnn).tensor(BAG_OFFSETS),
+                                        per_sample_weights=w))
+
+
+@needs_torch
+def test_local_response_norm_adaptive_max_pool_softmax2d_dropout1d_match_torch():
+    for args in [(5, 1e-2, 0.75, 2.0), (4,)]:
+        _compare_module(torch.nn.LocalResponseNorm(*args), nn.LocalResponseNorm(*args),
+                        [_rnd(2, 7, 5, 6)], np.float32)
+    _compare_module(torch.nn.AdaptiveMaxPool2d((3, 4)), nn.AdaptiveMaxPool2d((3, 4)),
+                    [_rnd(2, 3, 5, 7)], np.float64)
+    _compare_module(torch.nn.AdaptiveMaxPool1d(4), nn.AdaptiveMaxPool1d(4), [_rnd(2, 3, 9)],
+                    np.float64)
+    _compare_module(torch.nn.Softmax2d(), nn.Softmax2d(), [_rnd(2, 3, 4, 5)], np.float32)
+    tm, fm = torch.nn.Dropout1d(0.5).eval(), nn.Dropout1d(0.5).eval()
+    _compare_module(tm, fm, [_rnd(2, 3, 5)], np.float32)
+
+
+def test_embedding_bag_and_dropout1d_behaviour_and_errors():
+    m = nn.EmbeddingBag(10, 3, mode="sum")
+    assert list(m.state_dict()) == ["weight"]
+    out = m(fastnn.tensor(BAG_IDX), fastnn.tensor(BAG_OFFSETS))
+    w = _arr(m.weight)
+    np.testing.assert_allclose(_arr(out)[0], w[[1, 2, 4, 5]].sum(0), rtol=1e-6)
+    np.testing.assert_array_equal(_arr(out)[1], 0)                  # the empty bag
+    with pytest.raises(ValueError, match="offsets"):
+        m(fastnn.tensor(BAG_IDX))
+    with pytest.raises(IndexError, match="out of range"):
+        m(fastnn.tensor(np.array([[1, 10]])))
+    with pytest.raises(NotImplementedError, match="per_sample_weights"):
+        nn.EmbeddingBag(10, 3)(fastnn.tensor(BAG_IDX), fastnn.tensor(BAG_OFFSETS),
+                               per_sample_weights=fastnn.ones(10))
+    fastnn.manual_seed(0)
+    y = _arr(nn.Dropout1d(0.5)(fastnn.ones(4, 8, 5)))
+    per_channel = y.reshape(32, 5)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert all(len(set(row)) == 1 for row in per_channel)           # whole channels dropped

@@ -51,15 +51,18 @@ __all__ += list(transformer.__all__)
 # 1-D layers, resizing, instance and RMS norm (fastnn/nn/layers1d.py, upsampling.py, norms.py);
 # their functional forms are attached to functional
 # padding modes and layers, PReLU, shrinks and distances (padding.py, misc_layers.py),
-# affine_grid and grid_sample (sampling.py). padding.pad
-# replaces F.pad: it adds the reflect/replicate/circular modes and hands 'constant' to the old one
-from . import layers1d, misc_layers, norms, padding, sampling, upsampling  # noqa: E402
+# affine_grid and grid_sample (sampling.py), EmbeddingBag, LocalResponseNorm, adaptive max
+# pooling, Softmax2d, Dropout1d (more_layers.py). padding.pad replaces F.pad: it adds the
+# reflect/replicate/circular modes and hands 'constant' to the old one
+from . import layers1d, misc_layers, more_layers, norms  # noqa: E402
+from . import padding, sampling, upsampling  # noqa: E402
 from .layers1d import *  # noqa: F401,F403,E402
 from .misc_layers import *  # noqa: F401,F403,E402
+from .more_layers import *  # noqa: F401,F403,E402
 from .norms import *  # noqa: F401,F403,E402
 from .padding import *  # noqa: F401,F403,E402
 from .upsampling import *  # noqa: F401,F403,E402
-for _module in (layers1d, misc_layers, norms, padding, sampling, upsampling):
+for _module in (layers1d, misc_layers, more_layers, norms, padding, sampling, upsampling):
     for _name in _module.FUNCTIONS:
         setattr(functional, _name, getattr(_module, _name))
         if _name not in functional.__all__:

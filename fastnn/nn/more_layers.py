@@ -1,0 +1,269 @@
+"""More layers from torch.nn that programs use, with PyTorch's arguments and state-dict keys:
+nn.EmbeddingBag (sum / mean / max over bags given by offsets, or by the rows of a 2-D input),
+nn.LocalResponseNorm, nn.AdaptiveMaxPool1d/2d, nn.Softmax2d, nn.Dropout1d.
+
+EmbeddingBag is one autograd node (a gather and a segment reduction forward, a scatter-add
+backward); the others are Tensor ops, so autograd gives their gradients."""
+import numpy as np
+
+from ..tensor import Tensor, _device, _dtype, _node, cat, get_default_dtype, stack
+from . import functional as F
+from . import init
+from .modules import Module, Parameter
+
+__all__ = ["EmbeddingBag", "LocalResponseNorm", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+           "Softmax2d", "Dropout1d"]
+FUNCTIONS = ["embedding_bag", "local_response_norm", "adaptive_max_pool1d",
+             "adaptive_max_pool2d", "dropout1d"]
+
+
+# ---------------------------------------------------------------- EmbeddingBag
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """Reduce bags of embedding rows, as torch.nn.functional.embedding_bag: input 1-D indices
+    with offsets (where each bag starts), or 2-D (each row a bag, offsets None)."""
+    if max_norm is not None or scale_grad_by_freq:
+        raise NotImplementedError("embedding_bag: max_norm and scale_grad_by_freq are not "
+                                  "supported")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    idx = np.asarray(input._data if isinstance(input, Tensor) else input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding_bag: input must hold integer indices, got {idx.dtype}")
+    w = weight._data
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated "
+                             "is a mini-batch of fixed length sequences.")
+        starts = np.arange(0, idx.size, idx.shape[1]) if idx.shape[1] else \
+            np.zeros(idx.shape[0], np.int64)
+        flat = idx.reshape(-1)
+    elif idx.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        starts = np.asarray(offsets._data if isinstance(offsets, Tensor) else offsets,
+                            np.int64).reshape(-1)
+        if include_last_offset:
+            starts = starts[:-1]
+        flat = idx
+        if starts.size and (starts[0] != 0 or np.any(np.diff(starts) < 0)
+                            or starts[-1] > flat.size):
+            raise ValueError("offsets must start at 0, be non-decreasing and stay within input")
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{idx.ndim}")
+    if flat.size and (flat.min() < 0 or flat.max() >= w.shape[0]):
+        raise IndexError(f"embedding_bag: an index is out of range for {w.shape[0]} rows")
+    psw = None
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise NotImplementedError("embedding_bag: per_sample_weights was not None. "
+                                      "per_sample_weights is only supported for mode='sum'")
+        psw = per_sample_weights._data.reshape(-1).astype(w.dtype, copy=False)
+    n_bags = starts.size
+    bag = np.repeat(np.arange(n_bags), np.diff(np.append(starts, flat.size)))
+    keep = np.ones(flat.size, bool) if padding_idx is None else flat != padding_idx
+    rows = w[flat] * keep[:, None]
+    if psw is not None:
+        rows = rows * psw[:, None]
+    counts = np.bincount(bag[keep], minlength=n_bags).astype(w.dtype)
+    out = np.zeros((n_bags, w.shape[1]), w.dtype)
+    argmax = None
+    if mode == "max":
+        out[...] = -np.inf
+        np.maximum.at(out, bag[keep], rows[keep])
+        out[counts == 0] = 0
+        # the row each maximum came from, for backward: the first position holding it
+        hit = (rows == out[bag]) & keep[:, None]
+        pos = np.where(hit, np.arange(flat.size)[:, None], flat.size)
+        argmax = np.full((n_bags, w.shape[1]), flat.size)
+        np.minimum.at(argmax, bag, pos)
+    else:
+        np.add.at(out, bag, rows)
+        if mode == "mean":
+            out /= np.maximum(counts, 1)[:, None]
+    parents = (weight,) if psw is None else (weight, per_sample_weights)
+
+    def backward(g):
+        g = np.asarray(g, w.dtype)
+        dw = np.zeros_like(w)
+        if mode == "max":
+            valid = argmax < flat.size
+            bags, cols = np.nonzero(valid)
+            np.add.at(dw, (flat[argmax[bags, cols]], cols), g[bags, cols])
+            return (dw,)
+        gr = g[bag] * keep[:, None]
+        if mode == "mean":
+            gr = gr / np.maximum(counts, 1)[bag][:, None]
+        if psw is not None:
+            dpsw = (gr * w[flat]).sum(1).reshape(per_sample_weights._data.shape)
+            gr = gr * psw[:, None]
+            np.add.at(dw, flat, gr)
+            return dw, dpsw
+        np.add.at(dw, flat, gr)
+        return (dw,)
+    return _node(out, parents, backward)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxes of bags of embeddings, as torch.nn.EmbeddingBag (weight N(0, 1))."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+                 include_last_offset=False, padding_idx=None, device=None, dtype=None):
+        super().__init__()
+        _device(device)
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.mode = mode
+        self.sparse = sparse
+        self.include_last_offset = include_last_offset
+        if padding_idx is not None and padding_idx < 0:
+            padding_idx += num_embeddings
+        self.padding_idx = padding_idx
+        dtype = _dtype(dtype) or get_default_dtype()
+        if _weight is None:
+            self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
+            self.reset_parameters()
+        else:
+            self.weight = Parameter(_weight)
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight._data[self.padding_idx] = 0
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             self.scale_grad_by_freq, self.mode, self.sparse,
+                             per_sample_weights, self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+
+
+# ---------------------------------------------------------------- local response norm
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta, as
+    torch.nn.functional.local_response_norm (channels are dim 1)."""
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} "
+                         f"dimensions)")
+    if input.shape[0] == 0:
+        return input
+    c = input.shape[1]
+    sq = input * input
+    lo, hi = size // 2, (size - 1) // 2
+    zeros = lambda n: Tensor(np.zeros((input.shape[0], n) + tuple(input.shape[2:]),  # noqa: E731
+                                      input._data.dtype))
+    padded = cat([t for t in (zeros(lo) if lo else None, sq, zeros(hi) if hi else None)
+                  if t is not None], 1)
+    div = padded[:, 0:c]
+    for j in range(1, size):
+        div = div + padded[:, j:j + c]
+    div = (div * (alpha / size) + k) ** beta
+    return input / div
+
+
+class LocalResponseNorm(Module):
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+# ---------------------------------------------------------------- adaptive max pooling
+def _bins(n_in, n_out):
+    return [((i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)) for i in range(n_out)]
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive 2-D max pooling (bins as adaptive_avg_pool2d's), as torch's; no indices."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices is not supported")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"adaptive_max_pool2d: expected 3-D or 4-D input, got {input.ndim}-D")
+    h, w = input.shape[-2:]
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    oh, ow = h if oh is None else oh, w if ow is None else ow
+    rows = []
+    for y0, y1 in _bins(h, oh):
+        rows.append(stack([input[..., y0:y1, x0:x1].amax((-2, -1)) for x0, x1 in _bins(w, ow)],
+                          -1))
+    return stack(rows, -2)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Adaptive 1-D max pooling, as torch's; no indices."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool1d: return_indices is not supported")
+    if input.ndim not in (2, 3):
+        raise ValueError(f"adaptive_max_pool1d: expected 2-D or 3-D input, got {input.ndim}-D")
+    size = output_size if isinstance(output_size, int) else output_size[0]
+    return stack([input[..., a:b].amax(-1) for a, b in _bins(input.shape[-1], size)], -1)
+
+
+class AdaptiveMaxPool2d(Module):
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
+    def forward(self, input):
+        return adaptive_max_pool1d(input, self.output_size, self.return_indices)
+
+
+# ---------------------------------------------------------------- softmax2d, dropout1d
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W), as torch.nn.Softmax2d."""
+
+    def forward(self, input):
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.ndim}D "
+                             f"instead")
+        return F.softmax(input, -3)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) or (C, L) with probability p, as
+    torch.nn.functional.dropout1d."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D "
+                           f"input")
+    batched = input.ndim == 3
+    x = input if batched else input.unsqueeze(0)
+    y = F.dropout2d(x.unsqueeze(-1), p, training).squeeze(-1)
+    return y if batched else y.squeeze(0)
+
+
+class Dropout1d(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
+
+    def forward(self, input):
+        return dropout1d(input, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
