@@ -1,7 +1,22 @@
-"""One thread count for every backend: OpenMP (the C kernels) and Numba's pool."""
+"""One thread count for every backend: OpenMP (the C kernels) and Numba's pool; and how idle
+threads wait.
+
+Idle OpenMP threads sleep by default (OMP_WAIT_POLICY=passive, set here unless the environment
+sets it). GNU OpenMP's default spins ~10 ms after each parallel region: on a machine whose cores
+are busy with other work, those spinning threads take the time slices the working ones need:
+on 2 cores shared with other jobs (load average ~14), fastnn's MLP and GPT training steps ran
+14-17x slower, and a 256^3 GEMM 73x slower, spinning than sleeping (issue 16; the figures are in
+the README). OMP_WAIT_POLICY=active restores spinning. GNU OpenMP reads the variable once, when it loads: fastnn loads it with the C kernels
+on their first call, after this module has run. PyTorch brings its own copy, which fastnn's
+kernels then share (one libgomp per process): import torch before fastnn and both keep OpenMP's
+spinning default, unless OMP_WAIT_POLICY is set in the environment.
+"""
 import os
 
 from .kernels import dispatch
+
+# before any OpenMP runtime loads (see the docstring); a user's choice stands
+WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 _threads = {"n": None}
 
