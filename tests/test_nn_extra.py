@@ -651,7 +651,7 @@ def test_norms_state_dicts_and_errors():
         nn.RMSNorm(5)(fastnn.randn(2, 4))
 
 
-# ================================================================ padding, transposed 1-D conv, small layers
+# ======================================================= padding, transposed 1-D conv, small layers
 def _functional_case(fn):
     """A functional call as a parameterless 'module' for _compare_module."""
     class Call:
@@ -789,7 +789,7 @@ def test_grid_sample_identity_and_errors():
         F.affine_grid(fastnn.zeros(2, 3, 3), (2, 3, 4, 4))
 
 
-# ================================================================ EmbeddingBag, LRN, adaptive max pooling
+# ======================================================= EmbeddingBag, LRN, adaptive max pooling
 BAG_IDX = np.array([1, 2, 4, 5, 4, 3, 2, 9, 0, 0])
 BAG_OFFSETS = np.array([0, 4, 4, 7])                 # the second bag is empty
 
