@@ -135,6 +135,26 @@ def test_trusted_entry_falls_back_to_checks():
         T.adam_multi_step(a[0], g, a[1], a[2], step=0)
 
 
+def test_trusted_entry_on_each_backend_takes_nd_arrays(backend):
+    """The trusted door hands the backend the arrays in their own shapes (no reshape per
+    tensor): each backend must treat them as flat, and agree with the checked door."""
+    skip_if_missing(backend, "adam_multi_step")
+    from fastnn.kernels import trusted as T
+    from fastnn.kernels.dispatch import use_backend
+    rng = np.random.default_rng(12)
+    p, g, m, v = _state(rng, SHAPES, np.float32)
+    a, b = [_copy(p), _copy(m), _copy(v)], [_copy(p), _copy(m), _copy(v)]
+    with use_backend(backend):
+        T.adam_multi_step(a[0], g, a[1], a[2], step=2, lr=1e-2, weight_decay=0.1, decoupled=True,
+                          grad_scale=0.5)
+    K.adam_multi_step(b[0], g, b[1], b[2], step=2, lr=1e-2, weight_decay=0.1, decoupled=True,
+                      grad_scale=0.5, backend=backend)
+    for x, y in zip(a, b):
+        for s, t in zip(x, y):
+            assert s.shape == t.shape
+            np.testing.assert_array_equal(s, t)
+
+
 def _mlp(mod):
     return mod.Sequential(mod.Linear(6, 16), mod.LayerNorm(16), mod.Linear(16, 3))
 

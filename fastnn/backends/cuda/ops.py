@@ -329,8 +329,8 @@ def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, w
                            decoupled, grad_scale):
     """One launch per tensor: the grid-stride kernel already fills the device on large ones."""
     for p, g, m, v in zip(params, grads, ms, vs):
-        adam_step_device(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
-                         grad_scale)
+        adam_step_device(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), step, lr,
+                         beta1, beta2, eps, weight_decay, decoupled, grad_scale)
 
 
 # ---------------------------------------------------------------- row kernels (one block per row)
@@ -713,5 +713,6 @@ def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, deco
 def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
                     grad_scale):
     for p, g, m, v in zip(params, grads, ms, vs):
-        host_call(adam_step_device, p, g, m, v, step, lr, beta1, beta2, eps, weight_decay,
-                  decoupled, grad_scale, inplace=(0, 2, 3))
+        host_call(adam_step_device, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                  step, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale,
+                  inplace=(0, 2, 3))

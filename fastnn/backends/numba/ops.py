@@ -975,6 +975,7 @@ def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_d
     """One compiled call per tensor (a list of arrays of several sizes is no one Numba type
     without a typed.List, whose construction costs more than the calls it saves)."""
     for p, g, m, v in zip(params, grads, ms, vs):
+        p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
         if grad_scale != 1.0:
             g = _scaled(g, p.dtype.type(grad_scale))
         adam_step(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled)

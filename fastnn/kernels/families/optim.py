@@ -81,7 +81,7 @@ def _as_list(kernel, name, xs):
     return list(xs)
 
 
-@declare(family="optimizers", signature="adam_multi_step([param (n_k,)], [grad (n_k,)], [m (n_k,)], [v (n_k,)], step >= 1, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale): every param, m, v in place", examples=ex.adam_multi_step)
+@declare(family="optimizers", signature="adam_multi_step([param], [grad], [m], [v] (lists; tensor k of any shape, C-contiguous, the same in all four), step >= 1, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale): every param, m, v in place", examples=ex.adam_multi_step)
 def adam_multi_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
                     eps=1e-8, weight_decay=0.0, decoupled=False, grad_scale=1.0, backend=None):
     """adam_step over lists of tensors (one dtype, each with its own shape) in one call, every
@@ -173,7 +173,8 @@ def _adam_step_trusted(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas
 def _adam_multi_step_trusted(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3,
                              betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
                              grad_scale=1.0):
-    # what the C loop relies on: one float dtype, equal sizes, contiguous, writeable params
+    # what the kernels rely on: one float dtype, equal shapes, contiguous, writeable params
+    # (any shape: each backend treats a tensor as flat, so no reshape per tensor here)
     ok = step >= 1 and len(params) == len(grads) == len(exp_avgs) == len(exp_avg_sqs) > 0
     dt = params[0].dtype if ok else None
     ok = ok and dt in _FLOATS
@@ -188,10 +189,9 @@ def _adam_multi_step_trusted(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1
                 break
     if ok and len({id(p) for p in params}) == len(params):
         get_backend().adam_multi_step(
-            [p.reshape(-1) for p in params], [g.reshape(-1) for g in grads],
-            [m.reshape(-1) for m in exp_avgs], [v.reshape(-1) for v in exp_avg_sqs], int(step),
-            float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay),
-            bool(decoupled), float(grad_scale))
+            list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), int(step), float(lr),
+            float(betas[0]), float(betas[1]), float(eps), float(weight_decay), bool(decoupled),
+            float(grad_scale))
         return tuple(params)
     return adam_multi_step(params, grads, exp_avgs, exp_avg_sqs, step=step, lr=lr, betas=betas,
                            eps=eps, weight_decay=weight_decay, decoupled=decoupled,
