@@ -846,3 +846,23 @@ def test_embedding_bag_and_dropout1d_behaviour_and_errors():
     per_channel = y.reshape(32, 5)
     assert set(np.unique(per_channel)) <= {0.0, 2.0}
     assert all(len(set(row)) == 1 for row in per_channel)           # whole channels dropped
+
+
+def test_init_orthogonal_eye_dirac():
+    w = fastnn.empty(6, 4)
+    nn.init.orthogonal_(w, gain=2.0)
+    np.testing.assert_allclose(_arr(w).T @ _arr(w), 4 * np.eye(4), atol=1e-5)
+    w = nn.init.orthogonal_(fastnn.empty(3, 2, 4))                 # rows < cols: rows orthonormal
+    flat = _arr(w).reshape(3, 8)
+    np.testing.assert_allclose(flat @ flat.T, np.eye(3), atol=1e-5)
+    lstm = nn.LSTM(3, 4)
+    nn.init.orthogonal_(lstm.weight_hh_l0)                          # what RNN programs do
+    np.testing.assert_allclose(_arr(lstm.weight_hh_l0).T @ _arr(lstm.weight_hh_l0), np.eye(4),
+                               atol=1e-5)
+    np.testing.assert_array_equal(_arr(nn.init.eye_(fastnn.empty(2, 3))), np.eye(2, 3))
+    conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+    nn.init.dirac_(conv.weight)
+    x = fastnn.randn(1, 3, 5, 5)
+    np.testing.assert_allclose(_arr(conv(x)), _arr(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="2 or more"):
+        nn.init.orthogonal_(fastnn.empty(3))

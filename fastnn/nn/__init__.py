@@ -56,6 +56,11 @@ __all__ += list(transformer.__all__)
 # reflect/replicate/circular modes and hands 'constant' to the old one
 from . import layers1d, misc_layers, more_layers, norms  # noqa: E402
 from . import padding, sampling, upsampling  # noqa: E402
+from . import init_extra  # noqa: E402
+for _name in init_extra.FUNCTIONS:                  # orthogonal_, eye_, dirac_ join nn.init
+    setattr(init, _name, getattr(init_extra, _name))
+    if _name not in init.__all__:
+        init.__all__.append(_name)
 from .layers1d import *  # noqa: F401,F403,E402
 from .misc_layers import *  # noqa: F401,F403,E402
 from .more_layers import *  # noqa: F401,F403,E402
