@@ -4,7 +4,7 @@ those of a content photograph, and the correlations between its channels (Gram m
 several scales) match those of a style image.
 
     net = RandomFeatures()                                   # no download: random weights
-    obj = StyleObjective(net, content, style, style_weight=1e4)
+    obj = StyleObjective(net, content, style, style_weight=10)
     result, history = transfer(obj, steps=300, optimizer="lbfgs")
 
 The losses are relative, so they read the same for any feature network:
@@ -26,8 +26,10 @@ random weights for the deep image representation") do style transfer with an unt
 So the default network here is a pyramid of random 3x3 convolutions, each level seeing the
 image at half the previous resolution (average pooling, as Gatys et al. recommend over max
 pooling), with He-scaled Gaussian weights so that every level's activations have the same size.
-The content layer is a deep level: its features keep the layout of the photograph (where
-edges and regions are) and forget its exact colours and textures, which the style may change.
+The content layer is the second level (a quarter of the image's pixels, receptive field 10
+pixels): its features keep the layout of the photograph (where edges and regions are) and
+little of its exact colours and fine texture, which the style may change. (A deeper level kept
+less of the layout: random features of a deep level mix too much.)
 
 The alternative is a trained network: CNNFeatures takes the shapes CNN of `fastnn train cnn
 --data shapes` (32x32 drawings of six objects), the features after each stage's ReLU.
@@ -42,7 +44,7 @@ from ..tensor import Function, Tensor, from_numpy, no_grad
 __all__ = ["RandomFeatures", "CNNFeatures", "StyleObjective", "gram_matrix", "transfer",
            "OPTIMIZERS", "DEFAULT_CHANNELS"]
 
-DEFAULT_CHANNELS = (32, 64, 96, 128)
+DEFAULT_CHANNELS = (16, 32, 64, 128)
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -171,13 +173,13 @@ def _as_batch(img, dtype):
 
 class StyleObjective:
     """The losses of a candidate image x against a content and a style image, on a feature
-    network's levels: content at `content_layer` (default the second deepest), style (Gram) at
+    network's levels: content at `content_layer` (default 1, the second level), style (Gram) at
     every level in `style_layers` (default all). See the module docstring for the formulas.
 
     content, style: (C, H, W) arrays in [0, 1]; they may differ in size (Gram matrices are
     (channels x channels) whatever the size)."""
 
-    def __init__(self, features, content, style, style_weight=1e4, content_weight=1.0,
+    def __init__(self, features, content, style, style_weight=10.0, content_weight=1.0,
                  tv_weight=0.0, content_layer=None, style_layers=None):
         self.features = features
         self.dtype = np.float32 if np.asarray(content).dtype != np.float64 else np.float64
@@ -199,7 +201,7 @@ class StyleObjective:
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
         self.tv_weight = float(tv_weight)
         levels = len(features.channels)
-        self.content_layer = max(levels - 2, 0) if content_layer is None else int(content_layer)
+        self.content_layer = min(1, levels - 1) if content_layer is None else int(content_layer)
         self.style_layers = (tuple(range(levels)) if style_layers is None
                              else tuple(int(k) for k in style_layers))
         if not 0 <= self.content_layer < levels or not self.style_layers or \

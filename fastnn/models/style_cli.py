@@ -21,7 +21,7 @@ from .style import DEFAULT_CHANNELS, OPTIMIZERS, CNNFeatures, RandomFeatures, St
     transfer
 
 DEFAULT_OUT = runs_path("style.png")
-DEFAULT_STYLE_WEIGHT = 1e4
+DEFAULT_STYLE_WEIGHT = 10.0
 MIN_SIZE = 16
 MAX_SIZE = 2048
 
