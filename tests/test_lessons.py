@@ -25,12 +25,14 @@ def test_lessons_are_there():
         # stored with the outputs of a real run: every code cell ran, and there are figures
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(c.execution_count for c in code), f"{path.name} has cells that never ran"
-        pngs = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
-        assert pngs >= 2, f"{path.name} has {pngs} stored figures"
+        pngs = sum(bool({"image/png", "image/jpeg"} & set(o.get("data", {})))
+                   for c in code for o in c.outputs)
+        assert pngs >= 1, f"{path.name} has no stored figure"
         assert not [o for c in code for o in c.outputs if o.output_type == "error"], path.name
         assert path.stat().st_size < 1 << 20, f"{path.name} is over 1 MiB"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_lesson_runs(path):
     nb = nbformat.read(str(path), as_version=4)
