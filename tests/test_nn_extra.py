@@ -866,3 +866,25 @@ def test_init_orthogonal_eye_dirac():
     np.testing.assert_allclose(_arr(conv(x)), _arr(x), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="2 or more"):
         nn.init.orthogonal_(fastnn.empty(3))
+
+
+@needs_torch
+def test_unfold_fold_bilinear_match_torch():
+    geometry = dict(dilation=(1, 2), padding=1, stride=(2, 1))
+    _compare_module(torch.nn.Unfold((2, 3), **geometry), nn.Unfold((2, 3), **geometry),
+                    [_rnd(2, 3, 7, 6)], np.float32)
+    _compare_module(torch.nn.Fold((7, 6), (2, 3), **geometry), nn.Fold((7, 6), (2, 3), **geometry),
+                    [_rnd(2, 18, 16)], np.float32)
+    _compare_module(torch.nn.Fold((8, 7), 3, stride=2), nn.Fold((8, 7), 3, stride=2),
+                    [_rnd(18, 9)], np.float64)                    # unbatched
+    tm, fm = torch.nn.Bilinear(3, 4, 5), nn.Bilinear(3, 4, 5)
+    _load_torch_weights(tm, fm, np.float32)
+    _compare_module(tm, fm, [_rnd(2, 6, 3), _rnd(2, 6, 4, seed=1)], np.float32)
+
+
+def test_fold_of_unfold_counts_overlaps_and_errors():
+    x = fastnn.ones(1, 2, 4, 4)
+    counts = _arr(F.fold(F.unfold(x, 3, padding=1), (4, 4), 3, padding=1))
+    assert counts[0, 0, 0, 0] == 4 and counts[0, 1, 1, 1] == 9     # blocks covering each pixel
+    with pytest.raises(RuntimeError, match="sliding blocks"):
+        F.fold(fastnn.randn(1, 18, 5), (4, 4), 3)

@@ -1,20 +1,25 @@
 """More layers from torch.nn that programs use, with PyTorch's arguments and state-dict keys:
 nn.EmbeddingBag (sum / mean / max over bags given by offsets, or by the rows of a 2-D input),
-nn.LocalResponseNorm, nn.AdaptiveMaxPool1d/2d, nn.Softmax2d, nn.Dropout1d.
+nn.LocalResponseNorm, nn.AdaptiveMaxPool1d/2d, nn.Softmax2d, nn.Dropout1d, nn.Unfold / nn.Fold,
+nn.Bilinear.
 
 EmbeddingBag is one autograd node (a gather and a segment reduction forward, a scatter-add
-backward); the others are Tensor ops, so autograd gives their gradients."""
+backward); the others are Tensor ops or existing kernels, so autograd gives their gradients.
+Unfold (im2col) is a grouped convolution with one-hot kernels, one output channel per (channel,
+kernel position), and Fold, its adjoint, the transposed convolution with the same kernels."""
+import math
+
 import numpy as np
 
-from ..tensor import Tensor, _device, _dtype, _node, cat, get_default_dtype, stack
+from ..tensor import Tensor, _device, _dtype, _node, cat, einsum, get_default_dtype, stack
 from . import functional as F
 from . import init
 from .modules import Module, Parameter
 
 __all__ = ["EmbeddingBag", "LocalResponseNorm", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-           "Softmax2d", "Dropout1d"]
+           "Softmax2d", "Dropout1d", "Unfold", "Fold", "Bilinear"]
 FUNCTIONS = ["embedding_bag", "local_response_norm", "adaptive_max_pool1d",
-             "adaptive_max_pool2d", "dropout1d"]
+             "adaptive_max_pool2d", "dropout1d", "unfold", "fold", "bilinear"]
 
 
 # ---------------------------------------------------------------- EmbeddingBag
@@ -267,3 +272,120 @@ class Dropout1d(Module):
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
 
+
+
+# ---------------------------------------------------------------- unfold / fold
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(e) for e in v)
+
+
+def _one_hot_kernels(channels, kernel, dtype):
+    """(C kh kw, 1, kh, kw): output channel c kh kw + j reads kernel position j of channel c."""
+    kk = kernel[0] * kernel[1]
+    eye = np.eye(kk, dtype=dtype).reshape(kk, 1, *kernel)
+    return Tensor(np.tile(eye, (channels, 1, 1, 1)))
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding blocks of (N, C, H, W) as columns: (N, C kh kw, L), as
+    torch.nn.functional.unfold."""
+    if input.ndim not in (3, 4):
+        raise ValueError(f"Input Error: Only 3D or 4D input Tensors are supported (got "
+                         f"{input.ndim}D)")
+    batched = input.ndim == 4
+    x = input if batched else input.unsqueeze(0)
+    k = _pair(kernel_size)
+    c = x.shape[1]
+    cols = F.conv2d(x, _one_hot_kernels(c, k, x._data.dtype), None, _pair(stride),
+                    _pair(padding), _pair(dilation), c)
+    cols = cols.reshape(x.shape[0], c * k[0] * k[1], -1)
+    return cols if batched else cols.squeeze(0)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """The adjoint of unfold: columns (N, C kh kw, L) summed back into (N, C, H, W), as
+    torch.nn.functional.fold."""
+    if input.ndim not in (2, 3):
+        raise ValueError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are "
+                         f"supported (got {input.ndim}D)")
+    batched = input.ndim == 3
+    x = input if batched else input.unsqueeze(0)
+    k, out = _pair(kernel_size), _pair(output_size)
+    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
+    if x.shape[1] % (k[0] * k[1]):
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the "
+                           f"product of kernel_size, but got input.size(1)={x.shape[1]} and "
+                           f"kernel_size={k}")
+    c = x.shape[1] // (k[0] * k[1])
+    blocks = [(out[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    if blocks[0] * blocks[1] != x.shape[2]:
+        raise RuntimeError(f"Given output_size={out}, kernel_size={k}, dilation={d}, "
+                           f"padding={p}, stride={s}, expected size of input's dimension 2 to "
+                           f"match the calculated number of sliding blocks {blocks[0]} * "
+                           f"{blocks[1]} = {blocks[0] * blocks[1]}, but got "
+                           f"input.size(2)={x.shape[2]}.")
+    smallest = [(blocks[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1 for i in range(2)]
+    y = F.conv_transpose2d(x.reshape(x.shape[0], x.shape[1], *blocks),
+                           _one_hot_kernels(c, k, x._data.dtype), None, s, p,
+                           (out[0] - smallest[0], out[1] - smallest[1]), c, d)
+    return y if batched else y.squeeze(0)
+
+
+class Unfold(Module):
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = \
+            kernel_size, dilation, padding, stride
+
+    def forward(self, input):
+        return unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+
+class Fold(Module):
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input):
+        return fold(input, self.output_size, self.kernel_size, self.dilation, self.padding,
+                    self.stride)
+
+
+# ---------------------------------------------------------------- bilinear
+def bilinear(input1, input2, weight, bias=None):
+    """y_o = x1^T W_o x2 + b_o over the last dims, as torch.nn.functional.bilinear."""
+    y = einsum("...i,oij,...j->...o", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+class Bilinear(Module):
+    """As torch.nn.Bilinear: weight (out, in1, in2) and bias (out,), U(-1/sqrt(in1),
+    1/sqrt(in1))."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None,
+                 dtype=None):
+        super().__init__()
+        _device(device)
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        dtype = _dtype(dtype) or get_default_dtype()
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
