@@ -888,3 +888,46 @@ def test_fold_of_unfold_counts_overlaps_and_errors():
     assert counts[0, 0, 0, 0] == 4 and counts[0, 1, 1, 1] == 9     # blocks covering each pixel
     with pytest.raises(RuntimeError, match="sliding blocks"):
         F.fold(fastnn.randn(1, 18, 5), (4, 4), 3)
+
+
+# ================================================================ more losses
+_Y = np.array([1.0, -1.0, 1.0, -1.0, -1.0, 1.0])
+LOSSES = {
+    "MarginRankingLoss": (dict(margin=0.3), lambda L: [_rnd(6), _rnd(6, seed=1)],
+                          lambda L: [L.tensor(_Y)]),
+    "HingeEmbeddingLoss": (dict(margin=0.8), lambda L: [_rnd(6)], lambda L: [L.tensor(_Y)]),
+    "SoftMarginLoss": (dict(), lambda L: [_rnd(6)], lambda L: [L.tensor(_Y)]),
+    "MultiLabelSoftMarginLoss": (dict(), lambda L: [_rnd(4, 3)],
+                                 lambda L: [L.tensor((_rnd(4, 3, seed=2) > 0) * 1.0)]),
+    "CosineEmbeddingLoss": (dict(margin=0.2), lambda L: [_rnd(6, 4), _rnd(6, 4, seed=1)],
+                            lambda L: [L.tensor(_Y)]),
+    "TripletMarginLoss": (dict(margin=0.5, swap=True),
+                          lambda L: [_rnd(5, 4), _rnd(5, 4, seed=1), _rnd(5, 4, seed=2)],
+                          lambda L: []),
+    "MultiMarginLoss": (dict(p=2, margin=0.7), lambda L: [_rnd(5, 4)],
+                        lambda L: [L.tensor(np.array([0, 3, 1, 1, 2]))]),
+    "PoissonNLLLoss": (dict(full=True), lambda L: [_rnd(6)],
+                       lambda L: [L.tensor(np.array([0.0, 1, 2, 5, 3, 0]))]),
+    "GaussianNLLLoss": (dict(full=True), lambda L: [_rnd(5, 3), _rnd(5, 3, seed=1)],
+                        lambda L: [L.tensor(np.abs(_rnd(5, seed=2)) + 1e-7)]),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_more_losses_match_torch(name, reduction):
+    kw, inputs, extra = LOSSES[name]
+    tm = getattr(torch.nn, name)(reduction=reduction, **kw)
+    fm = getattr(nn, name)(reduction=reduction, **kw)
+    _compare_module(tm, fm, inputs(None), np.float64,
+                    call=lambda m, *a: m(*a, *extra(torch if m is tm else fastnn)))
+
+
+def test_more_losses_errors():
+    with pytest.raises(ValueError, match="not a valid value"):
+        nn.SoftMarginLoss(reduction="avg")(fastnn.randn(3), fastnn.ones(3))
+    with pytest.raises(ValueError, match="negative"):
+        F.gaussian_nll_loss(fastnn.randn(3), fastnn.randn(3), -fastnn.ones(3))
+    with pytest.raises(TypeError, match="unexpected"):
+        nn.TripletMarginLoss(margins=1.0)

@@ -52,9 +52,10 @@ __all__ += list(transformer.__all__)
 # their functional forms are attached to functional
 # padding modes and layers, PReLU, shrinks and distances (padding.py, misc_layers.py),
 # affine_grid and grid_sample (sampling.py), EmbeddingBag, LocalResponseNorm, adaptive max
-# pooling, Softmax2d, Dropout1d (more_layers.py). padding.pad replaces F.pad: it adds the
+# pooling, Softmax2d, Dropout1d, Unfold/Fold, Bilinear (more_layers.py), more losses
+# (losses_extra.py). padding.pad replaces F.pad: it adds the
 # reflect/replicate/circular modes and hands 'constant' to the old one
-from . import layers1d, misc_layers, more_layers, norms  # noqa: E402
+from . import layers1d, losses_extra, misc_layers, more_layers, norms  # noqa: E402
 from . import padding, sampling, upsampling  # noqa: E402
 from . import init_extra  # noqa: E402
 for _name in init_extra.FUNCTIONS:                  # orthogonal_, eye_, dirac_ join nn.init
@@ -62,12 +63,14 @@ for _name in init_extra.FUNCTIONS:                  # orthogonal_, eye_, dirac_ 
     if _name not in init.__all__:
         init.__all__.append(_name)
 from .layers1d import *  # noqa: F401,F403,E402
+from .losses_extra import *  # noqa: F401,F403,E402
 from .misc_layers import *  # noqa: F401,F403,E402
 from .more_layers import *  # noqa: F401,F403,E402
 from .norms import *  # noqa: F401,F403,E402
 from .padding import *  # noqa: F401,F403,E402
 from .upsampling import *  # noqa: F401,F403,E402
-for _module in (layers1d, misc_layers, more_layers, norms, padding, sampling, upsampling):
+for _module in (layers1d, losses_extra, misc_layers, more_layers, norms, padding, sampling,
+                upsampling):
     for _name in _module.FUNCTIONS:
         setattr(functional, _name, getattr(_module, _name))
         if _name not in functional.__all__:
