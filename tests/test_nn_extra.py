@@ -1,12 +1,16 @@
-"""The torch.nn pieces real programs use beyond the basics: recurrent layers (nn/rnn.py),
-MultiheadAttention and the transformer layers (nn/transformer.py), Conv1d and 1-D pooling
-(nn/layers1d.py), interpolate / Upsample / PixelShuffle (nn/upsampling.py), InstanceNorm and
-RMSNorm (nn/norms.py).
+"""The torch.nn pieces real programs use beyond the basics: recurrent layers and packed
+sequences (nn/rnn.py, nn/rnn_utils.py), MultiheadAttention and the transformer layers
+(nn/transformer.py), Conv1d, ConvTranspose1d and 1-D pooling (nn/layers1d.py), interpolate /
+Upsample / PixelShuffle (nn/upsampling.py), InstanceNorm and RMSNorm (nn/norms.py), F.pad's modes
+and the padding layers (nn/padding.py), affine_grid / grid_sample (nn/sampling.py), EmbeddingBag,
+LocalResponseNorm, adaptive max pooling, Unfold / Fold, Bilinear and friends (nn/more_layers.py,
+nn/misc_layers.py), more losses (nn/losses_extra.py), more initializers (nn/init_extra.py).
 
 Against PyTorch (skipped without it): a torch module's state dict loaded into the fastnn module,
 then outputs and the gradients of inputs and parameters compared, in float32 (to float32
-rounding) and float64 (to ~1e-10). Without PyTorch: the hand-written BPTT backward against finite
-differences in float64 on every CPU backend, state-dict keys, shapes, training, and bad input."""
+rounding) and float64 (to ~1e-10). Without PyTorch: the hand-written backwards (BPTT, with and
+without per-sample lengths; grid_sample) against finite differences in float64 on every CPU
+backend, state-dict keys, shapes, training, and bad input."""
 import math
 
 import numpy as np
