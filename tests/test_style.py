@@ -294,3 +294,10 @@ def test_cli_unreadable_image_and_non_cnn_checkpoint(tmp_path, capsys):
     save_checkpoint(MLP([4, 3, 2]), mlp)
     assert cli_main(base + ["--content", c, "--features", mlp]) == 2
     assert "needs a CNN" in capsys.readouterr().err
+
+
+def test_process_strip_frames_start_and_end():
+    from fastnn.models.style_cli import frame_steps
+    assert frame_steps(300, 6) == [0, 12, 48, 108, 192, 300]
+    assert frame_steps(3, 6) == [0, 1, 2, 3]              # fewer steps than frames
+    assert frame_steps(0, 6) == [0]

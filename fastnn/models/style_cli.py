@@ -109,13 +109,11 @@ def feature_network(spec, channels=DEFAULT_CHANNELS, seed=0):
 
 
 def frame_steps(steps, frames):
-    """The evaluations at which --show-process keeps a picture: 0 (the start) and the end,
-    the rest spaced evenly on a log scale (early steps change the image most)."""
+    """The evaluations at which --show-process keeps a picture: 0 (the start), the end, and
+    between them spaced on a square-root scale (the early steps change the image most)."""
     if steps == 0 or frames < 2:
         return [steps]
-    inner = np.geomspace(1, steps, frames - 1)
-    keep = sorted({0, *(int(round(s)) for s in inner)})
-    return keep
+    return sorted({int(round(steps * (i / (frames - 1)) ** 2)) for i in range(frames)})
 
 
 def run_style(args, log=print):
