@@ -108,8 +108,9 @@ def measure_roofline(backend=None, repeat=5, quick=True):
             "backend": backend or kernels.get_backend().name}
 
 
-def roofline_figure(result, path=None, title=None):
-    """The chart of measure_roofline's result (fastnn.viz.roofline)."""
+def roofline_figure(result, path=None, title=None, **labels):
+    """The chart of measure_roofline's result (fastnn.viz.roofline; labels: its xlabel, ylabel
+    and roof_label)."""
     from .. import viz
     points = [(name, inten, g) for name, inten, g, _ in result["points"]]
     if title is None:
@@ -117,7 +118,7 @@ def roofline_figure(result, path=None, title=None):
                  f"({result['peak_from']}), memory bandwidth {result['bandwidth_gbs']:.1f} GB/s; "
                  f"kernels on fastnn's {result['backend']} backend")
     return viz.roofline(result["peak_gflops"], result["bandwidth_gbs"], points, path=path,
-                        title=title)
+                        title=title, **labels)
 
 
 def format_roofline(result):

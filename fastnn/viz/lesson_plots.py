@@ -272,8 +272,9 @@ def roofline(peak_gflops, bandwidth_gbs, points, path=None, title=None,
     ax.axvline(ridge, color="gray", ls=":", lw=1)
     ax.annotate(f"{peak_gflops:.0f} GFLOP/s", (hi, peak_gflops), ha="right", va="bottom",
                 fontsize=8)
-    ax.annotate(f"{bandwidth_gbs:.0f} GB/s", (lo * 1.2, bandwidth_gbs * lo * 1.2),
-                ha="left", va="bottom", fontsize=8, rotation=0)
+    mid = np.sqrt(lo * ridge)                     # halfway up the sloped roof, on a log scale
+    ax.annotate(f"{bandwidth_gbs:.1f} GB/s", (mid, bandwidth_gbs * mid), xytext=(-6, 6),
+                textcoords="offset points", ha="right", va="bottom", fontsize=8)
     for k, (name, inten, g) in enumerate(pts):
         ax.scatter([inten], [g], s=45, zorder=3, color=_CLASS_COLORS[k % len(_CLASS_COLORS)]
                    if k < len(_CLASS_COLORS) else None, edgecolors="black")
