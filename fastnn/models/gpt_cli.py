@@ -5,6 +5,7 @@
     fastnn train gpt --resume runs/gpt.npz --minutes 10 # continue a run (10 minutes in all)
     fastnn generate --prompt "The " --temperature 0.8 --top-k 40    # from runs/gpt.npz
     fastnn generate --checkpoint runs/gpt.npz --prompt "The " --temperatures 0,0.5,1,1.5
+    fastnn generate --prompt "The " --show-attention runs/attention.png   # what each head looks at
 
 Training: nanoGPT's CPU recipe by default (4 layers, 4 heads, 128 wide, context 64, batch 12),
 AdamW (beta2 0.99, weight decay 0.1 on 2-D weights) with a linear warmup and a cosine decay to
