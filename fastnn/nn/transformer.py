@@ -198,9 +198,6 @@ class MultiheadAttention(Module):
             am = kpm if am is None else am + kpm
         return am
 
-    def extra_repr(self):
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
-
 
 # ---------------------------------------------------------------- the transformer layers
 def _activation(activation):
