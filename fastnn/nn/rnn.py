@@ -1,6 +1,7 @@
 """Recurrent layers with PyTorch's names, arguments, gate order and state-dict keys: nn.RNN,
 nn.LSTM, nn.GRU (num_layers, batch_first, dropout between layers, bidirectional) and the single
-steps nn.RNNCell, nn.LSTMCell, nn.GRUCell.
+steps nn.RNNCell, nn.LSTMCell, nn.GRUCell. The sequence layers also take a PackedSequence
+(fastnn.nn.utils.rnn) and return one: each sample then runs its own length.
 
 Parameters, per layer k and direction (suffix '' or '_reverse'), as torch:
     weight_ih_l{k}{suffix} (G*H, input of that layer), weight_hh_l{k}{suffix} (G*H, H),
@@ -9,8 +10,8 @@ with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU: r, z, n), all drawn from
 U(-1/sqrt(H), 1/sqrt(H)).
 
 Each (layer, direction) runs as ONE autograd node (`recurrent_layer`): the input projection of
-all time steps is one GEMM, then a Python loop over time does one (N, H) x (H, G*H) GEMM and the
-gates in numpy per step; backward is hand-written backpropagation through time, which ends with
+all time steps is one GEMM, then a Python loop over time does one (N, H) x (H, G*H) matmul and
+the gates in numpy per step; backward is hand-written backpropagation through time, which ends with
 one GEMM per weight over all steps. A graph of per-step Tensor ops would cost ~10 nodes per step
 and an O(T^2) slicing backward; this costs one node.
 """
