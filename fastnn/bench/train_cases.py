@@ -37,7 +37,8 @@ TRAIN_NAMES = ("mlp-large", "mlp-small", "gpt", "cnn")
 MLP_CONFIGS = {"mlp-large": ((784, 512, 512, 10), 256), "mlp-small": ((64, 128, 128, 10), 64)}
 MLP_TINY = {"mlp-large": ((32, 16, 10), 8), "mlp-small": ((8, 16, 4), 4)}
 
-# nanoGPT's CPU configuration; vocab 65 as the default corpus's characters
+# nanoGPT's CPU configuration, with the vocabulary of its shakespeare_char data (65 characters;
+# bench/bench_gpt.py uses fastnn's default corpus, 103)
 GPT_CONFIG = dict(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
                   bias=False)
 GPT_TINY = dict(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=16, dropout=0.0,
