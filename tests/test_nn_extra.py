@@ -935,3 +935,28 @@ def test_more_losses_errors():
         F.gaussian_nll_loss(fastnn.randn(3), fastnn.randn(3), -fastnn.ones(3))
     with pytest.raises(TypeError, match="unexpected"):
         nn.TripletMarginLoss(margins=1.0)
+
+
+@needs_torch
+def test_multi_head_attention_forward_matches_torch():
+    """The functional form as CLIP's attention pooling calls it: separate projection weights,
+    one concatenated bias, the first position attending over all."""
+    e, h = 8, 2
+
+    def call(F, x, wq, wk, wv, b, wo, bo):
+        return F.multi_head_attention_forward(
+            query=x[:1], key=x, value=x, embed_dim_to_check=e, num_heads=h,
+            q_proj_weight=wq, k_proj_weight=wk, v_proj_weight=wv, in_proj_weight=None,
+            in_proj_bias=b, bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+            out_proj_weight=wo, out_proj_bias=bo, use_separate_proj_weight=True, training=True,
+            need_weights=True, average_attn_weights=False)
+    Call = _functional_case(call)
+    _compare_module(Call(torch.nn.functional), Call(F),
+                    [_rnd(5, 2, e)] + [_rnd(e, e, seed=i) for i in (1, 2, 3)] +
+                    [_rnd(3 * e, seed=4), _rnd(e, e, seed=5), _rnd(e, seed=6)], np.float64,
+                    call=lambda m, *a: m(*a))
+    with pytest.raises(NotImplementedError, match="bias_k"):
+        F.multi_head_attention_forward(fastnn.randn(3, 1, 4), fastnn.randn(3, 1, 4),
+                                       fastnn.randn(3, 1, 4), 4, 2, fastnn.randn(12, 4), None,
+                                       fastnn.randn(1, 1, 4), None, False, 0.0,
+                                       fastnn.randn(4, 4), None)

@@ -47,6 +47,8 @@ _sys.modules[__name__ + ".utils.rnn"] = rnn_utils
 from . import transformer  # noqa: E402
 from .transformer import *  # noqa: F401,F403,E402
 __all__ += list(transformer.__all__)
+functional.multi_head_attention_forward = transformer.multi_head_attention_forward
+functional.__all__.append("multi_head_attention_forward")
 
 # 1-D layers, resizing, instance and RMS norm (fastnn/nn/layers1d.py, upsampling.py, norms.py);
 # their functional forms are attached to functional

@@ -26,6 +26,7 @@ from .modules import Dropout, LayerNorm, Linear, Module, ModuleList, Parameter
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
            "TransformerDecoderLayer", "TransformerDecoder", "Transformer"]
+FUNCTIONS = ["multi_head_attention_forward"]
 
 
 def _float_mask(mask, name, dtype):
@@ -99,104 +100,136 @@ class MultiheadAttention(Module):
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
 
-    def _projections(self, query, key, value):
-        e = self.embed_dim
-        b = self.in_proj_bias
-        bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e:2 * e], b[2 * e:])
-        if self._qkv_same_embed_dim:
-            w = self.in_proj_weight
-            if query is key and key is value:                 # self-attention: one GEMM
-                return F.linear(query, w, b).chunk(3, dim=-1)
-            wq, wk, wv = w[:e], w[e:2 * e], w[2 * e:]
-        else:
-            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
-
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
                 attn_mask=None, average_attn_weights=True, is_causal=False):
         for name, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"MultiheadAttention: {name} must be a Tensor, got "
                                 f"{type(t).__name__}")
-        batched = query.ndim == 3
-        if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
-            raise AssertionError(f"query, key and value should all be 2-D (unbatched) or 3-D "
-                                 f"(batched), got {query.ndim}-D, {key.ndim}-D and "
-                                 f"{value.ndim}-D")
-        if query.shape[-1] != self.embed_dim:
-            raise AssertionError(f"was expecting embedding dimension of {self.embed_dim}, but "
-                                 f"got {query.shape[-1]}")
-        if is_causal and attn_mask is None:
-            raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use "
-                               "the Transformer module method `generate_square_subsequent_mask`"
-                               " to create this mask.")
-        same = query is key and key is value
-        if not batched:                                       # (L, E): a batch of one
-            query, key, value = (t.unsqueeze(0) for t in (query, key, value))
-            if key_padding_mask is not None:
-                key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif not self.batch_first:                            # (L, N, E) -> (N, L, E)
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        if same:
-            key = value = query
-        n, tgt_len, _ = query.shape
-        src_len = key.shape[1]
-        if key.shape[:2] != value.shape[:2] or key.shape[0] != n:
-            raise AssertionError(f"key shape {tuple(key.shape)} does not match value shape "
-                                 f"{tuple(value.shape)}")
-        h, d = self.num_heads, self.head_dim
-        dtype = self.out_proj.weight._data.dtype
-        q, k, v = self._projections(query, key, value)
-        q, k, v = (t.reshape(n, t.shape[1], h, d).transpose(1, 2) for t in (q, k, v))
-        mask = self._merged_mask(attn_mask, key_padding_mask, n, tgt_len, src_len, dtype)
-        p = self.dropout if self.training else 0.0
-        if need_weights:
-            scores = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
-            if mask is not None:
-                scores = scores + mask
-            weights = scores.softmax(dim=-1)
-            dropped = F.dropout(weights, p, True) if p > 0 else weights
-            out = dropped.matmul(v)
-        else:
-            out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-            weights = None
-        out = self.out_proj(out.transpose(1, 2).reshape(n, tgt_len, self.embed_dim))
-        if not batched:
-            out = out.squeeze(0)
-        elif not self.batch_first:
+        if self.batch_first and query.ndim == 3:          # (N, L, E) -> the functional's (L, N, E)
+            q = query.transpose(0, 1)
+            k = q if key is query else key.transpose(0, 1)
+            v = k if value is key else (q if value is query else value.transpose(0, 1))
+            query, key, value = q, k, v
+        out, weights = multi_head_attention_forward(
+            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+            self.in_proj_bias, None, None, False, self.dropout, self.out_proj.weight,
+            self.out_proj.bias, training=self.training, key_padding_mask=key_padding_mask,
+            need_weights=need_weights, attn_mask=attn_mask,
+            use_separate_proj_weight=not self._qkv_same_embed_dim,
+            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
+            v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
+            is_causal=is_causal)
+        if self.batch_first and query.ndim == 3:
             out = out.transpose(0, 1)
-        if weights is not None:
-            if average_attn_weights:
-                weights = weights.mean(dim=1)
-            if not batched:
-                weights = weights.squeeze(0)
         return out, weights
 
-    def _merged_mask(self, attn_mask, key_padding_mask, n, tgt_len, src_len, dtype):
-        """attn_mask (L, S) or (N*H, L, S) and key_padding_mask (N, S), as one additive float
-        mask broadcastable to (N, H, L, S), or None."""
-        am = _float_mask(attn_mask, "attn_mask", dtype)
-        kpm = _float_mask(key_padding_mask, "key_padding_mask", dtype)
-        if am is not None:
-            if am.ndim == 2:
-                if tuple(am.shape) != (tgt_len, src_len):
-                    raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(am.shape)}, "
-                                       f"but should be {(tgt_len, src_len)}.")
-            elif am.ndim == 3:
-                want = (n * self.num_heads, tgt_len, src_len)
-                if tuple(am.shape) != want:
-                    raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(am.shape)}, "
-                                       f"but should be {want}.")
-                am = am.reshape(n, self.num_heads, tgt_len, src_len)
-            else:
-                raise RuntimeError(f"attn_mask's dimension {am.ndim} is not supported")
-        if kpm is not None:
-            if tuple(kpm.shape) != (n, src_len):
-                raise AssertionError(f"expecting key_padding_mask shape of {(n, src_len)}, but "
-                                     f"got {tuple(kpm.shape)}")
-            kpm = kpm.reshape(n, 1, 1, src_len)
-            am = kpm if am is None else am + kpm
-        return am
+
+def _merged_mask(attn_mask, key_padding_mask, n, heads, tgt_len, src_len, dtype):
+    """attn_mask (L, S) or (N*H, L, S) and key_padding_mask (N, S), as one additive float
+    mask broadcastable to (N, H, L, S), or None."""
+    am = _float_mask(attn_mask, "attn_mask", dtype)
+    kpm = _float_mask(key_padding_mask, "key_padding_mask", dtype)
+    if am is not None:
+        if am.ndim == 2:
+            if tuple(am.shape) != (tgt_len, src_len):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(am.shape)}, but "
+                                   f"should be {(tgt_len, src_len)}.")
+        elif am.ndim == 3:
+            want = (n * heads, tgt_len, src_len)
+            if tuple(am.shape) != want:
+                raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(am.shape)}, but "
+                                   f"should be {want}.")
+            am = am.reshape(n, heads, tgt_len, src_len)
+        else:
+            raise RuntimeError(f"attn_mask's dimension {am.ndim} is not supported")
+    if kpm is not None:
+        if tuple(kpm.shape) != (n, src_len):
+            raise AssertionError(f"expecting key_padding_mask shape of {(n, src_len)}, but got "
+                                 f"{tuple(kpm.shape)}")
+        kpm = kpm.reshape(n, 1, 1, src_len)
+        am = kpm if am is None else am + kpm
+    return am
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads,
+                                 in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn,
+                                 dropout_p, out_proj_weight, out_proj_bias, training=True,
+                                 key_padding_mask=None, need_weights=True, attn_mask=None,
+                                 use_separate_proj_weight=False, q_proj_weight=None,
+                                 k_proj_weight=None, v_proj_weight=None, static_k=None,
+                                 static_v=None, average_attn_weights=True, is_causal=False):
+    """Multi-head attention of query (L, N, E) over key (S, N, Ek) and value (S, N, Ev) (or
+    unbatched (L, E), ...), as torch.nn.functional.multi_head_attention_forward: returns
+    (output (L, N, E), weights (N, L, S) averaged over heads, or (N, H, L, S), or None)."""
+    if bias_k is not None or bias_v is not None or add_zero_attn or static_k is not None \
+            or static_v is not None:
+        raise NotImplementedError("multi_head_attention_forward: bias_k/bias_v, add_zero_attn "
+                                  "and static_k/static_v are not supported")
+    batched = query.ndim == 3
+    if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
+        raise AssertionError(f"query, key and value should all be 2-D (unbatched) or 3-D "
+                             f"(batched), got {query.ndim}-D, {key.ndim}-D and {value.ndim}-D")
+    if query.shape[-1] != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but "
+                             f"got {query.shape[-1]}")
+    if embed_dim_to_check % num_heads:
+        raise AssertionError(f"embed_dim {embed_dim_to_check} not divisible by num_heads "
+                             f"{num_heads}")
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
+                           "Transformer module method `generate_square_subsequent_mask` to "
+                           "create this mask.")
+    same = query is key and key is value
+    if not batched:                                       # (L, E): a batch of one
+        query, key, value = (t.unsqueeze(1) for t in (query, key, value))
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    query, key, value = (t.transpose(0, 1) for t in (query, key, value))   # (N, L, E)
+    if same:
+        key = value = query
+    n, tgt_len, e = query.shape
+    src_len = key.shape[1]
+    if key.shape[:2] != value.shape[:2] or key.shape[0] != n:
+        raise AssertionError(f"key shape {tuple(key.shape)} does not match value shape "
+                             f"{tuple(value.shape)}")
+    b = in_proj_bias
+    bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e:2 * e], b[2 * e:])
+    if not use_separate_proj_weight:
+        if same:                                          # self-attention: one GEMM
+            q, k, v = F.linear(query, in_proj_weight, b).chunk(3, dim=-1)
+        else:
+            w = in_proj_weight
+            q, k, v = (F.linear(query, w[:e], bq), F.linear(key, w[e:2 * e], bk),
+                       F.linear(value, w[2 * e:], bv))
+    else:
+        q, k, v = (F.linear(query, q_proj_weight, bq), F.linear(key, k_proj_weight, bk),
+                   F.linear(value, v_proj_weight, bv))
+    h, d = num_heads, e // num_heads
+    q, k, v = (t.reshape(n, t.shape[1], h, d).transpose(1, 2) for t in (q, k, v))
+    mask = _merged_mask(attn_mask, key_padding_mask, n, h, tgt_len, src_len,
+                        out_proj_weight._data.dtype)
+    p = dropout_p if training else 0.0
+    if need_weights:
+        scores = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
+        if mask is not None:
+            scores = scores + mask
+        weights = scores.softmax(dim=-1)
+        dropped = F.dropout(weights, p, True) if p > 0 else weights
+        out = dropped.matmul(v)
+    else:
+        out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        weights = None
+    out = F.linear(out.transpose(1, 2).reshape(n, tgt_len, e), out_proj_weight, out_proj_bias)
+    out = out.transpose(0, 1)                             # (L, N, E)
+    if not batched:
+        out = out.squeeze(1)
+    if weights is not None:
+        if average_attn_weights:
+            weights = weights.mean(dim=1)
+        if not batched:
+            weights = weights.squeeze(0)
+    return out, weights
 
 
 # ---------------------------------------------------------------- the transformer layers
