@@ -33,6 +33,7 @@ cases (fastnn/bench/cases.py) are shared with the pytest-benchmark suite in benc
 import argparse
 import functools
 import json
+import os
 import sys
 import time
 
@@ -248,6 +249,10 @@ def _train(args, sizes, names, impls, settle, n_threads):
                          "mfu": case.flops / t / peak if t else None, "gemm_peak_flops": peak,
                          "mem_traced_bytes": r.mem_traced, "mem_rss_bytes": r.mem_rss})
     print("\n" + format_train(measured, args.stat, peak, how), flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        print(f"note: load average {load:.1f}: the GEMM peak was measured under that load too, "
+              f"and a 1024^3 GEMM loses more to it than small steps do, so MFU reads high")
     if args.memory:
         for case in train_cases(sizes, ["gpt"]) if "gpt" in names else []:
             for impl in impls:
