@@ -960,3 +960,33 @@ def test_multi_head_attention_forward_matches_torch():
                                        fastnn.randn(3, 1, 4), 4, 2, fastnn.randn(12, 4), None,
                                        fastnn.randn(1, 1, 4), None, False, 0.0,
                                        fastnn.randn(4, 4), None)
+
+
+@needs_torch
+def test_max_unpool_matches_torch():
+    x = _rnd(2, 3, 6, 8)
+    _, ti = torch.nn.functional.max_pool2d(torch.tensor(x), 2, 2, return_indices=True)
+    pooled = _rnd(*ti.shape, seed=1)
+    for size in (None, [7, 9]):
+        Call = _functional_case(lambda F, v: F.max_unpool2d(
+            v, ti if F is torch.nn.functional else fastnn.tensor(ti.numpy()), 2, 2,
+            output_size=size))
+        _compare_module(Call(torch.nn.functional), Call(F), [pooled], np.float64,
+                        call=lambda m, *a: m(*a))
+    _, ti1 = torch.nn.functional.max_pool1d(torch.tensor(x[0]), 3, 2, 1, return_indices=True)
+    Call = _functional_case(lambda F, v: F.max_unpool1d(
+        v, ti1 if F is torch.nn.functional else fastnn.tensor(ti1.numpy()), 3, 2, 1,
+        output_size=[8]))
+    _compare_module(Call(torch.nn.functional), Call(F), [_rnd(*ti1.shape, seed=2)], np.float64,
+                    call=lambda m, *a: m(*a))
+
+
+def test_max_pool_then_unpool_restores_the_maxima():
+    x = fastnn.randn(1, 2, 4, 4)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(x)
+    back = _arr(nn.MaxUnpool2d(2)(y, idx))
+    kept = back != 0
+    assert kept.sum() == 8
+    np.testing.assert_array_equal(back[kept], _arr(x)[kept])
+    with pytest.raises(ValueError, match="invalid max index"):
+        F.max_unpool2d(y, fastnn.tensor(np.full((1, 2, 2, 2), 99)), 2)

@@ -1,9 +1,9 @@
 """More layers from torch.nn that programs use, with PyTorch's arguments and state-dict keys:
 nn.EmbeddingBag (sum / mean / max over bags given by offsets, or by the rows of a 2-D input),
 nn.LocalResponseNorm, nn.AdaptiveMaxPool1d/2d, nn.Softmax2d, nn.Dropout1d, nn.Unfold / nn.Fold,
-nn.Bilinear.
+nn.Bilinear, nn.MaxUnpool1d/2d.
 
-EmbeddingBag is one autograd node (a gather and a segment reduction forward, a scatter-add
+EmbeddingBag and max_unpool are each one autograd node (a gather and a segment reduction forward, a scatter-add
 backward); the others are Tensor ops or existing kernels, so autograd gives their gradients.
 Unfold (im2col) is a grouped convolution with one-hot kernels, one output channel per (channel,
 kernel position), and Fold, its adjoint, the transposed convolution with the same kernels."""
@@ -17,9 +17,10 @@ from . import init
 from .modules import Module, Parameter
 
 __all__ = ["EmbeddingBag", "LocalResponseNorm", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-           "Softmax2d", "Dropout1d", "Unfold", "Fold", "Bilinear"]
+           "Softmax2d", "Dropout1d", "Unfold", "Fold", "Bilinear", "MaxUnpool1d", "MaxUnpool2d"]
 FUNCTIONS = ["embedding_bag", "local_response_norm", "adaptive_max_pool1d",
-             "adaptive_max_pool2d", "dropout1d", "unfold", "fold", "bilinear"]
+             "adaptive_max_pool2d", "dropout1d", "unfold", "fold", "bilinear", "max_unpool1d",
+             "max_unpool2d"]
 
 
 # ---------------------------------------------------------------- EmbeddingBag
@@ -389,3 +390,64 @@ class Bilinear(Module):
     def extra_repr(self):
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
                 f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+# ---------------------------------------------------------------- max unpooling
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Put each value back at its max_pool2d index (h * W + w in its plane), zeros elsewhere,
+    as torch.nn.functional.max_unpool2d."""
+    k = _pair(kernel_size)
+    s = k if stride is None else _pair(stride)
+    p = _pair(padding)
+    x = input._data
+    if x.ndim not in (3, 4):
+        raise ValueError(f"max_unpool2d: expected 3-D or 4-D input, got {x.ndim}-D")
+    idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices, np.int64)
+    if idx.shape != x.shape:
+        raise ValueError(f"max_unpool2d: indices of shape {idx.shape} do not match the input "
+                         f"{x.shape}")
+    if output_size is None:
+        out = tuple((x.shape[-2 + i] - 1) * s[i] - 2 * p[i] + k[i] for i in range(2))
+    else:
+        out = tuple(int(v) for v in list(output_size)[-2:])
+    plane = out[0] * out[1]
+    lead = x.shape[:-2]
+    flat_x = x.reshape(-1, x.shape[-2] * x.shape[-1])
+    flat_i = idx.reshape(flat_x.shape)
+    if flat_i.size and (flat_i.min() < 0 or flat_i.max() >= plane):
+        raise ValueError(f"max_unpool2d: found an invalid max index (the output has {plane} "
+                         f"positions per plane)")
+    rows = np.arange(flat_x.shape[0])[:, None]
+    y = np.zeros((flat_x.shape[0], plane), x.dtype)
+    y[rows, flat_i] = flat_x
+
+    def backward(g):
+        return (np.asarray(g).reshape(-1, plane)[rows, flat_i].reshape(x.shape),)
+    return _node(y.reshape(lead + out), (input,), backward)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """max_unpool2d over (N, C, L) viewed as (N, C, 1, L)."""
+    k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
+    st = k if stride is None else (stride if isinstance(stride, int) else stride[0])
+    pd = padding if isinstance(padding, int) else padding[0]
+    size = None if output_size is None else (1, int(list(output_size)[-1]))
+    idx = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    return max_unpool2d(input.unsqueeze(-2), Tensor(np.asarray(idx)[..., None, :]), (1, k),
+                        (1, st), (0, pd), size).squeeze(-2)
+
+
+class MaxUnpool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, input, indices, output_size=None):
+        return max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding,
+                            output_size)
+
+
+class MaxUnpool1d(MaxUnpool2d):
+    def forward(self, input, indices, output_size=None):
+        return max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding,
+                            output_size)
