@@ -3,8 +3,9 @@ nn.EmbeddingBag (sum / mean / max over bags given by offsets, or by the rows of 
 nn.LocalResponseNorm, nn.AdaptiveMaxPool1d/2d, nn.Softmax2d, nn.Dropout1d, nn.Unfold / nn.Fold,
 nn.Bilinear, nn.MaxUnpool1d/2d.
 
-EmbeddingBag and max_unpool are each one autograd node (a gather and a segment reduction forward, a scatter-add
-backward); the others are Tensor ops or existing kernels, so autograd gives their gradients.
+EmbeddingBag (a gather and a segment reduction forward, a scatter-add backward) and max_unpool
+(a scatter forward, a gather backward) are each one autograd node; the others are Tensor ops or
+existing kernels, so autograd gives their gradients.
 Unfold (im2col) is a grouped convolution with one-hot kernels, one output channel per (channel,
 kernel position), and Fold, its adjoint, the transposed convolution with the same kernels."""
 import math
