@@ -47,6 +47,9 @@ from .tensor import (  # PyTorch's top-level functions and names (torch.<name>)
     BoolTensor)
 
 float, int, bool = float32, int32, bool_  # noqa: A001  (torch.float, torch.int, torch.bool)
+# the dtype names are torch.dtype objects (fastnn.tensor.dtype), so x.dtype is fastnn.float32
+from .tensor import dtype, PUBLIC_DTYPES as _PUBLIC_DTYPES  # noqa: E402
+globals().update(_PUBLIC_DTYPES)
 globals().update(_tensor_module._OUT)  # fastnn.add(..., out=t) and friends
 
 import sys as _sys

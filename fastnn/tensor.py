@@ -92,8 +92,12 @@ _FROM_TYPE_NAME = {v: k for k, v in _TYPE_NAMES.items()}
 
 
 def _dtype(dtype):
+    """The numpy dtype a dtype argument names (a torch.dtype object, a numpy dtype or type, a
+    name such as "float32" or "torch.long", a typed-tensor class), or None."""
     if dtype is None:
         return None
+    if type(dtype) is _TorchDtype:
+        return dtype.dtype
     if isinstance(dtype, _UnsupportedDtype):
         raise dtype.error()
     if isinstance(dtype, str):
@@ -129,9 +133,95 @@ class _TypedTensor(metaclass=_TypedTensorMeta):
         return tensor(args[0], dtype=cls._dtype)
 
 
+class dtype:
+    """PyTorch's torch.dtype: what `Tensor.dtype`, `fastnn.float32`, `fastnn.long`, ... are.
+
+    One object per numpy dtype, so `x.dtype is fastnn.float32` holds; it prints as PyTorch's
+    (`torch.float32`) and has torch.dtype's attributes (is_floating_point, is_complex,
+    is_signed, itemsize). It stands for its numpy dtype wherever numpy takes one
+    (`np.zeros(3, x.dtype)`, `arr.astype(x.dtype)`: numpy reads the `.dtype` attribute), compares
+    equal to it, hashes as it, and passes other attributes through (`.kind`, `.char`, `.name`).
+    fastnn's own code works on the numpy dtypes of the arrays (`t._data.dtype`)."""
+    __slots__ = ("dtype", "_name", "is_floating_point", "is_complex", "is_signed", "itemsize")
+
+    def __init__(self, np_dtype, name):
+        self.dtype = np.dtype(np_dtype)
+        self._name = name
+        self.is_floating_point = self.dtype.kind == "f"
+        self.is_complex = self.dtype.kind == "c"
+        self.is_signed = self.dtype.kind in "fci"
+        self.itemsize = self.dtype.itemsize
+
+    def __repr__(self):
+        return f"torch.{self._name}"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        if type(other) is dtype:
+            return self.dtype == other.dtype
+        if isinstance(other, _UnsupportedDtype):
+            return False
+        try:
+            return self.dtype == other
+        except TypeError:
+            return NotImplemented
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __hash__(self):
+        return hash(self.dtype)
+
+    def __getattr__(self, name):  # numpy's dtype attributes: kind, char, name, type, str, ...
+        return getattr(object.__getattribute__(self, "dtype"), name)
+
+    def __reduce__(self):
+        return (_public_dtype, (self.dtype.str,))
+
+    def to_real(self):
+        if not self.is_complex:
+            return self
+        return _PUBLIC_DTYPE[float32 if self.dtype == complex64 else float64]
+
+    def to_complex(self):
+        if self.is_complex:
+            return self
+        if self.dtype == float64:
+            return _PUBLIC_DTYPE[complex128]
+        if self.dtype == float32:
+            return _PUBLIC_DTYPE[complex64]
+        raise RuntimeError(f"to_complex is not supported for {self}")
+
+
+_TorchDtype = dtype  # the class, for functions whose `dtype` argument hides its name
+
+# the torch.dtype object of each numpy dtype (its PyTorch name), and the public names
+_PUBLIC_DTYPE = {np.dtype(d): dtype(d, n) for d, n in (
+    (np.float16, "float16"), (np.float32, "float32"), (np.float64, "float64"),
+    (np.int8, "int8"), (np.int16, "int16"), (np.int32, "int32"), (np.int64, "int64"),
+    (np.uint8, "uint8"), (np.uint16, "uint16"), (np.uint32, "uint32"), (np.uint64, "uint64"),
+    (np.bool_, "bool"), (np.complex64, "complex64"), (np.complex128, "complex128"))}
+PUBLIC_DTYPES = {name: _PUBLIC_DTYPE[np.dtype(d)] for name, d in (
+    ("float16", np.float16), ("half", np.float16), ("float32", np.float32),
+    ("float", np.float32), ("float64", np.float64), ("double", np.float64),
+    ("int8", np.int8), ("int16", np.int16), ("short", np.int16), ("int32", np.int32),
+    ("int", np.int32), ("int64", np.int64), ("long", np.int64), ("uint8", np.uint8),
+    ("uint16", np.uint16), ("uint32", np.uint32), ("uint64", np.uint64),
+    ("bool", np.bool_), ("bool_", np.bool_), ("complex64", np.complex64),
+    ("cfloat", np.complex64), ("complex128", np.complex128), ("cdouble", np.complex128))}
+
+
+def _public_dtype(d):
+    """The torch.dtype object for numpy dtype d (d itself for a dtype PyTorch lacks)."""
+    d = np.dtype(d)
+    return _PUBLIC_DTYPE.get(d, d)
+
+
 def get_default_dtype():
     """The dtype of new floating-point tensors (float32 unless set_default_dtype changed it)."""
-    return _DEFAULT_FLOAT
+    return _PUBLIC_DTYPE[_DEFAULT_FLOAT]
 
 
 def set_default_dtype(d):
@@ -643,7 +733,8 @@ class Tensor:
 
     @property
     def dtype(self):
-        return self._data.dtype
+        d = self._data.dtype
+        return _PUBLIC_DTYPE.get(d, d)
 
     @property
     def ndim(self):

@@ -613,7 +613,7 @@ def test_nonzero_argwhere_bincount_unique_match_torch():
         for minlength in (0, 10):
             g = I.bincount(_ft(ids), _ft(w), minlength)
             t = torch.bincount(torch.from_numpy(ids), torch.from_numpy(w), minlength)
-            assert str(g.dtype) == str(t.dtype).replace("torch.", "")
+            assert str(g.dtype) == str(t.dtype)
             np.testing.assert_allclose(_np(g), t.numpy(), rtol=1e-6)
     np.testing.assert_array_equal(_np(_ft(ids).bincount(minlength=9)),
                                   torch.bincount(torch.from_numpy(ids), minlength=9).numpy())
@@ -638,7 +638,7 @@ def test_nonzero_argwhere_bincount_unique_match_torch():
                 assert len(g) == len(t)
                 for a, b in zip(g, t):
                     np.testing.assert_array_equal(_np(a), b.numpy())
-                    assert str(a.dtype) == str(b.dtype).replace("torch.", "")
+                    assert str(a.dtype) == str(b.dtype)
     np.testing.assert_array_equal(_np(_ft(u).unique()), torch.unique(_tt(u)).numpy())
     nan = np.array([np.nan, 1.0, np.nan, 0.0])
     for g, t in zip(I.unique(_ft(nan), return_inverse=True, return_counts=True),
@@ -686,7 +686,7 @@ def test_cumsum_cumprod_forward_match_torch(dtype):
         for name in ("cumsum", "cumprod"):
             g = getattr(I, name)(_ft(x), dim)
             t = getattr(torch, name)(torch.from_numpy(x), dim)
-            assert str(g.dtype) == str(t.dtype).replace("torch.", ""), (name, g.dtype, t.dtype)
+            assert str(g.dtype) == str(t.dtype), (name, g.dtype, t.dtype)
             np.testing.assert_allclose(_np(g), t.numpy(), rtol=1e-6 if dtype == np.float32
                                        else 1e-12)
             np.testing.assert_array_equal(_np(getattr(_ft(x), name)(dim)), _np(g))
