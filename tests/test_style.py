@@ -301,3 +301,14 @@ def test_process_strip_frames_start_and_end():
     assert frame_steps(300, 6) == [0, 12, 48, 108, 192, 300]
     assert frame_steps(3, 6) == [0, 1, 2, 3]              # fewer steps than frames
     assert frame_steps(0, 6) == [0]
+
+
+def test_every_option_of_fastnn_style_shows_its_default():
+    from fastnn.models.style_cli import _parser
+    parser = _parser()
+    assert parser.prog == "fastnn style"
+    for action in parser._actions:
+        if not action.option_strings or "-h" in action.option_strings:
+            continue
+        text = " ".join(parser._get_formatter()._format_action(action).split())
+        assert "default" in text, f"fastnn style {action.option_strings[-1]}: {text!r}"
