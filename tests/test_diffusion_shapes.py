@@ -121,7 +121,8 @@ def test_unet_shapes_gradients_and_bad_input():
 
 
 # ---------------------------------------------------------------- sampling
-@pytest.mark.parametrize("sampler, steps, dtype", [("ddim", 4, np.float32), ("ddpm", None, np.float32),
+@pytest.mark.parametrize("sampler, steps, dtype", [("ddim", 4, np.float32),
+                                                   ("ddpm", None, np.float32),
                                                    ("ddim", 3, np.float64)])
 def test_samplers_shapes_dtypes_and_determinism(sampler, steps, dtype):
     diff = tiny_shapes()
@@ -251,6 +252,15 @@ def test_cli_train_sample_img2img_and_errors(tmp_path, capsys):
     assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
                      "--steps", "2", "--n-train", "32", "--sample-every", "0", "--no-progress",
                      "--out", ckpt]) == 0
+    more = str(tmp_path / "more.npz")            # --resume goes on from the saved weights
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--resume", ckpt, "--steps", "1",
+                     "--n-train", "16", "--sample-every", "0", "--no-progress", "--out",
+                     more]) == 0
+    first, _ = load_checkpoint(ckpt)
+    second, meta = load_checkpoint(more)
+    assert second.config == first.config and int(meta["train_steps"]) == 1
+    assert not np.array_equal(first.model.unet.inp.weight._data,
+                              second.model.unet.inp.weight._data)
     out = str(tmp_path / "fish")
     assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un pez rojo", "--num", "2",
                      "--steps", "2", "--out", out]) == 0

@@ -98,11 +98,12 @@ def batch_prompts(rng, obj, col, bg, p_background=0.5, p_no_color=0.1):
 
 def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, progress=True,
                  minutes=None, n_train=10000, sample_every=500, sample_dir=None,
-                 ema_decay=0.999, log=print):
+                 ema_decay=0.999, log=print, resume=None):
     """Train the prompt-conditioned U-Net on the shapes; returns (ShapesDiffusion with EMA
     weights loaded, history of losses, seconds spent training, steps done). Stops at `steps`
     or after `minutes` of training, whichever comes first; every `sample_every` steps it writes
-    a grid of GRID_PROMPTS (EMA weights) to sample_dir (None: no grids)."""
+    a grid of GRID_PROMPTS (EMA weights) to sample_dir (None: no grids). resume: a
+    ShapesDiffusion to go on training (its config replaces `config`; a fresh optimizer)."""
     from tqdm.auto import tqdm
 
     steps = int(steps or SHAPES_DEFAULTS["steps"])
@@ -110,12 +111,12 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
     lr = float(lr or SHAPES_DEFAULTS["lr"])
     manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = config or ShapesConfig()
+    config = resume.config if resume is not None else (config or ShapesConfig())
     t0 = time.perf_counter()
     x_all, obj, col, bg = shapes_training_data(n_train, seed, config)
     log(f"made {n_train} training images in {time.perf_counter() - t0:.1f} s (held out: "
         f"{config.holdout})")
-    diff = ShapesDiffusion(config)
+    diff = resume if resume is not None else ShapesDiffusion(config)
     model = diff.model
     opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warmup = min(200, steps // 10)
@@ -142,7 +143,8 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
         opt.zero_grad()
         loss.backward()
         opt.step()
-        ema.decay = min(ema_decay, (1 + step) / (10 + step))   # short runs: a shorter memory
+        if resume is None:   # short runs: a shorter memory
+            ema.decay = min(ema_decay, (1 + step) / (10 + step))
         ema.update()
         history.append(float(loss.item()))
         done = step + 1
@@ -315,7 +317,8 @@ def _train_parser():
                            "scikit-learn's 8x8 digits (the default, about 2 minutes on 2 cores),\n"
                            "or with --data shapes a conv U-Net with a trained text encoder on\n"
                            "the 32x32 RGB shapes, prompts in Spanish or English (\"un pez rojo\",\n"
-                           "\"a red fish\"), some object-colour pairs held out (about 15 minutes).\n\n"
+                           "\"a red fish\"), some object-colour pairs held out (about 15\n"
+                           "minutes).\n\n"
                            "example: fastnn train diffusion --steps 1500 --out "
                            "runs/diffusion.npz\n"
                            "example: fastnn train diffusion --data shapes --out "
@@ -341,6 +344,8 @@ def _train_parser():
                    help="shapes: U-Net widths per resolution, comma-separated")
     p.add_argument("--holdout", default=ShapesConfig.holdout, metavar="CLASS:COLOUR,...",
                    help="shapes: object-colour pairs left out of training")
+    p.add_argument("--resume", metavar="CKPT",
+                   help="shapes: go on training this checkpoint's weights (its config wins)")
     p.add_argument("--sample-every", type=nonnegative_int, default=500,
                    help="shapes: write a sample grid every N steps to OUT_samples/ (0: never)")
     p.add_argument("--out", default=None, metavar="PATH",
@@ -379,15 +384,18 @@ def _train_shapes_main(args):
     blocks = ",".join(["0"] + ["1"] * (levels - 2))
     config = ShapesConfig(schedule=args.schedule, channels=args.channels, blocks=blocks,
                           holdout=args.holdout)
-    diff_check = ShapesDiffusion(config)   # a bad option fails now, not after the data is made
-    del diff_check
+    resume = _load(args.resume) if args.resume else None
+    if resume is not None and not isinstance(resume, ShapesDiffusion):
+        raise ValueError(f"--resume {args.resume}: a digits checkpoint, not a shapes one")
+    if resume is None:
+        ShapesDiffusion(config)   # a bad option fails now, not after the data is made
     config.holdout_pairs()
     sample_dir = (os.path.splitext(out)[0] + "_samples") if args.sample_every else None
     minutes = args.minutes if args.minutes is not None else SHAPES_DEFAULTS["minutes"]
     diff, history, seconds, done = train_shapes(
         args.steps, args.seed, args.batch_size, args.lr, config, progress=not args.no_progress,
         minutes=minutes, n_train=args.n_train, sample_every=args.sample_every,
-        sample_dir=sample_dir)
+        sample_dir=sample_dir, resume=resume)
     save_checkpoint(diff, out, train_steps=done, train_seconds=seconds)
     print(f"trained {done} steps in {seconds:.1f} s; final loss {np.mean(history[-100:]):.4f}; "
           f"saved {out}")
