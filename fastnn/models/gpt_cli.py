@@ -394,7 +394,7 @@ def _generate_parser():
                    "(default: stop)")
     p.add_argument("--show-attention", metavar="FILE.png", help="also draw, for the text "
                    "written (at the first temperature), which earlier characters each head of "
-                   "each layer attends to (its last 40 characters at most)")
+                   "each layer attends to (its last 40 characters at most; default: no picture)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for "
                    "each token instead of using the key/value cache (same tokens, slower)")
     add_runtime_options(p)
