@@ -124,8 +124,7 @@ class TorchStyle:
                 opt.step(closure)
                 if count[0] == before + 1:
                     break
-        with torch.no_grad():
-            out = z.sigmoid() if sigmoid else z
+        out = (z.sigmoid() if sigmoid else z).detach()
         return out[0].clamp(0, 1).numpy().copy(), count[0]
 
 
@@ -178,6 +177,16 @@ def test_torch_twin_matches_fastnn():
     mine = obj.measure(img[0])
     np.testing.assert_allclose([float(c), float(s)], [mine["content"], mine["style"]],
                                rtol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_torch_twin_transfer_matches_fastnn(optimizer):
+    pytest.importorskip("torch")
+    obj = make_objective(32, channels=(8, 16, 16))
+    mine, _ = transfer(obj, steps=8, optimizer=optimizer)
+    theirs, n = TorchStyle(obj).transfer(8, optimizer)
+    assert n == 8
+    np.testing.assert_allclose(theirs, mine, atol=2e-3)
 
 
 # ---------------------------------------------------------------- python bench/bench_style.py
