@@ -81,7 +81,7 @@ def _as_list(kernel, name, xs):
     return list(xs)
 
 
-@declare(family="optimizers", signature="adam_multi_step([param], [grad], [m], [v] (lists; tensor k of any shape, C-contiguous, the same in all four), step >= 1, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale): every param, m, v in place", examples=ex.adam_multi_step)
+@declare(family="optimizers", doc="Adam/AdamW over a list of tensors in one call (adam_step's numbers), every gradient times grad_scale.", signature="adam_multi_step([param], [grad], [m], [v] (lists; tensor k of any shape, C-contiguous, the same in all four), step >= 1, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale): every param, m, v in place", examples=ex.adam_multi_step)
 def adam_multi_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
                     eps=1e-8, weight_decay=0.0, decoupled=False, grad_scale=1.0, backend=None):
     """adam_step over lists of tensors (one dtype, each with its own shape) in one call, every
