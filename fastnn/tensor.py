@@ -899,7 +899,7 @@ class Tensor:
         body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
         if self._data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
-            extra += f", dtype=fastnn.{self._data.dtype}"
+            extra += f", dtype={_public_dtype(self._data.dtype)}"   # as str(x.dtype) prints it
         if self._fn is not None:
             extra += f", grad_fn=<{self._fn.name()}>"
         elif self.requires_grad:
