@@ -345,12 +345,13 @@ def _train_parser():
     p.add_argument("--holdout", default=ShapesConfig.holdout, metavar="CLASS:COLOUR,...",
                    help="shapes: object-colour pairs left out of training")
     p.add_argument("--resume", metavar="CKPT",
-                   help="shapes: go on training this checkpoint's weights (its config wins)")
+                   help="shapes: go on training this checkpoint's weights (its config wins; "
+                        "default: a new model)")
     p.add_argument("--sample-every", type=nonnegative_int, default=500,
                    help="shapes: write a sample grid every N steps to OUT_samples/ (0: never)")
-    p.add_argument("--out", default=None, metavar="PATH",
-                   help=f"checkpoint to write (.npz); folders are created (default: "
-                        f"{DEFAULT_CHECKPOINT}, shapes {SHAPES_CHECKPOINT})")
+    p.add_argument("--out", default=DEFAULT_CHECKPOINT, metavar="PATH",
+                   help=f"checkpoint to write (.npz); folders are created (with --data shapes "
+                        f"and no --out: {SHAPES_CHECKPOINT})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runtime_options(p)
     return p
@@ -360,11 +361,13 @@ def train_main(argv):
     args = _train_parser().parse_args(argv)
     setup_runtime(args)
     if args.data == "shapes":
+        if not any(a == "--out" or a.startswith("--out=") for a in argv):
+            args.out = SHAPES_CHECKPOINT      # never over the digits model's checkpoint
         return _train_shapes_main(args)
     require("sklearn", "the digits data")      # before any work, not after
     config = DiffusionConfig(schedule=args.schedule)
     steps = args.steps or DEFAULT_STEPS
-    out = args.out or DEFAULT_CHECKPOINT
+    out = args.out
     diff, history, seconds = train(steps, args.seed, args.batch_size or 256, args.lr or 2e-3,
                                    config, progress=not args.no_progress)
     save_checkpoint(diff, out)
@@ -374,7 +377,7 @@ def train_main(argv):
 
 
 def _train_shapes_main(args):
-    out = args.out or SHAPES_CHECKPOINT
+    out = args.out
     try:
         levels = len([int(c) for c in args.channels.split(",")])
     except ValueError:
@@ -424,7 +427,8 @@ def _sample_parser():
                    help="DDIM steps (DDPM uses every step of the schedule)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--init", metavar="IMAGE",
-                   help="img2img (SDEdit): start from this image (.png or .npy) noised part way")
+                   help="img2img (SDEdit): start from this image (.png or .npy) noised part way "
+                        "(default: from pure noise)")
     p.add_argument("--strength", type=finite_float, default=0.6,
                    help="with --init: how far to noise it, 0 (keep it) .. 1 (ignore it)")
     p.add_argument("--out", metavar="PATH",
@@ -444,6 +448,15 @@ def sample_main(argv):
         raise ValueError(f"--strength must be in [0, 1], got {args.strength}")
     out = args.out or _default_out(args.prompt, args.show_process)
     _check_outputs(out)
+    # a prompt neither model understands fails before the checkpoint is read
+    errors = []
+    for parse in (parse_prompt, read_prompt):
+        try:
+            parse(args.prompt)
+        except ValueError as e:
+            errors.append(e)
+    if len(errors) == 2 and not os.path.exists(args.checkpoint):
+        raise errors[0]
     diff = _load(args.checkpoint)
     if isinstance(diff, ShapesDiffusion):
         return _sample_shapes(diff, args, out)
@@ -538,6 +551,8 @@ def _eval_parser():
 def eval_main(argv):
     args = _eval_parser().parse_args(argv)
     setup_runtime(args)
+    if not os.path.exists(args.checkpoint):   # (the default is the digits model's)
+        require("sklearn", "the digits data")
     diff = _load(args.checkpoint)
     if isinstance(diff, ShapesDiffusion):
         if not os.path.exists(args.cnn):
