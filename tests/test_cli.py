@@ -280,3 +280,12 @@ def test_train_gpt_minutes_ends_without_a_tqdm_warning(tmp_path, capsys):
                        "--out", str(tmp_path / "sub" / "g.npz")])
     assert rc == 0 and (tmp_path / "sub" / "g.npz").exists()
     assert [str(w.message) for w in caught if "clamping frac" in str(w.message)] == []
+
+
+def test_python_dash_m_fastnn_runs_the_command():
+    out = subprocess.run([sys.executable, "-m", "fastnn", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("fastnn "), out
+    bad = subprocess.run([sys.executable, "-m", "fastnn", "nonsense"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "nonsense" in bad.stderr
