@@ -203,15 +203,20 @@ def _describe():
 
 
 def _excepthook(tp, value, tb):
-    (_S.prev_excepthook or sys.__excepthook__)(tp, value, tb)
     if _S.comm is None or tp is KeyboardInterrupt and _S.size == 1:
+        (_S.prev_excepthook or sys.__excepthook__)(tp, value, tb)
         return
     msg = (f"fastnn.distributed: {_describe()} failed with {tp.__name__}: {value}\n"
            f"fastnn.distributed: aborting all {_S.size} ranks (MPI_Abort) so that none waits "
            f"forever on this one\n")
     try:
+        # The naming line goes first: MPI_Abort tears the launcher down, and output it has not
+        # forwarded yet (a long traceback on a loaded machine) can be lost with it.
         sys.stderr.write(msg)
         sys.stderr.flush()
+        (_S.prev_excepthook or sys.__excepthook__)(tp, value, tb)
+        sys.stderr.flush()
+        time.sleep(0.3)   # let the launcher forward what was written before it ends the job
     finally:
         _stop_watchdog(claim=True)
         _S.MPI.COMM_WORLD.Abort(1)
