@@ -53,7 +53,7 @@ commands:
                            fastnn train mlp --epochs 60 --plot runs/mlp.png
   train gpt              a character-level GPT learns text (CPython's docs by default)
                            fastnn train gpt --minutes 3
-  train diffusion        a prompt-conditioned diffusion model learns to draw digits (~2 min),
+  train diffusion        a prompt-conditioned diffusion model learns to draw digits (~35 s),
                          or coloured objects from prompts like "un pez rojo" (--data shapes)
                            fastnn train diffusion
   train cnn              a small CNN learns the digits, or objects drawn from shapes (--data shapes)
@@ -91,7 +91,7 @@ MODEL_HELP = {
         "gpt": ("a character-level GPT on CPython's docs or --text FILE; writes runs/gpt.npz",
                 "fastnn train gpt --minutes 3"),
         "diffusion": ("a prompt-conditioned DDPM on the digits; writes runs/diffusion.npz "
-                      "(~2 min); --data shapes: a U-Net on the shapes from prompts",
+                      "(~35 s); --data shapes: a U-Net on the shapes from prompts",
                       "fastnn train diffusion"),
         "cnn": ("a small CNN on the digits or --data shapes; writes runs/cnn.npz",
                 "fastnn train cnn --data shapes"),

@@ -314,7 +314,7 @@ def grid(images, cols=None, scale=8, pad=1):
 def _train_parser():
     p = Parser(prog="fastnn train diffusion",
                description="Train a prompt-conditioned DDPM denoiser and save it: on\n"
-                           "scikit-learn's 8x8 digits (the default, about 2 minutes on 2 cores),\n"
+                           "scikit-learn's 8x8 digits (the default, about 35 s on 2 cores),\n"
                            "or with --data shapes a conv U-Net with a trained text encoder on\n"
                            "the 32x32 RGB shapes, prompts in Spanish or English (\"un pez rojo\",\n"
                            "\"a red fish\"), some object-colour pairs held out (about 15\n"
