@@ -16,11 +16,12 @@ from .modules import Module, Parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm"]
 
 
-class _BatchNorm(Module):
-    _dims = ()
+class _NormBase(Module):
+    """What batch norm and instance norm share (torch's _NormBase): weight and bias when affine,
+    the running statistics and batch count when track_running_stats, and their resets."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None):
+    def __init__(self, num_features, eps, momentum, affine, track_running_stats, device,
+                 dtype):
         super().__init__()
         _device(device)
         self.num_features = num_features
@@ -55,6 +56,14 @@ class _BatchNorm(Module):
         if self.affine:
             self.weight._data[...] = 1
             self.bias._data[...] = 0
+
+
+class _BatchNorm(_NormBase):
+    _dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def _check_input_dim(self, input):
         nd = input._data.ndim

@@ -15,6 +15,7 @@ import numpy as np
 from ..tensor import Tensor, _device, _dtype, get_default_dtype
 from . import functional as F
 from .modules import Module, Parameter
+from .normalization import _NormBase
 
 __all__ = ["InstanceNorm1d", "InstanceNorm2d", "RMSNorm"]
 FUNCTIONS = ["instance_norm", "rms_norm"]
@@ -67,46 +68,13 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     return y if weight is None else y * weight
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     _dims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, device=None, dtype=None):
-        super().__init__()
-        _device(device)
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        dtype = _dtype(dtype) or get_default_dtype()
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype)))
-            # registered as torch does, and as torch's never counted
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean._data[...] = 0
-            self.running_var._data[...] = 1
-            self.num_batches_tracked._data[...] = 0
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        if self.affine:
-            self.weight._data[...] = 1
-            self.bias._data[...] = 0
+        # torch registers num_batches_tracked here too, and never counts it
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, input):
         batched, unbatched = self._dims
