@@ -9,9 +9,11 @@ shared/local array shapes and dtypes as compile-time constants, and constants ca
 factory's closure keep float32 kernels in float32 (a bare Python float literal would promote
 the arithmetic to float64, which is several times slower on most GPUs).
 """
+import collections
 import contextlib
 import dataclasses
 import functools
+import sys
 
 import numpy as np
 from numba import cuda
@@ -76,16 +78,46 @@ def jit_kernel(max_registers=None):
 
 
 # ---------------------------------------------------------------- transfers and launches
+# Every host<->device copy of the package is recorded here as (direction, what), so a test can
+# assert that a training step on device arrays copies nothing (array.transfer_log()).
+_transfers = collections.Counter()
+
+
+def record_transfer(direction, what):
+    _transfers[(direction, what)] += 1
+
+
+def transfer_log():
+    """The live Counter of (direction, what) -> copies (array.py resets and reads it)."""
+    return _transfers
+
+
+def _caller():
+    frame = sys._getframe(2)
+    return f"{frame.f_globals.get('__name__', '?').rsplit('.', 1)[-1]}.{frame.f_code.co_name}"
+
+
 def to_device(x):
-    return cuda.to_device(x)
+    """A device copy of host array x, in memory from the caching allocator (counted)."""
+    x = np.asarray(x)
+    record_transfer("h2d", _caller())
+    if x.ndim == 0 or x.size == 0:
+        return cuda.to_device(x)
+    from . import memory
+    d = memory.device_array(x.shape, x.dtype)
+    d.copy_to_device(np.ascontiguousarray(x))
+    return d
 
 
 def device_empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
+    """An uninitialized C-contiguous device array from the caching allocator."""
+    from . import memory
+    return memory.device_array(shape, dtype)
 
 
 def to_host(d, out=None):
     """Copy a device array to a new host array, or into `out` (C-contiguous, same size)."""
+    record_transfer("d2h", _caller())
     if out is None:
         return d.copy_to_host()
     d.copy_to_host(out)
