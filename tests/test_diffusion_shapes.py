@@ -10,7 +10,7 @@ from fastnn.models.cnn import CNN
 from fastnn.models.diffusion import (Diffusion, DiffusionConfig, ShapesConfig, ShapesDiffusion,
                                      shapes_to_model_space, shapes_to_pixel_space,
                                      shapes_training_data)
-from fastnn.models.diffusion_eval import evaluate_shapes, read_colors
+from fastnn.models.diffusion_eval import evaluate_shapes, read_background_colors, read_colors
 from fastnn.models.text_encoder import (MAX_TOKENS, PromptTokenizer, TextEncoder, make_prompt,
                                         read_prompt)
 from fastnn.models.unet import UNet
@@ -187,7 +187,7 @@ def test_bad_prompts_and_conditions_are_clear_errors():
 def test_one_training_step_reduces_loss_on_a_fixed_batch():
     from fastnn import optim
     diff = ShapesDiffusion(TINY)
-    x0, obj, col, bg = shapes_training_data(8, 0, TINY)
+    x0, obj, col, bg, _ = shapes_training_data(8, 0, TINY)
     ids = diff.tokenizer.encode([make_prompt(np.random.default_rng(0), o, c) for o, c in
                                  zip(obj, col)])
     opt = optim.Adam(diff.model.parameters(), lr=3e-3)
@@ -202,7 +202,8 @@ def test_one_training_step_reduces_loss_on_a_fixed_batch():
 
 
 def test_training_data_leaves_out_the_held_out_pairs():
-    x, obj, col, bg = shapes_training_data(300, 0, TINY)
+    x, obj, col, bg, bg_col = shapes_training_data(300, 0, TINY)
+    assert (bg_col == -1).all()          # TINY names no background colours
     assert x.shape == (300, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
     pairs = set(zip(obj.tolist(), col.tolist()))
     assert (CLASSES.index("fish"), COLORS.index("red")) not in pairs
@@ -307,3 +308,177 @@ def test_cli_digits_img2img_strength_zero(tmp_path):
                      "--init", str(tmp_path / "init.npy"), "--strength", "0.5", "--steps", "4",
                      "--out", str(tmp_path / "o2.npy")]) == 0
     assert np.load(tmp_path / "o2.npy").shape == (3, 8, 8)
+
+
+# ---------------------------------------------------------------- background colours
+@pytest.mark.parametrize("prompt, want", [
+    ("un pez rojo sobre fondo azul", (4, 0, None, 5)),
+    ("a red fish on a blue background", (4, 0, None, 5)),
+    ("una casa con fondo verde de rayas", (1, None, 1, 3)),
+    ("a yellow car on pink dots", (3, 2, 2, 7)),
+    ("una flor morada", (5, 6, None, None)),
+])
+def test_read_prompt_tells_the_background_colour_from_the_objects(prompt, want):
+    assert read_prompt(prompt, bg_color=True) == want
+    assert read_prompt(prompt) == want[:3]
+
+
+def test_read_prompt_rejects_two_background_colours():
+    with pytest.raises(ValueError, match="more than one background colour"):
+        read_prompt("un pez sobre fondo azul verde", bg_color=True)
+
+
+def test_make_prompt_with_background_colours_reads_back():
+    rng = np.random.default_rng(0)
+    for o in range(len(CLASSES)):
+        for lang in ("es", "en"):
+            for bg in (None, 0, 1, 2, 3):
+                k = (o + 3) % len(COLORS)
+                p = make_prompt(rng, o, o, background=bg, lang=lang, bg_color=k)
+                assert read_prompt(p, bg_color=True) == (o, o, bg, k), p
+                assert len(PromptTokenizer().tokens(p)) <= MAX_TOKENS
+    assert make_prompt(np.random.default_rng(1), 4, 0, lang="es",
+                       bg_color=5).endswith("fondo azul")
+
+
+def test_make_shapes_background_colours():
+    plain, _, a0 = make_shapes(40, seed=5, distractors=False)
+    kinds = [-1] * 20 + list(range(8)) * 2 + [-1] * 4
+    tinted, _, a1 = make_shapes(40, seed=5, distractors=False, bg_colors=kinds)
+    named = np.array(kinds) >= 0
+    # images without a named background are the same pixels as without bg_colors
+    np.testing.assert_array_equal(tinted[~named], plain[~named])
+    assert (a0["bg_color"] == -1).all() and (a1["bg_color"] == kinds).all()
+    assert not np.allclose(tinted[named], plain[named])
+    # both readers see through each other: the object's colour and the background's
+    assert (read_background_colors(tinted[named]) == np.array(kinds)[named]).all()
+    assert (read_colors(tinted) == a1["color"]).mean() >= 0.95
+    one, _, a2 = make_shapes(3, seed=0, bg_colors="azul")
+    assert (a2["bg_color"] == COLORS.index("blue")).all()
+    with pytest.raises(ValueError, match="bg_colors"):
+        make_shapes(3, seed=0, bg_colors=[1, 2])
+    with pytest.raises(ValueError, match="unknown colour"):
+        make_shapes(1, seed=0, bg_colors=["plaid"])
+
+
+def test_background_colour_reader_on_many_real_images():
+    rng = np.random.default_rng(2)
+    want = rng.integers(0, len(COLORS), 200)
+    images, _, _ = make_shapes(200, seed=9, distractors=False, bg_colors=want)
+    assert (read_background_colors(images) == want).mean() >= 0.97
+    assert (read_background_colors(np.full((2, 3, 32, 32), 0.5, np.float32)) == -1).all()
+
+
+def test_training_data_names_background_colours_never_the_objects():
+    cfg = ShapesConfig(channels="8,16", blocks="1", bg_colors=0.5)
+    _, _, col, _, bg_col = shapes_training_data(400, 0, cfg)
+    named = bg_col >= 0
+    assert 0.4 < named.mean() < 0.6
+    assert not (bg_col[named] == col[named]).any()
+
+
+# ---------------------------------------------------------------- attention, v, min-SNR
+def test_unet_attention_reads_real_tokens_only():
+    rng = np.random.default_rng(0)
+    net = UNet(3, (8, 16), (1,), cond_dim=8, time_dim=8, attn=(0, 1), ctx_dim=6)
+    assert len(net.mid_attn) == 2 and len(net.down_attn[0]) == 1
+    with no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("proj.weight") or name.startswith("out."):
+                p._data[...] = rng.normal(0, 0.3, p.shape)
+    x = Tensor(rng.normal(size=(2, 3, 8, 8)).astype(np.float32))
+    t, cond = np.array([3, 7]), Tensor(np.zeros((2, 8), np.float32))
+    ctx = rng.normal(size=(2, 4, 6)).astype(np.float32)
+    keep = np.array([[True, True, False, False]] * 2)
+    with no_grad():
+        base = net(x, t, cond, Tensor(ctx), keep)._data
+        padded = ctx.copy()
+        padded[:, 2:] += 5.0                                  # only masked positions change
+        same = net(x, t, cond, Tensor(padded), keep)._data
+        word = ctx.copy()
+        word[:, 1] += 1.0                                     # a real token changes
+        other = net(x, t, cond, Tensor(word), keep)._data
+    np.testing.assert_allclose(same, base, rtol=1e-5, atol=1e-6)
+    assert np.abs(other - base).max() > 1e-4
+    ctx_t = Tensor(ctx, requires_grad=True)
+    net(x, t, cond, ctx_t, keep).sum().backward()
+    assert np.abs(ctx_t.grad._data[:, :2]).sum() > 0 and (ctx_t.grad._data[:, 2:] == 0).all()
+    with pytest.raises(ValueError, match="pass ctx"):
+        net(x, t, cond)
+    with pytest.raises(ValueError, match="attn levels"):
+        UNet(3, (8, 16), (1,), attn=(2,))
+
+
+def test_v_prediction_sampler_recovers_the_noise():
+    cfg = ShapesConfig(channels="8,16", blocks="1", cond_dim=16, text_dim=16, time_dim=16,
+                       steps=10, prediction="v", attn="1")
+    diff = ShapesDiffusion(cfg)
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    eps = rng.standard_normal(x0.shape).astype(np.float32)
+    t = 6
+    ab = diff.schedule.abar[t]
+    xt = diff.schedule.q_sample(x0, np.full(2, t), eps)
+    v = np.sqrt(ab) * eps - np.sqrt(1 - ab) * x0
+    # a perfect net, with and without the prompt (guidance then changes nothing)
+    diff.model.forward = lambda x, steps, ids: Tensor(
+        np.concatenate([v] * (len(x) // 2)).astype(np.float32))
+    got = diff._eps(xt, t, diff._cond(["a red fish"] * 2), guidance=2.0)
+    np.testing.assert_allclose(got, eps, atol=1e-4)
+
+
+def test_min_snr_weights_and_new_options_train():
+    from fastnn import optim
+    for pred in ("eps", "v"):
+        cfg = ShapesConfig(channels="8,16", blocks="1", cond_dim=16, text_dim=16, time_dim=16,
+                           steps=10, prediction=pred, min_snr=5.0, attn="1")
+        diff = ShapesDiffusion(cfg)
+        x0, obj, col, _, _ = shapes_training_data(8, 0, cfg)
+        ids = diff.tokenizer.encode([make_prompt(np.random.default_rng(0), o, c)
+                                     for o, c in zip(obj, col)])
+        opt = optim.Adam(diff.model.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(5):
+            loss = diff.loss(x0, ids, np.random.default_rng(0))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        assert losses[-1] < losses[0], (pred, losses)
+        # the weighted loss is below the plain one: every weight is at most 1
+        plain = ShapesDiffusion(ShapesConfig(**{**cfg.__dict__, "min_snr": 0.0}),
+                                model=diff.model)
+        assert diff.loss(x0, ids, np.random.default_rng(1)).item() <= plain.loss(
+            x0, ids, np.random.default_rng(1)).item() + 1e-6
+    with pytest.raises(ValueError, match="prediction"):
+        ShapesDiffusion(ShapesConfig(channels="8,16", blocks="1", prediction="x"))
+
+
+def test_checkpoints_from_before_the_new_options_still_load(tmp_path):
+    diff = tiny_shapes()
+    state = diff.state()
+    for k in ("attn", "prediction", "min_snr", "bg_colors"):
+        del state[f"config.{k}"]
+    back = ShapesDiffusion.from_state(state)
+    assert (back.config.attn, back.config.prediction, back.config.min_snr,
+            back.config.bg_colors) == ("", "eps", 0.0, 0.0)
+    np.testing.assert_array_equal(diff.sample(["a red fish"], steps=2, seed=1),
+                                  back.sample(["a red fish"], steps=2, seed=1))
+
+
+def test_cli_show_process_for_shapes(tmp_path, capsys):
+    ckpt = str(tmp_path / "s.npz")
+    save_checkpoint(tiny_shapes(), ckpt)
+    out = str(tmp_path / "proc")
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "un pez rojo sobre fondo azul",
+                     "--show-process", "--steps", "4", "--out", out]) == 0
+    rows = np.load(out + ".npy")
+    assert rows.shape == (2, 10, 3, 32, 32) and (tmp_path / "proc.png").exists()
+    # the top row starts from a real red fish on blue and ends in noise
+    assert read_colors(rows[0, :1])[0] == COLORS.index("red")
+    assert read_background_colors(rows[0, :1])[0] == COLORS.index("blue")
+    assert np.abs(rows[0, -1] - rows[0, 0]).mean() > 0.1
+    assert "denoised" in capsys.readouterr().out
+    assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "rojo", "--show-process",
+                     "--out", out]) == 2
+    assert "names no object" in capsys.readouterr().err

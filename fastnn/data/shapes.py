@@ -26,6 +26,8 @@ attributes (a dict of arrays, one entry per image), the primitive-level facts th
                         EDGE_ORIENTATIONS[k], 0 horizontal, 1 rising diagonal "/", 2 vertical,
                         3 falling diagonal "\\"
     background          int: index in BACKGROUNDS (plain, stripes, dots, gradient)
+    bg_color            int: the background's named colour (index in COLORS) where
+                        make_shapes was asked for one (bg_colors), else -1 (a random hue)
     color               int: the object's main colour, index in COLORS (a hue bin)
     scale, rotation, x, y   float: the object's placement (rotation in degrees)
     distractor          int: 0 none, 1 circle, 2 square, 3 triangle
@@ -343,21 +345,44 @@ _DRAW = (_face, _house, _tree, _car, _fish, _flower)
 
 
 # ---------------------------------------------------------------- backgrounds
-def _backgrounds(rng, kinds, size):
-    """(B, 3, size, size) textures for background indices kinds (B,)."""
+def _backgrounds(rng, kinds, size, bg_colors=None):
+    """(B, 3, size, size) textures for background indices kinds (B,). bg_colors (B,): a
+    palette index per image to tint the background with that named colour, -1 (or None for
+    all) for a random, greyish hue."""
     b = len(kinds)
     half = size / 2.0
     u = ((np.arange(size, dtype=np.float32) + 0.5) / half - 1.0)[None, None, :]
     v = ((np.arange(size, dtype=np.float32) + 0.5) / half - 1.0)[None, :, None]
     hue = rng.random(b)
-    c1 = _hsv_to_rgb(hue, rng.uniform(0.0, 0.3, b), rng.uniform(0.25, 0.9, b))
-    c2 = _hsv_to_rgb(hue + rng.uniform(-0.15, 0.15, b), rng.uniform(0.0, 0.35, b),
-                     rng.uniform(0.25, 0.9, b))
+    sat1, val1 = rng.uniform(0.0, 0.3, b), rng.uniform(0.25, 0.9, b)
+    dhue, sat2, val2 = rng.uniform(-0.15, 0.15, b), rng.uniform(0.0, 0.35, b), rng.uniform(
+        0.25, 0.9, b)
+    named = np.flatnonzero(np.asarray(bg_colors) >= 0) if bg_colors is not None else []
+    if len(named):
+        # a named background colour: the palette hue, clearly tinted (saturation 0.3-0.45) but
+        # duller than any object (>= 0.35 for pink, which is light; >= 0.6 for the rest) and
+        # darker than pink objects, so the object's colour still stands out. The same random
+        # draws are reused (rescaled), so images without a named colour do not change.
+        pal = np.array([_PALETTE[COLORS[c]][0] for c in np.asarray(bg_colors)[named]])
+        hue[named] = pal + (hue[named] - 0.5) * 0.03
+        dhue[named] *= 0.1
+        sat1[named] = 0.3 + sat1[named] * 0.5
+        sat2[named] = 0.3 + sat2[named] * 0.43
+        val1[named] = 0.3 + (val1[named] - 0.25) * 0.65
+        val2[named] = 0.3 + (val2[named] - 0.25) * 0.65
+    c1 = _hsv_to_rgb(hue, sat1, val1)
+    c2 = _hsv_to_rgb(hue + dhue, sat2, val2)
     # make the second colour differ from the first in brightness by at least 0.25
     lum = lambda c: c @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
     close = np.abs(lum(c1) - lum(c2)) < 0.25
     c2[close] = np.clip(np.where(lum(c1[close])[:, None] > 0.5, c1[close] - 0.35,
                                  c1[close] + 0.35), 0, 1)
+    if len(named):   # a named colour darkens by scaling, lightens towards white: stays dull
+        fix = np.zeros(b, bool)
+        fix[named] = True
+        fix &= close
+        c2[fix] = np.where(lum(c1[fix])[:, None] > 0.5, c1[fix] * 0.55,
+                           c1[fix] + (1 - c1[fix]) * 0.45)
     theta = rng.uniform(0, np.pi, b).astype(np.float32)[:, None, None]
     cth, sth = np.cos(theta), np.sin(theta)
     period = rng.uniform(5.0, 9.0, b).astype(np.float32)[:, None, None] / half
@@ -457,7 +482,7 @@ def _per_image(spec, n, parse, what):
 
 
 def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distractors=True,
-                size=SIZE, chunk=256, workers=None):
+                size=SIZE, chunk=256, workers=None, bg_colors=None):
     """n images as (images (n, 3, size, size) float32 in [0, 1], labels (n,) int64, attributes).
 
     Deterministic from seed (and the other arguments). classes, colors, backgrounds: None
@@ -465,8 +490,10 @@ def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distract
     index for every image, or a sequence of n, one per image; names in English or Spanish
     ("red"/"rojo", "stripes"/"rayas", "house"/"casa"). distractors: False for none, else a small
     circle, square or triangle in 40% of the images. workers: threads drawing (default:
-    fastnn.get_num_threads()); the images do not depend on it. The attributes are described in
-    the module's docstring."""
+    fastnn.get_num_threads()); the images do not depend on it. bg_colors: None (every
+    background a random, greyish hue), or like colors, a named colour per image to tint its
+    background with ("azul"), where -1 keeps the random hue; images whose background is not
+    named are the same as with None. The attributes are described in the module's docstring."""
     n = int(n)
     if n < 0:
         raise ValueError(f"make_shapes: n must be >= 0, got {n}")
@@ -481,6 +508,16 @@ def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distract
     bg = _per_image(backgrounds, n, parse_background, "backgrounds")
     if bg is None:
         bg = rng.integers(0, len(BACKGROUNDS), n)
+    bg_color = np.full(n, -1, np.int64)
+    if bg_colors is not None:
+        if isinstance(bg_colors, (str, int, np.integer)):
+            bg_colors = [bg_colors] * n
+        bg_colors = list(bg_colors)
+        if len(bg_colors) != n:
+            raise ValueError(f"make_shapes: bg_colors must be one value or {n} values (one per "
+                             f"image), got {len(bg_colors)}")
+        bg_color = np.array([-1 if (isinstance(c, (int, np.integer)) and c == -1)
+                             else parse_color(c) for c in bg_colors], np.int64)
     distractor = (np.where(rng.random(n) < 0.4, rng.integers(1, 4, n), 0) if distractors
                   else np.zeros(n, np.int64)).astype(np.int64)
     scale = rng.uniform(0.55, 0.85, n)
@@ -500,7 +537,7 @@ def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distract
     def draw(job, ss):
         c, idx = job
         r = np.random.default_rng(ss)
-        img = _backgrounds(r, bg[idx], size)
+        img = _backgrounds(r, bg[idx], size, bg_color[idx] if bg_colors is not None else None)
         cv = _Canvas(img, scale[idx], rotation[idx], x[idx], y[idx])
         object_circle[idx] = _DRAW[c](cv, r, _named_colors(r, color[idx]))
         _distractors(cv.img, r, distractor[idx], size)
@@ -520,6 +557,7 @@ def make_shapes(n, seed=0, classes=None, colors=None, backgrounds=None, distract
         "edge_orientation": edge_orientation(images),
         "background": bg.astype(np.int64),
         "color": color.astype(np.int64),
+        "bg_color": bg_color,
         "distractor": distractor,
         "scale": scale.astype(np.float32),
         "rotation": rotation.astype(np.float32),

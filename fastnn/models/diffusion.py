@@ -361,9 +361,13 @@ class ShapesConfig:
     schedule: str = "linear"
     p_uncond: float = 0.1           # probability of the null prompt during training
     holdout: str = HOLDOUT
+    attn: str = ""                  # U-Net levels with attention over pixels and prompt tokens
+    prediction: str = "eps"         # what the network predicts: "eps" (noise) or "v"
+    min_snr: float = 0.0            # min-SNR-gamma loss weighting (0: plain MSE)
+    bg_colors: float = 0.0          # share of training images with a named background colour
 
     def ints(self, field):
-        return tuple(int(v) for v in str(getattr(self, field)).split(","))
+        return tuple(int(v) for v in str(getattr(self, field)).split(",") if v.strip())
 
     def holdout_pairs(self):
         """The held-out (class index, colour index) pairs."""
@@ -374,18 +378,28 @@ class ShapesConfig:
         return pairs
 
 
+# config fields added after the first shapes checkpoints, and the value those checkpoints meant
+_SHAPES_LEGACY = {"attn": "", "prediction": "eps", "min_snr": 0.0, "bg_colors": 0.0}
+
+
 class ShapesDenoiser(nn.Module):
-    """eps_theta(x_t, t, prompt ids): the text encoder's vector conditions a U-Net by FiLM."""
+    """The network of the shapes model (x_t, t, prompt ids) -> eps or v: the text encoder's
+    vector conditions a U-Net by FiLM, and its token states by attention at config.attn."""
 
     def __init__(self, config, vocab_size):
         super().__init__()
         self.config = config
+        if config.prediction not in ("eps", "v"):
+            raise ValueError(f"unknown prediction {config.prediction!r}; choose 'eps' or 'v'")
+        if config.min_snr < 0:
+            raise ValueError(f"min_snr must be >= 0 (0: off), got {config.min_snr}")
         self.text = TextEncoder(vocab_size, dim=config.text_dim, out_dim=config.cond_dim)
         self.unet = UNet(3, config.ints("channels"), config.ints("blocks"), config.cond_dim,
-                         config.time_dim)
+                         config.time_dim, attn=config.ints("attn"), ctx_dim=config.text_dim)
 
     def forward(self, x, t, ids):
-        return self.unet(x, t, self.text(ids))
+        pooled, tokens, keep = self.text.encode(ids)
+        return self.unet(x, t, pooled, tokens, keep)
 
 
 def shapes_to_model_space(images):
@@ -399,9 +413,10 @@ def shapes_to_pixel_space(x):
 
 
 def shapes_training_data(n, seed, config):
-    """n training images (model space) with their (class, colour, background) attributes,
-    classes and colours balanced, the config's held-out pairs left out, no distractors (the
-    prompts cannot describe them)."""
+    """n training images (model space) with their class, colour, background and background
+    colour (-1: a random grey hue) attributes, classes and colours balanced, the config's
+    held-out pairs left out, no distractors (the prompts cannot describe them). A share
+    config.bg_colors of the backgrounds is tinted a named colour, never the object's own."""
     rng = np.random.default_rng(seed)
     held = set(config.holdout_pairs())
     allowed = [(c, k) for c in range(len(CLASSES)) for k in range(len(COLORS))
@@ -409,9 +424,15 @@ def shapes_training_data(n, seed, config):
     pick = rng.integers(0, len(allowed), n)
     obj = np.array([allowed[i][0] for i in pick], np.int64)
     col = np.array([allowed[i][1] for i in pick], np.int64)
+    bg_col = None
+    if config.bg_colors > 0:
+        other = (col + rng.integers(1, len(COLORS), n)) % len(COLORS)   # never the object's
+        bg_col = np.where(rng.random(n) < config.bg_colors, other, -1)
     images, labels, attrs = make_shapes(n, seed=np.random.SeedSequence([seed, 0xD1FF]),
-                                        classes=obj, colors=col, distractors=False)
-    return shapes_to_model_space(images), labels, attrs["color"], attrs["background"]
+                                        classes=obj, colors=col, distractors=False,
+                                        bg_colors=bg_col)
+    return (shapes_to_model_space(images), labels, attrs["color"], attrs["background"],
+            attrs["bg_color"])
 
 
 class ShapesDiffusion(Diffusion):
@@ -433,7 +454,13 @@ class ShapesDiffusion(Diffusion):
     def _eps(self, x, t, y, guidance):
         # the network runs in its weights' dtype; the sampler keeps the one it was asked for
         wdtype = self.model.unet.out.weight._data.dtype
-        return super()._eps(x.astype(wdtype, copy=False), t, y, guidance).astype(x.dtype)
+        out = super()._eps(x.astype(wdtype, copy=False), t, y, guidance).astype(x.dtype)
+        if self.config.prediction == "v":
+            # v = sqrt(abar) eps - sqrt(1 - abar) x0 and x = sqrt(abar) x0 + sqrt(1 - abar) eps
+            # give eps = sqrt(1 - abar) x + sqrt(abar) v (guidance, linear, commutes with this)
+            ab = self.schedule.abar[t]
+            out = (math.sqrt(1 - ab) * x + math.sqrt(ab) * out).astype(x.dtype)
+        return out
 
     def _cond(self, cond):
         """Prompts (a str or a list of str) or token ids (N, L) -> ids."""
@@ -446,14 +473,27 @@ class ShapesDiffusion(Diffusion):
         return ids
 
     def loss(self, x0, ids, rng):
-        """epsilon-prediction MSE: random steps and noise; the null prompt with p_uncond."""
+        """MSE on the noise (prediction "eps") or on v = sqrt(abar) eps - sqrt(1 - abar) x0:
+        random steps and noise; the null prompt with p_uncond. With min_snr = gamma each sample
+        is weighted min(SNR, gamma) / SNR (eps) or min(SNR, gamma) / (SNR + 1) (v), SNR =
+        abar / (1 - abar): both are that weight on the x0 error, so the nearly clean steps,
+        which teach only fine detail, stop dominating the gradient (Hang et al. 2023)."""
         n = len(x0)
         t = rng.integers(0, self.schedule.steps, n)
         noise = rng.standard_normal(x0.shape).astype(x0.dtype)
         ids = np.where((rng.random(n) < self.config.p_uncond)[:, None], self._null(n), ids)
         xt = self.schedule.q_sample(x0, t, noise)
         pred = self.model(Tensor(xt), t, ids)
-        return F.mse_loss(pred, Tensor(noise))
+        ab = self.schedule.abar[t].reshape(-1, 1, 1, 1)
+        v = self.config.prediction == "v"
+        target = (np.sqrt(ab) * noise - np.sqrt(1 - ab) * x0) if v else noise
+        target = target.astype(x0.dtype)
+        if not self.config.min_snr:
+            return F.mse_loss(pred, Tensor(target))
+        snr = ab / (1 - ab)
+        w = np.minimum(snr, self.config.min_snr) / (snr + 1 if v else snr)
+        sw = Tensor(np.sqrt(w).astype(x0.dtype))
+        return F.mse_loss(pred * sw, Tensor(target * sw._data))
 
     def state(self, ema=None):
         out = super().state(ema)
@@ -468,6 +508,9 @@ class ShapesDiffusion(Diffusion):
         kwargs = {}
         for k, f in ShapesConfig.__dataclass_fields__.items():
             if f"config.{k}" not in state:
+                if k in _SHAPES_LEGACY:      # written before the field existed
+                    kwargs[k] = _SHAPES_LEGACY[k]
+                    continue
                 raise CheckpointError(f"{path}: missing config.{k}")
             kwargs[k] = type(f.default)(np.asarray(state[f"config.{k}"]).item())
         diff = cls(ShapesConfig(**kwargs))

@@ -88,12 +88,17 @@ def train(steps=DEFAULT_STEPS, seed=0, batch_size=256, lr=2e-3, config=None, pro
     return diff, history, seconds
 
 
-def batch_prompts(rng, obj, col, bg, p_background=0.5, p_no_color=0.1):
-    """One training prompt per image: Spanish or English at random, the background named half
-    the time, the colour left out 10% of the time (so each word is learned on its own)."""
+def batch_prompts(rng, obj, col, bg, bg_col=None, p_background=0.5, p_no_color=0.1,
+                  p_bg_color=0.8):
+    """One training prompt per image: Spanish or English at random, the background's texture
+    named half the time and its colour (where it has a named one) 80% of the time, the
+    object's colour left out 10% of the time (so each word is learned on its own)."""
+    if bg_col is None:
+        bg_col = np.full(len(obj), -1)
     return [make_prompt(rng, int(o), None if rng.random() < p_no_color else int(c),
-                        int(b) if rng.random() < p_background else None)
-            for o, c, b in zip(obj, col, bg)]
+                        int(b) if rng.random() < p_background else None,
+                        bg_color=int(k) if k >= 0 and rng.random() < p_bg_color else None)
+            for o, c, b, k in zip(obj, col, bg, bg_col)]
 
 
 def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, progress=True,
@@ -113,7 +118,7 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
     rng = np.random.default_rng(seed)
     config = resume.config if resume is not None else (config or ShapesConfig())
     t0 = time.perf_counter()
-    x_all, obj, col, bg = shapes_training_data(n_train, seed, config)
+    x_all, obj, col, bg, bg_col = shapes_training_data(n_train, seed, config)
     log(f"made {n_train} training images in {time.perf_counter() - t0:.1f} s (held out: "
         f"{config.holdout})")
     diff = resume if resume is not None else ShapesDiffusion(config)
@@ -131,7 +136,8 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
         x0 = x_all[idx]
         flip = rng.random(batch_size) < 0.5          # mirror images: the prompts still hold
         x0[flip] = x0[flip, :, :, ::-1]
-        ids = diff.tokenizer.encode(batch_prompts(rng, obj[idx], col[idx], bg[idx]))
+        ids = diff.tokenizer.encode(batch_prompts(rng, obj[idx], col[idx], bg[idx],
+                                                  bg_col[idx]))
         # warmup, then a cosine over the run's progress: the larger of the share of steps done
         # and of the minutes spent, so a slow (loaded) machine still ends at a low rate
         elapsed = time.perf_counter() - start - sampling
@@ -435,8 +441,8 @@ def _sample_parser():
                    help="X.png: the picture only; X.npy: the array only; a stem X: both "
                         "(default: runs/samples/PROMPT, or runs/samples/PROMPT_process)")
     p.add_argument("--show-process", action="store_true",
-                   help="digits: draw a strip instead: a real digit noised step by step, then a "
-                        "sample denoised step by step")
+                   help="draw a strip instead: a real image (a digit; shapes: one matching "
+                        "the prompt) noised step by step, then a sample denoised step by step")
     add_runtime_options(p)
     return p
 
@@ -481,11 +487,12 @@ def sample_main(argv):
 
 
 def _sample_shapes(diff, args, out):
-    if args.show_process:
-        raise ValueError("--show-process draws the digits model's strip; this checkpoint is the "
-                         "shapes model")
-    obj, col, bg = read_prompt(args.prompt)      # unknown words fail here, before sampling
+    obj, col, bg, bg_col = read_prompt(args.prompt, bg_color=True)   # unknown words fail here
     guidance = 2.0 if args.guidance is None else args.guidance
+    if args.show_process:
+        if args.init:
+            raise ValueError("--show-process starts from noise; it does not take --init")
+        return _show_process_shapes(diff, args, out, (obj, col, bg, bg_col), guidance)
     init = read_init(args.init, diff, args.num) if args.init else None
     t0 = time.perf_counter()
     x = diff.sample([args.prompt] * args.num, guidance=guidance, sampler=args.sampler,
@@ -516,6 +523,36 @@ def _show_process(diff, label, args, out, frames=10):
     written = _write(out, lambda: grid(rows.reshape(-1, 8, 8), cols=frames), rows)
     print(f"wrote {' and '.join(written)}: top row a real {label} noised over {T} steps, bottom "
           f"row a sample denoised by {args.sampler}")
+    return 0
+
+
+def _show_process_shapes(diff, args, out, parts, guidance, frames=10):
+    """The shapes strip: a real image matching the prompt noised step by step (top row), then
+    a sample for the prompt denoised step by step (bottom row: the DDIM states x_t)."""
+    from ..data.shapes import make_shapes
+    obj, col, bg, bg_col = parts
+    if obj is None:
+        raise ValueError(f"--show-process: the prompt {args.prompt!r} names no object; the top "
+                         f"row shows a real one")
+    real, _, _ = make_shapes(1, seed=args.seed, classes=[obj],
+                             colors=None if col is None else [col],
+                             backgrounds=None if bg is None else [bg],
+                             bg_colors=None if bg_col is None else [bg_col], distractors=False)
+    real = shapes_to_model_space(real)
+    rng = np.random.default_rng(args.seed)
+    T = diff.schedule.steps
+    noise = rng.standard_normal(real.shape).astype(np.float32)
+    ts = np.linspace(0, T - 1, frames).round().astype(int)
+    noised = [real[0]] + [diff.schedule.q_sample(real, np.array([t]), noise)[0] for t in ts[1:]]
+    _, path = diff.sample([args.prompt], guidance=guidance, sampler=args.sampler,
+                          steps=args.steps, seed=args.seed, trajectory=True)
+    pick = np.linspace(0, len(path) - 1, frames).round().astype(int)
+    denoised = [path[i][0] for i in pick]
+    rows = shapes_to_pixel_space(np.stack(noised + denoised))     # (2 * frames, 3, s, s)
+    written = _write(out, lambda: color_grid(rows, cols=frames),
+                     rows.reshape(2, frames, *rows.shape[1:]), rgb=True)
+    print(f"wrote {' and '.join(written)}: top row a real image like {args.prompt!r} noised over "
+          f"{T} steps, bottom row a sample denoised by {args.sampler}")
     return 0
 
 

@@ -157,7 +157,8 @@ def read_colors(images, min_saturation=0.5, min_value=0.35):
     dist = np.minimum(dist, 1 - dist)
     nearest = dist.argmin(-1)
     pink = COLORS.index("pink")
-    floor = np.where(nearest == pink, 0.3, min_saturation)
+    # pink objects are bright (value >= 0.9); a named pink background is darker (<= 0.72)
+    floor = np.where((nearest == pink) & (v > 0.82), 0.3, min_saturation)
     mask = (s > floor) & (v > min_value) & (dist.min(-1) < 0.06)
     out = np.full(len(h), -1, np.int64)
     for i in range(len(h)):
@@ -170,6 +171,27 @@ def read_colors(images, min_saturation=0.5, min_value=0.35):
             d = np.abs(mean - hues)
             out[i] = int(np.minimum(d, 1 - d).argmin())
     return out
+
+
+def read_background_colors(images, ring=2, min_saturation=0.2):
+    """The named colour (index in COLORS) of each image's background, -1 if it looks grey.
+
+    Read from the outer `ring` pixels, where the object seldom reaches: the palette hue nearest
+    the saturation-weighted circular mean hue of the ring's tinted pixels (saturation above
+    min_saturation; objects at the edge are outvoted by the rest of the ring), or -1 when
+    fewer than a quarter of the ring's pixels are tinted."""
+    from ..data.shapes import _PALETTE
+    h, s, _ = _rgb_to_hsv(np.asarray(images, np.float64))
+    edge = np.ones(h.shape[1:], bool)
+    edge[ring:-ring, ring:-ring] = False
+    h, s = h[:, edge], s[:, edge]                        # (N, ring pixels)
+    hues = np.array([_PALETTE[c][0] for c in COLORS])
+    w = np.where(s > min_saturation, s, 0.0)
+    ang = 2 * np.pi * h
+    mean = (np.arctan2((w * np.sin(ang)).sum(1), (w * np.cos(ang)).sum(1)) / (2 * np.pi)) % 1.0
+    d = np.abs(mean[:, None] - hues)
+    out = np.minimum(d, 1 - d).argmin(1)
+    return np.where((s > min_saturation).mean(1) >= 0.25, out, -1).astype(np.int64)
 
 
 @no_grad()

@@ -7,6 +7,7 @@ trainable text encoder.
     enc = TextEncoder(tok.vocab_size, dim=64, out_dim=128)
     vec = enc(ids)              # (2, 128): one vector per prompt
     read_prompt("una casa roja sobre fondo de rayas")    # (1, 0, 1): house, red, stripes
+    read_prompt("un pez rojo sobre fondo azul", bg_color=True)   # (4, 0, None, 5)
 
 The tokenizer folds case and accents ("AZÚL", "azul" and "azúl" are one word) and maps
 synonyms to one token: "rojo", "roja" and "red" are the same concept, as are "pez", "pescado"
@@ -138,22 +139,37 @@ def _known(table):
     return "/".join(table)
 
 
-def read_prompt(prompt):
+# words after which a colour is the background's: "un pez rojo sobre fondo azul", "a red fish
+# on a blue background", "una casa con fondo verde"
+_BACKGROUND_CUES = {"word:on", "word:with", "word:background"}
+
+
+def read_prompt(prompt, bg_color=False):
     """(object, colour, background) indices into shapes' CLASSES, COLORS, BACKGROUNDS, each
-    None when the prompt does not say; ValueError if it names two of one kind."""
+    None when the prompt does not say; with bg_color=True a fourth, the background's colour
+    (index in COLORS or None). A colour after "sobre"/"on", "con"/"with" or "fondo"/
+    "background" is the background's, one before them the object's. ValueError if the prompt
+    names two of one kind."""
     tok = PromptTokenizer()
-    found = {"object": [], "color": [], "background": []}
+    found = {"object": [], "color": [], "background": [], "bg_color": []}
+    after_cue = False
     for i in tok.tokens(prompt):
-        kind, _, name = tok.concepts[i].partition(":")
+        concept = tok.concepts[i]
+        after_cue = after_cue or concept in _BACKGROUND_CUES
+        kind, _, name = concept.partition(":")
+        if kind == "color" and after_cue:
+            kind = "bg_color"
         if kind in found and name not in found[kind]:
             found[kind].append(name)
     for kind, names in found.items():
         if len(names) > 1:
-            raise ValueError(f"the prompt {prompt!r} names more than one {kind}: "
+            what = "background colour" if kind == "bg_color" else kind
+            raise ValueError(f"the prompt {prompt!r} names more than one {what}: "
                              f"{', '.join(names)}")
     pick = lambda names, table: table.index(names[0]) if names else None  # noqa: E731
-    return (pick(found["object"], CLASSES), pick(found["color"], COLORS),
-            pick(found["background"], BACKGROUNDS))
+    out = (pick(found["object"], CLASSES), pick(found["color"], COLORS),
+           pick(found["background"], BACKGROUNDS))
+    return out + (pick(found["bg_color"], COLORS),) if bg_color else out
 
 
 # ---------------------------------------------------------------- prompts for training
@@ -173,27 +189,47 @@ _EN_BG = {"plain": ["on a plain background", "on plain"],
           "gradient": ["on a gradient background", "on a gradient"]}
 
 
-def make_prompt(rng, obj, color=None, background=None, lang=None):
-    """A prompt for shapes' class index obj, colour index (or None) and background index (or
-    None), in Spanish ("una casa roja sobre fondo de rayas") or English ("a red house on a
-    striped background"); lang "es", "en" or None (either, at random)."""
+# a background with a named colour C: "sobre fondo C de rayas" (fondo is masculine)
+_ES_BG_COLOR = {None: ["sobre fondo {}", "con fondo {}"],
+                "plain": ["sobre fondo {} liso", "con fondo {} liso"],
+                "stripes": ["sobre fondo {} de rayas", "sobre fondo {} rayado"],
+                "dots": ["sobre fondo {} de puntos", "sobre fondo {} de lunares"],
+                "gradient": ["sobre fondo {} degradado", "con fondo {} degradado"]}
+_EN_BG_COLOR = {None: ["on a {} background", "on {}"],
+                "plain": ["on a plain {} background", "on plain {}"],
+                "stripes": ["on a {} striped background", "on {} stripes"],
+                "dots": ["on a {} dotted background", "on {} dots"],
+                "gradient": ["on a {} gradient background", "on a {} gradient"]}
+
+
+def make_prompt(rng, obj, color=None, background=None, lang=None, bg_color=None):
+    """A prompt for shapes' class index obj, colour index (or None), background index (or
+    None) and background colour index (or None), in Spanish ("una casa roja sobre fondo azul
+    de rayas") or English ("a red house on a blue striped background"); lang "es", "en" or
+    None (either, at random)."""
     lang = lang or ("es" if rng.random() < 0.5 else "en")
     name = CLASSES[obj]
     col = COLORS[color] if color is not None else None
+    texture = BACKGROUNDS[background] if background is not None else None
     if lang == "es":
         art, noun = _ES_OBJECT[name]
         words = [art, noun] if rng.random() < 0.8 else [noun]
         if col is not None:
             words.append(_ES_COLOR[col][art == "una"])
-        if background is not None:
-            words.append(str(rng.choice(_ES_BG[BACKGROUNDS[background]])))
+        if bg_color is not None:
+            words.append(str(rng.choice(_ES_BG_COLOR[texture])).format(
+                _ES_COLOR[COLORS[bg_color]][0]))
+        elif texture is not None:
+            words.append(str(rng.choice(_ES_BG[texture])))
     else:
         words = ["a"] if rng.random() < 0.8 else []
         if col is not None:
             words.append(col)
         words.append(name)
-        if background is not None:
-            words.append(str(rng.choice(_EN_BG[BACKGROUNDS[background]])))
+        if bg_color is not None:
+            words.append(str(rng.choice(_EN_BG_COLOR[texture])).format(COLORS[bg_color]))
+        elif texture is not None:
+            words.append(str(rng.choice(_EN_BG[texture])))
     return " ".join(words)
 
 
@@ -222,6 +258,12 @@ class TextEncoder(nn.Module):
             self.pos.weight._data *= 0.1
 
     def forward(self, ids):
+        return self.encode(ids)[0]
+
+    def encode(self, ids):
+        """(pooled (N, out_dim), tokens (N, L, dim), keep (N, L) bool): the prompt's vector,
+        each token's state after self-attention (what cross-attention reads), and which
+        positions are real tokens (not padding)."""
         ids = tensor(np.asarray(ids._data if isinstance(ids, Tensor) else ids, np.int64))
         n, length = ids.shape
         if length > self.max_len:
@@ -238,4 +280,4 @@ class TextEncoder(nn.Module):
         # pooling: one learned query over the tokens (single head)
         query = self.query.expand(n, 1, self.dim)
         pooled = F.scaled_dot_product_attention(query, h, h, attn_mask=keep[:, None, :])
-        return self.out(self.ln_out(pooled.reshape(n, self.dim)))
+        return self.out(self.ln_out(pooled.reshape(n, self.dim))), h, keep
