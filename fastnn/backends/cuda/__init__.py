@@ -4,18 +4,20 @@ Kernels take and return host numpy arrays like every backend; data moves to and 
 inside each call. Under NUMBA_ENABLE_CUDASIM=1 (set before numba is imported) the same code runs
 on Numba's CUDA simulator, which is how CI checks it.
 
-Kernel families live in gemm.py, ops.py and attention.py (launch sizes and shared helpers in
-common.py); this module gathers them under one backend. For each kernel
+Kernel families live in gemm.py, ops.py, attention.py, conv.py, pool.py and select.py, and
+fused.py holds the fused kernels of a training step (bias+activation, residual add+layer norm,
+the AdamW update of every tensor in one launch); launch sizes and shared helpers are in
+common.py. This module gathers them under one backend. For each kernel
 NAME, device_kernel(NAME) is the same computation on device arrays (no host copies), which is
 what bench/cuda_check.py times.
 """
 import numpy as np
 from numba import cuda
 
-from . import attention, conv, gemm, ops, pool, select
+from . import attention, conv, fused, gemm, ops, pool, select
 
 NAME = "cuda"
-MODULES = (gemm, ops, attention, conv, pool, select)
+MODULES = (gemm, ops, attention, conv, pool, select, fused)
 
 
 def device_kernel(name):
@@ -27,7 +29,7 @@ def device_kernel(name):
         return gemm_device
     if name == "gemm_batched":
         return gemm.gemm_device
-    for mod in (ops, attention, conv):
+    for mod in (ops, attention, conv, pool, select, fused):
         fn = getattr(mod, name + "_device", None)
         if fn is not None:
             return fn

@@ -325,12 +325,7 @@ def adam_step_device(param, grad, m, v, step, lr, beta1, beta2, eps, weight_deca
                       bool(decoupled), scalar(dt, grad_scale))
 
 
-def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay,
-                           decoupled, grad_scale):
-    """One launch per tensor: the grid-stride kernel already fills the device on large ones."""
-    for p, g, m, v in zip(params, grads, ms, vs):
-        adam_step_device(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), step, lr,
-                         beta1, beta2, eps, weight_decay, decoupled, grad_scale)
+# adam_multi_step (one launch over every tensor) is in fused.py.
 
 
 # ---------------------------------------------------------------- row kernels (one block per row)
@@ -708,11 +703,3 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
 def adam_step(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     host_call(adam_step_device, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
               decoupled, inplace=(0, 2, 3))
-
-
-def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
-                    grad_scale):
-    for p, g, m, v in zip(params, grads, ms, vs):
-        host_call(adam_step_device, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                  step, lr, beta1, beta2, eps, weight_decay, decoupled, grad_scale,
-                  inplace=(0, 2, 3))
