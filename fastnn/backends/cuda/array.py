@@ -435,8 +435,10 @@ def reset_transfers():
 
 
 def synchronize():
-    """Wait until the device has finished all queued work."""
+    """Wait until the device has finished all queued work; raise IndexError if an indexing
+    kernel met an out-of-range device index meanwhile."""
     cuda.synchronize()
+    check_device_errors()
 
 
 memory_allocated = memory.memory_allocated
@@ -481,6 +483,7 @@ def to_host(d, what="to_host"):
     lo, hi = d._span()
     span = d._buf[lo:hi].copy_to_host()
     record_transfer("d2h", what)
+    check_device_errors()
     if d.is_c_contiguous() and hi - lo == d.size:
         return span.reshape(d.shape)
     view = np.lib.stride_tricks.as_strided(span[d._offset - lo:], d.shape, d.strides)
@@ -498,12 +501,7 @@ def _store_host(d, values, what):
         d._buf[lo:hi].copy_to_device(host.reshape(-1))
         record_transfer("h2d", what)
         return
-    span = d._buf[lo:hi].copy_to_host()
-    record_transfer("d2h", what)
-    view = np.lib.stride_tricks.as_strided(span[d._offset - lo:], d.shape, d.strides)
-    view[...] = host
-    d._buf[lo:hi].copy_to_device(span)
-    record_transfer("h2d", what)
+    _copy_into(d, from_host(host, what=what))     # one upload, then a device copy
 
 
 def wrap(raw, device_index=0):
@@ -972,7 +970,13 @@ def _getitem(d, key):
 
 
 def _advanced_getitem(d, key):
-    return _fallback("__getitem__", operator.getitem, (d, key), {})
+    try:
+        shape, pos = _advanced_positions(d, key)
+    except _NoDevicePath:
+        return _fallback("__getitem__", operator.getitem, (d, key), {})
+    out = _new(shape, d.dtype, d.device_index)
+    ak.gather(d._buf, pos._buf, out._buf)
+    return out
 
 
 def _setitem(d, key, value):
@@ -985,9 +989,22 @@ def _setitem(d, key, value):
 
 
 def _advanced_setitem(d, key, value):
-    host = to_host(d, "__setitem__")
-    host[_down(key, "__setitem__")] = _down(value, "__setitem__")
-    _store_host(d, host, "__setitem__")
+    try:
+        shape, pos = _advanced_positions(d, key)
+    except _NoDevicePath:
+        host = to_host(d, "__setitem__")
+        host[_down(key, "__setitem__")] = _down(value, "__setitem__")
+        _store_host(d, host, "__setitem__")
+        return
+    vals = _values_for(value, shape, d.dtype)
+    ak.scatter("set", d._buf, pos._buf, vals._buf)
+
+
+def _values_for(value, shape, dtype):
+    """value broadcast to shape and cast to dtype, as a fresh C-contiguous DeviceArray."""
+    vals = _new(shape, dtype)
+    _assign(vals, value)
+    return vals
 
 
 def _is_scalar(x):
@@ -1006,12 +1023,43 @@ def _assign(target, value):
 
 
 def _copy_into(target, value):
-    _store_host(target, to_host(value, "__setitem__"), "__setitem__")
+    """target[...] = value (DeviceArray): numpy's broadcasting and unsafe casting."""
+    if value.size and np.may_share_memory(target, value) and not _same_view(target, value):
+        value = value.copy()          # overlapping views: read everything before writing
+    shape = target.shape
+    strides = _broadcast_strides(value, shape, "could not broadcast input array from shape "
+                                 f"{value.shape} into shape {shape}")
+    ak.elementwise("identity", (value.dtype, value.dtype),
+                   (target._buf, target._offset, target._shape, target._estrides),
+                   [("a", value._buf, value._offset, strides)])
+
+
+def _same_view(x, y):
+    return (x._buf is y._buf and x._offset == y._offset and x._shape == y._shape
+            and x._estrides == y._estrides)
+
+
+def _broadcast_strides(d, shape, message=None):
+    """d's element strides for a view broadcast to `shape` (0 along broadcast dimensions)."""
+    pad = len(shape) - d.ndim
+    if pad < 0:
+        raise ValueError(message or f"cannot broadcast shape {d.shape} to {shape}")
+    strides = [0] * pad
+    for n, m, s in zip(shape[pad:], d._shape, d._estrides):
+        if m == n:
+            strides.append(s if n != 1 else 0)
+        elif m == 1:
+            strides.append(0)
+        else:
+            raise ValueError(message or f"operands could not be broadcast together with shapes "
+                             f"{d.shape} {tuple(shape)}")
+    return tuple(strides)
 
 
 def _fill(d, value):
     if isinstance(value, DeviceArray):
-        value = value.item()
+        _copy_into(d, value)
+        return
     host = np.empty((), d.dtype)
     host[()] = value                   # numpy's casting (and its errors)
     ak.fill(d._buf, d._offset, d._shape, d._estrides, host[()])
@@ -1019,13 +1067,1039 @@ def _fill(d, value):
 
 def _copy(d):
     out = _new(d.shape, d.dtype, d.device_index)
-    lo, hi = d._span()
-    if d.size and d.is_c_contiguous() and hi - lo == d.size:
-        out._buf.copy_to_device(d._buf[lo:hi])      # device to device
-    elif d.size:
-        _store_host(out, to_host(d, "copy"), "copy")
+    _copy_into(out, d)
     return out
 
 
 def _astype(d, dtype):
-    return from_host(to_host(d, "astype").astype(dtype), what="astype")
+    out = _new(d.shape, dtype, d.device_index)
+    _copy_into(out, d)
+    return out
+
+
+class _NoDevicePath(Exception):
+    """Raised inside a device implementation for a case it leaves to the host fallback."""
+
+
+# ---------------------------------------------------------------- elementwise ufuncs
+def _operand(x, what):
+    """('a', DeviceArray) or ('s', value, dtype-or-python-type) for a ufunc operand."""
+    if isinstance(x, DeviceArray):
+        return ("a", x)
+    if isinstance(x, np.generic):
+        return ("s", x, x.dtype)
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return ("s", x[()], x.dtype)
+    if isinstance(x, (bool, int, float)):
+        return ("s", x, type(x))
+    if isinstance(x, complex):
+        raise _NoDevicePath
+    arr = np.asarray(x)
+    if arr.dtype.kind not in _SUPPORTED_KINDS:
+        raise _NoDevicePath
+    return ("a", from_host(arr, what=what))
+
+
+def _loop_dtypes(ufunc, dtypes, out_dtype=None):
+    loop = ufunc.resolve_dtypes(tuple(dtypes) + (out_dtype,))
+    if any(np.dtype(t).kind not in _SUPPORTED_KINDS for t in loop):
+        raise _NoDevicePath
+    return loop
+
+
+def _elementwise_call(name, ufunc_or_none, inputs, out=None, dtype=None, loop=None):
+    """name(*inputs) on the device with numpy's broadcasting and type rules; returns out."""
+    ops = [_operand(x, name) for x in inputs]
+    if loop is None:
+        loop = _loop_dtypes(ufunc_or_none,
+                            [o[1].dtype if o[0] == "a" else o[2] for o in ops],
+                            None if dtype is None else np.dtype(dtype))
+    shapes = [o[1].shape for o in ops if o[0] == "a"]
+    if out is not None:
+        shape = np.broadcast_shapes(*shapes, out.shape)
+        if shape != out.shape:
+            raise ValueError(f"non-broadcastable output operand with shape {out.shape} doesn't "
+                             f"match the broadcast shape {shape}")
+        if not np.can_cast(loop[-1], out.dtype, casting="same_kind"):
+            raise TypeError(f"Cannot cast ufunc '{name}' output from {np.dtype(loop[-1])!r} "
+                            f"to {out.dtype!r} with casting rule 'same_kind'")
+        target = out
+        for o in ops:
+            if (o[0] == "a" and o[1].size and np.may_share_memory(o[1], out)
+                    and not _same_view(o[1], out)):
+                target = _new(shape, out.dtype, out.device_index)
+                break
+    else:
+        shape = np.broadcast_shapes(*shapes) if shapes else ()
+        target = _new(shape, loop[-1])
+    operands = []
+    for o, t in zip(ops, loop):
+        if o[0] == "a":
+            d = o[1]
+            operands.append(("a", d._buf, d._offset, _broadcast_strides(d, shape)))
+        else:
+            operands.append(("s", np.dtype(t).type(o[1])))
+    ak.elementwise(name, loop, (target._buf, target._offset, target._shape, target._estrides),
+                   operands)
+    if out is not None and target is not out:
+        _copy_into(out, target)
+    return out if out is not None else target
+
+
+def _ufunc_call(ufunc, inputs, kwargs):
+    name = ufunc.__name__
+    if ufunc is np.matmul:
+        return _matmul(*inputs, **kwargs)
+    if ufunc.nout != 1 or name not in ak.OPS or ak.OPS[name][0] != ufunc.nin:
+        return NotImplemented
+    kwargs = dict(kwargs)
+    out = kwargs.pop("out", None)
+    if isinstance(out, tuple):
+        out = out[0]
+    dtype = kwargs.pop("dtype", None)
+    if kwargs.pop("where", True) is not True or kwargs.pop("casting", "same_kind") != \
+            "same_kind" or kwargs or not (out is None or isinstance(out, DeviceArray)):
+        return NotImplemented
+    try:
+        return _elementwise_call(name, ufunc, inputs, out, dtype)
+    except _NoDevicePath:
+        return NotImplemented
+
+
+for _name in ak.OPS:
+    _uf = getattr(np, _name, None)
+    if isinstance(_uf, np.ufunc):
+        _UFUNC_IMPLS[(_uf, "__call__")] = _ufunc_call
+_UFUNC_IMPLS[(np.matmul, "__call__")] = _ufunc_call
+
+
+def erf(x):
+    """The error function, elementwise (numpy has no ufunc for it)."""
+    x = _as_device(x, "erf")
+    t = np.result_type(x.dtype, np.float16)
+    return _elementwise_call("erf", None, (x,), loop=(t, t))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, without overflow for large |x|."""
+    x = _as_device(x, "sigmoid")
+    t = np.result_type(x.dtype, np.float16)
+    return _elementwise_call("sigmoid", None, (x,), loop=(t, t))
+
+
+def _weak_stand_in(x):
+    """What np.result_type should see for an operand: dtype stand-ins for device arrays."""
+    if isinstance(x, DeviceArray):
+        return _dtype_stand_in(x)
+    if isinstance(x, (bool, int, float, np.generic, np.ndarray)):
+        return x
+    return np.asarray(x)
+
+
+@_implements(np.where)
+def _np_where(condition, x=None, y=None):
+    if x is None and y is None:
+        return _np_nonzero(condition)
+    if x is None or y is None:
+        raise ValueError("either both or neither of x and y should be given")
+    t = np.result_type(_weak_stand_in(x), _weak_stand_in(y))
+    return _elementwise_call("where", None, (condition, x, y), loop=(np.bool_, t, t, t))
+
+
+@_implements(np.clip)
+def _np_clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
+             max=np._NoValue, **kwargs):
+    lo = a_min if a_min is not np._NoValue else (None if min is np._NoValue else min)
+    hi = a_max if a_max is not np._NoValue else (None if max is np._NoValue else max)
+    if lo is None and hi is None:
+        raise ValueError("One of max or min must be given")
+    if kwargs:
+        return _fallback("clip", np.clip, (a, lo, hi), dict(kwargs, out=out))
+    ops = [a] + [v for v in (lo, hi) if v is not None]
+    t = np.result_type(*(_weak_stand_in(v) for v in ops))
+    name = "clip" if len(ops) == 3 else ("clip_lo" if lo is not None else "clip_hi")
+    return _elementwise_call(name, None, tuple(ops), out=out, loop=(t,) * (len(ops) + 1))
+
+
+# ---------------------------------------------------------------- reductions
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (numbers.Integral, np.integer)) else tuple(axis)
+    out = tuple(_axis(a, ndim) for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError("duplicate value in 'axis'")
+    return out
+
+
+_REDUCE_NAMES = {"sum": "add", "prod": "multiply", "max": "maximum", "min": "minimum",
+                 "any": "logical_or", "all": "logical_and", "argmax": "argmax",
+                 "argmin": "argmin"}
+
+
+def _reduce(op, a, axis=None, dtype=None, out=None, keepdims=False, **extra):
+    """The reduction `op` of DeviceArray-able `a` over `axis`, numpy's result dtype."""
+    if extra.pop("where", True) is not True or extra.pop("initial", np._NoValue) is not \
+            np._NoValue or extra:
+        raise _NoDevicePath
+    a = _as_device(a, op)
+    axes = _axes(axis, a.ndim)
+    kept = [i for i in range(a.ndim) if i not in axes]
+    kshape = [a._shape[i] for i in kept]
+    rshape = [a._shape[i] for i in axes]
+    K = _prod(rshape)
+    if op in ("sum", "prod"):
+        ufunc = np.add if op == "sum" else np.multiply
+        res = ufunc.reduce(np.zeros(1, a.dtype), dtype=dtype).dtype
+        acc = res
+    elif op in ("max", "min"):
+        if K == 0 and _prod(kshape):
+            raise ValueError(f"zero-size array to reduction operation "
+                             f"{_REDUCE_NAMES[op]} which has no identity")
+        res = acc = a.dtype if dtype is None else np.dtype(dtype)
+    elif op in ("any", "all"):
+        res = acc = np.dtype(np.bool_)
+    else:
+        if K == 0:
+            raise ValueError(f"attempt to get {op} of an empty sequence")
+        res, acc = np.dtype(np.int64), a.dtype
+    result = _new(kshape, res, a.device_index)
+    if K == 0 and op in ("sum", "prod", "any", "all"):
+        result.fill({"sum": 0, "prod": 1, "any": False, "all": True}[op])
+    else:
+        ak.reduce(op, (a._buf, a._offset), kshape, [a._estrides[i] for i in kept], rshape,
+                  [a._estrides[i] for i in axes], acc, result._buf)
+    if keepdims:
+        result = result.reshape([1 if i in axes else n for i, n in enumerate(a._shape)])
+    if out is not None:
+        _assign(out, result)
+        return out
+    return result
+
+
+def _reduction(op):
+    def impl(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        try:
+            return _reduce(op, a, axis, dtype, out, keepdims, **kwargs)
+        except _NoDevicePath:
+            fn = {"max": np.max, "min": np.min}.get(op, getattr(np, op))
+            return _fallback(op, fn, (a,), dict(kwargs, axis=axis, dtype=dtype, out=out,
+                                               keepdims=keepdims))
+    return impl
+
+
+_implements(np.sum)(_reduction("sum"))
+_implements(np.prod)(_reduction("prod"))
+
+
+@_implements(np.max, np.amax)
+def _np_max(a, axis=None, out=None, keepdims=False, **kwargs):
+    return _reduction("max")(a, axis, None, out, keepdims, **kwargs)
+
+
+@_implements(np.min, np.amin)
+def _np_min(a, axis=None, out=None, keepdims=False, **kwargs):
+    return _reduction("min")(a, axis, None, out, keepdims, **kwargs)
+
+
+@_implements(np.any)
+def _np_any(a, axis=None, out=None, keepdims=False, **kwargs):
+    return _reduction("any")(a, axis, None, out, keepdims, **kwargs)
+
+
+@_implements(np.all)
+def _np_all(a, axis=None, out=None, keepdims=False, **kwargs):
+    return _reduction("all")(a, axis, None, out, keepdims, **kwargs)
+
+
+def _arg_reduction(op):
+    def impl(a, axis=None, out=None, *, keepdims=False):
+        if axis is not None and not isinstance(axis, (numbers.Integral, np.integer)):
+            raise TypeError(f"'{type(axis).__name__}' object cannot be interpreted as an "
+                            f"integer")
+        return _reduce(op, a, axis, None, out, keepdims)
+    return impl
+
+
+_implements(np.argmax)(_arg_reduction("argmax"))
+_implements(np.argmin)(_arg_reduction("argmin"))
+
+
+def _count(a, axis):
+    return _prod(a.shape[i] for i in _axes(axis, a.ndim))
+
+
+@_implements(np.mean)
+def _np_mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    a = _as_device(a, "mean")
+    if kwargs:
+        return _fallback("mean", np.mean, (a,), dict(kwargs, axis=axis, dtype=dtype, out=out,
+                                                     keepdims=keepdims))
+    acc = dtype if dtype is not None else (np.float64 if a.dtype.kind in "biu" else a.dtype)
+    total = _reduce("sum", a, axis, acc, None, keepdims)
+    return np.true_divide(total, _count(a, axis), out=out)
+
+
+@_implements(np.var)
+def _np_var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    a = _as_device(a, "var")
+    if kwargs:
+        return _fallback("var", np.var, (a,), dict(kwargs, axis=axis, dtype=dtype, out=out,
+                                                   ddof=ddof, keepdims=keepdims))
+    if a.dtype.kind in "biu":
+        a = a.astype(np.float64 if dtype is None else dtype)
+    elif dtype is not None:
+        a = a.astype(dtype)
+    centered = a - _np_mean(a, axis, keepdims=True)
+    total = _reduce("sum", centered * centered, axis, None, None, keepdims)
+    return np.true_divide(total, builtins.max(_count(a, axis) - ddof, 0), out=out)
+
+
+@_implements(np.std)
+def _np_std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    return np.sqrt(_np_var(a, axis, dtype, None, ddof, keepdims, **kwargs), out=out)
+
+
+def _reduce_ufunc(ufunc, inputs, kwargs):
+    op = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
+          "logical_or": "any", "logical_and": "all"}.get(ufunc.__name__)
+    if op is None or len(inputs) != 1:
+        return NotImplemented
+    kwargs = dict(kwargs)
+    axis = kwargs.pop("axis", 0)
+    try:
+        return _reduce(op, inputs[0], axis, kwargs.pop("dtype", None), kwargs.pop("out", None),
+                       kwargs.pop("keepdims", False), **kwargs)
+    except _NoDevicePath:
+        return NotImplemented
+
+
+for _uf in (np.add, np.multiply, np.maximum, np.minimum, np.logical_or, np.logical_and):
+    _UFUNC_IMPLS[(_uf, "reduce")] = _reduce_ufunc
+
+
+def _scan(op, a, axis, dtype, out):
+    a = _as_device(a, "cumsum" if op == "sum" else "cumprod")
+    if axis is None:
+        a = a.ravel()
+        axis = 0
+    ax = _axis(axis, a.ndim)
+    ufunc = np.add if op == "sum" else np.multiply
+    res = ufunc.reduce(np.zeros(1, a.dtype), dtype=dtype).dtype
+    result = _new(a.shape, res, a.device_index)
+    kept = [i for i in range(a.ndim) if i != ax]
+    ak.scan(op, (a._buf, a._offset), [a._shape[i] for i in kept],
+            [a._estrides[i] for i in kept], a._shape[ax], a._estrides[ax], res, result._buf,
+            [result._estrides[i] for i in kept], result._estrides[ax])
+    if out is not None:
+        _assign(out, result)
+        return out
+    return result
+
+
+@_implements(np.cumsum)
+def _np_cumsum(a, axis=None, dtype=None, out=None):
+    return _scan("sum", a, axis, dtype, out)
+
+
+@_implements(np.cumprod)
+def _np_cumprod(a, axis=None, dtype=None, out=None):
+    return _scan("prod", a, axis, dtype, out)
+
+
+def _accumulate_ufunc(ufunc, inputs, kwargs):
+    op = {"add": "sum", "multiply": "prod"}.get(ufunc.__name__)
+    if op is None or set(kwargs) - {"axis", "dtype", "out"}:
+        return NotImplemented
+    out = kwargs.get("out")
+    out = out[0] if isinstance(out, tuple) else out
+    return _scan(op, inputs[0], kwargs.get("axis", 0), kwargs.get("dtype"), out)
+
+
+_UFUNC_IMPLS[(np.add, "accumulate")] = _accumulate_ufunc
+_UFUNC_IMPLS[(np.multiply, "accumulate")] = _accumulate_ufunc
+
+
+@_implements(np.count_nonzero)
+def _np_count_nonzero(a, axis=None, *, keepdims=False):
+    a = _as_device(a, "count_nonzero")
+    return _reduce("sum", a != 0, axis, np.int64, None, keepdims)
+
+
+# ---------------------------------------------------------------- matmul
+def _as_batched(x, batch, rows, cols):
+    """x broadcast to batch + (rows, cols) as a 3-D (Z, rows, cols) view, or a copy."""
+    full = _np_broadcast_to(x, batch + (rows, cols))
+    zshape, (zst,) = ak.collapse(batch, [full._estrides[:-2]])
+    if len(zshape) > 1:
+        full = full.copy()
+        zst = (rows * cols,)
+    z = _prod(batch)
+    zstride = zst[0] if zst else 0
+    return full._view(full._offset, (z, rows, cols), (zstride,) + full._estrides[-2:])
+
+
+def _gemm_operand(x):
+    """(view, transposed) for gemm: a view whose last axis has stride 1, or whose middle one
+    has (passed transposed), else a contiguous copy."""
+    z, r, c = x.shape
+    if x._estrides[2] == 1 or c == 1:
+        return x, False
+    if x._estrides[1] == 1 or r == 1:
+        return _transpose(x, (0, 2, 1)), True
+    return x.copy(), False
+
+
+def _matmul(a, b, out=None, **kwargs):
+    if kwargs:
+        return NotImplemented
+    a, b = _as_device(a, "matmul"), _as_device(b, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: Input operand does not have enough dimensions")
+    dtype = np.result_type(a.dtype, b.dtype)
+    if dtype not in (np.float32, np.float64):
+        return _fallback("matmul", np.matmul, (a, b), {} if out is None else {"out": out})
+    a = a if a.dtype == dtype else a.astype(dtype)
+    b = b if b.dtype == dtype else b.astype(dtype)
+    a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+    m, k = a2.shape[-2:]
+    k2, n = b2.shape[-2:]
+    if k != k2:
+        raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, "
+                         f"with gufunc signature (n?,k),(k,m?)->(n?,m?) (size {k2} is "
+                         f"different from {k})")
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    c = _new((_prod(batch), m, n), dtype, a.device_index)
+    if c.size:
+        if k == 0:
+            c.fill(0)
+        else:
+            from .gemm import gemm_device
+            av, ta = _gemm_operand(_as_batched(a2, batch, m, k))
+            bv, tb = _gemm_operand(_as_batched(b2, batch, k, n))
+            gemm_device(av.raw, bv.raw, c.raw, ta, tb, 1.0, 0.0)
+    shape = batch + ((m,) if a.ndim > 1 else ()) + ((n,) if b.ndim > 1 else ())
+    result = c.reshape(shape)
+    if out is not None:
+        out = out[0] if isinstance(out, tuple) else out
+        _assign(out, result)
+        return out
+    return result
+
+
+@_implements(np.dot)
+def _np_dot(a, b, out=None):
+    a, b = _as_device(a, "dot"), _as_device(b, "dot")
+    if a.ndim == 0 or b.ndim == 0:
+        return np.multiply(a, b, out=out)
+    if a.ndim <= 2 and b.ndim <= 2:
+        return _matmul(a, b, out=out)
+    return _fallback("dot", np.dot, (a, b), {} if out is None else {"out": out})
+
+
+@_implements(np.vdot)
+def _np_vdot(a, b):
+    return _matmul(_as_device(a).ravel(), _as_device(b).ravel())
+
+
+@_implements(np.inner)
+def _np_inner(a, b):
+    a, b = _as_device(a, "inner"), _as_device(b, "inner")
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return _matmul(a, _np_moveaxis(b, -1, 0) if b.ndim > 1 else b) if b.ndim <= 2 else \
+        _fallback("inner", np.inner, (a, b), {})
+
+
+@_implements(np.outer)
+def _np_outer(a, b, out=None):
+    a, b = _as_device(a, "outer").ravel(), _as_device(b, "outer").ravel()
+    return np.multiply(a[:, None], b[None, :], out=out)
+
+
+# ---------------------------------------------------------------- advanced indexing
+_index_flag = {}
+
+
+def _flag():
+    """A one-int flag that index kernels raise for an out-of-range device index; host-mapped
+    memory on a GPU, so checking it is no copy."""
+    flag = _index_flag.get("flag")
+    if flag is None:
+        flag = cuda.mapped_array((1,), np.int32) if not SIMULATOR else \
+            cuda.to_device(np.zeros(1, np.int32))
+        flag[0] = 0
+        _index_flag["flag"] = flag
+    _index_flag["armed"] = True
+    return flag
+
+
+def check_device_errors():
+    """Raise IndexError if an indexing kernel met an out-of-range device index since the last
+    check (the kernels clamp such indices, so nothing outside an array was touched)."""
+    if not _index_flag.get("armed"):
+        return
+    cuda.synchronize()
+    flag = _index_flag["flag"]
+    _index_flag["armed"] = False
+    if flag[0]:
+        flag[0] = 0
+        raise IndexError("an index on the device was out of bounds (reported at the next "
+                         "synchronization after the indexing op, as CUDA's device-side assert)")
+
+
+def _index_term(idx, n, stride, what):
+    """int64 DeviceArray of (idx wrapped into [0, n)) * stride; host indices are checked on
+    the host and uploaded (counted), device ones checked on the device."""
+    if isinstance(idx, DeviceArray):
+        if idx.dtype.kind not in "iu":
+            raise IndexError("arrays used as indices must be of integer (or boolean) type")
+        if idx.size and n == 0:
+            raise IndexError(f"index is out of bounds for axis with size 0")
+        term = _new(idx.shape, np.int64, idx.device_index)
+        _copy_into(term, idx)
+        ak.normalize_indices(term._buf, n, stride, _flag())
+        return term
+    host = np.asarray(idx)
+    if host.dtype.kind not in "iu":
+        if host.size == 0:
+            host = host.astype(np.int64)
+        else:
+            raise IndexError("arrays used as indices must be of integer (or boolean) type")
+    host = host.astype(np.int64)
+    bad = (host < -n) | (host >= n)
+    if bad.any():
+        raise IndexError(f"index {host[bad].flat[0]} is out of bounds for axis with size {n}")
+    return from_host(np.where(host < 0, host + n, host) * stride, what=what)
+
+
+def _advanced_positions(d, key):
+    """(result shape, int64 DeviceArray of buffer positions) for numpy advanced indexing."""
+    entries = []
+    for k in key:
+        if isinstance(k, (bool, np.bool_)):
+            raise _NoDevicePath
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, (np.ndarray, DeviceArray)) and k.dtype == np.bool_:
+            if isinstance(k, DeviceArray):
+                entries.extend(("adv", i) for i in _np_nonzero(k))
+            else:
+                entries.extend(("adv", i) for i in np.nonzero(k))
+            entries.append(("mask_end", k.ndim))
+            continue
+        entries.append(("adv", k) if isinstance(k, (np.ndarray, DeviceArray)) else
+                       ("basic", k))
+    entries = [e for e in entries if e[0] != "mask_end"]
+    consumed = sum(1 for kind, k in entries if not (kind == "basic" and (k is None or
+                                                                          k is Ellipsis)))
+    if sum(1 for kind, k in entries if kind == "basic" and k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if consumed > d.ndim:
+        raise IndexError(f"too many indices for array: array is {d.ndim}-dimensional, but "
+                         f"{consumed} were indexed")
+    # walk the key: basic dims keep their place, advanced ones (ints included) form one block
+    basic_dims = []          # (position in key, length, term-builder)
+    adv = []                 # (position in key, index, source dim)
+    offset = d._offset
+    dim = 0
+    pos = 0
+    expanded = []
+    for kind, k in entries:
+        if kind == "basic" and k is Ellipsis:
+            expanded.extend(("basic", slice(None)) for _ in range(d.ndim - consumed))
+        else:
+            expanded.append((kind, k))
+    expanded.extend(("basic", slice(None)) for _ in range(d.ndim - sum(
+        1 for kind, k in expanded if not (kind == "basic" and k is None))))
+    for kind, k in expanded:
+        if kind == "basic" and k is None:
+            basic_dims.append((pos, 1, None))
+        elif kind == "basic" and isinstance(k, slice):
+            n, s = d._shape[dim], d._estrides[dim]
+            start, stop, step = k.indices(n)
+            length = len(range(start, stop, step))
+            basic_dims.append((pos, length, (start, step, s)))
+            dim += 1
+        elif kind == "basic":
+            n, i = d._shape[dim], operator.index(k)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {dim} with size {n}")
+            adv.append((pos, None, dim))
+            offset += (i % n) * d._estrides[dim]
+            dim += 1
+        else:
+            adv.append((pos, k, dim))
+            dim += 1
+        pos += 1
+    arrays = [(p, k, sd) for p, k, sd in adv if k is not None]
+    bshape = np.broadcast_shapes(*(np.shape(k) for _, k, _ in arrays))
+    positions = [p for p, _, _ in adv]
+    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
+    insert_at = sum(1 for p, _, _ in basic_dims if p < positions[0]) if adjacent else 0
+    out_shape = [length for _, length, _ in basic_dims]
+    out_shape[insert_at:insert_at] = list(bshape)
+    out_shape = tuple(out_shape)
+    nb = len(bshape)
+    pos_arr = full(out_shape, offset, np.int64, d.device_index)
+    for j, (_, length, spec) in enumerate(basic_dims):
+        if spec is None or length == 0:
+            continue
+        start, step, s = spec
+        axis = j if j < insert_at else j + nb
+        term = arange(length, dtype=np.int64, device_index=d.device_index)
+        term = term * (step * s) + start * s
+        shape = [1] * len(out_shape)
+        shape[axis] = length
+        np.add(pos_arr, term.reshape(shape), out=pos_arr)
+    for _, k, sd in arrays:
+        term = _index_term(k, d._shape[sd], d._estrides[sd], "__getitem__")
+        shape = [1] * insert_at + [1] * (nb - term.ndim) + list(term.shape) + \
+            [1] * (len(out_shape) - insert_at - nb)
+        np.add(pos_arr, term.reshape(shape), out=pos_arr)
+    return out_shape, pos_arr
+
+
+def _nonzero_flat(mask):
+    """Flat C-order positions of the true elements of a DeviceArray (one counted copy: the
+    count, which sets the result's size)."""
+    m = mask if mask.dtype == np.bool_ else (mask != 0)
+    m = m.contiguous().ravel()
+    n = m.size
+    chunks = ak.nonzero_chunks(n)
+    counts = _new((chunks,), np.int64)
+    total = _new((1,), np.int64)
+    if n == 0:
+        return _new((0,), np.int64)
+    chunk = ak.nonzero_prepare(m._buf, counts._buf, total._buf)
+    count = int(to_host(total, "nonzero")[0])
+    out = _new((count,), np.int64)
+    ak.nonzero_finish(m._buf, chunk, counts._buf, out._buf)
+    return out
+
+
+@_implements(np.nonzero)
+def _np_nonzero(a):
+    a = _as_device(a, "nonzero")
+    if a.ndim == 0:
+        raise ValueError("Calling nonzero on 0d arrays is not allowed. Use np.atleast_1d("
+                         "scalar).nonzero() instead.")
+    flat = _nonzero_flat(a)
+    result = []
+    for dim in range(a.ndim):
+        step = _prod(a.shape[dim + 1:])
+        result.append((flat // step) % a.shape[dim] if a.ndim > 1 else flat)
+    return tuple(result)
+
+
+@_implements(np.argwhere)
+def _np_argwhere(a):
+    a = _as_device(a, "argwhere")
+    if a.ndim == 0:
+        a = a.reshape(1)
+    return _np_stack(_np_nonzero(a), axis=1)
+
+
+@_implements(np.flatnonzero)
+def _np_flatnonzero(a):
+    return _nonzero_flat(_as_device(a, "flatnonzero"))
+
+
+def _at_ufunc(ufunc, inputs, kwargs):
+    mode = {"add": "add", "subtract": "add", "maximum": "max", "minimum": "min"}.get(
+        ufunc.__name__)
+    target = inputs[0]
+    if mode is None or kwargs or not isinstance(target, DeviceArray):
+        return NotImplemented
+    key = _key_tuple(inputs[1])
+    values = inputs[2] if len(inputs) > 2 else None
+    if values is None or target.dtype.kind == "b" or target.dtype.itemsize < 4:
+        return NotImplemented
+    if mode in ("max", "min") and target.dtype.kind == "f" and not SIMULATOR:
+        pass        # CUDA's float atomic max/min ignore NaN (numpy's propagate it)
+    try:
+        if all(_is_basic(k) for k in key):
+            shape = _basic_view(target, key).shape
+            view = _basic_view(target, key)
+            pos = _view_positions(view)
+        else:
+            shape, pos = _advanced_positions(target, key)
+    except _NoDevicePath:
+        return NotImplemented
+    vals = _values_for(values, shape, target.dtype)
+    if ufunc is np.subtract:
+        vals = -vals
+    ak.scatter(mode, target._buf, pos._buf, vals._buf)
+    return None
+
+
+def _view_positions(view):
+    """int64 buffer positions of every element of a basic view."""
+    pos = full(view.shape, view._offset, np.int64, view.device_index)
+    for axis, (n, s) in enumerate(zip(view._shape, view._estrides)):
+        if n > 1 and s:
+            shape = [1] * view.ndim
+            shape[axis] = n
+            np.add(pos, (arange(n, dtype=np.int64) * s).reshape(shape), out=pos)
+    return pos
+
+
+for _uf in (np.add, np.subtract, np.maximum, np.minimum):
+    _UFUNC_IMPLS[(_uf, "at")] = _at_ufunc
+
+
+@_implements(np.take)
+def _np_take(a, indices, axis=None, out=None, mode="raise"):
+    a = _as_device(a, "take")
+    if mode != "raise":
+        return _fallback("take", np.take, (a, indices), dict(axis=axis, out=out, mode=mode))
+    if axis is None:
+        a, axis = a.ravel(), 0
+    ax = _axis(axis, a.ndim)
+    result = a[(slice(None),) * ax + (indices if not isinstance(indices, (
+        numbers.Integral, np.integer)) else operator.index(indices),)]
+    if out is not None:
+        _assign(out, result)
+        return out
+    return result
+
+
+def _along_axis_key(arr, indices, axis):
+    if indices.ndim != arr.ndim:
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    key = []
+    for dim in range(arr.ndim):
+        if dim == axis:
+            key.append(indices)
+        else:
+            shape = [1] * arr.ndim
+            shape[dim] = arr.shape[dim]
+            key.append(arange(arr.shape[dim], dtype=np.int64).reshape(shape))
+    return tuple(key)
+
+
+@_implements(np.take_along_axis)
+def _np_take_along_axis(arr, indices, axis=-1):
+    arr = _as_device(arr, "take_along_axis")
+    if axis is None:
+        arr, axis = arr.ravel(), 0
+    indices = indices if isinstance(indices, DeviceArray) else np.asarray(indices)
+    return arr[_along_axis_key(arr, indices, _axis(axis, arr.ndim))]
+
+
+@_implements(np.put_along_axis)
+def _np_put_along_axis(arr, indices, values, axis):
+    if axis is None:
+        raise _NoDevicePath
+    indices = indices if isinstance(indices, DeviceArray) else np.asarray(indices)
+    arr[_along_axis_key(arr, indices, _axis(axis, arr.ndim))] = values
+
+
+# ---------------------------------------------------------------- joining, patterns
+@_implements(np.concatenate)
+def _np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    arrays = [_as_device(a, "concatenate") for a in arrays]
+    if not arrays:
+        raise ValueError("need at least one array to concatenate")
+    if axis is None:
+        arrays = [a.ravel() for a in arrays]
+        axis = 0
+    first = arrays[0]
+    if first.ndim == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    ax = _axis(axis, first.ndim)
+    for i, a in enumerate(arrays[1:], 1):
+        if a.ndim != first.ndim:
+            raise ValueError(f"all the input array dimensions except for the concatenation "
+                             f"axis must match exactly, but along dimension 0, the array at "
+                             f"index 0 has {first.ndim} dimension(s) and the array at index "
+                             f"{i} has {a.ndim} dimension(s)")
+        for d in range(first.ndim):
+            if d != ax and a.shape[d] != first.shape[d]:
+                raise ValueError(f"all the input array dimensions except for the concatenation"
+                                 f" axis must match exactly, but along dimension {d}, the "
+                                 f"array at index 0 has size {first.shape[d]} and the array at "
+                                 f"index {i} has size {a.shape[d]}")
+    res_dtype = np.dtype(dtype) if dtype is not None else np.result_type(*(a.dtype
+                                                                            for a in arrays))
+    shape = list(first.shape)
+    shape[ax] = sum(a.shape[ax] for a in arrays)
+    result = out if out is not None else _new(shape, res_dtype, first.device_index)
+    start = 0
+    for a in arrays:
+        n = a.shape[ax]
+        _copy_into(result[(slice(None),) * ax + (slice(start, start + n),)], a)
+        start += n
+    return result
+
+
+@_implements(np.stack)
+def _np_stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    arrays = [_as_device(a, "stack") for a in arrays]
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError("all input arrays must have the same shape")
+    ax = _axis(axis, arrays[0].ndim + 1)
+    return _np_concatenate([_np_expand_dims(a, ax) for a in arrays], ax, out, dtype)
+
+
+@_implements(np.vstack)
+def _np_vstack(tup, *, dtype=None, casting="same_kind"):
+    arrays = [_as_device(a, "vstack") for a in tup]
+    return _np_concatenate([a.reshape(1, -1) if a.ndim < 2 else a for a in arrays], 0,
+                           dtype=dtype)
+
+
+@_implements(np.hstack)
+def _np_hstack(tup, *, dtype=None, casting="same_kind"):
+    arrays = [_as_device(a, "hstack") for a in tup]
+    arrays = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+    return _np_concatenate(arrays, 0 if arrays[0].ndim == 1 else 1, dtype=dtype)
+
+
+@_implements(np.split, np.array_split)
+def _np_split(ary, indices_or_sections, axis=0):
+    a = _as_device(ary, "split")
+    ax = _axis(axis, a.ndim)
+    n = a.shape[ax]
+    if isinstance(indices_or_sections, (numbers.Integral, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise ValueError("number sections must be larger than 0.")
+        each, extra = divmod(n, sections)
+        sizes = [each + 1] * extra + [each] * (sections - extra)
+        bounds = list(np.cumsum([0] + sizes))
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        lo, hi = builtins.min(lo, n), builtins.min(builtins.max(hi, lo), n)
+        pieces.append(a[(slice(None),) * ax + (slice(lo, hi),)])
+    return pieces
+
+
+def _tri_mask(shape, k, lower, device_index):
+    rows = arange(shape[-2], dtype=np.int64, device_index=device_index).reshape(-1, 1)
+    cols = arange(shape[-1], dtype=np.int64, device_index=device_index).reshape(1, -1)
+    diff = cols - rows
+    return diff <= k if lower else diff >= k
+
+
+@_implements(np.tril)
+def _np_tril(m, k=0):
+    m = _as_device(m, "tril")
+    return _np_where(_tri_mask(m.shape, k, True, m.device_index), m, m.dtype.type(0))
+
+
+@_implements(np.triu)
+def _np_triu(m, k=0):
+    m = _as_device(m, "triu")
+    return _np_where(_tri_mask(m.shape, k, False, m.device_index), m, m.dtype.type(0))
+
+
+@_implements(np.zeros_like)
+def _np_zeros_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
+    return zeros_like(a, dtype, shape)
+
+
+@_implements(np.ones_like)
+def _np_ones_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
+    return ones_like(a, dtype, shape)
+
+
+@_implements(np.empty_like)
+def _np_empty_like(prototype, dtype=None, order="K", subok=True, shape=None, **kwargs):
+    return empty_like(prototype, dtype, shape)
+
+
+@_implements(np.full_like)
+def _np_full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
+    return full_like(a, fill_value, dtype, shape)
+
+
+@_implements(np.copyto)
+def _np_copyto(dst, src, casting="same_kind", where=True):
+    if not isinstance(dst, DeviceArray):
+        raise TypeError("copyto: a host destination cannot take device values implicitly; "
+                        "use to_host")
+    if where is True:
+        _assign(dst, src)
+    else:
+        _assign(dst, _np_where(where, src, dst))
+
+
+@_implements(np.isclose)
+def _np_isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _as_device(a, "isclose"), _as_device(b, "isclose")
+    diff = np.abs(a - b)
+    close = (diff <= atol + rtol * np.abs(b)) | (a == b)
+    if equal_nan:
+        close = close | (np.isnan(a) & np.isnan(b))
+    return close
+
+
+@_implements(np.allclose)
+def _np_allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(_np_all(_np_isclose(a, b, rtol, atol, equal_nan)))
+
+
+@_implements(np.array_equal)
+def _np_array_equal(a1, a2, equal_nan=False):
+    if np.shape(a1) != np.shape(a2):
+        return False
+    eq = _as_device(a1, "array_equal") == _as_device(a2, "array_equal")
+    if equal_nan:
+        eq = eq | (np.isnan(a1) & np.isnan(a2))
+    return bool(_np_all(eq))
+
+
+@_implements(np.roll)
+def _np_roll(a, shift, axis=None):
+    a = _as_device(a, "roll")
+    if axis is None:
+        return _np_roll(a.ravel(), shift, 0).reshape(a.shape)
+    shifts = (shift,) if isinstance(shift, (numbers.Integral, np.integer)) else tuple(shift)
+    axes = (axis,) if isinstance(axis, (numbers.Integral, np.integer)) else tuple(axis)
+    shifts, axes = np.broadcast_arrays(np.asarray(shifts), np.asarray(axes))
+    result = a
+    for s, ax in zip(shifts.tolist(), axes.tolist()):
+        ax = _axis(ax, a.ndim)
+        n = a.shape[ax]
+        if n == 0:
+            continue
+        s %= n
+        if s:
+            lead = (slice(None),) * ax
+            result = _np_concatenate([result[lead + (slice(n - s, None),)],
+                                      result[lead + (slice(0, n - s),)]], ax)
+    return result if result is not a else a.copy()
+
+
+@_implements(np.repeat)
+def _np_repeat(a, repeats, axis=None):
+    a = _as_device(a, "repeat")
+    if axis is None:
+        a, axis = a.ravel(), 0
+    ax = _axis(axis, a.ndim)
+    if isinstance(repeats, (numbers.Integral, np.integer)):
+        n = a.shape[ax]
+        idx = arange(n * int(repeats), dtype=np.int64) // int(repeats)
+    else:
+        reps = to_host(repeats, "repeat") if isinstance(repeats, DeviceArray) else \
+            np.asarray(repeats)
+        idx = from_host(np.repeat(np.arange(a.shape[ax]), reps), what="repeat")
+    return a[(slice(None),) * ax + (idx,)]
+
+
+@_implements(np.tile)
+def _np_tile(A, reps):
+    a = _as_device(A, "tile")
+    reps = (reps,) if isinstance(reps, (numbers.Integral, np.integer)) else tuple(reps)
+    nd = builtins.max(len(reps), a.ndim)
+    a = a.reshape((1,) * (nd - a.ndim) + a.shape)
+    reps = (1,) * (nd - len(reps)) + reps
+    expanded = a.reshape([x for n in a.shape for x in (1, n)])
+    big = _np_broadcast_to(expanded, [x for r, n in zip(reps, a.shape) for x in (r, n)])
+    return big.copy().reshape([r * n for r, n in zip(reps, a.shape)])
+
+
+@_implements(np.linalg.norm)
+def _np_norm(x, ord=None, axis=None, keepdims=False):
+    x = _as_device(x, "norm")
+    if ord not in (None, 2, "fro") or (ord == 2 and (axis is None and x.ndim != 1)):
+        return _fallback("norm", np.linalg.norm, (x,), dict(ord=ord, axis=axis,
+                                                            keepdims=keepdims))
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    return np.sqrt(_reduce("sum", x * x, axis, None, None, keepdims))
+
+
+@_implements(np.diff)
+def _np_diff(a, n=1, axis=-1, **kwargs):
+    a = _as_device(a, "diff")
+    if kwargs:
+        return _fallback("diff", np.diff, (a, n, axis), kwargs)
+    ax = _axis(axis, a.ndim)
+    lead = (slice(None),) * ax
+    for _ in range(n):
+        a = (a[lead + (slice(1, None),)] != a[lead + (slice(None, -1),)]) if a.dtype == \
+            np.bool_ else a[lead + (slice(1, None),)] - a[lead + (slice(None, -1),)]
+    return a
+
+
+@_implements(np.einsum)
+def _np_einsum(*operands, out=None, optimize=False, **kwargs):
+    """einsum through matmul for the two-operand contractions autograd uses; the rest falls
+    back to the host (counted)."""
+    try:
+        return _einsum_device(operands, out, kwargs)
+    except _NoDevicePath:
+        kw = dict(kwargs, optimize=optimize)
+        if out is not None:
+            kw["out"] = out
+        return _fallback("einsum", np.einsum, operands, kw)
+
+
+def _einsum_device(operands, out, kwargs):
+    if kwargs or not isinstance(operands[0], str) or "..." in operands[0]:
+        raise _NoDevicePath
+    spec, arrays = operands[0].replace(" ", ""), [_as_device(a, "einsum")
+                                                  for a in operands[1:]]
+    if "->" not in spec:
+        raise _NoDevicePath
+    ins, target = spec.split("->")
+    ins = ins.split(",")
+    if len(ins) != len(arrays) or any(len(s) != a.ndim for s, a in zip(ins, arrays)) or \
+            any(len(set(s)) != len(s) for s in ins) or len(set(target)) != len(target):
+        raise _NoDevicePath
+    if len(arrays) == 1:
+        (s,), (a,) = ins, arrays
+        summed = tuple(i for i, c in enumerate(s) if c not in target)
+        r = _reduce("sum", a, summed, None, None, False) if summed else a
+        rest = [c for c in s if c in target]
+        r = _transpose(r, [rest.index(c) for c in target])
+    elif len(arrays) == 2:
+        r = _einsum_pair(ins[0], arrays[0], ins[1], arrays[1], target)
+    else:
+        raise _NoDevicePath
+    if out is not None:
+        _assign(out, r)
+        return out
+    return r
+
+
+def _einsum_pair(sa, a, sb, b, target):
+    """Two-operand einsum as one batched matmul: batch letters (in both and the output),
+    contracted ones (in both, not the output), and letters only one operand has."""
+    for c in sa + sb:
+        if c not in target and ((c in sa) != (c in sb)):
+            # a letter summed away inside one operand: sum it first
+            if c in sa:
+                a = _reduce("sum", a, sa.index(c), None, None, False)
+                sa = sa.replace(c, "")
+            else:
+                b = _reduce("sum", b, sb.index(c), None, None, False)
+                sb = sb.replace(c, "")
+    batch = [c for c in target if c in sa and c in sb]
+    contract = [c for c in sa if c in sb and c not in target]
+    only_a = [c for c in sa if c not in sb]
+    only_b = [c for c in sb if c not in sa]
+    dim = {}
+    for s, x in ((sa, a), (sb, b)):
+        for c, n in zip(s, x.shape):
+            if c in dim and dim[c] != n and 1 not in (dim[c], n):
+                raise ValueError(f"einsum: size of label '{c}' differs ({dim[c]} and {n})")
+            dim[c] = builtins.max(dim.get(c, 1), n)
+    a3 = _transpose(a, [sa.index(c) for c in batch + only_a + contract])
+    b3 = _transpose(b, [sb.index(c) for c in batch + contract + only_b])
+    bshape = tuple(dim[c] for c in batch)
+    a3 = _np_broadcast_to(a3, bshape + a3.shape[len(batch):]).reshape(
+        bshape + (_prod(dim[c] for c in only_a), _prod(dim[c] for c in contract)))
+    b3 = _np_broadcast_to(b3, bshape + b3.shape[len(batch):]).reshape(
+        bshape + (_prod(dim[c] for c in contract), _prod(dim[c] for c in only_b)))
+    r = _matmul(a3, b3).reshape(bshape + tuple(dim[c] for c in only_a) +
+                                tuple(dim[c] for c in only_b))
+    order = batch + only_a + only_b
+    return _transpose(r, [order.index(c) for c in target])
