@@ -139,23 +139,43 @@ def test_adam_multi_step_one_launch(dtype, decoupled, monkeypatch):
     monkeypatch.setattr(fused, "launch", lambda k, *a: (launches.append(k), real_launch(k, *a)))
     d = [[cuda.to_device(a) for a in arrays] for arrays in (params, grads, ms, vs)]
     fused.adam_multi_step_device(*d, *hyper)
-    assert len(launches) == 1                   # every tensor in one kernel launch
+    updates = [k for k in launches if k is not fused._table_writer()]
+    assert len(updates) == 1                    # every tensor in one update launch
     for arrays, got_arrays in ((want[0], d[0]), (want[2], d[2]), (want[3], d[3])):
         for w, g in zip(arrays, got_arrays):
             np.testing.assert_allclose(host(g), w, **tol(dtype))
 
 
-def test_adam_multi_step_device_table_is_cached(monkeypatch):
+def test_adam_multi_step_copies_nothing_and_caches_its_table(monkeypatch):
     rng = np.random.default_rng(7)
     params, grads, ms, vs = _adam_case(rng, np.float32, [(6,), (9,)])
     d = [[cuda.to_device(a) for a in arrays] for arrays in (params, grads, ms, vs)]
-    copies = []
-    real = common.to_device
-    monkeypatch.setattr(common, "to_device", lambda x: (copies.append(x.nbytes), real(x))[1])
+    launches = []
+    real_launch = fused.launch
+    monkeypatch.setattr(fused, "launch", lambda k, *a: (launches.append(k), real_launch(k, *a)))
+    fused._TABLES.clear()
+    common.transfer_log().clear()
     hyper = (1, 1e-3, 0.9, 0.999, 1e-8, 0.0, True, 1.0)
     fused.adam_multi_step_device(*d, *hyper)
+    assert len(launches) == 2                  # the address table written, then the update
     fused.adam_multi_step_device(*d, *(2,) + hyper[1:])
-    assert copies == [(2 * 4 + 3) * 8]         # the address table once: steady steps copy nothing
+    assert len(launches) == 3                  # same arrays: the cached table, one launch
+    d[1] = [cuda.to_device(g) for g in grads]   # fresh gradients, as each backward makes
+    fused.adam_multi_step_device(*d, *(3,) + hyper[1:])
+    assert len(launches) == 5
+    assert sum(common.transfer_log().values()) == 0   # no host<->device copy in any step
+
+
+def test_adam_multi_step_table_in_several_chunks(monkeypatch):
+    monkeypatch.setattr(fused, "_TABLE_CHUNK", 7)   # 5 tensors: 21 values in 3 launches
+    rng = np.random.default_rng(9)
+    params, grads, ms, vs = _adam_case(rng, np.float64, [(3,), (4,), (1,), (6,), (2,)])
+    hyper = (2, 1e-2, 0.9, 0.999, 1e-8, 0.0, False, 1.0)
+    want = _adam_reference(params, grads, ms, vs, *hyper)
+    d = [[cuda.to_device(a) for a in arrays] for arrays in (params, grads, ms, vs)]
+    fused.adam_multi_step_device(*d, *hyper)
+    for w, g in zip(want[0], d[0]):
+        np.testing.assert_allclose(host(g), w, rtol=1e-12)
 
 
 def test_adam_multi_step_host_entry_and_strided_fallback():

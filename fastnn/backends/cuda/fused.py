@@ -21,11 +21,10 @@ adam_step per tensor. tests/test_cuda_fused.py checks each against that composit
 
 The AdamW launch reaches every tensor through a device table of their addresses (a kernel's
 arguments cannot be a list of arrays): table[t] = addresses of params[t], grads[t], ms[t],
-vs[t], starts[t] = the first flat index of tensor t. The table is built once per set of
-addresses and cached on the device (a training loop passes the same arrays each step, and a
-caching allocator hands the fresh gradients the same blocks), so steady-state steps copy
-nothing; a new set costs one counted host-to-device copy of 40 bytes a tensor. On the simulator
-the "addresses" are those of the simulated arrays' host buffers, looked up in a table here.
+vs[t], starts[t] = the first flat index of tensor t. The table is written on the device by
+tiny launches that carry the addresses as kernel arguments (256 a launch), so it costs no
+host-to-device copy, and it is cached per set of addresses. On the simulator the "addresses"
+are those of the simulated arrays' host buffers, looked up in a table here.
 """
 import collections
 import functools
@@ -350,22 +349,46 @@ def _adam_multi_kernel(dtype):
 
 _TABLES = collections.OrderedDict()   # address set -> (device table, device starts)
 _MAX_TABLES = 8
+_TABLE_CHUNK = 256                     # int64 values per table-writing launch: 2 KiB of arguments
+
+
+@functools.cache
+def _table_writer():
+    @cuda.jit
+    def write_table(dst, offset, count, values):
+        """dst[offset:offset + count] = values[:count]; values arrive as kernel arguments."""
+        i = cuda.grid(1)
+        if i < count:
+            dst[offset + i] = values[i]
+    return write_table
 
 
 def _device_table(quads):
-    """The cached device (table, starts) for these tensors; built (one counted copy) on a miss."""
+    """The cached device (table, starts) for these tensors. On a miss the values travel as the
+    arguments of a few tiny launches (as every launch's scalars do), not as a host-to-device
+    copy: a training loop whose gradients land at new addresses each step still copies
+    nothing."""
     key = tuple((_address(p), _address(g), _address(m), _address(v), p.size)
                 for p, g, m, v in quads)
     hit = _TABLES.get(key)
     if hit is not None:
         _TABLES.move_to_end(key)
         return hit
-    table = np.array([k[:4] for k in key], np.int64).reshape(len(key), 4)
-    starts = np.zeros(len(key) + 1, np.int64)
-    np.cumsum([k[4] for k in key], out=starts[1:])
-    packed = np.concatenate([table.reshape(-1), starts])    # one copy, two views
-    d_packed = common.to_device(packed)
-    hit = (d_packed[:table.size].reshape(table.shape), d_packed[table.size:])
+    values = [a for k in key for a in k[:4]]
+    start = 0
+    values.append(start)
+    for k in key:
+        start += k[4]
+        values.append(start)
+    packed = device_empty(len(values), np.int64)
+    writer = _table_writer()
+    for offset in range(0, len(values), _TABLE_CHUNK):
+        chunk = values[offset:offset + _TABLE_CHUNK]
+        count = len(chunk)
+        chunk = tuple(np.int64(v) for v in chunk + [0] * (_TABLE_CHUNK - count))
+        launch(writer, 1, _TABLE_CHUNK, packed, np.int64(offset), np.int64(count), chunk)
+    n = 4 * len(key)
+    hit = (packed[:n].reshape((len(key), 4)), packed[n:])
     _TABLES[key] = hit
     while len(_TABLES) > _MAX_TABLES:
         _TABLES.popitem(last=False)
