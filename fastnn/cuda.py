@@ -15,6 +15,7 @@ AssertionError and a RuntimeError as PyTorch's "Torch not compiled with CUDA ena
 Checking needs no GPU library: without a sign of an NVIDIA driver (its /proc and /dev entries,
 libcuda) is_available() answers False without importing numba.cuda.
 """
+import collections
 import contextlib
 import ctypes.util
 import importlib
@@ -32,7 +33,8 @@ __all__ = ["is_available", "device_count", "current_device", "set_device", "devi
            "memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
            "reset_peak_memory_stats", "reset_max_memory_allocated", "memory_stats",
            "mem_get_info", "empty_cache", "is_bf16_supported", "is_initialized", "init",
-           "GradScaler", "autocast", "amp", "NoCudaError"]
+           "GradScaler", "autocast", "amp", "NoCudaError", "transfer_count", "transfer_log",
+           "reset_transfers", "count_transfers"]
 
 SIMULATOR_AS_DEVICE = "FASTNN_CUDA_SIMULATOR_AS_DEVICE"
 
@@ -228,7 +230,55 @@ def mem_get_info(device=None):
 def synchronize(device=None):
     """Wait for the GPU's queued work; a no-op without a GPU."""
     if is_available():
-        importlib.import_module("numba.cuda").synchronize()
+        _array_module().synchronize()
+
+
+def _array_module():
+    """fastnn.backends.cuda.array (device storage, its allocator and its transfer counter)."""
+    return importlib.import_module("fastnn.backends.cuda.array")
+
+
+def _array_module_if_loaded():
+    """The array module when tensors may live on a GPU (it is loaded), else None: the counters
+    then read 0 without importing numba."""
+    return sys.modules.get("fastnn.backends.cuda.array") if is_available() else None
+
+
+# ---------------------------------------------------------------- host <-> device transfers
+def transfer_count():
+    """Host<->device copies (both directions) since reset_transfers(): every copy between host
+    and GPU memory is counted, whether asked for (x.to('cuda'), .cpu(), .item()) or not (an op
+    with no device version yet, which copies its operands to the host). 0 without a GPU."""
+    ca = _array_module_if_loaded()
+    return 0 if ca is None else ca.transfer_count()
+
+
+def transfer_log():
+    """collections.Counter of (direction 'h2d' or 'd2h', what made the copy) since
+    reset_transfers(): what to look at when transfer_count() is not the expected one."""
+    ca = _array_module_if_loaded()
+    return collections.Counter() if ca is None else ca.transfer_log()
+
+
+def reset_transfers():
+    ca = _array_module_if_loaded()
+    if ca is not None:
+        ca.reset_transfers()
+
+
+class count_transfers:
+    """with fastnn.cuda.count_transfers() as c: ...; then c.count (copies inside the block) and
+    c.log (a Counter of (direction, what)). The counter keeps running outside the block."""
+
+    def __enter__(self):
+        self._before_count, self._before_log = transfer_count(), transfer_log()
+        self.count, self.log = 0, collections.Counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.count = transfer_count() - self._before_count
+        self.log = transfer_log() - self._before_log
+        return False
 
 
 # ---------------------------------------------------------------- seeds
@@ -261,41 +311,61 @@ def initial_seed():
 
 
 # ---------------------------------------------------------------- memory
-# fastnn's cuda kernels copy their operands to the GPU and back inside each call: no tensor
-# stays on the GPU between calls, so the allocated-memory counters are 0, with or without one.
+# GPU memory comes from the cuda backend's caching allocator (fastnn/backends/cuda/memory.py):
+# tensor storage and kernel temporaries. Without a GPU (or before any tensor went to one) the
+# counters are 0, as PyTorch's on the CPU.
 def memory_allocated(device=None):
-    return 0
+    """Bytes of GPU memory held by live arrays (tensors, temporaries)."""
+    ca = _array_module_if_loaded()
+    return 0 if ca is None else int(ca.memory_allocated())
 
 
 def max_memory_allocated(device=None):
-    return 0
+    """The peak of memory_allocated() since the start or reset_peak_memory_stats()."""
+    ca = _array_module_if_loaded()
+    return 0 if ca is None else int(ca.max_memory_allocated())
 
 
 def memory_reserved(device=None):
-    return 0
+    """Bytes the caching allocator holds: allocated plus cached free blocks."""
+    ca = _array_module_if_loaded()
+    return 0 if ca is None else int(ca.memory_reserved())
 
 
 def max_memory_reserved(device=None):
-    return 0
+    ca = _array_module_if_loaded()
+    if ca is None:
+        return 0
+    fn = getattr(ca, "max_memory_reserved", None)
+    return int(fn()) if fn is not None else int(ca.memory_reserved())
 
 
 def memory_stats(device=None):
-    return {}
+    ca = _array_module_if_loaded()
+    if ca is None:
+        return {}
+    fn = getattr(ca, "memory_stats", None)
+    return dict(fn()) if fn is not None else {
+        "allocated_bytes.all.current": memory_allocated(),
+        "allocated_bytes.all.peak": max_memory_allocated(),
+        "reserved_bytes.all.current": memory_reserved()}
 
 
 def reset_peak_memory_stats(device=None):
-    pass
+    ca = _array_module_if_loaded()
+    if ca is not None:
+        ca.reset_peak_memory_stats()
 
 
 def reset_max_memory_allocated(device=None):
-    pass
+    reset_peak_memory_stats(device)
 
 
 def empty_cache():
-    """Release cached GPU memory (pending deallocations); a no-op without a GPU."""
-    if is_available() and not _simulated():
-        with contextlib.suppress(Exception):
-            importlib.import_module("numba.cuda").current_context().deallocations.clear()
+    """Give the caching allocator's free blocks back to the driver; a no-op without a GPU."""
+    ca = _array_module_if_loaded()
+    if ca is not None:
+        ca.empty_cache()
 
 
 def is_bf16_supported(including_emulation=True):

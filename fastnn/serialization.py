@@ -50,13 +50,24 @@ _ST_SUFFIXES = (".safetensors",)
 
 
 # ---------------------------------------------------------------- helpers
+_host_copies = [None]   # during save(): id(device storage) -> its host copy
+
+
 def _tensor_array(x):
-    """The numpy array behind a fastnn Tensor or a torch tensor, else None."""
+    """The numpy array behind a fastnn Tensor or a torch tensor, else None. A tensor on a GPU
+    gives a host copy (one counted transfer), made once per storage during a save, so tied
+    weights on a GPU are still written once."""
     if isinstance(x, Tensor):
         d = x._data
         if isinstance(d, np.ndarray):
             return d
-        return np.asarray(x.detach().cpu().numpy())
+        cache = _host_copies[0]
+        host = cache.get(id(d)) if cache is not None else None
+        if host is None:
+            host = np.asarray(x.detach().cpu().numpy())
+            if cache is not None:
+                cache[id(d)] = host
+        return host
     if type(x).__module__.startswith("torch") and hasattr(x, "detach") and hasattr(x, "cpu"):
         t = x.detach().cpu()
         if str(getattr(t, "dtype", "")) == "torch.bfloat16":
@@ -370,6 +381,14 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, *, format=None, metadata
     if pickle_module is not None:
         raise ValueError("save: fastnn never pickles; pickle_module is not supported")
     fmt = _format_for(f, format)
+    _host_copies[0] = {}
+    try:
+        _save(obj, f, fmt, metadata)
+    finally:
+        _host_copies[0] = None
+
+
+def _save(obj, f, fmt, metadata):
     if fmt == "npz":
         _flatten(obj)  # type errors before a file is touched
         writer = lambda fh: _save_npz(obj, fh)  # noqa: E731
@@ -403,7 +422,13 @@ def _apply_map_location(obj, map_location):
             return obj
 
         def move(t):
-            return t.to(dev)
+            # a leaf on the device, of the same class (a Parameter stays one), as torch.load's
+            moved = t.detach().to(dev)
+            if type(t) is not Tensor:
+                new = type(t).__new__(type(t))
+                Tensor.__init__(new, moved._data, t.requires_grad)
+                return new
+            return moved.requires_grad_(True) if t.requires_grad else moved
     memo = {}
 
     def walk(x):
@@ -428,8 +453,9 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
          **pickle_load_args):
     """Read what save() wrote, or a .pt file written by torch.save (safely: see the module
     doc; its legacy pre-1.6 format too), or a safetensors file. `f` is a path or a binary file
-    object. Tensors come back as fastnn Tensors. map_location: None or 'cpu' (a device string, a {'cuda:0': 'cpu'} dict, or a
-    function(tensor, location) are accepted as in torch.load). weights_only=False loads nothing
+    object. Tensors come back as fastnn Tensors, on the CPU, or where map_location says: a
+    device ('cpu', 'cuda', 'cuda:0', a fastnn.device), a {'cpu': device} dict, or a
+    function(tensor, location), as in torch.load. weights_only=False loads nothing
     more: fastnn never unpickles arbitrary objects."""
     if pickle_module is not None:
         raise ValueError("load: fastnn never unpickles arbitrary objects; pickle_module is not "

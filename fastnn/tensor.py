@@ -248,13 +248,30 @@ class Size(tuple):
         return math.prod(self)
 
     def __repr__(self):
-        return f"fastnn.Size({list(self)})"
+        # PyTorch's text, so that programs printing shapes print the same lines on fastnn
+        return f"torch.Size({list(self)})"
+
+    def __getitem__(self, index):
+        r = tuple.__getitem__(self, index)
+        return Size(r) if isinstance(index, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+    def __radd__(self, other):
+        return Size(tuple(other) + tuple(self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
 
 # ---------------------------------------------------------------- devices
 class device:
-    """fastnn.device('cpu'), device('cuda', 0), device('cuda:1'): where a tensor lives. Tensors
-    live on the CPU; 'cuda' is accepted as a name and refused when used (see _device)."""
+    """fastnn.device('cpu'), device('cuda', 0), device('cuda:1'): where a tensor lives, the CPU
+    (numpy storage) or a GPU (device storage, when fastnn.cuda.is_available()); see _device.
+    `with fastnn.device('cuda'):` makes it the default device of the factories inside."""
     __slots__ = ("type", "index")
     _TYPES = ("cpu", "cuda", "mps", "meta", "xpu", "xla", "hip", "ipu", "hpu", "privateuseone")
 
@@ -307,11 +324,13 @@ class device:
     def __hash__(self):
         return hash((self.type, self.index))
 
-    def __enter__(self):  # `with torch.device('cpu'):` is accepted (tensors are made on the CPU)
-        _device(self)
+    def __enter__(self):  # the default device of factories inside the with-block
+        _default_device.append(_device(self))
         return self
 
     def __exit__(self, *exc):
+        if len(_default_device) > 1:
+            _default_device.pop()
         return False
 
     def __reduce__(self):
@@ -321,8 +340,15 @@ class device:
 _CPU = device("cpu")
 
 
+_CUDA_DEVICES = {}   # index -> device('cuda', index), so .device is cheap and shared
+_default_device = [_CPU]   # the bottom is set_default_device's; `with device(...)` pushes
+_ca_module = []      # fastnn.backends.cuda.array, once a tensor has gone to a GPU
+
+
 def _device(d):
-    """The device for a `device=` argument: the CPU, or a clear error for any other."""
+    """The device for a `device=` argument: the CPU, or 'cuda:N' when fastnn.cuda.is_available()
+    (a GPU, or Numba's simulator with FASTNN_CUDA_SIMULATOR_AS_DEVICE=1); NoCudaError without
+    one, as PyTorch built without CUDA; a clear error for any other device."""
     if d is None or d is _CPU:
         return _CPU
     if not isinstance(d, device):
@@ -331,27 +357,123 @@ def _device(d):
         return _CPU
     if d.type == "cuda":
         from . import cuda as _cuda   # (a layer below tensor: no import cycle)
-        if _cuda.is_available():
-            # the hook for CUDA tensors (the GPU issue): until then, a clear refusal
-            raise NotImplementedError(f"fastnn: tensors on '{d}' are not supported yet: a "
-                                      f"CUDA GPU is available, but fastnn tensors live in "
-                                      f"host memory; use device='cpu'")
-        raise NoCudaError("fastnn: no CUDA device for tensors: fastnn tensors live on the CPU "
-                          "(as PyTorch's 'Torch not compiled with CUDA enabled'); use "
-                          "device='cpu' or check fastnn.cuda.is_available() first")
-    raise RuntimeError(f"fastnn: device '{d}' is not supported; tensors live on the CPU "
-                       f"(device='cpu')")
+        if not _cuda.is_available():
+            raise NoCudaError("fastnn: no CUDA device for tensors: fastnn tensors live on the "
+                              "CPU (as PyTorch's 'Torch not compiled with CUDA enabled'); use "
+                              "device='cpu' or check fastnn.cuda.is_available() first")
+        index = _cuda.current_device() if d.index is None else d.index
+        if index >= _cuda.device_count():
+            raise RuntimeError(f"CUDA error: invalid device ordinal (cuda:{index}; "
+                               f"{_cuda.device_count()} device(s))")
+        return _cuda_device(index)
+    raise RuntimeError(f"fastnn: device '{d}' is not supported; tensors live on the CPU or a "
+                       f"CUDA GPU")
+
+
+def _cuda_device(index):
+    d = _CUDA_DEVICES.get(index)
+    if d is None:
+        d = _CUDA_DEVICES[index] = device("cuda", index)
+    return d
+
+
+def _target_device(d):
+    """_device(d), with None meaning the default device (set_default_device, with device)."""
+    return _device(d) if d is not None else _default_device[-1]
+
+
+def _ca():
+    """fastnn.backends.cuda.array, imported at the first use of a GPU (never on the CPU path)."""
+    if not _ca_module:
+        from .backends.cuda import array
+        _ca_module.append(array)
+    return _ca_module[0]
+
+
+def _on_gpu(a):
+    """Whether array a is device storage (cheap for numpy arrays: one type check)."""
+    return type(a) is not np.ndarray and bool(_ca_module) and _ca_module[0].is_device_array(a)
+
+
+def _device_of(a):
+    if type(a) is np.ndarray or not _on_gpu(a):
+        return _CPU
+    return _cuda_device(a.device_index)
+
+
+def _moved(a, dev):
+    """Array a on device dev: itself when it is there already, else a counted copy."""
+    if dev is _CPU:
+        return _ca().to_host(a) if _on_gpu(a) else a
+    if _on_gpu(a):
+        if a.device_index == dev.index:
+            return a
+        a = _ca().to_host(a)   # between GPUs through the host (fastnn is single-GPU so far)
+    return _ca().from_host(np.ascontiguousarray(a), device_index=dev.index)
+
+
+def _asarray(x, dtype=None):
+    """np.asarray that keeps device storage on its device (np.asarray would copy it to the
+    host): op results are numpy arrays, numpy scalars or device arrays."""
+    if type(x) is np.ndarray:
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+    if _ca_module and _ca_module[0].is_device_array(x):
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+    return np.asarray(x, dtype)
+
+
+def _zeros(shape, dtype, like):
+    """np.zeros(shape, dtype) on the device of array `like` (backward closures' buffers)."""
+    if type(like) is np.ndarray or not _on_gpu(like):
+        return np.zeros(shape, dtype)
+    return _ca().zeros(shape if isinstance(shape, tuple) else (shape,), dtype,
+                       device_index=like.device_index)
+
+
+def _ascontiguous(a):
+    """np.ascontiguousarray that keeps device storage on its device."""
+    if type(a) is np.ndarray or not _on_gpu(a):
+        return np.ascontiguousarray(a)
+    return a.contiguous()
+
+
+def _empty(shape, dtype, like):
+    """np.empty(shape, dtype) on the device of array `like`."""
+    if type(like) is np.ndarray or not _on_gpu(like):
+        return np.empty(shape, dtype)
+    return _ca().empty(shape, dtype, device_index=like.device_index)
+
+
+def _same_device(a, b):
+    """The arrays of one op, a and b, on one device: PyTorch's error otherwise. A 0-d CPU array
+    mixes with a device array, as PyTorch's 0-d CPU tensors do: it comes back as a numpy
+    scalar, which device kernels take as an argument (no copy)."""
+    ga, gb = _on_gpu(a), _on_gpu(b)
+    if ga == gb:
+        if ga and a.device_index != b.device_index:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at "
+                               f"least two devices, cuda:{a.device_index} and "
+                               f"cuda:{b.device_index}!")
+        return a, b
+    if ga and getattr(b, "ndim", 0) == 0:
+        return a, (b[()] if isinstance(b, np.ndarray) else b)
+    if gb and getattr(a, "ndim", 0) == 0:
+        return (a[()] if isinstance(a, np.ndarray) else a), b
+    first, second = (a, b) if ga else (b, a)
+    raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two "
+                       f"devices, cuda:{first.device_index} and cpu!")
 
 
 def get_default_device():
-    """The device of new tensors: the CPU."""
-    return _CPU
+    """The device of new tensors made without device=: the CPU unless set_default_device or a
+    `with fastnn.device(...)` block says otherwise."""
+    return _default_device[-1]
 
 
 def set_default_device(d):
-    """Accepted for the CPU (the default already); another device raises as device= does."""
-    if d is not None:
-        _device(d)
+    """Make d the device of the factories' tensors (tensor, zeros, randn, arange, ...); None or
+    'cpu' restores the CPU. 'cuda' raises NoCudaError without a GPU, as device= does."""
+    _default_device[0] = _CPU if d is None else _device(d)
 
 
 def _is_device_arg(a):
@@ -667,7 +789,7 @@ class Tensor:
     def __init__(self, data=None, requires_grad=False, *sizes, dtype=None, device=None):
         vc = None
         if device is not None:
-            _device(device)
+            device = _device(device)
         if type(data) is int and type(self) is Tensor and _called_from_user():
             # torch.Tensor(3, 4): a new (here zeroed) tensor of that size
             shape = (data,) + ((requires_grad,) if type(requires_grad) is int else ()) + sizes
@@ -675,19 +797,22 @@ class Tensor:
         if isinstance(data, Tensor):
             vc = data._vc
             data = data._data
-        elif data is None:
-            data = np.zeros(0, _DEFAULT_FLOAT)
-        elif not isinstance(data, (np.ndarray, np.generic)):
-            # Tensor([...]) is a float tensor (the default dtype), as torch.Tensor
-            data = np.array(_raw_nested(data), dtype=_dtype(dtype) or _DEFAULT_FLOAT)
-        elif (dtype is None and type(self) is Tensor and data.dtype != _DEFAULT_FLOAT
-              and _called_from_user()):
-            # torch.Tensor(ndarray) is a tensor of the default dtype; fastnn's own code passes
-            # arrays whose dtype it means to keep
-            data = np.asarray(data, dtype=_DEFAULT_FLOAT)
-        data = np.asarray(data)
+        if type(data) is np.ndarray or not _on_gpu(data):   # device storage is kept as it is
+            if data is None:
+                data = np.zeros(0, _DEFAULT_FLOAT)
+            elif not isinstance(data, (np.ndarray, np.generic)):
+                # Tensor([...]) is a float tensor (the default dtype), as torch.Tensor
+                data = np.array(_raw_nested(data), dtype=_dtype(dtype) or _DEFAULT_FLOAT)
+            elif (dtype is None and type(self) is Tensor and data.dtype != _DEFAULT_FLOAT
+                  and _called_from_user()):
+                # torch.Tensor(ndarray) is a tensor of the default dtype; fastnn's own code
+                # passes arrays whose dtype it means to keep
+                data = np.asarray(data, dtype=_DEFAULT_FLOAT)
+            data = np.asarray(data)
         if dtype is not None and data.dtype != _dtype(dtype):
             data, vc = data.astype(_dtype(dtype)), None
+        if device is not None and _device_of(data) != device:
+            data, vc = _moved(data, device), None
         if requires_grad:
             _check_float_for_grad(data.dtype)
         self._data = data
@@ -742,17 +867,27 @@ class Tensor:
 
     @property
     def device(self):
-        return _CPU
+        """cpu for numpy storage, cuda:N for device storage (derived from the storage)."""
+        d = self._data
+        return _CPU if type(d) is np.ndarray else _device_of(d)
 
-    is_cuda = False
-    is_cpu = True
+    @property
+    def is_cuda(self):
+        return type(self._data) is not np.ndarray and _on_gpu(self._data)
+
+    @property
+    def is_cpu(self):
+        return not self.is_cuda
+
     is_sparse = False
     is_quantized = False
     is_meta = False
     layout = "strided"
 
     def get_device(self):
-        return -1
+        """The GPU's index for a tensor on 'cuda', -1 on the CPU (PyTorch's)."""
+        d = self._data
+        return -1 if type(d) is np.ndarray or not _on_gpu(d) else d.device_index
 
     @property
     def is_leaf(self):
@@ -818,16 +953,19 @@ class Tensor:
         return st if dim is None else st[dim]
 
     def data_ptr(self):
-        return self._data.__array_interface__["data"][0]
+        d = self._data
+        if _on_gpu(d):
+            return d.raw.__cuda_array_interface__["data"][0]
+        return d.__array_interface__["data"][0]
 
     def storage_offset(self):
-        base = self._base._data if self._base is not None else None
+        base = self._base if self._base is not None else None
         if base is None:
             return 0
-        return (self.data_ptr() - base.__array_interface__["data"][0]) // self._data.itemsize
+        return (self.data_ptr() - base.data_ptr()) // self._data.itemsize
 
     def is_contiguous(self, memory_format=None):
-        return bool(self._data.flags.c_contiguous)
+        return _c_contiguous(self._data)
 
     def is_floating_point(self):
         return self._data.dtype.kind == "f"
@@ -844,11 +982,18 @@ class Tensor:
         return len(self._data)
 
     def numpy(self, force=False):
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied). A tensor on a GPU raises PyTorch's
+        TypeError (force=True copies it to the host, as PyTorch's numpy(force=True))."""
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._data
+        d = self._data
+        if type(d) is not np.ndarray and _on_gpu(d):
+            if force:
+                return _ca().to_host(d)
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use "
+                            f"Tensor.cpu() to copy the tensor to host memory first.")
+        return d
 
     def __array_function__(self, func, types, args, kwargs):
         """numpy functions (np.all, np.sum, np.reshape, ...) see a Tensor as its array, as
@@ -856,15 +1001,20 @@ class Tensor:
         return func(*_unwrap(args), **_unwrap(kwargs))
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self._data.dtype:
-            return self._data.astype(dtype)
-        return self._data.copy() if copy else self._data
+        d = self._data
+        if type(d) is not np.ndarray and _on_gpu(d):
+            # _asarray(cuda_tensor) raises in PyTorch, as .numpy() does
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use "
+                            f"Tensor.cpu() to copy the tensor to host memory first.")
+        if dtype is not None and dtype != d.dtype:
+            return d.astype(dtype)
+        return d.copy() if copy else d
 
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
                                f"Scalar")
-        return self._data.reshape(-1)[0].item()
+        return self._data.reshape(-1)[0].item()   # on a GPU: one counted copy to the host
 
     def tolist(self):
         return self._data.tolist()
@@ -896,8 +1046,12 @@ class Tensor:
         return format(repr(self), spec)
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        data = self._data
         extra = ""
+        if type(data) is not np.ndarray and _on_gpu(data):
+            data = _ca().to_host(data)
+            extra += f", device='{self.device}'"
+        body = np.array2string(data, separator=", ", prefix="tensor(")
         if self._data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
             extra += f", dtype={_public_dtype(self._data.dtype)}"   # as str(x.dtype) prints it
         if self._fn is not None:
@@ -917,6 +1071,10 @@ class Tensor:
         return iter(unbind(self, 0))
 
     def __reduce_ex__(self, protocol):
+        # a tensor on a GPU pickles its values (copied to the host) and comes back on its GPU
+        if _on_gpu(self._data):
+            return (_rebuild_tensor, (_ca().to_host(self._data), self.requires_grad, type(self),
+                                      str(self.device)))
         return (_rebuild_tensor, (np.array(self._data), self.requires_grad, type(self)))
 
     def __deepcopy__(self, memo):
@@ -926,7 +1084,7 @@ class Tensor:
         new = type(self).__new__(type(self))
         Tensor.__init__(new, self._data.copy(), self.requires_grad)
         if self._grad is not None:
-            new._grad = _grad_tensor(np.array(self._grad._data))
+            new._grad = _grad_tensor(self._grad._data.copy())
         memo[id(self)] = new
         return new
 
@@ -1041,27 +1199,40 @@ class Tensor:
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False,
            memory_format=None):
         """to(dtype), to(device), to(device, dtype), to(other_tensor): this tensor if nothing
-        changes (a copy with copy=True), else a converted one. Devices: the CPU only."""
+        changes (a copy with copy=True), else a converted one. A change of device copies the
+        storage (counted in fastnn.cuda.transfer_count()) and is recorded by autograd, so the
+        gradient flows back to the original device, as in PyTorch."""
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a._data.dtype
+                device = a.device
             elif _is_device_arg(a) or (isinstance(a, numbers.Integral)
                                        and not isinstance(a, bool)):
                 device = a
             elif a is not None:
                 dtype = a
+        t = self
         if device is not None:
-            _device(device)
+            dev = _device(device)
+            if dev != _device_of(self._data):
+                t = _to_device(self, dev)
+                copy = False
         dt = _dtype(dtype)
-        if dt is None or dt == self._data.dtype:
-            return self.clone() if copy else self
-        return _cast(self, dt)
+        if dt is None or dt == t._data.dtype:
+            return t.clone() if copy else t
+        return _cast(t, dt)
 
     def cpu(self, memory_format=None):
-        return self
+        """This tensor on the CPU: itself if it is there, else a copy in host memory."""
+        return self.to(_CPU)
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
-        _device("cuda" if device is None or isinstance(device, numbers.Integral) else device)
+        """This tensor on the GPU (device: an index, 'cuda:N' or None for the current one)."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, numbers.Integral):
+            device = _cuda_device(int(device))
+        return self.to(device)
 
     def pin_memory(self, device=None):
         return self
@@ -1109,13 +1280,21 @@ class Tensor:
         return self.to(bool_)
 
     def contiguous(self, memory_format=None):
-        if self._data.flags.c_contiguous:
-            return self
-        return _node(np.ascontiguousarray(self._data), (self,), lambda g: (g,),
-                     tb=lambda g: (g,))
+        d = self._data
+        if type(d) is np.ndarray:
+            if d.flags.c_contiguous:
+                return self
+            out = np.ascontiguousarray(d)
+        else:
+            if _c_contiguous(d):
+                return self
+            out = d.contiguous()
+        return _node(out, (self,), lambda g: (g,), tb=lambda g: (g,))
 
     def clone(self, memory_format=None):
-        return _node(np.array(self._data, copy=True), (self,), lambda g: (g,), tb=lambda g: (g,))
+        d = self._data
+        out = np.array(d, copy=True) if type(d) is np.ndarray else d.copy()
+        return _node(out, (self,), lambda g: (g,), tb=lambda g: (g,))
 
     # ------------------------------------------------------------ operators
     def __add__(self, other):
@@ -1236,22 +1415,22 @@ class Tensor:
 
     # comparisons: boolean tensors, no gradient
     def __lt__(self, other):
-        return Tensor(np.asarray(self._data < _raw(other)))
+        return Tensor(_asarray(self._data < _raw(other)))
 
     def __le__(self, other):
-        return Tensor(np.asarray(self._data <= _raw(other)))
+        return Tensor(_asarray(self._data <= _raw(other)))
 
     def __gt__(self, other):
-        return Tensor(np.asarray(self._data > _raw(other)))
+        return Tensor(_asarray(self._data > _raw(other)))
 
     def __ge__(self, other):
-        return Tensor(np.asarray(self._data >= _raw(other)))
+        return Tensor(_asarray(self._data >= _raw(other)))
 
     def __eq__(self, other):
-        return Tensor(np.asarray(self._data == _raw(other)))
+        return Tensor(_asarray(self._data == _raw(other)))
 
     def __ne__(self, other):
-        return Tensor(np.asarray(self._data != _raw(other)))
+        return Tensor(_asarray(self._data != _raw(other)))
 
     def __invert__(self):
         if self._data.dtype.kind == "f":
@@ -1259,25 +1438,25 @@ class Tensor:
         return Tensor(~self._data)
 
     def __and__(self, other):
-        return Tensor(np.asarray(self._data & _raw(other)))
+        return Tensor(_asarray(self._data & _raw(other)))
 
     __rand__ = __and__
 
     def __or__(self, other):
-        return Tensor(np.asarray(self._data | _raw(other)))
+        return Tensor(_asarray(self._data | _raw(other)))
 
     __ror__ = __or__
 
     def __xor__(self, other):
-        return Tensor(np.asarray(self._data ^ _raw(other)))
+        return Tensor(_asarray(self._data ^ _raw(other)))
 
     __rxor__ = __xor__
 
     def __lshift__(self, other):
-        return Tensor(np.asarray(self._data << _raw(other)))
+        return Tensor(_asarray(self._data << _raw(other)))
 
     def __rshift__(self, other):
-        return Tensor(np.asarray(self._data >> _raw(other)))
+        return Tensor(_asarray(self._data >> _raw(other)))
 
     eq = __eq__
     ne = not_equal = __ne__
@@ -1359,6 +1538,8 @@ class Tensor:
     def clamp_max_(self, max):
         return _inplace(self, clamp, None, max)
 
+    # The random fills draw PyTorch's values for a contiguous tensor of this shape (elements
+    # in row-major order), from fastnn's global generator or `generator`.
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
         r = _gen(generator).random(self._data.shape)
         return _random_fill(self, a + (b - a) * r)
@@ -1829,30 +2010,33 @@ class Tensor:
     def new(self, *args):
         """The legacy x.new(sizes...) / x.new(data): a tensor of this dtype."""
         if not args:
-            return Tensor(np.zeros(0, self._data.dtype))
+            return zeros(0, dtype=self._data.dtype, device=self.device)
         if builtins.all(isinstance(a, numbers.Integral) for a in args):
-            return Tensor(np.zeros(args, self._data.dtype))
-        return tensor(args[0], dtype=self._data.dtype)
+            return zeros(*args, dtype=self._data.dtype, device=self.device)
+        return tensor(args[0], dtype=self._data.dtype, device=self.device)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         dt = _dtype(dtype) or self._data.dtype
-        return tensor(data, dtype=dt, device=device, requires_grad=requires_grad)
+        return tensor(data, dtype=dt, device=self.device if device is None else device,
+                      requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        return zeros(*size, dtype=dtype or self._data.dtype, device=device,
+        return zeros(*size, dtype=dtype or self._data.dtype,
+                     device=self.device if device is None else device,
                      requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return ones(*size, dtype=dtype or self._data.dtype, device=device,
-                    requires_grad=requires_grad)
+        return ones(*size, dtype=dtype or self._data.dtype,
+                    device=self.device if device is None else device, requires_grad=requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return empty(*size, dtype=dtype or self._data.dtype, device=device,
+        return empty(*size, dtype=dtype or self._data.dtype,
+                     device=self.device if device is None else device,
                      requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        return full(size, fill_value, dtype=dtype or self._data.dtype, device=device,
-                    requires_grad=requires_grad)
+        return full(size, fill_value, dtype=dtype or self._data.dtype,
+                    device=self.device if device is None else device, requires_grad=requires_grad)
 
     def apply_(self, fn):
         _check_inplace(self)
@@ -1866,18 +2050,43 @@ class Tensor:
         return self
 
 
-def _rebuild_tensor(array, requires_grad, cls=None):
+def _rebuild_tensor(array, requires_grad, cls=None, device=None):
     if cls is None or cls is Tensor:
-        return Tensor(array, requires_grad)
+        return Tensor(array, requires_grad, device=device)
     t = cls.__new__(cls)
-    Tensor.__init__(t, array, requires_grad)
+    Tensor.__init__(t, array, requires_grad, device=device)
     return t
+
+
+def _c_contiguous(a):
+    """a's C-contiguity, for numpy and device arrays alike (strides in bytes)."""
+    if type(a) is np.ndarray:
+        return bool(a.flags.c_contiguous)
+    step = a.itemsize
+    for n, st in zip(reversed(a.shape), reversed(a.strides)):
+        if n != 1 and st != step:
+            return False
+        step *= n
+    return True
+
+
+def _to_device(t, dev):
+    """t's values on device dev (a copy), recorded: the gradient goes back to t's device."""
+    src = _device_of(t._data)
+    return _node(_moved(t._data, dev), (t,), lambda g: (_moved(g, src),),
+                 tb=lambda g: (g.to(src),))
 
 
 # ---------------------------------------------------------------- the backward engine
 def _grad_array(gradient, like):
-    g = np.array(gradient._data if isinstance(gradient, Tensor) else gradient,
-                 dtype=like._data.dtype)  # a copy: a leaf's .grad may become this array
+    data = like._data
+    if _on_gpu(data) or (isinstance(gradient, Tensor) and _on_gpu(gradient._data)):
+        gd = gradient._data if isinstance(gradient, Tensor) else gradient
+        _same_device(data, gd)
+        g = gd.astype(data.dtype) if gd.dtype != data.dtype else gd.copy()
+    else:
+        g = np.array(gradient._data if isinstance(gradient, Tensor) else gradient,
+                     dtype=data.dtype)  # a copy: a leaf's .grad may become this array
     if g.shape != like._data.shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and "
                            f"output[0] has a shape of {like._data.shape}.")
@@ -1906,7 +2115,7 @@ def _add_into_grad(t, g):
     user's array assigned to .grad)."""
     old = t._grad
     if old is None:
-        t._grad = _grad_tensor(np.array(g))
+        t._grad = _grad_tensor(g.copy())
     elif old.requires_grad or old._base is not None:
         t._grad = _grad_tensor(old._data + g)
     else:
@@ -1927,7 +2136,15 @@ def _accumulate_leaf(leaf, g, given=None):
         g = g.astype(data.dtype)
     old = leaf._grad
     if old is None:
-        if not (g.flags.c_contiguous and g.flags.writeable and g.base is None) or (
+        if type(g) is not np.ndarray:
+            if _on_gpu(data):   # a device gradient: the same rules, on device storage
+                _same_device(data, g)
+                # (a view, or storage whose owner is unknown, is copied: .grad owns its array)
+                g = g.copy() if not _c_contiguous(g) or getattr(g, "base", 0) is not None or (
+                    given is not None and id(g) in given) else g
+            else:
+                g = np.array(g)
+        elif not (g.flags.c_contiguous and g.flags.writeable and g.base is None) or (
                 given is not None and id(g) in given):
             g = np.array(g)
         if given is not None:
@@ -1967,7 +2184,7 @@ def _run_hooks(hooks, g):
     for hook in list(hooks.values()):
         r = hook(Tensor(g))
         if r is not None:
-            g = np.asarray(_raw(r))
+            g = _asarray(_raw(r))
     return g
 
 
@@ -2368,7 +2585,7 @@ def _refresh_view(v):
 
         def backward(g):
             idx = _view_index(shape, chain)
-            full = np.zeros(math.prod(shape), g.dtype)
+            full = _zeros(math.prod(shape), g.dtype, g)
             np.add.at(full, idx.reshape(-1), np.broadcast_to(g, idx.shape).reshape(-1))
             return (full.reshape(shape),)
         v._fn = _Fn((e,), backward)
@@ -2414,7 +2631,7 @@ def _check_multi_view(t, outer=None):
 
 def _writable(t):
     d = t._data
-    if not d.flags.writeable:
+    if type(d) is np.ndarray and not d.flags.writeable:
         if d.strides and 0 in d.strides:
             raise RuntimeError("unsupported operation: more than one element of the written-to "
                                "tensor refers to a single memory location. Please clone() the "
@@ -2449,7 +2666,9 @@ def _check_result(d, result_dtype, result_shape):
 def _assign(t, value):
     """Write value (an array or scalar) into t's storage and bump the version."""
     d = _writable(t)
-    v = np.asarray(value)
+    v = _asarray(value)
+    if type(v) is not type(d) and (_on_gpu(v) or _on_gpu(d)):
+        v = _moved(v, _device_of(d))   # copy_ across devices: one counted copy, as PyTorch's
     _check_result(d, v.dtype, v.shape)
     np.copyto(d, v, casting="unsafe")
     t._vc[0] += 1
@@ -2470,7 +2689,7 @@ def _rebase(t, fn):
 
         def copy_slices(g):
             idx = _view_index(shape, chain)
-            gb = np.array(g, copy=True)
+            gb = g.copy()
             flat = gb.reshape(-1)
             gv = flat[idx]
             flat[idx] = 0
@@ -2500,7 +2719,7 @@ def _inplace(t, op, *args, **kwargs):
         if t._base is not None:
             _check_multi_view(t)
         s = Tensor.__new__(Tensor)
-        Tensor.__init__(s, np.array(t._data, copy=True))
+        Tensor.__init__(s, t._data.copy())
         e = _edge(t)
         s._fn = e if type(e) is _Fn else None
         s.requires_grad = e is not None
@@ -2529,7 +2748,7 @@ def _arith_inplace(t, other, alpha, ufunc, op):
     d = _writable(t)
     o = other._data if isinstance(other, Tensor) else other
     if type(o) not in (float, int, bool):
-        o = np.asarray(_to_array(o))
+        o = _asarray(_to_array(o))
         if ufunc is np.true_divide:
             rdt = np.result_type(d.dtype, o.dtype, float32)
         else:
@@ -2549,7 +2768,7 @@ def _arith_inplace(t, other, alpha, ufunc, op):
 
 def _random_fill(t, values):
     if _grad_enabled[0] and t.requires_grad:
-        return _inplace(t, _fill_from, Tensor(np.asarray(values)))
+        return _inplace(t, _fill_from, Tensor(_asarray(values)))
     _check_inplace(t)
     d = _writable(t)
     np.copyto(d, values, casting="unsafe")
@@ -2573,7 +2792,7 @@ def _fill_from(s, value):
                               sd.shape).astype(sd.dtype)
         vshape, vdt = value._data.shape, value._data.dtype
         return _node(out, (s, value),
-                     lambda g: (np.zeros_like(g), np.asarray(g.sum()).astype(vdt).reshape(vshape)))
+                     lambda g: (np.zeros_like(g), _asarray(g.sum()).astype(vdt).reshape(vshape)))
     return _node(np.full(sd.shape, value, sd.dtype), (s,), lambda g: (np.zeros_like(g),))
 
 
@@ -2589,7 +2808,7 @@ def _to_array(x):
         if str(getattr(t, "dtype", "")) == "torch.bfloat16":
             t = t.float()
         return t.numpy()
-    return np.asarray(x)
+    return _asarray(x)
 
 
 def _unwrap(x):
@@ -2616,9 +2835,9 @@ def _index(index):
         return index._data
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else
-                     (np.asarray(_raw_nested(i)) if isinstance(i, list) else i) for i in index)
+                     (_asarray(_raw_nested(i)) if isinstance(i, list) else i) for i in index)
     if isinstance(index, list):
-        return np.asarray(_raw_nested(index))
+        return _asarray(_raw_nested(index))
     return index
 
 
@@ -2633,13 +2852,13 @@ def _lift(x, like):
     if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
         k = like._data.dtype.kind
         if k in _FLOAT_KINDS or (isinstance(x, numbers.Integral) and k in "iu"):
-            return Tensor(np.asarray(x, dtype=like._data.dtype))
+            return Tensor(_asarray(x, dtype=like._data.dtype))
         if isinstance(x, bool):
-            return Tensor(np.asarray(x))
+            return Tensor(_asarray(x))
         if isinstance(x, numbers.Integral):
-            return Tensor(np.asarray(x, dtype=int64 if k != "b" else int64))
-        return Tensor(np.asarray(x, dtype=_DEFAULT_FLOAT))
-    return Tensor(np.asarray(_to_array(x)))
+            return Tensor(_asarray(x, dtype=int64 if k != "b" else int64))
+        return Tensor(_asarray(x, dtype=_DEFAULT_FLOAT))
+    return Tensor(_asarray(_to_array(x)))
 
 
 _as_tensor_like = _lift
@@ -2702,10 +2921,13 @@ def _float_result(out, *operands):
 def tensor(data, requires_grad=False, dtype=None, device=None, pin_memory=False):
     """A new Tensor holding a copy of `data`. numpy arrays keep their dtype; Python floats become
     the default dtype (float32), Python ints int64, bools bool, as torch.tensor."""
-    _device(device)
+    dev = _target_device(device)
     if isinstance(data, Tensor):
         data = data._data
     dtype = _dtype(dtype)
+    if _on_gpu(data):   # a tensor's device storage: a copy, on the device asked for
+        arr = data.astype(dtype) if dtype is not None and dtype != data.dtype else data.copy()
+        return Tensor(arr if device is None else _moved(arr, dev), requires_grad=requires_grad)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         arr = np.array(_raw_nested(data) if isinstance(data, (list, tuple)) else
                        _to_array(data) if hasattr(data, "numpy") else data)
@@ -2716,7 +2938,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None, pin_memory=False)
     else:
         arr = np.array(_raw_nested(data) if isinstance(data, (list, tuple)) else
                        _to_array(data), dtype=dtype)
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor(_moved(arr, dev) if dev is not _CPU else arr, requires_grad=requires_grad)
 
 
 def _has_float64(data):
@@ -2731,14 +2953,17 @@ def _has_float64(data):
 
 
 def as_tensor(data, dtype=None, device=None):
-    """A Tensor sharing memory with `data` where it can (a numpy array or Tensor of the dtype)."""
-    _device(device)
+    """A Tensor sharing memory with `data` where it can (a numpy array or Tensor of the dtype,
+    on the device asked for)."""
     dt = _dtype(dtype)
     if isinstance(data, Tensor):
-        return data if dt is None or dt == data._data.dtype else data.to(dt)
+        t = data if device is None else data.to(device)
+        return t if dt is None or dt == t._data.dtype else t.to(dt)
+    dev = _target_device(device)
     if isinstance(data, np.ndarray):
-        return Tensor(data if dt is None or dt == data.dtype else data.astype(dt))
-    return tensor(data, dtype=dt)
+        t = Tensor(data if dt is None or dt == data.dtype else data.astype(dt))
+        return t if dev is _CPU else t.to(dev)
+    return tensor(data, dtype=dt, device=dev)
 
 
 asarray = as_tensor
@@ -2763,8 +2988,33 @@ def _float_dtype(dtype):
     return _DEFAULT_FLOAT if dtype is None else _dtype(dtype)
 
 
-def _made(arr, requires_grad, device):
-    _device(device)
+def _made(arr, requires_grad, device, like=None):
+    """A factory's tensor: host array arr, on `device` (None: like's device if given, else the
+    default device). Factories that can build on the device use _filled instead."""
+    dev = _factory_device(device, like)
+    return Tensor(arr if dev is _CPU else _moved(arr, dev), requires_grad)
+
+
+def _factory_device(device, like=None):
+    if device is not None:
+        return _device(device)
+    if like is not None:
+        return _device_of(_raw(like))
+    return _default_device[-1]
+
+
+def _filled(shape, value, dtype, requires_grad, device, like=None):
+    """full(shape, value) made where it lives: np.full on the CPU, a fill kernel on a GPU."""
+    dev = _factory_device(device, like)
+    if dev is _CPU:
+        if value == 0:
+            arr = np.zeros(shape, dtype)
+        elif value == 1:
+            arr = np.ones(shape, dtype)
+        else:
+            arr = np.full(shape, value, dtype)
+    else:
+        arr = _ca().full(shape, value, dtype, device_index=dev.index)
     return Tensor(arr, requires_grad)
 
 
@@ -2783,13 +3033,13 @@ def _size_kw(size, kw):
 def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False, **kw):
     size = _size_kw(size, kw)
-    return _made(np.zeros(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
+    return _filled(_shape_args(size), 0, _float_dtype(dtype), requires_grad, device)
 
 
 def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False, **kw):
     size = _size_kw(size, kw)
-    return _made(np.ones(_shape_args(size), _float_dtype(dtype)), requires_grad, device)
+    return _filled(_shape_args(size), 1, _float_dtype(dtype), requires_grad, device)
 
 
 def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
@@ -2808,22 +3058,23 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
         dtype = int64
     if isinstance(size, numbers.Integral):
         size = (size,)
-    return _made(np.full(_shape_args((size,)), fill_value, _float_dtype(dtype)), requires_grad,
-                 device)
+    return _filled(_shape_args((size,)), fill_value, _float_dtype(dtype), requires_grad, device)
 
 
 def _like_dtype(t, dtype):
-    return _dtype(dtype) or (t._data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype)
+    return _dtype(dtype) or (t._data.dtype if isinstance(t, Tensor) else _asarray(t).dtype)
 
 
 def zeros_like(input, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return _made(np.zeros(np.shape(_raw(input)), _like_dtype(input, dtype)), requires_grad, device)
+    return _filled(np.shape(_raw(input)), 0, _like_dtype(input, dtype), requires_grad, device,
+                   input)
 
 
 def ones_like(input, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _made(np.ones(np.shape(_raw(input)), _like_dtype(input, dtype)), requires_grad, device)
+    return _filled(np.shape(_raw(input)), 1, _like_dtype(input, dtype), requires_grad, device,
+                   input)
 
 
 def empty_like(input, dtype=None, layout=None, device=None, requires_grad=False,
@@ -2833,12 +3084,37 @@ def empty_like(input, dtype=None, layout=None, device=None, requires_grad=False,
 
 def full_like(input, fill_value, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _made(np.full(np.shape(_raw(input)), fill_value, _like_dtype(input, dtype)),
-                 requires_grad, device)
+    return _filled(np.shape(_raw(input)), fill_value, _like_dtype(input, dtype), requires_grad,
+                   device, input)
+
+
+def _random_on_device(kind, shape, dtype, generator, device, requires_grad, low=0, high=None):
+    """rand/randn/randint on a GPU: the array module's counter-based generator (no host data),
+    seeded with one draw from fastnn's host generator, so manual_seed makes it repeatable; where
+    the module has none yet, drawn on the host and copied (one counted transfer)."""
+    dev = _factory_device(device)
+    ca = _ca()
+    draw = getattr(ca, kind, None)
+    if draw is not None:
+        seed = int(_gen(generator).integers(0, 2 ** 63))
+        if kind == "randint":
+            arr = draw(low, high, shape, dtype, seed, 0)
+        else:
+            arr = draw(shape, dtype, seed, 0)
+        return Tensor(arr, requires_grad)
+    host = {"rand": rand, "randn": randn}.get(kind)
+    if host is not None:
+        t = host(*shape, generator=generator, dtype=dtype, device=_CPU)
+    else:
+        t = randint(low, high, shape, generator=generator, dtype=dtype, device=_CPU)
+    return Tensor(_moved(t._data, dev), requires_grad)
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False, **kw):
+    if _factory_device(device) is not _CPU:   # on a GPU (device storage): _random_on_device
+        return _random_on_device("randn", _shape_args(_size_kw(size, kw)), _float_dtype(dtype),
+                                 generator, device, requires_grad)
     size = _size_kw(size, kw)
     dt = _float_dtype(dtype)
     arr = _gen(generator).standard_normal(_shape_args(size),
@@ -2848,6 +3124,9 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False, pin_memory=False, **kw):
+    if _factory_device(device) is not _CPU:   # on a GPU (device storage): _random_on_device
+        return _random_on_device("rand", _shape_args(_size_kw(size, kw)), _float_dtype(dtype),
+                                 generator, device, requires_grad)
     size = _size_kw(size, kw)
     dt = _float_dtype(dtype)
     arr = _gen(generator).random(_shape_args(size),
@@ -2857,13 +3136,15 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 def randn_like(input, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return randn(*input.shape, dtype=dtype or input.dtype, device=device,
+    return randn(*input.shape, dtype=dtype or input.dtype,
+                 device=input.device if device is None else device,
                  requires_grad=requires_grad)
 
 
 def rand_like(input, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return rand(*input.shape, dtype=dtype or input.dtype, device=device,
+    return rand(*input.shape, dtype=dtype or input.dtype,
+                device=input.device if device is None else device,
                 requires_grad=requires_grad)
 
 
@@ -2880,7 +3161,8 @@ def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, la
 
 
 def randint_like(input, low, high=None, *, dtype=None, device=None, requires_grad=False):
-    return randint(low, high, input.shape, dtype=dtype or input.dtype, device=device)
+    return randint(low, high, input.shape, dtype=dtype or input.dtype,
+                   device=input.device if device is None else device)
 
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -2918,6 +3200,10 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
         ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = int64 if ints else _DEFAULT_FLOAT
     dt = _dtype(dtype)
+    dev = _factory_device(device)
+    if dev is not _CPU and dt.kind in "iu":   # made on the GPU (generate's positions, ...)
+        return Tensor(_ca().arange(start, end, step, dtype=dt, device_index=dev.index),
+                      requires_grad)
     if dt.kind == "f":
         n = builtins.max(int(math.ceil((end - start) / step)), 0)
         arr = (start + np.arange(n, dtype=float64) * step).astype(dt)
@@ -2998,9 +3284,26 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 # ---------------------------------------------------------------- elementwise arithmetic (numpy)
 def _binary_args(a, b):
     if not isinstance(a, Tensor):
-        a = _lift(a, b) if isinstance(b, Tensor) else Tensor(np.asarray(_to_array(a)))
+        a = _lift(a, b) if isinstance(b, Tensor) else Tensor(_asarray(_to_array(a)))
     if not isinstance(b, Tensor):
         b = _lift(b, a)
+    if type(a._data) is not type(b._data):
+        return _device_operands(a, b)
+    return a, b
+
+
+def _device_operands(a, b):
+    """The operands of one op, on one device (PyTorch's error otherwise). A 0-d CPU operand
+    (a Python scalar lifted to a tensor, or a 0-d CPU tensor) joins a GPU one as a numpy scalar,
+    with no copy; one that requires grad is moved instead (recorded, so its gradient returns)."""
+    ad, bd = a._data, b._data
+    if not (_on_gpu(ad) or _on_gpu(bd)):
+        return a, b
+    ad2, bd2 = _same_device(ad, bd)
+    if ad2 is not ad:
+        a = _to_device(a, _device_of(bd)) if a.requires_grad else _grad_tensor(ad2)
+    if bd2 is not bd:
+        b = _to_device(b, _device_of(ad)) if b.requires_grad else _grad_tensor(bd2)
     return a, b
 
 
@@ -3027,12 +3330,12 @@ def add(a, b, *, alpha=1, out=None):
     if alpha != 1:
         b = mul(b if isinstance(b, Tensor) else _lift(b, a), alpha)
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a._data + b), a), (a,), lambda g: (g,),
+        return _node(_float_result(_asarray(a._data + b), a), (a,), lambda g: (g,),
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
     sa, sb = a._data.shape, b._data.shape
     try:
-        out = np.asarray(a._data + b._data)
+        out = _asarray(a._data + b._data)
     except ValueError:
         raise _broadcast_error(sa, sb) from None
     return _node(_float_result(out, a, b), (a, b),
@@ -3047,12 +3350,12 @@ def sub(a, b, *, alpha=1, out=None):
         if a._data.dtype == bool_:
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported.")
-        return _node(_float_result(np.asarray(a._data - b), a), (a,), lambda g: (g,),
+        return _node(_float_result(_asarray(a._data - b), a), (a,), lambda g: (g,),
                      tb=lambda g: (g,))
     a, b = _binary_args(a, b)
     sa, sb = a._data.shape, b._data.shape
     try:
-        out = np.asarray(a._data - b._data)
+        out = _asarray(a._data - b._data)
     except ValueError:
         raise _broadcast_error(sa, sb) from None
     return _node(_float_result(out, a, b), (a, b),
@@ -3066,7 +3369,7 @@ subtract = sub
 
 def mul(a, b, *, out=None):
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a._data * b), a), (a,), lambda g: (g * b,),
+        return _node(_float_result(_asarray(a._data * b), a), (a,), lambda g: (g * b,),
                      tb=lambda g: (mul(g, b),))
     a, b = _binary_args(a, b)
     ad, bd = a._data, b._data
@@ -3080,7 +3383,7 @@ def mul(a, b, *, out=None):
                 _t_unbroadcast(mul(g, a), bd.shape) if b.requires_grad else None)
     saved = ((b,) if a.requires_grad else ()) + ((a,) if b.requires_grad else ())
     try:
-        out = np.asarray(ad * bd)
+        out = _asarray(ad * bd)
     except ValueError:
         raise _broadcast_error(ad.shape, bd.shape) from None
     return _node(_float_result(out, a, b), (a, b), backward, saved=saved, tb=tb)
@@ -3100,12 +3403,12 @@ def div(a, b, *, rounding_mode=None, out=None):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     if isinstance(a, Tensor) and _scalar(b):
-        return _node(_float_result(np.asarray(a._data / b), a), (a,), lambda g: (g / b,),
+        return _node(_float_result(_asarray(a._data / b), a), (a,), lambda g: (g / b,),
                      tb=lambda g: (div(g, b),))
     a, b = _binary_args(a, b)
     ad, bd = a._data, b._data
     try:
-        out = _float_result(np.asarray(ad / bd), a, b)
+        out = _float_result(_asarray(ad / bd), a, b)
     except ValueError:
         raise _broadcast_error(ad.shape, bd.shape) from None
 
@@ -3125,20 +3428,20 @@ divide = true_divide = div
 
 def floor_divide(a, b):
     a, b = _binary_args(a, b)
-    return Tensor(_float_result(np.asarray(np.floor_divide(a._data, b._data)), a, b))
+    return Tensor(_float_result(_asarray(np.floor_divide(a._data, b._data)), a, b))
 
 
 def remainder(a, b):
     a, b = _binary_args(a, b)
     sa = a._data.shape
-    return _node(np.asarray(np.mod(a._data, b._data)), (a, b),
+    return _node(_asarray(np.mod(a._data, b._data)), (a, b),
                  lambda g: (_unbroadcast(g, sa), None))
 
 
 def fmod(a, b):
     a, b = _binary_args(a, b)
     sa = a._data.shape
-    return _node(np.asarray(np.fmod(a._data, b._data)), (a, b),
+    return _node(_asarray(np.fmod(a._data, b._data)), (a, b),
                  lambda g: (_unbroadcast(g, sa), None))
 
 
@@ -3152,12 +3455,12 @@ def pow(a, b):
                          tb=lambda g: (g * (a * 2),))
         if ad.dtype.kind in "iu" and isinstance(b, float):
             ad = ad.astype(_DEFAULT_FLOAT)
-        return _node(np.asarray(ad ** b), (a,), lambda g: (g * (b * ad ** (b - 1)),),
+        return _node(_asarray(ad ** b), (a,), lambda g: (g * (b * ad ** (b - 1)),),
                      saved=(a,), tb=lambda g: (g * (pow(a, b - 1) * b),))
     if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(_to_array(b)))
+        b = Tensor(_asarray(_to_array(b)))
     bd = b._data
-    out = _float_result(np.asarray(ad ** bd), a, b)
+    out = _float_result(_asarray(ad ** bd), a, b)
 
     def backward(g):
         ga = _unbroadcast(g * bd * ad ** (bd - 1), ad.shape) if a.requires_grad else None
@@ -3392,43 +3695,43 @@ def logical_xor(a, b):
 
 
 def bitwise_and(a, b):
-    return Tensor(np.asarray(np.bitwise_and(_raw(a), _raw(b))))
+    return Tensor(_asarray(np.bitwise_and(_raw(a), _raw(b))))
 
 
 def bitwise_or(a, b):
-    return Tensor(np.asarray(np.bitwise_or(_raw(a), _raw(b))))
+    return Tensor(_asarray(np.bitwise_or(_raw(a), _raw(b))))
 
 
 def bitwise_xor(a, b):
-    return Tensor(np.asarray(np.bitwise_xor(_raw(a), _raw(b))))
+    return Tensor(_asarray(np.bitwise_xor(_raw(a), _raw(b))))
 
 
 def bitwise_not(a):
-    return Tensor(np.asarray(np.invert(_raw(a))))
+    return Tensor(_asarray(np.invert(_raw(a))))
 
 
 def eq(a, b):
-    return Tensor(np.asarray(_raw(a) == _raw(b)))
+    return Tensor(_asarray(_raw(a) == _raw(b)))
 
 
 def ne(a, b):
-    return Tensor(np.asarray(_raw(a) != _raw(b)))
+    return Tensor(_asarray(_raw(a) != _raw(b)))
 
 
 def lt(a, b):
-    return Tensor(np.asarray(_raw(a) < _raw(b)))
+    return Tensor(_asarray(_raw(a) < _raw(b)))
 
 
 def le(a, b):
-    return Tensor(np.asarray(_raw(a) <= _raw(b)))
+    return Tensor(_asarray(_raw(a) <= _raw(b)))
 
 
 def gt(a, b):
-    return Tensor(np.asarray(_raw(a) > _raw(b)))
+    return Tensor(_asarray(_raw(a) > _raw(b)))
 
 
 def ge(a, b):
-    return Tensor(np.asarray(_raw(a) >= _raw(b)))
+    return Tensor(_asarray(_raw(a) >= _raw(b)))
 
 
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
@@ -3447,7 +3750,7 @@ def maximum(a, b):
     def tb(g):
         w = Tensor(np.where(ad > bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g._data.dtype))
         return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
-    return _node(np.asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
+    return _node(_asarray(np.maximum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
 
 def minimum(a, b):
@@ -3462,7 +3765,7 @@ def minimum(a, b):
     def tb(g):
         w = Tensor(np.where(ad < bd, 1.0, np.where(ad == bd, 0.5, 0.0)).astype(g._data.dtype))
         return (_t_unbroadcast(g * w, ad.shape), _t_unbroadcast(g * (1 - w), bd.shape))
-    return _node(np.asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
+    return _node(_asarray(np.minimum(ad, bd)), (a, b), backward, saved=(a, b), tb=tb)
 
 
 fmax, fmin = maximum, minimum
@@ -3485,14 +3788,14 @@ def clamp(a, min=None, max=None):
     out = ad
     keep = None
     if min is not None:
-        out = np.maximum(out, np.asarray(min, ad.dtype) if ad.dtype.kind == "f" else min)
+        out = np.maximum(out, _asarray(min, ad.dtype) if ad.dtype.kind == "f" else min)
         keep = ad >= min
     if max is not None:
-        out = np.minimum(out, np.asarray(max, ad.dtype) if ad.dtype.kind == "f" else max)
+        out = np.minimum(out, _asarray(max, ad.dtype) if ad.dtype.kind == "f" else max)
         keep = (ad <= max) if keep is None else keep & (ad <= max)
     if out is ad:
         out = ad.copy()
-    return _node(np.asarray(out), (a,), lambda g: (np.where(keep, g, 0).astype(g.dtype),),
+    return _node(_asarray(out), (a,), lambda g: (np.where(keep, g, 0).astype(g.dtype),),
                  saved=(a,), tb=lambda g: (where(Tensor(keep), g, zeros_like(g)),))
 
 
@@ -3534,21 +3837,21 @@ def where(condition, a=None, b=None):
     if a is None and b is None:
         return tuple(Tensor(i.astype(int64)) for i in np.nonzero(cond))
     if not isinstance(a, Tensor):
-        a = _lift(a, b) if isinstance(b, Tensor) else Tensor(np.asarray(a))
+        a = _lift(a, b) if isinstance(b, Tensor) else Tensor(_asarray(a))
     if not isinstance(b, Tensor):
         b = _lift(b, a)
     ad, bd = a._data, b._data
 
     def backward(g):
-        zero = np.zeros((), g.dtype)
+        zero = g.dtype.type(0)
         return (_unbroadcast(np.where(cond, g, zero), ad.shape) if a.requires_grad else None,
                 _unbroadcast(np.where(cond, zero, g), bd.shape) if b.requires_grad else None)
 
     def tb(g):
-        c, z = Tensor(np.asarray(cond)), zeros_like(g)
+        c, z = Tensor(_asarray(cond)), zeros_like(g)
         return (_t_unbroadcast(where(c, g, z), ad.shape) if a.requires_grad else None,
                 _t_unbroadcast(where(c, z, g), bd.shape) if b.requires_grad else None)
-    return _node(np.asarray(np.where(cond, ad, bd)), (a, b), backward, tb=tb)
+    return _node(_asarray(np.where(cond, ad, bd)), (a, b), backward, tb=tb)
 
 
 def masked_fill(a, mask, value):
@@ -3559,15 +3862,15 @@ def masked_fill(a, mask, value):
             return where(mask, value, a)
         value = value.item()
     ad = a._data
-    if np.asarray(m).dtype != bool_:
+    if _asarray(m).dtype != bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{np.asarray(m).dtype}")
-    out = np.where(m, np.asarray(value, ad.dtype), ad)
+                           f"{_asarray(m).dtype}")
+    out = np.where(m, _asarray(value, ad.dtype), ad)
     if out.shape != ad.shape:
         raise RuntimeError(f"masked_fill: mask of shape {np.shape(m)} does not broadcast to the "
                            f"tensor's shape {ad.shape}")
-    return _node(out, (a,), lambda g: (np.where(m, np.zeros((), g.dtype), g),),
-                 tb=lambda g: (where(Tensor(np.asarray(m)), zeros_like(g), g),))
+    return _node(out, (a,), lambda g: (np.where(m, g.dtype.type(0), g),),
+                 tb=lambda g: (where(Tensor(_asarray(m)), zeros_like(g), g),))
 
 
 def masked_select(a, mask):
@@ -3576,7 +3879,7 @@ def masked_select(a, mask):
     shape = a._data.shape
 
     def backward(g):
-        full = np.zeros(m.shape, g.dtype)
+        full = _zeros(m.shape, g.dtype, g)
         full[m] = g
         return (_unbroadcast(full, shape),)
     return _node(ad[m], (a,), backward)
@@ -3586,9 +3889,9 @@ def index_put(a, indices, values, accumulate=False):
     """a with values written at indices (a copy; index_put_ and x[i] = v write in place)."""
     idx = _index(indices)
     if not isinstance(values, Tensor):
-        values = Tensor(np.asarray(_to_array(values), dtype=a._data.dtype))
+        values = Tensor(_asarray(_to_array(values), dtype=a._data.dtype))
     vd = values._data
-    out = np.array(a._data, copy=True)
+    out = a._data.copy()
     if accumulate:
         np.add.at(out, idx, vd)
     else:
@@ -3598,12 +3901,12 @@ def index_put(a, indices, values, accumulate=False):
     def backward(g):
         ga = None
         if a.requires_grad:
-            ga = np.array(g, copy=True)
+            ga = g.copy()
             if not accumulate:
                 ga[idx] = 0
         gv = None
         if values.requires_grad:
-            sel = np.asarray(g[idx])
+            sel = _asarray(g[idx])
             if sel.shape != vshape:
                 sel = _unbroadcast(sel, vshape)
             gv = sel.astype(vdt, copy=False)
@@ -3641,13 +3944,15 @@ def matmul(a, b):
     """a @ b with PyTorch's rules: 2-D x 2-D is a GEMM, leading dims broadcast as a batch, and a
     1-D operand is treated as a row (left) or column (right) vector and its dim removed."""
     if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(_to_array(a)))
+        a = Tensor(_asarray(_to_array(a)))
     if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(_to_array(b)))
+        b = Tensor(_asarray(_to_array(b)))
     ad, bd = a._data, b._data
     if ad.ndim == 0 or bd.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                            f"{ad.ndim}D and {bd.ndim}D")
+    if type(ad) is not type(bd):
+        _same_device(ad, bd)
     if ad.ndim == 1 and bd.ndim == 1:
         if ad.shape != bd.shape:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{ad.shape[0]}] and "
@@ -3686,15 +3991,15 @@ def matmul(a, b):
     batch = np.broadcast_shapes(ad.shape[:-2], bd.shape[:-2])
     a3 = (ad if ad.shape[:-2] == batch else np.broadcast_to(ad, batch + (m, k))).reshape(-1, m, k)
     b3 = (bd if bd.shape[:-2] == batch else np.broadcast_to(bd, batch + (k, n))).reshape(-1, k, n)
-    out = K.bmm(a3, b3).reshape(batch + (m, n))
+    out = T.bmm(a3, b3).reshape(batch + (m, n))
 
     def backward(g):
         g3 = g.reshape(-1, m, n)
         ga = gb = None
         if a.requires_grad:
-            ga = _unbroadcast(K.bmm(g3, b3, trans_b=True).reshape(batch + (m, k)), ad.shape)
+            ga = _unbroadcast(T.bmm(g3, b3, trans_b=True).reshape(batch + (m, k)), ad.shape)
         if b.requires_grad:
-            gb = _unbroadcast(K.bmm(a3, g3, trans_a=True).reshape(batch + (k, n)), bd.shape)
+            gb = _unbroadcast(T.bmm(a3, g3, trans_a=True).reshape(batch + (k, n)), bd.shape)
         return ga, gb
     return _node(out, (a, b), backward, saved=(a, b), tb=_mm_tb(a, b))
 
@@ -3763,7 +4068,7 @@ def einsum(equation, *operands):
     """numpy's einsum forward; the backward of each operand is another einsum."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    ops = [o if isinstance(o, Tensor) else Tensor(np.asarray(_to_array(o))) for o in operands]
+    ops = [o if isinstance(o, Tensor) else Tensor(_asarray(_to_array(o))) for o in operands]
     eq = equation.replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     in_subs = lhs.split(",")
@@ -3790,7 +4095,7 @@ def einsum(equation, *operands):
         out_s = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
     arrays = [o._data for o in ops]
     dt = np.result_type(*arrays)
-    out = np.asarray(np.einsum(eq, *arrays, optimize=len(ops) > 2)).astype(dt, copy=False)
+    out = _asarray(np.einsum(eq, *arrays, optimize=len(ops) > 2)).astype(dt, copy=False)
     sizes = {}
     for s, a in zip(subs, arrays):
         for c, n in zip(s, a.shape):
@@ -3815,7 +4120,7 @@ def einsum(equation, *operands):
             if target != s:
                 gi = np.broadcast_to(gi.reshape([sizes[c] if c in target else 1 for c in s]),
                                      tuple(sizes[c] for c in s))
-            grads.append(_unbroadcast(np.asarray(gi), o._data.shape).astype(o._data.dtype,
+            grads.append(_unbroadcast(_asarray(gi), o._data.shape).astype(o._data.dtype,
                                                                            copy=False))
         return tuple(grads)
     return _node(out, tuple(ops), backward, saved=tuple(ops))
@@ -3842,13 +4147,13 @@ def _t_expand_back(g, axes, keepdim, shape):
 
 def sum(a, dim=None, keepdim=False, *, dtype=None):
     if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(_to_array(a)))
+        a = Tensor(_asarray(_to_array(a)))
     if dtype is not None:
         a = a.to(dtype)
     ad = a._data
     axes = _axes(dim, ad.ndim)
     shape = ad.shape
-    out = np.asarray(ad.sum(axis=axes, keepdims=keepdim))
+    out = _asarray(ad.sum(axis=axes, keepdims=keepdim))
     if ad.dtype.kind in "bu" or ad.dtype in (int32, int16, int8):
         out = out.astype(int64)
     return _node(out, (a,), lambda g: (_expand_back(g, axes, keepdim, shape),),
@@ -3869,7 +4174,7 @@ def mean(a, dim=None, keepdim=False, *, dtype=None):
     axes = _axes(dim, ad.ndim)
     shape = ad.shape
     count = ad.size if axes is None else math.prod(shape[i] for i in axes)
-    out = np.asarray(ad.mean(axis=axes, keepdims=keepdim))
+    out = _asarray(ad.mean(axis=axes, keepdims=keepdim))
     return _node(out, (a,), lambda g: (_expand_back(g / count, axes, keepdim, shape),),
                  tb=lambda g: (_t_expand_back(div(g, count), axes, keepdim, shape),))
 
@@ -3888,7 +4193,7 @@ def prod(a, dim=None, keepdim=False, *, dtype=None):
         axis, src = 0, flat
     else:
         axis, src = dim % ad.ndim, ad
-    out = np.asarray(np.prod(src, axis=axis, keepdims=keepdim if dim is not None else False))
+    out = _asarray(np.prod(src, axis=axis, keepdims=keepdim if dim is not None else False))
     if ad.dtype.kind in "bu" or ad.dtype in (int32, int16, int8):
         out = out.astype(int64)
     shape = ad.shape
@@ -3962,15 +4267,15 @@ max_result = MaxResult
 
 def _arg(fn, data, dim, keepdim):
     if dim is None:
-        out = np.asarray(fn(data.reshape(-1)), dtype=int64)
+        out = _asarray(fn(data.reshape(-1)), dtype=int64)
         return out.reshape((1,) * data.ndim) if keepdim else out
-    return np.asarray(fn(data, axis=dim, keepdims=keepdim), dtype=int64)
+    return _asarray(fn(data, axis=dim, keepdims=keepdim), dtype=int64)
 
 
 def _extreme(a, dim, keepdim, argfn, valfn):
     ad = a._data
     if dim is None:
-        out = np.asarray(valfn(ad))
+        out = _asarray(valfn(ad))
         # ties share the gradient equally, as PyTorch's full reduction does
         def backward(g):
             hit = ad == out
@@ -4017,7 +4322,7 @@ def min(a, dim=None, keepdim=False):
 def _amax(a, dim, keepdim, fn):
     ad = a._data
     axes = _axes(dim, ad.ndim)
-    out = np.asarray(fn(ad, axis=axes, keepdims=keepdim))
+    out = _asarray(fn(ad, axis=axes, keepdims=keepdim))
     shape = ad.shape
 
     def backward(g):
@@ -4052,20 +4357,20 @@ def argmin(a, dim=None, keepdim=False):
 def all(a, dim=None, keepdim=False):
     d = _raw(a)
     if dim is None:
-        return Tensor(np.asarray(np.all(d)))
-    return Tensor(np.asarray(np.all(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
+        return Tensor(_asarray(np.all(d)))
+    return Tensor(_asarray(np.all(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
 
 
 def any(a, dim=None, keepdim=False):
     d = _raw(a)
     if dim is None:
-        return Tensor(np.asarray(np.any(d)))
-    return Tensor(np.asarray(np.any(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
+        return Tensor(_asarray(np.any(d)))
+    return Tensor(_asarray(np.any(d, axis=_axes(dim, d.ndim), keepdims=keepdim)))
 
 
 def count_nonzero(a, dim=None):
     d = _raw(a)
-    return Tensor(np.asarray(np.count_nonzero(d, axis=_axes(dim, d.ndim)), dtype=int64))
+    return Tensor(_asarray(np.count_nonzero(d, axis=_axes(dim, d.ndim)), dtype=int64))
 
 
 # ---------------------------------------------------------------- shape ops (views)
@@ -4229,7 +4534,7 @@ def diagonal(a, offset=0, dim1=0, dim2=1):
 
     def backward(g):
         idx = np.diagonal(np.arange(ad.size).reshape(shape), offset, dim1, dim2)
-        full = np.zeros(ad.size, g.dtype)
+        full = _zeros(ad.size, g.dtype, g)
         np.add.at(full, idx.reshape(-1), g.reshape(-1))
         return (full.reshape(shape),)
     return _view_of(a, np.diagonal(ad, offset, dim1, dim2), backward, chain_op)
@@ -4259,12 +4564,12 @@ def _is_basic_index(index):
 def _scatter_grad(g, shape, index, basic):
     """The op (recorded, for double backward) placing g at index in zeros of shape."""
     gd = g._data
-    full = np.zeros(shape, gd.dtype)
+    full = _zeros(shape, gd.dtype, gd)
     if basic:
         full[index] = gd
     else:
         np.add.at(full, index, gd)
-    return _node(full, (g,), lambda h: (np.asarray(h[index]),),
+    return _node(full, (g,), lambda h: (_asarray(h[index]),),
                  tb=lambda h: (getitem(h, index),))
 
 
@@ -4285,7 +4590,7 @@ def getitem(a, index, _multi=None):
     shape = ad.shape
 
     def backward(g):
-        full = np.zeros(shape, g.dtype)
+        full = _zeros(shape, g.dtype, g)
         if basic:
             full[index] = g
         else:
@@ -4297,11 +4602,11 @@ def getitem(a, index, _multi=None):
     if basic:
         return _view_of(a, out, backward, ("i", index) if _multi is None else
                         ("I", index, _multi), tb=tb)
-    return _node(np.asarray(out), (a,), backward, tb=tb)
+    return _node(_asarray(out), (a,), backward, tb=tb)
 
 
 def cat(tensors, dim=0, *, out=None):
-    tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else Tensor(_asarray(t)) for t in tensors]
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     tensors = [t for t in tensors if not (t._data.ndim == 1 and t._data.size == 0)] or tensors[:1]
@@ -4325,7 +4630,7 @@ concat = concatenate = cat
 
 
 def stack(tensors, dim=0, *, out=None):
-    tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else Tensor(_asarray(t)) for t in tensors]
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     out = np.stack([t._data for t in tensors], axis=dim)
@@ -4413,12 +4718,12 @@ def tile(a, *dims):
 
 def repeat_interleave(a, repeats, dim=None, *, output_size=None):
     if not isinstance(a, Tensor):  # repeat_interleave(repeats): indices
-        r = np.asarray(_raw(a))
+        r = _asarray(_raw(a))
         return Tensor(np.repeat(np.arange(len(r)), r).astype(int64))
     ad = a._data
     src = ad if dim is not None else ad.reshape(-1)
     axis = 0 if dim is None else dim % ad.ndim
-    reps = np.asarray(_raw(repeats))
+    reps = _asarray(_raw(repeats))
     out = np.repeat(src, reps, axis=axis)
     n = src.shape[axis]
     owner = np.repeat(np.arange(n), np.broadcast_to(reps, (n,)) if reps.ndim else reps)
@@ -4426,7 +4731,7 @@ def repeat_interleave(a, repeats, dim=None, *, output_size=None):
 
     def backward(g):
         gm = np.moveaxis(g, axis, 0)
-        full = np.zeros((n,) + gm.shape[1:], g.dtype)
+        full = _zeros((n,) + gm.shape[1:], g.dtype, g)
         np.add.at(full, owner, gm)
         return (np.moveaxis(full, 0, axis).reshape(shape),)
     return _node(out, (a,), backward)
@@ -4437,7 +4742,7 @@ def roll(a, shifts, dims=None):
     if dims is None:
         out = np.roll(ad.reshape(-1), shifts).reshape(ad.shape)
         return _node(out, (a,),
-                     lambda g: (np.roll(g.reshape(-1), -np.asarray(shifts)).reshape(ad.shape),),
+                     lambda g: (np.roll(g.reshape(-1), -_asarray(shifts)).reshape(ad.shape),),
                      tb=lambda g: (reshape(roll(reshape(g, (-1,)), -int(shifts), 0), ad.shape),))
     neg_shift = tuple(-s for s in shifts) if isinstance(shifts, (tuple, list)) else -shifts
     return _node(np.roll(ad, shifts, dims), (a,), lambda g: (np.roll(g, neg_shift, dims),),
@@ -4684,7 +4989,7 @@ class Function:
                 if r is None:
                     out.append(None)
                 else:
-                    r = np.asarray(_raw(r))
+                    r = _asarray(_raw(r))
                     shape = args[i]._data.shape
                     out.append(_unbroadcast(r, shape) if r.shape != shape else r)
             return tuple(out)
@@ -4742,7 +5047,7 @@ def _write_out(out, r):
     if out._data.shape == r._data.shape:
         _assign(out, r._data)
     else:
-        out._data = np.asarray(r._data, dtype=out._data.dtype).copy()
+        out._data = _asarray(r._data, dtype=out._data.dtype).copy()
         out._vc[0] += 1
     return out
 

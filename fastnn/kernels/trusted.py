@@ -10,9 +10,35 @@ C-contiguous, the shapes the kernel indexes by) and calls the current backend di
 check fails it takes the checked path, with its full error messages. Every other kernel's trusted
 entry point is its checked function. So the result is always the checked function's result, and
 user mistakes still get clear errors.
+
+Device arrays: when a kernel's first argument (or the first of a list, for adam_multi_step) is a
+device array (fastnn.backends.cuda.array.DeviceArray, the storage of a tensor on 'cuda'), the call
+goes to the same kernel's device version in on_device.py instead, with device arrays in and out.
+A numpy first argument costs one type check.
 """
+from . import on_device as _on_device
 from .registry import REGISTRY
 
+_ndarray = __import__("numpy").ndarray
+
+
+def _routed(api_name, host):
+    device = []   # the device version, looked up at its first use
+
+    def entry(*args, **kwargs):
+        if args and type(args[0]) is _ndarray:
+            return host(*args, **kwargs)
+        if args and _on_device.on_device(args[0]):
+            if not device:
+                device.append(_on_device.get(api_name))
+            return device[0](*args, **kwargs)
+        return host(*args, **kwargs)
+    entry.__name__ = entry.__qualname__ = api_name
+    entry.__doc__ = host.__doc__
+    entry.host = host
+    return entry
+
+
 for _k in REGISTRY.values():
-    globals()[_k.api_name] = _k.trusted or _k.api
+    globals()[_k.api_name] = _routed(_k.api_name, _k.trusted or _k.api)
 del _k

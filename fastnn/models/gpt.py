@@ -36,7 +36,7 @@ from ..nn import functional as F
 from ..nn.attention import KVCache, packed_qkv_attention, scaled_dot_product_attention
 from ..optim import AdamW
 from ..kernels import trusted as _kernels
-from ..tensor import Tensor, default_generator, no_grad
+from ..tensor import Tensor, _device_of, _on_gpu, arange, default_generator, no_grad
 
 __all__ = ["GPTConfig", "CausalSelfAttention", "FeedForward", "Block", "GPT", "sample_next",
            "entropy"]
@@ -219,7 +219,11 @@ class GPT(nn.Module):
 
     def _embed(self, ids, start):
         tok_emb = self.transformer.wte(ids)
-        pos_emb = self.transformer.wpe(np.arange(start, start + ids.shape[1]))
+        if _on_gpu(ids):   # positions made on the ids' GPU: no host copy per step
+            pos = arange(start, start + ids.shape[1], device=_device_of(ids))._data
+        else:
+            pos = np.arange(start, start + ids.shape[1])
+        pos_emb = self.transformer.wpe(pos)
         return self.transformer.drop(tok_emb + pos_emb)
 
     def _forward_cached(self, ids, caches):
@@ -232,8 +236,9 @@ class GPT(nn.Module):
 
     def new_kv_cache(self, batch_size, dtype=None):
         c = self.config
-        dtype = dtype or self.lm_head.weight._data.dtype
-        return [KVCache(batch_size, c.n_head, c.block_size, c.n_embd // c.n_head, dtype)
+        w = self.lm_head.weight._data
+        dtype = dtype or w.dtype
+        return [KVCache(batch_size, c.n_head, c.block_size, c.n_embd // c.n_head, dtype, like=w)
                 for _ in range(c.n_layer)]
 
     # ------------------------------------------------------------ optimizer (nanoGPT's groups)
@@ -276,16 +281,19 @@ class GPT(nn.Module):
         top_k keeps the k most likely tokens, top_p the smallest set whose probability reaches
         top_p. generator: a numpy Generator (default: fastnn's, seeded by manual_seed)."""
         out = _ids(idx)
+        if _on_gpu(out):   # the forward passes run on the GPU; tokens are sampled on the host
+            out = idx.cpu()._data
         for step in self.generate_stream(out, max_new_tokens, temperature, top_k, top_p,
                                          generator, use_cache):
             out = np.concatenate([out, step[0][:, None]], axis=1)
-        return Tensor(out) if isinstance(idx, Tensor) else out
+        return Tensor(out, device=idx.device) if isinstance(idx, Tensor) else out
 
     def generate_stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                         generator=None, use_cache=True):
         """Yield (next_ids (B,), probs (B, V)) for each new token, probs being the distribution
         it was drawn from (after temperature, top-k and top-p; one-hot when greedy)."""
-        ids = np.ascontiguousarray(_ids(idx), dtype=np.int64)
+        ids = _ids(idx)
+        ids = np.ascontiguousarray(idx.cpu()._data if _on_gpu(ids) else ids, dtype=np.int64)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"generate: idx must be (batch, time) with time >= 1, got shape "
                              f"{ids.shape}; start an empty prompt from some token, e.g. a newline")

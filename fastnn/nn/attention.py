@@ -26,7 +26,9 @@ import math
 import numpy as np
 
 from .. import kernels as K
-from ..tensor import Tensor, _node, default_generator
+from ..kernels import trusted as TK   # (T is a sequence length here)
+from ..tensor import (Tensor, _ascontiguous, _device_of, _empty, _moved, _node, _on_gpu,
+                      default_generator)
 
 __all__ = ["scaled_dot_product_attention", "packed_qkv_attention", "KVCache"]
 
@@ -83,16 +85,16 @@ def _as_bhtd(x):
     """View (..., T, D) as the kernels' (B, H, T, D), C-contiguous."""
     if x.ndim != 4:
         x = x.reshape((-1, 1) + x.shape[-2:])
-    return np.ascontiguousarray(x)
+    return _ascontiguous(x)
 
 
 def _fused_attention(q, k, v, causal, scale):
     shape = q._data.shape
     q4, k4, v4 = _as_bhtd(q._data), _as_bhtd(k._data), _as_bhtd(v._data)
-    out, lse = K.attention(q4, k4, v4, causal=causal, scale=scale)
+    out, lse = TK.attention(q4, k4, v4, causal=causal, scale=scale)
 
     def backward(g):
-        dq, dk, dv = K.attention_backward(_as_bhtd(g), q4, k4, v4, out, lse, causal=causal,
+        dq, dk, dv = TK.attention_backward(_as_bhtd(g), q4, k4, v4, out, lse, causal=causal,
                                           scale=scale)
         return dq.reshape(shape), dk.reshape(k._data.shape), dv.reshape(v._data.shape)
     return _node(out.reshape(shape), (q, k, v), backward)
@@ -130,8 +132,10 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
     q3 = np.broadcast_to(qd, batch + (L, E)).reshape(-1, L, E)
     k3 = np.broadcast_to(kd, batch + (S, E)).reshape(-1, S, E)
     v3 = np.broadcast_to(vd, batch + (S, Ev)).reshape(-1, S, Ev)
-    scores = K.bmm(q3, k3, trans_b=True, alpha=scale).reshape(batch + (L, S))
+    scores = TK.bmm(q3, k3, trans_b=True, alpha=scale).reshape(batch + (L, S))
     keep, bias = _keep_and_bias(attn_mask, is_causal, scores.shape, dtype)
+    if _on_gpu(scores):   # a host mask (np.tri, a user's array) goes to the scores' device
+        keep, bias = (None if m is None else _moved(m, _device_of(scores)) for m in (keep, bias))
     if bias is not None:
         scores = scores + bias
     if keep is not None:
@@ -142,7 +146,7 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
         scores[dead] = 0
     else:
         dead = None
-    p = K.softmax(scores)
+    p = TK.softmax(scores)
     if dead is not None:
         p[dead] = 0
     p3 = p.reshape(-1, L, S)
@@ -156,19 +160,19 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
         pd = p3 * drop
     else:
         pd = p3
-    out = K.bmm(pd, v3).reshape(batch + (L, Ev))
+    out = TK.bmm(pd, v3).reshape(batch + (L, Ev))
     mask_t = attn_mask if (isinstance(attn_mask, Tensor) and bias is not None) else None
     parents = (q, k, v) + ((mask_t,) if mask_t is not None else ())
 
     def backward(g):
-        g3 = np.ascontiguousarray(g, dtype=dtype).reshape(-1, L, Ev)
-        dv = K.bmm(pd, g3, trans_a=True).reshape(batch + (S, Ev))
-        dp = K.bmm(g3, v3, trans_b=True)
+        g3 = _ascontiguous(g.astype(dtype, copy=False)).reshape(-1, L, Ev)
+        dv = TK.bmm(pd, g3, trans_a=True).reshape(batch + (S, Ev))
+        dp = TK.bmm(g3, v3, trans_b=True)
         if drop is not None:
             dp = dp * drop
-        ds = K.softmax_backward(dp, p3)  # zero on dead rows, where p is 0
-        dq = K.bmm(ds, k3, alpha=scale).reshape(batch + (L, E))
-        dk = K.bmm(ds, q3, trans_a=True, alpha=scale).reshape(batch + (S, E))
+        ds = TK.softmax_backward(dp, p3)  # zero on dead rows, where p is 0
+        dq = TK.bmm(ds, k3, alpha=scale).reshape(batch + (L, E))
+        dk = TK.bmm(ds, q3, trans_a=True, alpha=scale).reshape(batch + (S, E))
         grads = [_sum_to_shape(dq, qd.shape), _sum_to_shape(dk, kd.shape),
                  _sum_to_shape(dv, vd.shape)]
         if mask_t is not None:
@@ -190,15 +194,15 @@ def packed_qkv_attention(qkv, n_head, causal=False, scale=None):
     C = C3 // 3
     D = C // n_head
     # (B, T, 3, H, D) -> (3, B, H, T, D): q, k, v each a C-contiguous (B, H, T, D) array
-    qkv5 = np.ascontiguousarray(x.reshape(B, T, 3, n_head, D).transpose(2, 0, 3, 1, 4))
+    qkv5 = _ascontiguous(x.reshape(B, T, 3, n_head, D).transpose(2, 0, 3, 1, 4))
     q, k, v = qkv5[0], qkv5[1], qkv5[2]
-    out, lse = K.attention(q, k, v, causal=causal, scale=scale)
-    y = np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(B, T, C)
+    out, lse = TK.attention(q, k, v, causal=causal, scale=scale)
+    y = _ascontiguous(out.transpose(0, 2, 1, 3)).reshape(B, T, C)
 
     def backward(g):
-        g4 = np.ascontiguousarray(g.reshape(B, T, n_head, D).transpose(0, 2, 1, 3))
-        dq, dk, dv = K.attention_backward(g4, q, k, v, out, lse, causal=causal, scale=scale)
-        dqkv = np.empty((B, T, 3, n_head, D), x.dtype)
+        g4 = _ascontiguous(g.reshape(B, T, n_head, D).transpose(0, 2, 1, 3))
+        dq, dk, dv = TK.attention_backward(g4, q, k, v, out, lse, causal=causal, scale=scale)
+        dqkv = _empty((B, T, 3, n_head, D), x.dtype, x)
         for i, d in enumerate((dq, dk, dv)):
             dqkv[:, :, i] = d.transpose(0, 2, 1, 3)
         return (dqkv.reshape(B, T, C3),)
@@ -209,9 +213,12 @@ class KVCache:
     """Keys and values of the positions seen so far, for one attention layer: (B, H, capacity, D)
     arrays filled up to `length`. Used under no_grad by incremental decoding."""
 
-    def __init__(self, batch, n_head, capacity, head_dim, dtype):
-        self.k = np.empty((batch, n_head, capacity, head_dim), dtype)
-        self.v = np.empty((batch, n_head, capacity, head_dim), dtype)
+    def __init__(self, batch, n_head, capacity, head_dim, dtype, like=None):
+        """like: an array whose device the cache lives on (a GPU model's weight); the CPU
+        without it."""
+        shape = (batch, n_head, capacity, head_dim)
+        self.k = _empty(shape, dtype, like) if like is not None else np.empty(shape, dtype)
+        self.v = _empty(shape, dtype, like) if like is not None else np.empty(shape, dtype)
         self.length = 0
 
     @property

@@ -6,8 +6,10 @@ Each function runs one forward kernel and records a closure that calls its backw
 import numpy as np
 
 from ..kernels import trusted as T
-from ..tensor import (Tensor, _node, default_generator, gelu, leaky_relu as _leaky_relu,
-                      log_softmax, relu as _relu, sigmoid, softmax, tanh)
+from ..tensor import (Tensor, _asarray, _device_of, _empty, _moved, _node, _on_gpu, _same_device,
+                      default_generator,
+                      gelu, leaky_relu as _leaky_relu, log_softmax, relu as _relu, sigmoid,
+                      softmax, tanh)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout",
@@ -26,6 +28,8 @@ def linear(input, weight, bias=None):
 
     One GEMM; the bias is written into the output first and accumulated with beta=1."""
     x, w = input._data, weight._data
+    if type(x) is not type(w):
+        _same_device(x, w)
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape "
                          f"{x.shape}) but the weight expects {w.shape[1]} (weight shape {w.shape})")
@@ -34,7 +38,7 @@ def linear(input, weight, bias=None):
         y = T.gemm(x2, w, trans_b=True)
         parents = (input, weight)
     else:
-        y = np.empty((x2.shape[0], w.shape[0]), w.dtype)
+        y = _empty((x2.shape[0], w.shape[0]), w.dtype, w)   # on w's device
         y[...] = bias._data
         T.gemm(x2, w, trans_b=True, c=y, beta=1.0)
         parents = (input, weight, bias)
@@ -76,7 +80,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """Cross-entropy of logits input (N, C) (or (C,), or (N, C, d1, ...)) and integer class
     targets, fused with log-softmax in one kernel that also returns the gradient."""
     logits = input._data
-    t = np.asarray(target._data if isinstance(target, Tensor) else target)
+    t = _asarray(target._data if isinstance(target, Tensor) else target)
     if weight is not None or label_smoothing or t.dtype.kind not in "iu":
         return _cross_entropy_general(input, target, weight, ignore_index, reduction,
                                       label_smoothing)
@@ -96,6 +100,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     def backward(g):
         if reduction == "none":
             d = dlogits * g.reshape(-1, 1)
+        elif _on_gpu(g):
+            d = dlogits * g   # (comparing g with 1 would wait for the device)
         else:
             d = dlogits if g == 1 else dlogits * g
         if logits.ndim > 2:
@@ -103,7 +109,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return (d.reshape(shape),)
     if reduction == "none" and logits.ndim != 2:
         loss = loss.reshape(t.shape)
-    return _node(np.asarray(loss, logits.dtype), (input,), backward)
+    return _node(_asarray(loss, logits.dtype), (input,), backward)
 
 
 def _cross_entropy_general(input, target, weight, ignore_index, reduction, label_smoothing):
@@ -232,8 +238,12 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 def embedding(input, weight, padding_idx=None):
     """Rows of weight (V, C) gathered at integer ids of any shape -> ids.shape + (C,).
     The row at padding_idx gets no gradient, as PyTorch."""
-    ids = np.asarray(input._data if isinstance(input, Tensor) else input)
+    ids = _asarray(input._data if isinstance(input, Tensor) else input)
     w = weight._data
+    if type(ids) is not type(w) and (_on_gpu(ids) or _on_gpu(w)):
+        if isinstance(input, Tensor):
+            _same_device(w, ids)   # PyTorch's error for ids and weight on two devices
+        ids = _moved(ids, _device_of(w))   # a host id array: one counted copy, kept for backward
     n = w.shape[0]
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n

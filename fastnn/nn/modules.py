@@ -9,8 +9,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import (Tensor, _device, _dtype, _is_device_arg, _to_array, float16, float32,
-                      float64, get_default_dtype, no_grad)
+from ..tensor import (Tensor, _asarray, _device, _device_of, _dtype, _is_device_arg, _moved, _on_gpu,
+                      _to_array, float16, float32, float64, get_default_dtype, no_grad)
 from . import functional as F
 from . import init
 
@@ -27,8 +27,11 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = np.zeros(0, float32)
-        super().__init__(data._data if isinstance(data, Tensor) else np.asarray(data),
-                         requires_grad)
+        if isinstance(data, Tensor):
+            data = data._data       # shared, on its device
+        elif not _on_gpu(data):
+            data = np.asarray(data)
+        super().__init__(data, requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -50,8 +53,9 @@ IncompatibleKeys = _IncompatibleKeys
 
 
 def _to_numpy(value):
-    """An array from a numpy array, a fastnn Tensor, or anything array-like (a torch tensor)."""
-    return np.asarray(_to_array(value))
+    """An array from a numpy array, a fastnn Tensor (its device storage, for a tensor on a GPU),
+    or anything array-like (a torch tensor)."""
+    return _asarray(_to_array(value))
 
 
 class _HookHandle:
@@ -286,18 +290,38 @@ class Module:
                         t.grad = Tensor(g) if isinstance(t.grad, Tensor) else g
         return self
 
+    def _apply_device(self, dev):
+        """Move every parameter and buffer (and gradient) to device dev, in place: the same
+        Parameter objects hold the moved storage, so an optimizer built before keeps working,
+        as with PyTorch's module.to(device). Each copy is a counted transfer."""
+        for m in self.modules():
+            for reg in (m._parameters, m._buffers):
+                for t in reg.values():
+                    if t is None or _device_of(t._data) == dev:
+                        continue
+                    t._data = _moved(t._data, dev)
+                    t._vc[0] += 1
+                    g = t._grad
+                    if g is not None and _device_of(g._data) != dev:
+                        g._data = _moved(g._data, dev)
+        return self
+
     def to(self, *args, dtype=None, device=None, non_blocking=False, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(tensor): floating parameters and buffers
-        converted in place (the same Parameter objects); returns self. Devices: the CPU."""
+        """to(device), to(dtype), to(device, dtype), to(tensor): parameters and buffers moved
+        to the device and floating ones converted to dtype, in place (the same Parameter
+        objects); returns self."""
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a._data.dtype
+                device = a.device
             elif _is_device_arg(a) or (isinstance(a, int) and not isinstance(a, bool)):
                 device = a
             elif a is not None:
                 dtype = a
         if device is not None:
-            _device(device)
+            if isinstance(device, int) and not isinstance(device, bool):
+                device = f"cuda:{device}"
+            self._apply_device(_device(device))
         if dtype is None:
             return self
         dtype = _dtype(dtype)
@@ -309,10 +333,17 @@ class Module:
         return self._apply_cast(dtype)
 
     def cpu(self):
-        return self
+        """Parameters and buffers moved to host memory (in place); returns self."""
+        return self._apply_device(_device("cpu"))
 
     def cuda(self, device=None):
-        _device("cuda")
+        """Parameters and buffers moved to the GPU (in place; device: an index or 'cuda:N');
+        returns self. NoCudaError without one."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int) and not isinstance(device, bool):
+            device = f"cuda:{device}"
+        return self._apply_device(_device(device))
 
     def float(self):
         return self._apply_cast(float32)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray, _on_gpu
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_",
            "parameters_to_vector", "vector_to_parameters"]
@@ -23,10 +23,50 @@ def _as_list(parameters):
 
 
 def _array(g):
-    """The numpy array of a gradient (array or Tensor), or of a Tensor/array-like."""
+    """The array of a gradient (array or Tensor), or of a Tensor/array-like: numpy, or device
+    storage for a gradient on a GPU."""
     if g is None or isinstance(g, np.ndarray):
         return g
-    return np.asarray(getattr(g, "_data", g))
+    return _asarray(getattr(g, "_data", g))
+
+
+def _device_total_norm(arrays, norm_type, error_if_nonfinite):
+    """get_total_norm of gradients on a GPU, as a 0-d device array: reductions on the device,
+    nothing copied to the host (unless error_if_nonfinite asks, which needs the value there)."""
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float32)
+    total = None
+    for a in arrays:
+        if a.size == 0:
+            continue
+        a = a.astype(np.float64)
+        if norm_type == 2.0:
+            part = (a * a).sum()
+        elif math.isinf(norm_type):
+            part = np.abs(a).max() if norm_type > 0 else np.abs(a).min()
+        elif norm_type == 0:
+            part = (a != 0).sum().astype(np.float64)
+        else:
+            part = (np.abs(a) ** norm_type).sum()
+        if total is None:
+            total = part
+        elif math.isinf(norm_type):
+            total = np.maximum(total, part) if norm_type > 0 else np.minimum(total, part)
+        else:
+            total = total + part
+    if total is None:
+        return None
+    if norm_type == 2.0:
+        total = np.sqrt(total)
+    elif not math.isinf(norm_type) and norm_type != 0:
+        total = total ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(float(total)):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` "
+                           f"is non-finite, so it cannot be clipped. To disable this error and "
+                           f"scale the gradients by the non-finite norm anyway, set "
+                           f"`error_if_nonfinite=False`")
+    return total.astype(dtype)
 
 
 def _set_grad(p, new):
@@ -65,6 +105,10 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     norm_type = float(norm_type)
     if not arrays:
         return Tensor(np.array(0.0, np.float32))
+    if _on_gpu(arrays[0]):
+        total = _device_total_norm(arrays, norm_type, error_if_nonfinite)
+        if total is not None:
+            return Tensor(total)
     norms = [_norm(a, norm_type) for a in arrays]
     if math.isinf(norm_type):
         total = max(norms) if norm_type > 0 else min(norms)
@@ -90,7 +134,16 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     params = [p for p in _as_list(parameters) if p.grad is not None]
     if not params:
         return
-    total = np.asarray(_array(total_norm))
+    total = _array(total_norm)
+    if _on_gpu(total):
+        # on the device: scale by min(1, coef) always (a multiply by 1 changes nothing), as
+        # PyTorch's clamped coefficient; deciding to skip would wait for the device
+        coef = np.minimum(max_norm / (total + total.dtype.type(1e-6)), total.dtype.type(1.0))
+        for p in params:
+            g = _array(p.grad)
+            _set_grad(p, g * coef.astype(g.dtype))
+        return
+    total = np.asarray(total)
     if total.dtype.kind != "f":
         total = total.astype(np.float64)
     coef = max_norm / (total + total.dtype.type(1e-6))  # in the norm's dtype, as PyTorch

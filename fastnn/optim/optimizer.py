@@ -23,7 +23,7 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from ..kernels import trusted as T
-from ..tensor import Tensor, enable_grad
+from ..tensor import Tensor, _asarray, _device_of, _moved, enable_grad
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "required"]
 
@@ -39,12 +39,24 @@ required = _RequiredParameter()
 
 
 def _grad(p):
-    """p's gradient as a numpy array (None if it has none), whether .grad holds an array or a
-    Tensor. Read-only: gradient arrays may be shared."""
+    """p's gradient as an array (None if it has none), whether .grad holds an array or a
+    Tensor: a numpy array, or device storage for a parameter on a GPU. Read-only: gradient
+    arrays may be shared."""
     g = p.grad
     if g is None or isinstance(g, np.ndarray):
         return g
-    return np.asarray(getattr(g, "_data", g))
+    return _asarray(getattr(g, "_data", g))
+
+
+def _on_param_device(p, st, keys):
+    """State arrays follow their parameter: a model moved to another device after its
+    optimizer made state (model.to('cuda') after a step) gets its state moved at the next step
+    (PyTorch's load_state_dict does the same; its step would fail instead)."""
+    data = p._data
+    for k in keys:
+        v = st.get(k)
+        if v is not None and type(v) is not type(data):
+            st[k] = _moved(v, _device_of(data))
 
 
 def _to_array(v):
@@ -276,8 +288,11 @@ class Optimizer:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             return v
-        if isinstance(v, np.ndarray) and v.shape == p._data.shape and v.dtype.kind == "f":
-            return np.array(v, dtype=p._data.dtype, order="C")  # a copy of the param's dtype
+        if (isinstance(v, np.ndarray) or type(v) is type(p._data)) and v.shape == p._data.shape \
+                and v.dtype.kind == "f":
+            # a copy of the param's dtype, on the param's device (PyTorch's rule)
+            v = v.astype(p._data.dtype) if v.dtype != p._data.dtype else v.copy()
+            return _moved(v, _device_of(p._data))
         if isinstance(v, np.ndarray):
             return np.array(v)
         return v
@@ -349,6 +364,9 @@ class SGD(Optimizer):
                     if buf is None:
                         buf, first = np.empty_like(p._data), True
                         state[p]["momentum_buffer"] = buf
+                    elif type(buf) is not type(p._data):
+                        _on_param_device(p, state[p], ("momentum_buffer",))
+                        buf = state[p]["momentum_buffer"]
                 T.sgd_step(p._data, g, buf, first_step=first, **kw)
 
 
@@ -401,6 +419,8 @@ class Adam(Optimizer):
                     st["exp_avg_sq"] = np.zeros_like(p._data)
                     if amsgrad:
                         st["max_exp_avg_sq"] = np.zeros_like(p._data)
+                elif type(st["exp_avg"]) is not type(p._data):
+                    _on_param_device(p, st, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
                 st["step"] += 1
                 if amsgrad:
                     _amsgrad_step(p._data, g, st, lr, b1, b2, eps, wd, decoupled)
