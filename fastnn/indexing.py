@@ -308,9 +308,8 @@ def cummin(input, dim):
 # ---------------------------------------------------------------- sampling
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
     """num_samples category indices per row of input (C,) or (N, C) (non-negative weights),
-    as torch.multinomial. The uniforms come from `generator` (fastnn's global one by default),
-    so a seeded generator gives the same samples on every backend; PyTorch's own stream
-    cannot be reproduced (its samples differ, not their distribution)."""
+    as torch.multinomial, with its draws: after the same seed (fastnn.manual_seed or a
+    Generator's), the same samples as PyTorch's CPU multinomial."""
     p = _arr(input)
     if p.dtype.kind != "f":
         raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
@@ -326,9 +325,10 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     if not replacement and s > c:
         raise SamplingError(f"cannot sample n_sample > prob_dist.size(-1) samples without "
                             f"replacement ({s} > {c})")
-    u = _gen(generator).random(p.shape[:-1] + (s,))
-    try:
-        ids = T.multinomial(np.ascontiguousarray(p), u, bool(replacement))
+    rows = np.ascontiguousarray(p.reshape(-1, c))
+    try:   # PyTorch's CPU algorithm and draws (fastnn/_torch_rng.py): torch's samples
+        ids = _gen(generator).multinomial(rows, s, bool(replacement))
+        ids = ids.reshape(p.shape[:-1] + (s,))
     except ValueError as e:
         msg = str(e)
         raise SamplingError(msg.split(": ", 1)[1] if msg.startswith("multinomial: ") else msg) \

@@ -3,33 +3,31 @@
     g = fastnn.Generator().manual_seed(0)
     x = fastnn.randn(3, generator=g)               # the same numbers as manual_seed(0); randn(3)
     loader = DataLoader(data, shuffle=True, generator=g)
-    state = g.get_state(); ...; g.set_state(state)  # a uint8 tensor, like PyTorch's
+    state = g.get_state(); ...; g.set_state(state)  # PyTorch's 5056-byte uint8 tensor
 
-A Generator holds a numpy Generator (PCG64) in its `_rng` attribute: that is what fastnn's random
-functions draw from when they are given `generator=` (fastnn.tensor._gen and
-fastnn.utils.data.sampler.as_numpy_generator look for it). Seeding with s gives the stream of
-np.random.default_rng(s), as fastnn.manual_seed(s) does for the global generator, so a seeded
-Generator and a seeded program draw the same numbers. A new Generator starts from PyTorch's
-default seed, 67280421310721. Streams differ from PyTorch's (Philox/MT19937): the same seed gives
-other numbers than torch does.
+A Generator is PyTorch's CPU generator, bit for bit: an MT19937 engine seeded as PyTorch seeds
+it, with PyTorch's transforms (fastnn/_torch_rng.py), held in its `_rng` attribute, which is what
+fastnn's random functions draw from when they are given `generator=`. So a seed gives PyTorch's
+numbers: `torch.Generator().manual_seed(5)` and `fastnn.Generator().manual_seed(5)` draw the same
+rand/randn/randint/randperm values. A new Generator starts from PyTorch's default seed,
+67280421310721. get_state() is PyTorch's state layout, so a state taken with
+torch.get_rng_state() (as a uint8 tensor or bytes) can be set here, and the reverse.
 
 The module-level functions are torch.random's, on fastnn's global generator (the one
 fastnn.manual_seed seeds): manual_seed, seed, initial_seed, get_rng_state, set_rng_state,
 fork_rng; default_generator is that global generator as a Generator object.
 """
 import contextlib
-import json
 import os
 
 import numpy as np
 
-from .tensor import Tensor, default_generator as _global_numpy_generator, device as _device
-from .tensor import initial_seed as _initial_seed, manual_seed as _manual_seed, tensor, uint8
+from ._torch_rng import DEFAULT_SEED, STATE_BYTES, TorchGenerator
+from .tensor import Tensor, default_generator as _global_engine, device as _device
+from .tensor import manual_seed as _manual_seed, tensor, uint8
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed",
            "get_rng_state", "set_rng_state", "fork_rng"]
-
-DEFAULT_SEED = 67280421310721   # PyTorch's default_rng_seed_val
 
 
 def _seed_value(seed):
@@ -41,29 +39,25 @@ def _seed_value(seed):
     return int(seed) % 2 ** 64      # PyTorch wraps negative seeds the same way
 
 
-def _encode(bit_generator_state, initial):
-    """A generator's state as a uint8 tensor (PyTorch's get_state returns a ByteTensor)."""
-    blob = json.dumps({"bit_generator": bit_generator_state, "initial_seed": initial},
-                      default=int).encode()
-    return tensor(np.frombuffer(blob, np.uint8).copy(), dtype=uint8)
+def _encode(engine):
+    """An engine's state as PyTorch's: a uint8 tensor of 5056 bytes."""
+    return tensor(np.frombuffer(engine.get_state_bytes(), np.uint8).copy(), dtype=uint8)
 
 
 def _decode(state):
-    if isinstance(state, Tensor):
-        state = state.numpy() if hasattr(state, "numpy") else state._data
+    """The bytes of a state from get_state/get_rng_state (fastnn's or PyTorch's tensor)."""
     if isinstance(state, (bytes, bytearray)):
-        blob = bytes(state)
+        return bytes(state)
+    if isinstance(state, Tensor):
+        arr = np.asarray(state._data)
+    elif hasattr(state, "numpy") and hasattr(state, "dtype"):     # a torch.ByteTensor
+        arr = np.asarray(state.detach().cpu().numpy())
     else:
         arr = np.asarray(state)
-        if arr.dtype != np.uint8 or arr.ndim != 1:
-            raise TypeError("set_state: expected the uint8 tensor that get_state returned")
-        blob = arr.tobytes()
-    try:
-        d = json.loads(blob.decode())
-        return d["bit_generator"], d.get("initial_seed")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        raise RuntimeError("set_state: not a state from a fastnn Generator's get_state() "
-                           "(a PyTorch generator state cannot be used)") from None
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise TypeError(f"set_state: expected a uint8 tensor of {STATE_BYTES} bytes (what "
+                        f"get_state returns), got dtype {arr.dtype} and shape {arr.shape}")
+    return arr.tobytes()
 
 
 class Generator:
@@ -82,19 +76,16 @@ class Generator:
                                    "here: no CUDA GPU is available (fastnn.cuda.is_available() "
                                    "is False)")
         self._device = d
-        self._initial_seed = DEFAULT_SEED
-        self._rng = np.random.default_rng(DEFAULT_SEED)
+        self._rng = TorchGenerator(DEFAULT_SEED)
 
     @property
     def device(self):
         return self._device
 
     def manual_seed(self, seed):
-        """Reseed (in place: code holding this generator's numpy Generator sees the new
-        stream). Returns self, so `Generator().manual_seed(0)` chains."""
-        s = _seed_value(seed)
-        self._rng.bit_generator.state = np.random.PCG64(s).state
-        self._initial_seed = s
+        """Reseed (in place: code holding this generator's engine sees the new stream).
+        Returns self, so `Generator().manual_seed(0)` chains."""
+        self._rng.manual_seed(_seed_value(seed))
         return self
 
     def seed(self):
@@ -105,18 +96,16 @@ class Generator:
 
     def initial_seed(self):
         """The seed last set (PyTorch's default seed for a new Generator)."""
-        return self._initial_seed
+        return self._rng.initial_seed()
 
     def get_state(self):
-        """The generator's state as a uint8 tensor, for set_state."""
-        return _encode(self._rng.bit_generator.state, self._initial_seed)
+        """The generator's state as PyTorch's uint8 tensor of 5056 bytes, for set_state."""
+        return _encode(self._rng)
 
     def set_state(self, new_state):
-        """Restore a state from get_state (of this or another fastnn Generator); returns self."""
-        bit_state, initial = _decode(new_state)
-        self._rng.bit_generator.state = bit_state
-        if initial is not None:
-            self._initial_seed = int(initial)
+        """Restore a state from get_state (of a fastnn or a PyTorch CPU generator); returns
+        self."""
+        self._rng.set_state_bytes(_decode(new_state))
         return self
 
     graphsafe_get_state = get_state
@@ -135,29 +124,17 @@ class Generator:
 
 class _GlobalGenerator(Generator):
     """fastnn's global generator (the one fastnn.manual_seed seeds) as a Generator. Calling it
-    returns the numpy Generator, as fastnn.tensor.default_generator() does."""
+    returns the engine, as fastnn.tensor.default_generator() does."""
 
     def __init__(self):
         self._device = _device("cpu")
 
     @property
     def _rng(self):
-        return _global_numpy_generator()
+        return _global_engine()
 
     def manual_seed(self, seed):
         _manual_seed(_seed_value(seed))
-        return self
-
-    def initial_seed(self):
-        s = _initial_seed()
-        return DEFAULT_SEED if s is None else s
-
-    def get_state(self):
-        return _encode(self._rng.bit_generator.state, _initial_seed())
-
-    def set_state(self, new_state):
-        bit_state, _ = _decode(new_state)
-        self._rng.bit_generator.state = bit_state
         return self
 
     def __call__(self):

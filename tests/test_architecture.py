@@ -18,7 +18,7 @@ LAYERS = [
     {"backends", "errors"},
     {"kernels"},
     {"threads", "info", "cuda"},
-    {"tensor", "indexing"},
+    {"tensor", "indexing", "_torch_rng"},
     {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text",
      "random", "accelerator"},
     {"training", "viz"},

@@ -245,7 +245,7 @@ def test_generator_state_round_trip_and_reseed_in_place():
     g.manual_seed(3)
     assert g._rng is inner
     np.testing.assert_array_equal(inner.random(4, dtype=np.float32), a)
-    with pytest.raises(RuntimeError, match="not a state from a fastnn Generator"):
+    with pytest.raises(RuntimeError, match="RNG state size to be 3"):   # PyTorch's message
         g.set_state(fastnn.tensor([1, 2, 3], dtype=fastnn.uint8))
     assert g.clone_state().get_state().numpy().tobytes() == g.get_state().numpy().tobytes()
 

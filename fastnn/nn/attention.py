@@ -155,8 +155,8 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
         if dropout_p == 1.0:
             drop = np.zeros(p3.shape, dtype)
         else:
-            drop = (default_generator().random(p3.shape, dtype=dtype) >= dropout_p) * \
-                dtype.type(1.0 / (1.0 - dropout_p))
+            # PyTorch's math path: F.dropout on the (B, H, L, S) weights, the same draws
+            drop = default_generator().dropout_mask(p3.shape, dropout_p, dtype)
         pd = p3 * drop
     else:
         pd = p3

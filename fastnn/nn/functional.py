@@ -266,9 +266,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     x = input._data
     if p == 1.0:
         mask = np.zeros_like(x)
-    else:
-        keep = default_generator().random(x.shape, dtype=x.dtype) >= p
-        mask = keep * x.dtype.type(1.0 / (1.0 - p))
+    else:   # PyTorch's CPU noise: bernoulli_(1 - p) / (1 - p), the same draws after a seed
+        mask = default_generator().dropout_mask(x.shape, p, x.dtype)
     return _node(x * mask, (input,), lambda g: (g * mask,))
 
 
@@ -455,7 +454,6 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     shape = x.shape[:-2] + (1, 1)
     if p == 1.0:
         mask = np.zeros(shape, x.dtype)
-    else:
-        keep = default_generator().random(shape, dtype=x.dtype) >= p
-        mask = keep * x.dtype.type(1.0 / (1.0 - p))
+    else:   # PyTorch's feature noise (N, C, 1, 1): bernoulli_(1 - p) / (1 - p)
+        mask = default_generator().dropout_mask(shape, p, x.dtype)
     return _node(x * mask, (input,), lambda g: (g * mask,))

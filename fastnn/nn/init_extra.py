@@ -1,16 +1,18 @@
 """More initializers with PyTorch's names and formulas, attached to fastnn.nn.init by
 fastnn/nn/__init__.py: orthogonal_ (RNN weights, the super-resolution example), eye_, dirac_.
-In place, on fastnn's generator."""
+In place, on fastnn's generator (PyTorch's draws)."""
 import numpy as np
 
-from ..tensor import default_generator
+from ..tensor import Tensor, _float_work, _gen, no_grad
 
 FUNCTIONS = ["orthogonal_", "eye_", "dirac_"]
 
 
 def orthogonal_(tensor, gain=1.0, generator=None):
     """A (semi-)orthogonal matrix (the tensor flattened to (rows, rest)) times gain: the Q of a
-    QR decomposition of a normal draw, its signs fixed by R's diagonal, as torch."""
+    QR decomposition of a normal draw, its signs fixed by R's diagonal, as torch. The draw is
+    PyTorch's (the same seed, the same matrix); the QR is numpy's LAPACK in the tensor's dtype,
+    so the result agrees with torch's to rounding, not bit for bit."""
     d = tensor._data
     if d.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -18,15 +20,17 @@ def orthogonal_(tensor, gain=1.0, generator=None):
         return tensor
     rows = d.shape[0]
     cols = d.size // rows
-    gen = default_generator() if generator is None else generator
-    flat = np.asarray(gen.normal(0.0, 1.0, (rows, cols)), np.float64)
+    work = _float_work(d.dtype)
+    flat = _gen(generator).normal_fill(rows * cols, work).reshape(rows, cols)
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
-    q = q * np.sign(np.diag(r))
+    q = q * np.sign(np.diag(r)).astype(work)
     if rows < cols:
         q = q.T
-    d[...] = (gain * q).reshape(d.shape)
+    with no_grad():
+        tensor.copy_(Tensor(np.ascontiguousarray(q).reshape(d.shape).astype(d.dtype)))
+        tensor.mul_(gain)
     return tensor
 
 

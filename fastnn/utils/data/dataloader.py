@@ -166,7 +166,9 @@ class DataLoader(Generic[T_co]):
                         for t in ds.tensors))
 
     def _base_seed(self):
-        return int(as_numpy_generator(self.generator).integers(2 ** 62))
+        # PyTorch's: an int64 random_() of the loader's generator (the global one by default),
+        # drawn when an iterator is made, by every iterator, with workers or without
+        return int(as_numpy_generator(self.generator).random_default(1, "int64")[0])
 
     def __iter__(self):
         if self.num_workers == 0:
@@ -203,6 +205,7 @@ class _SingleProcessIter:
         else:
             self._indices = iter(loader._index_sampler)
             self._fast = loader._fast_tensor_dataset()
+        loader._base_seed()   # drawn and unused, as PyTorch's single-process iterator does
 
     def __iter__(self):
         return self

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from ...tensor import Tensor
-from .sampler import _pass_rng
+from .sampler import as_torch_generator
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset",
            "ChainDataset", "Subset", "random_split"]
@@ -196,8 +196,6 @@ def random_split(dataset, lengths, generator=None):
                               f"dataset.", stacklevel=2)
     if sum(lengths) != len(dataset):
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
-    from ...tensor import default_generator
-    rng = default_generator() if generator is None else _pass_rng(generator)
-    indices = rng.permutation(sum(lengths)).tolist()
+    indices = as_torch_generator(generator).randperm(sum(lengths)).tolist()   # PyTorch's
     return [Subset(dataset, indices[offset - length:offset])
             for offset, length in zip(accumulate(lengths), lengths)]

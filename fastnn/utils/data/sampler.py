@@ -1,54 +1,51 @@
-"""Samplers: which indices of a dataset to visit, in which order (PyTorch's classes and rules).
+"""Samplers: which indices of a dataset to visit, in which order (PyTorch's classes, rules and
+random draws).
 
-`generator=` takes what fastnn has for torch.Generator: a fastnn Generator (if the installed
-fastnn has one: any object holding a numpy Generator), a numpy Generator, or an int seed. With
-None, each pass draws a fresh seed from fastnn's global generator (fastnn.manual_seed), so runs
-repeat exactly after manual_seed, as in PyTorch.
+`generator=` takes what fastnn has for torch.Generator: a fastnn Generator, a numpy Generator,
+or an int seed (a Generator seeded with it). The draws are PyTorch's: RandomSampler with no
+generator seeds a fresh Generator per pass from one int64 draw of fastnn's global generator and
+walks its randperm; SubsetRandomSampler and WeightedRandomSampler draw from the global generator
+itself (randperm, multinomial). So after fastnn.manual_seed(s) the batches come in the order
+PyTorch's come after torch.manual_seed(s).
 """
 import numbers
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from ...tensor import Tensor, default_generator
+from ..._torch_rng import TorchGenerator
+from ...tensor import Tensor, _gen, default_generator
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
 
-_RNG_ATTRS = ("_rng", "rng", "_generator", "generator", "np_generator", "_np_rng", "_gen")
 
-
-def as_numpy_generator(generator):
-    """The numpy Generator behind `generator` (see the module doc); None -> fastnn's global."""
-    if generator is None:
-        return default_generator()
-    if isinstance(generator, np.random.Generator):
-        return generator
+def as_torch_generator(generator):
+    """The generator behind `generator` (see the module doc): a TorchGenerator, or a numpy
+    Generator wrapped to the same methods; None -> fastnn's global one."""
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
-        return np.random.default_rng(int(generator))
-    for name in _RNG_ATTRS:
-        g = getattr(generator, name, None)
-        if callable(g) and not isinstance(g, np.random.Generator):
-            try:
-                g = g()
-            except TypeError:
-                continue
-        if isinstance(g, np.random.Generator):
-            return g
-    held = list(getattr(generator, "__dict__", {}).values()) + \
-        [getattr(generator, n, None) for n in getattr(type(generator), "__slots__", ())]
-    for g in held:  # a Generator class of another shape that still holds a numpy Generator
-        if isinstance(g, np.random.Generator):
-            return g
-    raise TypeError(f"generator must be a fastnn Generator, a numpy Generator or an int seed, "
-                    f"got {type(generator).__name__}")
+        return TorchGenerator(int(generator))
+    try:
+        return _gen(generator)
+    except TypeError:
+        raise TypeError(f"generator must be a fastnn Generator, a numpy Generator or an int "
+                        f"seed, got {type(generator).__name__}") from None
+
+
+as_numpy_generator = as_torch_generator   # the old name (the dataloader's import)
+
+
+def _int64_seed(rng):
+    """torch.empty((), dtype=torch.int64).random_(generator=rng).item()."""
+    return int(rng.random_default(1, np.int64)[0])
 
 
 def _pass_rng(generator):
-    """The generator for one pass over a sampler: the user's, or one seeded from the global."""
+    """The generator for one pass of a RandomSampler: the user's, or a new one seeded from one
+    int64 draw of the global generator (PyTorch's rule)."""
     if generator is None:
-        return np.random.default_rng(int(default_generator().integers(2 ** 63)))
-    return as_numpy_generator(generator)
+        return TorchGenerator(_int64_seed(default_generator()))
+    return as_torch_generator(generator)
 
 
 T_co = TypeVar("T_co", covariant=True)
@@ -101,14 +98,14 @@ class RandomSampler(Sampler):
     def __iter__(self):
         n = len(self.data_source)
         rng = _pass_rng(self.generator)
-        if self.replacement:
+        if self.replacement:   # randint in batches of 32, as PyTorch
             for _ in range(self.num_samples // 32):
-                yield from rng.integers(0, n, size=32).tolist()
-            yield from rng.integers(0, n, size=self.num_samples % 32).tolist()
-        else:
+                yield from rng.integers_from_to(32, 0, n).tolist()
+            yield from rng.integers_from_to(self.num_samples % 32, 0, n).tolist()
+        else:   # (PyTorch draws the last permutation even when none of it is used)
             for _ in range(self.num_samples // n):
-                yield from rng.permutation(n).tolist()
-            yield from rng.permutation(n)[:self.num_samples % n].tolist()
+                yield from rng.randperm(n).tolist()
+            yield from rng.randperm(n)[:self.num_samples % n].tolist()
 
     def __len__(self):
         return self.num_samples
@@ -122,7 +119,7 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        for i in _pass_rng(self.generator).permutation(len(self.indices)).tolist():
+        for i in as_torch_generator(self.generator).randperm(len(self.indices)).tolist():
             yield self.indices[i]
 
     def __len__(self):
@@ -157,9 +154,10 @@ class WeightedRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        rng = _pass_rng(self.generator)
-        yield from rng.choice(len(self._p), size=self.num_samples, replace=self.replacement,
-                              p=self._p).tolist()
+        # torch.multinomial(weights as float64, num_samples, replacement, generator)
+        rng = as_torch_generator(self.generator)
+        w = np.asarray(self.weights._data, np.float64)[None, :]
+        yield from rng.multinomial(w, self.num_samples, self.replacement)[0].tolist()
 
     def __len__(self):
         return self.num_samples
