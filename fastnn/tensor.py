@@ -1563,8 +1563,6 @@ class Tensor:
 
     # The random fills draw PyTorch's values for a contiguous tensor of this shape (elements
     # in row-major order), from fastnn's global generator or `generator`.
-    # The random fills draw PyTorch's values for a contiguous tensor of this shape (elements
-    # in row-major order), from fastnn's global generator or `generator`.
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
         a, b = float(_raw(a)), float(_raw(b))
         if not a <= b:
