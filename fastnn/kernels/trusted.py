@@ -16,19 +16,22 @@ device array (fastnn.backends.cuda.array.DeviceArray, the storage of a tensor on
 goes to the same kernel's device version in on_device.py instead, with device arrays in and out.
 A numpy first argument costs one type check.
 """
+import sys
+
 from . import on_device as _on_device
 from .registry import REGISTRY
 
 _ndarray = __import__("numpy").ndarray
+_modules = sys.modules
+_ARRAY_MODULE = _on_device._ARRAY_MODULE
 
 
 def _routed(api_name, host):
     device = []   # the device version, looked up at its first use
 
     def entry(*args, **kwargs):
-        if args and type(args[0]) is _ndarray:
-            return host(*args, **kwargs)
-        if args and _on_device.on_device(args[0]):
+        if args and type(args[0]) is not _ndarray and _ARRAY_MODULE in _modules \
+                and _on_device.on_device(args[0]):
             if not device:
                 device.append(_on_device.get(api_name))
             return device[0](*args, **kwargs)
