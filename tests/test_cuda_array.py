@@ -221,6 +221,11 @@ def test_binary_ufuncs_broadcast_on_device(name, dtype):
             uf(ca.from_host(x), ca.from_host(y))
         return
     d, e = ca.from_host(x), ca.from_host(y)
+    if expected.dtype == np.float16:     # float16 math (bool inputs) runs on the host, counted
+        got = uf(d, e)
+        assert ca.transfer_log()[("h2d", name)] == 1
+        check(got, expected, rtol=1e-3)
+        return
     got = _on_device(lambda: uf(d, e))
     check(got, expected, rtol=2e-6 if dtype == np.float32 else 1e-12)
 
@@ -595,3 +600,63 @@ def test_peak_and_size_classes():
     d = ca.empty((4096,), np.float64)
     assert ca.max_memory_allocated() >= before + 4096 * 8
     del d
+
+
+# ---------------------------------------------------------------- random numbers
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rand_and_randn_statistics(dtype):
+    u = host(_on_device(lambda: ca.rand((4001,), dtype, seed=3, offset=0)))
+    assert u.dtype == dtype and u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.02 and abs(u.var() - 1 / 12) < 0.01
+    z = host(_on_device(lambda: ca.randn((50, 80), dtype, seed=3, offset=10_000)))
+    assert z.shape == (50, 80) and z.dtype == dtype and np.isfinite(z).all()
+    assert abs(z.mean()) < 0.05 and abs(z.var() - 1) < 0.06
+    assert abs(((z - z.mean()) ** 3).mean()) < 0.1           # symmetric
+    # neighbours are not correlated
+    flat = z.ravel()
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.05
+
+
+def test_random_streams_are_keyed_by_seed_and_offset():
+    a = host(ca.rand((257,), np.float32, seed=1, offset=5))
+    b = host(ca.rand((257,), np.float32, seed=1, offset=5))
+    c = host(ca.rand((257,), np.float32, seed=1, offset=5 + 257))
+    d = host(ca.rand((257,), np.float32, seed=2, offset=5))
+    np.testing.assert_array_equal(a, b)
+    assert not np.isin(a, c).any() or np.isin(a, c).mean() < 0.01
+    assert np.mean(a == d) < 0.01
+    # the launch configuration does not change the numbers
+    from fastnn.backends.cuda.common import GPU, using_launch_config
+    with using_launch_config(GPU):
+        e = host(ca.rand((257,), np.float32, seed=1, offset=5))
+    np.testing.assert_array_equal(a, e)
+
+
+def test_randint_range_and_errors():
+    r = host(_on_device(lambda: ca.randint(-3, 4, (3000,), np.int64, seed=9)))
+    assert r.min() == -3 and r.max() == 3
+    counts = np.bincount(r + 3)
+    assert counts.min() > 300                               # about 428 each
+    assert host(ca.randint(0, 2, (10,), np.int32, seed=1)).dtype == np.int32
+    with pytest.raises(ValueError, match="low >= high"):
+        ca.randint(2, 2, (3,))
+    with pytest.raises(TypeError, match="rand"):
+        ca.rand((2,), np.int64)
+
+
+def test_reshape_is_a_view_whenever_numpys_is():
+    x = sample((4, 6, 2), np.float32)
+    d = ca.from_host(x)
+    for key, shape in [((slice(None), slice(0, 3)), (4, 3, 2)),    # view
+                       ((slice(None), slice(0, 3)), (2, 2, 6)),    # copy
+                       ((slice(None, None, 2),), (2, 3, 4)),       # view
+                       ((slice(None), slice(None, None, -1)), (24, 2))]:
+        view, host_view = d[key], x[key]
+        try:
+            np.reshape(host_view, shape, copy=False)
+            numpy_views = True
+        except ValueError:
+            numpy_views = False
+        r = _on_device(lambda: view.reshape(shape))
+        assert np.may_share_memory(r, view) == numpy_views, (key, shape)
+        check(r, host_view.reshape(shape))

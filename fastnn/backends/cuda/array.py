@@ -26,13 +26,14 @@ from numba import cuda
 
 from . import array_kernels as ak
 from . import memory
+from . import random as _random
 from .common import SIMULATOR, record_transfer, transfer_log as _common_log
 
 __all__ = ["DeviceArray", "is_device_array", "from_host", "to_host", "wrap", "empty", "zeros",
            "ones", "full", "arange", "empty_like", "zeros_like", "ones_like", "full_like",
            "transfer_count", "reset_transfers", "transfer_log", "memory_allocated",
            "max_memory_allocated", "reset_peak_memory_stats", "memory_reserved",
-           "max_memory_reserved", "empty_cache", "synchronize"]
+           "max_memory_reserved", "empty_cache", "synchronize", "rand", "randn", "randint"]
 
 _SUPPORTED_KINDS = "biuf"        # bool, signed and unsigned ints, floats
 
@@ -698,8 +699,25 @@ def _reshape(d, shape, order="C"):
         shape = tuple(d.size // known if s == -1 else s for s in shape)
     if _prod(shape) != d.size:
         raise ValueError(f"cannot reshape array of size {d.size} into shape {shape}")
-    src = d.contiguous()
+    if d.is_c_contiguous():
+        return d._view(d._offset, shape, _c_strides(shape))
+    strides = _nocopy_strides(d, shape)
+    if strides is not None:
+        return d._view(d._offset, shape, strides)
+    src = d.copy()
     return src._view(src._offset, shape, _c_strides(shape))
+
+
+def _nocopy_strides(d, shape):
+    """Element strides that show d's elements in `shape` without a copy (numpy's rule), or
+    None. numpy derives them on a stand-in with d's strides that is never read."""
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=d.shape,
+                                               strides=d._estrides)
+    try:
+        r = np.reshape(stand_in, shape, copy=False)
+    except ValueError:
+        return None
+    return r.strides
 
 
 @_implements(np.reshape)
@@ -1102,8 +1120,9 @@ def _operand(x, what):
 
 def _loop_dtypes(ufunc, dtypes, out_dtype=None):
     loop = ufunc.resolve_dtypes(tuple(dtypes) + (out_dtype,))
-    if any(np.dtype(t).kind not in _SUPPORTED_KINDS for t in loop):
-        raise _NoDevicePath
+    if any(np.dtype(t).kind not in _SUPPORTED_KINDS or np.dtype(t) == np.float16
+           for t in loop):
+        raise _NoDevicePath         # (float16 math needs a GPU-specific path: host fallback)
     return loop
 
 
@@ -2103,3 +2122,41 @@ def _einsum_pair(sa, a, sb, b, target):
                                 tuple(dim[c] for c in only_b))
     order = batch + only_a + only_b
     return _transpose(r, [order.index(c) for c in target])
+
+
+# ---------------------------------------------------------------- random numbers
+def _random_array(kind, shape, dtype, seed, offset, device_index, low=0, high=1):
+    out = _new(shape, dtype, device_index)
+    _random.generate(kind, out._buf, out.size, seed, offset, low, high)
+    return out
+
+
+def rand(shape, dtype=np.float32, seed=0, offset=0, device_index=0):
+    """Uniform [0, 1) numbers from the device's Philox stream (seed, offset) (see random.py:
+    the same pair gives the same numbers; advance offset by at least the count per call)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"rand: dtype must be float32 or float64, not {dtype}")
+    return _random_array("uniform", shape, dtype, seed, offset, device_index)
+
+
+def randn(shape, dtype=np.float32, seed=0, offset=0, device_index=0):
+    """Standard normal numbers from the device's Philox stream (seed, offset)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"randn: dtype must be float32 or float64, not {dtype}")
+    return _random_array("normal", shape, dtype, seed, offset, device_index)
+
+
+def randint(low, high, shape, dtype=np.int64, seed=0, offset=0, device_index=0):
+    """Integers uniform in [low, high) from the device's Philox stream (seed, offset)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(f"randint: dtype must be an integer dtype, not {dtype}")
+    low, high = int(low), int(high)
+    if low >= high:
+        raise ValueError(f"randint: low >= high ({low} >= {high})")
+    info = np.iinfo(dtype)
+    if low < info.min or high - 1 > info.max:
+        raise ValueError(f"randint: [{low}, {high}) is out of bounds for {dtype}")
+    return _random_array("integer", shape, dtype, seed, offset, device_index, low, high)
