@@ -43,6 +43,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import kernels as K
+from ._torch_rng import DEFAULT_SEED as _TORCH_DEFAULT_SEED
+from ._torch_rng import NumpyStream as _NumpyStream, TorchGenerator as _TorchGenerator
 from .errors import NoCudaError
 from .kernels import trusted as T
 
@@ -582,15 +584,22 @@ class set_grad_enabled:
         return wrapper
 
 
-_rng = [np.random.default_rng()]
-_seed = [None]
+# fastnn's global generator is PyTorch's default CPU generator, bit for bit (fastnn/_torch_rng.py):
+# seeded alike, fastnn and torch draw the same rand/randn/randint/randperm/bernoulli/... values,
+# so models initialised from a seed start from PyTorch's very weights. It is reseeded in place,
+# so code holding it sees the new stream.
+_rng = [_TorchGenerator(_TORCH_DEFAULT_SEED)]
 
 
 def manual_seed(seed):
-    """Seed fastnn's random generator (randn, rand, parameter init, dropout, shuffling)."""
-    _seed[0] = int(seed)
-    _rng[0] = np.random.default_rng(int(seed))
-    return _rng[0]
+    """Seed fastnn's random generator (randn, rand, parameter init, dropout, shuffling) as
+    torch.manual_seed seeds PyTorch's: the same seed gives the same numbers."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise TypeError(f"manual_seed expected an int, got {type(seed).__name__}") from None
+    return _rng[0].manual_seed(int(seed))
 
 
 def seed():
@@ -600,11 +609,12 @@ def seed():
 
 
 def initial_seed():
-    return _seed[0]
+    return _rng[0].initial_seed()
 
 
 def default_generator():
-    """The numpy Generator behind fastnn's random ops (reseeded by manual_seed)."""
+    """The generator behind fastnn's random ops (reseeded by manual_seed): PyTorch's CPU
+    stream, with the numpy Generator methods fastnn's internals call (random, integers, ...)."""
     return _rng[0]
 
 
@@ -612,22 +622,35 @@ _RNG_ATTRS = ("_rng", "rng", "_generator", "generator", "np_generator", "_np_rng
 
 
 def _gen(generator):
-    """The numpy Generator for a `generator=` argument (None: fastnn's global one)."""
+    """The generator for a `generator=` argument (None: fastnn's global one): a TorchGenerator
+    (fastnn.Generator holds one), or a numpy Generator wrapped to the same methods."""
     if generator is None:
         return _rng[0]
-    if isinstance(generator, np.random.Generator):
+    if isinstance(generator, (_TorchGenerator, _NumpyStream)):
         return generator
+    if isinstance(generator, np.random.Generator):
+        return _NumpyStream(generator)
     for name in _RNG_ATTRS:
         g = getattr(generator, name, None)
-        if callable(g) and not isinstance(g, np.random.Generator):
+        if callable(g) and not isinstance(g, (np.random.Generator, _TorchGenerator)):
             try:
                 g = g()
             except TypeError:
                 continue
-        if isinstance(g, np.random.Generator):
+        if isinstance(g, _TorchGenerator):
             return g
+        if isinstance(g, np.random.Generator):
+            return _NumpyStream(g)
     raise TypeError(f"generator must be a fastnn Generator or a numpy Generator, got "
                     f"{type(generator).__name__}")
+
+
+def _float_work(dt):
+    """PyTorch's sampling dtype for a float tensor dtype: float64 stays, others draw float32."""
+    if dt.kind != "f":
+        raise NotImplementedError(f"a continuous distribution needs a floating point tensor, "
+                                  f"got {dt}")
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
 
 
 def _called_from_user():
@@ -1541,24 +1564,75 @@ class Tensor:
     # The random fills draw PyTorch's values for a contiguous tensor of this shape (elements
     # in row-major order), from fastnn's global generator or `generator`.
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
-        r = _gen(generator).random(self._data.shape)
-        return _random_fill(self, a + (b - a) * r)
+        a, b = float(_raw(a)), float(_raw(b))
+        if not a <= b:
+            raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
+                               f"from={a} > to={b}")
+        dt = self._data.dtype
+        r = _gen(generator).uniform_fill(self._data.size, _float_work(dt), a, b)
+        return _random_fill(self, r.reshape(self._data.shape))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
-        r = _gen(generator).standard_normal(self._data.shape)
-        return _random_fill(self, mean + std * r)
+        mean, std = float(_raw(mean)), float(_raw(std))
+        if not std >= 0.0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        r = _gen(generator).normal_fill(self._data.size, _float_work(self._data.dtype), mean,
+                                        std)
+        return _random_fill(self, r.reshape(self._data.shape))
 
     def bernoulli_(self, p=0.5, *, generator=None):
-        r = _gen(generator).random(self._data.shape) < _raw(p)
+        g = _gen(generator)
+        if isinstance(p, Tensor) or isinstance(p, np.ndarray):
+            probs = np.broadcast_to(_raw(p), self._data.shape)
+            r = g.bernoulli_tensor(probs)
+        else:
+            p = float(p)
+            if not 0.0 <= p <= 1.0:
+                raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+            r = g.bernoulli_scalar(self._data.size, p).reshape(self._data.shape)
         return _random_fill(self, r)
 
     def exponential_(self, lambd=1.0, *, generator=None):
-        return _random_fill(self, _gen(generator).exponential(1.0 / lambd, self._data.shape))
+        lambd = float(lambd)
+        if not (lambd > 0 and math.isfinite(lambd)):
+            raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+        _float_work(self._data.dtype)
+        r = _gen(generator).exponential_fill(self._data.size, lambd)
+        return _random_fill(self, r.reshape(self._data.shape))
 
-    def random_(self, low=0, high=None, *, generator=None):
-        if high is None:
-            low, high = 0, low if low else (2 ** 24 if self._data.dtype.kind == "f" else 2 ** 31)
-        return _random_fill(self, _gen(generator).integers(low, high, self._data.shape))
+    def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
+        _float_work(self._data.dtype)
+        r = _gen(generator).cauchy(self._data.size, float(median), float(sigma))
+        return _random_fill(self, r.reshape(self._data.shape))
+
+    def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+        if not float(std) > 0:
+            raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+        _float_work(self._data.dtype)
+        r = _gen(generator).log_normal(self._data.size, float(mean), float(std))
+        return _random_fill(self, r.reshape(self._data.shape))
+
+    def geometric_(self, p, *, generator=None):
+        if not 0 < float(p) < 1:
+            raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+        r = _gen(generator).geometric(self._data.size, float(p))
+        return _random_fill(self, r.reshape(self._data.shape))
+
+    def random_(self, low=None, high=None, *, generator=None, **kw):
+        """random_(): [0, 2^mantissa] for floats, [0, max] for integers; random_(to): [0, to);
+        random_(from, to): [from, to) (from_= and to= as keywords too), as PyTorch."""
+        low = kw.pop("from_", kw.pop("from", low))
+        high = kw.pop("to", high)
+        if kw:
+            raise TypeError(f"random_() got unexpected keyword arguments {sorted(kw)}")
+        g, n, shape = _gen(generator), self._data.size, self._data.shape
+        if low is None and high is None:
+            r = g.random_default(n, self._data.dtype)
+        else:
+            if high is None:
+                low, high = 0, low
+            r = g.integers_from_to(n, 0 if low is None else int(low), int(high))
+        return _random_fill(self, r.reshape(shape))
 
     def masked_fill_(self, mask, value):
         return _inplace(self, masked_fill, mask, value)
@@ -3115,10 +3189,9 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     if _factory_device(device) is not _CPU:   # on a GPU (device storage): _random_on_device
         return _random_on_device("randn", _shape_args(_size_kw(size, kw)), _float_dtype(dtype),
                                  generator, device, requires_grad)
-    size = _size_kw(size, kw)
+    shape = _shape_args(_size_kw(size, kw))
     dt = _float_dtype(dtype)
-    arr = _gen(generator).standard_normal(_shape_args(size),
-                                          dtype=dt if dt in (float32, float64) else float64)
+    arr = _gen(generator).normal_fill(math.prod(shape), _float_work(dt)).reshape(shape)
     return _made(arr.astype(dt, copy=False), requires_grad, device)
 
 
@@ -3127,10 +3200,9 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     if _factory_device(device) is not _CPU:   # on a GPU (device storage): _random_on_device
         return _random_on_device("rand", _shape_args(_size_kw(size, kw)), _float_dtype(dtype),
                                  generator, device, requires_grad)
-    size = _size_kw(size, kw)
+    shape = _shape_args(_size_kw(size, kw))
     dt = _float_dtype(dtype)
-    arr = _gen(generator).random(_shape_args(size),
-                                 dtype=dt if dt in (float32, float64) else float64)
+    arr = _gen(generator).uniform_fill(math.prod(shape), _float_work(dt)).reshape(shape)
     return _made(arr.astype(dt, copy=False), requires_grad, device)
 
 
@@ -3156,7 +3228,8 @@ def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, la
         low, high = 0, low
     if isinstance(size, numbers.Integral):
         size = (size,)
-    arr = _gen(generator).integers(low, high, size=tuple(size), dtype=int64)
+    shape = tuple(int(s) for s in size)
+    arr = _gen(generator).integers_from_to(math.prod(shape), low, high).reshape(shape)
     return _made(arr.astype(_dtype(dtype) or int64), requires_grad, device)
 
 
@@ -3167,8 +3240,8 @@ def randint_like(input, low, high=None, *, dtype=None, device=None, requires_gra
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False):
-    return _made(_gen(generator).permutation(n).astype(_dtype(dtype) or int64), requires_grad,
-                 device)
+    return _made(_gen(generator).randperm(n.__index__()).astype(_dtype(dtype) or int64),
+                 requires_grad, device)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
@@ -3178,13 +3251,32 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
                                                               np.shape(_raw(std)))
     like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else None
     dt = _dtype(dtype) or (like._data.dtype if like is not None else _DEFAULT_FLOAT)
-    arr = _raw(mean) + _raw(std) * _gen(generator).standard_normal(tuple(shape))
-    return _made(np.asarray(arr).astype(dt), requires_grad, device)
+    shape = tuple(int(s) for s in shape)
+    g, n, work = _gen(generator), math.prod(shape), _float_work(dt)
+    # PyTorch's order: floats fill normal_(mean, std); a tensor std fills normal_(0, 1) then
+    # multiplies by std and adds mean; a tensor mean alone fills normal_(0, std) and adds mean
+    if like is None:
+        arr = g.normal_fill(n, work, float(mean), float(std)).reshape(shape)
+    elif isinstance(std, Tensor):
+        if np.any(_raw(std) < 0):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        arr = g.normal_fill(n, work).reshape(shape).astype(dt) * _raw(std).astype(dt)
+        arr = arr + np.asarray(_raw(mean)).astype(dt)
+    else:
+        arr = g.normal_fill(n, work, 0.0, float(std)).reshape(shape).astype(dt)
+        arr = arr + _raw(mean).astype(dt)
+    return _made(_asarray(arr).astype(dt), requires_grad, device)
 
 
 def bernoulli(input, p=None, *, generator=None):
-    prob = _raw(input) if p is None else np.full(np.shape(_raw(input)), p)
-    r = _gen(generator).random(np.shape(prob)) < prob
+    """0/1 draws with the probabilities in input (or the float p for every element), as
+    torch.bernoulli: a float uniform per element for float32 input, a double one for float64
+    input or a float p."""
+    g = _gen(generator)
+    if p is None:
+        r = g.bernoulli_tensor(_raw(input))
+    else:
+        r = g.bernoulli_scalar(np.size(_raw(input)), float(p)).reshape(np.shape(_raw(input)))
     return Tensor(r.astype(_like_dtype(input, None)))
 
 
