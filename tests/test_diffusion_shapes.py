@@ -241,8 +241,10 @@ def test_evaluate_shapes_runs_and_reports(tmp_path):
                           n_real=64, out=buf)
     row = res["results"][0]
     assert row["n_samples"] == 48
-    for k in ("object", "color", "held_object", "held_color", "copy_rate"):
+    for k in ("object", "color", "held_object", "held_color", "copy_rate", "bg_object",
+              "bg_prompt_color", "bg_color"):
         assert 0.0 <= row[k] <= 1.0
+    assert row["bg_n_samples"] == 6 * 8
     assert res["frechet_real"] >= 0 and row["frechet"] > 0
     assert "held obj" in buf.getvalue()
 

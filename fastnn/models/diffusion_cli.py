@@ -49,7 +49,7 @@ GRID_PROMPTS = ["un pez rojo", "a red car", "una casa azul", "a blue flower", "u
                 "a purple face", "un coche amarillo", "a yellow fish", "una flor cian",
                 "a cyan house", "una cara verde", "a green tree",
                 "a pink fish on a striped background", "una casa naranja sobre fondo de puntos",
-                "an orange tree on a gradient", "una flor roja sobre fondo liso"]
+                "un pez rojo sobre fondo azul", "a yellow flower on a purple background"]
 
 
 def train(steps=DEFAULT_STEPS, seed=0, batch_size=256, lr=2e-3, config=None, progress=True,
@@ -103,12 +103,13 @@ def batch_prompts(rng, obj, col, bg, bg_col=None, p_background=0.5, p_no_color=0
 
 def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, progress=True,
                  minutes=None, n_train=10000, sample_every=500, sample_dir=None,
-                 ema_decay=0.999, log=print, resume=None):
+                 ema_decay=0.999, log=print, resume=None, snapshots=False):
     """Train the prompt-conditioned U-Net on the shapes; returns (ShapesDiffusion with EMA
     weights loaded, history of losses, seconds spent training, steps done). Stops at `steps`
     or after `minutes` of training, whichever comes first; every `sample_every` steps it writes
     a grid of GRID_PROMPTS (EMA weights) to sample_dir (None: no grids). resume: a
-    ShapesDiffusion to go on training (its config replaces `config`; a fresh optimizer)."""
+    ShapesDiffusion to go on training (its config replaces `config`; a fresh optimizer).
+    snapshots: also save the EMA weights as a checkpoint next to each grid."""
     from tqdm.auto import tqdm
 
     steps = int(steps or SHAPES_DEFAULTS["steps"])
@@ -158,7 +159,9 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
             bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
         if sample_dir and sample_every and (done % sample_every == 0 or done == steps):
             s0 = time.perf_counter()
-            path = _shapes_grid(diff, ema, os.path.join(sample_dir, f"step{done:05d}.png"))
+            path = _shapes_grid(diff, ema, os.path.join(sample_dir, f"step{done:05d}.png"),
+                                snapshot=snapshots, train_seconds=time.perf_counter() - start
+                                - sampling, done=done)
             sampling += time.perf_counter() - s0
             bar.write(f"step {done}: loss {np.mean(history[-100:]):.4f}; wrote {path}")
         if minutes is not None and time.perf_counter() - start - sampling > minutes * 60:
@@ -170,11 +173,16 @@ def train_shapes(steps=None, seed=0, batch_size=None, lr=None, config=None, prog
     return diff, history, seconds, done
 
 
-def _shapes_grid(diff, ema, path, seed=0, steps=20):
-    """Sample GRID_PROMPTS with the EMA weights (the training weights are put back)."""
+def _shapes_grid(diff, ema, path, seed=0, steps=20, snapshot=False, train_seconds=None,
+                 done=None):
+    """Sample GRID_PROMPTS with the EMA weights (the training weights are put back); with
+    snapshot, also save those weights as a checkpoint beside the picture (.npz)."""
     live = {k: np.array(getattr(v, "_data", v)) for k, v in diff.model.state_dict().items()}
     diff.model.load_state_dict(ema.state_dict(diff.model))
     try:
+        if snapshot:
+            save_checkpoint(diff, os.path.splitext(path)[0] + ".npz", train_steps=done,
+                            train_seconds=train_seconds)
         x = diff.sample(GRID_PROMPTS, guidance=2.0, sampler="ddim", steps=steps, seed=seed)
     finally:
         diff.model.load_state_dict(live)
@@ -348,6 +356,19 @@ def _train_parser():
                    help="shapes: training images")
     p.add_argument("--channels", default="16,48,96",
                    help="shapes: U-Net widths per resolution, comma-separated")
+    p.add_argument("--attn", default=None, metavar="LEVELS",
+                   help="shapes: U-Net levels (0 = 32x32, 1 = 16x16, 2 = 8x8) where pixels "
+                        "attend over each other and the prompt's words ('' for none; default: "
+                        "every level below the top)")
+    p.add_argument("--snapshots", action="store_true",
+                   help="shapes: with each sample grid also save the EMA checkpoint there")
+    p.add_argument("--prediction", choices=["eps", "v"], default="v",
+                   help="shapes: the network predicts the noise (eps) or v")
+    p.add_argument("--min-snr", type=finite_float, default=5.0,
+                   help="shapes: min-SNR-gamma loss weighting, gamma (0: plain MSE)")
+    p.add_argument("--bg-colors", type=finite_float, default=0.4, metavar="SHARE",
+                   help="shapes: share of training images whose background has a named "
+                        "colour (\"sobre fondo azul\")")
     p.add_argument("--holdout", default=ShapesConfig.holdout, metavar="CLASS:COLOUR,...",
                    help="shapes: object-colour pairs left out of training")
     p.add_argument("--resume", metavar="CKPT",
@@ -391,8 +412,13 @@ def _train_shapes_main(args):
                          f"{args.channels!r}") from None
     # no blocks at full resolution (the costly one), one at each level below
     blocks = ",".join(["0"] + ["1"] * (levels - 2))
+    if args.attn is None:
+        args.attn = ",".join(str(i) for i in range(1, levels))
+    if not 0.0 <= args.bg_colors <= 1.0:
+        raise ValueError(f"--bg-colors must be in [0, 1], got {args.bg_colors}")
     config = ShapesConfig(schedule=args.schedule, channels=args.channels, blocks=blocks,
-                          holdout=args.holdout)
+                          holdout=args.holdout, attn=args.attn, prediction=args.prediction,
+                          min_snr=args.min_snr, bg_colors=args.bg_colors)
     resume = _load(args.resume) if args.resume else None
     if resume is not None and not isinstance(resume, ShapesDiffusion):
         raise ValueError(f"--resume {args.resume}: a digits checkpoint, not a shapes one")
@@ -404,7 +430,7 @@ def _train_shapes_main(args):
     diff, history, seconds, done = train_shapes(
         args.steps, args.seed, args.batch_size, args.lr, config, progress=not args.no_progress,
         minutes=minutes, n_train=args.n_train, sample_every=args.sample_every,
-        sample_dir=sample_dir, resume=resume)
+        sample_dir=sample_dir, resume=resume, snapshots=args.snapshots)
     save_checkpoint(diff, out, train_steps=done, train_seconds=seconds)
     print(f"trained {done} steps in {seconds:.1f} s; final loss {np.mean(history[-100:]):.4f}; "
           f"saved {out}")

@@ -208,11 +208,14 @@ def cnn_features(cnn, images, batch=500):
 
 
 def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", steps=25, seed=0,
-                    n_train=10000, n_real=1000, out=None):
+                    n_train=10000, n_real=1000, out=None, bg_per_object=8):
     """Samples for every object-colour pair (per_prompt each, prompts alternating Spanish and
     English), judged by the shapes CNN (object) and read_colors (colour), seen and held-out
     pairs apart; Fréchet distance in the CNN's feature space to held-out real images (and
-    real-vs-real); near-copies of the training images. Prints and returns a dict."""
+    real-vs-real); near-copies of the training images. Then bg_per_object prompts per object
+    that also name a background colour ("un pez rojo sobre fondo azul", every object colour
+    once, the background another), judged on object, colour and read_background_colors.
+    Prints and returns a dict."""
     cfg = diff.config
     held = set(cfg.holdout_pairs())
     pairs = [(o, c) for o in range(len(CLASSES)) for c in range(len(COLORS))]
@@ -222,6 +225,12 @@ def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", step
     prompts = [make_prompt(rng, o, c, lang=("es" if i % 2 else "en"))
                for i, (o, c) in enumerate(zip(obj, col))]
     is_held = np.array([(o, c) in held for o, c in zip(obj, col)])
+    # prompts with a background colour: object o, colour c, background (c + 1 + (o + i) % 7)
+    b_obj = np.repeat(np.arange(len(CLASSES)), bg_per_object)
+    b_col = np.tile(np.arange(bg_per_object) % len(COLORS), len(CLASSES))
+    b_bg = (b_col + 1 + (b_obj + np.arange(len(b_obj))) % (len(COLORS) - 1)) % len(COLORS)
+    b_prompts = [make_prompt(rng, o, c, lang=("es" if i % 2 else "en"), bg_color=k)
+                 for i, (o, c, k) in enumerate(zip(b_obj, b_col, b_bg))]
     # real images like the training ones (all pairs), two independent sets
     real_a, _, _ = make_shapes(n_real, seed=np.random.SeedSequence([seed, 0xEA1]),
                                distractors=False)
@@ -241,8 +250,8 @@ def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", step
               f"{reader_acc:.3f} on the same; real-vs-real Fréchet {fd_real:.3f}; copy "
               f"threshold {threshold:.2f}", file=out)
         print(f"{'guidance':>8} {'object':>7} {'colour':>7} {'both':>6} {'held obj':>9} "
-              f"{'held col':>9} {'held both':>9} {'Fréchet':>8} {'copies':>7} {'sample s':>9}",
-              file=out)
+              f"{'held col':>9} {'held both':>9} {'Fréchet':>8} {'copies':>7} {'sample s':>9} "
+              f"{'bg: obj':>8} {'col':>5} {'bg col':>6}", file=out)
     results = []
     for w in scales:
         t0 = time.perf_counter()
@@ -257,18 +266,30 @@ def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", step
         copies = float((_nearest_distances(images.reshape(len(images), -1), ptr)
                         < threshold).mean())
         seen = ~is_held
+        bg = {}
+        if len(b_prompts):
+            xb = np.concatenate([diff.sample(b_prompts[i:i + 64], guidance=w, sampler=sampler,
+                                             steps=steps, seed=seed + 7919 + i)
+                                 for i in range(0, len(b_prompts), 64)])
+            ib = shapes_to_pixel_space(xb)
+            bg = dict(bg_object=float((cnn.predict(ib) == b_obj).mean()),
+                      bg_prompt_color=float((read_colors(ib) == b_col).mean()),
+                      bg_color=float((read_background_colors(ib) == b_bg).mean()),
+                      bg_n_samples=len(ib))
         row = dict(guidance=w, object=float(ok_obj[seen].mean()),
                    color=float(ok_col[seen].mean()), both=float((ok_obj & ok_col)[seen].mean()),
                    held_object=float(ok_obj[is_held].mean()) if is_held.any() else None,
                    held_color=float(ok_col[is_held].mean()) if is_held.any() else None,
                    held_both=float((ok_obj & ok_col)[is_held].mean()) if is_held.any() else None,
                    frechet=fd, frechet_real=fd_real, copy_rate=copies, sample_seconds=secs,
-                   n_samples=len(x))
+                   n_samples=len(x), **bg)
         results.append(row)
         if out:
             fmt = lambda v: "   -" if v is None else f"{v:.3f}"  # noqa: E731
             print(f"{w:8.1f} {row['object']:7.3f} {row['color']:7.3f} {row['both']:6.3f} "
                   f"{fmt(row['held_object']):>9} {fmt(row['held_color']):>9} "
-                  f"{fmt(row['held_both']):>9} {fd:8.3f} {copies:7.3f} {secs:9.1f}", file=out)
+                  f"{fmt(row['held_both']):>9} {fd:8.3f} {copies:7.3f} {secs:9.1f} "
+                  f"{fmt(row.get('bg_object')):>8} {fmt(row.get('bg_prompt_color')):>5} "
+                  f"{fmt(row.get('bg_color')):>6}", file=out)
     return dict(cnn_accuracy=cnn_acc, color_reader_accuracy=reader_acc, frechet_real=fd_real,
                 copy_threshold=float(threshold), results=results)
