@@ -3172,9 +3172,9 @@ def _random_on_device(kind, shape, dtype, generator, device, requires_grad, low=
     if draw is not None:
         seed = int(_gen(generator).integers(0, 2 ** 63))
         if kind == "randint":
-            arr = draw(low, high, shape, dtype, seed, 0)
+            arr = draw(low, high, shape, dtype, seed, 0, device_index=dev.index)
         else:
-            arr = draw(shape, dtype, seed, 0)
+            arr = draw(shape, dtype, seed, 0, device_index=dev.index)
         return Tensor(arr, requires_grad)
     host = {"rand": rand, "randn": randn}.get(kind)
     if host is not None:
@@ -4484,10 +4484,6 @@ def reshape(a, *shape):
     shape = _reshape_target(_shape_args(shape), a._data.size)
     src = a._data.shape
     out = a._data.reshape(shape)
-    if type(out) is not np.ndarray and out.size and not np.may_share_memory(out, a._data):
-        from .backends.cuda.array_extra import reshape_view   # a view where numpy gives one
-        viewed = reshape_view(a._data, shape)
-        out = out if viewed is None else viewed
     back, tb = (lambda g: (g.reshape(src),)), (lambda g: (reshape(g, src),))
     if out.size and np.may_share_memory(out, a._data):
         return _view_of(a, out, back, ("r", shape), tb=tb)
@@ -4497,10 +4493,6 @@ def reshape(a, *shape):
 def view(a, *shape):
     shape = _reshape_target(_shape_args(shape), a._data.size)
     out = a._data.reshape(shape)
-    if out.size and type(out) is not np.ndarray and not np.may_share_memory(out, a._data):
-        from .backends.cuda.array_extra import reshape_view   # a strided device view
-        viewed = reshape_view(a._data, shape)
-        out = out if viewed is None else viewed
     if out.size and not np.may_share_memory(out, a._data):
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
                            "least one dimension spans across two contiguous subspaces). Use "

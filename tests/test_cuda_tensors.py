@@ -289,3 +289,19 @@ def test_save_writes_host_data_and_load_maps_location(tmp_path):
     gpu_model = _model().cuda()
     gpu_model.load_state_dict(plain)   # and a GPU model a CPU one, staying on the GPU
     assert all(p.is_cuda for p in gpu_model.parameters())
+
+
+def test_dropout_on_the_device_draws_its_mask_there():
+    fastnn.manual_seed(0)
+    x = fastnn.ones(64, 8, device="cuda", requires_grad=True)
+    with fastnn.cuda.count_transfers() as n:
+        y = nn.functional.dropout(x, 0.25)
+        y.sum().backward()
+    assert n.count == 0, n.log
+    kept = y.detach().cpu().numpy()
+    assert set(np.unique(kept)) <= {0.0, np.float32(1 / 0.75)}
+    assert 0.6 < (kept != 0).mean() < 0.9
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), kept)   # d(sum)/dx is the mask
+    fastnn.manual_seed(0)
+    again = nn.functional.dropout(fastnn.ones(64, 8, device="cuda"), 0.25)
+    np.testing.assert_array_equal(again.cpu().numpy(), kept)   # manual_seed repeats it

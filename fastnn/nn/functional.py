@@ -6,10 +6,10 @@ Each function runs one forward kernel and records a closure that calls its backw
 import numpy as np
 
 from ..kernels import trusted as T
-from ..tensor import (Tensor, _asarray, _device_of, _empty, _moved, _node, _on_gpu, _same_device,
-                      default_generator,
-                      gelu, leaky_relu as _leaky_relu, log_softmax, relu as _relu, sigmoid,
-                      softmax, tanh)
+from ..tensor import (Tensor, _asarray, _device_of, _empty, _moved, _node, _on_gpu,
+                      _random_on_device, _same_device, default_generator, gelu,
+                      leaky_relu as _leaky_relu, log_softmax, relu as _relu, sigmoid, softmax,
+                      tanh)
 
 __all__ = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax",
            "cross_entropy", "mse_loss", "layer_norm", "embedding", "dropout",
@@ -259,6 +259,8 @@ def embedding(input, weight, padding_idx=None):
 # ---------------------------------------------------------------- dropout
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
+    if training and 0.0 < p < 1.0 and _on_gpu(input._data):   # the mask drawn on the GPU
+        return _dropout_on_device(input, p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -268,6 +270,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
         mask = np.zeros_like(x)
     else:   # PyTorch's CPU noise: bernoulli_(1 - p) / (1 - p), the same draws after a seed
         mask = default_generator().dropout_mask(x.shape, p, x.dtype)
+    return _node(x * mask, (input,), lambda g: (g * mask,))
+
+
+def _dropout_on_device(input, p):
+    """dropout of a GPU tensor: the mask from the device's counter-based generator (seeded from
+    fastnn's generator), so nothing crosses to the host; other draws than the CPU's."""
+    x = input._data
+    u = _random_on_device("rand", x.shape, x.dtype, None, _device_of(x), False)._data
+    mask = (u >= x.dtype.type(p)).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return _node(x * mask, (input,), lambda g: (g * mask,))
 
 

@@ -9,8 +9,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import (Tensor, _asarray, _device, _device_of, _dtype, _is_device_arg, _moved, _on_gpu,
-                      _to_array, float16, float32, float64, get_default_dtype, no_grad)
+from ..tensor import (Tensor, _asarray, _device, _device_of, _dtype, _is_device_arg, _moved,
+                      _on_gpu, _to_array, float16, float32, float64, get_default_dtype, no_grad)
 from . import functional as F
 from . import init
 
