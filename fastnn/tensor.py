@@ -43,6 +43,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import kernels as K
+from . import _tensor_str
 from ._torch_rng import DEFAULT_SEED as _TORCH_DEFAULT_SEED
 from ._torch_rng import NumpyStream as _NumpyStream, TorchGenerator as _TorchGenerator
 from .errors import NoCudaError
@@ -1069,19 +1070,16 @@ class Tensor:
         return format(repr(self), spec)
 
     def __repr__(self):
-        data = self._data
-        extra = ""
+        data, dev = self._data, None
         if type(data) is not np.ndarray and _on_gpu(data):
-            data = _ca().to_host(data)
-            extra += f", device='{self.device}'"
-        body = np.array2string(data, separator=", ", prefix="tensor(")
-        if self._data.dtype not in (_DEFAULT_FLOAT, int64, bool_):
-            extra += f", dtype={_public_dtype(self._data.dtype)}"   # as str(x.dtype) prints it
-        if self._fn is not None:
-            extra += f", grad_fn=<{self._fn.name()}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            data, dev = _ca().to_host(data), self.device
+        dt = data.dtype
+        grad = (f"grad_fn=<{self._fn.name()}>" if self._fn is not None
+                else "requires_grad=True" if self.requires_grad else None)
+        return _tensor_str.tensor_repr(np.asarray(data), device=dev, dtype=_public_dtype(dt),
+                                       default_dtype=dt == _DEFAULT_FLOAT,
+                                       implied_dtype=dt in (_DEFAULT_FLOAT, int64, bool_),
+                                       grad=grad)
 
     __hash__ = object.__hash__  # __eq__ is elementwise, but tensors stay usable as dict keys
 
@@ -3334,7 +3332,9 @@ def numel(input):
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
                      profile=None, sci_mode=None):
-    """How tensors print (numpy's print options underneath)."""
+    """How tensors print: PyTorch's options and profiles (see fastnn/_tensor_str.py); numpy's
+    print options follow, for the arrays fastnn shows elsewhere."""
+    _tensor_str.set_options(precision, threshold, edgeitems, linewidth, profile, sci_mode)
     opts = {}
     if profile == "default":
         opts.update(precision=4, threshold=1000, edgeitems=3, linewidth=80)

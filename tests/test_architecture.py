@@ -18,7 +18,7 @@ LAYERS = [
     {"backends", "errors"},
     {"kernels"},
     {"threads", "info", "cuda"},
-    {"tensor", "indexing", "_torch_rng"},
+    {"tensor", "indexing", "_torch_rng", "_tensor_str"},
     {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text",
      "random", "accelerator"},
     {"training", "viz"},
