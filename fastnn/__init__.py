@@ -70,11 +70,9 @@ autograd.function = _types.SimpleNamespace(Function=_tensor_module.Function,
                                           once_differentiable=_tensor_module._once_differentiable)
 _sys.modules["fastnn.autograd"] = autograd
 
-# fastnn.linalg: torch.linalg's norms
-linalg = _types.ModuleType("fastnn.linalg", "torch.linalg's norms on fastnn tensors")
-linalg.norm, linalg.vector_norm = _tensor_module.linalg_norm, _tensor_module.vector_norm
-linalg.matrix_norm = _tensor_module.matrix_norm
-_sys.modules["fastnn.linalg"] = linalg
+# fastnn.linalg (torch.linalg), fastnn.special, fastnn.fft, fastnn.distributions, and the
+# top-level functions real programs call from them (fastnn/extras.py: lgamma, cdist, inverse...)
+from . import linalg  # noqa: E402
 from .serialization import save, load, CheckpointError
 # the device modules (torch.cuda, torch.accelerator, torch.random, torch.backends' flags) and
 # the names PyTorch has at top level from them
@@ -95,6 +93,9 @@ from .backends import (set_float32_matmul_precision, get_float32_matmul_precisio
                        use_deterministic_algorithms, are_deterministic_algorithms_enabled,
                        is_deterministic_algorithms_warn_only_enabled)
 from . import nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
+from . import special, distributions  # noqa: E402
+from . import extras as _extras  # noqa: E402
+_extras.install(globals(), Tensor)
 
 try:
     __version__ = _version("fastnn")

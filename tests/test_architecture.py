@@ -20,7 +20,7 @@ LAYERS = [
     {"threads", "info", "cuda"},
     {"tensor", "indexing", "_torch_rng", "_tensor_str"},
     {"serialization", "_pt_format", "nn", "optim", "utils", "distributed", "data", "text",
-     "random", "accelerator"},
+     "random", "accelerator", "linalg", "special", "fft", "distributions", "extras"},
     {"training", "viz"},
     {"models"},
     {"bench", "benchmarks"},
