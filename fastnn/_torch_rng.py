@@ -35,19 +35,29 @@ _U32 = np.uint32
 _U64 = np.uint64
 _CHUNK = 1 << 16                # elements per block of the numpy transforms (cache-sized)
 _RAW_CHUNK = 1 << 20            # raw draws held at once
-_NUMBA_FROM = 1 << 14           # arrays this large use the numba loops (compiled on first use)
+_NUMBA_FROM = 1 << 18           # arrays this large use the numba loops: worth compiling them
+_NUMBA_WARM_FROM = 1 << 14      # ... and from this size once they are compiled in this process
 _numba_kernels = []
 
 
-def _numba():
-    """fastnn.backends.numba.torch_rng, or None where numba cannot load."""
+def _numba(n, kernel):
+    """fastnn.backends.numba.torch_rng when an array of n elements is worth its loops, else None
+    (also where numba cannot load: the numpy code gives the same bits). The first use compiles
+    them (seconds; then numba's on-disk cache), so small arrays only use them once warm."""
+    if n < _NUMBA_WARM_FROM:
+        return None
     if not _numba_kernels:
+        if n < _NUMBA_FROM:
+            return None
         try:
             from .backends.numba import torch_rng
-        except Exception:   # numba missing or broken: the numpy code gives the same bits
+        except Exception:   # numba missing or broken
             torch_rng = None
         _numba_kernels.append(torch_rng)
-    return _numba_kernels[0]
+    mod = _numba_kernels[0]
+    if mod is None or (n < _NUMBA_FROM and not getattr(mod, kernel).signatures):
+        return None
+    return mod
 
 # PyTorch's state blob: THGeneratorState (seed, left, seeded, next, 624 words as uint64, the
 # cached double normal as normal_x/normal_y/normal_rho/normal_is_valid), then the cached float
@@ -332,7 +342,7 @@ class TorchGenerator:
     def _unit_f32(self, n):
         """n float32 uniforms in [0, 1): the 24 low bits of each draw times 2^-24."""
         n = int(n)
-        kern = _numba() if n >= _NUMBA_FROM else None
+        kern = _numba(n, "unit_f32")
         out = np.empty(n, _F32)
         for i in range(0, n, _RAW_CHUNK):
             raw = self._bg.random_raw(min(_RAW_CHUNK, n - i))
@@ -365,7 +375,7 @@ class TorchGenerator:
                            _F64)
             return out.astype(dtype)
         work = _F64 if dtype == _F64 else _F32
-        kern = _numba() if work == _F32 and AVX2 and n >= _NUMBA_FROM else None
+        kern = _numba(n, "box_muller16_f32") if work == _F32 and AVX2 else None
         if kern is not None:
             out = self._unit_f32(n)
             kern.box_muller16_f32(out[:n - n % 16], _F32(mean), _F32(std))
