@@ -305,3 +305,37 @@ def test_dropout_on_the_device_draws_its_mask_there():
     fastnn.manual_seed(0)
     again = nn.functional.dropout(fastnn.ones(64, 8, device="cuda"), 0.25)
     np.testing.assert_array_equal(again.cpu().numpy(), kept)   # manual_seed repeats it
+
+
+@pytest.mark.parametrize("kw", [dict(is_causal=True), dict(mask=True), dict(dropout_p=0.5)],
+                         ids=["causal", "mask-with-a-dead-row", "dropout"])
+def test_materialized_attention_on_the_device(kw, rng=np.random.default_rng(4)):
+    """The attention path that forms the weights (masks, dropout) runs on the device: the
+    causal mask is made there, a fully masked row gives zeros without asking the host."""
+    from fastnn.nn.functional import scaled_dot_product_attention as sdpa
+    q, k, v = (_a(rng, 1, 2, 3, 4) for _ in range(3))
+    mask = np.array([[True, False, False], [False, False, False], [True, True, True]])
+
+    def run(device):
+        ts = [fastnn.tensor(a, device=device, requires_grad=True) for a in (q, k, v)]
+        m = fastnn.tensor(mask, device=device) if kw.get("mask") else None
+        with fastnn.cuda.count_transfers() as n:
+            out = sdpa(*ts, attn_mask=m, is_causal=kw.get("is_causal", False),
+                       dropout_p=kw.get("dropout_p", 0.0))
+            (out * out).sum().backward()
+        return out.detach().cpu().numpy(), [t.grad.cpu().numpy() for t in ts], n
+    fastnn.manual_seed(0)
+    out, grads, n = run("cuda")
+    assert n.count == 0, n.log
+    if "dropout_p" in kw:   # other draws than the CPU's: repeatable, and not the plain result
+        fastnn.manual_seed(0)
+        again, _, _ = run("cuda")
+        np.testing.assert_array_equal(again, out)
+        kw.pop("dropout_p")
+        plain, _, _ = run("cpu")
+        assert np.isfinite(out).all() and not np.allclose(out, plain)
+        return
+    want, want_grads, _ = run("cpu")
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, want_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -28,7 +28,7 @@ import numpy as np
 from .. import kernels as K
 from ..kernels import trusted as TK   # (T is a sequence length here)
 from ..tensor import (Tensor, _ascontiguous, _device_of, _empty, _moved, _node, _on_gpu,
-                      default_generator)
+                      _random_on_device, arange, default_generator)
 
 __all__ = ["scaled_dot_product_attention", "packed_qkv_attention", "KVCache"]
 
@@ -133,27 +133,43 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
     k3 = np.broadcast_to(kd, batch + (S, E)).reshape(-1, S, E)
     v3 = np.broadcast_to(vd, batch + (S, Ev)).reshape(-1, S, Ev)
     scores = TK.bmm(q3, k3, trans_b=True, alpha=scale).reshape(batch + (L, S))
-    keep, bias = _keep_and_bias(attn_mask, is_causal, scores.shape, dtype)
-    if _on_gpu(scores):   # a host mask (np.tri, a user's array) goes to the scores' device
+    on_gpu = _on_gpu(scores)
+    keep, bias = _keep_and_bias(attn_mask, is_causal and not on_gpu, scores.shape, dtype)
+    if on_gpu:   # a user's host mask goes to the scores' device; the causal one is made there
         keep, bias = (None if m is None else _moved(m, _device_of(scores)) for m in (keep, bias))
+        if is_causal:
+            rows, cols = (arange(n, device=_device_of(scores))._data for n in (L, S))
+            tri = rows[:, None] >= cols[None, :]
+            keep = tri if keep is None else keep & tri
     if bias is not None:
         scores = scores + bias
     if keep is not None:
         scores = np.where(keep, scores, -np.inf)
     # rows with nothing to attend to: softmax of all -inf is NaN; PyTorch's CPU path gives zeros
-    dead = np.isneginf(scores.max(axis=-1, initial=-np.inf)) if S else None
-    if dead is not None and dead.any():
-        scores[dead] = 0
+    if on_gpu and S:   # the same without asking the device whether there are any
+        # -inf becomes the lowest finite value: the cuda softmax kernel gives NaN when one
+        # thread's share of a row is all -inf; exp(lowest - max) is 0 all the same
+        lowest = dtype.type(np.finfo(dtype).min)
+        scores = np.maximum(scores, lowest)
+        dead = (scores.max(axis=-1) == lowest)[..., None]
+        p = np.where(dead, dtype.type(0), TK.softmax(np.where(dead, dtype.type(0), scores)))
     else:
-        dead = None
-    p = TK.softmax(scores)
-    if dead is not None:
-        p[dead] = 0
+        dead = np.isneginf(scores.max(axis=-1, initial=-np.inf)) if S else None
+        if dead is not None and dead.any():
+            scores[dead] = 0
+        else:
+            dead = None
+        p = TK.softmax(scores)
+        if dead is not None:
+            p[dead] = 0
     p3 = p.reshape(-1, L, S)
     drop = None
     if dropout_p > 0:
         if dropout_p == 1.0:
             drop = np.zeros(p3.shape, dtype)
+        elif on_gpu:   # the mask drawn on the device
+            u = _random_on_device("rand", p3.shape, dtype, None, _device_of(p3), False)._data
+            drop = (u >= dtype.type(dropout_p)).astype(dtype) * dtype.type(1 / (1 - dropout_p))
         else:
             # PyTorch's math path: F.dropout on the (B, H, L, S) weights, the same draws
             drop = default_generator().dropout_mask(p3.shape, dropout_p, dtype)
