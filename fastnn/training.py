@@ -47,13 +47,14 @@ def _has_distributed_sampler(loader):
     return isinstance(getattr(loader, "sampler", None), DistributedSampler)
 
 
-def evaluate(model, loader, loss_fn=None, distributed=None):
+def evaluate(model, loader, loss_fn=None, distributed=None, device=None):
     """Mean loss and accuracy (None when outputs are not class scores) over a loader, in eval
     mode and without gradients; the model's mode is restored afterwards.
 
     distributed: add up the sums of every rank (each evaluating its share of the data); None
     means: when a process group of several ranks is up and the loader's sampler is a
-    DistributedSampler. Every rank must call it then."""
+    DistributedSampler. Every rank must call it then. device: move each batch there first (the
+    model's device, e.g. 'cuda'); None leaves batches where they are."""
     loss_fn = loss_fn or CrossEntropyLoss()
     was_training = model.training
     model.eval()
@@ -61,6 +62,8 @@ def evaluate(model, loader, loss_fn=None, distributed=None):
     try:
         with no_grad():
             for x, y in loader:
+                if device is not None:
+                    x, y = x.to(device), y.to(device)
                 out = model(x)
                 b = len(y._data)
                 total += float(loss_fn(out, y).item()) * b
@@ -82,7 +85,7 @@ def evaluate(model, loader, loss_fn=None, distributed=None):
 
 def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None, scheduler=None,
         scheduler_interval="epoch", max_time=None, clip_grad_norm=None, progress=True,
-        plot=None, distributed=None):
+        plot=None, distributed=None, device=None):
     """Train `model` and return its history.
 
     loss_fn(output, target) defaults to cross-entropy; scheduler.step() runs after every
@@ -98,6 +101,9 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
     model; the time limit is rank 0's clock (broadcast, so every rank stops after the same
     batch), the history's losses and accuracies are over all ranks' samples (the same history
     on every rank), and only rank 0 shows the progress bar and writes the plot.
+
+    device: move each batch there before the forward pass (the model's device: the PyTorch
+    idiom `model.to(device)`, then `x.to(device)` per batch); None leaves batches where they are.
     """
     if scheduler_interval not in ("epoch", "batch"):
         raise ValueError("fit: scheduler_interval must be 'epoch' or 'batch'")
@@ -134,6 +140,8 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
             t0 = time.perf_counter()
             total, correct, n = 0.0, 0, 0
             for x, y in train_loader:
+                if device is not None:
+                    x, y = x.to(device), y.to(device)
                 out = model(x)
                 loss = loss_fn(out, y)
                 optimizer.zero_grad()
@@ -171,7 +179,7 @@ def fit(model, optimizer, train_loader, epochs=1, loss_fn=None, val_loader=None,
             history["seconds"].append(trained)
             if val_loader is not None:
                 vl, va = evaluate(model, val_loader, loss_fn,
-                                  distributed and _has_distributed_sampler(val_loader))
+                                  distributed and _has_distributed_sampler(val_loader), device)
                 history["val_loss"].append(vl)
                 history["val_acc"].append(va)
             if bar is not None:

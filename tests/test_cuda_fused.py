@@ -51,7 +51,8 @@ def act_backward_ref(name, approximate, dy, x):
 @pytest.mark.parametrize("name,approximate", ACTS)
 def test_bias_act_forward_and_backward(dtype, name, approximate):
     rng = np.random.default_rng(3)
-    x, bias, dy = randn(rng, (2, 7, 13), dtype), randn(rng, 13, dtype), randn(rng, (2, 7, 13), dtype)
+    x, dy = randn(rng, (2, 7, 13), dtype), randn(rng, (2, 7, 13), dtype)
+    bias = randn(rng, 13, dtype)
     x[0, 0, :3] = -bias[:3]                     # relu exactly at 0 after the bias
     pre = ref.bias_add(x.reshape(-1, 13), bias).reshape(x.shape)
     y = fused.bias_act_device(cuda.to_device(x), cuda.to_device(bias), name, approximate)
@@ -69,7 +70,8 @@ def test_bias_act_backward_with_row_splits(monkeypatch):
     monkeypatch.setattr(common, "sm_count", lambda: 16)
     monkeypatch.setattr(ops, "sm_count", lambda: 16)
     rng = np.random.default_rng(4)
-    x, bias, dy = randn(rng, (23, 6), np.float64), randn(rng, 6, np.float64), randn(rng, (23, 6), np.float64)
+    x, dy = randn(rng, (23, 6), np.float64), randn(rng, (23, 6), np.float64)
+    bias = randn(rng, 6, np.float64)
     dx, dbias = fused.bias_act_backward_device(cuda.to_device(dy), cuda.to_device(x),
                                                cuda.to_device(bias), "gelu", False)
     want_dx = ref.gelu_backward(dy, x + bias, False)

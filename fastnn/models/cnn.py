@@ -173,10 +173,11 @@ PRESETS = {
 
 def train_cnn(data="digits", epochs=None, batch_size=None, lr=None, weight_decay=None,
               channels=None, dropout=None, seed=0, max_time=None, progress=True, plot=None,
-              n_train=None, n_test=None, shift=None, flip=None, validate=True):
+              n_train=None, n_test=None, shift=None, flip=None, validate=True, device="cpu"):
     """Train a CNN on `data` ("digits" or "shapes") with AdamW and a one-cycle schedule; None
     takes PRESETS[data]'s value. Returns (model, history, test accuracy, info): info holds the
-    data's class names, sizes, the seconds spent making the data and training."""
+    data's class names, sizes, the seconds spent making the data and training. device: train
+    there (model.to(device), each batch too); the model returned is on the CPU."""
     if data not in PRESETS:
         raise ValueError(f"train_cnn: data must be one of {', '.join(DATASETS)}, got {data!r}")
     cfg = dict(PRESETS[data])
@@ -190,6 +191,7 @@ def train_cnn(data="digits", epochs=None, batch_size=None, lr=None, weight_decay
     Xtr, ytr, Xte, yte, classes = load_image_data(data, seed, n_train, n_test)
     data_seconds = time.perf_counter() - t0
     model = CNN(Xtr.shape[1], Xtr.shape[-1], len(classes), cfg["channels"], cfg["dropout"])
+    model.to(device)
     opt = AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     train = _Batches(Xtr, ytr, cfg["batch_size"], np.random.default_rng(seed), cfg["shift"],
                      cfg["flip"])
@@ -198,7 +200,8 @@ def train_cnn(data="digits", epochs=None, batch_size=None, lr=None, weight_decay
     history = fit(model, opt, train, epochs=cfg["epochs"],
                   val_loader=_Eval(Xte, yte) if validate else None, scheduler=sched,
                   scheduler_interval="batch", max_time=cfg["max_time"], progress=progress,
-                  plot=plot)
+                  plot=plot, device=None if device == "cpu" else device)
+    model.to("cpu")
     acc = model.accuracy(Xte, yte)
     info = dict(classes=classes, n_train=len(ytr), n_test=len(yte), data_seconds=data_seconds,
                 train_seconds=history["seconds"][-1], config=cfg)

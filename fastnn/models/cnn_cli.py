@@ -16,10 +16,10 @@ from ..errors import require
 from ..kernels import get_backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cnn import DATASETS, PRESETS, load_image_data, train_cnn
-from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
-                         add_runtime_options, agree, fraction, nonnegative_float,
-                         nonnegative_int, positive_float, positive_int, runs_path,
-                         setup_runtime, start_distributed)
+from .common_cli import (Parser, RankStopped, abort_on_error, add_device_option,
+                         add_distributed_option, add_runtime_options, agree, fraction,
+                         nonnegative_float, nonnegative_int, positive_float, positive_int,
+                         runs_path, setup_runtime, start_distributed)
 
 DEFAULT_CHECKPOINT = runs_path("cnn.npz")
 
@@ -68,6 +68,7 @@ def _train_parser():
                    help="write a loss-curve PNG here, e.g. runs/cnn.png (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runtime_options(p)
+    add_device_option(p)
     add_distributed_option(p)
     return p
 
@@ -96,15 +97,15 @@ def train_main(argv):
     model, history, acc, info = train_cnn(
         args.data, args.epochs, args.batch_size, args.lr, args.weight_decay,
         tuple(args.channels) if args.channels else None, args.dropout, args.seed, args.max_time,
-        not args.no_progress, args.plot, args.n_train, args.n_test)
+        not args.no_progress, args.plot, args.n_train, args.n_test, device=args.device)
     print(f"data {args.data}: {info['n_train']} training and {info['n_test']} test images of "
           f"{model.in_channels}x{model.image_size}x{model.image_size}, {model.num_classes} "
           f"classes (made in {info['data_seconds']:.2f} s)")
     print(f"model: CNN, stages {'-'.join(map(str, model.channels))}, "
           f"{model.num_parameters():,} parameters")
-    print(f"backend {get_backend().name}: {len(history['epoch'])} epochs in "
-          f"{history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s total)"
-          + (" (stopped at --max-time)" if history["stopped_early"] else ""))
+    print(f"backend {get_backend().name}, device {args.device}: {len(history['epoch'])} epochs "
+          f"in {history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s "
+          f"total)" + (" (stopped at --max-time)" if history["stopped_early"] else ""))
     print(f"final train loss {history['train_loss'][-1]:.4f}")
     print(f"test accuracy: {acc:.4f}")
     save_checkpoint(model, args.out, data=args.data, classes=list(info["classes"]),

@@ -159,6 +159,23 @@ def add_runtime_options(p, threads=True):
                        help="CPU threads (default: every usable core)")
 
 
+def device_name(text):
+    """--device's value: cpu, cuda or cuda:N."""
+    text = text.strip().lower()
+    kind, _, index = text.partition(":")
+    if text == "cpu" or (kind == "cuda" and (not index or index.isdigit())):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
+def add_device_option(p):
+    """--device: where the model and each batch live (model.to(device), x.to(device))."""
+    p.add_argument("--device", type=device_name, default="cpu", metavar="DEVICE",
+                   help="cpu (default) or cuda (cuda:N): keep the model and every batch on that "
+                        "device, as PyTorch's model.to(device); cuda needs a GPU (`fastnn info` "
+                        "lists them)")
+
+
 def setup_runtime(args):
     """Apply --backend and --threads before any work starts. A backend that does not load here
     (cuda without a GPU, say) is a UsageError saying why."""
@@ -172,6 +189,16 @@ def setup_runtime(args):
                 "is unavailable here"
             raise UsageError(f"argument --backend: {name!r} {what} ({reason}); `fastnn info` "
                              f"lists the backends that load") from None
+    device = getattr(args, "device", None)
+    if device and device != "cpu":
+        from .. import cuda
+        if not cuda.is_available():
+            raise UsageError(f"argument --device: {device!r} needs a CUDA GPU, and none is "
+                             f"usable here ({cuda.unavailable_reason()}); `fastnn info` says "
+                             f"what it found")
+        if getattr(args, "distributed", False):
+            raise UsageError("argument --device: --distributed trains on CPU ranks only; "
+                             "drop --device or --distributed")
     threads = getattr(args, "threads", None)
     if threads:
         set_num_threads(threads)

@@ -41,12 +41,12 @@ from ..nn.parallel import DistributedDataParallel
 from ..nn.utils import clip_grad_norm_
 from ..optim.lr_scheduler import LRScheduler
 from ..serialization import CheckpointError
-from ..tensor import default_generator, manual_seed, no_grad
+from ..tensor import default_generator, manual_seed, no_grad, tensor
 from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
-from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
-                         add_runtime_options, agree, fraction, nonnegative_float,
-                         nonnegative_int, open_fraction, positive_float, positive_int,
+from .common_cli import (Parser, RankStopped, abort_on_error, add_device_option,
+                         add_distributed_option, add_runtime_options, agree, fraction,
+                         nonnegative_float, nonnegative_int, open_fraction, positive_float, positive_int,
                          probability, runs_path, setup_runtime, start_distributed,
                          sum_across_ranks)
 from .gpt import GPT, GPTConfig, entropy
@@ -109,12 +109,14 @@ class WarmupCosineLR(LRScheduler):
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (base_lr - self.min_lr)
 
 
-def estimate_loss(model, splits, eval_iters, batch_size, rng, rank=0, world_size=1):
+def estimate_loss(model, splits, eval_iters, batch_size, rng, rank=0, world_size=1,
+                  device=None):
     """Mean loss (nats/char) over eval_iters random batches of each split, in eval mode.
 
     With world_size > 1 (a process group up, every rank calling it with the same rng state)
     every rank draws the same batches and computes every world_size-th of them, and the sums
-    are added across ranks: the same mean as one process, in 1/world_size of the time."""
+    are added across ranks: the same mean as one process, in 1/world_size of the time.
+    device: where the model is (batches go there); None leaves them on the CPU."""
     out = {}
     was_training = model.training
     model.eval()
@@ -125,6 +127,8 @@ def estimate_loss(model, splits, eval_iters, batch_size, rng, rank=0, world_size
             for i in range(eval_iters):
                 x, y = textlib.get_batch(data, model.config.block_size, batch_size, rng)
                 if i % world_size == rank:
+                    if device is not None:   # numpy windows -> tensors on the model's device
+                        x, y = tensor(x, device=device), tensor(y, device=device)
                     total += float(model(x, y)[1]._data)
             sums.append(total)
     model.train(was_training)
@@ -174,6 +178,7 @@ def _train_parser():
                    help="the share of the text held out for validation (its end)")
     e.add_argument("--seed", type=nonnegative_int, default=1337)
     add_runtime_options(e)
+    add_device_option(e)
     add_distributed_option(e)
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -261,6 +266,8 @@ def _train(args, rank, world, tqdm):
     (model, meta, tok, run, hp, max_steps, max_seconds, train_data,
      val_data) = agree(lambda: _prepare(args, world))
     block = model.config.block_size
+    device = None if args.device == "cpu" else args.device
+    model.to(args.device)             # before the optimizer: its state follows the parameters
 
     optimizer = model.configure_optimizers(hp["weight_decay"], hp["lr"], (0.9, hp["beta2"]))
     batch_rng = np.random.default_rng(hp["seed"])
@@ -304,7 +311,8 @@ def _train(args, rank, world, tqdm):
     say(f"GPT: {n_params / 1e6:.2f}M parameters, {model.config.n_layer} layers, "
         f"{model.config.n_head} heads, width {model.config.n_embd}, context {block}; "
         f"vocabulary {tok.vocab_size} characters; {len(train_data):,} training and "
-        f"{len(val_data):,} validation characters; backend {get_backend().name}, "
+        f"{len(val_data):,} validation characters; backend {get_backend().name}, device "
+        f"{args.device}, "
         f"{ranks}; run: {length}" + (f", resuming at step {step}" if run else ""), flush=True)
     if done():
         say(f"the run is already complete ({length}); pass a larger --steps or --minutes to "
@@ -326,6 +334,8 @@ def _train(args, rank, world, tqdm):
             x, y = textlib.get_batch(train_data, block, hp["batch_size"], batch_rng)
             if world > 1:   # the same global batch on every rank; each trains on its share
                 x, y = dist.shard(x), dist.shard(y)
+            if device is not None:   # numpy windows -> tensors on the model's device
+                x, y = tensor(x, device=device), tensor(y, device=device)
             _, loss = net(x, y)
             optimizer.zero_grad()
             loss.backward()
@@ -346,7 +356,7 @@ def _train(args, rank, world, tqdm):
             bar.set_postfix(step=step, loss=f"{shown:.3f}", lr=f"{lr:.1e}", refresh=False)
             if step % hp["eval_interval"] == 0 or done():
                 losses = estimate_loss(model, splits, hp["eval_iters"], hp["batch_size"],
-                                       eval_rng, rank, world)
+                                       eval_rng, rank, world, device)
                 write(f"step {step}: train loss {losses['train']:.4f}, val loss "
                       f"{losses['val']:.4f} nats/char ({elapsed:.0f}s of training)")
                 checkpoint(losses)
@@ -398,6 +408,7 @@ def _generate_parser():
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for "
                    "each token instead of using the key/value cache (same tokens, slower)")
     add_runtime_options(p)
+    add_device_option(p)
     return p
 
 
@@ -439,6 +450,7 @@ def generate_main(argv):
         raise FileNotFoundError(f"{args.checkpoint}: no such file; train one with `fastnn train "
                                 f"gpt --out {args.checkpoint}`")
     model, meta = load_checkpoint(args.checkpoint, kind="gpt")
+    model.to(args.device)     # forward passes there; tokens are sampled on the host
     tok = meta["tokenizer"]
     ids = prepare_prompt(args.prompt, tok, model.config.block_size, args.replace_unknown,
                          notice=lambda m: print(f"note: {m}", file=sys.stderr))

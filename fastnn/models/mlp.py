@@ -62,16 +62,19 @@ class MLP(nn.Module):
 
 # ---------------------------------------------------------------- the digits lesson
 def train_digits(epochs=60, batch_size=32, lr=3e-3, weight_decay=1e-2, hidden=(256, 256),
-                 dropout=0.3, seed=0, max_time=10.0, progress=True, plot=None):
+                 dropout=0.3, seed=0, max_time=10.0, progress=True, plot=None, device="cpu"):
     """Train an MLP on the digits with AdamW, dropout and a cosine schedule. Returns (model,
-    history, test accuracy, data). The defaults reach 97.8-98.6% test accuracy over seeds 0-4."""
+    history, test accuracy, data). The defaults reach 97.8-98.6% test accuracy over seeds 0-4.
+    device: train there (model.to(device), each batch too); the model returned is on the CPU."""
     manual_seed(seed)
     d = load_digits(seed=seed)
-    model = MLP((d.X_train.shape[1],) + tuple(hidden) + (10,), dropout=dropout)
+    model = MLP((d.X_train.shape[1],) + tuple(hidden) + (10,), dropout=dropout).to(device)
     opt = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     train = DataLoader((d.X_train, d.y_train), batch_size=batch_size, shuffle=True, seed=seed)
     test = DataLoader((d.X_test, d.y_test), batch_size=512)
     sched = CosineAnnealingLR(opt, T_max=epochs * len(train))
     history = fit(model, opt, train, epochs=epochs, val_loader=test, scheduler=sched,
-                  scheduler_interval="batch", max_time=max_time, progress=progress, plot=plot)
+                  scheduler_interval="batch", max_time=max_time, progress=progress, plot=plot,
+                  device=None if device == "cpu" else device)
+    model.to("cpu")
     return model, history, model.accuracy(d.X_test, d.y_test), d

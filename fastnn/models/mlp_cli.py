@@ -20,9 +20,9 @@ from ..threads import get_num_threads
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mlp import MLP, train_digits
 from .common_cli import (Parser, RankStopped, abort_on_error, add_distributed_option,
-                         add_runtime_options, agree, fraction, nonnegative_float,
-                         nonnegative_int, positive_float, positive_int, runs_path,
-                         setup_runtime, start_distributed)
+                         add_device_option, add_runtime_options, agree, fraction,
+                         nonnegative_float, nonnegative_int, positive_float, positive_int,
+                         runs_path, setup_runtime, start_distributed)
 
 DEFAULT_CHECKPOINT = runs_path("mlp.npz")
 
@@ -49,6 +49,7 @@ def _train_parser():
                    help="write a loss-curve PNG here, e.g. runs/mlp.png (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runtime_options(p)
+    add_device_option(p)
     add_distributed_option(p)
     return p
 
@@ -74,10 +75,10 @@ def train_main(argv):
     model, history, acc, _ = train_digits(args.epochs, args.batch_size, args.lr,
                                           args.weight_decay, tuple(args.hidden), args.dropout,
                                           args.seed, args.max_time, not args.no_progress,
-                                          args.plot)
-    print(f"backend {get_backend().name}: {len(history['epoch'])} epochs in "
-          f"{history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s total)"
-          + (" (stopped at --max-time)" if history["stopped_early"] else ""))
+                                          args.plot, args.device)
+    print(f"backend {get_backend().name}, device {args.device}: {len(history['epoch'])} epochs "
+          f"in {history['seconds'][-1]:.2f} s of training ({time.perf_counter() - t0:.2f} s "
+          f"total)" + (" (stopped at --max-time)" if history["stopped_early"] else ""))
     print(f"final train loss {history['train_loss'][-1]:.4f}")
     print(f"test accuracy: {acc:.4f}")
     save_checkpoint(model, args.out, test_accuracy=acc, seed=args.seed)

@@ -98,7 +98,7 @@ def _bias_act_kernels(dtype, activation, approximate, cols, lanes):
     shape = (lanes, cols)
 
     @cuda.jit
-    def forward(x, bias, out):               # x, out (rows, C)
+    def bias_act(x, bias, out):               # x, out (rows, C)
         c = x.shape[1]
         for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
             i = e // c
@@ -106,7 +106,7 @@ def _bias_act_kernels(dtype, activation, approximate, cols, lanes):
             out[i, j] = f(x[i, j] + bias[j])
 
     @cuda.jit
-    def backward(dy, x, bias, dx, partial):
+    def bias_act_backward(dy, x, bias, dx, partial):
         """dx = dy * f'(x + bias), and this block's column sums of dx into partial[by, col]
         (blocks of (cols x lanes) threads, as ops.py's column sums)."""
         buf = cuda.shared.array(shape, dtype)
@@ -127,7 +127,7 @@ def _bias_act_kernels(dtype, activation, approximate, cols, lanes):
                 acc += buf[lane, tx]
             partial[cuda.blockIdx.y, col] = acc
 
-    return forward, backward
+    return bias_act, bias_act_backward
 
 
 def _bias_act_setup(x, activation, approximate):
@@ -165,7 +165,7 @@ def _add_layer_norm_kernels(dtype, max_threads):
     zero, one = dtype(0), dtype(1)
 
     @cuda.jit
-    def forward(x, r, weight, bias, eps, s, y, mean, rstd):
+    def add_layer_norm(x, r, weight, bias, eps, s, y, mean, rstd):
         buf = cuda.shared.array(max_threads, dtype)
         row = cuda.blockIdx.x
         c = x.shape[1]
@@ -188,7 +188,7 @@ def _add_layer_norm_kernels(dtype, max_threads):
             rstd[row] = rs
 
     @cuda.jit
-    def backward_dx(dy, s, weight, mean, rstd, ds, has_ds, dx):
+    def add_layer_norm_backward_dx(dy, s, weight, mean, rstd, ds, has_ds, dx):
         """dx = rstd * (g - mean(g) - shat * mean(g * shat)) + ds, g = dy * weight."""
         buf_a = cuda.shared.array(max_threads, dtype)
         buf_b = cuda.shared.array(max_threads, dtype)
@@ -213,7 +213,7 @@ def _add_layer_norm_kernels(dtype, max_threads):
                 v += ds[row, j]
             dx[row, j] = v
 
-    return forward, backward_dx
+    return add_layer_norm, add_layer_norm_backward_dx
 
 
 def _row_kernels(x):

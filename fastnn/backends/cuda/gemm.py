@@ -7,8 +7,9 @@ block copies an A tile and a B tile into shared memory, both stored k-major (til
 inner loop reads TM values of A and TN values of B for one k and does TM*TN FMAs on a
 register tile. Double buffering: each operand has two shared tiles; while the block computes on
 one, each thread's share of the next slice is already loading from global memory into
-registers, and is stored into the other tile afterwards (one barrier per slice, not two). Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX (i < TM, j < TN):
-interleaved ownership keeps a warp's shared-memory reads conflict-free and its stores to c
+registers, and is stored into the other tile afterwards (one barrier per slice, not two).
+Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX (i < TM, j < TN): interleaved
+ownership keeps a warp's shared-memory reads conflict-free and its stores to c
 coalesced. The transposes only change how tiles are loaded: each variant is compiled
 separately, so the inner loop is the same for all four.
 
