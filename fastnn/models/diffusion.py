@@ -136,7 +136,8 @@ class Denoiser(nn.Module):
             self.out.bias._data[...] = 0
 
     def forward(self, x, t, y):
-        temb = Tensor(timestep_embedding(t, self.config.time_dim).astype(x.dtype))
+        temb = Tensor(timestep_embedding(t, self.config.time_dim).astype(x.dtype),
+                      device=x.device)
         c = self.time_mlp(temb) + self.label_emb(y)
         h = self.inp(x)
         for block in self.blocks:
@@ -180,8 +181,13 @@ class Diffusion:
         noise = rng.standard_normal(x0.shape).astype(x0.dtype)
         y = np.where(rng.random(n) < self.config.p_uncond, self.config.n_classes, y)
         xt = self.schedule.q_sample(x0, t, noise)
-        pred = self.model(Tensor(xt), t, Tensor(y.astype(np.int64)))
-        return F.mse_loss(pred, Tensor(noise))
+        device = self.device()                 # the batch goes where the model is
+        pred = self.model(Tensor(xt, device=device), t, Tensor(y.astype(np.int64), device=device))
+        return F.mse_loss(pred, Tensor(noise, device=device))
+
+    def device(self):
+        """Where the model's parameters live ('cpu' or 'cuda:N'): model.to(device) moves them."""
+        return next(iter(self.model.parameters())).device
 
     # -- what differs between the digits and the shapes model
     def _shape(self, n):
