@@ -3204,16 +3204,16 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     return _made(arr.astype(dt, copy=False), requires_grad, device)
 
 
-def randn_like(input, dtype=None, layout=None, device=None, requires_grad=False,
-               memory_format=None):
-    return randn(*input.shape, dtype=dtype or input.dtype,
+def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
+               requires_grad=False, memory_format=None):
+    return randn(*input.shape, generator=generator, dtype=dtype or input.dtype,
                  device=input.device if device is None else device,
                  requires_grad=requires_grad)
 
 
-def rand_like(input, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None):
-    return rand(*input.shape, dtype=dtype or input.dtype,
+def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
+              requires_grad=False, memory_format=None):
+    return rand(*input.shape, generator=generator, dtype=dtype or input.dtype,
                 device=input.device if device is None else device,
                 requires_grad=requires_grad)
 
@@ -3231,8 +3231,11 @@ def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, la
     return _made(arr.astype(_dtype(dtype) or int64), requires_grad, device)
 
 
-def randint_like(input, low, high=None, *, dtype=None, device=None, requires_grad=False):
-    return randint(low, high, input.shape, dtype=dtype or input.dtype,
+def randint_like(input, low, high=None, *, generator=None, dtype=None, device=None,
+                 requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, input.shape, generator=generator, dtype=dtype or input.dtype,
                    device=input.device if device is None else device)
 
 

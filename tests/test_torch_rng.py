@@ -251,6 +251,8 @@ CASES = {
     "cauchy_f64": lambda L, n: L.empty(n, dtype=L.float64).cauchy_(0.5, 2.0),
     "geometric": lambda L, n: L.empty(n).geometric_(0.3),
     "log_normal_f64": lambda L, n: L.empty(n, dtype=L.float64).log_normal_(0.5, 0.25),
+    "bernoulli_inplace_p": lambda L, n: L.empty(n).bernoulli_(L.linspace(0, 1, n)),
+    "randint_like": lambda L, n: L.randint_like(L.zeros(n), 5),
     "rand_like": lambda L, n: L.rand_like(L.zeros(n, 2)),
     "randn_like": lambda L, n: L.randn_like(L.zeros(2, n)),
     "mixed": lambda L, n: L.cat([L.randn(3), L.rand(n), L.randn(n), L.randn(1)]),
@@ -279,7 +281,10 @@ def test_generators_and_states_cross_between_libraries(T):
     tg, fg = T.Generator().manual_seed(99), fastnn.Generator().manual_seed(99)
     for f in (lambda L, g: L.randn(40, generator=g), lambda L, g: L.rand(5, generator=g),
               lambda L, g: L.randint(0, 50, (9,), generator=g),
-              lambda L, g: L.randperm(12, generator=g), lambda L, g: L.randn(2, generator=g)):
+              lambda L, g: L.randperm(12, generator=g), lambda L, g: L.randn(2, generator=g),
+              lambda L, g: L.randn_like(L.zeros(20), generator=g),
+              lambda L, g: L.multinomial(L.ones(9), 4, generator=g),
+              lambda L, g: L.empty(30).normal_(generator=g).uniform_(generator=g)):
         np.testing.assert_array_equal(f(T, tg).numpy(), f(fastnn, fg).numpy())
     assert tg.get_state().numpy().tobytes() == fg.get_state().numpy().tobytes()
     assert T.Generator().initial_seed() == fastnn.Generator().initial_seed()
