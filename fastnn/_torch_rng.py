@@ -432,12 +432,18 @@ class TorchGenerator:
             raise RuntimeError(f"n must be non-negative, got{n}")
         if n >= 1 << 32:
             raise RuntimeError("randperm: n >= 2^32 is not supported")
+        if n < 2:
+            return np.arange(n, dtype=np.int64)
+        offsets = self.raw32(n - 1) % np.arange(n, 1, -1, dtype=_U32)   # vectorised draws
+        kern = _numba(n, "fisher_yates")
+        if kern is not None:   # the swaps depend on each other: a compiled loop
+            perm = np.arange(n, dtype=np.int64)
+            kern.fisher_yates(perm, offsets.astype(np.int64))
+            return perm
         perm = list(range(n))
-        if n > 1:
-            z = (self.raw32(n - 1) % np.arange(n, 1, -1, dtype=_U32)).tolist()
-            for i, k in enumerate(z):
-                j = i + k
-                perm[i], perm[j] = perm[j], perm[i]
+        for i, k in enumerate(offsets.tolist()):
+            j = i + k
+            perm[i], perm[j] = perm[j], perm[i]
         return np.array(perm, np.int64)
 
     def bernoulli_scalar(self, n, p):

@@ -162,3 +162,11 @@ def unit_f32(raw, out):
     """out[i] = the low 24 bits of the 32-bit draw raw[i] (uint64 from random_raw) / 2^24."""
     for i in range(raw.size):
         out[i] = _F(raw[i] & _MASK24) * _INV24
+
+
+@njit(cache=True)
+def fisher_yates(perm, offsets):
+    """Swap perm[i] with perm[i + offsets[i]] for i = 0, 1, ... in order (torch.randperm)."""
+    for i in range(offsets.size):
+        j = i + offsets[i]
+        perm[i], perm[j] = perm[j], perm[i]
