@@ -42,7 +42,8 @@ Checkpoints and pictures go to the runs/ folder unless you pass --out.
 
 commands:
   info                   what runs here: fastnn's version, the backends that load (numpy, numba,
-                         cython, cuda) and why others do not, the CPU code path, the threads
+                         cython, cuda) and why others do not, the CPU code path, the threads,
+                         the GPUs (--device cuda on train and generate) or why there are none
                            fastnn info
   bench                  time every kernel on every backend against naive numpy, OpenBLAS and
                          PyTorch (about 2 minutes)
@@ -109,7 +110,8 @@ INFO_HELP = """\
 usage: fastnn info [-h]
 
 Print fastnn's version, Python's and numpy's, the backends that load here (and why any other does
-not, and which kernels each lacks), the CPU code path the C kernels picked and the thread count.
+not, and which kernels each lacks), the CPU code path the C kernels picked, the thread count, and
+the GPUs (name, compute capability, driver, memory) that --device cuda can use, or why none.
 
 example: fastnn info
 
