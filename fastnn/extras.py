@@ -8,6 +8,8 @@ torch.testing.assert_close.
 fastnn/__init__.py adds each name in NAMES to fastnn unless the core already has one, and
 METHODS to Tensor unless it already has the method, so the core's own versions win."""
 import builtins
+import contextlib
+import functools
 import math
 import types
 from collections import namedtuple
@@ -798,6 +800,16 @@ class _Done:
         return self._v
 
 
+def _onnx_export(*args, **kwargs):
+    raise NotImplementedError("fastnn.onnx.export: fastnn cannot write ONNX files; save the "
+                              "state dict (fastnn.save(model.state_dict(), 'model.pt')) and "
+                              "export it from PyTorch")
+
+
+onnx = types.ModuleType("fastnn.onnx", "torch.onnx's name (export is not supported)")
+onnx.export = _onnx_export
+
+
 def assert_close(actual, expected, *, allow_subclasses=True, rtol=None, atol=None,
                  equal_nan=False, check_device=True, check_dtype=True, check_layout=True,
                  check_stride=False, msg=None):
@@ -882,7 +894,8 @@ NAMES = ["e", "pi", "inf", "nan", "newaxis", "contiguous_format", "channels_last
          "logcumsumexp", "histc", "mode", "renorm", "addr", "vdot", "take",
          "unique_consecutive", "softplus", "cosine_similarity", "pairwise_distance", "pdist",
          "typename", "set_num_interop_threads", "get_num_interop_threads",
-         "set_flush_denormal", "sparse_coo_tensor", "sparse", "spmm", "smm", "jit", "testing"]
+         "set_flush_denormal", "sparse_coo_tensor", "sparse", "spmm", "smm", "jit", "testing",
+         "onnx"]
 
 # Tensor methods: name -> function(self, ...)
 METHODS = {name: globals()[name] for name in (
@@ -906,14 +919,31 @@ CORE_AS_METHODS = ["mv", "inner", "baddbmm", "addbmm", "trace", "diag", "aminmax
                    "ger", "swapdims", "fix", "square", "true_divide"]
 
 
+@functools.wraps(lambda safe_globals: None)
+def _safe_globals(safe_globals):
+    return contextlib.nullcontext()
+
+
+_SAFE_GLOBALS = []
+
+
 def install(namespace, tensor_cls):
     """Add NAMES to the fastnn namespace and METHODS (and CORE_AS_METHODS) to Tensor, each only
     where no definition exists yet (the core's own versions win)."""
     import sys
     for name in NAMES:
         namespace.setdefault(name, globals()[name])
-    for name, module in (("sparse", sparse), ("jit", jit), ("testing", testing)):
+    for name, module in (("sparse", sparse), ("jit", jit), ("testing", testing), ("onnx", onnx)):
         sys.modules.setdefault("fastnn." + name, module)
+    # torch.serialization's allow-list API: fastnn never unpickles classes, so the lists only
+    # need to be accepted (programs wrap torch.load in `with safe_globals([...])`)
+    ser = sys.modules["fastnn.serialization"]
+    for name, fn in (("safe_globals", _safe_globals),
+                     ("add_safe_globals", lambda globs: _SAFE_GLOBALS.extend(globs)),
+                     ("get_safe_globals", lambda: list(_SAFE_GLOBALS)),
+                     ("clear_safe_globals", lambda: _SAFE_GLOBALS.clear())):
+        if not hasattr(ser, name):
+            setattr(ser, name, fn)
     for name, fn in METHODS.items():
         if not hasattr(tensor_cls, name):
             setattr(tensor_cls, name, fn)

@@ -1,6 +1,7 @@
 """fastnn.linalg, fastnn.special, fastnn.distributions, fastnn.fft and the top-level extras
 (fastnn/extras.py): values against closed forms and numpy, gradients against central finite
 differences in float64, and, where torch is installed, values and gradients against torch's."""
+import json
 import math
 
 import numpy as np
@@ -473,3 +474,209 @@ def test_extras_match_torch():
         assert out.item() == pytest.approx(ref.item(), rel=1e-10), name
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-8,
                                    atol=1e-12, err_msg=name)
+
+
+# ---------------------------------------------------------------- 3-D layers
+import fastnn.nn as fnn  # noqa: E402
+import fastnn.nn.functional as FF  # noqa: E402
+
+X5 = RNG.standard_normal((2, 4, 5, 6, 7))
+
+
+def _conv3d_reference(x, w, stride, padding):
+    """A direct loop over output positions (the definition of cross-correlation)."""
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    k = w.shape[2:]
+    out_size = [(xp.shape[2 + d] - k[d]) // stride[d] + 1 for d in range(3)]
+    out = np.zeros((x.shape[0], w.shape[0], *out_size))
+    for z, y, xx in np.ndindex(*out_size):
+        win = xp[:, :, z * stride[0]:z * stride[0] + k[0], y * stride[1]:y * stride[1] + k[1],
+                 xx * stride[2]:xx * stride[2] + k[2]]
+        out[:, :, z, y, xx] = np.einsum("ncdhw,ocdhw->no", win, w)
+    return out
+
+
+def test_conv3d_matches_the_definition_and_finite_differences():
+    w = RNG.standard_normal((3, 4, 2, 3, 2))
+    got = FF.conv3d(T(X5), T(w), stride=(1, 2, 2), padding=(1, 0, 1)).numpy()
+    np.testing.assert_allclose(got, _conv3d_reference(X5, w, (1, 2, 2), (1, 0, 1)), atol=1e-10)
+    small = RNG.standard_normal((1, 2, 3, 3, 4))
+    ws = RNG.standard_normal((2, 1, 2, 2, 2))
+    check_grad(lambda t: (FF.conv3d(t, T(ws), stride=2, padding=1, groups=2) ** 2).sum(), small)
+    check_grad(lambda t: (FF.conv3d(T(small), t, padding=1, groups=2) ** 2).sum(), ws)
+    check_grad(lambda t: (FF.conv_transpose3d(t, T(ws), stride=2, padding=1, groups=2)
+                          ** 2).sum(), small)
+    check_grad(lambda t: (FF.max_pool3d(t, 2, 1) ** 2).sum(), small)
+    check_grad(lambda t: (FF.avg_pool3d(t, 2, 1, 1, count_include_pad=False) ** 2).sum(), small)
+
+
+def test_3d_modules_shapes_state_dict_and_errors():
+    fastnn.manual_seed(0)
+    net = fnn.Sequential(fnn.Conv3d(4, 6, 3, padding=1), fnn.BatchNorm3d(6), fnn.ReLU(),
+                         fnn.MaxPool3d(2), fnn.Dropout3d(0.2), fnn.AdaptiveAvgPool3d(1),
+                         fnn.Flatten())
+    out = net(fastnn.tensor(X5, dtype=fastnn.float32))
+    assert out.shape == (2, 6) and out.dtype == fastnn.float32
+    assert list(net.state_dict())[:2] == ["0.weight", "0.bias"]
+    assert "1.running_mean" in net.state_dict()
+    up = fnn.ConvTranspose3d(4, 2, 2, stride=2)
+    assert up(fastnn.zeros(1, 4, 2, 3, 4)).shape == (1, 2, 4, 6, 8)
+    assert fnn.AvgPool3d(2)(fastnn.zeros(4, 4, 4, 4)).shape == (4, 2, 2, 2)   # unbatched
+    assert fnn.InstanceNorm3d(4)(fastnn.randn(2, 4, 3, 3, 3)).shape == (2, 4, 3, 3, 3)
+    with pytest.raises(ValueError, match="5-D"):
+        FF.conv3d(fastnn.zeros(2, 3), fastnn.zeros(1, 1, 1, 1, 1))
+    with pytest.raises(RuntimeError, match="channels"):
+        FF.conv3d(fastnn.zeros(1, 3, 4, 4, 4), fastnn.zeros(2, 2, 1, 1, 1))
+    with pytest.raises(ValueError, match="5D"):
+        fnn.BatchNorm3d(3)(fastnn.zeros(2, 3, 4, 4))
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_3d_layers_match_torch():
+    import torch.nn.functional as TF
+    w = RNG.standard_normal((6, 2, 3, 2, 3))
+    wt = RNG.standard_normal((4, 3, 3, 2, 3))
+    cases = [
+        (lambda L, x, w: L.conv3d(x, w, stride=(1, 2, 1), padding=1, dilation=(1, 1, 2),
+                                  groups=2), w),
+        (lambda L, x, w: L.conv3d(x, w, padding="same", groups=2), w),
+        (lambda L, x, w: L.conv_transpose3d(x, w, stride=2, padding=1, output_padding=1,
+                                            groups=2), wt),
+        (lambda L, x, w: L.max_pool3d(x, 3, 2, 1) * w.sum(), w),
+        (lambda L, x, w: L.max_pool3d(x, 2, 2, ceil_mode=True) * w.sum(), w),
+        (lambda L, x, w: L.avg_pool3d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+         * w.sum(), w),
+        (lambda L, x, w: L.adaptive_avg_pool3d(x, (2, 3, None)) * w.sum(), w),
+        (lambda L, x, w: L.adaptive_max_pool3d(x, (2, 3, 4)) * w.sum(), w),
+    ]
+    for i, (f, wa) in enumerate(cases):
+        xs = [T(X5, grad=True), T(wa, grad=True)]
+        ts = [torch.tensor(X5, requires_grad=True), torch.tensor(wa, requires_grad=True)]
+        ours, ref = f(FF, *xs), f(TF, *ts)
+        g = RNG.standard_normal(tuple(ref.shape))
+        (ours * T(g)).sum().backward()
+        (ref * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), atol=1e-10,
+                                   err_msg=str(i))
+        for a, b in zip(xs, ts):
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-9,
+                                       err_msg=str(i))
+    _, idx = FF.max_pool3d(T(X5), 3, 2, 1, return_indices=True)
+    _, tidx = TF.max_pool3d(torch.tensor(X5), 3, 2, 1, return_indices=True)
+    assert np.array_equal(idx.numpy(), tidx.numpy())
+
+
+# ---------------------------------------------------------------- weight and spectral norm
+def test_weight_norm_old_and_new_apis():
+    from fastnn.nn.utils import parametrizations, weight_norm, remove_weight_norm
+    fastnn.manual_seed(0)
+    lin = fnn.Linear(4, 3)
+    w0 = lin.weight.detach().numpy().copy()
+    weight_norm(lin)
+    assert sorted(dict(lin.named_parameters())) == ["bias", "weight_g", "weight_v"]
+    np.testing.assert_allclose(lin.weight_g.detach().numpy()[:, 0], np.linalg.norm(w0, axis=1),
+                               rtol=1e-6)
+    x = fastnn.randn(5, 4)
+    np.testing.assert_allclose(lin(x).detach().numpy(), x.numpy() @ w0.T +
+                               lin.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+    lin(x).sum().backward()
+    assert lin.weight_g.grad is not None and lin.weight_v.grad is not None
+    remove_weight_norm(lin)
+    assert sorted(lin.state_dict()) == ["bias", "weight"]
+    new = parametrizations.weight_norm(fnn.Linear(4, 3))
+    assert list(new.state_dict()) == ["bias", "parametrizations.weight.original0",
+                                      "parametrizations.weight.original1"]
+    assert type(new).__name__ == "ParametrizedLinear" and isinstance(new, fnn.Linear)
+    new(x).pow(2).sum().backward()
+    assert new.parametrizations.weight.original0.grad.shape == (3, 1)
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    from fastnn.nn.utils import parametrizations, spectral_norm
+    fastnn.manual_seed(0)
+    for make in (lambda: spectral_norm(fnn.Linear(6, 5)),
+                 lambda: parametrizations.spectral_norm(fnn.Linear(6, 5))):
+        m = make()
+        for _ in range(30):                 # power iteration converges in training mode
+            m(fastnn.randn(2, 6))
+        m.eval()
+        s = np.linalg.svd(m.weight.detach().numpy(), compute_uv=False)
+        assert s[0] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_register_parametrization_and_remove():
+    import fastnn.nn.utils.parametrize as P
+
+    class Symmetric(fnn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+
+    lin = fnn.Linear(3, 3)
+    P.register_parametrization(lin, "weight", Symmetric())
+    w = lin.weight.detach().numpy()
+    assert np.allclose(w, w.T) and P.is_parametrized(lin, "weight")
+    assert list(lin.state_dict()) == ["bias", "parametrizations.weight.original"]
+    with P.cached():
+        assert lin.weight is lin.weight
+    P.remove_parametrizations(lin, "weight")
+    assert type(lin) is fnn.Linear and list(lin.state_dict()) == ["bias", "weight"]
+    assert np.allclose(lin.weight.detach().numpy(), w)
+    with pytest.raises(ValueError):
+        P.remove_parametrizations(lin, "weight")
+
+
+@needs_torch
+def test_parametrizations_match_torch_step_for_step(tmp_path):
+    """The same program under both libraries (only the imports differ): identical random u, v
+    and the same losses over three SGD steps."""
+    import subprocess
+    import sys
+    from test_programs import to_fastnn, _env
+    src = '''
+import json
+import torch
+import torch.nn as nn
+from torch.nn.utils import spectral_norm
+from torch.nn.utils import parametrizations as P
+torch.manual_seed(0)
+a = spectral_norm(nn.Linear(4, 3))
+c = P.weight_norm(nn.Linear(4, 3))
+d = P.spectral_norm(nn.Conv2d(2, 3, 3))
+x = torch.randn(5, 4)
+params = list(a.parameters()) + list(c.parameters()) + list(d.parameters())
+opt = torch.optim.SGD(params, lr=0.01)
+losses = []
+for step in range(3):
+    opt.zero_grad()
+    loss = a(x).pow(2).sum() + c(x).pow(2).sum() + d(torch.ones(1, 2, 5, 5)).pow(2).sum()
+    loss.backward()
+    opt.step()
+    losses.append(loss.item())
+print(json.dumps({"losses": losses, "u": a.weight_u.tolist(),
+                  "u2": d.parametrizations.weight[0]._u.tolist()}))
+'''
+    out = {}
+    for lib, code in (("torch", src), ("fastnn", to_fastnn(src))):
+        path = tmp_path / f"prog_{lib}.py"
+        path.write_text(code)
+        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                              env=_env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["fastnn"]["losses"], out["torch"]["losses"], rtol=1e-5)
+    np.testing.assert_allclose(out["fastnn"]["u"], out["torch"]["u"], rtol=1e-5)
+    np.testing.assert_allclose(out["fastnn"]["u2"], out["torch"]["u2"], rtol=1e-5)
+
+
+def test_torch_module_paths():
+    import fastnn.nn.modules.linear as linear_mod
+    from fastnn.nn.modules.batchnorm import _BatchNorm
+    assert linear_mod.Linear is fnn.Linear
+    assert isinstance(fnn.BatchNorm3d(2), _BatchNorm)
+    assert fnn.modules.dropout.Dropout is fnn.Dropout
+    with pytest.raises(AttributeError):
+        fnn.modules.linear._NoSuchThing
+    import fastnn.serialization as S
+    with S.safe_globals([fnn.Linear]):
+        pass

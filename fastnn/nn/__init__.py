@@ -80,6 +80,24 @@ for _module in (layers1d, losses_extra, misc_layers, more_layers, norms, padding
     __all__ += list(_module.__all__)
 
 
+# 3-D layers (fastnn/nn/layers3d.py), and weight/spectral norm and torch.nn.utils.parametrize
+# (fastnn/nn/parametrize.py), reachable by torch's module paths
+from . import layers3d, parametrize  # noqa: E402
+from .layers3d import *  # noqa: F401,F403,E402
+for _name in layers3d.FUNCTIONS:
+    setattr(functional, _name, getattr(layers3d, _name))
+    if _name not in functional.__all__:
+        functional.__all__.append(_name)
+__all__ += list(layers3d.__all__)
+for _name in ("weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"):
+    setattr(utils, _name, getattr(parametrize, _name))
+utils.parametrize, utils.parametrizations = parametrize, parametrize.parametrizations
+_sys.modules[__name__ + ".utils.parametrize"] = parametrize
+_sys.modules[__name__ + ".utils.parametrizations"] = parametrize.parametrizations
+from . import torch_paths  # noqa: E402   (torch.nn.modules.linear.Linear and friends)
+torch_paths.install(_sys.modules[__name__ + ".modules"])
+
+
 def __getattr__(name):
     # the GPT's modules moved to fastnn.models.gpt; nn does not import from models
     if name in ("Block", "CausalSelfAttention"):
