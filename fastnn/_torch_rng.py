@@ -366,11 +366,12 @@ class TorchGenerator:
         self._normal_double = r * math.sin(theta)
         return _fma_scalar(r * math.cos(theta), std, mean)
 
-    def normal_fill(self, n, dtype=_F32, mean=0.0, std=1.0):
-        """n normals as Tensor.normal_(mean, std) on a contiguous tensor of n elements."""
+    def normal_fill(self, n, dtype=_F32, mean=0.0, std=1.0, scalar=False):
+        """n normals as Tensor.normal_(mean, std) on a contiguous tensor of n elements (scalar:
+        on a non-contiguous one, which PyTorch fills element by element)."""
         dtype = np.dtype(dtype)
         n = int(n)
-        if n < 16:
+        if n < 16 or scalar:
             out = np.array([self._scalar_normal(float(mean), float(std)) for _ in range(n)],
                            _F64)
             return out.astype(dtype)
@@ -616,7 +617,7 @@ class NumpyStream:
         x = self.rng.random(int(n), dtype=dt if dt in (_F32, _F64) else _F64)
         return (x * (high - low) + low).astype(dt, copy=False)
 
-    def normal_fill(self, n, dtype=_F32, mean=0.0, std=1.0):
+    def normal_fill(self, n, dtype=_F32, mean=0.0, std=1.0, scalar=False):
         dt = np.dtype(dtype)
         x = self.rng.standard_normal(int(n), dtype=dt if dt in (_F32, _F64) else _F64)
         return (x * std + mean).astype(dt, copy=False)

@@ -646,6 +646,17 @@ def _gen(generator):
                     f"{type(generator).__name__}")
 
 
+def _laid_out(d, flat):
+    """Values drawn in the order PyTorch's TensorIterator visits the elements of array d (its
+    memory order: row-major for a contiguous tensor, the base's order for a transposed view), as
+    an array of d's shape."""
+    flags = getattr(d, "flags", None)
+    if flags is None or flags.c_contiguous or d.ndim < 2:
+        return flat.reshape(d.shape)
+    order = sorted(range(d.ndim), key=lambda i: -builtins.abs(d.strides[i]))   # slowest first
+    return flat.reshape([d.shape[i] for i in order]).transpose(np.argsort(order))
+
+
 def _float_work(dt):
     """PyTorch's sampling dtype for a float tensor dtype: float64 stays, others draw float32."""
     if dt.kind != "f":
@@ -1568,15 +1579,17 @@ class Tensor:
                                f"from={a} > to={b}")
         dt = self._data.dtype
         r = _gen(generator).uniform_fill(self._data.size, _float_work(dt), a, b)
-        return _random_fill(self, r.reshape(self._data.shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         mean, std = float(_raw(mean)), float(_raw(std))
         if not std >= 0.0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        # a non-contiguous tensor takes PyTorch's element-by-element path, in memory order
+        flags = getattr(self._data, "flags", None)
         r = _gen(generator).normal_fill(self._data.size, _float_work(self._data.dtype), mean,
-                                        std)
-        return _random_fill(self, r.reshape(self._data.shape))
+                                        std, scalar=flags is not None and not flags.c_contiguous)
+        return _random_fill(self, _laid_out(self._data, r))
 
     def bernoulli_(self, p=0.5, *, generator=None):
         g = _gen(generator)
@@ -1587,7 +1600,7 @@ class Tensor:
             p = float(p)
             if not 0.0 <= p <= 1.0:
                 raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-            r = g.bernoulli_scalar(self._data.size, p).reshape(self._data.shape)
+            r = _laid_out(self._data, g.bernoulli_scalar(self._data.size, p))
         return _random_fill(self, r)
 
     def exponential_(self, lambd=1.0, *, generator=None):
@@ -1596,25 +1609,25 @@ class Tensor:
             raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
         _float_work(self._data.dtype)
         r = _gen(generator).exponential_fill(self._data.size, lambd)
-        return _random_fill(self, r.reshape(self._data.shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
         _float_work(self._data.dtype)
         r = _gen(generator).cauchy(self._data.size, float(median), float(sigma))
-        return _random_fill(self, r.reshape(self._data.shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
         if not float(std) > 0:
             raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
         _float_work(self._data.dtype)
         r = _gen(generator).log_normal(self._data.size, float(mean), float(std))
-        return _random_fill(self, r.reshape(self._data.shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def geometric_(self, p, *, generator=None):
         if not 0 < float(p) < 1:
             raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
         r = _gen(generator).geometric(self._data.size, float(p))
-        return _random_fill(self, r.reshape(self._data.shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def random_(self, low=None, high=None, *, generator=None, **kw):
         """random_(): [0, 2^mantissa] for floats, [0, max] for integers; random_(to): [0, to);
@@ -1630,7 +1643,7 @@ class Tensor:
             if high is None:
                 low, high = 0, low
             r = g.integers_from_to(n, 0 if low is None else int(low), int(high))
-        return _random_fill(self, r.reshape(shape))
+        return _random_fill(self, _laid_out(self._data, r))
 
     def masked_fill_(self, mask, value):
         return _inplace(self, masked_fill, mask, value)

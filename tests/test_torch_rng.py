@@ -273,6 +273,21 @@ def test_distribution_matches_torch(name, T):
             _same(lambda L: fn(L, n), lambda L: fn(L, n), seed, T)
 
 
+VIEWS = {   # PyTorch fills a non-contiguous tensor in memory order, normal_ element by element
+    "normal_t": lambda L: L.zeros(8, 5).t().normal_(),
+    "uniform_t": lambda L: L.zeros(8, 5).t().uniform_(-1, 2),
+    "normal_column": lambda L: L.zeros(40, 3)[:, 1].normal_(),
+    "bernoulli_t": lambda L: L.zeros(6, 4).t().bernoulli_(0.4),
+    "random_t": lambda L: L.zeros(6, 4, dtype=L.int64).t().random_(0, 100),
+    "exponential_permuted": lambda L: L.zeros(2, 3, 4).permute(2, 0, 1).exponential_(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_fills_of_views_match_torch(name, T):
+    _same(VIEWS[name], VIEWS[name], 0, T)
+
+
 @pytest.mark.parametrize("replacement,n", [(False, 1), (False, 4), (True, 1), (True, 7)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_multinomial_matches_torch(replacement, n, dtype, T):
