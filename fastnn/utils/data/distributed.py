@@ -6,16 +6,17 @@ either padded by repeating indices from the start until they divide evenly among
 (drop_last=False), or cut to a multiple of them (drop_last=True); rank r takes every
 num_replicas-th index starting at r.
 
-The permutation: permutation="numpy" (the default) is numpy.random.default_rng(seed +
-epoch).permutation(len); permutation="torch" is torch.randperm(len) on a torch.Generator seeded
-with seed + epoch, which is exactly PyTorch's sampler's order (needs torch installed). Without
-shuffling the two are identical to PyTorch's. The default does not depend on whether torch
-happens to be installed, so ranks on different machines always agree.
+The permutation: permutation="torch" (the default) is randperm(len) on a Generator seeded with
+seed + epoch, which is exactly PyTorch's sampler's order (fastnn's generator is PyTorch's: no
+torch needed); permutation="numpy" is numpy.random.default_rng(seed + epoch).permutation(len),
+fastnn's order before its streams became PyTorch's. Without shuffling the two are identical to
+PyTorch's. Neither depends on what is installed, so ranks on different machines always agree.
 """
 import math
 
 import numpy as np
 
+from ..._torch_rng import TorchGenerator
 from .sampler import Sampler
 
 __all__ = ["DistributedSampler"]
@@ -23,7 +24,7 @@ __all__ = ["DistributedSampler"]
 
 class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
-                 drop_last=False, permutation="numpy"):
+                 drop_last=False, permutation="torch"):
         if num_replicas is None or rank is None:
             from ... import distributed as dist
             if not dist.is_initialized():
@@ -59,10 +60,7 @@ class DistributedSampler(Sampler):
         if not self.shuffle:
             return list(range(n))
         if self.permutation == "torch":
-            import torch
-            g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch)
-            return torch.randperm(n, generator=g).tolist()
+            return TorchGenerator(self.seed + self.epoch).randperm(n).tolist()
         return np.random.default_rng(self.seed + self.epoch).permutation(n).tolist()
 
     def __iter__(self):
