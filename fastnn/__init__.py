@@ -93,7 +93,7 @@ from .backends import (set_float32_matmul_precision, get_float32_matmul_precisio
                        use_deterministic_algorithms, are_deterministic_algorithms_enabled,
                        is_deterministic_algorithms_warn_only_enabled)
 from . import nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
-from . import special, distributions  # noqa: E402
+from . import special, distributions, fft  # noqa: E402
 from . import extras as _extras  # noqa: E402
 _extras.install(globals(), Tensor)
 

@@ -162,6 +162,76 @@ def lcm(a, b):
     return Tensor(np.lcm(a._data, b._data))
 
 
+# ---------------------------------------------------------------- complex numbers
+# Gradients follow PyTorch's convention for a complex z: dL/dRe z + i dL/dIm z.
+def real(input):
+    a = input._data
+    if a.dtype.kind != "c":
+        return input
+    return _node(a.real.copy(), (input,), lambda g: (g.astype(a.dtype),))
+
+
+def imag(input):
+    a = input._data
+    if a.dtype.kind != "c":
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+    return _node(a.imag.copy(), (input,), lambda g: ((1j * g).astype(a.dtype),))
+
+
+def conj(input):
+    a = input._data
+    if a.dtype.kind != "c":
+        return input
+    return _node(np.conj(a), (input,), lambda g: (np.conj(g),))
+
+
+def angle(input):
+    a = _f(input)
+    out = np.angle(a).astype(a.real.dtype)
+    if a.dtype.kind != "c":
+        return _node(out, (input,), lambda g: (np.zeros_like(a),))
+
+    def backward(g):
+        m2 = (a * np.conj(a)).real
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ((np.where(m2 == 0, 0, g * 1j * a / m2)).astype(a.dtype),)
+    return _node(out, (input,), backward)
+
+
+def view_as_real(input):
+    a = input._data
+    if a.dtype.kind != "c":
+        raise RuntimeError("view_as_real is only supported for complex tensors")
+    out = np.stack([a.real, a.imag], -1)
+    return _node(out, (input,), lambda g: ((g[..., 0] + 1j * g[..., 1]).astype(a.dtype),))
+
+
+def view_as_complex(input):
+    a = _f(input)
+    if a.shape[-1:] != (2,):
+        raise RuntimeError("Tensor must have a last dimension of size 2")
+    out = (a[..., 0] + 1j * a[..., 1]).astype(np.complex128 if a.dtype == np.float64
+                                                else np.complex64)
+    return _node(out, (input,), lambda g: (np.stack([g.real, g.imag], -1).astype(a.dtype),))
+
+
+def complex(real, imag):
+    r, i = _f(real), _f(imag)
+    out = (r + 1j * i).astype(np.complex128 if r.dtype == np.float64 else np.complex64)
+    return _node(out, (real, imag), lambda g: (_unbroadcast(g.real, r.shape).astype(r.dtype),
+                                               _unbroadcast(g.imag, i.shape).astype(i.dtype)))
+
+
+def polar(abs, angle):
+    r, t = _f(abs), _f(angle)
+    e = np.exp(1j * t)
+    out = (r * e).astype(np.complex128 if r.dtype == np.float64 else np.complex64)
+    return _node(out, (abs, angle),
+                 lambda g: (_unbroadcast((np.conj(g) * e).real, r.shape).astype(r.dtype),
+                            _unbroadcast((np.conj(g) * 1j * r * e).real, t.shape)
+                            .astype(t.dtype)))
+
+
 # ---------------------------------------------------------------- linear algebra (torch.*)
 inverse = _linalg.inv
 det = _linalg.det
@@ -894,7 +964,8 @@ NAMES = ["e", "pi", "inf", "nan", "newaxis", "contiguous_format", "channels_last
          "logcumsumexp", "histc", "mode", "renorm", "addr", "vdot", "take",
          "unique_consecutive", "softplus", "cosine_similarity", "pairwise_distance", "pdist",
          "typename", "set_num_interop_threads", "get_num_interop_threads",
-         "set_flush_denormal", "sparse_coo_tensor", "sparse", "spmm", "smm", "jit", "testing",
+         "set_flush_denormal", "real", "imag", "conj", "angle", "view_as_real",
+         "view_as_complex", "complex", "polar", "sparse_coo_tensor", "sparse", "spmm", "smm", "jit", "testing",
          "onnx"]
 
 # Tensor methods: name -> function(self, ...)
@@ -906,11 +977,13 @@ METHODS = {name: globals()[name] for name in (
     "pinverse", "cholesky", "cholesky_solve", "cholesky_inverse", "svd", "qr", "cross", "kron",
     "dist", "diag_embed", "rot90", "diff", "cov", "corrcoef", "quantile", "nanquantile",
     "logcumsumexp", "histc", "mode", "renorm", "addr", "vdot", "take", "unique_consecutive",
-    "softplus", "sum_to_size", "fill_diagonal_", "gcd", "lcm")}
+    "softplus", "sum_to_size", "fill_diagonal_", "gcd", "lcm", "conj", "angle")}
 METHODS.update(polygamma=lambda self, n: polygamma(n, self), to_sparse=_to_sparse,
                to_dense=_to_dense, coalesce=_coalesce, to_sparse_coo=_to_sparse,
                _indices=_indices, _values=_values, indices=_indices, values=_values,
-               is_coalesced=lambda self: True)
+               is_coalesced=lambda self: True, real=property(real), imag=property(imag),
+               conj_physical=conj, resolve_conj=lambda self: self,
+               is_conj=lambda self: False)
 # Tensor methods that are fastnn's own top-level functions, attached where the method is missing
 CORE_AS_METHODS = ["mv", "inner", "baddbmm", "addbmm", "trace", "diag", "aminmax", "nanmean",
                    "nansum", "index_put", "select", "sgn", "exp2", "atan2", "fmax", "fmin",

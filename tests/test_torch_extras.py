@@ -680,3 +680,54 @@ def test_torch_module_paths():
     import fastnn.serialization as S
     with S.safe_globals([fnn.Linear]):
         pass
+
+
+# ---------------------------------------------------------------- fft
+def test_fft_values_match_numpy():
+    x = RNG.standard_normal((3, 8))
+    np.testing.assert_allclose(fastnn.fft.rfft(T(x)).numpy(), np.fft.rfft(x), atol=1e-12)
+    np.testing.assert_allclose(fastnn.fft.fft(T(x), n=10, norm="ortho").numpy(),
+                               np.fft.fft(x, n=10, norm="ortho"), atol=1e-12)
+    np.testing.assert_allclose(fastnn.fft.irfft(fastnn.fft.rfft(T(x))).numpy(), x, atol=1e-12)
+    np.testing.assert_allclose(fastnn.fft.fftn(T(x)).numpy(), np.fft.fftn(x), atol=1e-12)
+    np.testing.assert_allclose(fastnn.fft.irfftn(fastnn.fft.rfftn(T(x)), s=x.shape).numpy(), x,
+                               atol=1e-12)
+    assert fastnn.fft.rfft(fastnn.ones(4)).dtype == fastnn.complex64
+    assert fastnn.fft.fftshift(fastnn.arange(5)).tolist() == [3, 4, 0, 1, 2]
+    assert fastnn.fft.ifftshift(fastnn.fft.fftshift(fastnn.arange(6))).tolist() == \
+        list(range(6))
+    np.testing.assert_allclose(fastnn.fft.fftfreq(5).numpy(), np.fft.fftfreq(5), rtol=1e-6)
+    np.testing.assert_allclose(fastnn.fft.rfftfreq(6, 0.5).numpy(), np.fft.rfftfreq(6, 0.5),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="normalization"):
+        fastnn.fft.fft(T(x), norm="bad")
+
+
+@pytest.mark.parametrize("norm", [None, "forward", "ortho"])
+def test_fft_gradients_match_finite_differences(norm):
+    x = RNG.standard_normal((2, 6))
+    w = T(RNG.standard_normal((2, 4)))
+    check_grad(lambda t: (fastnn.fft.rfft(t, norm=norm).abs() ** 2 * w).sum(), x)
+    check_grad(lambda t: (fastnn.fft.fft(t, n=8, norm=norm).abs() ** 3).sum(), x)
+    check_grad(lambda t: (fastnn.fft.irfft(fastnn.fft.rfft(t) * 1.0, n=7, norm=norm)
+                          ** 2).sum(), x)
+    check_grad(lambda t: (fastnn.fft.rfft2(t, norm=norm).abs()).sum(), x)
+    check_grad(lambda t: fastnn.view_as_real(fastnn.fft.fft(t, norm=norm)).pow(2).sum()
+               + fastnn.fft.fft(t).imag.sum() + fastnn.fft.fft(t).real.pow(2).sum(), x)
+
+
+@needs_torch
+def test_fft_complex_input_gradients_match_torch():
+    z = RNG.standard_normal((3, 5)) + 1j * RNG.standard_normal((3, 5))
+
+    def f(L, t):
+        return ((L.fft.irfft(t, n=8) ** 2 * L.arange(8, dtype=L.float64)).sum()
+                + L.fft.ifft(t, n=7, norm="ortho").abs().sum()
+                + L.angle(L.fft.fft(t)).sum() + L.fft.irfftn(t, norm="forward").pow(2).sum())
+    ours, ref = fastnn.tensor(z, requires_grad=True), \
+        torch.tensor(z, requires_grad=True)
+    a, b = f(fastnn, ours), f(torch, ref)
+    a.backward()
+    b.backward()
+    assert a.item() == pytest.approx(b.item(), rel=1e-10)
+    np.testing.assert_allclose(ours.grad.numpy(), ref.grad.numpy(), rtol=1e-8, atol=1e-10)
