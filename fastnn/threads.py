@@ -16,7 +16,17 @@ import os
 from .kernels import dispatch
 
 # before any OpenMP runtime loads (see the docstring); a user's choice stands
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")   # None: fastnn chose
 WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+def environ_without_fastnn():
+    """This process's environment as it was before fastnn chose an OpenMP wait policy: for a
+    subprocess that should run another library (PyTorch) with that library's own defaults."""
+    env = dict(os.environ)
+    if USER_WAIT_POLICY is None and env.get("OMP_WAIT_POLICY") == WAIT_POLICY:
+        del env["OMP_WAIT_POLICY"]
+    return env
 
 _threads = {"n": None}
 

@@ -201,6 +201,8 @@ def test_train_section_runs_each_step_with_mfu_and_memory(tmp_path, capsys):
         assert line in out
     assert "gemm:" not in out   # --train alone skips the kernel tables
     assert "on fastnn " in out and "of the first step's" in out   # the GPT steady-state check
+    if bench.torch_available():
+        assert "PyTorch in a worker process with its own defaults" in out
     rows = json.loads(path.read_text())["train"]
     impls = {fastnn.get_backend().name} | ({"torch"} if bench.torch_available() else set())
     for name in train_cases.TRAIN_NAMES:
@@ -211,6 +213,45 @@ def test_train_section_runs_each_step_with_mfu_and_memory(tmp_path, capsys):
             assert r["time_s"] > 0 and r["flops"] > 0 and 0 < r["mfu"] < 1.5
             assert r["mem_rss_bytes"] is not None
         assert got[fastnn.get_backend().name]["mem_traced_bytes"] > 0
+
+
+def test_pytorch_steps_run_in_a_worker_with_pytorchs_own_wait_policy():
+    """import fastnn sets OMP_WAIT_POLICY=passive; PyTorch's side of --train must not inherit
+    it (issue 16): its worker starts from the environment as it was before fastnn's import."""
+    pytest.importorskip("torch")
+    from fastnn import threads
+    from fastnn.bench.worker import RemoteSteps
+    steps = RemoteSteps("mlp-small", "tiny", n_threads=1)
+    try:
+        seen = steps.describe()
+        assert seen["pid"] != os.getpid()
+        assert seen["omp_wait_policy"] == threads.USER_WAIT_POLICY   # None unless a user set it
+        assert seen["torch_threads"] == 1
+        assert steps.start(0.001) > 0 and steps.number >= 2
+        samples, busy = steps.turn(0.0)
+        assert len(samples) == steps.number and all(t > 0 for t in samples)
+        assert busy is False
+        assert steps.memory(0.0)[0] is None
+    finally:
+        steps.close()
+    assert steps.proc.poll() is not None   # closed: the worker ended
+
+
+def test_a_failing_worker_is_reported():
+    pytest.importorskip("torch")
+    from fastnn.bench.worker import RemoteSteps, WorkerError
+    with pytest.raises(WorkerError, match="unknown training step"):
+        RemoteSteps("nope", "tiny")
+    def killed():
+        steps = RemoteSteps("mlp-small", "tiny")
+        steps.proc.kill()
+        steps.proc.wait()
+        return steps
+    with pytest.raises(WorkerError, match="worker process ended"):
+        killed().start(0.001)
+    # measure_steps reports it in the table instead of failing the bench
+    res = timing.measure_steps({"torch": killed}, 1, 0.001, 0.0)
+    assert res["torch"].status == "error" and "ended" in res["torch"].note
 
 
 def test_train_flops_follow_the_models():

@@ -50,3 +50,19 @@ def test_the_users_policy_stands():
     policy, cores = _probe(OMP_WAIT_POLICY="active")
     assert policy == "active"
     assert cores > 0.05
+
+
+@pytest.mark.parametrize("users", [None, "passive", "active"])
+def test_environment_for_other_libraries_is_as_before_fastnn(users):
+    """What PyTorch's bench worker gets: no wait policy unless the user chose one."""
+    code = ("import os, fastnn.threads as t\n"
+            "print(os.environ['OMP_WAIT_POLICY'], t.environ_without_fastnn().get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if users:
+        env["OMP_WAIT_POLICY"] = users
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    here, theirs = out.stdout.split()
+    assert here == (users or "passive")
+    assert theirs == str(users)

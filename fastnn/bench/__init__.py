@@ -7,6 +7,7 @@
     train_cases.py     --train: MLP, GPT and CNN training steps vs PyTorch, FLOPs, GEMM peak
     memory.py          --memory: peak extra memory (tracemalloc, RSS); a warm step's allocations
     contention.py      --contention: quiet vs with busy processes
+    worker.py          PyTorch's training steps in a process of their own (its own defaults)
     torch_gpt.py       nanoGPT's model in PyTorch (imports torch; only when PyTorch is wanted)
     machine.py         the machine description, PyTorch's presence, the printed header
     thread_control.py  one thread count for fastnn, PyTorch and numpy's BLAS (--threads)

@@ -23,8 +23,10 @@ from ..kernels import dispatch, registry
 from .machine import load_torch
 
 SIZES = ("tiny", "quick", "full")   # tiny: seconds, for the tests (a hidden --sizes option)
-IMPL_ORDER = ("numpy", "numba", "cython", "cuda", "torch", "openblas")
-IMPL_LABELS = {"numpy": "naive numpy", "torch": "PyTorch", "openblas": "OpenBLAS"}
+IMPL_ORDER = ("numpy", "numba", "cython", "cuda", "torch", "torch-here", "openblas")
+# torch-here: --train's PyTorch in fastnn's own process (--torch-in-process)
+IMPL_LABELS = {"numpy": "naive numpy", "torch": "PyTorch", "torch-here": "PyTorch here",
+               "openblas": "OpenBLAS"}
 
 
 def impl_order(impl):

@@ -23,7 +23,10 @@ GEMM, OpenBLAS is also timed alone first, and a check line compares its column w
 Training steps (--train): mlp-large (784-512-512-10 @256), mlp-small (64-128-128-10 @64), gpt
 (nanoGPT's CPU config), cnn (the digits CNN), each against the same step in PyTorch, timed step by
 step in alternating turns (fastnn/bench/train_cases.py). On fastnn's default backend unless
---backends names others. MFU is against the GEMM peak measured in the same run.
+--backends names others. MFU is against the GEMM peak measured in the same run. PyTorch's steps
+run in a worker process with PyTorch's own OpenMP defaults (fastnn/bench/worker.py): in fastnn's
+process it would inherit the wait policy `import fastnn` sets; --torch-in-process adds that
+column too.
 
 Naive numpy is fastnn's reference backend (fastnn/backends/numpy/): every speedup is relative
 to it. PyTorch and OpenBLAS (numpy's `a @ b`) are the references a fast kernel should reach.
@@ -40,7 +43,7 @@ import time
 from ..errors import require
 from ..kernels import dispatch
 from .cases import SIZES, cases, family_names, impls_for
-from .machine import header, machine_info, torch_available
+from .machine import header, machine_info, torch_available, torch_policy_note
 from .plot import plot
 from .contention import contend
 from .report import (MEMORY_LEGEND, format_contention, format_family, format_scaling,
@@ -49,6 +52,7 @@ from .thread_control import ThreadControl
 from .memory import steady_state
 from .timing import BLAS_SETTLE_S, DEFAULT_REPEAT, SAMPLE_TARGET_S, measure, measure_steps
 from .train_cases import TRAIN_NAMES, gemm_peak, train_cases
+from .worker import TORCH_HERE, step_builders
 
 TRAIN_TARGET_S = {"tiny": 0.002, "quick": 0.1, "full": 0.3}   # timed steps per turn, seconds
 
@@ -83,6 +87,10 @@ def _parser(families):
                    help=f"training steps against PyTorch, with MFU: all, or some of "
                         f"{','.join(TRAIN_NAMES)} (alone, it skips the kernel tables; add "
                         f"--kernels for both)")
+    p.add_argument("--torch-in-process", action="store_true",
+                   help="--train: also time PyTorch in this process (column 'PyTorch here'), "
+                        "where it runs under the OpenMP wait policy fastnn set; the 'PyTorch' "
+                        "column always runs in a worker process with PyTorch's own defaults")
     p.add_argument("--memory", action="store_true",
                    help="also each case's peak extra memory (tracemalloc and RSS), and whether "
                         "a warm GPT step allocates anew")
@@ -169,6 +177,10 @@ def main(argv=None):
     if args.memory:
         print(MEMORY_LEGEND)
     train_impls = train_backends + (["torch"] if with_torch else [])
+    if with_torch and args.torch_in_process:
+        train_impls.append(TORCH_HERE)
+    if with_torch and train_names:
+        print(torch_policy_note())
     if args.contention is not None:
         try:
             for n_threads in threads or [None]:
@@ -237,9 +249,8 @@ def _train(args, sizes, names, impls, settle, n_threads):
     peak, how = gemm_peak(128 if sizes == "tiny" else 1024, settle_s=settle)
     measured, rows = [], []
     for case in train_cases(sizes, names):
-        builders = {impl: functools.partial(case.build, impl) for impl in impls}
-        results = measure_steps(builders, args.repeat, TRAIN_TARGET_S[sizes], settle,
-                                memory=args.memory)
+        results = measure_steps(step_builders(case, impls, n_threads), args.repeat,
+                                TRAIN_TARGET_S[sizes], settle, memory=args.memory)
         measured.append((case, results))
         for impl, r in results.items():
             t = r.time(args.stat)
@@ -256,7 +267,7 @@ def _train(args, sizes, names, impls, settle, n_threads):
     if args.memory:
         for case in train_cases(sizes, ["gpt"]) if "gpt" in names else []:
             for impl in impls:
-                if impl != "torch":
+                if impl not in ("torch", TORCH_HERE):
                     stats = steady_state(case.build(impl))
                     print(format_steady_state(f"{case.label} on fastnn {impl}", stats))
     return rows
@@ -276,7 +287,7 @@ def _contention(args, sizes, families, backends, with_torch, train_names, train_
             measured.append((case, quiet, loaded))
     for case in train_cases(sizes, train_names):
         quiet, loaded = contend(case, train_impls, n, args.repeat, TRAIN_TARGET_S[sizes],
-                                settle)
+                                settle, builders=step_builders(case, train_impls, n_threads))
         measured.append((case, quiet, loaded))
     if measured:
         print("\n" + format_contention(title, measured), flush=True)

@@ -45,9 +45,11 @@ def busy_processes(n):
             p.wait()
 
 
-def contend(case, impls, n_busy, repeat, target_s, settle_s):
-    """(quiet, contended): {impl: Result} of one case, each from timing.measure_steps."""
-    builders = {impl: functools.partial(case.build, impl) for impl in impls}
+def contend(case, impls, n_busy, repeat, target_s, settle_s, builders=None):
+    """(quiet, contended): {impl: Result} of one case, each from timing.measure_steps.
+    builders: {impl: build()} (default: case.build(impl), in this process)."""
+    if builders is None:
+        builders = {impl: functools.partial(case.build, impl) for impl in impls}
     quiet = measure_steps(builders, repeat, target_s, settle_s)
     with busy_processes(n_busy):
         loaded = measure_steps(builders, repeat, target_s, settle_s)

@@ -81,7 +81,7 @@ def _numpy_blas():
 
 
 _ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-             "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
+             "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
              "FASTNN_ISA", "FASTNN_BACKEND")
 
 
@@ -121,6 +121,16 @@ def machine_info(with_torch):
         info["torch"] = {"version": torch.__version__, "blas": blas}
         info["threads"]["torch"] = torch.get_num_threads()
     return info
+
+
+def torch_policy_note():
+    """How the training steps' two sides wait: fastnn in this process, PyTorch in its worker."""
+    mine = os.environ.get("OMP_WAIT_POLICY")
+    theirs = threads.environ_without_fastnn().get("OMP_WAIT_POLICY")
+    return (f"training steps: fastnn here (OMP_WAIT_POLICY={mine}"
+            + (", fastnn's default" if threads.USER_WAIT_POLICY is None else ", yours")
+            + "); PyTorch in a worker process with its own defaults (OMP_WAIT_POLICY="
+            + (f"{theirs}, yours)" if theirs else "unset: GNU OpenMP spins after each call)"))
 
 
 def header(info, args, sizes):

@@ -18,8 +18,8 @@ def plot(all_measured, threads, stat, path, title):
              and any(i in r for _, _, _, r in all_measured)]
     fig, axes = plt.subplots(len(threads), 1, figsize=(max(8, 0.9 * n_cases + 2),
                                                        4.2 * len(threads)), squeeze=False)
-    colors = dict(zip(IMPL_ORDER, ("#999999", "#1f77b4", "#ff7f0e", "#9467bd", "#d62728",
-                                   "#2ca02c")))
+    colors = {"numpy": "#999999", "numba": "#1f77b4", "cython": "#ff7f0e", "cuda": "#9467bd",
+              "torch": "#d62728", "torch-here": "#e377c2", "openblas": "#2ca02c"}
     width = 0.8 / max(len(impls), 1)
     for ax, t, panel in zip(axes[:, 0], threads, panels):
         for j, impl in enumerate(impls):
@@ -29,7 +29,7 @@ def plot(all_measured, threads, stat, path, title):
                 if s:
                     xs.append(x + (j - (len(impls) - 1) / 2) * width)
                     ys.append(s)
-            ax.bar(xs, ys, width, label=IMPL_LABELS.get(impl, impl), color=colors[impl])
+            ax.bar(xs, ys, width, label=IMPL_LABELS.get(impl, impl), color=colors.get(impl))
             for x, y in zip(xs, ys):
                 ax.annotate(f"{y:.2g}", (x, y), ha="center", va="bottom", fontsize=5.5)
         ax.axhline(1.0, color="black", linewidth=0.8, label="naive numpy = 1")

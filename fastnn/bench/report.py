@@ -144,7 +144,7 @@ def format_family(family, measured, stat, width=12):
 
 
 def _impl_label(impl):
-    return IMPL_LABELS.get(impl, impl if impl == "torch" else f"fastnn {impl}")
+    return IMPL_LABELS.get(impl, f"fastnn {impl}")
 
 
 def format_train(measured, stat, peak, peak_how, width=15):

@@ -194,47 +194,83 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S, memory=F
     return results
 
 
+class LocalSteps:
+    """A training step run in this process, timed in turns (measure_steps). worker.RemoteSteps
+    has the same interface for a step run in another process."""
+
+    def __init__(self, fn):
+        self.fn, self.number, self.first_s = fn, 0, None
+
+    def start(self, target_s):
+        """Run the first step (it compiles, allocates), time a second to size the turns: sets
+        .number (steps per turn, at least 2); returns the first step's seconds."""
+        t0 = time.perf_counter()
+        self.fn()
+        self.first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.fn()
+        self.number = max(2, int(target_s / max(time.perf_counter() - t0, 1e-7)))
+        return self.first_s
+
+    def turn(self, settle_s):
+        """Wait for idle threads, one untimed step (it wakes this implementation's thread pool,
+        as any step of a training loop finds it awake), then .number steps timed one by one
+        (the garbage collector stays on, as in a training loop). Returns (seconds per step,
+        whether the threads were still busy when the wait gave up)."""
+        busy = bool(settle_s) and not wait_idle(settle_s)
+        self.fn()
+        samples = []
+        for _ in range(self.number):
+            t0 = time.perf_counter()
+            self.fn()
+            samples.append(time.perf_counter() - t0)
+        return samples, busy
+
+    def memory(self, settle_s):
+        """(traced, RSS) peaks of one step (memory.peak_extra)."""
+        if settle_s:
+            wait_idle(settle_s)
+        return peak_extra(self.fn, calls=1)
+
+    def close(self):
+        self.fn = None
+
+
 def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=False):
-    """Time training steps, {impl: step()}, taking turns; returns {impl: Result} whose samples
-    are single steps' seconds (so the worst step shows). Each turn: wait for idle threads, one
-    untimed step (it wakes this implementation's thread pool, as any step of a training loop
-    finds it awake), then steps timed one by one, about target_s of them (at least 2)."""
+    """Time training steps, {impl: build()}, taking turns; returns {impl: Result} whose samples
+    are single steps' seconds (so the worst step shows). build() returns the step (a callable,
+    run here) or a RemoteSteps (run in a worker process). Each turn: wait for idle threads, one
+    untimed step, then steps timed one by one, about target_s of them (at least 2)."""
     results = {impl: Result(impl) for impl in steps}
     live = {}
-    for impl, build in steps.items():
-        res = results[impl]
-        try:
-            fn = build()
-            t0 = time.perf_counter()
-            fn()
-            res.first_call_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            fn()
-            res.number = max(2, int(target_s / max(time.perf_counter() - t0, 1e-7)))
-        except NotImplementedError as e:
-            res.status, res.note = "n/a", str(e)
-            continue
-        except Exception as e:  # noqa: BLE001 - reported in the table, not fatal
-            res.status, res.note = "error", f"{type(e).__name__}: {e}"
-            continue
-        live[impl] = fn
-    order = list(live)
-    for turn in range(repeat):
-        shift = turn % max(len(order), 1)
-        for impl in order[shift:] + order[:shift]:
-            res, fn = results[impl], live[impl]
-            if settle_s and not wait_idle(settle_s):
-                res.busy_starts += 1
-            fn()
-            for _ in range(res.number):   # the garbage collector stays on, as in a training loop
-                t0 = time.perf_counter()
-                fn()
-                res.samples.append(time.perf_counter() - t0)
-    if memory:
-        for impl, fn in live.items():
-            if settle_s:
-                wait_idle(settle_s)
-            results[impl].mem_traced, results[impl].mem_rss = peak_extra(fn, calls=1)
-            if impl == "torch":
-                results[impl].mem_traced = None
+    try:
+        for impl, build in steps.items():
+            res = results[impl]
+            try:
+                built = build()
+                runner = built if hasattr(built, "turn") else LocalSteps(built)
+                live[impl] = runner
+                res.first_call_s = runner.start(target_s)
+                res.number = runner.number
+            except NotImplementedError as e:
+                res.status, res.note = "n/a", str(e)
+                live.pop(impl, None)
+            except Exception as e:  # noqa: BLE001 - reported in the table, not fatal
+                res.status, res.note = "error", f"{type(e).__name__}: {e}"
+                live.pop(impl, None)
+        order = list(live)
+        for turn in range(repeat):
+            shift = turn % max(len(order), 1)
+            for impl in order[shift:] + order[:shift]:
+                samples, busy = live[impl].turn(settle_s)
+                results[impl].samples += samples
+                results[impl].busy_starts += busy
+        if memory:
+            for impl, runner in live.items():
+                results[impl].mem_traced, results[impl].mem_rss = runner.memory(settle_s)
+                if impl == "torch":   # its allocator is invisible to tracemalloc
+                    results[impl].mem_traced = None
+    finally:
+        for runner in live.values():
+            runner.close()
     return results

@@ -62,6 +62,7 @@ class TrainCase:
     flops: float
     build: object
     family: str = "train"
+    sizes: str = "quick"
 
     @property
     def id(self):
@@ -315,7 +316,10 @@ def train_cases(sizes="quick", names=None):
             out.append(TrainCase(name, f"CNN digits {'/'.join(map(str, cfg['channels']))} "
                                        f"@{cfg['batch']}",
                                  cnn_flops(cfg), functools.partial(cnn_step, cfg=cfg)))
+    for case in out:
+        case.sizes = sizes
     return out
+
 
 
 def gemm_peak(n=1024, turns=5, settle_s=0.12):
