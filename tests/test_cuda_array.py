@@ -660,3 +660,15 @@ def test_reshape_is_a_view_whenever_numpys_is():
         r = _on_device(lambda: view.reshape(shape))
         assert np.may_share_memory(r, view) == numpy_views, (key, shape)
         check(r, host_view.reshape(shape))
+
+
+def test_reduction_initial_and_where():
+    x = sample((3, 4), np.float32)
+    d = ca.from_host(x)
+    check(_on_device(lambda: np.max(d, axis=1, initial=0.5)), np.max(x, axis=1, initial=0.5))
+    check(_on_device(lambda: d.sum(axis=0, initial=2.0)), x.sum(axis=0, initial=2.0))
+    check(np.max(ca.zeros((0, 2), np.float64), axis=0, initial=-1.0),
+          np.max(np.zeros((0, 2)), axis=0, initial=-1.0))
+    mask = x > 0
+    check(np.max(d, axis=1, initial=-9.0, where=mask),          # where=: the host fallback
+          np.max(x, axis=1, initial=-9.0, where=mask))

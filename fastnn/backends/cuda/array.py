@@ -1258,10 +1258,25 @@ _REDUCE_NAMES = {"sum": "add", "prod": "multiply", "max": "maximum", "min": "min
 
 def _reduce(op, a, axis=None, dtype=None, out=None, keepdims=False, **extra):
     """The reduction `op` of DeviceArray-able `a` over `axis`, numpy's result dtype."""
-    if extra.pop("where", True) is not True or extra.pop("initial", np._NoValue) is not \
-            np._NoValue or extra:
+    initial = extra.pop("initial", np._NoValue)
+    if extra.pop("where", True) is not True or extra or (
+            initial is not np._NoValue and op not in ("sum", "prod", "max", "min")):
         raise _NoDevicePath
     a = _as_device(a, op)
+    if initial is not np._NoValue:
+        # numpy folds `initial` in as one more operand of the reduction
+        uf = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}[op]
+        if _prod(a.shape[i] for i in _axes(axis, a.ndim)) == 0:
+            shape = [1 if i in _axes(axis, a.ndim) else n for i, n in enumerate(a.shape)]
+            res = _reduce(op, zeros(shape, a.dtype), axis, dtype, None, keepdims)
+            res.fill(initial)
+        else:
+            res = uf(_reduce(op, a, axis, dtype, None, keepdims), initial)
+            res = res.astype(uf.reduce(np.zeros(1, a.dtype), dtype=dtype).dtype, copy=False)
+        if out is not None:
+            _assign(out, res)
+            return out
+        return res
     axes = _axes(axis, a.ndim)
     kept = [i for i in range(a.ndim) if i not in axes]
     kshape = [a._shape[i] for i in kept]
@@ -1302,8 +1317,10 @@ def _reduction(op):
             return _reduce(op, a, axis, dtype, out, keepdims, **kwargs)
         except _NoDevicePath:
             fn = {"max": np.max, "min": np.min}.get(op, getattr(np, op))
-            return _fallback(op, fn, (a,), dict(kwargs, axis=axis, dtype=dtype, out=out,
-                                               keepdims=keepdims))
+            kwargs = dict(kwargs, axis=axis, out=out, keepdims=keepdims)
+            if op in ("sum", "prod"):
+                kwargs["dtype"] = dtype
+            return _fallback(op, fn, (a,), kwargs)
     return impl
 
 
