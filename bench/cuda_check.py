@@ -727,6 +727,8 @@ def _compile_fused(dtype):
     fused.add_layer_norm_backward_device(x, s, c, mean, rstd, x)
     fused.adam_multi_step_device([x, c], [x, c], [x, c], [x, c], 1, 1e-3, 0.9, 0.999, 1e-8, 0.1,
                                  True, 1.0)
+    fused.adam_multi_step_device([x, c], [x, c], [x, c], [x, c], 1, 1e-3, 0.9, 0.999, 1e-8, 0.1,
+                                 True, np.array([0.5]))          # the scale on the device
 
 
 def compile_only(cc=(9, 0)):

@@ -197,6 +197,28 @@ def test_adam_multi_step_host_entry_and_strided_fallback():
     np.testing.assert_array_equal(host(big)[:, 0], np.arange(4) * 3)
 
 
+def test_adam_multi_step_grad_scale_on_the_device(monkeypatch):
+    # clip_grad_norm_'s factor as a 1-element device array (float64 for float32 tensors): read by
+    # the kernel, no copy to the host, still one update launch
+    rng = np.random.default_rng(10)
+    params, grads, ms, vs = _adam_case(rng, np.float32, [(5,), (2, 3)])
+    hyper = (4, 1e-2, 0.9, 0.999, 1e-8, 0.1, True)
+    want = _adam_reference(params, grads, ms, vs, *hyper, 0.25)
+    d = [[cuda.to_device(a) for a in arrays] for arrays in (params, grads, ms, vs)]
+    scale = cuda.to_device(np.array(0.25))                  # 0-d
+    launches = []
+    real_launch = fused.launch
+    monkeypatch.setattr(fused, "launch", lambda k, *a: (launches.append(k), real_launch(k, *a)))
+    common.transfer_log().clear()
+    fused.adam_multi_step_device(*d, *hyper, scale)
+    assert sum(common.transfer_log().values()) == 0
+    assert len([k for k in launches if k is not fused._table_writer()]) == 1
+    for w, g in zip(want[0] + want[2] + want[3], d[0] + d[2] + d[3]):
+        np.testing.assert_allclose(host(g), w, rtol=3e-5, atol=3e-6)
+    with pytest.raises(ValueError, match="one value"):
+        fused.adam_multi_step_device(*d, *hyper, cuda.to_device(np.ones(2)))
+
+
 def test_adam_multi_step_rejects_mixed_dtypes():
     a32 = cuda.to_device(np.zeros(3, np.float32))
     a64 = cuda.to_device(np.zeros(3, np.float64))

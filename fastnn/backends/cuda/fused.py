@@ -9,8 +9,8 @@
     add_layer_norm_backward_device(dy, s, weight, mean, rstd, ds=None)
         -> (dx, dweight, dbias)   dx: the gradient of x and of residual alike (ds, the gradient
                                   s gets from its other uses, added in)   2 launches (+partials)
-    adam_multi_step_device(params, grads, ms, vs, step, ...)  Adam/AdamW over every tensor in
-                                                               one launch
+    adam_multi_step_device(params, grads, ms, vs, step, ..., grad_scale)  Adam/AdamW over every
+        tensor in one launch; grad_scale a number or a 1-element device array
 
 Arguments and results are numba device arrays (no host copies); activation is "relu" or "gelu"
 (approximate: gelu's tanh form). x is (rows, C) with bias (C,); any leading shape works for the
@@ -298,9 +298,17 @@ def _pointer(nb_dtype):
 
 
 @functools.cache
-def _adam_multi_kernel(dtype):
+def _adam_multi_kernel(dtype, scale_on_device):
     as_pointer = _pointer(types.float32 if dtype == np.float32 else types.float64)
     zero = dtype(0)
+    if scale_on_device:               # a 1-element device array: clip_grad_norm_'s factor,
+        @cuda.jit(device=True)        # computed on the device, read without a host round trip
+        def read_scale(s):
+            return dtype(s[0])
+    else:
+        @cuda.jit(device=True)
+        def read_scale(s):
+            return s
 
     @cuda.jit
     def adam_multi(table, starts, total, lr_over_bc1, sqrt_bc2, beta1, one_minus_beta1, beta2,
@@ -311,6 +319,7 @@ def _adam_multi_kernel(dtype):
         stride = cuda.gridsize(1)
         if e >= total:
             return
+        scale = read_scale(grad_scale)
         t = 0
         while e >= starts[t + 1]:
             t += 1
@@ -332,7 +341,7 @@ def _adam_multi_kernel(dtype):
                 v = as_pointer(table[t, 3])
             i = e - begin
             p = param[i]
-            g = grad[i] * grad_scale            # 1 unless clipping is folded in
+            g = grad[i] * scale                 # 1 unless clipping is folded in
             if decoupled:
                 p = p * decay_factor            # AdamW: param *= 1 - lr * weight_decay
             elif weight_decay != zero:
@@ -397,7 +406,9 @@ def _device_table(quads):
 
 def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay,
                            decoupled, grad_scale=1.0):
-    """adam_step over every (param, grad, m, v) of one dtype in one launch (in place)."""
+    """adam_step over every (param, grad, m, v) of one dtype in one launch (in place). grad_scale
+    multiplies every gradient: a number, or a 1-element device array (clip_grad_norm_'s factor
+    left on the device: the kernel reads it, so clipping costs no transfer and no launch)."""
     quads = [q for q in zip(params, grads, ms, vs) if q[0].size]
     if not quads:
         return
@@ -406,7 +417,14 @@ def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, w
         if any(a.dtype != dt for a in q) or any(a.size != q[0].size for a in q):
             raise ValueError("adam_multi_step: every param, grad, m and v must share one dtype, "
                              "and each quadruple one size")
+    scale_on_device = hasattr(grad_scale, "shape")
+    if scale_on_device and grad_scale.size != 1:
+        raise ValueError(f"adam_multi_step: a device grad_scale must hold one value, got shape "
+                         f"{grad_scale.shape}")
     fused = [q for q in quads if all(_c_contiguous(a) for a in q)]
+    if scale_on_device and len(fused) < len(quads):
+        raise ValueError("adam_multi_step: with a device grad_scale every tensor must be "
+                         "C-contiguous")
     for p, g, m, v in quads:            # a strided view cannot be reached by address alone
         if not all(_c_contiguous(a) for a in (p, g, m, v)):
             adam_step_device(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
@@ -418,11 +436,12 @@ def adam_multi_step_device(params, grads, ms, vs, step, lr, beta1, beta2, eps, w
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
     blocks, threads = grid_1d(total)
-    launch(_adam_multi_kernel(dt.type), blocks, threads, table, starts, np.int64(total),
+    launch(_adam_multi_kernel(dt.type, scale_on_device), blocks, threads, table, starts,
+           np.int64(total),
            scalar(dt, lr / bc1), scalar(dt, math.sqrt(bc2)), scalar(dt, beta1),
            scalar(dt, 1 - beta1), scalar(dt, beta2), scalar(dt, 1 - beta2), scalar(dt, eps),
            scalar(dt, weight_decay), scalar(dt, 1 - lr * weight_decay), bool(decoupled),
-           scalar(dt, grad_scale))
+           grad_scale.reshape(1) if scale_on_device else scalar(dt, grad_scale))
 
 
 def adam_multi_step(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
