@@ -39,7 +39,7 @@ import numpy as np
 
 from . import _pt_format
 from ._pt_format import CheckpointError, UnsafeCheckpointError
-from .tensor import Tensor
+from .tensor import Tensor, _on_gpu
 
 __all__ = ["save", "load", "CheckpointError", "UnsafeCheckpointError", "save_file", "load_file"]
 
@@ -383,9 +383,29 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, *, format=None, metadata
     fmt = _format_for(f, format)
     _host_copies[0] = {}
     try:
-        _save(obj, f, fmt, metadata)
+        _save(_host_arrays(obj, {}), f, fmt, metadata)
     finally:
         _host_copies[0] = None
+
+
+def _host_arrays(obj, memo):
+    """obj with raw device arrays (a GPU optimizer's state) as host copies, containers copied
+    only where one changes; tensors stay (_tensor_array copies those)."""
+    if _on_gpu(obj):
+        if id(obj) not in memo:
+            memo[id(obj)] = obj.get()   # one counted copy per array
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        new = {k: _host_arrays(v, memo) for k, v in obj.items()}
+        if all(new[k] is obj[k] for k in obj):
+            return obj
+        out = type(obj)() if type(obj) is not dict else {}
+        out.update(new)
+        return out
+    if type(obj) in (list, tuple):
+        new = [_host_arrays(v, memo) for v in obj]
+        return obj if all(a is b for a, b in zip(new, obj)) else type(obj)(new)
+    return obj
 
 
 def _save(obj, f, fmt, metadata):

@@ -339,3 +339,18 @@ def test_materialized_attention_on_the_device(kw, rng=np.random.default_rng(4)):
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
     for a, b in zip(grads, want_grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_state_of_a_gpu_model_saves_and_loads(tmp_path):
+    m = _model().cuda()
+    opt = fastnn.optim.AdamW(m.parameters(), lr=0.1)
+    m(fastnn.ones(2, 3, device="cuda")).sum().backward()
+    opt.step()
+    fastnn.save(opt.state_dict(), tmp_path / "opt.npz")
+    sd = fastnn.load(tmp_path / "opt.npz")
+    fresh = fastnn.optim.AdamW(m.parameters(), lr=0.1)
+    fresh.load_state_dict(sd)   # the state goes to the parameters' device, as PyTorch's
+    for p in m.parameters():
+        a, b = opt.state[p]["exp_avg"], fresh.state[p]["exp_avg"]
+        assert type(b) is type(p._data)
+        np.testing.assert_array_equal(b.get(), a.get())

@@ -14,30 +14,54 @@ user mistakes still get clear errors.
 Device arrays: when a kernel's first argument (or the first of a list, for adam_multi_step) is a
 device array (fastnn.backends.cuda.array.DeviceArray, the storage of a tensor on 'cuda'), the call
 goes to the same kernel's device version in on_device.py instead, with device arrays in and out.
-A numpy first argument costs one type check.
+Each entry point is generated with its kernel's own signature (no *args/**kwargs packing), so a
+numpy first argument costs one type check and one call.
 """
+import inspect
 import sys
 
 from . import on_device as _on_device
 from .registry import REGISTRY
 
 _ndarray = __import__("numpy").ndarray
-_modules = sys.modules
-_ARRAY_MODULE = _on_device._ARRAY_MODULE
 
 
 def _routed(api_name, host):
-    device = []   # the device version, looked up at its first use
-
-    def entry(*args, **kwargs):
-        if args and type(args[0]) is not _ndarray and _ARRAY_MODULE in _modules \
-                and _on_device.on_device(args[0]):
-            if not device:
-                device.append(_on_device.get(api_name))
-            return device[0](*args, **kwargs)
-        return host(*args, **kwargs)
-    entry.__name__ = entry.__qualname__ = api_name
+    """host behind a check of its first argument's type (see the module doc)."""
+    params = list(inspect.signature(host).parameters.values())
+    first = params[0].name
+    decl, call, star = [], [], False
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            decl.append(f"*{p.name}")
+            call.append(f"*{p.name}")
+            star = True
+        elif p.kind is p.VAR_KEYWORD:
+            decl.append(f"**{p.name}")
+            call.append(f"**{p.name}")
+        elif p.kind is p.KEYWORD_ONLY:
+            if not star:
+                decl.append("*")
+                star = True
+            decl.append(p.name if p.default is p.empty else f"{p.name}=_d_{p.name}")
+            call.append(f"{p.name}={p.name}")
+        else:
+            decl.append(p.name if p.default is p.empty else f"{p.name}=_d_{p.name}")
+            call.append(p.name)
+    env = {f"_d_{p.name}": p.default for p in params if p.default is not p.empty}
+    env.update(_host=host, _ndarray=_ndarray, _modules=sys.modules, _od=_on_device,
+               _name=api_name, _device=[])
+    src = (f"def {api_name}({', '.join(decl)}):\n"
+           f"    if type({first}) is not _ndarray and {_on_device._ARRAY_MODULE!r} in _modules "
+           f"and _od.on_device({first}):\n"
+           f"        if not _device:\n"
+           f"            _device.append(_od.get(_name))\n"
+           f"        return _device[0]({', '.join(c for c in call if c != 'backend=backend')})\n"
+           f"    return _host({', '.join(call)})\n")
+    exec(src, env)   # a forwarding function with host's signature (generated, not user input)
+    entry = env[api_name]
     entry.__doc__ = host.__doc__
+    entry.__qualname__ = api_name
     entry.host = host
     return entry
 

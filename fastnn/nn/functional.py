@@ -38,7 +38,8 @@ def linear(input, weight, bias=None):
         y = T.gemm(x2, w, trans_b=True)
         parents = (input, weight)
     else:
-        y = _empty((x2.shape[0], w.shape[0]), w.dtype, w)   # on w's device
+        y = (np.empty((x2.shape[0], w.shape[0]), w.dtype) if type(w) is np.ndarray
+             else _empty((x2.shape[0], w.shape[0]), w.dtype, w))   # on w's device
         y[...] = bias._data
         T.gemm(x2, w, trans_b=True, c=y, beta=1.0)
         parents = (input, weight, bias)
@@ -80,7 +81,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """Cross-entropy of logits input (N, C) (or (C,), or (N, C, d1, ...)) and integer class
     targets, fused with log-softmax in one kernel that also returns the gradient."""
     logits = input._data
-    t = _asarray(target._data if isinstance(target, Tensor) else target)
+    t = target._data if isinstance(target, Tensor) else target
+    if type(t) is not np.ndarray:
+        t = _asarray(t)
     if weight is not None or label_smoothing or t.dtype.kind not in "iu":
         return _cross_entropy_general(input, target, weight, ignore_index, reduction,
                                       label_smoothing)
@@ -100,7 +103,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     def backward(g):
         if reduction == "none":
             d = dlogits * g.reshape(-1, 1)
-        elif _on_gpu(g):
+        elif type(g) is not np.ndarray and _on_gpu(g):
             d = dlogits * g   # (comparing g with 1 would wait for the device)
         else:
             d = dlogits if g == 1 else dlogits * g
@@ -109,6 +112,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return (d.reshape(shape),)
     if reduction == "none" and logits.ndim != 2:
         loss = loss.reshape(t.shape)
+    if type(logits) is np.ndarray:
+        return _node(np.asarray(loss, logits.dtype), (input,), backward)
     return _node(_asarray(loss, logits.dtype), (input,), backward)
 
 

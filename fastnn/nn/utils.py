@@ -27,7 +27,8 @@ def _array(g):
     storage for a gradient on a GPU."""
     if g is None or isinstance(g, np.ndarray):
         return g
-    return _asarray(getattr(g, "_data", g))
+    d = getattr(g, "_data", g)
+    return d if type(d) is np.ndarray else _asarray(d)
 
 
 def _device_total_norm(arrays, norm_type, error_if_nonfinite):
@@ -105,7 +106,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     norm_type = float(norm_type)
     if not arrays:
         return Tensor(np.array(0.0, np.float32))
-    if _on_gpu(arrays[0]):
+    if type(arrays[0]) is not np.ndarray and _on_gpu(arrays[0]):
         total = _device_total_norm(arrays, norm_type, error_if_nonfinite)
         if total is not None:
             return Tensor(total)
@@ -135,7 +136,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     if not params:
         return
     total = _array(total_norm)
-    if _on_gpu(total):
+    if type(total) is not np.ndarray and _on_gpu(total):
         # on the device: scale by min(1, coef) always (a multiply by 1 changes nothing), as
         # PyTorch's clamped coefficient; deciding to skip would wait for the device
         coef = np.minimum(max_norm / (total + total.dtype.type(1e-6)), total.dtype.type(1.0))

@@ -45,7 +45,8 @@ def _grad(p):
     g = p.grad
     if g is None or isinstance(g, np.ndarray):
         return g
-    return _asarray(getattr(g, "_data", g))
+    d = getattr(g, "_data", g)
+    return d if type(d) is np.ndarray else _asarray(d)
 
 
 def _on_param_device(p, st, keys):
