@@ -325,19 +325,41 @@ class TorchGenerator:
     def uniform_fill(self, n, dtype=_F32, low=0.0, high=1.0):
         """n uniforms in [low, high) of dtype (float32 or float64), as Tensor.uniform_."""
         dtype = np.dtype(dtype)
+        n = int(n)
+        scaled = (low, high) != (0.0, 1.0)
         if dtype == _F64:
+            kern = _numba(n, "uniform_f64")
+            if kern is not None:
+                out = np.empty(n, _F64)
+                span, lo = float(high) - float(low), float(low)
+                self._chunks(n, 2, lambda raw, o: kern.uniform_f64(raw, lo, span, scaled, o), out)
+                return out
             x = (self.raw64(n) & _U64((1 << 53) - 1)).astype(_F64) * 2.0 ** -53
-            if (low, high) != (0.0, 1.0):
+            if scaled:
                 x = _fma64(x, float(high) - float(low), float(low))
             return x
+        lo, hi = _F32(low), _F32(high)
+        kern = _numba(n, "uniform_f32") if scaled else None
+        if kern is not None:
+            x = np.empty(n, _F32)
+            self._chunks(n, 1, lambda raw, o: kern.uniform_f32(raw, lo, hi - lo, hi, o), x)
+            return x if dtype == _F32 else x.astype(dtype)
         x = self._unit_f32(n)
-        if (low, high) != (0.0, 1.0):
-            lo, hi = _F32(low), _F32(high)
+        if scaled:
             x = _fma32(x, hi - lo, lo)   # contracted into one FMA in PyTorch's build
             x[x == hi] = lo      # a float32 rounding onto `high` becomes `low`, as PyTorch
         if dtype != _F32:
             x = x.astype(dtype)
         return x
+
+    def _chunks(self, n, per, fill, out):
+        """fill(raw, out[i:i + k]) over blocks of k elements, each from k * per raw draws."""
+        for i in range(0, n, _RAW_CHUNK):
+            k = min(_RAW_CHUNK, n - i)
+            fill(self._bg.random_raw(k * per), out[i:i + k])
+        if n:
+            self._fresh = False
+        return out
 
     def _unit_f32(self, n):
         """n float32 uniforms in [0, 1): the 24 low bits of each draw times 2^-24."""
@@ -406,6 +428,11 @@ class TorchGenerator:
         if rng <= 0:
             raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
                                f"from={low} >= to={high}")
+        kern = _numba(n, "randint32") if rng < 1 << 28 else None
+        if kern is not None:
+            out = np.empty(int(n), np.int64)
+            return self._chunks(int(n), 1, lambda raw, o: kern.randint32(raw, rng, int(low), o),
+                                out)
         if rng >= 1 << 28:
             v = self.raw64(n) % _U64(rng)
         else:

@@ -3241,7 +3241,7 @@ def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, la
         size = (size,)
     shape = tuple(int(s) for s in size)
     arr = _gen(generator).integers_from_to(math.prod(shape), low, high).reshape(shape)
-    return _made(arr.astype(_dtype(dtype) or int64), requires_grad, device)
+    return _made(arr.astype(_dtype(dtype) or int64, copy=False), requires_grad, device)
 
 
 def randint_like(input, low, high=None, *, generator=None, dtype=None, device=None,

@@ -110,12 +110,19 @@ def test_numba_and_numpy_paths_give_the_same_bits(monkeypatch):
     monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 62)
     g.manual_seed(3)
     np.testing.assert_array_equal(u, g.uniform_fill(1 << 15))
-    monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 14)
-    monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 14)
-    p = g.manual_seed(5).randperm(40000)
-    monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 62)
-    monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 62)
-    np.testing.assert_array_equal(g.manual_seed(5).randperm(40000), p)
+    draws = [lambda g: g.randperm(40000), lambda g: g.uniform_fill(40000, np.float32, -0.1, 0.1),
+             lambda g: g.uniform_fill(40000, np.float64), lambda g: g.bernoulli_scalar(40000, .3),
+             lambda g: g.uniform_fill(40000, np.float64, -3.3, 1.7),
+             lambda g: g.integers_from_to(40000, -7, 1000)]
+    for draw in draws:
+        monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 14)
+        monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 14)
+        fast = draw(g.manual_seed(5))
+        monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 62)
+        monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 62)
+        slow = draw(g.manual_seed(5))
+        assert fast.dtype == slow.dtype
+        np.testing.assert_array_equal(fast.view(np.uint8), slow.view(np.uint8))
     # the end points of the log: u = 0 (log 1) and u = 1 - 2^-24 (the smallest 1 - u)
     edge = np.zeros(32, np.float32)
     edge[16:24] = 1 - np.float32(2 ** -24)

@@ -170,3 +170,49 @@ def fisher_yates(perm, offsets):
     for i in range(offsets.size):
         j = i + offsets[i]
         perm[i], perm[j] = perm[j], perm[i]
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """float64 a * b + c rounded once (llvm.fma.f64)."""
+    if not all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b, c)):
+        return None
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64] * 3),
+                                            "llvm.fma.f64")
+        return builder.call(fn, args)
+    return sig, codegen
+
+
+_MASK53 = np.uint64((1 << 53) - 1)
+_INV53 = np.float64(2.0 ** -53)
+_SHIFT32 = np.uint64(32)
+
+
+@njit(cache=True, error_model="numpy")
+def uniform_f32(raw, low, span, high, out):
+    """out[i] = fma(unit(raw[i]), span, low) in float32, a result equal to high becoming low
+    (PyTorch's uniform_ on float32)."""
+    for i in range(raw.size):
+        v = fmaf(_F(raw[i] & _MASK24) * _INV24, span, low)
+        out[i] = low if v == high else v
+
+
+@njit(cache=True, error_model="numpy")
+def uniform_f64(raw, low, span, scaled, out):
+    """out[i] = the 53 low bits of the 64-bit draw (raw[2i] << 32 | raw[2i+1]) times 2^-53,
+    then fma(x, span, low) when scaled (PyTorch's float64 uniform_)."""
+    for i in range(out.size):
+        x = np.float64(((raw[2 * i] << _SHIFT32) | raw[2 * i + 1]) & _MASK53) * _INV53
+        out[i] = fma(x, span, low) if scaled else x
+
+
+@njit(cache=True, error_model="numpy")
+def randint32(raw, span, low, out):
+    """out[i] = (32-bit draw raw[i]) % span + low (PyTorch's random_(from, to), span < 2^28)."""
+    s = np.uint64(span)
+    for i in range(raw.size):
+        out[i] = np.int64(raw[i] % s) + low
