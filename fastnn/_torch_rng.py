@@ -249,10 +249,23 @@ class _BitGeneratorView:
 
     @state.setter
     def state(self, value):
-        if not (isinstance(value, dict) and value.get("bit_generator") == "torch_mt19937"):
-            raise ValueError("this generator's state comes from its own bit_generator.state "
-                             "(a PyTorch-compatible MT19937); got another kind of state")
-        self._gen.set_state_bytes(bytes.fromhex(value["state"]))
+        if not isinstance(value, dict) or "bit_generator" not in value:
+            raise ValueError("bit_generator.state: expected the dict that bit_generator.state "
+                             "returned")
+        if value["bit_generator"] == "torch_mt19937":
+            self._gen.set_state_bytes(bytes.fromhex(value["state"]))
+            return
+        # a numpy state, e.g. in a checkpoint from before fastnn's streams were PyTorch's: it
+        # cannot continue that stream, so it reseeds from it (a resumed run stays repeatable)
+        import hashlib
+        import json
+        import warnings
+        blob = json.dumps(value, sort_keys=True, default=str).encode()
+        seed = int.from_bytes(hashlib.sha256(blob).digest()[:8], "little")
+        warnings.warn(f"a {value['bit_generator']} generator state (saved by an older fastnn) "
+                      f"cannot be restored on fastnn's PyTorch-compatible generator; reseeded "
+                      f"from it instead", stacklevel=2)
+        self._gen.manual_seed(seed)
 
 
 class TorchGenerator:

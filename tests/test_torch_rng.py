@@ -182,7 +182,13 @@ def test_numpy_generator_interface_for_internal_users():
     g.bit_generator.state = state
     np.testing.assert_array_equal(g.normal(1.0, 2.0, 5), a)
     with pytest.raises(ValueError, match="bit_generator.state"):
+        g.bit_generator.state = "nonsense"
+    with pytest.warns(UserWarning, match="reseeded"):   # an old checkpoint's numpy state
         g.bit_generator.state = np.random.default_rng(0).bit_generator.state
+    first = g.random(3)
+    with pytest.warns(UserWarning):
+        g.bit_generator.state = np.random.default_rng(0).bit_generator.state
+    np.testing.assert_array_equal(g.random(3), first)
     # a numpy Generator still works as generator= (numpy's own stream)
     assert fastnn.rand(3, generator=np.random.default_rng(0)).shape == (3,)
 
