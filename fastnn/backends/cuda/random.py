@@ -18,7 +18,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from .common import grid_1d, launch
+from .array_kernels import grid_1d
+from .common import launch
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
