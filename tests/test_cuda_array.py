@@ -672,3 +672,26 @@ def test_reduction_initial_and_where():
     mask = x > 0
     check(np.max(d, axis=1, initial=-9.0, where=mask),          # where=: the host fallback
           np.max(x, axis=1, initial=-9.0, where=mask))
+
+
+def test_more_functions_on_device():
+    x = sample((3, 4), np.float64) * 10
+    x[0, 0], x[0, 1], x[0, 2] = np.nan, np.inf, -np.inf
+    d = ca.from_host(x)
+    with np.errstate(all="ignore"):
+        check(_on_device(lambda: np.round(d, 1)), np.round(x, 1))
+        check(_on_device(lambda: d.round()), x.round())
+        check(_on_device(lambda: np.isneginf(d)), np.isneginf(x))
+        check(_on_device(lambda: np.isposinf(d)), np.isposinf(x))
+        check(_on_device(lambda: np.nan_to_num(d)), np.nan_to_num(x))
+        check(_on_device(lambda: np.nansum(d[1:], axis=1)), np.nansum(x[1:], axis=1))
+        check(_on_device(lambda: np.nanmean(d, axis=0)), np.nanmean(x, axis=0))
+    check(_on_device(lambda: np.append(d, d[:1], axis=0)), np.append(x, x[:1], axis=0))
+    v = ca.from_host(np.array([1.0, 2.0, 3.0]))
+    check(_on_device(lambda: np.diag(v, 1)), np.diag(np.array([1.0, 2.0, 3.0]), 1))
+    check(_on_device(lambda: np.diag(d, -1)), np.diag(x, -1))
+    i = np.array([0, 3, 3, 1, 3])
+    ca.reset_transfers()
+    counts = np.bincount(ca.from_host(i), minlength=6)
+    assert ca.transfer_log()[("d2h", "bincount")] == 2       # min and max size the result
+    check(counts, np.bincount(i, minlength=6))

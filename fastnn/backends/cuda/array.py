@@ -2177,3 +2177,122 @@ def randint(low, high, shape, dtype=np.int64, seed=0, offset=0, device_index=0):
     if low < info.min or high - 1 > info.max:
         raise ValueError(f"randint: [{low}, {high}) is out of bounds for {dtype}")
     return _random_array("integer", shape, dtype, seed, offset, device_index, low, high)
+
+
+# ---------------------------------------------------------------- more numpy functions
+@_implements(np.round, np.around)
+def _np_round(a, decimals=0, out=None):
+    a = _as_device(a, "round")
+    if a.dtype.kind != "f":
+        if decimals < 0:
+            return _fallback("round", np.round, (a, decimals),
+                             {} if out is None else {"out": out})
+        if out is None:
+            return a.copy()
+        _assign(out, a)
+        return out
+    if decimals == 0:
+        return np.rint(a, out=out)
+    scale = 10.0 ** decimals            # numpy's own method: rint(a * 10**d) / 10**d
+    return np.true_divide(np.rint(a * scale), scale, out=out)
+
+
+DeviceArray.round = lambda self, decimals=0, out=None: _np_round(self, decimals, out)
+
+
+@_implements(np.isneginf)
+def _np_isneginf(x, out=None):
+    x = _as_device(x, "isneginf")
+    return np.logical_and(np.isinf(x), np.signbit(x), out=out)
+
+
+@_implements(np.isposinf)
+def _np_isposinf(x, out=None):
+    x = _as_device(x, "isposinf")
+    return np.logical_and(np.isinf(x), np.logical_not(np.signbit(x)), out=out)
+
+
+@_implements(np.nan_to_num)
+def _np_nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    x = _as_device(x, "nan_to_num")
+    if x.dtype.kind != "f":
+        return x.copy() if copy else x
+    info = np.finfo(x.dtype)
+    hi = info.max if posinf is None else posinf
+    lo = info.min if neginf is None else neginf
+    r = np.where(np.isnan(x), x.dtype.type(nan), x)
+    r = np.where(_np_isposinf(r), x.dtype.type(hi), r)
+    r = np.where(_np_isneginf(r), x.dtype.type(lo), r)
+    if not copy:
+        _assign(x, r)
+        return x
+    return r
+
+
+@_implements(np.append)
+def _np_append(arr, values, axis=None):
+    arr, values = _as_device(arr, "append"), _as_device(values, "append")
+    if axis is None:
+        return _np_concatenate([arr.ravel(), values.ravel()])
+    return _np_concatenate([arr, values], axis)
+
+
+@_implements(np.diag)
+def _np_diag(v, k=0):
+    v = _as_device(v, "diag")
+    if v.ndim == 2:
+        return _np_diagonal(v, k).copy()
+    if v.ndim != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n = v.shape[0] + abs(k)
+    out = zeros((n, n), v.dtype, v.device_index)
+    _copy_into(_np_diagonal(out, k), v)
+    return out
+
+
+@_implements(np.bincount)
+def _np_bincount(x, weights=None, minlength=0):
+    """Counts of each value, through atomic adds; the length depends on max(x), which takes
+    one counted copy of that maximum (as torch.bincount syncs)."""
+    x = _as_device(x, "bincount")
+    if x.ndim != 1:
+        raise ValueError("object too deep for desired array")
+    if x.dtype.kind not in "biu":
+        raise TypeError("Cannot cast array data from dtype('float64') to dtype('int64') "
+                        "according to the rule 'safe'")
+    if x.size:
+        lo = int(to_host(_reduce("min", x), "bincount"))
+        if lo < 0:
+            raise ValueError("'list' argument must have no negative elements")
+        hi = int(to_host(_reduce("max", x), "bincount"))
+    else:
+        hi = -1
+    n = builtins.max(hi + 1, int(minlength))
+    if weights is None:
+        out = zeros((n,), np.int64, x.device_index)
+        vals = full(x.shape, 1, np.int64, x.device_index)
+    else:
+        out = zeros((n,), np.float64, x.device_index)
+        vals = _as_device(weights, "bincount").astype(np.float64)
+    pos = x.astype(np.int64)
+    ak.scatter("add", out._buf, pos._buf, vals._buf)
+    return out
+
+
+@_implements(np.nansum)
+def _np_nansum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    a = _as_device(a, "nansum")
+    if a.dtype.kind == "f":
+        a = np.where(np.isnan(a), a.dtype.type(0), a)
+    return _reduction("sum")(a, axis, dtype, out, keepdims, **kwargs)
+
+
+@_implements(np.nanmean)
+def _np_nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    a = _as_device(a, "nanmean")
+    if a.dtype.kind != "f" or kwargs:
+        return _np_mean(a, axis, dtype, out, keepdims, **kwargs)
+    valid = np.logical_not(np.isnan(a))
+    total = _reduce("sum", np.where(valid, a, a.dtype.type(0)), axis, dtype, None, keepdims)
+    count = _reduce("sum", valid, axis, None, None, keepdims)
+    return np.true_divide(total, count.astype(total.dtype), out=out)
