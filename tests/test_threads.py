@@ -56,7 +56,8 @@ def test_the_users_policy_stands():
 def test_environment_for_other_libraries_is_as_before_fastnn(users):
     """What PyTorch's bench worker gets: no wait policy unless the user chose one."""
     code = ("import os, fastnn.threads as t\n"
-            "print(os.environ['OMP_WAIT_POLICY'], t.environ_without_fastnn().get('OMP_WAIT_POLICY'))")
+            "print(os.environ['OMP_WAIT_POLICY'],\n"
+            "      t.environ_without_fastnn().get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if users:
         env["OMP_WAIT_POLICY"] = users
