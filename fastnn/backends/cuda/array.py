@@ -15,6 +15,26 @@ The transfer rule: every host<->device copy of this package goes through common.
 transfer log. What DeviceArray cannot yet do on the device it does by a counted, logged
 fallback: operands down, numpy, result up, each copy recorded as (direction, function name). So
 everything is correct from the start, and transfer_log() names what still runs on the host.
+
+On the device (array_kernels.py): every elementwise ufunc of numpy's arithmetic, comparison,
+logic and float math (with numpy's broadcasting over any strides, numpy's dtype promotion,
+`out=` and in-place operators), ufunc.reduce/accumulate/at for add, multiply, maximum, minimum;
+sum prod max min any all argmax argmin mean var std cumsum cumprod count_nonzero nansum nanmean;
+astype copy fill, views (reshape when numpy's is a view, transpose swapaxes moveaxis squeeze
+expand_dims broadcast_to flip diagonal split, basic indexing), integer and boolean indexing and
+assignment, take take_along_axis put_along_axis nonzero argwhere where clip tril triu
+concatenate stack append roll repeat tile diff diag bincount round nan_to_num isclose allclose
+array_equal linalg.norm, matmul dot outer einsum (one or two operands) through gemm.py, the
+*_like creators, and Philox random numbers (random.py). Not there, so on the counted fallback:
+sort, argsort, unique, searchsorted, float16 math, ufunc.outer/reduceat, einsum of three or more
+operands, the rest of linalg. np.asarray/np.array/np.ascontiguousarray cannot be overridden by
+the protocols: they call __array__, a counted copy to the host.
+
+Two results depend on the data's values and so cost a counted copy of one number, as in
+PyTorch: boolean-mask indexing and nonzero (the count sizes the result) and bincount (max(x)).
+An out-of-range index held on the device cannot raise where it is used: the kernel clamps it
+(nothing outside the array is touched) and raises a flag; the next synchronize() or to_host()
+raises IndexError, like CUDA's device-side assert.
 """
 import builtins
 import collections
@@ -809,7 +829,7 @@ def _np_broadcast_to(array, shape, subok=False):
     a = _as_device(array)
     shape = _normalize_shape(shape)
     if len(shape) < a.ndim:
-        raise ValueError(f"cannot broadcast a non-scalar to a scalar array")
+        raise ValueError("cannot broadcast a non-scalar to a scalar array")
     pad = len(shape) - a.ndim
     strides = []
     for i, n in enumerate(shape):
@@ -1592,7 +1612,7 @@ def _index_term(idx, n, stride, what):
         if idx.dtype.kind not in "iu":
             raise IndexError("arrays used as indices must be of integer (or boolean) type")
         if idx.size and n == 0:
-            raise IndexError(f"index is out of bounds for axis with size 0")
+            raise IndexError("index is out of bounds for axis with size 0")
         term = _new(idx.shape, np.int64, idx.device_index)
         _copy_into(term, idx)
         ak.normalize_indices(term._buf, n, stride, _flag())
@@ -1752,13 +1772,11 @@ def _at_ufunc(ufunc, inputs, kwargs):
     values = inputs[2] if len(inputs) > 2 else None
     if values is None or target.dtype.kind == "b" or target.dtype.itemsize < 4:
         return NotImplemented
-    if mode in ("max", "min") and target.dtype.kind == "f" and not SIMULATOR:
-        pass        # CUDA's float atomic max/min ignore NaN (numpy's propagate it)
+    # (CUDA's float atomic max/min skip a NaN operand where numpy's maximum.at propagates it)
     try:
         if all(_is_basic(k) for k in key):
-            shape = _basic_view(target, key).shape
             view = _basic_view(target, key)
-            pos = _view_positions(view)
+            shape, pos = view.shape, _view_positions(view)
         else:
             shape, pos = _advanced_positions(target, key)
     except _NoDevicePath:
