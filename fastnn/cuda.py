@@ -283,8 +283,9 @@ class count_transfers:
 
 # ---------------------------------------------------------------- seeds
 def manual_seed(seed):
-    """Seed the GPU's generator: recorded (fastnn draws random numbers on the host, from
-    fastnn.manual_seed's generator); nothing else happens, as in PyTorch without a GPU."""
+    """Seed the GPU's generator: recorded. Random numbers for GPU tensors (rand, randn,
+    randint, dropout masks) are drawn on the device from a seed taken from fastnn's own
+    generator, so fastnn.manual_seed is what makes them repeatable."""
     _state["seed"] = int(seed) % 2 ** 64
 
 
