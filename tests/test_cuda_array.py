@@ -695,3 +695,40 @@ def test_more_functions_on_device():
     counts = np.bincount(ca.from_host(i), minlength=6)
     assert ca.transfer_log()[("d2h", "bincount")] == 2       # min and max size the result
     check(counts, np.bincount(i, minlength=6))
+
+
+# ---------------------------------------------------------------- random layouts
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _views(draw):
+    """A random strided view (slices with steps, a transpose) of a random array, and a second
+    operand that broadcasts against it."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
+    base = RNG.standard_normal(tuple(s * 2 for s in shape)).astype(np.float32)
+    key = tuple(slice(draw(st.integers(0, 1)), None, draw(st.sampled_from([1, 2, -1])))
+                for _ in range(ndim))
+    perm = draw(st.permutations(range(ndim)))
+    other_shape = tuple(1 if draw(st.booleans()) else n for n in
+                        np.transpose(base[key], perm).shape)[draw(st.integers(0, ndim - 1)):]
+    return base, key, perm, RNG.standard_normal(other_shape).astype(np.float32)
+
+
+@settings(max_examples=12)
+@given(_views(), st.sampled_from([np.add, np.multiply, np.maximum, np.greater]))
+def test_random_views_broadcast_like_numpy(case, ufunc):
+    base, key, perm, other = case
+    host_view = np.transpose(base[key], perm)
+    d = ca.from_host(base)
+    view = np.transpose(d[key], perm)
+    o = ca.from_host(other)
+    check(_on_device(lambda: ufunc(view, o)), ufunc(host_view, other))
+    check(_on_device(lambda: view.sum(axis=-1)), host_view.sum(axis=-1), rtol=1e-5)
+    target = np.transpose(d[key], perm)          # in place through a strided view
+    _on_device(lambda: np.add(target, o, out=target))
+    expected = base.copy()
+    np.transpose(expected[key], perm)[...] += other
+    check(d, expected)
