@@ -208,9 +208,13 @@ def mse_loss(input, target, reduction="mean"):
     elif reduction != "mean":
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
+    on_gpu = type(grad) is not np.ndarray and _on_gpu(grad)
+
     def backward(g):
-        d = grad if g == 1 else grad * g
+        d = grad * g if on_gpu or g != 1 else grad   # (g == 1 would wait for the device)
         return d, (-d if target.requires_grad else None)
+    if on_gpu:
+        return _node(_asarray(loss, input._data.dtype), (input, target), backward)
     return _node(np.asarray(loss, input._data.dtype), (input, target), backward)
 
 
@@ -458,16 +462,21 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
 # ---------------------------------------------------------------- channel dropout
 def dropout2d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels (feature maps) with probability p and scale the rest by 1/(1-p), as
-    torch.nn.functional.dropout2d: input (N, C, H, W), or (C, H, W) taken as one image."""
+    torch.nn.functional.dropout2d: input (N, C, H, W); a 3-D input is (N, C, L), as torch
+    takes it (with a warning for other ranks, as torch)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: p must be in [0, 1], got {p}")
     x = input._data
-    if x.ndim not in (3, 4):
-        raise ValueError(f"dropout2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got "
-                         f"shape {x.shape}")
+    if x.ndim not in (3, 4):   # torch warns, and still drops per (dim 0, dim 1) entry
+        import warnings
+        warnings.warn(f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated "
+                      f"and will result in an error in a future release. To retain the "
+                      f"behavior and silence this warning, please use dropout instead.")
     if not training or p == 0.0:
         return input
-    shape = x.shape[:-2] + (1, 1)
+    # torch's feature noise has shape (size 0, size 1, 1, ...): a 3-D input is taken as
+    # (N, C, L) (dropout1d), a 2-D one is dropped elementwise
+    shape = x.shape[:2] + (1,) * (x.ndim - 2)
     if p == 1.0:
         mask = np.zeros(shape, x.dtype)
     else:   # PyTorch's feature noise (N, C, 1, 1): bernoulli_(1 - p) / (1 - p)

@@ -319,7 +319,8 @@ def dropout3d(input, p=0.5, training=True, inplace=False):
         raise ValueError(f"dropout3d: input must be 4-D (C, D, H, W) or 5-D (N, C, D, H, W), "
                          f"got shape {tuple(input.shape)}")
     shape = tuple(input.shape)
-    flat = input.reshape(shape[:-3] + (shape[-3] * shape[-2], shape[-1]))
+    x = input if input.ndim == 5 else input.unsqueeze(0)   # (C, D, H, W): one volume batch
+    flat = x.reshape(tuple(x.shape[:2]) + (shape[-3] * shape[-2], shape[-1]))
     return F.dropout2d(flat, p, training).reshape(shape)
 
 
