@@ -354,3 +354,28 @@ def test_optimizer_state_of_a_gpu_model_saves_and_loads(tmp_path):
         a, b = opt.state[p]["exp_avg"], fresh.state[p]["exp_avg"]
         assert type(b) is type(p._data)
         np.testing.assert_array_equal(b.get(), a.get())
+
+
+@pytest.mark.parametrize("loss", ["mse_mean", "mse_sum", "log_softmax", "softmax_dim0",
+                                  "sigmoid_leaky_relu"])
+def test_losses_and_activations_on_the_device_copy_nothing(loss, rng=np.random.default_rng(5)):
+    a, b = _a(rng, 3, 4), _a(rng, 3, 4)
+    fns = {"mse_mean": lambda x, y: nn.functional.mse_loss(x, y),
+           "mse_sum": lambda x, y: nn.MSELoss(reduction="sum")(x, y),
+           "log_softmax": lambda x, y: nn.functional.log_softmax(x, -1).sum(),
+           "softmax_dim0": lambda x, y: nn.functional.softmax(x, dim=0).max(),
+           "sigmoid_leaky_relu": lambda x, y: (nn.functional.sigmoid(x).sum()
+                                               + nn.functional.leaky_relu(x).sum())}
+
+    def run(device):
+        x = fastnn.tensor(a, device=device, requires_grad=True)
+        y = fastnn.tensor(b, device=device)
+        with fastnn.cuda.count_transfers() as n:
+            out = fns[loss](x, y)
+            out.backward()
+        return out.item(), x.grad.cpu().numpy(), n
+    want, want_grad, _ = run("cpu")
+    got, grad, n = run("cuda")
+    assert n.count == 0, n.log
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6)
