@@ -66,22 +66,65 @@ _HEAD = struct.Struct("<QiiQ")
 _TAIL = struct.Struct("<dddi4xf?3x")
 
 
-def _torch_uses_avx2():
-    """True when PyTorch's CPU kernels would run their AVX2 build here (AVX2 and FMA, no
-    AVX-512 set PyTorch accepts), which decides how a float32 normal is computed."""
+def _torch_cpu_capability():
+    """The build of PyTorch's CPU kernels that would run here: 'avx512' (AVX-512 F/BW/VL/DQ),
+    'avx2' (AVX2 and FMA) or 'default', as ATen's dispatch picks it (ATEN_CPU_CAPABILITY
+    overrides). It decides how a float32 normal is computed, and whether `x * a + b` in the
+    kernels is one FMA (GCC contracts it in the AVX builds, not in the default one)."""
     import os
     forced = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
-    if forced:
-        return forced == "avx2"
+    if forced in ("default", "avx2", "avx512"):
+        return forced
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as f
     except ImportError:  # numpy 1.x
         from numpy.core._multiarray_umath import __cpu_features__ as f
-    avx512 = all(f.get(k, False) for k in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ"))
-    return bool(f.get("AVX2") and f.get("FMA3") and not avx512)
+    if all(f.get(k, False) for k in ("AVX512F", "AVX512BW", "AVX512VL", "AVX512DQ")):
+        return "avx512"
+    return "avx2" if f.get("AVX2") and f.get("FMA3") else "default"
 
 
-AVX2 = _torch_uses_avx2()
+CAPABILITY = _torch_cpu_capability()
+AVX2 = CAPABILITY == "avx2"           # the AVX2 Box-Muller (avx_mathfun's Cephes log/sincos)
+CONTRACT = CAPABILITY != "default"     # uniform_'s x * (to - from) + from is one FMA
+
+
+def _numpy_float64_is_libm():
+    """numpy's float64 log/cos/sin are libm's, as PyTorch's, except where numpy dispatches its
+    own AVX-512 versions."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as f
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as f
+    return not f.get("AVX512F", False)
+
+
+_NUMPY_F64_IS_LIBM = _numpy_float64_is_libm()
+_libm_funcs = {}
+
+
+def _libm(name, x):
+    """libm's function `name` (logf, cosf, sinf, log, cos, sin) elementwise on array x, through
+    ctypes: PyTorch calls these, and numpy's own SIMD versions differ in the last bit at times.
+    numpy's function where libm cannot be loaded."""
+    if name not in _libm_funcs:
+        f = None
+        try:
+            import ctypes
+            import ctypes.util
+            lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+            c = ctypes.c_float if name.endswith("f") else ctypes.c_double
+            f = getattr(lib, name)
+            f.restype, f.argtypes = c, [c]
+            f = np.frompyfunc(f, 1, 1)
+        except (OSError, AttributeError):
+            f = None
+        _libm_funcs[name] = f
+    f = _libm_funcs[name]
+    dt = x.dtype
+    if f is None:
+        return getattr(np, name.rstrip("f"))(x)
+    return f(x).astype(dt)
 
 
 # ------------------------------------------------------------------- float helpers
@@ -141,8 +184,11 @@ _LOG_P = [_F32(c) for c in (-1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1,
 
 
 def _fma_scalar(a, b, c):
+    """transformation::normal's val * std + mean, one FMA in PyTorch's AVX builds."""
     if b == 1.0 and c == 0.0:
         return a + 0.0
+    if not CONTRACT:
+        return a * b + c
     return float(_fma64(np.float64(a), b, c))
 
 
@@ -208,18 +254,20 @@ def _box_muller16_f32(u, mean, std):
         else:
             out[:, :8] = _fma32(n1, _F32(std), _F32(mean))
             out[:, 8:] = _fma32(n2, _F32(std), _F32(mean))
-    else:   # the portable NormalFill16: float log and sqrt, double angle, cos and fma
-        radius = np.sqrt(_F32(-2) * np.log(_F32(1) - u[:, :8])).astype(_F64)
-        theta = (2.0 * math.pi) * u[:, 8:].astype(_F64)
-        out[:, :8] = _fma64(radius * np.cos(theta), float(_F32(std)), float(_F32(mean)))
-        out[:, 8:] = _fma64(radius * np.sin(theta), float(_F32(std)), float(_F32(mean)))
+    else:   # the portable NormalFill16<float>: libm's logf/cosf/sinf, a float32 angle, fmaf
+        radius = np.sqrt(_F32(-2) * _libm("logf", _F32(1) - u[:, :8]))
+        theta = ((2.0 * math.pi) * u[:, 8:].astype(_F64)).astype(_F32)
+        out[:, :8] = _fma32(radius * _libm("cosf", theta), _F32(std), _F32(mean))
+        out[:, 8:] = _fma32(radius * _libm("sinf", theta), _F32(std), _F32(mean))
     return out
 
 
 def _box_muller16_f64(u, mean, std):
-    radius = np.sqrt(-2.0 * np.log(1.0 - u[:, :8]))
+    def f(name, x):
+        return getattr(np, name)(x) if _NUMPY_F64_IS_LIBM else _libm(name, x)
+    radius = np.sqrt(-2.0 * f("log", 1.0 - u[:, :8]))
     theta = (2.0 * math.pi) * u[:, 8:]
-    n1, n2 = radius * np.cos(theta), radius * np.sin(theta)
+    n1, n2 = radius * f("cos", theta), radius * f("sin", theta)
     out = np.empty_like(u)
     if std == 1 and mean == 0:
         out[:, :8], out[:, 8:] = n1 + 0.0, n2 + 0.0
@@ -341,7 +389,7 @@ class TorchGenerator:
         n = int(n)
         scaled = (low, high) != (0.0, 1.0)
         if dtype == _F64:
-            kern = _numba(n, "uniform_f64")
+            kern = _numba(n, "uniform_f64") if CONTRACT or not scaled else None
             if kern is not None:
                 out = np.empty(n, _F64)
                 span, lo = float(high) - float(low), float(low)
@@ -349,17 +397,19 @@ class TorchGenerator:
                 return out
             x = (self.raw64(n) & _U64((1 << 53) - 1)).astype(_F64) * 2.0 ** -53
             if scaled:
-                x = _fma64(x, float(high) - float(low), float(low))
+                span, lo = float(high) - float(low), float(low)
+                x = _fma64(x, span, lo) if CONTRACT else x * span + lo
             return x
         lo, hi = _F32(low), _F32(high)
-        kern = _numba(n, "uniform_f32") if scaled else None
+        kern = _numba(n, "uniform_f32") if scaled and CONTRACT else None
         if kern is not None:
             x = np.empty(n, _F32)
             self._chunks(n, 1, lambda raw, o: kern.uniform_f32(raw, lo, hi - lo, hi, o), x)
             return x if dtype == _F32 else x.astype(dtype)
         x = self._unit_f32(n)
         if scaled:
-            x = _fma32(x, hi - lo, lo)   # contracted into one FMA in PyTorch's build
+            # contracted into one FMA in PyTorch's AVX builds
+            x = _fma32(x, hi - lo, lo) if CONTRACT else x * (hi - lo) + lo
             x[x == hi] = lo      # a float32 rounding onto `high` becomes `low`, as PyTorch
         if dtype != _F32:
             x = x.astype(dtype)
@@ -411,13 +461,16 @@ class TorchGenerator:
                            _F64)
             return out.astype(dtype)
         work = _F64 if dtype == _F64 else _F32
-        kern = _numba(n, "box_muller16_f32") if work == _F32 and AVX2 else None
+        name = "box_muller16_f64" if work == _F64 else \
+            "box_muller16_f32" if AVX2 else "box_muller16_f32_portable"
+        kern = _numba(n, name)
         if kern is not None:
-            out = self._unit_f32(n)
-            kern.box_muller16_f32(out[:n - n % 16], _F32(mean), _F32(std))
+            fill, m, s = getattr(kern, name), work(mean), work(std)
+            out = self._unit_f32(n) if work == _F32 else self.uniform_fill(n, _F64)
+            fill(out[:n - n % 16], m, s)
             if n % 16:
-                tail = self._unit_f32(16)
-                kern.box_muller16_f32(tail, _F32(mean), _F32(std))
+                tail = self.uniform_fill(16, work)
+                fill(tail, m, s)
                 out[n - 16:] = tail
             return out if dtype == work else out.astype(dtype)
         bm = _box_muller16_f64 if work == _F64 else _box_muller16_f32

@@ -39,7 +39,7 @@ def test_recorded_values_after_manual_seed_0():
 
 
 @pytest.mark.skipif(not R.AVX2, reason="PyTorch computes a float32 randn of >= 16 values "
-                    "differently on AVX-512 machines; these values are AVX2's")
+                    "differently without its AVX2 kernels; these values are AVX2's")
 def test_recorded_block_normals_and_linear_init():
     fastnn.manual_seed(0)
     x = fastnn.randn(20).numpy()
@@ -123,6 +123,18 @@ def test_numba_and_numpy_paths_give_the_same_bits(monkeypatch):
         slow = draw(g.manual_seed(5))
         assert fast.dtype == slow.dtype
         np.testing.assert_array_equal(fast.view(np.uint8), slow.view(np.uint8))
+    # PyTorch's portable float32 Box-Muller (its AVX-512 and default builds): libm through
+    # ctypes for small arrays, a numba loop for large ones
+    monkeypatch.setattr(R, "AVX2", False)
+    for m, sd in ((0.0, 1.0), (0.25, 0.02)):
+        monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 14)
+        monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 14)
+        fast = g.manual_seed(8).normal_fill(20000, np.float32, m, sd)
+        monkeypatch.setattr(R, "_NUMBA_FROM", 1 << 62)
+        monkeypatch.setattr(R, "_NUMBA_WARM_FROM", 1 << 62)
+        np.testing.assert_array_equal(_bits(g.manual_seed(8).normal_fill(20000, np.float32, m,
+                                                                         sd)), _bits(fast))
+    monkeypatch.setattr(R, "AVX2", True)
     # the end points of the log: u = 0 (log 1) and u = 1 - 2^-24 (the smallest 1 - u)
     edge = np.zeros(32, np.float32)
     edge[16:24] = 1 - np.float32(2 ** -24)
@@ -309,6 +321,38 @@ def test_multinomial_matches_torch(replacement, n, dtype, T):
         _same(lambda L: L.multinomial(L.tensor(w, dtype=getattr(L, dtype)), n, replacement),
               lambda L: L.multinomial(L.tensor(w, dtype=getattr(L, dtype)), n, replacement),
               seed, T)
+
+
+_DEFAULT_BUILD_CHECK = """
+import numpy as np, torch, fastnn
+assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+for seed in (0, 1):
+    for f in (lambda L: L.randn(20011), lambda L: L.randn(100, dtype=L.float64),
+              lambda L: L.empty(3000).normal_(0.3, 0.02), lambda L: L.randn(5),
+              lambda L: L.empty(3000).uniform_(-0.0883, 0.0883),
+              lambda L: L.empty(7, dtype=L.float64).normal_(0.3, 0.7),
+              lambda L: L.nn.Linear(30, 20).weight.detach()):
+        torch.manual_seed(seed)
+        a = f(torch).numpy()
+        fastnn.manual_seed(seed)
+        b = f(fastnn).numpy()
+        assert a.dtype == b.dtype and np.array_equal(a, b), (seed, int((a != b).sum()))
+print("ok")
+"""
+
+
+def test_pytorch_default_build_streams(T, tmp_path):
+    """PyTorch's kernels without AVX2 (ATEN_CPU_CAPABILITY=default: what its portable code
+    computes, as on AVX-512 machines for the normals): fastnn follows it there too."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "default_build.py"
+    script.write_text(_DEFAULT_BUILD_CHECK)
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
 def test_generators_and_states_cross_between_libraries(T):
