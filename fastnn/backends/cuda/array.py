@@ -476,7 +476,7 @@ def _new(shape, dtype, device_index=0):
     shape = _normalize_shape(shape)
     dtype = _check_dtype(dtype, "empty")
     n = _prod(shape)
-    buf = memory.as_typed(memory.alloc_bytes(n * dtype.itemsize), dtype, n)
+    buf = memory.alloc_typed(n, dtype)
     return DeviceArray(buf, 0, shape, _c_strides(shape), dtype, device_index)
 
 

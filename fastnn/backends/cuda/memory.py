@@ -106,16 +106,18 @@ class _SimHandle:
 _gpu_live = {}          # id -> AutoFreePointer: numba's views hold only weak proxies to it
 
 
-def alloc_bytes(nbytes):
-    """A 1-D uint8 numba device array of nbytes from the cache; its block returns to the cache
-    when it and every view of it are gone."""
+def alloc_typed(count, dtype):
+    """A 1-D numba device array of `count` items of dtype from the cache; its block returns to
+    the cache when it and every view of it are gone."""
+    dtype = np.dtype(dtype)
+    nbytes = int(count) * dtype.itemsize
     size = size_class(nbytes)
     block = _acquire(size)
     if SIMULATOR:
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
         handle = _SimHandle(block, size)
         weakref.finalize(handle, _release, size, block)
-        return FakeCUDAArray(np.asarray(handle)[:nbytes])
+        return FakeCUDAArray(np.asarray(handle)[:nbytes].view(dtype))
     from numba.cuda.cudadrv.driver import AutoFreePointer
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
     key = object()
@@ -126,17 +128,12 @@ def alloc_bytes(nbytes):
 
     ptr = AutoFreePointer(block.context, block.device_pointer, size, finalizer=release)
     _gpu_live[id(key)] = ptr
-    return DeviceNDArray((nbytes,), (1,), np.uint8, gpu_data=ptr.own())
+    return DeviceNDArray((int(count),), (dtype.itemsize,), dtype, gpu_data=ptr.own())
 
 
-def as_typed(raw_bytes, dtype, count):
-    """The first `count` items of a uint8 device array, reinterpreted as a 1-D dtype array."""
-    dtype = np.dtype(dtype)
-    if SIMULATOR:
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-        return FakeCUDAArray(raw_bytes._ary[:count * dtype.itemsize].view(dtype))
-    from numba.cuda.cudadrv.devicearray import DeviceNDArray
-    return DeviceNDArray((count,), (dtype.itemsize,), dtype, gpu_data=raw_bytes.gpu_data)
+def alloc_bytes(nbytes):
+    """alloc_typed(nbytes, uint8)."""
+    return alloc_typed(nbytes, np.uint8)
 
 
 def device_array(shape, dtype):
@@ -146,7 +143,7 @@ def device_array(shape, dtype):
     count = 1
     for s in shape:
         count *= s
-    flat = as_typed(alloc_bytes(count * dtype.itemsize), dtype, count)
+    flat = alloc_typed(count, dtype)
     return flat.reshape(shape) if shape != (count,) else flat
 
 
