@@ -6,16 +6,22 @@ seeding numpy's legacy RandomState uses for a 32-bit seed, so numpy's MT19937 bi
 those draws this module repeats ATen's CPU distribution kernels (ATen/core/DistributionsHelper.h,
 TransformationHelper.h, native/cpu/DistributionTemplates.h as shipped with torch 2.x):
 
-- float32 uniform: 24 low bits of one draw times 2^-24, then x * (to - from) + from in float32;
-  float64: 53 low bits of a 64-bit draw (first draw the high word) times 2^-53;
+- float32 uniform: 24 low bits of one draw times 2^-24, then x * (to - from) + from in float32
+  (one FMA in PyTorch's AVX builds); float64: 53 low bits of a 64-bit draw (the first draw is
+  the high word) times 2^-53;
 - normal on >= 16 contiguous elements: all uniforms first, Box-Muller in blocks of 16 (first 8
   give u1 = 1 - u, next 8 u2), a size not a multiple of 16 redraws 16 uniforms and recomputes
-  the last 16; float32 on an AVX2 build uses avx_mathfun's Cephes log/sincos (repeated here op by
-  op in float32), float64 uses libm's log/cos/sin;
-- normal on < 16 elements: a scalar Box-Muller on doubles whose second value is cached in the
-  generator (part of get_state's bytes);
+  the last 16; float32 in PyTorch's AVX2 build uses avx_mathfun's Cephes log/sincos (repeated
+  here op by op, with the FMAs GCC puts in), elsewhere libm's logf/cosf/sinf; float64 libm's
+  log/cos/sin;
+- normal on < 16 elements (or a non-contiguous tensor): a scalar Box-Muller on doubles whose
+  second value is cached in the generator (part of get_state's bytes);
 - integers: draw % range + low, a 64-bit draw when range >= 2^28; randperm: Fisher-Yates with
-  draw % (n - i); bernoulli/exponential/cauchy/geometric/log-normal: one double uniform each.
+  draw % (n - i); bernoulli (float p), exponential, cauchy, geometric, log-normal: one double
+  uniform each; multinomial: exponentials (no replacement) or double uniforms (replacement).
+
+Large arrays go through numba loops (fastnn/backends/numba/torch_rng.py) that give the same
+bits as the numpy code here.
 
 TorchGenerator also speaks the part of numpy's Generator interface fastnn's internals use
 (random, standard_normal, normal, uniform, integers, permutation, shuffle, choice,
