@@ -732,3 +732,53 @@ def test_random_views_broadcast_like_numpy(case, ufunc):
     expected = base.copy()
     np.transpose(expected[key], perm)[...] += other
     check(d, expected)
+
+
+_GPU_OWNERSHIP = '''
+import ctypes, gc
+import numpy as np
+from numba.cuda.cudadrv import driver
+from numba.cuda.cudadrv.devicearray import DeviceNDArray
+from fastnn.backends.cuda import memory
+
+class FakeContext:                     # hands out addresses; nothing is dereferenced
+    def __init__(self):
+        self.next, self.keep = 0x10000, []
+    def memalloc(self, size):
+        p = driver.MemoryPointer(self, ctypes.c_void_p(self.next), size, finalizer=lambda: 0)
+        self.next += size
+        self.keep.append(p)            # as numba's memory manager keeps its allocations
+        return p.own()
+
+ctx = FakeContext()
+memory.SIMULATOR = False
+memory._malloc = ctx.memalloc
+a = memory.alloc_typed(100, np.float32)
+v = DeviceNDArray((10,), (4,), np.float32, gpu_data=a.gpu_data.view(40))   # DeviceArray.raw
+r = DeviceNDArray((10, 10), (40, 4), np.float32, gpu_data=a.gpu_data)      # numba's reshape
+del a; gc.collect()
+assert memory.memory_allocated() == 512, "freed while views were alive"
+del v; gc.collect()
+assert memory.memory_allocated() == 512
+del r; gc.collect()
+assert memory.memory_allocated() == 0 and sum(map(len, memory._free.values())) == 1
+b = memory.alloc_typed(100, np.float32)
+assert memory.memory_stats()["num_device_alloc"] == 1, "the cached block was not reused"
+churn = [memory.alloc_typed(10, np.int64) for _ in range(50)]
+del churn; gc.collect()
+assert len(memory._gpu_live) == 1 and memory.memory_allocated() == 512
+print("ok")
+'''
+
+
+def test_gpu_ownership_path_with_a_fake_context():
+    """memory.py's GPU path (numba's reference-counted pointers), with a fake CUDA context in a
+    process without the simulator: a block returns to the cache only when the last numba view
+    of it is gone, and is then reused."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    res = subprocess.run([sys.executable, "-c", _GPU_OWNERSHIP], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -24,6 +24,7 @@ __array_interface__; numpy views keep it alive through their .base chain, and a
 weakref.finalize on it returns the block. Work is queued on one stream, in order, so a block
 freed by the host can be reused at once: later kernels run after the earlier ones that used it.
 """
+import itertools
 import threading
 import weakref
 
@@ -103,7 +104,10 @@ class _SimHandle:
         self.block = block      # keeps the buffer alive even after empty_cache
 
 
-_gpu_live = {}          # id -> AutoFreePointer: numba's views hold only weak proxies to it
+# key -> AutoFreePointer of a handed-out block, held here because numba's views hold only weak
+# proxies to it; its finalizer (the last view gone) returns the block and drops the entry.
+_gpu_live = {}
+_keys = itertools.count()
 
 
 def alloc_typed(count, dtype):
@@ -120,14 +124,14 @@ def alloc_typed(count, dtype):
         return FakeCUDAArray(np.asarray(handle)[:nbytes].view(dtype))
     from numba.cuda.cudadrv.driver import AutoFreePointer
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
-    key = object()
+    key = next(_keys)
 
-    def release(key=id(key)):
+    def release(key=key):
         _gpu_live.pop(key, None)
         _release(size, block)
 
     ptr = AutoFreePointer(block.context, block.device_pointer, size, finalizer=release)
-    _gpu_live[id(key)] = ptr
+    _gpu_live[key] = ptr
     return DeviceNDArray((int(count),), (dtype.itemsize,), dtype, gpu_data=ptr.own())
 
 
