@@ -333,6 +333,10 @@ def test_astype_copy_and_contiguous(dtype):
     h = np.ascontiguousarray(v, dtype=np.float32)
     assert type(h) is np.ndarray and ca.transfer_log() == {("d2h", "__array__"): 1}
     check(_on_device(lambda: v.reshape(-1)), x.T[::2].reshape(-1))
+    for view in (d[::2, 1], d, v):                       # flatten copies, ravel may not
+        flat = view.flatten()
+        assert not np.may_share_memory(flat, view) and flat.is_c_contiguous()
+        check(flat, host(view).flatten())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])

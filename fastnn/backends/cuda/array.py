@@ -317,7 +317,9 @@ class DeviceArray:
         return _reshape(self, (-1,), order)
 
     def flatten(self, order="C"):
-        return self.ravel(order).copy() if self.is_c_contiguous() else self.ravel(order)
+        """Always a copy (ravel gives a view when it can)."""
+        flat = self.ravel(order)
+        return flat.copy() if np.may_share_memory(flat, self) else flat
 
     def view(self, dtype=None):
         if dtype is None or np.dtype(dtype) == self._dtype:
