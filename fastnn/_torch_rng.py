@@ -457,15 +457,39 @@ class TorchGenerator:
         self._normal_double = r * math.sin(theta)
         return _fma_scalar(r * math.cos(theta), std, mean)
 
+    def _scalar_normals(self, n, mean, std):
+        """n calls of _scalar_normal, vectorised: the cached value first, then the pairs
+        (cos, sin) of Box-Muller on 2 double uniforms each; an odd count leaves a sine cached."""
+        n = int(n)
+        if n < 4:
+            return np.array([self._scalar_normal(mean, std) for _ in range(n)], _F64)
+        head = []
+        if self._normal_double is not None:
+            head, self._normal_double = [self._normal_double], None
+        pairs = (n - len(head) + 1) // 2
+        u = self.uniform_fill(2 * pairs, _F64)
+
+        def f(name, x):
+            return getattr(np, name)(x) if _NUMPY_F64_IS_LIBM else _libm(name, x)
+        r = np.sqrt(-2.0 * f("log1p", -u[1::2]))
+        theta = (2.0 * math.pi) * u[0::2]
+        z = np.empty(2 * pairs, _F64)
+        z[0::2], z[1::2] = r * f("cos", theta), r * f("sin", theta)
+        z = np.concatenate([np.asarray(head, _F64), z])
+        if len(z) > n:
+            self._normal_double = float(z[n])
+            z = z[:n]
+        if std == 1.0 and mean == 0.0:
+            return z + 0.0
+        return _fma64(z, std, mean) if CONTRACT else z * std + mean
+
     def normal_fill(self, n, dtype=_F32, mean=0.0, std=1.0, scalar=False):
         """n normals as Tensor.normal_(mean, std) on a contiguous tensor of n elements (scalar:
         on a non-contiguous one, which PyTorch fills element by element)."""
         dtype = np.dtype(dtype)
         n = int(n)
         if n < 16 or scalar:
-            out = np.array([self._scalar_normal(float(mean), float(std)) for _ in range(n)],
-                           _F64)
-            return out.astype(dtype)
+            return self._scalar_normals(n, float(mean), float(std)).astype(dtype)
         work = _F64 if dtype == _F64 else _F32
         name = "box_muller16_f64" if work == _F64 else \
             "box_muller16_f32" if AVX2 else "box_muller16_f32_portable"
@@ -583,8 +607,7 @@ class TorchGenerator:
         return np.ceil(np.log(u) / math.log1p(-float(p)))
 
     def log_normal(self, n, mean=1.0, std=2.0):
-        return np.exp(np.array([self._scalar_normal(float(mean), float(std))
-                                for _ in range(int(n))], _F64))
+        return np.exp(self._scalar_normals(n, float(mean), float(std)))
 
     # ----------------------------------------------------------- numpy Generator interface
     @property
