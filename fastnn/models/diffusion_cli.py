@@ -11,6 +11,8 @@
     fastnn sample --checkpoint runs/diffusion_shapes.npz --prompt "un pez rojo" --out fish.png
     fastnn sample --checkpoint runs/diffusion_shapes.npz --prompt "a blue car" \
         --init fish.png --strength 0.6 --out car.png    # img2img (SDEdit), digits too
+    fastnn sample --checkpoint runs/diffusion_shapes.npz --prompt "un pez rojo sobre fondo azul" \
+        --show-process                                  # a real one noised, a sample denoised
     fastnn eval diffusion --checkpoint runs/diffusion_shapes.npz --cnn runs/cnn_shapes.npz
 
 --out: a path ending in .png writes only the picture, one ending in .npy only the array
