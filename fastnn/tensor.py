@@ -651,7 +651,7 @@ def _laid_out(d, flat):
     memory order: row-major for a contiguous tensor, the base's order for a transposed view), as
     an array of d's shape."""
     flags = getattr(d, "flags", None)
-    if flags is None or flags.c_contiguous or d.ndim < 2:
+    if flags is None or _c_contiguous(d) or d.ndim < 2:   # (numpy or device storage)
         return flat.reshape(d.shape)
     order = sorted(range(d.ndim), key=lambda i: -builtins.abs(d.strides[i]))   # slowest first
     return flat.reshape([d.shape[i] for i in order]).transpose(np.argsort(order))

@@ -379,3 +379,23 @@ def test_losses_and_activations_on_the_device_copy_nothing(loss, rng=np.random.d
     assert n.count == 0, n.log
     np.testing.assert_allclose(got, want, rtol=1e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_modules_made_on_the_device_match_those_made_on_the_cpu():
+    """`with fastnn.device('cuda'):` and device= make parameters and buffers there, with the
+    values the CPU would draw (fastnn's generator), as PyTorch's device context does."""
+    fastnn.manual_seed(0)
+    cpu = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.BatchNorm1d(4))
+    fastnn.manual_seed(0)
+    with fastnn.device("cuda"):
+        gpu = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.BatchNorm1d(4))
+    for (name, a), b in zip(cpu.state_dict().items(), gpu.state_dict().values()):
+        assert b.is_cuda, name
+        np.testing.assert_array_equal(b.cpu().numpy(), a.numpy())
+    fastnn.manual_seed(0)
+    lin = nn.Linear(3, 4, device="cuda")
+    emb = nn.Embedding(5, 2, device="cuda")
+    assert lin.weight.is_cuda and lin.bias.is_cuda and emb.weight.is_cuda
+    np.testing.assert_array_equal(lin.weight.detach().cpu().numpy(),
+                                  cpu[0].weight.detach().numpy())
+    assert nn.Linear(3, 4).weight.device == "cpu"

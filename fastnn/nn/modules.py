@@ -10,7 +10,8 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ..tensor import (Tensor, _asarray, _device, _device_of, _dtype, _is_device_arg, _moved,
-                      _on_gpu, _to_array, float16, float32, float64, get_default_dtype, no_grad)
+                      _on_gpu, _to_array, float16, float32, float64, get_default_device,
+                      get_default_dtype, no_grad)
 from . import functional as F
 from . import init
 
@@ -31,6 +32,9 @@ class Parameter(Tensor):
             data = data._data       # shared, on its device
         elif not _on_gpu(data):
             data = np.asarray(data)
+            dev = get_default_device()
+            if dev.type != "cpu":   # made inside `with fastnn.device('cuda')`: made there
+                data = _moved(data, dev)
         super().__init__(data, requires_grad)
 
     def __repr__(self):
@@ -120,6 +124,10 @@ class Module:
         """A non-learnable tensor saved in the state dict (unless persistent=False)."""
         if tensor is not None and not isinstance(tensor, Tensor):
             tensor = Tensor(np.asarray(tensor))
+        if tensor is not None and get_default_device().type != "cpu" \
+                and type(tensor._data) is np.ndarray:
+            # a module built inside `with fastnn.device('cuda')` keeps its buffers there too
+            tensor = Tensor(_moved(tensor._data, get_default_device()))
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -484,6 +492,8 @@ class Linear(Module):
         if not bias:
             self.register_parameter("bias", None)
         self.reset_parameters()
+        if device is not None:   # device=: made (the CPU's draws), then moved there
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -620,6 +630,8 @@ class LayerNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+        if device is not None:
+            self.to(device)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -650,6 +662,8 @@ class Embedding(Module):
             return
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype))
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
