@@ -731,3 +731,18 @@ def test_fft_complex_input_gradients_match_torch():
     b.backward()
     assert a.item() == pytest.approx(b.item(), rel=1e-10)
     np.testing.assert_allclose(ours.grad.numpy(), ref.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_summary_writer_logs_json_lines(tmp_path):
+    from fastnn.utils.tensorboard import SummaryWriter
+    with SummaryWriter(tmp_path / "run") as w:
+        w.add_scalar("loss", fastnn.tensor(0.5), 3)
+        w.add_scalars("acc", {"train": 0.9, "val": 0.8}, 3)
+        w.add_histogram("w", fastnn.arange(4.0), 3)
+        w.add_image("img", fastnn.zeros(3, 4, 4), 3)
+    recs = [json.loads(line) for line in open(tmp_path / "run" / "events.jsonl")]
+    assert [(r["tag"], r.get("value")) for r in recs[:3]] == [("loss", 0.5), ("acc/train", 0.9),
+                                                               ("acc/val", 0.8)]
+    assert recs[3]["mean"] == 1.5 and recs[4]["shape"] == [3, 4, 4]
+    with pytest.raises(RuntimeError, match="closed"):
+        w.add_scalar("loss", 1.0)
