@@ -304,6 +304,10 @@ def test_ufunc_out_and_inplace_operators():
     check(got, y)
     with pytest.raises(TypeError, match="Cannot cast"):
         np.add(ca.from_host(x), 1.5, out=ca.zeros((3, 4), np.int64))
+    i, expected = ca.zeros((3, 4), np.int64), np.zeros((3, 4), np.int64)
+    _on_device(lambda: np.add(i, d, out=i, casting="unsafe"))
+    np.add(expected, y, out=expected, casting="unsafe")
+    check(i, expected)
 
 
 def test_where_clip_and_math_helpers():

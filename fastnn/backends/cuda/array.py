@@ -1148,7 +1148,8 @@ def _loop_dtypes(ufunc, dtypes, out_dtype=None):
     return loop
 
 
-def _elementwise_call(name, ufunc_or_none, inputs, out=None, dtype=None, loop=None):
+def _elementwise_call(name, ufunc_or_none, inputs, out=None, dtype=None, loop=None,
+                      casting="same_kind"):
     """name(*inputs) on the device with numpy's broadcasting and type rules; returns out."""
     ops = [_operand(x, name) for x in inputs]
     if loop is None:
@@ -1161,9 +1162,9 @@ def _elementwise_call(name, ufunc_or_none, inputs, out=None, dtype=None, loop=No
         if shape != out.shape:
             raise ValueError(f"non-broadcastable output operand with shape {out.shape} doesn't "
                              f"match the broadcast shape {shape}")
-        if not np.can_cast(loop[-1], out.dtype, casting="same_kind"):
+        if casting != "unsafe" and not np.can_cast(loop[-1], out.dtype, casting=casting):
             raise TypeError(f"Cannot cast ufunc '{name}' output from {np.dtype(loop[-1])!r} "
-                            f"to {out.dtype!r} with casting rule 'same_kind'")
+                            f"to {out.dtype!r} with casting rule '{casting}'")
         target = out
         for o in ops:
             if (o[0] == "a" and o[1].size and np.may_share_memory(o[1], out)
@@ -1198,11 +1199,14 @@ def _ufunc_call(ufunc, inputs, kwargs):
     if isinstance(out, tuple):
         out = out[0]
     dtype = kwargs.pop("dtype", None)
-    if kwargs.pop("where", True) is not True or kwargs.pop("casting", "same_kind") != \
-            "same_kind" or kwargs or not (out is None or isinstance(out, DeviceArray)):
+    # 'unsafe' and 'same_kind' only differ in the check of the output's dtype; the stricter
+    # rules also constrain the inputs' casts, which the host fallback applies
+    casting = kwargs.pop("casting", "same_kind")
+    if kwargs.pop("where", True) is not True or casting not in ("same_kind", "unsafe") or \
+            kwargs or not (out is None or isinstance(out, DeviceArray)):
         return NotImplemented
     try:
-        return _elementwise_call(name, ufunc, inputs, out, dtype)
+        return _elementwise_call(name, ufunc, inputs, out, dtype, casting=casting)
     except _NoDevicePath:
         return NotImplemented
 
