@@ -475,6 +475,24 @@ def test_setitem_forms():
     check(d, x)
 
 
+def test_masked_fill_needs_no_count():
+    x = sample((3, 4), np.float32)
+    d = ca.from_host(x)
+    host_rows = x[:, 0] > 0
+    rows = ca.from_host(host_rows)
+
+    def fill():
+        d[d < -0.5] = -1.0
+        d[rows] = np.float32(7)             # a mask over the leading dimension
+    _on_device(fill)
+    x[x < -0.5] = -1.0
+    x[host_rows] = 7
+    check(d, x)
+    i = ca.from_host(np.arange(6))
+    i[i > 2] = 2.7                          # numpy's unsafe cast: 2
+    check(i, np.minimum(np.arange(6), 2))
+
+
 def test_device_index_out_of_range_raises_at_sync():
     d = ca.from_host(np.arange(4.0))
     bad = ca.from_host(np.array([1, 9]))

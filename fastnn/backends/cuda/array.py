@@ -676,6 +676,9 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
             return result
     if method == "at":
         target = inputs[0]
+        if not isinstance(target, DeviceArray):      # a host target keeps its values on the host
+            ufunc.at(target, *_down(tuple(inputs[1:]), what))
+            return None
         host = to_host(target, what)
         ufunc.at(host, *_down(tuple(inputs[1:]), what))
         _store_host(target, host, what)
@@ -1028,7 +1031,25 @@ def _setitem(d, key, value):
     _advanced_setitem(d, key, value)
 
 
+def _masked_fill(d, key, value):
+    """d[mask] = scalar as an elementwise select: no count of the mask, so no copy to the host
+    (the general boolean path needs the count). False when the key is not of that form."""
+    if len(key) != 1 or not _is_scalar(value) and not (isinstance(value, DeviceArray)
+                                                       and value.ndim == 0):
+        return False
+    mask = key[0]
+    if not (isinstance(mask, (np.ndarray, DeviceArray)) and mask.dtype == np.bool_
+            and mask.ndim and mask.shape == d.shape[:mask.ndim]):
+        return False
+    mask = _as_device(mask, "__setitem__")
+    mask = mask.reshape(mask.shape + (1,) * (d.ndim - mask.ndim))
+    _assign(d, _np_where(mask, value, d))
+    return True
+
+
 def _advanced_setitem(d, key, value):
+    if _masked_fill(d, key, value):
+        return
     try:
         shape, pos = _advanced_positions(d, key)
     except _NoDevicePath:
