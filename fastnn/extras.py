@@ -38,6 +38,12 @@ class _Format:
     def __repr__(self):
         return f"torch.{self.name}"
 
+    def __eq__(self, other):   # also equal to its name (Tensor.layout is the string 'strided')
+        return other is self or other == self.name if isinstance(other, str) else other is self
+
+    def __hash__(self):
+        return hash(self.name)
+
 
 contiguous_format, channels_last, preserve_format = (
     _Format("contiguous_format"), _Format("channels_last"), _Format("preserve_format"))
@@ -983,6 +989,12 @@ METHODS.update(polygamma=lambda self, n: polygamma(n, self), to_sparse=_to_spars
                _indices=_indices, _values=_values, indices=_indices, values=_values,
                is_coalesced=lambda self: True, real=property(real), imag=property(imag),
                conj_physical=conj, resolve_conj=lambda self: self,
+               # device and storage kinds fastnn tensors never are (torch's is_* properties)
+               is_xpu=property(lambda self: False), is_mps=property(lambda self: False),
+               is_meta=property(lambda self: False), is_sparse=property(lambda self: False),
+               is_quantized=property(lambda self: False),
+               is_mkldnn=property(lambda self: False), is_nested=property(lambda self: False),
+               is_sparse_csr=property(lambda self: False), layout=property(lambda self: strided),
                is_conj=lambda self: False)
 # Tensor methods that are fastnn's own top-level functions, attached where the method is missing
 CORE_AS_METHODS = ["mv", "inner", "baddbmm", "addbmm", "trace", "diag", "aminmax", "nanmean",
@@ -1008,6 +1020,13 @@ def install(namespace, tensor_cls):
         namespace.setdefault(name, globals()[name])
     for name, module in (("sparse", sparse), ("jit", jit), ("testing", testing), ("onnx", onnx)):
         sys.modules.setdefault("fastnn." + name, module)
+    # `import torch.backends.cudnn as cudnn`: fastnn.backends' flag namespaces as importable
+    # submodules
+    backends = sys.modules["fastnn.backends"]
+    for name in dir(backends):
+        obj = getattr(backends, name)
+        if type(obj).__name__ == "_Flags":
+            sys.modules.setdefault(f"fastnn.backends.{name}", obj)
     # torch.serialization's allow-list API: fastnn never unpickles classes, so the lists only
     # need to be accepted (programs wrap torch.load in `with safe_globals([...])`)
     ser = sys.modules["fastnn.serialization"]

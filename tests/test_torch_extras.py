@@ -746,3 +746,13 @@ def test_summary_writer_logs_json_lines(tmp_path):
     assert recs[3]["mean"] == 1.5 and recs[4]["shape"] == [3, 4, 4]
     with pytest.raises(RuntimeError, match="closed"):
         w.add_scalar("loss", 1.0)
+
+
+def test_backend_flag_modules_import_and_tensor_kind_properties():
+    import fastnn.backends.cudnn as cudnn
+    cudnn.benchmark = True
+    assert fastnn.backends.cudnn.benchmark is True
+    cudnn.benchmark = False
+    x = fastnn.zeros(2)
+    assert not (x.is_xpu or x.is_mps or x.is_sparse or x.is_meta)
+    assert x.layout == fastnn.strided
