@@ -24,10 +24,10 @@ astype copy fill, views (reshape when numpy's is a view, transpose swapaxes move
 expand_dims broadcast_to flip diagonal split, basic indexing), integer and boolean indexing and
 assignment, take take_along_axis put_along_axis nonzero argwhere where clip tril triu
 concatenate stack append roll repeat tile diff diag bincount round nan_to_num isclose allclose
-array_equal linalg.norm, matmul dot outer einsum (one or two operands) through gemm.py, the
-*_like creators, and Philox random numbers (random.py). Not there, so on the counted fallback:
-sort, argsort, unique, searchsorted, float16 math, ufunc.outer/reduceat, einsum of three or more
-operands, the rest of linalg. np.asarray/np.array/np.ascontiguousarray cannot be overridden by
+array_equal linalg.norm, sort argsort (a bitonic network; NaN last, ties in index order),
+matmul dot outer einsum (one or two operands) through gemm.py, the *_like creators, and Philox
+random numbers (random.py). Not there, so on the counted fallback: unique, searchsorted,
+float16 math, ufunc.outer/reduceat, einsum of three or more operands, the rest of linalg. np.asarray/np.array/np.ascontiguousarray cannot be overridden by
 the protocols: they call __array__, a counted copy to the host.
 
 Two results depend on the data's values and so cost a counted copy of one number, as in
@@ -2341,3 +2341,44 @@ def _np_nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     total = _reduce("sum", np.where(valid, a, a.dtype.type(0)), axis, dtype, None, keepdims)
     count = _reduce("sum", valid, axis, None, None, keepdims)
     return np.true_divide(total, count.astype(total.dtype), out=out)
+
+
+# ---------------------------------------------------------------- sorting
+def _sort_rows(a, axis):
+    """(sorted values, their indices) along `axis`, by a bitonic network on the device; NaN
+    last and ties in index order (numpy's stable sort)."""
+    a = _as_device(a, "sort")
+    if axis is None:
+        a, axis = a.ravel(), 0
+    ax = _axis(axis, a.ndim)
+    moved = _np_moveaxis(a, ax, -1)
+    n = moved.shape[-1]
+    rows = _prod(moved.shape[:-1])
+    width = 1 << builtins.max(n - 1, 0).bit_length()
+    keys = zeros((rows, width), a.dtype, a.device_index)
+    _copy_into(keys[:, :n], moved.reshape(rows, n))
+    idx = _new((rows, width), np.int64, a.device_index)
+    _copy_into(idx, arange(width, dtype=np.int64, device_index=a.device_index))
+    ak.bitonic_sort_rows(keys._buf, idx._buf, rows, width, n)
+    shape = moved.shape
+    values = _np_moveaxis(keys[:, :n].reshape(shape), -1, ax).copy()
+    order = _np_moveaxis(idx[:, :n].reshape(shape), -1, ax).copy()
+    return values, order
+
+
+@_implements(np.sort)
+def _np_sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    if order is not None:
+        return _fallback("sort", np.sort, (a,), dict(axis=axis, kind=kind, order=order))
+    return _sort_rows(a, axis)[0]
+
+
+@_implements(np.argsort)
+def _np_argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    if order is not None:
+        return _fallback("argsort", np.argsort, (a,), dict(axis=axis, kind=kind, order=order))
+    return _sort_rows(a, axis)[1]
+
+
+DeviceArray.argsort = lambda self, axis=-1, kind=None, order=None: _np_argsort(self, axis,
+                                                                               kind, order)

@@ -749,3 +749,66 @@ def nonzero_finish(mask_buf, chunk, starts, out_buf):
 def nonzero_chunks(n):
     """How many chunks the flat nonzero splits n elements into."""
     return max(1, min(n, (256 if SIMULATOR else 65536)))
+
+
+# ---------------------------------------------------------------- sort (bitonic network)
+@functools.cache
+def _bitonic_kernel():
+    @cuda.jit(device=True)
+    def greater(ka, ia, kb, ib, n):
+        # order: real values (NaN last, as numpy), then the padding; ties by index (stable)
+        pa = ia >= n
+        pb = ib >= n
+        if pa != pb:
+            return pa
+        if pa:
+            return ia > ib
+        na = ka != ka
+        nb = kb != kb
+        if na != nb:
+            return na
+        if not na and ka != kb:
+            return ka > kb
+        return ia > ib
+
+    @cuda.jit
+    def step(keys, idx, total, width, n, k, j):
+        # one compare-exchange stage of the bitonic network over every row (rows of `width`,
+        # a power of two); each pair (i, i ^ j) is handled by its lower element's thread
+        for t in range(cuda.grid(1), total, cuda.gridsize(1)):
+            i = t % width
+            partner = i ^ j
+            if partner > i:
+                base = t - i
+                a = base + i
+                b = base + partner
+                ascending = (i & k) == 0
+                swap = greater(keys[a], idx[a], keys[b], idx[b], n)
+                if not ascending:
+                    swap = greater(keys[b], idx[b], keys[a], idx[a], n)
+                if swap:
+                    tk = keys[a]
+                    keys[a] = keys[b]
+                    keys[b] = tk
+                    ti = idx[a]
+                    idx[a] = idx[b]
+                    idx[b] = ti
+    return step
+
+
+def bitonic_sort_rows(keys_buf, idx_buf, rows, width, n):
+    """Sort each row of (rows, width) flat buffers by (key, index), width a power of two;
+    entries with index >= n are padding and end up last."""
+    total = rows * width
+    if total == 0 or width < 2:
+        return
+    kernel = _bitonic_kernel()
+    blocks, threads = grid_1d(total)
+    k = 2
+    while k <= width:
+        j = k // 2
+        while j >= 1:
+            launch(kernel, blocks, threads, keys_buf, idx_buf, np.int64(total), np.int64(width),
+                   np.int64(n), np.int64(k), np.int64(j))
+            j //= 2
+        k *= 2
