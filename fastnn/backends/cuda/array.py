@@ -49,11 +49,6 @@ from . import memory
 from . import random as _random
 from .common import SIMULATOR, record_transfer, transfer_log as _common_log
 
-__all__ = ["DeviceArray", "is_device_array", "from_host", "to_host", "wrap", "empty", "zeros",
-           "ones", "full", "arange", "empty_like", "zeros_like", "ones_like", "full_like",
-           "transfer_count", "reset_transfers", "transfer_log", "memory_allocated",
-           "max_memory_allocated", "reset_peak_memory_stats", "memory_reserved",
-           "max_memory_reserved", "empty_cache", "synchronize", "rand", "randn", "randint"]
 
 _SUPPORTED_KINDS = "biuf"        # bool, signed and unsigned ints, floats
 
