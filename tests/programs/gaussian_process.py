@@ -41,7 +41,7 @@ def gaussian_process():
         return fit + 0.5 * logdet + 20 * math.log(2 * math.pi), alpha, K
 
     history = []
-    for step in range(60):
+    for step in range(40):
         opt.zero_grad()
         loss, _, _ = nll()
         loss.backward()

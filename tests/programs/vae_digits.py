@@ -54,7 +54,7 @@ def elbo_terms(model, x):
 def main():
     digits = load_digits()
     x = torch.tensor((digits.data / 16.0 > 0.5).astype(np.float32))
-    train, test = TensorDataset(x[:1200]), TensorDataset(x[1200:1500])
+    train, test = TensorDataset(x[:640]), TensorDataset(x[1200:1400])
     loader = DataLoader(train, batch_size=64, shuffle=True)
     model = VAE()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
