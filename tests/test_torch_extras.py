@@ -756,3 +756,10 @@ def test_backend_flag_modules_import_and_tensor_kind_properties():
     x = fastnn.zeros(2)
     assert not (x.is_xpu or x.is_mps or x.is_sparse or x.is_meta)
     assert x.layout == fastnn.strided
+
+
+def test_distribution_module_paths():
+    from fastnn.distributions.categorical import Categorical as C2
+    from fastnn.distributions.kl import kl_divergence as kl2
+    from fastnn.distributions.normal import Normal as N2
+    assert N2 is Normal and C2 is Categorical and kl2 is kl_divergence
