@@ -254,6 +254,25 @@ def test_a_failing_worker_is_reported():
     assert res["torch"].status == "error" and "ended" in res["torch"].note
 
 
+def test_worker_ends_with_a_killed_bench():
+    """A bench ended by SIGTERM runs no cleanup: PyTorch's worker must see its stdin close."""
+    pytest.importorskip("torch")
+    code = ("from fastnn.bench.worker import RemoteSteps\nimport time\n"
+            "s = RemoteSteps('mlp-small', 'tiny')\nprint(s.proc.pid, flush=True)\ntime.sleep(60)\n")
+    bench_proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(bench_proc.stdout.readline())
+    bench_proc.terminate()
+    bench_proc.wait()
+    for _ in range(100):   # up to 10 s on a loaded machine
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker_pid, 9)
+    pytest.fail("the worker outlived its bench")
+
+
 def test_train_flops_follow_the_models():
     assert train_cases.mlp_flops((784, 512, 512, 10), 256) == 6 * 256 * (
         784 * 512 + 512 * 512 + 512 * 10)
