@@ -430,8 +430,8 @@ class Module:
             v = _to_numpy(state_dict[k])
             if v.shape != t._data.shape:
                 errors.append(f"size mismatch for {k}: copying a param with shape "
-                              f"fastnn.Size({list(v.shape)}) from checkpoint, the shape in "
-                              f"current model is fastnn.Size({list(t._data.shape)}).")
+                              f"torch.Size({list(v.shape)}) from checkpoint, the shape in "
+                              f"current model is torch.Size({list(t._data.shape)}).")
                 continue
             arrays[k] = v
         if errors:
