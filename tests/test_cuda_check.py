@@ -19,6 +19,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import cuda_check  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment(monkeypatch):
+    """cuda_check.main sets FASTNN_CUDA_SIMULATOR_AS_DEVICE for its own process on the simulator;
+    undo it after each test, or every later test would see a 'GPU'."""
+    monkeypatch.setenv("FASTNN_CUDA_SIMULATOR_AS_DEVICE", "")   # records the prior state...
+    monkeypatch.delenv("FASTNN_CUDA_SIMULATOR_AS_DEVICE")       # ...which undo restores
+
+
 def test_kernel_table_quick(capsys):
     assert cuda_check.main(["--quick", "--sections", "kernels", "--only",
                             "gemm_batched,relu,adam_step", "--dtype", "float32"]) == 0
