@@ -361,9 +361,10 @@ def _device(d):
     if d.type == "cuda":
         from . import cuda as _cuda   # (a layer below tensor: no import cycle)
         if not _cuda.is_available():
-            raise NoCudaError("fastnn: no CUDA device for tensors: fastnn tensors live on the "
-                              "CPU (as PyTorch's 'Torch not compiled with CUDA enabled'); use "
-                              "device='cpu' or check fastnn.cuda.is_available() first")
+            raise NoCudaError(f"fastnn: no CUDA device for tensors on '{d}' "
+                              f"({_cuda.unavailable_reason()}), as PyTorch's 'Torch not "
+                              f"compiled with CUDA enabled'; use device='cpu' or check "
+                              f"fastnn.cuda.is_available() first")
         index = _cuda.current_device() if d.index is None else d.index
         if index >= _cuda.device_count():
             raise RuntimeError(f"CUDA error: invalid device ordinal (cuda:{index}; "
