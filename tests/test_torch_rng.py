@@ -355,6 +355,32 @@ def test_pytorch_default_build_streams(T, tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
+_NATIVE_BUILD_CHECK = _DEFAULT_BUILD_CHECK.replace(
+    'assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"\n',
+    'print(torch.backends.cpu.get_cpu_capability())\n')
+
+
+def test_pytorch_native_build_streams(T, tmp_path):
+    """The build PyTorch picks on this CPU by itself (tests/conftest.py pins the AVX2 one for the
+    other comparisons). fastnn's reading of the AVX-512 build is unverified, so a mismatch there
+    is an expected failure that CI reports (XFAIL/XPASS), and a pass on AVX-512 verifies it."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "native_build.py"
+    script.write_text(_NATIVE_BUILD_CHECK)
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                       timeout=300)
+    lines = r.stdout.split()
+    capability = lines[0] if lines else "?"
+    ok = r.returncode == 0 and lines[-1:] == ["ok"]
+    if not ok and capability == "AVX512":
+        pytest.xfail("PyTorch's AVX-512 build draws other float32 normals than fastnn's reading "
+                     "of it (unverified): " + r.stderr[-500:])
+    assert ok, (capability, r.stderr[-3000:])
+
+
 def test_generators_and_states_cross_between_libraries(T):
     tg, fg = T.Generator().manual_seed(99), fastnn.Generator().manual_seed(99)
     for f in (lambda L, g: L.randn(40, generator=g), lambda L, g: L.rand(5, generator=g),
