@@ -413,7 +413,7 @@ def _moved(a, dev):
         if a.device_index == dev.index:
             return a
         a = _ca().to_host(a)   # between GPUs through the host (fastnn is single-GPU so far)
-    return _ca().from_host(np.ascontiguousarray(a), device_index=dev.index)
+    return _ca().from_host(a, device_index=dev.index)      # (keeps a 0-d array 0-d)
 
 
 def _asarray(x, dtype=None):

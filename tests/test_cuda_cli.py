@@ -53,13 +53,6 @@ def test_diffusion_shapes_says_it_trains_on_the_cpu_only(gpu, capsys, tmp_path):
     assert "shapes U-Net trains on the CPU only" in capsys.readouterr().err
 
 
-def test_cnn_says_it_trains_on_the_cpu_only(gpu, capsys, tmp_path):
-    rc = cli_main(["train", "cnn", "--device", "cuda", "--out", str(tmp_path / "c.npz")])
-    assert rc == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "the CNN trains on the CPU only" in err
-
-
 def test_info_lists_the_gpu_or_says_why_not(monkeypatch, capsys):
     monkeypatch.delenv(SIM_DEVICE, raising=False)
     assert cli_main(["info"]) == 0

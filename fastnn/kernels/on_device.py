@@ -389,6 +389,324 @@ def multinomial(p, uniforms, replacement=False):
     return _wrap(out).reshape(u.shape)
 
 
+# ---------------------------------------------------------------- conv, pooling, 2-d norms
+# The geometry (output size, normalised stride/padding, the checks and their messages) is the
+# checked kernels' own: those functions read only shapes, never data.
+def _beside(x, other):
+    """other as a device array beside x: PyTorch's error for a CPU array (a 0-d one excepted), as
+    the Tensor ops raise it, instead of a silent copy."""
+    ca = _ca()
+    if not ca.is_device_array(other) and np.ndim(other) > 0:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least "
+                           f"two devices, cuda:{x.device_index} and cpu!")
+    return _dev(other, x.dtype)
+
+
+def _conv_inputs(kernel, x, weight, bias=None):
+    x = _dev(x)
+    weight = _beside(x, weight)
+    if weight.ndim != 4 or x.ndim not in (3, 4):
+        raise ValueError(f"{kernel}: expected input (N, C, H, W) or (C, H, W) and a 4-D weight, "
+                         f"got {x.shape} and {weight.shape}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x.reshape((1,) + x.shape)
+    if bias is not None:
+        bias = _beside(x, bias)
+    return x, weight, bias, unbatched
+
+
+def _conv_grad(kernel, dy, x, unbatched, out_shape):
+    dy = _dev(dy, x.dtype)
+    if unbatched and dy.ndim == 3:
+        dy = dy.reshape((1,) + dy.shape)
+    if dy.shape != out_shape:
+        raise ValueError(f"{kernel}: grad_output has shape {dy.shape}, expected the forward's "
+                         f"output shape {out_shape}")
+    return dy
+
+
+def _conv_empty(shape, dtype, bias):
+    y = _ca().zeros(shape, dtype)
+    if bias is not None:
+        y += bias.reshape(-1, 1, 1)
+    return y
+
+
+def _unbatch_dev(results, unbatched):
+    if not unbatched:
+        return results
+    if isinstance(results, tuple):
+        return tuple(r[0] if r is not None and i == 0 else r for i, r in enumerate(results))
+    return results[0]
+
+
+def _wrap_all(results):
+    return tuple(None if r is None else _wrap(r) for r in results)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    from .families.conv import _check_bias, _conv_geometry
+    x, weight, bias, unbatched = _conv_inputs("conv2d", input, weight, bias)
+    s, p, d, g, out_hw = _conv_geometry("conv2d", x.shape, weight.shape, stride, padding,
+                                        dilation, groups)
+    _check_bias("conv2d", bias, weight.shape[0])
+    shape = (x.shape[0], weight.shape[0]) + out_hw
+    if x.size == 0 or weight.size == 0:
+        return _unbatch_dev(_conv_empty(shape, x.dtype, bias), unbatched)
+    y = _fn("conv2d")(x.raw, weight.raw, None if bias is None else bias.raw, s, p, d, g, out_hw)
+    return _unbatch_dev(_wrap(y), unbatched)
+
+
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    output_mask=(True, True, True)):
+    from .families.conv import _conv_geometry, _mask
+    kernel = "conv2d_backward"
+    x, weight, _, unbatched = _conv_inputs(kernel, input, weight)
+    s, p, d, g, out_hw = _conv_geometry(kernel, x.shape, weight.shape, stride, padding,
+                                        dilation, groups)
+    mask = _mask(kernel, output_mask)
+    dy = _conv_grad(kernel, grad_output, x, unbatched, (x.shape[0], weight.shape[0]) + out_hw)
+    if x.size == 0 or weight.size == 0:
+        ca = _ca()
+        res = (ca.zeros(x.shape, x.dtype) if mask[0] else None,
+               ca.zeros(weight.shape, x.dtype) if mask[1] else None,
+               dy.sum((0, 2, 3)) if mask[2] else None)
+    else:
+        res = _wrap_all(_fn("conv2d_backward")(dy.raw, x.raw, weight.raw, s, p, d, g, mask))
+    return _unbatch_dev(tuple(res), unbatched)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    from .families.conv import _check_bias, _transpose_geometry
+    kernel = "conv_transpose2d"
+    x, weight, bias, unbatched = _conv_inputs(kernel, input, weight, bias)
+    s, p, d, g, out_hw = _transpose_geometry(kernel, x.shape, weight.shape, stride, padding,
+                                             output_padding, groups, dilation)
+    _check_bias(kernel, bias, weight.shape[1] * g)
+    shape = (x.shape[0], weight.shape[1] * g) + out_hw
+    if x.size == 0 or weight.size == 0:
+        return _unbatch_dev(_conv_empty(shape, x.dtype, bias), unbatched)
+    y = _fn(kernel)(x.raw, weight.raw, None if bias is None else bias.raw, s, p, d, g, out_hw)
+    return _unbatch_dev(_wrap(y), unbatched)
+
+
+def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, *, output_mask=(True, True, True)):
+    from .families.conv import _mask, _transpose_geometry
+    kernel = "conv_transpose2d_backward"
+    x, weight, _, unbatched = _conv_inputs(kernel, input, weight)
+    s, p, d, g, out_hw = _transpose_geometry(kernel, x.shape, weight.shape, stride, padding,
+                                             output_padding, groups, dilation)
+    mask = _mask(kernel, output_mask)
+    dy = _conv_grad(kernel, grad_output, x, unbatched,
+                    (x.shape[0], weight.shape[1] * g) + out_hw)
+    if x.size == 0 or weight.size == 0:
+        ca = _ca()
+        res = (ca.zeros(x.shape, x.dtype) if mask[0] else None,
+               ca.zeros(weight.shape, x.dtype) if mask[1] else None,
+               dy.sum((0, 2, 3)) if mask[2] else None)
+    else:
+        res = _wrap_all(_fn(kernel)(dy.raw, x.raw, weight.raw, s, p, d, g, mask))
+    return _unbatch_dev(tuple(res), unbatched)
+
+
+def _image(kernel, x):
+    x = _dev(x)
+    if x.ndim not in (3, 4) or 0 in x.shape[-3:]:
+        raise ValueError(f"{kernel}: x must be 3-D (C, H, W) or 4-D (N, C, H, W) with non-zero "
+                         f"C, H and W, got shape {x.shape}")
+    return x
+
+
+def _planes(x):
+    return x.reshape((-1,) + x.shape[-2:])
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    from .families.pool import _window
+    x = _image("max_pool2d", x)
+    k, s, p, d, o = _window("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    shape = x.shape[:-2] + o
+    y, idx = _fn("max_pool2d")(_planes(x).raw, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1],
+                               o[0], o[1])
+    return _wrap(y).reshape(shape), _wrap(idx).reshape(shape)
+
+
+def max_pool2d_backward(dy, indices, input_shape):
+    dy = _dev(dy)
+    indices = _dev(indices, np.dtype(np.int64))
+    shape = tuple(int(n) for n in input_shape)
+    if len(shape) == 2:
+        shape = dy.shape[:-2] + shape
+    if (dy.ndim not in (3, 4) or indices.shape != dy.shape or len(shape) != dy.ndim
+            or shape[:-2] != dy.shape[:-2] or min(shape[-2:]) < 1):
+        raise ValueError(f"max_pool2d_backward: dy {dy.shape}, indices {indices.shape} and "
+                         f"input_shape {tuple(input_shape)} do not fit together")
+    if dy.size == 0:
+        return _ca().zeros(shape, dy.dtype)
+    dx = _fn("max_pool2d_backward")(_planes(dy).raw, _planes(indices).raw, shape[-2], shape[-1])
+    return _wrap(dx).reshape(shape)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    from .families.pool import _avg_args
+    x = _image("avg_pool2d", x)
+    k, s, p, o, cip, div = _avg_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode,
+                                     count_include_pad, divisor_override)
+    y = _fn("avg_pool2d")(_planes(x).raw, k[0], k[1], s[0], s[1], p[0], p[1], o[0], o[1], cip,
+                          div)
+    return _wrap(y).reshape(x.shape[:-2] + o)
+
+
+def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    from .families.pool import _avg_args, _grad_out
+    dy = _dev(dy)
+    k, s, p, o, cip, div = _avg_args("avg_pool2d_backward", x, kernel_size, stride, padding,
+                                     ceil_mode, count_include_pad, divisor_override)
+    _grad_out("avg_pool2d_backward", dy, x.shape, o)
+    h, w = x.shape[-2:]
+    dx = _fn("avg_pool2d_backward")(_planes(dy).raw, h, w, k[0], k[1], s[0], s[1], p[0], p[1],
+                                    cip, div)
+    return _wrap(dx).reshape(x.shape)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    from .families.pool import _output_size
+    x = _image("adaptive_avg_pool2d", x)
+    o = _output_size("adaptive_avg_pool2d", x, output_size)
+    y = _fn("adaptive_avg_pool2d")(_planes(x).raw, o[0], o[1])
+    return _wrap(y).reshape(x.shape[:-2] + o)
+
+
+def adaptive_avg_pool2d_backward(dy, x, output_size=None):
+    from .families.pool import _grad_out, _output_size
+    dy = _dev(dy)
+    o = dy.shape[-2:] if output_size is None else _output_size("adaptive_avg_pool2d_backward",
+                                                               x, output_size)
+    _grad_out("adaptive_avg_pool2d_backward", dy, x.shape, o)
+    dx = _fn("adaptive_avg_pool2d_backward")(_planes(dy).raw, x.shape[-2], x.shape[-1])
+    return _wrap(dx).reshape(x.shape)
+
+
+def _ncl(x):
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _channel_vector(kernel, name, v, c, x, default):
+    ca = _ca()
+    if v is None:
+        if default is None:
+            raise ValueError(f"{kernel}: {name} is required")
+        return ca.full((c,), default, x.dtype)
+    v = _beside(x, v)
+    if v.shape != (c,):
+        raise ValueError(f"{kernel}: {name} has shape {v.shape}, expected ({c},)")
+    return v
+
+
+def _norm_input(kernel, x, name="x", dtype=None):
+    x = _dev(x, dtype)
+    if x.ndim < 2 or x.shape[1] == 0:
+        raise ValueError(f"{kernel}: {name} must be (N, C, *spatial) with C > 0, got shape "
+                         f"{x.shape}")
+    return x
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, num_batches_tracked=None):
+    """Running statistics are updated in place in their device storage (which must therefore
+    be C-contiguous device arrays of x's dtype)."""
+    kernel = "batch_norm"
+    ca = _ca()
+    x = _norm_input(kernel, x)
+    c = x.shape[1]
+    weight = _channel_vector(kernel, "weight", weight, c, x, 1)
+    bias = _channel_vector(kernel, "bias", bias, c, x, 0)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{kernel}: give both running_mean and running_var, or neither")
+    if running_mean is None:
+        if not training:
+            raise ValueError(f"{kernel}: eval mode (training=False) needs running_mean and "
+                             f"running_var")
+        running_mean = running_var = ca.empty((0,), x.dtype)
+    else:
+        for name, s in (("running_mean", running_mean), ("running_var", running_var)):
+            _beside(x, s)
+            if (not ca.is_device_array(s) or s.dtype != x.dtype or s.shape != (c,)
+                    or not s.is_c_contiguous()):
+                raise ValueError(f"{kernel}: {name} must be a C-contiguous ({c},) array of "
+                                 f"{x.dtype} on x's device (it is updated in place)")
+    if momentum is None:
+        momentum = 1.0 / int(num_batches_tracked) if num_batches_tracked else 0.0
+    if training and x.size == c:
+        raise ValueError(f"{kernel}: expected more than 1 value per channel when training, got "
+                         f"input of shape {x.shape}")
+    if x.size == 0:
+        z = ca.zeros((c,), x.dtype)
+        return x.copy(), z, z.copy()
+    y, mean, invstd = _fn(kernel)(_ncl(x).raw, weight.raw, bias.raw, running_mean.raw,
+                                  running_var.raw, bool(training), float(momentum), float(eps))
+    return _wrap(y).reshape(x.shape), _wrap(mean), _wrap(invstd)
+
+
+def batch_norm_backward(dy, x, weight, mean, invstd, training=True):
+    kernel = "batch_norm_backward"
+    dy = _norm_input(kernel, dy, "dy")
+    x = _norm_input(kernel, x, "x", dy.dtype)
+    if x.shape != dy.shape:
+        raise ValueError(f"{kernel}: dy has shape {dy.shape} but x has shape {x.shape}")
+    c = x.shape[1]
+    weight = _channel_vector(kernel, "weight", weight, c, x, 1)
+    mean = _channel_vector(kernel, "mean", mean, c, x, None)
+    invstd = _channel_vector(kernel, "invstd", invstd, c, x, None)
+    if x.size == 0:
+        ca = _ca()
+        return dy.copy(), ca.zeros((c,), x.dtype), ca.zeros((c,), x.dtype)
+    dx, dw, db = _fn(kernel)(_ncl(dy).raw, _ncl(x).raw, weight.raw, mean.raw, invstd.raw,
+                             bool(training))
+    return _wrap(dx).reshape(x.shape), _wrap(dw), _wrap(db)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    from .families.norm2d import _groups
+    kernel = "group_norm"
+    x = _norm_input(kernel, x)
+    c = x.shape[1]
+    g = _groups(kernel, c, num_groups)
+    weight = _channel_vector(kernel, "weight", weight, c, x, 1)
+    bias = _channel_vector(kernel, "bias", bias, c, x, 0)
+    if x.size == 0:
+        z = _ca().zeros((x.shape[0], g), x.dtype)
+        return x.copy(), z, z.copy()
+    y, mean, rstd = _fn(kernel)(_ncl(x).raw, g, weight.raw, bias.raw, float(eps))
+    return _wrap(y).reshape(x.shape), _wrap(mean), _wrap(rstd)
+
+
+def group_norm_backward(dy, x, weight, mean, rstd, num_groups):
+    from .families.norm2d import _groups
+    kernel = "group_norm_backward"
+    dy = _norm_input(kernel, dy, "dy")
+    x = _norm_input(kernel, x, "x", dy.dtype)
+    if x.shape != dy.shape:
+        raise ValueError(f"{kernel}: dy has shape {dy.shape} but x has shape {x.shape}")
+    c = x.shape[1]
+    g = _groups(kernel, c, num_groups)
+    weight = _channel_vector(kernel, "weight", weight, c, x, 1)
+    mean, rstd = _dev(mean, x.dtype), _dev(rstd, x.dtype)
+    for name, s in (("mean", mean), ("rstd", rstd)):
+        if s.shape != (x.shape[0], g):
+            raise ValueError(f"{kernel}: {name} has shape {s.shape}, expected {(x.shape[0], g)}")
+    if x.size == 0:
+        ca = _ca()
+        return dy.copy(), ca.zeros((c,), x.dtype), ca.zeros((c,), x.dtype)
+    dx, dw, db = _fn(kernel)(_ncl(dy).raw, _ncl(x).raw, weight.raw, mean.raw, rstd.raw, g)
+    return _wrap(dx).reshape(x.shape), _wrap(dw), _wrap(db)
+
+
 # ---------------------------------------------------------------- optimizers (in place)
 def _flat(x):
     return x.reshape(-1).raw
@@ -453,4 +771,7 @@ _ADAPTERS = {name: globals()[name] for name in (
     "clamp_backward", "bias_add", "bias_grad", "softmax", "log_softmax", "softmax_backward",
     "log_softmax_backward", "cross_entropy", "mse_loss", "layer_norm", "layer_norm_backward",
     "embedding", "embedding_backward", "attention", "attention_backward", "topk", "multinomial",
-    "sgd_step", "adam_step", "adam_multi_step")}
+    "sgd_step", "adam_step", "adam_multi_step", "conv2d", "conv2d_backward", "conv_transpose2d",
+    "conv_transpose2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm",
+    "batch_norm_backward", "group_norm", "group_norm_backward")}

@@ -79,11 +79,6 @@ PROG = "fastnn train cnn"
 def train_main(argv):
     args = _train_parser().parse_args(argv)
     setup_runtime(args)
-    if args.device != "cpu":
-        raise ValueError("--device: the CNN trains on the CPU only for now (the cuda backend's "
-                         "convolution, pooling and batch-norm kernels are not yet wired to "
-                         "tensors on the device); `train mlp|gpt|diffusion --data digits` "
-                         "train on cuda")
     if args.distributed:
         rank, world = start_distributed(args, PROG)   # before any input is read: see agree()
         try:

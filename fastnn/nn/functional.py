@@ -418,8 +418,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     b = None if bias is None else bias._data
     if w is None or b is None:                    # the trusted kernel wants both vectors
         c = x.shape[1] if x.ndim >= 2 else 0
-        w = np.ones(c, x.dtype) if w is None else w
-        b = np.zeros(c, x.dtype) if b is None else b
+        w = np.ones_like(x, shape=(c,)) if w is None else w      # (on x's device)
+        b = np.zeros_like(x, shape=(c,)) if b is None else b
     if momentum is None:
         momentum = 0.0
     y, mean, invstd = T.batch_norm(x, rm, rv, w, b, bool(training), momentum, eps)

@@ -145,8 +145,7 @@ class DeviceArray:
 
     @property
     def flags(self):
-        return {"C_CONTIGUOUS": self.is_c_contiguous(), "F_CONTIGUOUS": self.is_f_contiguous(),
-                "OWNDATA": False, "WRITEABLE": True}
+        return _Flags(self.is_c_contiguous(), self.is_f_contiguous())
 
     @property
     def base(self):
@@ -363,6 +362,19 @@ class DeviceArray:
         return np.matmul(self, other, out=self)
 
     __hash__ = None
+
+
+class _Flags(dict):
+    """ndarray.flags' two spellings: flags["C_CONTIGUOUS"] and flags.c_contiguous."""
+
+    def __init__(self, c, f):
+        super().__init__(C_CONTIGUOUS=c, F_CONTIGUOUS=f, OWNDATA=False, WRITEABLE=True)
+
+    def __getattr__(self, name):
+        try:
+            return self[name.upper()]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _is_contiguous(shape, estrides):
