@@ -56,6 +56,9 @@
 #endif
 #define MK_MR 6   /* micro-kernel rows */
 
+/* Element offset of unit u = (batch u / nh, head u % nh) in a strided (B, H, T, D) view. */
+#define ATT_HOFF(st, u, nh) ((u) / (nh) * (st).b + (u) % (nh) * (st).h)
+
 static int64_t att_scratch_bytes = 0;
 
 int64_t fnn_attention_scratch_bytes(void) { return att_scratch_bytes; }
@@ -284,18 +287,25 @@ static inline __m512d exp2_f64_avx512(__m512d x)
 #define ATT_DISPATCH(name, ty, ...) return name##_##ty##_portable(__VA_ARGS__);
 #endif
 
+/* The contiguous (BH, T, D) entry points: one head per batch entry. */
+#define ATT_CONTIG(t_, d_) {(t_) * (d_), 0, (d_)}
+
 int fnn_attention_forward_f32(const float *q, const float *k, const float *v, float *out,
                               float *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
                               int causal, double scale)
 {
-    ATT_DISPATCH(attention_forward, f32, q, k, v, out, lse, bh, t, s, d, causal, scale)
+    const fnn_att_strides st[4] = {ATT_CONTIG(t, d), ATT_CONTIG(s, d), ATT_CONTIG(s, d),
+                                   ATT_CONTIG(t, d)};
+    ATT_DISPATCH(attention_forward, f32, q, k, v, out, lse, bh, 1, t, s, d, st, causal, scale)
 }
 
 int fnn_attention_forward_f64(const double *q, const double *k, const double *v, double *out,
                               double *lse, int64_t bh, int64_t t, int64_t s, int64_t d,
                               int causal, double scale)
 {
-    ATT_DISPATCH(attention_forward, f64, q, k, v, out, lse, bh, t, s, d, causal, scale)
+    const fnn_att_strides st[4] = {ATT_CONTIG(t, d), ATT_CONTIG(s, d), ATT_CONTIG(s, d),
+                                   ATT_CONTIG(t, d)};
+    ATT_DISPATCH(attention_forward, f64, q, k, v, out, lse, bh, 1, t, s, d, st, causal, scale)
 }
 
 int fnn_attention_backward_f32(const float *dout, const float *q, const float *k,
@@ -303,8 +313,11 @@ int fnn_attention_backward_f32(const float *dout, const float *q, const float *k
                                float *dk, float *dv, int64_t bh, int64_t t, int64_t s,
                                int64_t d, int causal, double scale)
 {
-    ATT_DISPATCH(attention_backward, f32, dout, q, k, v, out, lse, dq, dk, dv, bh, t, s, d,
-                 causal, scale)
+    const fnn_att_strides st[8] = {ATT_CONTIG(t, d), ATT_CONTIG(t, d), ATT_CONTIG(s, d),
+                                   ATT_CONTIG(s, d), ATT_CONTIG(t, d), ATT_CONTIG(t, d),
+                                   ATT_CONTIG(s, d), ATT_CONTIG(s, d)};
+    ATT_DISPATCH(attention_backward, f32, dout, q, k, v, out, lse, dq, dk, dv, bh, 1, t, s, d,
+                 st, causal, scale)
 }
 
 int fnn_attention_backward_f64(const double *dout, const double *q, const double *k,
@@ -312,6 +325,47 @@ int fnn_attention_backward_f64(const double *dout, const double *q, const double
                                double *dq, double *dk, double *dv, int64_t bh, int64_t t,
                                int64_t s, int64_t d, int causal, double scale)
 {
-    ATT_DISPATCH(attention_backward, f64, dout, q, k, v, out, lse, dq, dk, dv, bh, t, s, d,
-                 causal, scale)
+    const fnn_att_strides st[8] = {ATT_CONTIG(t, d), ATT_CONTIG(t, d), ATT_CONTIG(s, d),
+                                   ATT_CONTIG(s, d), ATT_CONTIG(t, d), ATT_CONTIG(t, d),
+                                   ATT_CONTIG(s, d), ATT_CONTIG(s, d)};
+    ATT_DISPATCH(attention_backward, f64, dout, q, k, v, out, lse, dq, dk, dv, bh, 1, t, s, d,
+                 st, causal, scale)
+}
+
+int fnn_attention_forward_strided_f32(const float *q, const float *k, const float *v, float *out,
+                                      float *lse, int64_t nb, int64_t nh, int64_t t, int64_t s,
+                                      int64_t d, const fnn_att_strides *st, int causal,
+                                      double scale)
+{
+    ATT_DISPATCH(attention_forward, f32, q, k, v, out, lse, nb * nh, nh, t, s, d, st, causal,
+                 scale)
+}
+
+int fnn_attention_forward_strided_f64(const double *q, const double *k, const double *v,
+                                      double *out, double *lse, int64_t nb, int64_t nh,
+                                      int64_t t, int64_t s, int64_t d, const fnn_att_strides *st,
+                                      int causal, double scale)
+{
+    ATT_DISPATCH(attention_forward, f64, q, k, v, out, lse, nb * nh, nh, t, s, d, st, causal,
+                 scale)
+}
+
+int fnn_attention_backward_strided_f32(const float *dout, const float *q, const float *k,
+                                       const float *v, const float *out, const float *lse,
+                                       float *dq, float *dk, float *dv, int64_t nb, int64_t nh,
+                                       int64_t t, int64_t s, int64_t d,
+                                       const fnn_att_strides *st, int causal, double scale)
+{
+    ATT_DISPATCH(attention_backward, f32, dout, q, k, v, out, lse, dq, dk, dv, nb * nh, nh, t,
+                 s, d, st, causal, scale)
+}
+
+int fnn_attention_backward_strided_f64(const double *dout, const double *q, const double *k,
+                                       const double *v, const double *out, const double *lse,
+                                       double *dq, double *dk, double *dv, int64_t nb,
+                                       int64_t nh, int64_t t, int64_t s, int64_t d,
+                                       const fnn_att_strides *st, int causal, double scale)
+{
+    ATT_DISPATCH(attention_backward, f64, dout, q, k, v, out, lse, dq, dk, dv, nb * nh, nh, t,
+                 s, d, st, causal, scale)
 }

@@ -98,14 +98,15 @@ static void SFX(tile_gemm)(int64_t M, int64_t N, int64_t kdim, const FT *a, int6
  * max and sum are per-lane: no horizontal reductions. Scores are in base 2 (q is pre-scaled by
  * scale*log2(e)) so that p = 2^(s - m). */
 static void SFX(forward_block)(const FT *q, const FT *k, const FT *v, FT *out, FT *lse,
-                               int64_t i0, int64_t nq, int64_t s_len, int64_t d, int causal,
-                               FT scale2, FT *qt, FT *st, FT *ot, FT *mrow, FT *lrow)
+                               int64_t i0, int64_t nq, int64_t s_len, int64_t d,
+                               const int64_t *ld, int causal, FT scale2, FT *qt, FT *st, FT *ot,
+                               FT *mrow, FT *lrow)
 {
     const FT ninf = -(FT)INFINITY;
     /* qt[dd][i] = q[i][dd] * scale2, zero-padded to FWD_BQ queries. */
     for (int64_t dd = 0; dd < d; dd++) {
         for (int64_t i = 0; i < nq; i++)
-            qt[dd * FWD_BQ + i] = q[(i0 + i) * d + dd] * scale2;
+            qt[dd * FWD_BQ + i] = q[(i0 + i) * ld[0] + dd] * scale2;
         for (int64_t i = nq; i < FWD_BQ; i++)
             qt[dd * FWD_BQ + i] = 0;
     }
@@ -118,7 +119,7 @@ static void SFX(forward_block)(const FT *q, const FT *k, const FT *v, FT *out, F
     for (int64_t j0 = 0; j0 < kend; j0 += FWD_BK) {
         const int64_t nk = kend - j0 < FWD_BK ? kend - j0 : FWD_BK;
         /* st[j][i] = k[j0+j] . qt[:, i] */
-        SFX(tile_gemm)(nk, FWD_BQ, d, k + j0 * d, d, 1, qt, FWD_BQ, st, FWD_BQ, 0);
+        SFX(tile_gemm)(nk, FWD_BQ, d, k + j0 * ld[1], ld[1], 1, qt, FWD_BQ, st, FWD_BQ, 0);
         if (causal && j0 + nk - 1 > i0) {   /* a tile on the diagonal: mask j0+j > i0+i */
             for (int64_t j = 0; j < nk; j++) {
                 int64_t iend = j0 + j - i0;   /* rows i < iend are masked */
@@ -148,20 +149,22 @@ static void SFX(forward_block)(const FT *q, const FT *k, const FT *v, FT *out, F
                     V_STORE(ot + dd * FWD_BQ + i, V_MUL(V_LOAD(ot + dd * FWD_BQ + i), alpha));
         }
         /* ot[dd][i] (+)= sum_j v[j0+j][dd] * p[j][i] */
-        SFX(tile_gemm)(d, FWD_BQ, nk, v + j0 * d, 1, d, st, FWD_BQ, ot, FWD_BQ, j0 > 0);
+        SFX(tile_gemm)(d, FWD_BQ, nk, v + j0 * ld[2], 1, ld[2], st, FWD_BQ, ot, FWD_BQ, j0 > 0);
     }
     for (int64_t i = 0; i < nq; i++) {
         FT inv = 1 / lrow[i];
         for (int64_t dd = 0; dd < d; dd++)
-            out[(i0 + i) * d + dd] = ot[dd * FWD_BQ + i] * inv;
+            out[(i0 + i) * ld[3] + dd] = ot[dd * FWD_BQ + i] * inv;
         lse[i0 + i] = (FT)(((double)mrow[i] + log2((double)lrow[i])) * FNN_LN2);
     }
 }
 
 static int SFX(attention_forward)(const FT *q, const FT *k, const FT *v, FT *out, FT *lse,
-                                  int64_t bh, int64_t t, int64_t s, int64_t d, int causal,
-                                  double scale)
+                                  int64_t bh, int64_t nh, int64_t t, int64_t s, int64_t d,
+                                  const fnn_att_strides *st4, int causal, double scale)
 {
+    /* st4: q, k, v, out; a unit's head u = (batch u / nh, head u % nh) */
+    const int64_t ld[4] = {st4[0].t, st4[1].t, st4[2].t, st4[3].t};
     const int64_t nqb = (t + FWD_BQ - 1) / FWD_BQ;
     const FT scale2 = (FT)(scale * FNN_LOG2E);
     const size_t per_thread = (size_t)(2 * d * FWD_BQ + FWD_BK * FWD_BQ + 2 * FWD_BQ);
@@ -182,8 +185,9 @@ static int SFX(attention_forward)(const FT *q, const FT *k, const FT *v, FT *out
             if (!buf) continue;
             int64_t h = u / nqb, qb = causal ? nqb - 1 - u % nqb : u % nqb;
             int64_t i0 = qb * FWD_BQ, nq = t - i0 < FWD_BQ ? t - i0 : FWD_BQ;
-            SFX(forward_block)(q + h * t * d, k + h * s * d, v + h * s * d, out + h * t * d,
-                               lse + h * t, i0, nq, s, d, causal, scale2, qt, st, ot, mrow,
+            SFX(forward_block)(q + ATT_HOFF(st4[0], h, nh), k + ATT_HOFF(st4[1], h, nh),
+                               v + ATT_HOFF(st4[2], h, nh), out + ATT_HOFF(st4[3], h, nh),
+                               lse + h * t, i0, nq, s, d, ld, causal, scale2, qt, st, ot, mrow,
                                lrow);
         }
         att_free(buf);
@@ -205,19 +209,21 @@ typedef struct {
 static void SFX(backward_block)(const FT *dout, const FT *q, const FT *k, const FT *v,
                                 const FT *lse, const FT *drow, FT *dq_dst, FT *dk, FT *dv,
                                 int64_t j0, int64_t nk, int64_t t_len, int64_t d, int64_t dp_len,
-                                int causal, FT scale, FT scale2, SFX(bwd_tiles) w)
+                                const int64_t *ld, int causal, FT scale, FT scale2,
+                                SFX(bwd_tiles) w)
 {
+    /* row strides: ld[0] dout, [1] q, [2] k, [3] v, [4] dq_dst, [5] dk, [6] dv */
     for (int64_t dd = 0; dd < d; dd++) {
         for (int64_t j = 0; j < nk; j++) {
-            w.kt[dd * BWD_BK + j] = k[(j0 + j) * d + dd] * scale2;
-            w.vt[dd * BWD_BK + j] = v[(j0 + j) * d + dd];
+            w.kt[dd * BWD_BK + j] = k[(j0 + j) * ld[2] + dd] * scale2;
+            w.vt[dd * BWD_BK + j] = v[(j0 + j) * ld[3] + dd];
         }
         for (int64_t j = nk; j < BWD_BK; j++)
             w.kt[dd * BWD_BK + j] = w.vt[dd * BWD_BK + j] = 0;
     }
     for (int64_t j = 0; j < BWD_BK; j++)
         for (int64_t dd = 0; dd < dp_len; dd++)
-            w.kp[j * dp_len + dd] = j < nk && dd < d ? k[(j0 + j) * d + dd] * scale : 0;
+            w.kp[j * dp_len + dd] = j < nk && dd < d ? k[(j0 + j) * ld[2] + dd] * scale : 0;
     for (int64_t x = 0; x < d * BWD_BK; x++)
         w.dkt[x] = w.dvt[x] = 0;
 
@@ -225,8 +231,9 @@ static void SFX(backward_block)(const FT *dout, const FT *q, const FT *k, const 
      * the first tile crosses the diagonal. */
     for (int64_t i0 = causal ? j0 : 0; i0 < t_len; i0 += BWD_BQ) {
         const int64_t nq = t_len - i0 < BWD_BQ ? t_len - i0 : BWD_BQ;
-        SFX(tile_gemm)(nq, BWD_BK, d, q + i0 * d, d, 1, w.kt, BWD_BK, w.p, BWD_BK, 0);
-        SFX(tile_gemm)(nq, BWD_BK, d, dout + i0 * d, d, 1, w.vt, BWD_BK, w.ds, BWD_BK, 0);
+        SFX(tile_gemm)(nq, BWD_BK, d, q + i0 * ld[1], ld[1], 1, w.kt, BWD_BK, w.p, BWD_BK, 0);
+        SFX(tile_gemm)(nq, BWD_BK, d, dout + i0 * ld[0], ld[0], 1, w.vt, BWD_BK, w.ds, BWD_BK,
+                       0);
         for (int64_t i = 0; i < nq; i++) {
             FT *pi = w.p + i * BWD_BK, *dsi = w.ds + i * BWD_BK;
             VEC l2 = V_SET1(lse[i0 + i] * (FT)FNN_LOG2E), dr = V_SET1(drow[i0 + i]);
@@ -241,26 +248,28 @@ static void SFX(backward_block)(const FT *dout, const FT *q, const FT *k, const 
                 pi[j] = dsi[j] = 0;
         }
         /* dvt[dd][j] += sum_i dout[i][dd] p[i][j];  dkt[dd][j] += sum_i q[i][dd] ds[i][j] */
-        SFX(tile_gemm)(d, BWD_BK, nq, dout + i0 * d, 1, d, w.p, BWD_BK, w.dvt, BWD_BK, 1);
-        SFX(tile_gemm)(d, BWD_BK, nq, q + i0 * d, 1, d, w.ds, BWD_BK, w.dkt, BWD_BK, 1);
+        SFX(tile_gemm)(d, BWD_BK, nq, dout + i0 * ld[0], 1, ld[0], w.p, BWD_BK, w.dvt, BWD_BK,
+                       1);
+        SFX(tile_gemm)(d, BWD_BK, nq, q + i0 * ld[1], 1, ld[1], w.ds, BWD_BK, w.dkt, BWD_BK, 1);
         /* dq[i][:] += sum_j ds[i][j] kp[j][:] */
         SFX(tile_gemm)(nq, dp_len, nk, w.ds, BWD_BK, 1, w.kp, dp_len, w.dqt, dp_len, 0);
         for (int64_t i = 0; i < nq; i++)
             for (int64_t dd = 0; dd < d; dd++)
-                dq_dst[(i0 + i) * d + dd] += w.dqt[i * dp_len + dd];
+                dq_dst[(i0 + i) * ld[4] + dd] += w.dqt[i * dp_len + dd];
     }
     for (int64_t j = 0; j < nk; j++)
         for (int64_t dd = 0; dd < d; dd++) {
-            dk[(j0 + j) * d + dd] = w.dkt[dd * BWD_BK + j] * scale;
-            dv[(j0 + j) * d + dd] = w.dvt[dd * BWD_BK + j];
+            dk[(j0 + j) * ld[5] + dd] = w.dkt[dd * BWD_BK + j] * scale;
+            dv[(j0 + j) * ld[6] + dd] = w.dvt[dd * BWD_BK + j];
         }
 }
 
 static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, const FT *v,
                                    const FT *out, const FT *lse, FT *dq, FT *dk, FT *dv,
-                                   int64_t bh, int64_t t, int64_t s, int64_t d, int causal,
-                                   double scale)
+                                   int64_t bh, int64_t nh, int64_t t, int64_t s, int64_t d,
+                                   const fnn_att_strides *st8, int causal, double scale)
 {
+    /* st8: dout, q, k, v, out, dq, dk, dv; partial dq buffers are (bh, t, d) contiguous */
     const int64_t nkb = (s + BWD_BK - 1) / BWD_BK;
     const int64_t dp_len = (d + VL - 1) / VL * VL;
     const int nsplit = att_key_splits(bh, nkb);
@@ -281,12 +290,16 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
         /* drow[i] = dout[i] . out[i], the softmax-backward row term; zero every dq buffer. */
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < bh * t; r++) {
+            const int64_t h = r / t, i = r % t;
+            const FT *dor = dout + ATT_HOFF(st8[0], h, nh) + i * st8[0].t;
+            const FT *outr = out + ATT_HOFF(st8[4], h, nh) + i * st8[4].t;
+            FT *dqr = dq + ATT_HOFF(st8[5], h, nh) + i * st8[5].t;
             FT acc = 0;
             for (int64_t dd = 0; dd < d; dd++)
-                acc += dout[r * d + dd] * out[r * d + dd];
+                acc += dor[dd] * outr[dd];
             drow[r] = acc;
             for (int64_t dd = 0; dd < d; dd++)
-                dq[r * d + dd] = 0;
+                dqr[dd] = 0;
             for (int64_t sp = 1; sp < nsplit; sp++)
                 for (int64_t dd = 0; dd < d; dd++)
                     dq_part[((sp - 1) * bh * t + r) * d + dd] = 0;
@@ -312,21 +325,29 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
         for (int64_t u = 0; u < bh * nsplit; u++) {
             if (!buf) continue;
             int64_t h = u / nsplit, sp = u % nsplit;
-            FT *dq_dst = sp == 0 ? dq + h * t * d : dq_part + ((sp - 1) * bh + h) * t * d;
+            FT *dq_dst = sp == 0 ? dq + ATT_HOFF(st8[5], h, nh)
+                                 : dq_part + ((sp - 1) * bh + h) * t * d;
+            const int64_t ld[7] = {st8[0].t, st8[1].t, st8[2].t, st8[3].t,
+                                   sp == 0 ? st8[5].t : d, st8[6].t, st8[7].t};
             for (int64_t kb = sp; kb < nkb; kb += nsplit) {
                 int64_t j0 = kb * BWD_BK, nk = s - j0 < BWD_BK ? s - j0 : BWD_BK;
-                SFX(backward_block)(dout + h * t * d, q + h * t * d, k + h * s * d,
-                                    v + h * s * d, lse + h * t, drow + h * t, dq_dst,
-                                    dk + h * s * d, dv + h * s * d, j0, nk, t, d, dp_len,
-                                    causal, (FT)scale, (FT)(scale * FNN_LOG2E), w);
+                SFX(backward_block)(dout + ATT_HOFF(st8[0], h, nh), q + ATT_HOFF(st8[1], h, nh),
+                                    k + ATT_HOFF(st8[2], h, nh), v + ATT_HOFF(st8[3], h, nh),
+                                    lse + h * t, drow + h * t, dq_dst,
+                                    dk + ATT_HOFF(st8[6], h, nh), dv + ATT_HOFF(st8[7], h, nh),
+                                    j0, nk, t, d, dp_len, ld, causal, (FT)scale,
+                                    (FT)(scale * FNN_LOG2E), w);
             }
         }
         att_free(buf);
         if (nsplit > 1) {
 #pragma omp for schedule(static)
-            for (int64_t x = 0; x < bh * t * d; x++)
+            for (int64_t r = 0; r < bh * t; r++) {
+                FT *dqr = dq + ATT_HOFF(st8[5], r / t, nh) + (r % t) * st8[5].t;
                 for (int64_t sp = 1; sp < nsplit; sp++)
-                    dq[x] += dq_part[(sp - 1) * bh * t * d + x];
+                    for (int64_t dd = 0; dd < d; dd++)
+                        dqr[dd] += dq_part[((sp - 1) * bh * t + r) * d + dd];
+            }
         }
     }
     att_free(drow);

@@ -159,3 +159,75 @@ def test_attention_scratch_is_linear_not_quadratic():
     assert used[256][0] == used[1024][0] > 0, used
     assert 0 < used[1024][1] <= 4 * used[256][1], used      # quadratic would be 16x
     assert used[1024][1] < 1024 * 1024 * 4, used            # less than one head's scores
+
+
+# ---------------------------------------------------------------- strided views (cython)
+STRIDED_SHAPES = [(1, 1, 1, 1), (2, 3, 37, 7), (3, 2, 70, 16), (2, 4, 64, 32), (1, 2, 129, 24),
+                  (1, 1, 200, 64)]   # (B, H, T, D): odd T and D, tiles straddled, one head
+
+
+def _strided_module():
+    if "cython" not in BACKENDS:
+        pytest.skip("the cython backend is not built")
+    from fastnn.backends.cython import _attention
+    return _attention
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", STRIDED_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_strided_attention_on_packed_qkv(dtype, causal, shape):
+    """q, k, v read from a packed (B, T, 3, H, D) buffer, out written as (B, T, H, D), dq, dk, dv
+    into a packed buffer: equal to the contiguous kernels, and nothing outside the views is
+    written (each buffer sits inside a larger one filled with a sentinel, with a gap between
+    positions)."""
+    A = _strided_module()
+    B, H, T, D = shape
+    rng = np.random.default_rng(1)
+    pad = 3   # extra elements after each position's (3, H, D) block: never to be touched
+    big = rng.standard_normal((B, T, 3 * H * D + pad)).astype(dtype)
+    x5 = big[:, :, :3 * H * D].reshape(B, T, 3, H, D)
+    q, k, v = (x5[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    sentinel = dtype(1234.5)
+    obuf = np.full((B, T, H * D + pad), sentinel, dtype)
+    out = obuf[:, :, :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+    lse = np.empty((B, H, T), dtype)
+    scale = 0.7 / np.sqrt(D)
+    A.attention_strided(q, k, v, out, lse, causal, scale)
+    qc, kc, vc = (np.ascontiguousarray(a) for a in (q, k, v))
+    ref_out, ref_lse = kernels.attention(qc, kc, vc, causal=causal, scale=scale,
+                                         backend="cython")
+    np.testing.assert_array_equal(out, ref_out)   # the same arithmetic, only other addresses
+    np.testing.assert_array_equal(lse, ref_lse)
+    assert (obuf[:, :, H * D:] == sentinel).all()
+    gbuf = rng.standard_normal((B, T, H * D + pad)).astype(dtype)
+    dout = gbuf[:, :, :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+    dbuf = np.full((B, T, 3 * H * D + pad), sentinel, dtype)
+    d5 = dbuf[:, :, :3 * H * D].reshape(B, T, 3, H, D)
+    dq, dk, dv = (d5[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    A.attention_backward_strided(dout, q, k, v, out, lse, dq, dk, dv, causal, scale)
+    refs = kernels.attention_backward(np.ascontiguousarray(dout), qc, kc, vc, ref_out, ref_lse,
+                                      causal=causal, scale=scale, backend="cython")
+    for name, got, want in zip(("dq", "dk", "dv"), (dq, dk, dv), refs):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert (dbuf[:, :, 3 * H * D:] == sentinel).all()
+    ref = reference.attention_backward(np.ascontiguousarray(dout), qc, kc, vc,
+                                       *reference.attention(qc, kc, vc, causal, scale), causal,
+                                       scale)
+    _assert_close(np.ascontiguousarray(dq), ref[0], dtype, "dq vs numpy")
+
+
+def test_strided_attention_rejects_bad_views():
+    A = _strided_module()
+    q = np.zeros((1, 2, 4, 8), np.float32)
+    lse = np.zeros((1, 2, 4), np.float32)
+    out = np.zeros_like(q)
+    with pytest.raises(ValueError, match="contiguous last axis"):
+        A.attention_strided(q[..., ::2], q[..., ::2], q[..., ::2], out[..., ::2], lse, True, 1.0)
+    with pytest.raises(ValueError, match="contiguous last axis"):
+        A.attention_strided(q, q.astype(np.float64), q, out, lse, True, 1.0)
+    with pytest.raises(ValueError, match="lse"):
+        A.attention_strided(q, q, q, out, lse[:, :, :2], True, 1.0)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        A.attention_strided(q, q, q, out, lse, True, 1.0)

@@ -177,6 +177,39 @@ def test_packed_qkv_attention_equals_the_generic_path(cpu_backend):
     np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,T,H,D", [(12, 64, 4, 32), (2, 33, 3, 7), (1, 1, 1, 1)])
+def test_packed_qkv_attention_strided_path_equals_copies(cpu_backend, dtype, B, T, H, D):
+    """The cython backend's strided kernels (no copies) give what the copying path gives;
+    other backends take the copying path, compared with the generic one above."""
+    from fastnn.nn import attention as att
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((B, T, 3 * H * D)).astype(dtype)
+    g = rng.standard_normal((B, T, H * D)).astype(dtype)
+    results = []
+    for strided in (True, False):
+        saved = dict(att._STRIDED)
+        try:
+            if not strided:
+                att._STRIDED[cpu_backend] = None   # force the copying path
+            with fastnn.use_backend(cpu_backend):
+                a = fastnn.tensor(x, requires_grad=True)
+                y = packed_qkv_attention(a, H, causal=True)
+                y.backward(g)
+        finally:
+            att._STRIDED.clear()
+            att._STRIDED.update(saved)
+        assert y._data.dtype == dtype and a.grad.dtype == dtype
+        results.append((y._data, a.grad))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_packed_qkv_attention_rejects_a_bad_width():
+    with pytest.raises(ValueError, match="n_head"):
+        packed_qkv_attention(fastnn.zeros(1, 2, 10), 2)
+
+
 def test_kv_cache_in_chunks_equals_one_causal_pass(cpu_backend):
     """Feeding a sequence as a prefill, a 3-token chunk and single tokens gives the outputs of
     one causal pass (the chunk needs the bottom-right aligned mask)."""

@@ -199,16 +199,44 @@ def _materialized_attention(q, k, v, attn_mask, dropout_p, is_causal, scale):
 
 
 # ---------------------------------------------------------------- attention from packed q, k, v
+def _strided_kernels():
+    """The current backend's (attention_strided, attention_backward_strided), or None: kernels
+    that read q, k, v through strides (the cython backend's; see _attention.pyx)."""
+    from ..kernels.dispatch import get_backend
+    be = get_backend()
+    cached = _STRIDED.get(be.name, False)
+    if cached is False:
+        mods = getattr(be.module, "MODULES", ())
+        fwd = next((m.attention_strided for m in mods if hasattr(m, "attention_strided")), None)
+        bwd = next((m.attention_backward_strided for m in mods
+                    if hasattr(m, "attention_backward_strided")), None)
+        _STRIDED[be.name] = cached = (fwd, bwd) if fwd and bwd else None
+    return cached
+
+
+_STRIDED = {}
+
+
 def packed_qkv_attention(qkv, n_head, causal=False, scale=None):
     """Multi-head attention straight from the packed c_attn output, as one autograd node.
 
     qkv (B, T, 3C) holds q, k, v side by side (nanoGPT's split order); returns (B, T, C), the
     heads concatenated. Equal to split + view + transpose + scaled_dot_product_attention +
-    transpose + view, with one copy in and one copy out instead of a node per step."""
+    transpose + view. With the cython backend the kernels read q, k, v from qkv through strides
+    and write the output, and the backward its packed gradient, in place: no copies; other
+    backends get one copy in and one out."""
     x = qkv._data
     B, T, C3 = x.shape
     C = C3 // 3
     D = C // n_head
+    if C3 != 3 * C or C != n_head * D:
+        raise ValueError(f"packed_qkv_attention: the last dim {C3} is not 3 * n_head * head_dim "
+                         f"for n_head {n_head}")
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    strided = (_strided_kernels() if type(x) is np.ndarray and x.dtype.kind == "f"
+               and x.itemsize in (4, 8) and x.size else None)
+    if strided is not None:
+        return _packed_strided(qkv, x, n_head, causal, scale, strided)
     # (B, T, 3, H, D) -> (3, B, H, T, D): q, k, v each a C-contiguous (B, H, T, D) array
     qkv5 = _ascontiguous(x.reshape(B, T, 3, n_head, D).transpose(2, 0, 3, 1, 4))
     q, k, v = qkv5[0], qkv5[1], qkv5[2]
@@ -221,6 +249,31 @@ def packed_qkv_attention(qkv, n_head, causal=False, scale=None):
         dqkv = _empty((B, T, 3, n_head, D), x.dtype, x)
         for i, d in enumerate((dq, dk, dv)):
             dqkv[:, :, i] = d.transpose(0, 2, 1, 3)
+        return (dqkv.reshape(B, T, C3),)
+    return _node(y, (qkv,), backward)
+
+
+def _heads(a5, i):
+    """(B, H, T, D) view of part i (0 q, 1 k, 2 v) of a (B, T, 3, H, D) array."""
+    return a5[:, :, i].transpose(0, 2, 1, 3)
+
+
+def _packed_strided(qkv, x, n_head, causal, scale, kernels):
+    fwd, bwd = kernels
+    B, T, C3 = x.shape
+    C, D = C3 // 3, C3 // 3 // n_head
+    x5 = np.ascontiguousarray(x).reshape(B, T, 3, n_head, D)
+    q, k, v = _heads(x5, 0), _heads(x5, 1), _heads(x5, 2)
+    y = np.empty((B, T, C), x.dtype)
+    out = y.reshape(B, T, n_head, D).transpose(0, 2, 1, 3)   # written as (B, T, H, D)
+    lse = np.empty((B, n_head, T), x.dtype)
+    fwd(q, k, v, out, lse, causal, scale)
+
+    def backward(g):
+        g4 = np.ascontiguousarray(g, dtype=x.dtype).reshape(B, T, n_head, D).transpose(0, 2, 1, 3)
+        dqkv = np.empty((B, T, 3, n_head, D), x.dtype)
+        bwd(g4, q, k, v, out, lse, _heads(dqkv, 0), _heads(dqkv, 1), _heads(dqkv, 2), causal,
+            scale)
         return (dqkv.reshape(B, T, C3),)
     return _node(y, (qkv,), backward)
 
