@@ -79,6 +79,41 @@ static inline void conv_valid_range(int64_t ix0, int64_t sw, int64_t w, int64_t 
     *hi = b;
 }
 
+/* The zero-padded copy of an image that the group path's im2col / col2im read and write (rows
+ * *ph_out, columns *pw_out): every window of every output position lies inside it, including
+ * PyTorch's 'same' padding, whose bottom/right side may be one larger than (ph, pw). */
+static inline void conv_padded_dims(const fnn_conv_t *p, int64_t *ph_out, int64_t *pw_out)
+{
+    int64_t ph = (p->oh - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    int64_t pw = (p->ow - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+    *ph_out = ph > p->ph + p->h ? ph : p->ph + p->h;
+    *pw_out = pw > p->pw + p->w ? pw : p->pw + p->w;
+}
+
+/* Values of scratch the group path needs next to the columns: m padded images of c channels,
+ * then the m*L gather offsets (int64), each part rounded to 16 values (keeps the offsets
+ * aligned whatever the element size). */
+static inline int64_t conv_group_scratch(const fnn_conv_t *p, int64_t m, size_t elem)
+{
+    int64_t ph, pw;
+    conv_padded_dims(p, &ph, &pw);
+    const int64_t pad = (m * p->c * ph * pw + 15) & ~(int64_t)15;
+    const int64_t off = (int64_t)((m * p->oh * p->ow * sizeof(int64_t) + elem - 1) / elem);
+    return pad + ((off + 15) & ~(int64_t)15);
+}
+
+/* Offsets, in a padded copy of m images (image stride img_stride values, rows pw_ apart), of
+ * each output position's window origin: off[i*L + oy*ow + ox]. */
+static inline void conv_group_offsets(const fnn_conv_t *p, int64_t m, int64_t img_stride,
+                                      int64_t pw_, int64_t *off)
+{
+    const int64_t L = p->oh * p->ow;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t oy = 0; oy < p->oh; oy++)
+            for (int64_t ox = 0; ox < p->ow; ox++)
+                off[i * L + oy * p->ow + ox] = i * img_stride + oy * p->sh * pw_ + ox * p->sw;
+}
+
 /* 1x1, stride 1, unpadded: an image is its own im2col. */
 static inline int conv_is_pointwise(const fnn_conv_t *p)
 {

@@ -84,6 +84,65 @@ static void CONV_SFX(col2im)(const fnn_conv_t *p, const T *restrict col, int64_t
             }
 }
 
+/* im2col of m images side by side (image i in columns i*L ... of rows ld = m*L apart), the path
+ * of small images (group_images). A small image's rows are a few values long, so the per-row
+ * bounds checks and clearing of im2col cost more than the copying: here the m images are first
+ * copied into zero-padded scratch (conv_padded_dims), and every column row is then one gather
+ * of m*L values through a table of offsets, with no checks. scratch: conv_group_scratch(m)
+ * values. x points at the first image; all its channels (groups == 1 or not). */
+static void CONV_SFX(im2col_group)(const fnn_conv_t *p, const T *restrict x, int64_t m,
+                                   T *restrict col, T *restrict scratch)
+{
+    int64_t PH, PW;
+    conv_padded_dims(p, &PH, &PW);
+    const int64_t PHW = PH * PW, HW = p->h * p->w, ld = m * p->oh * p->ow, c = p->c;
+    T *restrict pad = scratch;
+    int64_t *restrict off = (int64_t *)(scratch + ((m * c * PHW + 15) & ~(int64_t)15));
+    memset(pad, 0, sizeof(T) * (size_t)(m * c * PHW));
+    for (int64_t q = 0; q < m * c; q++)          /* (image, channel) q, in x's order */
+        for (int64_t y = 0; y < p->h; y++) {
+            T *restrict d = pad + q * PHW + (p->ph + y) * PW + p->pw;
+            const T *restrict s = x + q * HW + y * p->w;
+            for (int64_t v = 0; v < p->w; v++) d[v] = s[v];
+        }
+    conv_group_offsets(p, m, c * PHW, PW, off);
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t j = 0; j < p->kw; j++) {
+                const T *restrict base = pad + ch * PHW + i * p->dh * PW + j * p->dw;
+                T *restrict dst = col + ((ch * p->kh + i) * p->kw + j) * ld;
+                for (int64_t q = 0; q < ld; q++) dst[q] = base[off[q]];
+            }
+}
+
+/* The adjoint of im2col_group: dx of the m images (written, not added to) from their columns,
+ * summed in the padded scratch in col2im's order (rows c, i, j), so the sums are col2im's to
+ * the bit. */
+static void CONV_SFX(col2im_group)(const fnn_conv_t *p, const T *restrict col, int64_t m,
+                                   T *restrict x, T *restrict scratch)
+{
+    int64_t PH, PW;
+    conv_padded_dims(p, &PH, &PW);
+    const int64_t PHW = PH * PW, HW = p->h * p->w, ld = m * p->oh * p->ow, c = p->c;
+    T *restrict pad = scratch;
+    int64_t *restrict off = (int64_t *)(scratch + ((m * c * PHW + 15) & ~(int64_t)15));
+    memset(pad, 0, sizeof(T) * (size_t)(m * c * PHW));
+    conv_group_offsets(p, m, c * PHW, PW, off);
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t j = 0; j < p->kw; j++) {
+                T *restrict base = pad + ch * PHW + i * p->dh * PW + j * p->dw;
+                const T *restrict src = col + ((ch * p->kh + i) * p->kw + j) * ld;
+                for (int64_t q = 0; q < ld; q++) base[off[q]] += src[q];
+            }
+    for (int64_t q = 0; q < m * c; q++)
+        for (int64_t y = 0; y < p->h; y++) {
+            T *restrict d = x + q * HW + y * p->w;
+            const T *restrict s = pad + q * PHW + (p->ph + y) * PW + p->pw;
+            for (int64_t v = 0; v < p->w; v++) d[v] = s[v];
+        }
+}
+
 /* sum of row[0:L]: 16 independent lanes (they vectorize), each summing L/16 values, then
  * added up in double */
 static double CONV_SFX(row_sum)(const T *restrict row, int64_t L)
@@ -144,6 +203,7 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     const int64_t width = blocked ? rows * p->ow : nb * L;   /* columns of one GEMM, at most */
     const int64_t col_size = direct ? 0 : G * K * width;
     const int64_t tmp_size = blocked || nb > 1 ? p->co * width : 0;
+    const int64_t grp_size = nb > 1 ? conv_group_scratch(p, nb, sizeof(T)) : 0;
     const int64_t items = (p->n + nb - 1) / nb;
     int per_image;
     const int threads = CONV_SFX(plan)(p, 2.0 * p->n * p->co * K * L, &per_image);
@@ -153,9 +213,11 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
         const int gemm_threads = team > 1 ? 1 : threads;
-        T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
+        const int64_t all = col_size + tmp_size + grp_size;
+        T *col = all ? (T *)conv_buffer(sizeof(T) * all) : NULL;
         T *tmp = tmp_size && col ? col + col_size : NULL;
-        if (col_size + tmp_size && !col) failed = 1;
+        T *grp = grp_size && col ? col + col_size + tmp_size : NULL;
+        if (all && !col) failed = 1;
         /* groups of nb images handed out one at a time: a thread that loses its core for a
          * while (a busy machine) does not hold the others up */
         #pragma omp for schedule(dynamic, 1)
@@ -164,9 +226,7 @@ static int CONV_SFX(fnn_conv_forward)(const fnn_conv_t *p, const T *x, const T *
             const int64_t i0 = item * nb, m = i0 + nb <= p->n ? nb : p->n - i0;
             if (m > 1) {                       /* m images side by side: one GEMM per group */
                 const int64_t ld = m * L;
-                for (int64_t i = 0; i < m; i++)
-                    CONV_SFX(im2col)(p, x + (i0 + i) * p->c * HW, p->c, 0, p->oh, col + i * L,
-                                     ld);
+                CONV_SFX(im2col_group)(p, x + i0 * p->c * HW, m, col, grp);
                 for (int64_t g = 0; g < G; g++)
                     gemm(cog, ld, K, 1, w + g * cog * K, 0, col + g * K * ld, 0, 0,
                          tmp + g * cog * ld, gemm_threads);
@@ -220,6 +280,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     const int mm = dx || dw;                   /* any GEMM work at all */
     const int64_t col_size = mm && !direct ? G * K * width : 0;
     const int64_t tmp_size = mm && (blocked || nb > 1) ? p->co * width : 0;
+    const int64_t grp_size = mm && nb > 1 ? conv_group_scratch(p, nb, sizeof(T)) : 0;
     const double flops = 2.0 * p->n * p->co * K * L * ((dx != NULL) + (dw != NULL))
                          + 1.0 * p->n * p->co * L;
     int per_image;
@@ -249,9 +310,11 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
     #pragma omp parallel num_threads(team) reduction(|:failed) if(team > 1)
     {
         const int gemm_threads = team > 1 ? 1 : threads;
-        T *col = col_size + tmp_size ? (T *)conv_buffer(sizeof(T) * (col_size + tmp_size)) : NULL;
+        const int64_t all = col_size + tmp_size + grp_size;
+        T *col = all ? (T *)conv_buffer(sizeof(T) * all) : NULL;
         T *tmp = tmp_size && col ? col + col_size : NULL;
-        if (col_size + tmp_size && !col) failed = 1;
+        T *grp = grp_size && col ? col + col_size + tmp_size : NULL;
+        if (all && !col) failed = 1;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t ch = 0; ch < chunks; ch++) {
             if (failed) continue;
@@ -273,9 +336,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                             memcpy(tmp + o * ld + i * L, dy + ((i0 + i) * p->co + o) * L,
                                    sizeof(T) * L);
                     if (dwt) {
-                        for (int64_t i = 0; i < m; i++)
-                            CONV_SFX(im2col)(p, x + (i0 + i) * p->c * HW, p->c, 0, p->oh,
-                                             col + i * L, ld);
+                        CONV_SFX(im2col_group)(p, x + i0 * p->c * HW, m, col, grp);
                         for (int64_t g = 0; g < G; g++)
                             gemm(K, cog, ld, 1, col + g * K * ld, 0, tmp + g * cog * ld, 1, 1,
                                  dwt + g * cog * K, gemm_threads);
@@ -284,11 +345,7 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                         for (int64_t g = 0; g < G; g++)
                             gemm(K, ld, cog, 1, w + g * cog * K, 1, tmp + g * cog * ld, 0, 0,
                                  col + g * K * ld, gemm_threads);
-                        for (int64_t i = 0; i < m; i++) {
-                            T *dxi = dx + (i0 + i) * p->c * HW;
-                            memset(dxi, 0, sizeof(T) * p->c * HW);
-                            CONV_SFX(col2im)(p, col + i * L, p->c, 0, p->oh, dxi, ld);
-                        }
+                        CONV_SFX(col2im_group)(p, col, m, dx + i0 * p->c * HW, grp);
                     }
                     continue;
                 }
