@@ -192,7 +192,7 @@ class UNet(nn.Module):
         k = 2 ** (len(self.channels) - 1)
         if hgt % k or wid % k:
             raise ValueError(f"UNet: image sides must be divisible by {k}, got {hgt}x{wid}")
-        temb = Tensor(timestep_embedding(t, self.time_dim).astype(x._data.dtype))
+        temb = Tensor(timestep_embedding(t, self.time_dim).astype(x._data.dtype), device=x.device)
         c = self.time_mlp(temb) + cond
         h = self.inp(x)
         skips = []

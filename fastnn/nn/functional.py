@@ -6,8 +6,8 @@ Each function runs one forward kernel and records a closure that calls its backw
 import numpy as np
 
 from ..kernels import trusted as T
-from ..tensor import (Tensor, _asarray, _device_of, _empty, _moved, _node, _on_gpu,
-                      _random_on_device, _same_device, default_generator, gelu,
+from ..tensor import (Tensor, _asarray, _ascontiguous, _device_of, _empty, _moved, _node,
+                      _on_gpu, _random_on_device, _same_device, default_generator, gelu,
                       leaky_relu as _leaky_relu, log_softmax, relu as _relu, sigmoid, softmax,
                       tanh)
 
@@ -296,7 +296,7 @@ def _dropout_on_device(input, p):
 # partner. Geometry arguments are passed to the kernels as given (int, pair, 'same'/'valid'),
 # so their checks, error messages and output-size arithmetic are the kernels' own.
 def _grad_array(g):
-    return g if g.flags.c_contiguous else np.ascontiguousarray(g)
+    return g if g.flags.c_contiguous else _ascontiguous(g)     # (on g's device)
 
 
 # ---------------------------------------------------------------- convolution
