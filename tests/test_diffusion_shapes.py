@@ -459,11 +459,13 @@ def test_min_snr_weights_and_new_options_train():
 def test_checkpoints_from_before_the_new_options_still_load(tmp_path):
     diff = tiny_shapes()
     state = diff.state()
-    for k in ("attn", "prediction", "min_snr", "bg_colors"):
+    for k in ("attn", "prediction", "min_snr", "bg_colors", "backgrounds", "t_bias",
+              "snr_floor"):
         del state[f"config.{k}"]
     back = ShapesDiffusion.from_state(state)
     assert (back.config.attn, back.config.prediction, back.config.min_snr,
-            back.config.bg_colors) == ("", "eps", 0.0, 0.0)
+            back.config.bg_colors, back.config.backgrounds, back.config.t_bias,
+            back.config.snr_floor) == ("", "eps", 0.0, 0.0, "", 0.0, 0.0)
     np.testing.assert_array_equal(diff.sample(["a red fish"], steps=2, seed=1),
                                   back.sample(["a red fish"], steps=2, seed=1))
 
@@ -484,3 +486,69 @@ def test_cli_show_process_for_shapes(tmp_path, capsys):
     assert cli_main(["sample", "--checkpoint", ckpt, "--prompt", "rojo", "--show-process",
                      "--out", out]) == 2
     assert "names no object" in capsys.readouterr().err
+
+
+def test_training_backgrounds_can_be_chosen():
+    from fastnn.data.shapes import BACKGROUNDS
+    x, _, _, bg, _ = shapes_training_data(120, 0, TINY)
+    assert set(bg.tolist()) == set(range(len(BACKGROUNDS)))          # "" : all four
+    plain = ShapesConfig(**{**TINY.__dict__, "backgrounds": "plain"})
+    xp, _, _, bgp, _ = shapes_training_data(120, 0, plain)
+    assert (bgp == BACKGROUNDS.index("plain")).all()
+    # a plain background is one colour: the corners of every image agree with each other
+    corners = xp[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert np.abs(corners - corners[:, :, :1]).max() < 1e-5
+    two = ShapesConfig(**{**TINY.__dict__, "backgrounds": "liso, rayas"})
+    assert two.background_ids() == [0, 1]
+    assert set(shapes_training_data(60, 0, two)[3].tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="background"):
+        ShapesConfig(backgrounds="plaid").background_ids()
+
+
+def test_t_bias_draws_more_noisy_steps_and_trains():
+    cfg = ShapesConfig(**{**TINY.__dict__, "steps": 1000, "t_bias": 1.0})
+    diff = ShapesDiffusion(cfg)
+    seen = []
+    real_model = diff.model
+    diff.model = lambda x, t, ids: (seen.extend(np.asarray(t).tolist()), real_model(x, t, ids))[1]
+    x0, obj, col, _, _ = shapes_training_data(64, 0, cfg)
+    ids = diff.tokenizer.encode([make_prompt(np.random.default_rng(0), o, c)
+                                 for o, c in zip(obj, col)])
+    for seed in range(4):
+        diff.loss(x0, ids, np.random.default_rng(seed))
+    t = np.array(seen)
+    assert 0 <= t.min() and t.max() < 1000
+    assert 0.65 < (t >= 500).mean() < 0.85          # density 2u: 75% in the noisier half
+    with pytest.raises(ValueError, match="t_bias"):
+        ShapesDiffusion(ShapesConfig(**{**TINY.__dict__, "t_bias": -1.0}))
+
+
+def test_cli_train_backgrounds_option(tmp_path):
+    ckpt = str(tmp_path / "s.npz")
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
+                     "--steps", "1", "--n-train", "16", "--sample-every", "0", "--no-progress",
+                     "--backgrounds", "all", "--t-bias", "0.5", "--out", ckpt]) == 0
+    diff, _ = load_checkpoint(ckpt)
+    assert diff.config.backgrounds == "" and diff.config.t_bias == 0.5
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
+                     "--steps", "1", "--n-train", "16", "--sample-every", "0", "--no-progress",
+                     "--out", ckpt]) == 0
+    assert load_checkpoint(ckpt)[0].config.backgrounds == "plain"      # the default
+    assert cli_main(["train", "diffusion", "--data", "shapes", "--channels", "8,16",
+                     "--backgrounds", "plaid", "--out", ckpt]) == 2
+
+
+def test_snr_floor_keeps_the_noisiest_steps_in_the_loss():
+    # a fresh model predicts zero, so each loss is the mean of weight * target^2
+    base = {**TINY.__dict__, "steps": 1000, "prediction": "v", "min_snr": 5.0}
+    x0, obj, col, _, _ = shapes_training_data(16, 0, ShapesConfig(**base))
+    ids = ShapesDiffusion(ShapesConfig(**base)).tokenizer.encode(["a red fish"] * 16)
+    losses = {}
+    for floor in (0.0, 1.0):
+        diff = ShapesDiffusion(ShapesConfig(**{**base, "snr_floor": floor, "t_bias": 20.0}))
+        losses[floor] = diff.loss(x0, ids, np.random.default_rng(3)).item()
+    # t_bias 20 puts nearly every step where SNR << 1: min-SNR alone weighs them ~SNR, the
+    # floor weighs the x0 error 1, i.e. the v error 1 / (SNR + 1) ~ 1
+    assert losses[1.0] > 5 * losses[0.0]
+    with pytest.raises(ValueError, match="snr_floor"):
+        ShapesDiffusion(ShapesConfig(**{**base, "snr_floor": -1.0}))

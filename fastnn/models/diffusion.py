@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import nn
 from ..data import load_digits
-from ..data.shapes import CLASSES, COLORS, make_shapes, parse_class, parse_color
+from ..data.shapes import (BACKGROUNDS, CLASSES, COLORS, make_shapes, parse_background,
+                           parse_class, parse_color)
 from ..nn import functional as F
 from ..serialization import CheckpointError
 from ..tensor import Tensor, no_grad
@@ -371,9 +372,17 @@ class ShapesConfig:
     prediction: str = "eps"         # what the network predicts: "eps" (noise) or "v"
     min_snr: float = 0.0            # min-SNR-gamma loss weighting (0: plain MSE)
     bg_colors: float = 0.0          # share of training images with a named background colour
+    backgrounds: str = ""           # training backgrounds, comma-separated names ("": all four)
+    t_bias: float = 0.0             # > 0 draws training steps more often at high noise
+    snr_floor: float = 0.0          # with min_snr: the x0 error's weight is at least this
 
     def ints(self, field):
         return tuple(int(v) for v in str(getattr(self, field)).split(",") if v.strip())
+
+    def background_ids(self):
+        """The training backgrounds' indices in BACKGROUNDS (all four when none are named)."""
+        names = [b.strip() for b in str(self.backgrounds).split(",") if b.strip()]
+        return sorted({parse_background(b) for b in names}) or list(range(len(BACKGROUNDS)))
 
     def holdout_pairs(self):
         """The held-out (class index, colour index) pairs."""
@@ -385,7 +394,9 @@ class ShapesConfig:
 
 
 # config fields added after the first shapes checkpoints, and the value those checkpoints meant
-_SHAPES_LEGACY = {"attn": "", "prediction": "eps", "min_snr": 0.0, "bg_colors": 0.0}
+_SHAPES_LEGACY = {"attn": "", "prediction": "eps", "min_snr": 0.0, "bg_colors": 0.0,
+                  "backgrounds": "", "t_bias": 0.0,
+                  "snr_floor": 0.0}
 
 
 class ShapesDenoiser(nn.Module):
@@ -397,6 +408,10 @@ class ShapesDenoiser(nn.Module):
         self.config = config
         if config.prediction not in ("eps", "v"):
             raise ValueError(f"unknown prediction {config.prediction!r}; choose 'eps' or 'v'")
+        if config.t_bias < 0:
+            raise ValueError(f"t_bias must be >= 0 (0: uniform steps), got {config.t_bias}")
+        if config.snr_floor < 0:
+            raise ValueError(f"snr_floor must be >= 0 (0: off), got {config.snr_floor}")
         if config.min_snr < 0:
             raise ValueError(f"min_snr must be >= 0 (0: off), got {config.min_snr}")
         self.text = TextEncoder(vocab_size, dim=config.text_dim, out_dim=config.cond_dim)
@@ -422,7 +437,8 @@ def shapes_training_data(n, seed, config):
     """n training images (model space) with their class, colour, background and background
     colour (-1: a random grey hue) attributes, classes and colours balanced, the config's
     held-out pairs left out, no distractors (the prompts cannot describe them). A share
-    config.bg_colors of the backgrounds is tinted a named colour, never the object's own."""
+    config.bg_colors of the backgrounds is tinted a named colour, never the object's own; the
+    backgrounds are drawn from config.backgrounds (all four when empty)."""
     rng = np.random.default_rng(seed)
     held = set(config.holdout_pairs())
     allowed = [(c, k) for c in range(len(CLASSES)) for k in range(len(COLORS))
@@ -434,9 +450,13 @@ def shapes_training_data(n, seed, config):
     if config.bg_colors > 0:
         other = (col + rng.integers(1, len(COLORS), n)) % len(COLORS)   # never the object's
         bg_col = np.where(rng.random(n) < config.bg_colors, other, -1)
+    kinds = config.background_ids()
+    # all four: make_shapes draws them itself (the images of earlier checkpoints stay the same)
+    backs = (None if len(kinds) == len(BACKGROUNDS)
+             else np.array(kinds)[rng.integers(0, len(kinds), n)])
     images, labels, attrs = make_shapes(n, seed=np.random.SeedSequence([seed, 0xD1FF]),
                                         classes=obj, colors=col, distractors=False,
-                                        bg_colors=bg_col)
+                                        bg_colors=bg_col, backgrounds=backs)
     return (shapes_to_model_space(images), labels, attrs["color"], attrs["background"],
             attrs["bg_color"])
 
@@ -483,9 +503,19 @@ class ShapesDiffusion(Diffusion):
         random steps and noise; the null prompt with p_uncond. With min_snr = gamma each sample
         is weighted min(SNR, gamma) / SNR (eps) or min(SNR, gamma) / (SNR + 1) (v), SNR =
         abar / (1 - abar): both are that weight on the x0 error, so the nearly clean steps,
-        which teach only fine detail, stop dominating the gradient (Hang et al. 2023)."""
-        n = len(x0)
-        t = rng.integers(0, self.schedule.steps, n)
+        which teach only fine detail, stop dominating the gradient (Hang et al. 2023).
+        snr_floor = f raises that x0 weight to at least f, clip(SNR, f, gamma): min-SNR alone
+        weighs the x0 error of the noisiest steps by SNR, nearly zero, and those are where the
+        layout, and so which object it is, gets decided (Salimans & Ho's "truncated SNR" is
+        f = 1 without the cap)."""
+        n, T = len(x0), self.schedule.steps
+        if self.config.t_bias:
+            # density (1 + b) u^b over u = t / T: the noisy steps, where the layout and so the
+            # object's identity are decided, come up more often
+            t = np.minimum((rng.random(n) ** (1 / (1 + self.config.t_bias)) * T).astype(int),
+                           T - 1)
+        else:
+            t = rng.integers(0, T, n)
         noise = rng.standard_normal(x0.shape).astype(x0.dtype)
         ids = np.where((rng.random(n) < self.config.p_uncond)[:, None], self._null(n), ids)
         xt = self.schedule.q_sample(x0, t, noise)
@@ -497,7 +527,8 @@ class ShapesDiffusion(Diffusion):
         if not self.config.min_snr:
             return F.mse_loss(pred, Tensor(target))
         snr = ab / (1 - ab)
-        w = np.minimum(snr, self.config.min_snr) / (snr + 1 if v else snr)
+        w_x0 = np.clip(snr, min(self.config.snr_floor, self.config.min_snr), self.config.min_snr)
+        w = w_x0 / (snr + 1 if v else snr)
         sw = Tensor(np.sqrt(w).astype(x0.dtype))
         return F.mse_loss(pred * sw, Tensor(target * sw._data))
 

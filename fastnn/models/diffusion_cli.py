@@ -51,7 +51,7 @@ SHAPES_DEFAULTS = dict(steps=3000, batch_size=32, lr=2e-3, minutes=15.0)
 GRID_PROMPTS = ["un pez rojo", "a red car", "una casa azul", "a blue flower", "un árbol morado",
                 "a purple face", "un coche amarillo", "a yellow fish", "una flor cian",
                 "a cyan house", "una cara verde", "a green tree",
-                "a pink fish on a striped background", "una casa naranja sobre fondo de puntos",
+                "a pink fish on a green background", "una casa naranja sobre fondo morado",
                 "un pez rojo sobre fondo azul", "a yellow flower on a purple background"]
 
 
@@ -360,21 +360,33 @@ def _train_parser():
                         f"{SHAPES_DEFAULTS['minutes']:g})")
     p.add_argument("--n-train", type=positive_int, default=10000,
                    help="shapes: training images")
-    p.add_argument("--channels", default="16,48,96",
-                   help="shapes: U-Net widths per resolution, comma-separated")
+    p.add_argument("--channels", default="16,32,64,128",
+                   help="shapes: U-Net widths per resolution (32x32, 16x16, ...), "
+                        "comma-separated")
     p.add_argument("--attn", default=None, metavar="LEVELS",
-                   help="shapes: U-Net levels (0 = 32x32, 1 = 16x16, 2 = 8x8) where pixels "
-                        "attend over each other and the prompt's words ('' for none; default: "
-                        "every level below the top)")
+                   help="shapes: U-Net levels (0 = 32x32, 1 = 16x16, 2 = 8x8, 3 = 4x4) where "
+                        "pixels attend over each other and the prompt's words ('' for none; "
+                        "default: the bottom level, the cheapest)")
     p.add_argument("--snapshots", action="store_true",
                    help="shapes: with each sample grid also save the EMA checkpoint there")
     p.add_argument("--prediction", choices=["eps", "v"], default="v",
                    help="shapes: the network predicts the noise (eps) or v")
     p.add_argument("--min-snr", type=finite_float, default=5.0,
                    help="shapes: min-SNR-gamma loss weighting, gamma (0: plain MSE)")
+    p.add_argument("--snr-floor", type=finite_float, default=1.0, metavar="F",
+                   help="shapes: with --min-snr, weigh each step's x0 error by clip(SNR, F, "
+                        "gamma), not min(SNR, gamma), so the noisiest steps still teach (0: off)")
     p.add_argument("--bg-colors", type=finite_float, default=0.4, metavar="SHARE",
                    help="shapes: share of training images whose background has a named "
                         "colour (\"sobre fondo azul\")")
+    p.add_argument("--backgrounds", default="plain", metavar="NAMES",
+                   help="shapes: training backgrounds, comma-separated (plain, stripes, dots, "
+                        "gradient; 'all': the four). Default plain: the prompts cannot describe "
+                        "a texture's angle or spacing, so learning it spends the run on noise "
+                        "the prompt does not control")
+    p.add_argument("--t-bias", type=finite_float, default=0.0, metavar="B",
+                   help="shapes: draw training steps with density (1+B) u^B over u = t/T, "
+                        "more of the noisy steps that decide the layout (0: uniform)")
     p.add_argument("--holdout", default=ShapesConfig.holdout, metavar="CLASS:COLOUR,...",
                    help="shapes: object-colour pairs left out of training")
     p.add_argument("--resume", metavar="CKPT",
@@ -424,18 +436,22 @@ def _train_shapes_main(args):
     # no blocks at full resolution (the costly one), one at each level below
     blocks = ",".join(["0"] + ["1"] * (levels - 2))
     if args.attn is None:
-        args.attn = ",".join(str(i) for i in range(1, levels))
+        args.attn = str(levels - 1)
     if not 0.0 <= args.bg_colors <= 1.0:
         raise ValueError(f"--bg-colors must be in [0, 1], got {args.bg_colors}")
+    backgrounds = "" if args.backgrounds.strip().lower() == "all" else args.backgrounds
     config = ShapesConfig(schedule=args.schedule, channels=args.channels, blocks=blocks,
                           holdout=args.holdout, attn=args.attn, prediction=args.prediction,
-                          min_snr=args.min_snr, bg_colors=args.bg_colors)
+                          min_snr=args.min_snr, bg_colors=args.bg_colors,
+                          backgrounds=backgrounds, t_bias=args.t_bias,
+                          snr_floor=args.snr_floor)
     resume = _load(args.resume) if args.resume else None
     if resume is not None and not isinstance(resume, ShapesDiffusion):
         raise ValueError(f"--resume {args.resume}: a digits checkpoint, not a shapes one")
     if resume is None:
         ShapesDiffusion(config)   # a bad option fails now, not after the data is made
     config.holdout_pairs()
+    config.background_ids()
     sample_dir = (os.path.splitext(out)[0] + "_samples") if args.sample_every else None
     minutes = args.minutes if args.minutes is not None else SHAPES_DEFAULTS["minutes"]
     diff, history, seconds, done = train_shapes(

@@ -231,11 +231,13 @@ def evaluate_shapes(diff, cnn, scales=(2.0,), per_prompt=8, sampler="ddim", step
     b_bg = (b_col + 1 + (b_obj + np.arange(len(b_obj))) % (len(COLORS) - 1)) % len(COLORS)
     b_prompts = [make_prompt(rng, o, c, lang=("es" if i % 2 else "en"), bg_color=k)
                  for i, (o, c, k) in enumerate(zip(b_obj, b_col, b_bg))]
-    # real images like the training ones (all pairs), two independent sets
-    real_a, _, _ = make_shapes(n_real, seed=np.random.SeedSequence([seed, 0xEA1]),
-                               distractors=False)
-    real_b, _, _ = make_shapes(n_real, seed=np.random.SeedSequence([seed, 0xEA2]),
-                               distractors=False)
+    # real images like the training ones (all pairs, the training's backgrounds), two sets
+    kinds = np.array(cfg.background_ids())
+    real = [make_shapes(n_real, seed=np.random.SeedSequence([seed, tag]), distractors=False,
+                        backgrounds=kinds[np.random.default_rng(tag).integers(0, len(kinds),
+                                                                               n_real)])[0]
+            for tag in (0xEA1, 0xEA2)]
+    real_a, real_b = real
     f_real = cnn_features(cnn, real_a)
     fd_real = frechet_distance(cnn_features(cnn, real_b), f_real)
     xtr = shapes_training_data(n_train, seed, cfg)[0]
