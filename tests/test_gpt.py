@@ -327,3 +327,74 @@ def test_generate_bad_prompts(trained, capsys):
     assert "junk.npz" in err and "checkpoint" in err and err.count("\n") == 1
     assert cli_main(["generate", "--checkpoint", str(d / "a.npz"), "--top-k", "0"]) == 2
     assert "--top-k must be >= 1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the fused block nodes
+def _loss_and_grads(model, batches, fused, **backward_kw):
+    from fastnn.models import gpt as gpt_mod
+    saved = gpt_mod.FUSED
+    gpt_mod.FUSED = fused
+    try:
+        model.zero_grad()
+        losses = [model(x, y)[1] for x, y in batches]
+        total = losses[0]
+        for l in losses[1:]:
+            total = total + l
+        total.backward(**backward_kw)
+        return total, {n: p.grad._data.copy() for n, p in model.named_parameters()}
+    finally:
+        gpt_mod.FUSED = saved
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_blocks_equal_the_module_path(dtype, bias):
+    """The fused attention/MLP nodes (strided attention, residual on the GEMM, pooled buffers)
+    give the module-by-module path's loss and gradients; two forwards before one backward
+    (gradient accumulation) keep their own buffers."""
+    if "cython" not in fastnn.available_backends():
+        pytest.skip("the fused blocks need the cython backend's strided attention")
+    model = GPT(GPTConfig(block_size=16, vocab_size=13, n_layer=2, n_head=2, n_embd=24,
+                          bias=bias))
+    _spread_weights(model)
+    if dtype == np.float64:
+        model = model.double()
+    rng = np.random.default_rng(3)
+    batches = [(rng.integers(0, 13, (3, 11)), rng.integers(0, 13, (3, 11))) for _ in range(2)]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    with fastnn.use_backend("cython"):
+        for n in (1, 2):
+            lf, gf = _loss_and_grads(model, batches[:n], True)
+            lm, gm = _loss_and_grads(model, batches[:n], False)
+            assert lf._data.dtype == dtype
+            np.testing.assert_allclose(lf._data, lm._data, rtol=tol)
+            for name in gm:
+                scale = max(1e-30, float(np.abs(gm[name]).max()))
+                np.testing.assert_allclose(gf[name], gm[name], rtol=tol, atol=tol * scale,
+                                           err_msg=name)
+
+
+def test_fused_blocks_retain_graph_and_pool_reuse():
+    """backward twice with retain_graph gives twice the gradient (the pooled buffers stay with
+    the graph until it is freed), and a warm step takes no new buffers from the pool."""
+    if "cython" not in fastnn.available_backends():
+        pytest.skip("the fused blocks need the cython backend's strided attention")
+    from fastnn.nn.buffer_pool import POOL
+    model = _model()
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, 11, (2, 9)), rng.integers(0, 11, (2, 9))
+    with fastnn.use_backend("cython"):
+        _, once = _loss_and_grads(model, [(x, y)], True)
+        model.zero_grad()
+        _, loss = model(x, y)
+        loss.backward(retain_graph=True)
+        model(x, y)   # a forward in between must not take the retained graph's buffers
+        loss.backward()
+        for n, p in model.named_parameters():
+            np.testing.assert_allclose(p.grad._data, 2 * once[n], rtol=1e-5,
+                                       atol=1e-6 * float(np.abs(once[n]).max()), err_msg=n)
+        del loss
+        _loss_and_grads(model, [(x, y)], True)
+        before = POOL.allocated
+        _loss_and_grads(model, [(x, y)], True)
+        assert POOL.allocated == before

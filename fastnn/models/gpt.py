@@ -33,10 +33,12 @@ import numpy as np
 
 from .. import nn
 from ..nn import functional as F
+from ..nn import attention as _attention
 from ..nn.attention import KVCache, packed_qkv_attention, scaled_dot_product_attention
+from ..nn.buffer_pool import POOL
 from ..optim import AdamW
 from ..kernels import trusted as _kernels
-from ..tensor import Tensor, _device_of, _on_gpu, arange, default_generator, no_grad
+from ..tensor import Tensor, _device_of, _node, _on_gpu, arange, default_generator, no_grad
 
 __all__ = ["GPTConfig", "CausalSelfAttention", "FeedForward", "Block", "GPT", "sample_next",
            "entropy"]
@@ -127,7 +129,16 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-LayerNorm transformer block with residual connections."""
+    """A pre-LayerNorm transformer block with residual connections.
+
+    On the CPU, without dropout, KV cache or hooks on the attention or MLP modules, each half of
+    the block after its LayerNorm is one fused autograd node (_attention_residual,
+    _mlp_residual): the residual add rides on the output projection's GEMM (beta = 1 onto a copy
+    of x), attention reads the packed q, k, v through strides, and the intermediates (qkv, the
+    attention output, the pre-activation, the gradients that only feed the next GEMM) come from
+    a buffer pool (fastnn.nn.buffer_pool) and go back to it when the node is freed, so a warm
+    training step reuses them instead of allocating. Same parameters and numbers (to float
+    rounding) as the module-by-module path; set fastnn.models.gpt.FUSED = False for that one."""
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
         super().__init__()
@@ -137,9 +148,128 @@ class Block(nn.Module):
         self.mlp = FeedForward(n_embd, dropout, bias)
 
     def forward(self, x, kv_cache=None):
+        if kv_cache is None and _fusable(self, x):
+            x = _attention_residual(x, self.ln_1(x), self.attn)
+            return _mlp_residual(x, self.ln_2(x), self.mlp)
         x = x + self.attn(self.ln_1(x), kv_cache)
         x = x + self.mlp(self.ln_2(x))
         return x
+
+
+# ---------------------------------------------------------------- the fused block nodes
+FUSED = True   # False: every Block runs module by module (the reference the tests compare with)
+
+
+def _fusable(block, x):
+    if not FUSED or type(x._data) is not np.ndarray or x._data.dtype.kind != "f":
+        return False
+    a, m = block.attn, block.mlp
+    if block.training and (a.dropout or m.dropout.p):
+        return False
+    if _attention._strided_kernels() is None:
+        return False
+    return not any(mod.__dict__.get("_hooks") for mod in
+                   (a, a.c_attn, a.c_proj, a.attn_dropout, a.resid_dropout, m, m.c_fc, m.gelu,
+                    m.c_proj, m.dropout))
+
+
+def _linear_into(x2, weight, bias, out):
+    """out (M, N) <- x2 @ weight.T + bias, in place."""
+    if bias is None:
+        _kernels.gemm(x2, weight, c=out, trans_b=True)
+    else:
+        out[...] = bias
+        _kernels.gemm(x2, weight, c=out, trans_b=True, beta=1.0)
+
+
+def _residual_linear(x, y2, weight, bias):
+    """x + y2 @ weight.T + bias as a new (B, T, C) array: the GEMM accumulates onto a copy of x."""
+    out = np.empty(x.shape, x.dtype)
+    np.copyto(out, x)
+    if bias is not None:
+        out += bias
+    _kernels.gemm(y2, weight, c=out.reshape(-1, x.shape[-1]), trans_b=True, beta=1.0)
+    return out
+
+
+def _bias_parents(*linears):
+    return tuple(l.bias for l in linears if l.bias is not None)
+
+
+def _attention_residual(x, z, attn):
+    """x + c_proj(causal attention(c_attn(z))), one autograd node over (x, z, the weights)."""
+    xd, zd = x._data, z._data
+    B, T, C = xd.shape
+    H = attn.n_head
+    D, M, dt = C // H, B * T, xd.dtype
+    fwd, bwd = _attention._strided_kernels()
+    ca, cp = attn.c_attn, attn.c_proj
+    wa, wp = ca.weight._data, cp.weight._data
+    z2 = np.ascontiguousarray(zd, dtype=dt).reshape(M, C)
+    lease = POOL.lease()
+    qkv = lease.take((B, T, 3, H, D), dt)
+    _linear_into(z2, wa, None if ca.bias is None else ca.bias._data, qkv.reshape(M, 3 * C))
+    y = lease.take((B, T, H, D), dt)
+    lse = lease.take((B, H, T), dt)
+    heads = _attention._heads
+    y4 = y.transpose(0, 2, 1, 3)
+    scale = 1.0 / math.sqrt(D)
+    fwd(heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse, True, scale)
+    y2 = y.reshape(M, C)
+    out = _residual_linear(xd, y2, wp, None if cp.bias is None else cp.bias._data)
+
+    def backward(g):
+        g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
+        dy = lease.take((B, T, H, D), dt)
+        _kernels.gemm(g2, wp, c=dy.reshape(M, C))
+        dwp = _kernels.gemm(g2, y2, trans_a=True)
+        dqkv = lease.take((B, T, 3, H, D), dt)
+        bwd(dy.transpose(0, 2, 1, 3), heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse,
+            heads(dqkv, 0), heads(dqkv, 1), heads(dqkv, 2), True, scale)
+        d2 = dqkv.reshape(M, 3 * C)
+        dz = _kernels.gemm(d2, wa).reshape(B, T, C)
+        dwa = _kernels.gemm(d2, z2, trans_a=True)
+        grads = [g, dz, dwa, dwp]
+        if ca.bias is not None:
+            grads.append(d2.sum(axis=0))
+        if cp.bias is not None:
+            grads.append(g2.sum(axis=0))
+        return grads
+    return _node(out, (x, z, ca.weight, cp.weight) + _bias_parents(ca, cp), backward,
+                 saved=(z, ca.weight, cp.weight))
+
+
+def _mlp_residual(x, z, mlp):
+    """x + c_proj(gelu(c_fc(z))), one autograd node over (x, z, the weights)."""
+    xd, zd = x._data, z._data
+    C = xd.shape[-1]
+    M, dt = xd.size // C, xd.dtype
+    fc, pr = mlp.c_fc, mlp.c_proj
+    wf, wp = fc.weight._data, pr.weight._data
+    approx = mlp.gelu.approximate
+    z2 = np.ascontiguousarray(zd, dtype=dt).reshape(M, C)
+    lease = POOL.lease()
+    h = lease.take((M, wf.shape[0]), dt)   # the pre-activation, for the backward
+    _linear_into(z2, wf, None if fc.bias is None else fc.bias._data, h)
+    a = _kernels.gelu(h, approx)
+    out = _residual_linear(xd, a, wp, None if pr.bias is None else pr.bias._data)
+
+    def backward(g):
+        g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
+        da = lease.take(h.shape, dt)
+        _kernels.gemm(g2, wp, c=da)
+        dwp = _kernels.gemm(g2, a, trans_a=True)
+        dh = _kernels.gelu_backward(da, h, approx)
+        dz = _kernels.gemm(dh, wf).reshape(zd.shape)
+        dwf = _kernels.gemm(dh, z2, trans_a=True)
+        grads = [g, dz, dwf, dwp]
+        if fc.bias is not None:
+            grads.append(dh.sum(axis=0))
+        if pr.bias is not None:
+            grads.append(g2.sum(axis=0))
+        return grads
+    return _node(out, (x, z, fc.weight, pr.weight) + _bias_parents(fc, pr), backward,
+                 saved=(z, fc.weight, pr.weight))
 
 
 # ---------------------------------------------------------------- the model
@@ -279,21 +409,39 @@ class GPT(nn.Module):
         """Append max_new_tokens sampled tokens to idx (B, T) and return the whole sequence
         (a Tensor if idx is one, else a numpy array). temperature 0 is greedy (argmax) decoding;
         top_k keeps the k most likely tokens, top_p the smallest set whose probability reaches
-        top_p. generator: a numpy Generator (default: fastnn's, seeded by manual_seed)."""
-        out = _ids(idx)
-        if _on_gpu(out):   # the forward passes run on the GPU; tokens are sampled on the host
-            out = idx.cpu()._data
-        for step in self.generate_stream(out, max_new_tokens, temperature, top_k, top_p,
-                                         generator, use_cache):
-            out = np.concatenate([out, step[0][:, None]], axis=1)
-        return Tensor(out, device=idx.device) if isinstance(idx, Tensor) else out
+        top_p. generator: a numpy Generator (default: fastnn's, seeded by manual_seed).
+
+        On a GPU the tokens are sampled there and the sequence grows there: nothing is copied
+        to the host per token (the result is on idx's device)."""
+        ids = _ids(idx)
+        for _, _, ids in self._sample_steps(ids, max_new_tokens, temperature, top_k, top_p,
+                                            generator, use_cache):
+            pass
+        if isinstance(idx, Tensor):
+            return Tensor(ids).to(idx.device)
+        return ids.cpu()._data if _on_gpu(ids) else ids
 
     def generate_stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                         generator=None, use_cache=True):
         """Yield (next_ids (B,), probs (B, V)) for each new token, probs being the distribution
-        it was drawn from (after temperature, top-k and top-p; one-hot when greedy)."""
-        ids = _ids(idx)
-        ids = np.ascontiguousarray(idx.cpu()._data if _on_gpu(ids) else ids, dtype=np.int64)
+        it was drawn from (after temperature, top-k and top-p; one-hot when greedy).
+
+        next_ids is a host int64 array; on a GPU it is the one copy to the host a token costs,
+        and probs is a device array (the sampling ran there; reading it on the host copies)."""
+        for nxt, probs, _ in self._sample_steps(_ids(idx), max_new_tokens, temperature, top_k,
+                                                top_p, generator, use_cache):
+            yield (Tensor(nxt).cpu()._data if _on_gpu(nxt) else nxt), probs
+
+    def _sample_steps(self, ids, max_new_tokens, temperature, top_k, top_p, generator,
+                      use_cache):
+        """Yield (next_ids, probs, ids so far) per new token, on the model's device: a prompt
+        on the host goes to a GPU model once, and sampling runs there (sample_next)."""
+        w = self.lm_head.weight._data
+        if _on_gpu(w):
+            ids = Tensor(ids).to(_device_of(w))._data.astype(np.int64).contiguous()
+        else:
+            ids = np.ascontiguousarray(Tensor(ids).cpu()._data if _on_gpu(ids) else ids,
+                                       dtype=np.int64)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"generate: idx must be (batch, time) with time >= 1, got shape "
                              f"{ids.shape}; start an empty prompt from some token, e.g. a newline")
@@ -313,10 +461,10 @@ class GPT(nn.Module):
                         else:
                             logits = self._forward_cached(ids[:, -1:], caches)
                     else:  # past block_size: recompute on the cropped window, as nanoGPT
-                        logits = self(ids[:, -block:])[0]._data[:, -1, :]
+                        logits = self(Tensor(ids[:, -block:]))[0]._data[:, -1, :]
                     nxt, probs = sample_next(logits, temperature, top_k, top_p, rng)
                     ids = np.concatenate([ids, nxt[:, None]], axis=1)
-                    yield nxt, probs
+                    yield nxt, probs, ids
         finally:
             self.train(was_training)
 
@@ -342,14 +490,19 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     """Draw one token per row of logits (B, V). Returns (ids int64 (B,), probs (B, V) float64),
     probs being the distribution sampled from: softmax(logits / temperature) restricted to the
     top_k tokens and then to the top_p nucleus, renormalized; one-hot at the argmax when
-    temperature is 0."""
+    temperature is 0.
+
+    Device logits (a GPU model's) are sampled on the device, ids and probs device arrays: the
+    uniforms come from the device's Philox stream, seeded by one draw from rng, so a seed
+    repeats the tokens, but they are other tokens than the CPU's (as in PyTorch)."""
     _check_sampling(temperature, top_k, top_p)
-    logits = np.asarray(logits, np.float64)
+    on_gpu = _on_gpu(logits)
+    logits = logits.astype(np.float64) if on_gpu else np.asarray(logits, np.float64)
     b, v = logits.shape
     if temperature == 0:
         ids = logits.argmax(axis=1)
         probs = np.zeros_like(logits)
-        probs[np.arange(b), ids] = 1.0
+        np.put_along_axis(probs, ids[:, None], 1.0, axis=1)
         return ids.astype(np.int64), probs
     z = logits / temperature
     if top_k is not None and top_k < v:
@@ -368,16 +521,21 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
         probs = np.where(drop, 0.0, probs)
         probs /= probs.sum(axis=1, keepdims=True)
     rng = rng if rng is not None else default_generator()
+    if on_gpu:
+        from ..tensor import rand
+        u = rand(b, dtype=np.float64, device=_device_of(logits), generator=rng)._data
+    else:
+        u = rng.random(b)
     # inverse CDF with u in (0, 1]: a zero-probability token can never be picked
     cdf = np.cumsum(probs, axis=1)
-    u = (1.0 - rng.random(b)) * cdf[:, -1]
+    u = (1.0 - u) * cdf[:, -1]
     ids = np.minimum((cdf < u[:, None]).sum(axis=1), v - 1)
     return ids.astype(np.int64), probs
 
 
 def entropy(probs):
-    """Shannon entropy in nats of each row of probs (B, V) -> (B,)."""
-    p = np.asarray(probs, np.float64)
+    """Shannon entropy in nats of each row of probs (B, V) -> (B,) (on probs' device)."""
+    p = probs.astype(np.float64) if _on_gpu(probs) else np.asarray(probs, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log(p), 0.0)
     return terms.sum(axis=1)
