@@ -13,6 +13,7 @@ call and OpenMP's briefly too; on 2 cores the idle pool would otherwise steal th
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -33,12 +34,36 @@ SHAPES = [
     ("tiny", 8, 8, 8, ("NN",)),
 ]
 
+# --set issue: every shape issue 16 names (square, the MLP and GPT training steps' forward and
+# backward products). MLP/GPT rows are (m, k, n) of the forward NN product y = x w; backward
+# dx = dy w^T is (m, n, k) NT and dw = x^T dy is (k, m, n) TN.
+def _step(label, m, k, n):
+    return [(label, m, k, n, ("NN",)), (label + " dx", m, n, k, ("NT",)),
+            (label + " dw", k, m, n, ("TN",))]
+
+
+ISSUE_SHAPES = (
+    [("square", s, s, s, ("NN", "NT", "TN")) for s in (256, 512, 1024, 2048)]
+    + [("square", 4096, 4096, 4096, ("NN",))]
+    + _step("mlp", 256, 784, 512) + _step("mlp", 256, 512, 512) + _step("mlp", 256, 512, 10)
+    + _step("gpt", 768, 128, 384) + _step("gpt", 768, 128, 128) + _step("gpt", 768, 128, 512)
+    + _step("gpt", 768, 512, 128)
+    + _step("mlp-s", 64, 64, 128) + _step("mlp-s", 64, 128, 128) + _step("mlp-s", 64, 128, 10)
+)
+
 
 def child(args):
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from fastnn.backends.cython import _gemm
+    if os.environ.get("FASTNN_GEMM_SO"):   # another build of the module, e.g. before a change
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("fastnn.backends.cython._gemm",
+                                                      os.environ["FASTNN_GEMM_SO"])
+        _gemm = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_gemm)
+    else:
+        from fastnn.backends.cython import _gemm
 
     threadpool_limits(args.threads)
     _gemm.set_num_threads(args.threads)
@@ -48,8 +73,25 @@ def child(args):
     rng = np.random.default_rng(0)
     print(f"# path={_gemm.cpu_path()}  dtype={dtype}  threads={args.threads}  "
           f"numpy BLAS: {blas[0]['internal_api'] if blas else '?'} kernel={kernel}", flush=True)
-    print(f"{'shape':>12} {'m x k x n':>18} {'op':>3} {'ours GF/s':>10} {'numpy GF/s':>11} {'% numpy':>8}")
-    for label, m, k, n, cases in SHAPES:
+    # CPU time of this thread: with one thread every implementation computes in the calling
+    # thread, and time spent preempted by other processes is not counted (a busy machine)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    if args.cpu_time and args.threads != 1:
+        raise SystemExit("--cpu-time measures the calling thread: use it with --threads 1")
+    torch = None
+    if args.torch:
+        import torch
+        torch.set_num_threads(args.threads)
+    print(f"# load {os.getloadavg()[0]:.2f}; {'median' if args.median else 'best'} of "
+          f"{args.rounds} alternating batches; "
+          f"{'thread CPU time' if args.cpu_time else 'wall time'}"
+          + (f"; module {os.environ['FASTNN_GEMM_SO']}" if os.environ.get("FASTNN_GEMM_SO") else ""),
+          flush=True)
+    print(f"{'shape':>12} {'m x k x n':>18} {'op':>3} {'ours GF/s':>10} {'numpy GF/s':>11} "
+          f"{'% numpy':>8}" + (f" {'torch GF/s':>11}" if torch else ""))
+    for label, m, k, n, cases in (ISSUE_SHAPES if args.set == "issue" else SHAPES):
+        if args.max_size and m * n * k > args.max_size ** 3:
+            continue
         for case in cases:
             ta, tb = case[0] == "T", case[1] == "T"
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
@@ -64,22 +106,34 @@ def child(args):
             def theirs():
                 opa @ opb
 
+            fns = [theirs, ours]
+            if torch is not None:
+                ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
+                topa, topb = (ta_.T if ta else ta_), (tb_.T if tb else tb_)
+
+                def torch_mm():
+                    torch.matmul(topa, topb)
+                fns.append(torch_mm)
+
             flops = 2.0 * m * n * k
             # short batches (~5 ms at 200 GF/s, at least one call): on a shared machine the best
             # of many short batches finds the quiet moments
             reps = max(1, int(1e9 / flops))
-            best = {ours: float("inf"), theirs: float("inf")}
-            ours(), theirs()  # warm up (workspace, thread pools)
+            times = {fn: [] for fn in fns}
+            for fn in fns:
+                fn()  # warm up (workspace, thread pools)
             for _ in range(args.rounds):
-                for fn in (theirs, ours):
+                for fn in fns:
                     time.sleep(args.pause)
-                    t = time.perf_counter()
+                    t = clock()
                     for _ in range(reps):
                         fn()
-                    best[fn] = min(best[fn], (time.perf_counter() - t) / reps)
-            g_ours, g_np = flops / best[ours] / 1e9, flops / best[theirs] / 1e9
-            print(f"{label:>12} {f'{m}x{k}x{n}':>18} {case:>3} {g_ours:10.1f} {g_np:11.1f} "
-                  f"{100 * g_ours / g_np:7.0f}%", flush=True)
+                    times[fn].append((clock() - t) / reps)
+            pick = statistics.median if args.median else min
+            gf = {fn: flops / pick(ts) / 1e9 for fn, ts in times.items()}
+            print(f"{label:>12} {f'{m}x{k}x{n}':>18} {case:>3} {gf[ours]:10.1f} {gf[theirs]:11.1f} "
+                  f"{100 * gf[ours] / gf[theirs]:7.0f}%"
+                  + (f" {gf[fns[2]]:11.1f}" if torch is not None else ""), flush=True)
 
 
 def main():
@@ -89,6 +143,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--pause", type=float, default=0.12, help="seconds idle before each batch")
+    p.add_argument("--set", choices=["tune", "issue"], default="tune",
+                   help="shape list: the tuning set, or every shape issue 16 names")
+    p.add_argument("--median", action="store_true", help="median of the rounds, not the best")
+    p.add_argument("--torch", action="store_true", help="add a torch.matmul column")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time by the thread's CPU time (with --threads 1: steadier when busy)")
+    p.add_argument("--max-size", type=int, default=0, help="skip products above this size cubed")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -99,7 +160,10 @@ def main():
         env["FASTNN_ISA"] = isa
         subprocess.run([sys.executable, __file__, "--child", "--dtype", args.dtype,
                         "--threads", str(args.threads), "--rounds", str(args.rounds),
-                        "--pause", str(args.pause)],
+                        "--pause", str(args.pause), "--set", args.set,
+                        "--max-size", str(args.max_size)]
+                       + (["--median"] if args.median else []) + (["--torch"] if args.torch else [])
+                       + (["--cpu-time"] if args.cpu_time else []),
                        env=env, check=True)
 
 

@@ -60,6 +60,19 @@ void *fnn_gemm_workspace(size_t bytes)
         prefix##_for_isa()(m, n, k, alpha, a, trans_a, b, trans_b, beta, c,                    \
                            fnn_get_num_threads());                                             \
     }                                                                                          \
+    typedef void (*prefix##_ex_fn)(int64_t, int64_t, int64_t, T, const T *, int, const T *,  \
+                                   int, T, T *, int, const fnn_gemm_epilogue *);              \
+    void prefix##_ex(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_a,        \
+                     const T *b, int trans_b, T beta, T *c, const fnn_gemm_epilogue *ep)       \
+    {                                                                                          \
+        prefix##_ex_fn fn;                                                                     \
+        switch (fnn_cpu_isa()) {                                                               \
+        case FNN_ISA_AVX512: fn = prefix##_avx512_ex; break;                                   \
+        case FNN_ISA_AVX2: fn = prefix##_avx2_ex; break;                                       \
+        default: fn = prefix##_portable_ex; break;                                             \
+        }                                                                                      \
+        fn(m, n, k, alpha, a, trans_a, b, trans_b, beta, c, fnn_get_num_threads(), ep);        \
+    }                                                                                          \
     void prefix##_batched(int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T *a,  \
                           int trans_a, const T *b, int trans_b, T beta, T *c)                  \
     {                                                                                          \
@@ -79,3 +92,17 @@ void *fnn_gemm_workspace(size_t bytes)
 
 DEFINE_GEMM_ENTRIES(fnn_sgemm, float)
 DEFINE_GEMM_ENTRIES(fnn_dgemm, double)
+
+void fnn_gemm_blocks(int is_double, int64_t out[5])
+{
+    switch (fnn_cpu_isa()) {
+    case FNN_ISA_AVX512:
+        (is_double ? fnn_dgemm_avx512_blocks : fnn_sgemm_avx512_blocks)(out);
+        break;
+    case FNN_ISA_AVX2:
+        (is_double ? fnn_dgemm_avx2_blocks : fnn_sgemm_avx2_blocks)(out);
+        break;
+    default:
+        (is_double ? fnn_dgemm_portable_blocks : fnn_sgemm_portable_blocks)(out);
+    }
+}

@@ -139,4 +139,18 @@ void fnn_dgemm_avx2(int64_t m, int64_t n, int64_t k, double alpha, const double 
 {
     fnn_dgemm_portable(m, n, k, alpha, a, trans_a, b, trans_b, beta, c, max_threads);
 }
+void fnn_sgemm_avx2_ex(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       int trans_a, const float *b, int trans_b, float beta, float *c,
+                       int max_threads, const fnn_gemm_epilogue *ep)
+{
+    fnn_sgemm_portable_ex(m, n, k, alpha, a, trans_a, b, trans_b, beta, c, max_threads, ep);
+}
+void fnn_dgemm_avx2_ex(int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                       int trans_a, const double *b, int trans_b, double beta, double *c,
+                       int max_threads, const fnn_gemm_epilogue *ep)
+{
+    fnn_dgemm_portable_ex(m, n, k, alpha, a, trans_a, b, trans_b, beta, c, max_threads, ep);
+}
+void fnn_sgemm_avx2_blocks(int64_t out[5]) { fnn_sgemm_portable_blocks(out); }
+void fnn_dgemm_avx2_blocks(int64_t out[5]) { fnn_dgemm_portable_blocks(out); }
 #endif

@@ -3,9 +3,11 @@
  * A template: gemm_<isa>.c includes it once per dtype after defining
  *   GEMM_T                    element type (float or double)
  *   GEMM_MR, GEMM_NR          micro-tile: the micro-kernel computes an MR x NR block of c
- *   GEMM_KC                   depth of one packed panel; an NR x KC sliver of B stays in L1
- *   GEMM_MC                   rows of A packed at once: MC x KC stays in L2
- *   GEMM_NC                   columns of B packed at once: KC x NC stays in L3 (shared by threads)
+ *   GEMM_KC, GEMM_MC, GEMM_NC block sizes for a CPU whose cache sizes cannot be read: the
+ *                             blocking normally comes from the caches (choose_blocks):
+ *                             KC  depth of one packed panel: an NR x KC sliver of B in half of L1d
+ *                             MC  rows of A packed at once: MC x KC in half of L2
+ *                             NC  columns of B packed at once: KC x NC in half of L3 (shared)
  *   GEMM_UKR                  the micro-kernel, see below
  *   GEMM_ENTRY                the name of the function this file defines
  *   GEMM_SFX(name)            name-mangling for the static helpers (two dtypes share one file)
@@ -46,9 +48,9 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define T GEMM_T
 #define MR GEMM_MR
 #define NR GEMM_NR
-#define KC GEMM_KC
-#define MC GEMM_MC
-#define NC GEMM_NC
+#define KC (job->kc_blk)       /* the run-time blocking of this call (choose_blocks) */
+#define MC (job->mc_blk)
+#define NC (job->nc_blk)
 #ifndef GEMM_PARALLEL_MIN_MNK  /* multiply-adds a thread must get to be worth waking: a 64^3 */
 #define GEMM_PARALLEL_MIN_MNK (80 * 80 * 80) /* product (~5 us) runs alone, as in OpenBLAS */
 #endif
@@ -65,7 +67,34 @@ typedef struct {
     T alpha, beta;
     T *b_packed;            /* KC x NC, shared */
     T *a_packed;            /* MC x KC per thread */
+    int64_t kc_blk, mc_blk, nc_blk;
+    /* fused epilogue (gemm.h), applied to each tile after its last slice of k */
+    int epilogue;                                   /* any of the next four */
+    const T *bias, *residual;
+    T *preact;
+    void (*act)(const T *, T *, int64_t);
+    T *sum_a, *sum_b;                               /* bias gradient: sums over k */
 } GEMM_SFX(gemm_job);
+
+/* Block sizes from the data caches (see the top of this file), rounded to whole slivers;
+ * GEMM_KC/MC/NC where the sizes are unknown. */
+static void GEMM_SFX(choose_blocks)(int64_t *kc, int64_t *mc, int64_t *nc)
+{
+    int64_t l1, l2, l3;
+    fnn_cache_sizes(&l1, &l2, &l3);
+    const int64_t sz = (int64_t)sizeof(T);
+    int64_t k_ = l1 > 0 ? l1 / 2 / (GEMM_NR * sz) / 16 * 16 : GEMM_KC;
+    k_ = k_ < 64 ? 64 : k_ > 512 ? 512 : k_;
+    int64_t m_ = l2 > 0 ? l2 / 2 / (k_ * sz) / GEMM_MR * GEMM_MR : GEMM_MC;
+    m_ = m_ < 4 * GEMM_MR ? 4 * GEMM_MR : m_ > 512 ? 512 / GEMM_MR * GEMM_MR : m_;
+    int64_t n_ = l3 > 0 ? l3 / 2 / (k_ * sz) / GEMM_NR * GEMM_NR : GEMM_NC;
+    n_ = n_ < 16 * GEMM_NR ? 16 * GEMM_NR : n_ > 8192 ? 8192 : n_;
+    *kc = k_;
+    *mc = m_;
+    *nc = n_;
+}
+
+static inline int64_t GEMM_SFX(min64)(int64_t x, int64_t y) { return x < y ? x : y; }
 
 /* ------------------------------------------------------------------ packing */
 
@@ -139,16 +168,57 @@ static inline void GEMM_SFX(tile)(const GEMM_SFX(gemm_job) *job, int64_t mr, int
     }
 }
 
-/* ------------------------------------------------------------------ the five loops */
+/* ------------------------------------------------------------------ fused epilogue */
 
-static inline int64_t GEMM_SFX(min64)(int64_t x, int64_t y) { return x < y ? x : y; }
+/* c[i0:i0+rows, j0:j0+cols] (already alpha * AB + beta * c) += bias; preact = it; c = act(it)
+ * + residual. Row pieces of at most 64 go through a stack buffer: the activation kernels want
+ * distinct input and output. */
+static void GEMM_SFX(epilogue)(const GEMM_SFX(gemm_job) *job, int64_t i0, int64_t j0,
+                               int64_t rows, int64_t cols)
+{
+    T buf[64] __attribute__((aligned(64)));
+    const int64_t ldc = job->ldc;
+    for (int64_t i = i0; i < i0 + rows; i++) {
+        for (int64_t j = j0; j < j0 + cols; j += 64) {
+            const int64_t w = GEMM_SFX(min64)(64, j0 + cols - j);
+            T *restrict cr = job->c + i * ldc + j;
+            if (job->bias) {
+                const T *restrict br = job->bias + j;
+                for (int64_t l = 0; l < w; l++) cr[l] += br[l];
+            }
+            if (job->preact) memcpy(job->preact + i * ldc + j, cr, w * sizeof(T));
+            if (job->act) {
+                memcpy(buf, cr, w * sizeof(T));
+                job->act(buf, cr, w);
+            }
+            if (job->residual) {
+                const T *restrict rr = job->residual + i * ldc + j;
+                for (int64_t l = 0; l < w; l++) cr[l] += rr[l];
+            }
+        }
+    }
+}
+
+/* sums[0:n] += alpha * (sums over the kc steps of a packed sliver with `width` lanes); the
+ * sliver was just written, so this reads L1. */
+static void GEMM_SFX(sum_sliver)(const T *restrict packed, int64_t kc, int width, int64_t n,
+                                 T alpha, T *restrict sums)
+{
+    T acc[GEMM_MR > GEMM_NR ? GEMM_MR : GEMM_NR] = {0};
+    for (int64_t p = 0; p < kc; p++)
+        for (int l = 0; l < width; l++) acc[l] += packed[p * width + l];
+    for (int64_t l = 0; l < n; l++) sums[l] += alpha * acc[l];
+}
+
+/* ------------------------------------------------------------------ the five loops */
 
 /* Split `threads` into ways_m x ways_n so each thread's share of c is as small as possible
  * (counted in whole tiles); on a tie, split rows: each thread then packs different rows of A. */
-static void GEMM_SFX(choose_ways)(int64_t m, int64_t n, int threads, int *ways_m, int *ways_n)
+static void GEMM_SFX(choose_ways)(int64_t m, int64_t n, int64_t nc_blk, int threads,
+                                  int *ways_m, int *ways_n)
 {
     const int64_t m_tiles = (m + MR - 1) / MR;
-    const int64_t n_tiles = (GEMM_SFX(min64)(n, NC) + NR - 1) / NR;
+    const int64_t n_tiles = (GEMM_SFX(min64)(n, nc_blk) + NR - 1) / NR;
     int64_t best = -1;
     for (int wn = 1; wn <= threads; wn++) {
         if (threads % wn) continue;
@@ -169,7 +239,7 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
 {
     const int64_t m = job->m, n = job->n, k = job->k;
     int ways_m = nthreads, ways_n = 1;
-    GEMM_SFX(choose_ways)(m, n, nthreads, &ways_m, &ways_n);
+    GEMM_SFX(choose_ways)(m, n, NC, nthreads, &ways_m, &ways_n);
     const int tm = tid / ways_n, tn = tid % ways_n;
     T *a_packed = job->a_packed + (int64_t)tid * MC * KC;
     T *b_packed = job->b_packed;
@@ -188,6 +258,7 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
         for (int64_t pc = 0; pc < k; pc += KC) {                  /* loop 4: KC deep */
             const int64_t kc = GEMM_SFX(min64)(KC, k - pc);
             const T beta = pc == 0 ? job->beta : (T)1;            /* later slices accumulate */
+            const int last = pc + kc >= k;                       /* c final after this slice */
 
             /* pack B[pc:pc+kc, jc:jc+nc], the slivers split evenly among all threads */
             for (int64_t s = n_tiles * tid / nthreads; s < n_tiles * (tid + 1) / nthreads; s++) {
@@ -195,6 +266,10 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                 GEMM_SFX(pack_b_sliver)(kc, GEMM_SFX(min64)(NR, nc - j),
                                         job->b + pc * job->rs_b + (jc + j) * job->cs_b,
                                         job->rs_b, job->cs_b, b_packed + j * kc);
+                /* (sliver s is always packed by the same thread: no race on the sums) */
+                if (job->sum_b)
+                    GEMM_SFX(sum_sliver)(b_packed + j * kc, kc, NR, GEMM_SFX(min64)(NR, nc - j),
+                                         job->alpha, job->sum_b + jc + j);
             }
             /* (an orphaned barrier binds to any enclosing team, e.g. gemm_batched's: skip it
              * when running alone) */
@@ -204,10 +279,16 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
 
             for (int64_t ic = m_lo; ic < m_hi; ic += MC) {        /* loop 3: MC rows */
                 const int64_t mc = GEMM_SFX(min64)(MC, m_hi - ic);
-                for (int64_t i = 0; i < mc; i += MR)
+                for (int64_t i = 0; i < mc; i += MR) {
                     GEMM_SFX(pack_a_sliver)(GEMM_SFX(min64)(MR, mc - i), kc,
                                             job->a + (ic + i) * job->rs_a + pc * job->cs_a,
                                             job->rs_a, job->cs_a, a_packed + i * kc);
+                    /* rows are packed again per NC block and per column share: sum once */
+                    if (job->sum_a && jc == 0 && tn == 0)
+                        GEMM_SFX(sum_sliver)(a_packed + i * kc, kc, MR,
+                                             GEMM_SFX(min64)(MR, mc - i), job->alpha,
+                                             job->sum_a + ic + i);
+                }
 
                 for (int64_t jr = n_lo; jr < n_hi; jr += NR) {    /* loop 2: NR columns */
                     const int64_t nr = GEMM_SFX(min64)(NR, nc - jr);
@@ -215,6 +296,8 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                         const int64_t mr = GEMM_SFX(min64)(MR, mc - ir);
                         GEMM_SFX(tile)(job, mr, nr, kc, a_packed + ir * kc, b_packed + jr * kc,
                                        job->c + (ic + ir) * job->ldc + jc + jr, beta);
+                        if (last && job->epilogue)
+                            GEMM_SFX(epilogue)(job, ic + ir, jc + jr, mr, nr);
                     }
                 }
             }
@@ -400,26 +483,60 @@ static void GEMM_SFX(gemm_skinny)(int64_t m, int64_t n, int64_t k, T alpha, cons
 #undef VL
 
 
-void GEMM_ENTRY(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_a, const T *b,
-                int trans_b, T beta, T *c, int max_threads)
+/* The sums of the bias gradient on the skinny path (no packed panels there): direct loops. */
+static void GEMM_SFX(sums_direct)(int64_t rows, int64_t k, const T *x, int64_t rs, int64_t cs,
+                                  T alpha, T *sums)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        T acc = 0;
+        for (int64_t p = 0; p < k; p++) acc += x[i * rs + p * cs];
+        sums[i] += alpha * acc;
+    }
+}
+
+#define GEMM_CAT_(x, y) x##y
+#define GEMM_CAT(x, y) GEMM_CAT_(x, y)
+
+void GEMM_CAT(GEMM_ENTRY, _ex)(int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+                               int trans_a, const T *b, int trans_b, T beta, T *c,
+                               int max_threads, const fnn_gemm_epilogue *ep)
 {
     const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;  /* op(A)[i,p] = a[i*rs_a + p*cs_a] */
     const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;  /* op(B)[p,j] = b[p*rs_b + j*cs_b] */
-    if (m <= GEMM_SKINNY || (m <= 2 * GEMM_SKINNY && n <= 2 * GEMM_SKINNY)) {
-        GEMM_SFX(gemm_skinny)(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, n, 1,
-                              max_threads);
-        return;
-    }
-    if (n <= GEMM_SKINNY) {   /* c^T = op(B)^T @ op(A)^T, c^T[j, i] at c[i*n + j] */
-        GEMM_SFX(gemm_skinny)(n, m, k, alpha, b, cs_b, rs_b, a, cs_a, rs_a, beta, c, 1, n,
-                              max_threads);
-        return;
-    }
-
-    GEMM_SFX(gemm_job) job = {
+    GEMM_SFX(gemm_job) job_ = {
         .m = m, .n = n, .k = k, .a = a, .b = b, .c = c, .ldc = n, .alpha = alpha, .beta = beta,
         .rs_a = rs_a, .cs_a = cs_a, .rs_b = rs_b, .cs_b = cs_b,
     };
+    GEMM_SFX(gemm_job) *job = &job_;
+    if (ep) {
+        job->bias = (const T *)ep->bias;
+        job->residual = (const T *)ep->residual;
+        job->preact = (T *)ep->preact;
+        job->act = _Generic((T)0, float: fnn_gemm_act_f32, double: fnn_gemm_act_f64)(ep->act);
+        job->epilogue = job->bias || job->residual || job->preact || job->act;
+        if (ep->sum) {
+            T *sums = (T *)ep->sum;
+            const int64_t len = ep->sum_of_b ? n : m;
+            for (int64_t i = 0; i < len; i++) sums[i] = beta == 0 ? 0 : beta * sums[i];
+            if (ep->sum_of_b) job->sum_b = sums;
+            else job->sum_a = sums;
+        }
+    }
+
+    if (m <= GEMM_SKINNY || (m <= 2 * GEMM_SKINNY && n <= 2 * GEMM_SKINNY) || n <= GEMM_SKINNY) {
+        if (job->sum_a) GEMM_SFX(sums_direct)(m, k, a, rs_a, cs_a, alpha, job->sum_a);
+        if (job->sum_b) GEMM_SFX(sums_direct)(n, k, b, cs_b, rs_b, alpha, job->sum_b);
+        if (m <= GEMM_SKINNY || (m <= 2 * GEMM_SKINNY && n <= 2 * GEMM_SKINNY))
+            GEMM_SFX(gemm_skinny)(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, n, 1,
+                                  max_threads);
+        else      /* c^T = op(B)^T @ op(A)^T, c^T[j, i] at c[i*n + j] */
+            GEMM_SFX(gemm_skinny)(n, m, k, alpha, b, cs_b, rs_b, a, cs_a, rs_a, beta, c, 1, n,
+                                  max_threads);
+        if (job->epilogue) GEMM_SFX(epilogue)(job, 0, 0, m, n);
+        return;
+    }
+
+    GEMM_SFX(choose_blocks)(&job->kc_blk, &job->mc_blk, &job->nc_blk);
     /* Threads meet at two barriers per KC x NC slice; each needs ~GEMM_PARALLEL_MIN_MNK
      * multiply-adds per slice to repay them. */
     const int64_t slice = m * GEMM_SFX(min64)(n, NC) * GEMM_SFX(min64)(k, KC);
@@ -429,19 +546,36 @@ void GEMM_ENTRY(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_
     const int64_t kc_max = GEMM_SFX(min64)(KC, k);
     const int64_t nc_max = (GEMM_SFX(min64)(NC, n) + NR - 1) / NR * NR;
     const int64_t b_size = (kc_max * nc_max + 15) & ~(int64_t)15;     /* keep a_packed aligned */
+    /* (KC is a multiple of 16, so every thread's MC x KC panel stays 64-byte aligned) */
     T *ws = (T *)fnn_gemm_workspace(sizeof(T) * (b_size + (int64_t)threads * MC * KC));
     if (!ws) return;   /* out of memory: nothing sensible to do in a void kernel */
-    job.b_packed = ws;
-    job.a_packed = ws + b_size;
+    job->b_packed = ws;
+    job->a_packed = ws + b_size;
 
     if (threads == 1) {
-        GEMM_SFX(gemm_thread)(&job, 0, 1);
+        GEMM_SFX(gemm_thread)(job, 0, 1);
     } else {
         /* the team may be smaller than asked (nested parallelism, thread limits) */
         #pragma omp parallel num_threads(threads)
-        GEMM_SFX(gemm_thread)(&job, omp_get_thread_num(), omp_get_num_threads());
+        GEMM_SFX(gemm_thread)(job, omp_get_thread_num(), omp_get_num_threads());
     }
 }
+
+/* The micro-tile and block sizes this path uses here: {MR, NR, KC, MC, NC}. */
+void GEMM_CAT(GEMM_ENTRY, _blocks)(int64_t out[5])
+{
+    out[0] = MR;
+    out[1] = NR;
+    GEMM_SFX(choose_blocks)(&out[2], &out[3], &out[4]);
+}
+
+void GEMM_ENTRY(int64_t m, int64_t n, int64_t k, T alpha, const T *a, int trans_a, const T *b,
+                int trans_b, T beta, T *c, int max_threads)
+{
+    GEMM_CAT(GEMM_ENTRY, _ex)(m, n, k, alpha, a, trans_a, b, trans_b, beta, c, max_threads, 0);
+}
+#undef GEMM_CAT
+#undef GEMM_CAT_
 
 #undef T
 #undef MR

@@ -1,7 +1,10 @@
 """The C GEMM (cython backend) on every instruction-set path, against a float64 numpy product.
 
 Each path runs in a subprocess with FASTNN_ISA set: the C code picks its path once, at load.
-Shapes are chosen around the block sizes of each path (csrc/gemm_<isa>.c) so that every edge
+The block sizes come from the cache sizes (csrc/gemm_driver.h, choose_blocks): each path runs
+with small caches pinned by FASTNN_GEMM_L1/L2/L3 (small blocks: many block edges per second of
+test), and the CPU's own path once more with the detected caches. Shapes are chosen around the
+block sizes the child reads back (_gemm.gemm_blocks) so that every edge
 case of the packed loops is hit: partial MR x NR tiles, a KC slice of depth 1, MC and NC blocks
 with a remainder, both ways of splitting work between threads, and the skinny (unpacked) path
 for m or n <= 8. c sits between guard zones, so a write out of bounds fails the test.
@@ -15,21 +18,17 @@ import sys
 import numpy as np
 import pytest
 
-# Block sizes per path and dtype, as in csrc/gemm_<isa>.c: (MR, NR, KC, MC, NC).
-BLOCKS = {
-    "avx512": {"float32": (12, 32, 256, 192, 4096), "float64": (12, 16, 256, 192, 2048)},
-    "avx2": {"float32": (6, 16, 256, 144, 4096), "float64": (6, 8, 256, 144, 2048)},
-    "portable": {"float32": (4, 8, 256, 128, 4096), "float64": (4, 4, 256, 128, 2048)},
-}
+# Cache sizes (bytes) for the "small" runs: KC 64, MC ~100, NC 256-512 on the AVX paths.
+SMALL_CACHES = {"FASTNN_GEMM_L1": "8192", "FASTNN_GEMM_L2": "65536", "FASTNN_GEMM_L3": "262144"}
 SKINNY = 8        # GEMM_SKINNY in csrc/gemm_driver.h
 GUARD = 64        # elements of sentinel either side of c
 MAX_MNK = 2e6     # these two keep the whole file fast
 MAX_MN = 2e5
 
 
-def shapes(isa, dtype):
+def shapes(blocks):
     """(m, n, k) triples: each interesting size of each dimension at least once."""
-    mr, nr, kc, mc, nc = BLOCKS[isa][dtype]
+    mr, nr, kc, mc, nc = (blocks[x] for x in ("MR", "NR", "KC", "MC", "NC"))
     ms = sorted({1, 2, 3, SKINNY, SKINNY + 1, mr - 1, mr, mr + 1, 2 * mr + 1, 37, mc + 3,
                  2 * mc + 1})
     ns = sorted({1, 5, SKINNY, SKINNY + 1, nr - 1, nr, nr + 1, 3 * nr + 5, 53, nc + 1})
@@ -83,7 +82,6 @@ def child():
     """Runs in the subprocess: sweep every shape and case on the path FASTNN_ISA selects."""
     from fastnn.backends.cython import _gemm
 
-    isa = os.environ["FASTNN_ISA"]
     rng = np.random.default_rng(1234)
     failures, count = [], 0
 
@@ -94,7 +92,7 @@ def child():
     for threads in (2, 3):                           # 3: odd splits of rows / columns
         _gemm.set_num_threads(threads)
         for dtype in ("float32", "float64"):
-            for m, n, k in shapes(isa, dtype):
+            for m, n, k in shapes(_gemm.gemm_blocks(dtype)):
                 if threads == 3 and (m * n < 64 or (m + n) % 3) and m * n * k < 1e6:
                     continue                         # a third of the shapes is enough there
                 for case, (ta, tb) in enumerate(itertools.product((False, True), repeat=2)):
@@ -128,12 +126,18 @@ def _detected():
     return _gemm.cpu_detected()
 
 
-@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
-def test_gemm_path_matches_numpy(isa):
+@pytest.mark.parametrize("isa,caches", [("portable", "small"), ("avx2", "small"),
+                                        ("avx512", "small"), ("native", "detected")])
+def test_gemm_path_matches_numpy(isa, caches):
     order = ["portable", "avx2", "avx512"]
+    if isa == "native":
+        isa = _detected()
     if order.index(isa) > order.index(_detected()):
         pytest.skip(f"this CPU lacks {isa}")
-    env = dict(os.environ, FASTNN_ISA=isa)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTNN_GEMM_L")}
+    env["FASTNN_ISA"] = isa
+    if caches == "small":
+        env.update(SMALL_CACHES)
     proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -145,3 +149,21 @@ def test_gemm_path_matches_numpy(isa):
 
 if __name__ == "__main__":
     child()
+
+
+def test_blocks_follow_the_cache_sizes():
+    # KC: an NR-wide sliver of B in half of L1d; MC: MC x KC of A in half of L2; NC: KC x NC of B
+    # in half of L3; each rounded down to whole slivers and clamped.
+    code = ("import json; from fastnn.backends.cython import _gemm; "
+            "print(json.dumps([_gemm.gemm_blocks('float32'), _gemm.gemm_blocks('float64')]))")
+    env = dict(os.environ, FASTNN_ISA="avx2", FASTNN_GEMM_L1="32768", FASTNN_GEMM_L2="1048576",
+               FASTNN_GEMM_L3="16777216")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    f32, f64 = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (f32["L1"], f32["L2"], f32["L3"]) == (32768, 1048576, 16777216)
+    if _detected() == "portable":
+        pytest.skip("no AVX2 here: the portable path has other micro-tiles")
+    assert (f32["MR"], f32["NR"], f32["KC"], f32["MC"], f32["NC"]) == (6, 16, 256, 510, 8192)
+    assert (f64["MR"], f64["NR"], f64["KC"], f64["MC"], f64["NC"]) == (6, 8, 256, 252, 4096)

@@ -19,7 +19,7 @@ Each kernel's numpy reference is fastnn/backends/numpy/*.py's function of the sa
 from .dispatch import (Backend, available_backends, get_backend, load, resolve, set_backend,
                        unavailable_reasons, use_backend)
 from .registry import REGISTRY, declare, names
-from .families.gemm import bmm, gemm, matmul
+from .families.gemm import bmm, gemm, gemm_bias_grad, gemm_fused, matmul
 from .families.elementwise import (bias_add, bias_grad, clamp, clamp_backward, gelu,
                                    gelu_backward, leaky_relu, leaky_relu_backward, relu,
                                    relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward)

@@ -6,10 +6,10 @@ function of the same name as its declaration in fastnn/kernels/.
 """
 import numba
 
-from . import attention, conv, gemm, ops, pool, select
+from . import attention, conv, gemm, gemm_fused, ops, pool, select
 
 NAME = "numba"
-MODULES = (gemm, ops, attention, pool, conv, select)
+MODULES = (gemm, gemm_fused, ops, attention, pool, conv, select)
 
 
 def set_num_threads(n):

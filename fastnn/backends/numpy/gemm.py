@@ -18,3 +18,37 @@ def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
     for i in range(c.shape[0]):
         gemm(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
 
+
+
+# ---------------------------------------------------------------- fused epilogues
+# act codes: 0 none, 1 relu, 2 gelu (tanh form), 3 gelu (exact erf)
+def _activate(x, act):
+    from . import ops
+    if act == 1:
+        return ops.relu(x)
+    if act in (2, 3):
+        return ops.gelu(x, act == 2)
+    return x
+
+
+def gemm_fused(a, b, c, trans_a, trans_b, alpha, beta, bias, act, residual, preact):
+    # c = act(alpha * op(a) @ op(b) + beta * c + bias) + residual; preact = the value before act
+    gemm(a, b, c, trans_a, trans_b, alpha, beta)
+    if bias is not None:
+        c += bias
+    if preact is not None:
+        preact[...] = c
+    c[...] = _activate(c, act)
+    if residual is not None:
+        c += residual
+
+
+def gemm_bias_grad(a, b, c, db, trans_a, trans_b, alpha, beta, sum_of_b):
+    # c = alpha * op(a) @ op(b) + beta * c; db = alpha * (op(b) summed over k, per column, when
+    # sum_of_b, else op(a) summed over k, per row) + beta * db
+    gemm(a, b, c, trans_a, trans_b, alpha, beta)
+    if sum_of_b:
+        sums = (b.T if trans_b else b).sum(axis=0)
+    else:
+        sums = (a.T if trans_a else a).sum(axis=1)
+    db[...] = alpha * sums if beta == 0 else alpha * sums + beta * db
