@@ -83,7 +83,11 @@ def steady_state(step, steps=3):
     (bytes the first step allocated at its peak), later_peak (the largest peak of new allocations
     in one later step: 0 when every buffer is reused), later_growth (bytes still held after the
     later steps that were not held after the first: a leak when it grows), minor_faults (minor
-    page faults per later step: memory newly touched, any allocator)."""
+    page faults per later step: memory newly touched, any allocator), pool_held (bytes of free
+    work buffers fastnn.nn.buffer_pool keeps for the next step: memory the reuse costs, already
+    allocated before the later steps, so not in later_peak) and pool_new (buffers the pool had to
+    create during the later steps: 0 when every fused op found its buffers)."""
+    from ..nn.buffer_pool import POOL
     gc.collect()
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
@@ -94,6 +98,7 @@ def steady_state(step, steps=3):
         step()
         after_first, first_peak = tracemalloc.get_traced_memory()
         later_peak = 0
+        pool0 = POOL.allocated
         faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(steps):
             start = tracemalloc.get_traced_memory()[0]
@@ -106,4 +111,5 @@ def steady_state(step, steps=3):
         if not was_tracing:
             tracemalloc.stop()
     return dict(first_peak=first_peak - base, later_peak=later_peak,
-                later_growth=end - after_first, minor_faults=faults / steps)
+                later_growth=end - after_first, minor_faults=faults / steps,
+                pool_held=POOL.held_bytes, pool_new=POOL.allocated - pool0)

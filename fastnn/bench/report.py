@@ -192,10 +192,14 @@ def format_steady_state(label, stats):
     share = stats["later_peak"] / max(stats["first_peak"], 1)
     verdict = (f"{100 * share:.0f}% of the first step's: "
                + ("its buffers are reused" if share <= 0.05 else "it allocates anew every step"))
+    pool = ""
+    if stats.get("pool_held"):   # the fused ops' reused buffers (fastnn.nn.buffer_pool)
+        pool = (f"; {_fmt_mib(stats['pool_held'])} of work buffers kept for reuse, "
+                f"{stats.get('pool_new', 0)} new ones after the first step")
     return (f"{label}: first step allocated up to {_fmt_mib(stats['first_peak'])} (numpy, "
             f"tracemalloc); each later step up to {_fmt_mib(stats['later_peak'])} of new "
             f"allocations, {stats['later_growth']:+d} bytes held after them, "
-            f"{stats['minor_faults']:.0f} minor page faults per step; {verdict}")
+            f"{stats['minor_faults']:.0f} minor page faults per step{pool}; {verdict}")
 
 
 def format_contention(title, measured, width=13):
