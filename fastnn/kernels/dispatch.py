@@ -24,7 +24,13 @@ _DEFAULT_ORDER = ("cython", "numba", "numpy")
 
 _loaded = {}   # name -> module
 _errors = {}   # name -> reason it did not load
-_state = threading.local()
+
+
+class _State(threading.local):
+    name = None   # a class default: reading an unset per-thread name raises nothing (~1 us)
+
+
+_state = _State()
 _global = {"name": None}
 
 
@@ -119,7 +125,7 @@ def _default_name():
 
 def get_backend():
     """The current backend (a Backend object; .name is its name)."""
-    name = getattr(_state, "name", None) or _global["name"]
+    name = _state.name or _global["name"]
     if name is None:
         _global["name"] = name = _default_name()
     return _loaded[name]
@@ -135,7 +141,7 @@ def set_backend(name):
 def use_backend(name):
     """Use backend `name` inside a with-block (per thread), then restore the previous one."""
     load(name)
-    prev = getattr(_state, "name", None)
+    prev = _state.name
     _state.name = name
     try:
         yield _loaded[name]
