@@ -26,7 +26,9 @@ def _t(x):
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias, with weight (out_features, in_features) as PyTorch.
 
-    One GEMM; the bias is written into the output first and accumulated with beta=1."""
+    One GEMM with the bias added as each tile is stored (gemm_fused); backward: one GEMM for the
+    input's gradient, and one for the weight's that also sums the bias gradient (gemm_bias_grad).
+    On a device, the bias is written into the output first and accumulated with beta=1."""
     x, w = input._data, weight._data
     if type(x) is not type(w):
         _same_device(x, w)
@@ -34,11 +36,15 @@ def linear(input, weight, bias=None):
         raise ValueError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape "
                          f"{x.shape}) but the weight expects {w.shape[1]} (weight shape {w.shape})")
     x2 = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
+    host = type(w) is np.ndarray
     if bias is None:
         y = T.gemm(x2, w, trans_b=True)
         parents = (input, weight)
+    elif host and bias._data.dtype == w.dtype:
+        y = T.gemm_fused(x2, w, trans_b=True, bias=bias._data)
+        parents = (input, weight, bias)
     else:
-        y = (np.empty((x2.shape[0], w.shape[0]), w.dtype) if type(w) is np.ndarray
+        y = (np.empty((x2.shape[0], w.shape[0]), w.dtype) if host
              else _empty((x2.shape[0], w.shape[0]), w.dtype, w))   # on w's device
         y[...] = bias._data
         T.gemm(x2, w, trans_b=True, c=y, beta=1.0)
@@ -47,9 +53,12 @@ def linear(input, weight, bias=None):
     def backward(g):
         g2 = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
         gx = T.gemm(g2, w).reshape(x.shape) if input.requires_grad else None
-        gw = T.gemm(g2, x2, trans_a=True) if weight.requires_grad else None
         if bias is None:
-            return gx, gw
+            return gx, (T.gemm(g2, x2, trans_a=True) if weight.requires_grad else None)
+        if host and weight.requires_grad and bias.requires_grad and type(g2) is np.ndarray:
+            gw, gb = T.gemm_bias_grad(g2, x2, trans_a=True, sum_of="a")
+            return gx, gw, gb
+        gw = T.gemm(g2, x2, trans_a=True) if weight.requires_grad else None
         return gx, gw, (T.bias_grad(g2) if bias.requires_grad else None)
 
     def tb(g):  # the same on Tensors, for create_graph (double backward)
