@@ -23,7 +23,9 @@ Two numba details make the micro-kernel fast (see _kernel_setup and _register_ti
   array would be a heap allocation LLVM cannot reason about);
 - LLVM's tuning for recent Intel CPUs caps auto-vectorization at 256-bit vectors; the
   micro-kernel's function asks for 512-bit vectors, twice the FMA throughput where AVX-512
-  exists (no effect elsewhere).
+  exists (no effect elsewhere);
+- the tile is sized to the vector registers (NR_BYTES): MR x NR accumulators that do not fit
+  the register file are spilled to the stack around every FMA.
 """
 import numba
 import numpy as np
@@ -33,11 +35,27 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-MR = 6              # rows of the register tile (spelled out as a0..a5 in _tile_update)
-NR_BYTES = 128      # columns of the register tile: two 512-bit vectors (32 float32, 16 float64)
-KC = 256            # reduction depth per packed panel: a KC x NR panel of B is 32 KiB (L1)
-MC_PANELS = 16      # a parallel C tile is MC_PANELS*MR = 96 rows ...
-NC_PANELS = 8       # ... by NC_PANELS*NR columns (256 float32): its A and B blocks stay in L2
+
+
+def _vector_bytes():
+    """Bytes of the widest vector register of the CPU numba compiles for: 64 with AVX-512, else
+    32. NUMBA_CPU_NAME (a portable cache, e.g. 'generic') is not the host: assume 32."""
+    if numba.config.CPU_NAME:
+        return 32
+    from llvmlite import binding
+    return 64 if binding.get_host_cpu_features().get("avx512f") else 32
+
+
+MR = 4              # rows of the register tile (spelled out as a0..a3 in _tile_update)
+# Columns of the register tile: two vectors (32 float32 with AVX-512, 16 with AVX2). The tile
+# must fit the register file beside one B row and the broadcasts of A: LLVM loads all MR
+# broadcasts at once and unrolls the k loop by two, so on AVX2's 16 ymm registers 6 x 16 (the C
+# kernel's tile) spilled ~30 stack loads/stores per 12 FMAs, and the 512-bit-wide 6 x 32 spilled
+# around every FMA (a third of the C kernel's speed). 4 x 16 leaves 2 spills per 16 FMAs.
+NR_BYTES = 2 * _vector_bytes()
+KC = 256            # reduction depth per packed panel: a KC x NR panel of B is 16-32 KiB (L1)
+MC_PANELS = 24      # a parallel C tile is MC_PANELS*MR = 96 rows ...
+NC_PANELS = 1024 // NR_BYTES   # ... by NC_PANELS*NR columns (256 float32): A and B blocks stay in L2
 SERIAL_FLOPS = 2 * 96 ** 3   # below this many flops a GEMM runs on the calling thread
 
 
@@ -147,22 +165,18 @@ def _tile_update(ap, bp, c, kc, ip0, ip1, jp0, jp1, alpha, beta):
             for i in range(MR):
                 for j in range(nr):
                     acc[i, j] = 0
-            # The register-blocked loop: MR = 6 broadcasts of A times one NR-wide row of B.
+            # The register-blocked loop: MR = 4 broadcasts of A times one NR-wide row of B.
             for p in range(kc):
                 a0 = a_panel[p * MR + 0]
                 a1 = a_panel[p * MR + 1]
                 a2 = a_panel[p * MR + 2]
                 a3 = a_panel[p * MR + 3]
-                a4 = a_panel[p * MR + 4]
-                a5 = a_panel[p * MR + 5]
                 for j in range(nr):
                     bj = b_panel[p * nr + j]
                     acc[0, j] += a0 * bj
                     acc[1, j] += a1 * bj
                     acc[2, j] += a2 * bj
                     acc[3, j] += a3 * bj
-                    acc[4, j] += a4 * bj
-                    acc[5, j] += a5 * bj
             if beta == 0:
                 for i in range(c_tile.shape[0]):
                     for j in range(cols):
