@@ -64,6 +64,13 @@ def child(args):
         spec.loader.exec_module(_gemm)
     else:
         from fastnn.backends.cython import _gemm
+    other = None
+    if args.vs_so:   # a second build timed side by side (e.g. before a change): column "vs"
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("fastnn.backends.cython._gemm", args.vs_so)
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+        other.set_num_threads(args.threads)
 
     threadpool_limits(args.threads)
     _gemm.set_num_threads(args.threads)
@@ -88,9 +95,12 @@ def child(args):
           + (f"; module {os.environ['FASTNN_GEMM_SO']}" if os.environ.get("FASTNN_GEMM_SO") else ""),
           flush=True)
     print(f"{'shape':>12} {'m x k x n':>18} {'op':>3} {'ours GF/s':>10} {'numpy GF/s':>11} "
-          f"{'% numpy':>8}" + (f" {'torch GF/s':>11}" if torch else ""))
+          f"{'% numpy':>8}" + (f" {'torch GF/s':>11}" if torch else "")
+          + (f" {'vs GF/s':>8} {'%':>5}" if other else ""))
     for label, m, k, n, cases in (ISSUE_SHAPES if args.set == "issue" else SHAPES):
         if args.max_size and m * n * k > args.max_size ** 3:
+            continue
+        if args.only and not ({label, f"{m}x{k}x{n}"} & set(args.only.split(","))):
             continue
         for case in cases:
             ta, tb = case[0] == "T", case[1] == "T"
@@ -107,6 +117,9 @@ def child(args):
                 opa @ opb
 
             fns = [theirs, ours]
+
+            def vs():
+                other.gemm(a, b, c, ta, tb, 1.0, 0.0)
             if torch is not None:
                 ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
                 topa, topb = (ta_.T if ta else ta_), (tb_.T if tb else tb_)
@@ -114,6 +127,8 @@ def child(args):
                 def torch_mm():
                     torch.matmul(topa, topb)
                 fns.append(torch_mm)
+            if other is not None:
+                fns.append(vs)
 
             flops = 2.0 * m * n * k
             # short batches (~5 ms at 200 GF/s, at least one call): on a shared machine the best
@@ -133,7 +148,9 @@ def child(args):
             gf = {fn: flops / pick(ts) / 1e9 for fn, ts in times.items()}
             print(f"{label:>12} {f'{m}x{k}x{n}':>18} {case:>3} {gf[ours]:10.1f} {gf[theirs]:11.1f} "
                   f"{100 * gf[ours] / gf[theirs]:7.0f}%"
-                  + (f" {gf[fns[2]]:11.1f}" if torch is not None else ""), flush=True)
+                  + (f" {gf[torch_mm]:11.1f}" if torch is not None else "")
+                  + (f" {gf[vs]:8.1f} {100 * gf[vs] / gf[theirs]:5.0f}%" if other else ""),
+                  flush=True)
 
 
 def main():
@@ -149,6 +166,8 @@ def main():
     p.add_argument("--torch", action="store_true", help="add a torch.matmul column")
     p.add_argument("--cpu-time", action="store_true",
                    help="time by the thread's CPU time (with --threads 1: steadier when busy)")
+    p.add_argument("--vs-so", default="", help="another build of _gemm to time side by side")
+    p.add_argument("--only", default="", help="comma-separated labels or m x k x n to keep")
     p.add_argument("--max-size", type=int, default=0, help="skip products above this size cubed")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -161,7 +180,8 @@ def main():
         subprocess.run([sys.executable, __file__, "--child", "--dtype", args.dtype,
                         "--threads", str(args.threads), "--rounds", str(args.rounds),
                         "--pause", str(args.pause), "--set", args.set,
-                        "--max-size", str(args.max_size)]
+                        "--max-size", str(args.max_size), "--vs-so", args.vs_so,
+                        "--only", args.only]
                        + (["--median"] if args.median else []) + (["--torch"] if args.torch else [])
                        + (["--cpu-time"] if args.cpu_time else []),
                        env=env, check=True)

@@ -28,6 +28,12 @@ sgemm_ukr_avx2_6x16(int64_t kc, const float *restrict ap, const float *restrict 
     __m256 acc0[6], acc1[6];   /* acc0[i]: c[i, 0:8], acc1[i]: c[i, 8:16] */
     #pragma GCC unroll 6
     for (int i = 0; i < 6; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    #pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {   /* the c tile arrives while we compute (beta != 0 reads it,
+                                      * and every store would otherwise miss) */
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
+    }
     for (int64_t p = 0; p < kc; p++) {
         const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
         #pragma GCC unroll 6
@@ -69,6 +75,12 @@ dgemm_ukr_avx2_6x8(int64_t kc, const double *restrict ap, const double *restrict
     __m256d acc0[6], acc1[6];
     #pragma GCC unroll 6
     for (int i = 0; i < 6; i++) acc0[i] = acc1[i] = _mm256_setzero_pd();
+    #pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {   /* the c tile arrives while we compute (beta != 0 reads it,
+                                      * and every store would otherwise miss) */
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 7), _MM_HINT_T0);
+    }
     for (int64_t p = 0; p < kc; p++) {
         const __m256d b0 = _mm256_load_pd(bp), b1 = _mm256_load_pd(bp + 4);
         #pragma GCC unroll 6

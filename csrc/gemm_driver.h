@@ -51,8 +51,13 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define KC (job->kc_blk)       /* the run-time blocking of this call (choose_blocks) */
 #define MC (job->mc_blk)
 #define NC (job->nc_blk)
-#ifndef GEMM_PARALLEL_MIN_MNK  /* multiply-adds a thread must get to be worth waking: a 64^3 */
-#define GEMM_PARALLEL_MIN_MNK (80 * 80 * 80) /* product (~5 us) runs alone, as in OpenBLAS */
+/* Multiply-adds (per KC x NC slice) that make a second thread worth waking. Under
+ * OMP_WAIT_POLICY=passive (fastnn's default) a fork or barrier on sleeping threads costs
+ * 12-18 us here (AMD EPYC VM) and a slice has ~3 of them, so a thread must be saved ~100 us:
+ * ~4 M multiply-adds at ~35 GMAC/s (measured by helper "steps": 64x128x128 took 30 us on one
+ * thread, 45 us on two). The MLP's and GPT's large GEMMs (>= 12 M per slice) keep 2 threads. */
+#ifndef GEMM_PARALLEL_MIN_MNK
+#define GEMM_PARALLEL_MIN_MNK (128 * 128 * 256)
 #endif
 #ifndef GEMM_SKINNY            /* m or n up to this takes the skinny path (no packing) */
 #define GEMM_SKINNY 8
@@ -103,7 +108,13 @@ static inline int64_t GEMM_SFX(min64)(int64_t x, int64_t y) { return x < y ? x :
 static void GEMM_SFX(pack_a_sliver)(int64_t mr, int64_t kc, const T *a, int64_t rs_a,
                                      int64_t cs_a, T *restrict dst)
 {
-    if (cs_a == 1) {                        /* a not transposed: read row by row */
+    if (cs_a == 1 && mr == MR) {            /* a not transposed: MR row streams, written in
+                                             * order (row by row scattered every store) */
+        const T *rows[MR];
+        for (int64_t i = 0; i < MR; i++) rows[i] = a + i * rs_a;
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < MR; i++) dst[p * MR + i] = rows[i][p];
+    } else if (cs_a == 1) {
         for (int64_t i = 0; i < MR; i++) {
             const T *restrict row = a + i * rs_a;
             if (i < mr)
