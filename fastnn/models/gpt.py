@@ -495,8 +495,9 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     Device logits (a GPU model's) are sampled on the device, ids and probs device arrays: the
     uniforms come from the device's Philox stream, seeded by one draw from rng, so a seed
     repeats the tokens, but they are other tokens than the CPU's (as in PyTorch)."""
+    from ..kernels.on_device import on_device   # (device arrays made outside a Tensor too)
     _check_sampling(temperature, top_k, top_p)
-    on_gpu = _on_gpu(logits)
+    on_gpu = on_device(logits)
     logits = logits.astype(np.float64) if on_gpu else np.asarray(logits, np.float64)
     b, v = logits.shape
     if temperature == 0:
@@ -523,7 +524,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     rng = rng if rng is not None else default_generator()
     if on_gpu:
         from ..tensor import rand
-        u = rand(b, dtype=np.float64, device=_device_of(logits), generator=rng)._data
+        u = rand(b, dtype=np.float64, device=f"cuda:{logits.device_index}", generator=rng)._data
     else:
         u = rng.random(b)
     # inverse CDF with u in (0, 1]: a zero-probability token can never be picked
@@ -535,7 +536,6 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
 
 def entropy(probs):
     """Shannon entropy in nats of each row of probs (B, V) -> (B,) (on probs' device)."""
-    p = probs.astype(np.float64) if _on_gpu(probs) else np.asarray(probs, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(p), 0.0)
-    return terms.sum(axis=1)
+    from ..kernels.on_device import on_device
+    p = probs.astype(np.float64) if on_device(probs) else np.asarray(probs, np.float64)
+    return (-p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)   # 0 log 0 = 0, no NaN made

@@ -1661,7 +1661,14 @@ def _index_term(idx, n, stride, what):
     bad = (host < -n) | (host >= n)
     if bad.any():
         raise IndexError(f"index {host[bad].flat[0]} is out of bounds for axis with size {n}")
-    return from_host(np.where(host < 0, host + n, host) * stride, what=what)
+    terms = np.where(host < 0, host + n, host) * stride
+    flat = terms.reshape(-1)
+    if flat.size and (flat.size == 1 or (np.diff(flat) == flat[1] - flat[0]).all()):
+        # an evenly spaced index (x[:, [-1]], a[np.arange(b), ...]) is made on the device
+        step = int(flat[1] - flat[0]) if flat.size > 1 else 0
+        term = arange(flat.size, dtype=np.int64) * step + int(flat[0])
+        return term.reshape(terms.shape)
+    return from_host(terms, what=what)
 
 
 def _advanced_positions(d, key):
