@@ -124,3 +124,34 @@ def test_gemm_paths(dtype, m, n, k):
             cb = np.empty((16, m, n), dtype)
             G.gemm_batched(np.stack([a] * 16), np.stack([b] * 16), cb, ta, tb, 0.5, 0.0)
             _close(cb, np.broadcast_to(ref - 2 * c0, cb.shape), dtype, scale=k)
+
+
+def test_gemm_register_tile_fits_the_vector_registers():
+    """The micro-kernel's tile is two vectors wide: 512-bit ones only where AVX-512 exists (a
+    512-bit-wide tile on AVX2 spills its accumulators to the stack)."""
+    from llvmlite import binding
+    import numba
+    if numba.config.CPU_NAME:
+        assert G.NR_BYTES == 64
+    else:
+        avx512 = bool(binding.get_host_cpu_features().get("avx512f"))
+        assert G.NR_BYTES == (128 if avx512 else 64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,p,n", [(4, 8, 16), (7, 5, 37), (3, 64, 64), (1, 1, 1)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_attention_micro_kernel_edges(dtype, m, p, n, accumulate):
+    """The attention tiles' micro-kernel: 4 x 16 blocks plus leftover rows and columns, from
+    strided views, with and without accumulation; `out` starts as garbage (NaN) when not
+    accumulating, as the kernels' np.empty scratch does."""
+    from fastnn.backends.numba import attention as A
+    rng = np.random.default_rng(m * 100 + n)
+    a = rng.standard_normal((m, 2 * p)).astype(dtype)[:, ::2]
+    b = rng.standard_normal((p, n)).astype(dtype)
+    out = rng.standard_normal((m, n)).astype(dtype)
+    want = a @ b + (out if accumulate else 0)
+    if not accumulate:
+        out[:] = np.nan
+    A._mk_rows_any(a, b, out, accumulate)
+    _close(out, want, dtype, scale=p)

@@ -9,21 +9,147 @@ Backward (FlashAttention-2): p is recomputed from lse, D_i = dout_i . out_i, and
     dk_j = scale sum_i ds_ij q_i,  dq_i = scale sum_j ds_ij k_j,
 in two race-free passes: prange over (head, key block) for dk, dv, then over (head, query block)
 for dq (which recomputes p and ds rather than sharing dq between threads).
-Tiles keep their inner loops along a contiguous axis so LLVM vectorizes them.
+Tiles keep their inner loops along a contiguous axis so LLVM vectorizes them, and every exp is
+ops._exp (a polynomial LLVM vectorizes): math.exp is a scalar libm call per score, which took
+most of the time (4096 calls per 64 x 64 tile against ~64K cycles of FMAs).
 """
 import math
 
 import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import carray, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .ops import _exp
 
 
 BQ = 64  # queries per tile
 BK = 64  # keys per tile
 
+
+
+@intrinsic
+def _stack_tile(typingctx, x):
+    """Pointer to a 4 x 16 tile of x's dtype on the stack: accumulators that LLVM keeps in
+    vector registers across a reduction loop (a register-blocked micro-kernel, as in gemm.py).
+    The same accumulators in a numpy array are loaded and stored at every step (LLVM cannot
+    prove they do not alias the arrays read)."""
+    dt = x.dtype
+
+    def codegen(context, builder, sig, args):
+        elt = context.get_value_type(dt)
+        tile = cgutils.alloca_once(builder, ir.ArrayType(elt, 64))
+        return builder.bitcast(tile, elt.as_pointer())
+    return types.CPointer(dt)(x), codegen
+
+
 # Reassociation lets LLVM vectorize the sums; no 'ninf'/'nnan' (masks and the running max start
 # at -inf, and NaN inputs must propagate as in the reference).
 _jit = numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+
+
+# The two products of the forward pass as register-blocked micro-kernels: each accumulates a
+# 4 x 16 tile in registers over the reduction, like gemm.py's. They are separate functions on
+# purpose: LLVM promotes the stack tile to registers while optimizing the small callee, before
+# inlining it; written inline in the big prange body, the tile stayed in memory (a load and a
+# store around every FMA).
+@intrinsic
+def _noinline(typingctx):
+    """Keep the calling micro-kernel a function of its own: inlined into a bigger loop nest, its
+    stack tile was no longer promoted to registers."""
+    def codegen(context, builder, sig, args):
+        builder.function.attributes.add("noinline")
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+_micro = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
+
+
+@_micro
+def _mk_rows(a4, b, out4, accumulate):
+    """out4[r, c] (+)= sum_p a4[r, p] * b[p, c] for the 4 rows of a4; b's columns in blocks of
+    16 (a 4 x 16 tile in registers over p), then the leftover columns."""
+    _noinline()
+    pn = a4.shape[1]
+    n = b.shape[1]
+    n16 = n - n % 16
+    for cb in range(0, n16, 16):
+        acc = carray(_stack_tile(out4), (4, 16))
+        for c in range(16):
+            for r in range(4):
+                acc[r, c] = out4[r, cb + c] if accumulate else 0
+        for p in range(pn):
+            a0 = a4[0, p]
+            a1 = a4[1, p]
+            a2 = a4[2, p]
+            a3 = a4[3, p]
+            brow = b[p, cb:cb + 16]
+            for c in range(16):
+                bc = brow[c]
+                acc[0, c] += a0 * bc
+                acc[1, c] += a1 * bc
+                acc[2, c] += a2 * bc
+                acc[3, c] += a3 * bc
+        for r in range(4):
+            for c in range(16):
+                out4[r, cb + c] = acc[r, c]
+    if n16 < n:
+        _mk_rows_scalar(a4, b[:, n16:], out4[:, n16:], accumulate)
+
+
+@_micro
+def _mk_rows_scalar(a, b, out, accumulate):
+    """out[r, c] (+)= sum_p a[r, p] * b[p, c], plain loops: edges of the tiles."""
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            acc = out[r, c] if accumulate else out.dtype.type(0)
+            for p in range(a.shape[1]):
+                acc += a[r, p] * b[p, c]
+            out[r, c] = acc
+
+
+@_micro
+def _mk_rows_any(a, b, out, accumulate):
+    """out (+)= a @ b for any number of rows: 4 at a time on the micro-kernel."""
+    m = a.shape[0]
+    m4 = m - m % 4
+    for rb in range(0, m4, 4):
+        _mk_rows(a[rb:rb + 4], b, out[rb:rb + 4], accumulate)
+    if m4 < m:
+        _mk_rows_scalar(a[m4:], b, out[m4:], accumulate)
+
+
+@_micro
+def _pv_4rows(v4, st, alpha, ot4):
+    """ot4[r, i] = alpha[i] * ot4[r, i] + sum_j st[j, i] * v4[j, r] for 4 dims r of v."""
+    _noinline()
+    nk = v4.shape[0]
+    for ib in range(0, BQ, 16):
+        acc = carray(_stack_tile(ot4), (4, 16))
+        for c in range(16):
+            al = alpha[ib + c]
+            acc[0, c] = ot4[0, ib + c] * al
+            acc[1, c] = ot4[1, ib + c] * al
+            acc[2, c] = ot4[2, ib + c] * al
+            acc[3, c] = ot4[3, ib + c] * al
+        for j in range(nk):
+            a0 = v4[j, 0]
+            a1 = v4[j, 1]
+            a2 = v4[j, 2]
+            a3 = v4[j, 3]
+            prow = st[j, ib:ib + 16]
+            for c in range(16):
+                b = prow[c]
+                acc[0, c] += a0 * b
+                acc[1, c] += a1 * b
+                acc[2, c] += a2 * b
+                acc[3, c] += a3 * b
+        for r in range(4):
+            for c in range(16):
+                ot4[r, ib + c] = acc[r, c]
 
 
 @_jit
@@ -51,7 +177,12 @@ def _forward(q, k, v, out, lse, causal, scale):
         kend = min(s, i0 + nq) if causal else s   # later keys are masked for the whole block
         for j0 in range(0, kend, BK):
             nk = min(BK, kend - j0)
-            for j in range(nk):
+            # st[j, :] = scale * q_block . k_j: 4 keys x 16 queries at a time, accumulated in
+            # registers over d (8 ymm); leftover keys one by one.
+            nk4 = nk - nk % 4
+            for jb in range(0, nk4, 4):
+                _mk_rows(k[h, j0 + jb:j0 + jb + 4], qt, st[jb:jb + 4], False)
+            for j in range(nk4, nk):
                 for i in range(BQ):
                     st[j, i] = 0
                 for dd in range(d):
@@ -71,18 +202,22 @@ def _forward(q, k, v, out, lse, causal, scale):
                     m_new[i] = max(m_new[i], st[j, i])
             for j in range(nk):
                 for i in range(BQ):
-                    p = math.exp(st[j, i] - m_new[i])
+                    p = _exp(st[j, i] - m_new[i])
                     st[j, i] = p
                     rowsum[i] += p
             for i in range(BQ):
-                alpha[i] = math.exp(m[i] - m_new[i])   # 0 on the first tile (m = -inf)
+                alpha[i] = _exp(m[i] - m_new[i])   # 0 on the first tile (m = -inf)
                 l[i] = l[i] * alpha[i] + rowsum[i]
                 m[i] = m_new[i]
-            for dd in range(d):
+            # ot[dd, :] = alpha * ot[dd, :] + p . v[:, dd]: 4 dims x 16 queries at a time, as
+            # above; leftover dims one by one.
+            d4 = d - d % 4
+            for db in range(0, d4, 4):
+                _pv_4rows(v[h, j0:j0 + nk, db:db + 4], st, alpha, ot[db:db + 4])
+            for dd in range(d4, d):
                 for i in range(BQ):
                     ot[dd, i] *= alpha[i]
-            for j in range(nk):
-                for dd in range(d):
+                for j in range(nk):
                     vjd = v[h, j0 + j, dd]
                     for i in range(BQ):
                         ot[dd, i] += vjd * st[j, i]
@@ -93,8 +228,57 @@ def _forward(q, k, v, out, lse, causal, scale):
             lse[h, i0 + i] = m[i] + math.log(l[i])
 
 
+@_micro
+def _probs_tile(st, dpt, lrow, rrow, i0, j0, nk, causal):
+    """Turn a tile's scores st[j, i] into p = exp(s - lse_i) and its dout.v products dpt[j, i]
+    into ds = p (dpt - D_i), in place. lrow, rrow: lse and D per query lane (lse = +inf on padded
+    lanes, so p = 0 there); causally masked entries give 0 by selects, so the loop and its exps
+    vectorize."""
+    zero = st.dtype.type(0)
+    for j in range(nk):
+        first = j0 + j - i0 if causal else 0    # lanes i >= first are kept
+        for i in range(BQ):
+            p = _exp(st[j, i] - lrow[i])
+            ds = p * (dpt[j, i] - rrow[i])
+            st[j, i] = p if i >= first else zero
+            dpt[j, i] = ds if i >= first else zero
+
+
+@_micro
+def _load_lanes(lse, drow, h, i0, nq, lrow, rrow):
+    for i in range(BQ):
+        lrow[i] = lse[h, i0 + i] if i < nq else np.inf
+        rrow[i] = drow[h, i0 + i] if i < nq else 0
+
+
+@_micro
+def _load_block_t(x, h, i0, nq, scale, xt):
+    """xt[dd, i] = scale * x[h, i0 + i, dd] for i < nq, 0 for the padded lanes up to BQ."""
+    d = x.shape[2]
+    for dd in range(d):
+        for i in range(BQ):
+            xt[dd, i] = 0
+    for i in range(nq):
+        for dd in range(d):
+            xt[dd, i] = x[h, i0 + i, dd] * scale
+
+
+@_micro
+def _scores_and_dp(q, k, v, dout, h, j0, nk, qt, dot, st, dpt):
+    """st[j, i] = k_j . (scale q_i) and dpt[j, i] = v_j . dout_i for the tile's nk keys."""
+    nk4 = nk - nk % 4
+    for jb in range(0, nk4, 4):
+        _mk_rows(k[h, j0 + jb:j0 + jb + 4], qt, st[jb:jb + 4], False)
+        _mk_rows(v[h, j0 + jb:j0 + jb + 4], dot, dpt[jb:jb + 4], False)
+    if nk4 < nk:
+        _mk_rows_scalar(k[h, j0 + nk4:j0 + nk], qt, st[nk4:nk], False)
+        _mk_rows_scalar(v[h, j0 + nk4:j0 + nk], dot, dpt[nk4:nk], False)
+
+
 @_jit
 def _backward_dkdv(dout, q, k, v, lse, drow, dk, dv, causal, scale):
+    """Per (head, key block): dv_j = sum_i p_ij dout_i and dk_j = scale sum_i ds_ij q_i over
+    the query blocks, as tile products on register-blocked micro-kernels."""
     bh, t, d = q.shape
     s = k.shape[1]
     nkb = (s + BK - 1) // BK
@@ -102,71 +286,35 @@ def _backward_dkdv(dout, q, k, v, lse, drow, dk, dv, causal, scale):
         h = u // nkb
         j0 = (u % nkb) * BK
         nk = min(BK, s - j0)
-        # Vectors along keys: k, v transposed and zero-padded to BK keys.
-        kt = np.zeros((d, BK), q.dtype)
-        vt = np.zeros((d, BK), q.dtype)
+        qt = np.empty((d, BQ), q.dtype)
+        dot = np.empty((d, BQ), q.dtype)
+        st = np.empty((BK, BQ), q.dtype)
+        dpt = np.empty((BK, BQ), q.dtype)
+        lrow = np.empty(BQ, q.dtype)
+        rrow = np.empty(BQ, q.dtype)
+        dkacc = np.zeros((BK, d), q.dtype)
+        dvacc = np.zeros((BK, d), q.dtype)
+        # causal: query blocks ending before j0 mask the whole key block.
+        first = (j0 // BQ) * BQ if causal else 0
+        for i0 in range(first, t, BQ):
+            nq = min(BQ, t - i0)
+            _load_block_t(q, h, i0, nq, scale, qt)
+            _load_block_t(dout, h, i0, nq, q.dtype.type(1), dot)
+            _load_lanes(lse, drow, h, i0, nq, lrow, rrow)
+            _scores_and_dp(q, k, v, dout, h, j0, nk, qt, dot, st, dpt)
+            _probs_tile(st, dpt, lrow, rrow, i0, j0, nk, causal)
+            _mk_rows_any(st[:nk, :nq], dout[h, i0:i0 + nq], dvacc[:nk], True)
+            _mk_rows_any(dpt[:nk, :nq], q[h, i0:i0 + nq], dkacc[:nk], True)
         for j in range(nk):
             for dd in range(d):
-                kt[dd, j] = k[h, j0 + j, dd] * scale
-                vt[dd, j] = v[h, j0 + j, dd]
-        dkt = np.zeros((d, BK), q.dtype)
-        dvt = np.zeros((d, BK), q.dtype)
-        # Two query rows at a time: each pass over dkt, dvt (d x BK) adds two rank-1 updates.
-        p0 = np.empty(BK, q.dtype)
-        p1 = np.empty(BK, q.dtype)
-        ds0 = np.empty(BK, q.dtype)
-        ds1 = np.empty(BK, q.dtype)
-        # causal: queries before j0 mask the whole key block.
-        for i0 in range(j0 if causal else 0, t, 2):
-            i1 = i0 + 1 if i0 + 1 < t else i0   # a lone last row pairs with itself, weight 0
-            for j in range(BK):
-                p0[j] = 0
-                p1[j] = 0
-                ds0[j] = 0
-                ds1[j] = 0
-            for dd in range(d):
-                qa = q[h, i0, dd]
-                qb = q[h, i1, dd]
-                da = dout[h, i0, dd]
-                db = dout[h, i1, dd]
-                for j in range(BK):
-                    p0[j] += qa * kt[dd, j]      # scores until the exp below
-                    p1[j] += qb * kt[dd, j]
-                    ds0[j] += da * vt[dd, j]     # dout . v until the exp below
-                    ds1[j] += db * vt[dd, j]
-            jend0 = min(nk, i0 - j0 + 1) if causal else nk
-            jend1 = 0 if i1 == i0 else (min(nk, i1 - j0 + 1) if causal else nk)
-            for j in range(BK):
-                if j < jend0:
-                    p = math.exp(p0[j] - lse[h, i0])
-                    p0[j] = p
-                    ds0[j] = p * (ds0[j] - drow[h, i0])
-                else:
-                    p0[j] = 0
-                    ds0[j] = 0
-                if j < jend1:
-                    p = math.exp(p1[j] - lse[h, i1])
-                    p1[j] = p
-                    ds1[j] = p * (ds1[j] - drow[h, i1])
-                else:
-                    p1[j] = 0
-                    ds1[j] = 0
-            for dd in range(d):
-                qa = q[h, i0, dd]
-                qb = q[h, i1, dd]
-                da = dout[h, i0, dd]
-                db = dout[h, i1, dd]
-                for j in range(BK):
-                    dvt[dd, j] += da * p0[j] + db * p1[j]
-                    dkt[dd, j] += qa * ds0[j] + qb * ds1[j]
-        for j in range(nk):
-            for dd in range(d):
-                dk[h, j0 + j, dd] = dkt[dd, j] * scale
-                dv[h, j0 + j, dd] = dvt[dd, j]
+                dk[h, j0 + j, dd] = dkacc[j, dd] * scale
+                dv[h, j0 + j, dd] = dvacc[j, dd]
 
 
 @_jit
 def _backward_dq(dout, q, k, v, lse, drow, dq, causal, scale):
+    """Per (head, query block): dq_i = scale sum_j ds_ij k_j over the key blocks (recomputing
+    p and ds rather than sharing dq between threads)."""
     bh, t, d = q.shape
     s = k.shape[1]
     nqb = (t + BQ - 1) // BQ
@@ -175,39 +323,29 @@ def _backward_dq(dout, q, k, v, lse, drow, dq, causal, scale):
         qb = nqb - 1 - u % nqb if causal else u % nqb
         i0 = qb * BQ
         nq = min(BQ, t - i0)
-        kt = np.empty((d, BK), q.dtype)
-        vt = np.empty((d, BK), q.dtype)
-        acc = np.zeros((BQ, d), q.dtype)
-        sc = np.empty(BK, q.dtype)
-        dp = np.empty(BK, q.dtype)
+        qt = np.empty((d, BQ), q.dtype)
+        dot = np.empty((d, BQ), q.dtype)
+        st = np.empty((BK, BQ), q.dtype)
+        dpt = np.empty((BK, BQ), q.dtype)
+        lrow = np.empty(BQ, q.dtype)
+        rrow = np.empty(BQ, q.dtype)
+        dqacc = np.zeros((BQ, d), q.dtype)
+        ds = np.empty((BQ, BK), q.dtype)
+        _load_block_t(q, h, i0, nq, scale, qt)
+        _load_block_t(dout, h, i0, nq, q.dtype.type(1), dot)
+        _load_lanes(lse, drow, h, i0, nq, lrow, rrow)
         kend = min(s, i0 + nq) if causal else s
         for j0 in range(0, kend, BK):
             nk = min(BK, kend - j0)
-            for dd in range(d):
-                for j in range(BK):
-                    kt[dd, j] = k[h, j0 + j, dd] * scale if j < nk else 0
-                    vt[dd, j] = v[h, j0 + j, dd] if j < nk else 0
-            for i in range(nq):
-                row = i0 + i
-                jend = min(nk, row - j0 + 1) if causal else nk
-                if jend <= 0:
-                    continue
-                for j in range(BK):
-                    sc[j] = 0
-                    dp[j] = 0
-                for dd in range(d):
-                    qid = q[h, row, dd]
-                    doid = dout[h, row, dd]
-                    for j in range(BK):
-                        sc[j] += qid * kt[dd, j]
-                        dp[j] += doid * vt[dd, j]
-                for j in range(jend):
-                    dsj = math.exp(sc[j] - lse[h, row]) * (dp[j] - drow[h, row])
-                    for dd in range(d):
-                        acc[i, dd] += dsj * k[h, j0 + j, dd]
+            _scores_and_dp(q, k, v, dout, h, j0, nk, qt, dot, st, dpt)
+            _probs_tile(st, dpt, lrow, rrow, i0, j0, nk, causal)
+            for i in range(nq):     # ds with queries as rows, for the micro-kernel
+                for j in range(nk):
+                    ds[i, j] = dpt[j, i]
+            _mk_rows_any(ds[:nq, :nk], k[h, j0:j0 + nk], dqacc[:nq], True)
         for i in range(nq):
             for dd in range(d):
-                dq[h, i0 + i, dd] = acc[i, dd] * scale
+                dq[h, i0 + i, dd] = dqacc[i, dd] * scale
 
 
 @_jit

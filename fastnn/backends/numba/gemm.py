@@ -35,8 +35,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-
-
 def _vector_bytes():
     """Bytes of the widest vector register of the CPU numba compiles for: 64 with AVX-512, else
     32. NUMBA_CPU_NAME (a portable cache, e.g. 'generic') is not the host: assume 32."""
@@ -55,7 +53,7 @@ MR = 4              # rows of the register tile (spelled out as a0..a3 in _tile_
 NR_BYTES = 2 * _vector_bytes()
 KC = 256            # reduction depth per packed panel: a KC x NR panel of B is 16-32 KiB (L1)
 MC_PANELS = 24      # a parallel C tile is MC_PANELS*MR = 96 rows ...
-NC_PANELS = 1024 // NR_BYTES   # ... by NC_PANELS*NR columns (256 float32): A and B blocks stay in L2
+NC_PANELS = 1024 // NR_BYTES   # ... by NC_PANELS*NR columns (256 float32): in L2
 SERIAL_FLOPS = 2 * 96 ** 3   # below this many flops a GEMM runs on the calling thread
 
 
