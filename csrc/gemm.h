@@ -31,8 +31,8 @@ void fnn_dgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, double al
                        const double *a, int trans_a, const double *b, int trans_b, double beta,
                        double *c);
 
-/* Fused epilogue (fnn_?gemm_ex): work done on each tile of c right after its last micro-kernel
- * call, while the tile is in L1, instead of extra passes over c:
+/* Fused epilogue (fnn_?gemm_ex): work done on each thread's MC x NC block of c right after its
+ * last micro-kernel calls, while the block is in L2, instead of extra passes over c later:
  *   c = act(alpha * op(a) @ op(b) + beta * c + bias) + residual
  * and, for the backward bias gradient, the sums over k of op(a)'s rows or op(b)'s columns, taken
  * from the packed panels (op(b)'s k x n is read once for both the product and the sums):

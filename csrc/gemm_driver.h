@@ -73,7 +73,7 @@ typedef struct {
     T *b_packed;            /* KC x NC, shared */
     T *a_packed;            /* MC x KC per thread */
     int64_t kc_blk, mc_blk, nc_blk;
-    /* fused epilogue (gemm.h), applied to each tile after its last slice of k */
+    /* fused epilogue (gemm.h), applied to each MC x NC block after its last slice of k */
     int epilogue;                                   /* any of the next four */
     const T *bias, *residual;
     T *preact;
@@ -182,16 +182,16 @@ static inline void GEMM_SFX(tile)(const GEMM_SFX(gemm_job) *job, int64_t mr, int
 /* ------------------------------------------------------------------ fused epilogue */
 
 /* c[i0:i0+rows, j0:j0+cols] (already alpha * AB + beta * c) += bias; preact = it; c = act(it)
- * + residual. Row pieces of at most 64 go through a stack buffer: the activation kernels want
- * distinct input and output. */
+ * + residual. Row pieces of at most 512 go through a stack buffer: the activation kernels want
+ * distinct input and output (and run serially at that length, inside the GEMM's threads). */
 static void GEMM_SFX(epilogue)(const GEMM_SFX(gemm_job) *job, int64_t i0, int64_t j0,
                                int64_t rows, int64_t cols)
 {
-    T buf[64] __attribute__((aligned(64)));
+    T buf[512] __attribute__((aligned(64)));
     const int64_t ldc = job->ldc;
     for (int64_t i = i0; i < i0 + rows; i++) {
-        for (int64_t j = j0; j < j0 + cols; j += 64) {
-            const int64_t w = GEMM_SFX(min64)(64, j0 + cols - j);
+        for (int64_t j = j0; j < j0 + cols; j += 512) {
+            const int64_t w = GEMM_SFX(min64)(512, j0 + cols - j);
             T *restrict cr = job->c + i * ldc + j;
             if (job->bias) {
                 const T *restrict br = job->bias + j;
@@ -307,10 +307,13 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                         const int64_t mr = GEMM_SFX(min64)(MR, mc - ir);
                         GEMM_SFX(tile)(job, mr, nr, kc, a_packed + ir * kc, b_packed + jr * kc,
                                        job->c + (ic + ir) * job->ldc + jc + jr, beta);
-                        if (last && job->epilogue)
-                            GEMM_SFX(epilogue)(job, ic + ir, jc + jr, mr, nr);
                     }
                 }
+                /* this thread's MC x (its columns of NC) block of c is final: one epilogue
+                 * pass while it is still in L2 (per tile, the calls on 16-wide row pieces
+                 * cost more than the pass they save) */
+                if (last && job->epilogue && n_hi > n_lo)
+                    GEMM_SFX(epilogue)(job, ic, jc + n_lo, mc, n_hi - n_lo);
             }
             /* everyone is done with b_packed before it is refilled (after the last slice the
              * end of the parallel region is the barrier) */
