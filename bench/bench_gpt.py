@@ -4,6 +4,7 @@ fixed training time. Both in one process, same weights, same batches, same threa
     python bench/bench_gpt.py                      # step time only (a minute or two)
     python bench/bench_gpt.py --quality 180        # + 3 minutes of training each, interleaved
     python bench/bench_gpt.py --backend numba --threads 2 --rounds 30
+    python bench/bench_gpt.py --modules            # + the module-by-module path (no fused blocks)
 
 Step time: nanoGPT's CPU configuration (n_layer 4, n_head 4, n_embd 128, block 64, batch 12,
 no bias, dropout 0) on the default corpus; one step = forward, loss, backward, grad clipping,
@@ -27,6 +28,20 @@ import numpy as np
 # the two runs and the hyperparameters are shared with `fastnn bench --train gpt`
 from fastnn.bench.train_cases import (GPT_HP as HP, FastnnGPTRun as FastnnRun,
                                      TorchGPTRun as TorchRun, gemm_peak, gpt_flops)
+
+
+class ModulesRun(FastnnRun):
+    """fastnn's GPT run module by module (fastnn.models.gpt.FUSED off during its steps): the
+    path before the fused block nodes, timed in the same alternation (--modules)."""
+    name = "fastnn-modules"
+
+    def step(self, x, y, lr):
+        from fastnn.models import gpt
+        saved, gpt.FUSED = gpt.FUSED, False
+        try:
+            return super().step(x, y, lr)
+        finally:
+            gpt.FUSED = saved
 
 
 def lr_at(step, elapsed, budget):
@@ -100,6 +115,8 @@ def main(argv=None):
     p.add_argument("--slice", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--save", metavar="CKPT", help="after --quality, save the fastnn model")
+    p.add_argument("--modules", action="store_true",
+                   help="also time fastnn's GPT module by module (no fused block nodes)")
     p.add_argument("--malloc-default", action="store_true",
                    help="leave glibc's malloc thresholds alone (see gpt_cli.keep_freed_memory)")
     args = p.parse_args(argv)
@@ -127,6 +144,8 @@ def main(argv=None):
           f"{args.threads} threads; GPT {config}")
 
     runs = [FastnnRun(config, init), TorchRun(config, init)]
+    if args.modules:
+        runs.append(ModulesRun(config, init))
     times, faults = step_time(runs, train, 64, args.rounds, args.block, np.random.default_rng(0))
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
@@ -135,6 +154,11 @@ def main(argv=None):
           f"  (best: {best['fastnn']:.2f} vs {best['pytorch']:.2f} ms, ratio "
           f"{best['fastnn'] / best['pytorch']:.3f}); page faults per step: fastnn "
           f"{faults['fastnn']:.0f}, pytorch {faults['pytorch']:.0f}")
+    if args.modules:
+        m = med["fastnn-modules"]
+        print(f"module by module: {m:.2f} ms, /pytorch = {m / med['pytorch']:.3f}; fused / "
+              f"module by module = {med['fastnn'] / m:.3f}; page faults per step "
+              f"{faults['fastnn-modules']:.0f}")
     # MFU: nanoGPT's model FLOPs per step over this machine's GEMM peak, measured now
     peak, how = gemm_peak()
     flops = gpt_flops(dataclasses.asdict(config), HP["batch_size"])
