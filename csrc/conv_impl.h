@@ -6,7 +6,8 @@
  *
  * Shapes (conv view, see conv.h): per group g, with K = (c/groups)*kh*kw and L = oh*ow,
  *   forward          Y[g]  (co/g x L)  = W[g] (co/g x K) @ cols[g] (K x L)
- *   backward-weight  dW[g]^T (K x co/g) += cols[g] (K x L) @ dY[g]^T
+ *   backward-weight  dW[g]^T (K x co/g) += cols[g] (K x L) @ dY[g]^T   (large images)
+ *                    dW[g] (co/g x K) += dY[g] (co/g x L) @ cols[g]^T   (grouped small images)
  *   backward-data    dcols[g] (K x L)  = W[g]^T @ dY[g], then col2im(dcols) -> dX
  * cols[g] is the im2col of image n's channels of group g: row (c, i, j), column (oy, ox) holds
  * X[c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] (0 outside the image).
@@ -298,6 +299,9 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
         if (chunks > items) chunks = items;
     }
     const int team = per_image && chunks > 1 ? threads : 1;
+    /* Partial dweights as dW[g] (co/g x K) when images are grouped (their GEMMs have a short
+     * side either way; no transpose at the end), else as dW[g]^T (K x co/g), see below. */
+    const int dw_direct = nb > 1;
     T *dw_part = dw ? (T *)calloc((size_t)(chunks * wsize), sizeof(T)) : NULL;
     double *db_part = db ? (double *)calloc((size_t)(chunks * p->co), sizeof(double)) : NULL;
     if ((dw && !dw_part) || (db && !db_part)) {
@@ -337,8 +341,8 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                                    sizeof(T) * L);
                     if (dwt) {
                         CONV_SFX(im2col_group)(p, x + i0 * p->c * HW, m, col, grp);
-                        for (int64_t g = 0; g < G; g++)
-                            gemm(K, cog, ld, 1, col + g * K * ld, 0, tmp + g * cog * ld, 1, 1,
+                        for (int64_t g = 0; g < G; g++)   /* dW[g] += dY[g] @ cols[g]^T */
+                            gemm(cog, K, ld, 1, tmp + g * cog * ld, 0, col + g * K * ld, 1, 1,
                                  dwt + g * cog * K, gemm_threads);
                     }
                     if (dx) {
@@ -372,8 +376,12 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
                         /* dW[g]^T (K x co/g) += cols[g] @ dY[g]^T: the long side as the GEMM's
                          * rows measured ~10% faster than dW[g] = dY[g] @ cols[g]^T */
                         for (int64_t g = 0; g < G; g++)
-                            gemm(K, cog, bl, 1, b + g * K * bl, 0, dyb + g * cog * bl, 1, 1,
-                                 dwt + g * cog * K, gemm_threads);
+                            if (dw_direct)   /* the last, single image of a grouped call */
+                                gemm(cog, K, bl, 1, dyb + g * cog * bl, 0, b + g * K * bl, 1, 1,
+                                     dwt + g * cog * K, gemm_threads);
+                            else
+                                gemm(K, cog, bl, 1, b + g * K * bl, 0, dyb + g * cog * bl, 1, 1,
+                                     dwt + g * cog * K, gemm_threads);
                     }
                     if (dxi) {
                         T *out = direct ? dxi : col;     /* dcols, or dx itself when 1x1 */
@@ -387,13 +395,16 @@ static int CONV_SFX(fnn_conv_backward)(const fnn_conv_t *p, const T *dy, const T
         }
     }
     if (!failed) {
-        if (dw) {   /* add up the chunks' dW[g]^T in order and transpose them into dw */
+        if (dw) {   /* add up the chunks' partials in order (and transpose dW[g]^T into dw) */
             for (int64_t t = 1; t < chunks; t++)
                 for (int64_t e = 0; e < wsize; e++) dw_part[e] += dw_part[t * wsize + e];
-            for (int64_t g = 0; g < G; g++)
-                for (int64_t o = 0; o < cog; o++)
-                    for (int64_t r = 0; r < K; r++)
-                        dw[(g * cog + o) * K + r] = dw_part[g * cog * K + r * cog + o];
+            if (dw_direct)
+                memcpy(dw, dw_part, sizeof(T) * (size_t)wsize);
+            else
+                for (int64_t g = 0; g < G; g++)
+                    for (int64_t o = 0; o < cog; o++)
+                        for (int64_t r = 0; r < K; r++)
+                            dw[(g * cog + o) * K + r] = dw_part[g * cog * K + r * cog + o];
         }
         if (db)
             for (int64_t o = 0; o < p->co; o++) {

@@ -21,6 +21,8 @@ CASES = [
     (4, 2, 1, 1, 3, 3, 3, 1, 3, 1, 1),         # padding wider than the kernel reaches
     (7, 3, 3, 4, 5, 1, 1, 1, 0, 1, 1),         # 1x1
     (9, 6, 5, 5, 6, 3, 3, 3, 1, 1, 3),         # stride 3, groups 3
+    (33, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1),        # 32 images to a GEMM, then one alone
+    (65, 4, 4, 4, 6, 3, 3, 1, 1, 1, 2),        # the same with groups
 ]
 
 
