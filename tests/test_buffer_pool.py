@@ -31,14 +31,23 @@ def test_a_lease_returns_its_arrays_when_dropped():
     assert pool.allocated == 2
 
 
-def test_cap_and_clear():
+def test_cap_drops_the_oldest_shapes_first_and_clear_empties():
     pool = BufferPool(max_bytes=100)
-    pool.give(np.empty(10, np.float64))   # 80 bytes: kept
-    pool.give(np.empty(10, np.float64))   # would exceed the cap: dropped
-    assert pool.held_bytes == 80
+    old = np.empty(10, np.float64)        # 80 bytes
+    pool.give(old)
+    new = np.empty(5, np.float32)         # 20 bytes: 100 in all, at the cap
+    pool.give(new)
+    assert pool.held_bytes == 100
+    newer = np.empty(2, np.float64)       # 16 more: the oldest shape goes
+    pool.give(newer)
+    assert pool.held_bytes == 36
+    assert pool.take((5,), np.float32) is new and pool.take((2,), np.float64) is newer
+    assert pool.take((10,), np.float64) is not old
+    pool.give(np.empty(1000))             # bigger than the cap: never kept
+    assert pool.held_bytes == 0
+    pool.give(new)
     pool.clear()
     assert pool.held_bytes == 0
-    assert pool.take((10,), np.float64) is not None and pool.allocated == 1
 
 
 def test_threads_never_share_a_buffer():

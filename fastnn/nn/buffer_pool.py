@@ -15,8 +15,8 @@ two forwards before one backward (gradient accumulation) each hold their own buf
 retain_graph=True keeps them until the graph itself is freed. Only arrays that never escape the
 op may be taken from a lease: never an op's output or a gradient handed to autograd.
 
-Thread-safe (one lock); holds at most max_bytes of free buffers (beyond that a returned array is
-simply dropped); POOL.clear() empties it.
+Thread-safe (one lock); holds at most max_bytes of free buffers (beyond that the shapes returned
+longest ago are dropped first); POOL.clear() empties it.
 """
 import threading
 
@@ -47,12 +47,24 @@ class BufferPool:
         return np.empty(shape, dtype)
 
     def give(self, a):
-        """Return an array from take() (to be reused by a later take of its shape)."""
+        """Return an array from take() (to be reused by a later take of its shape). Over
+        max_bytes, the buffers of the shapes given back longest ago are dropped first, so a run
+        of changing shapes (generation without a cache) churns the pool instead of filling it
+        with shapes that never come back."""
+        if a.nbytes > self.max_bytes:
+            return
+        key = (a.shape, a.dtype.str)
         with self._lock:
-            if self._held + a.nbytes > self.max_bytes:
-                return
-            self._free.setdefault((a.shape, a.dtype.str), []).append(a)
+            free = self._free.pop(key, [])
+            free.append(a)
+            self._free[key] = free        # (re)inserted last: the most recent shape
             self._held += a.nbytes
+            while self._held > self.max_bytes:
+                oldest = next(iter(self._free))
+                bucket = self._free[oldest]
+                self._held -= bucket.pop(0).nbytes
+                if not bucket:
+                    del self._free[oldest]
 
     def clear(self):
         """Drop every free buffer (arrays out on lease come back later as usual)."""
