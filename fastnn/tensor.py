@@ -3241,6 +3241,9 @@ def randint(low, high=None, size=(), *, generator=None, out=None, dtype=None, la
     if isinstance(size, numbers.Integral):
         size = (size,)
     shape = tuple(int(s) for s in size)
+    if _factory_device(device) is not _CPU:   # drawn on the GPU (its Philox stream)
+        return _random_on_device("randint", shape, _dtype(dtype) or int64, generator, device,
+                                 requires_grad, low, high)
     arr = _gen(generator).integers_from_to(math.prod(shape), low, high).reshape(shape)
     return _made(arr.astype(_dtype(dtype) or int64, copy=False), requires_grad, device)
 
@@ -3255,6 +3258,10 @@ def randint_like(input, low, high=None, *, generator=None, dtype=None, device=No
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad=False, pin_memory=False):
+    if _factory_device(device) is not _CPU:   # the order of uniforms drawn on the GPU
+        u = _random_on_device("rand", (n.__index__(),), float64, generator, device, False)
+        return Tensor(np.argsort(u._data, kind="stable").astype(_dtype(dtype) or int64),
+                      requires_grad)
     return _made(_gen(generator).randperm(n.__index__()).astype(_dtype(dtype) or int64),
                  requires_grad, device)
 
@@ -3323,11 +3330,16 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
              requires_grad=False):
     start, end = (_raw(v).item() if isinstance(v, Tensor) else v for v in (start, end))
     dt = _float_dtype(dtype)
+    dev = _factory_device(device)
     arr = np.linspace(start, end, int(steps), dtype=float64)
     if int(steps) > 1:  # PyTorch fills the second half from the end (symmetric rounding)
         step = (end - start) / (int(steps) - 1)
         half = int(steps) // 2
         idx = np.arange(int(steps))
+        if dev is not _CPU:   # the same arithmetic on the GPU: nothing to copy there
+            idx = _ca().arange(int(steps), dtype=np.int64, device_index=dev.index)
+            arr = np.where(idx < half, start + step * idx, end - step * (int(steps) - 1 - idx))
+            return Tensor(arr.astype(dt), requires_grad)
         arr = np.where(idx < half, start + step * idx, end - step * (int(steps) - 1 - idx))
     return _made(arr.astype(dt), requires_grad, device)
 
@@ -3340,6 +3352,12 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
         pin_memory=False):
+    dev = _factory_device(device)
+    if dev is not _CPU:   # made on the GPU: a comparison of two aranges
+        rows = _ca().arange(n, dtype=np.int64, device_index=dev.index)
+        cols = _ca().arange(n if m is None else m, dtype=np.int64, device_index=dev.index)
+        return Tensor((cols[None, :] == rows[:, None]).astype(_float_dtype(dtype)),
+                      requires_grad)
     return _made(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad, device)
 
 
@@ -4023,15 +4041,26 @@ def index_put(a, indices, values, accumulate=False):
     return _node(out, (a, values), backward)
 
 
+def _tri(like, k):
+    """np.tri(rows, cols, k, bool) for the last two dims of array like, on its device."""
+    n, m = like.shape[-2:]
+    if type(like) is np.ndarray or not _on_gpu(like):
+        return np.tri(n, m, k=k, dtype=bool)
+    ca = _ca()
+    rows = ca.arange(n, dtype=np.int64, device_index=like.device_index)
+    cols = ca.arange(m, dtype=np.int64, device_index=like.device_index)
+    return cols[None, :] - rows[:, None] <= k
+
+
 def tril(a, diagonal=0):
-    keep = np.tri(*a._data.shape[-2:], k=diagonal, dtype=bool)
+    keep = _tri(a._data, diagonal)
     return _node(np.where(keep, a._data, 0).astype(a._data.dtype), (a,),
                  lambda g: (np.where(keep, g, 0).astype(g.dtype),),
                  tb=lambda g: (tril(g, diagonal),))
 
 
 def triu(a, diagonal=0):
-    keep = ~np.tri(*a._data.shape[-2:], k=diagonal - 1, dtype=bool)
+    keep = ~_tri(a._data, diagonal - 1)
     return _node(np.where(keep, a._data, 0).astype(a._data.dtype), (a,),
                  lambda g: (np.where(keep, g, 0).astype(g.dtype),),
                  tb=lambda g: (triu(g, diagonal),))
@@ -4310,7 +4339,7 @@ def prod(a, dim=None, keepdim=False, *, dtype=None):
     def backward(g):
         # the product of the others, exactly (zeros included): exclusive cumprods both ways
         x = np.moveaxis(src, axis, -1)
-        ones = np.ones(x.shape[:-1] + (1,), x.dtype)
+        ones = np.ones_like(x, shape=x.shape[:-1] + (1,))     # (on x's device)
         left = np.cumprod(np.concatenate([ones, x[..., :-1]], -1), -1)
         right = np.flip(np.cumprod(np.concatenate([ones, np.flip(x, -1)[..., :-1]], -1), -1), -1)
         others = np.moveaxis(left * right, -1, axis)

@@ -190,7 +190,8 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities input (N, C) at integer targets (glue ops)."""
-    t = np.asarray(target._data if isinstance(target, Tensor) else target)
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    t = _same_device(input._data, t)[1]            # PyTorch's error for two devices
     keep = t != ignore_index
     rows = np.arange(len(t))
     picked = -input[rows, np.where(keep, t, 0)] * Tensor(keep.astype(input.dtype))
@@ -198,6 +199,8 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
         return picked
     if reduction == "sum":
         return picked.sum()
+    if _on_gpu(t):   # the count stays on the GPU: nothing waits for the host
+        return picked.sum() / Tensor(np.maximum(keep.sum(), 1).astype(input.dtype))
     return picked.sum() / max(int(keep.sum()), 1)
 
 

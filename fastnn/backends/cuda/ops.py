@@ -344,7 +344,7 @@ def _row_kernels(dtype, max_threads):
             if v > m:
                 s = s * math.exp(m - v) + one
                 m = v
-            else:
+            elif v != neg_inf:   # -inf adds nothing (and exp(-inf - -inf) would be NaN)
                 s += math.exp(v - m)
         row_max = block_max(buf, m)
         # a thread that saw no column has m = -inf and s = 0: exp(-inf) * 0 adds nothing
