@@ -373,9 +373,10 @@ def _train_parser():
                    help="shapes: the network predicts the noise (eps) or v")
     p.add_argument("--min-snr", type=finite_float, default=5.0,
                    help="shapes: min-SNR-gamma loss weighting, gamma (0: plain MSE)")
-    p.add_argument("--snr-floor", type=finite_float, default=1.0, metavar="F",
+    p.add_argument("--snr-floor", type=finite_float, default=0.0, metavar="F",
                    help="shapes: with --min-snr, weigh each step's x0 error by clip(SNR, F, "
-                        "gamma), not min(SNR, gamma), so the noisiest steps still teach (0: off)")
+                        "gamma), not min(SNR, gamma), so the noisiest steps still teach (0: off; "
+                        "F = 1 left visible noise in the samples after 750 steps)")
     p.add_argument("--bg-colors", type=finite_float, default=0.4, metavar="SHARE",
                    help="shapes: share of training images whose background has a named "
                         "colour (\"sobre fondo azul\")")
