@@ -88,6 +88,7 @@ def steady_state(step, steps=3):
     allocated before the later steps, so not in later_peak) and pool_new (buffers the pool had to
     create during the later steps: 0 when every fused op found its buffers)."""
     from ..nn.buffer_pool import POOL
+    POOL.clear()   # so the first step makes its work buffers, as a fresh process's would
     gc.collect()
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
