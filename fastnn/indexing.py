@@ -38,7 +38,7 @@ from collections import namedtuple
 import numpy as np
 
 from .kernels import trusted as T
-from .tensor import Tensor, _dtype, _gen, _inplace, _node
+from .tensor import Tensor, _dtype, _gen, _inplace, _node, _on_gpu, _random_on_device
 
 __all__ = ["topk", "sort", "argsort", "msort", "kthvalue", "median", "cummax", "cummin",
            "take_along_dim", "multinomial", "unique", "gather", "scatter",
@@ -97,8 +97,17 @@ def _index(fn, index):
     return idx.astype(np.int64, copy=False)
 
 
+def _contig(a, dtype=None):
+    """np.ascontiguousarray(a, dtype) that keeps device storage on its device."""
+    if type(a) is np.ndarray or not _on_gpu(a):
+        return np.ascontiguousarray(a, dtype=dtype)
+    return (a if dtype is None or a.dtype == dtype else a.astype(dtype)).contiguous()
+
+
 def _check_bounds(idx, size, dim):
-    if idx.size:
+    # a device index is checked by the device kernels that use it (clamped, and IndexError at
+    # the next synchronization, as CUDA's device-side assert): reading it here would wait
+    if idx.size and not _on_gpu(idx):
         bad = (idx < 0) | (idx >= size)
         if bad.any():
             raise IndexRangeError(f"index {int(idx[bad].reshape(-1)[0])} is out of bounds for "
@@ -128,10 +137,10 @@ def _order(d, ax, descending):
 def _scatter_back_t(shape, ax, idx, out_shape, add=False):
     """The same backward on Tensors (recorded, for create_graph): g scattered (or scatter-added,
     where positions repeat) into zeros of `shape` at idx along ax, reshaped to out_shape."""
-    idx = np.ascontiguousarray(idx)
+    idx = _contig(idx)
 
     def tb(g):
-        z = Tensor(np.zeros(shape, g._data.dtype))
+        z = Tensor(np.zeros_like(g._data, shape=shape))
         fn = scatter_add if add else scatter
         return (fn(z, ax, idx, g.reshape(idx.shape)).reshape(out_shape),)
     return tb
@@ -140,7 +149,7 @@ def _scatter_back_t(shape, ax, idx, out_shape, add=False):
 def _scatter_back(shape, ax, idx, dtype):
     """Backward of 'values taken from positions idx along ax' (positions distinct per slice)."""
     def backward(g):
-        gi = np.zeros(shape, g.dtype)
+        gi = np.zeros_like(g, shape=shape)         # (on g's device)
         np.put_along_axis(gi, idx, g, axis=ax)
         return (gi,)
     return backward
@@ -161,15 +170,15 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     xm = np.moveaxis(x, ax, -1)
     lead = xm.shape[:-1]
     if d.dtype.kind == "f" and x.size and k:
-        rows = np.ascontiguousarray(xm.reshape(math.prod(lead), c),
-                                    dtype=d.dtype if d.dtype in (_F32, _F64) else _F32)
+        rows = _contig(xm.reshape(math.prod(lead), c),
+                       dtype=d.dtype if d.dtype in (_F32, _F64) else _F32)
         _, i = T.topk(rows, k, bool(largest), bool(sorted))
         i = i.reshape(lead + (k,))
     else:
         i = _order(xm, -1, bool(largest))[..., :k]
         if not sorted:
             i = np.sort(i, axis=-1)
-    idx = np.ascontiguousarray(np.moveaxis(i, -1, ax))
+    idx = _contig(np.moveaxis(i, -1, ax))
     values = np.take_along_axis(x, idx, axis=ax)
     if d.ndim == 0:
         values, idx = values.reshape(()), idx.reshape(())
@@ -325,7 +334,11 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     if not replacement and s > c:
         raise SamplingError(f"cannot sample n_sample > prob_dist.size(-1) samples without "
                             f"replacement ({s} > {c})")
-    rows = np.ascontiguousarray(p.reshape(-1, c))
+    rows = _contig(p.reshape(-1, c))
+    if _on_gpu(rows):   # drawn on the GPU: its uniforms, the kernels' inverse-CDF draws
+        u = _random_on_device("rand", (rows.shape[0], s), np.float64, generator,
+                              f"cuda:{rows.device_index}", False)._data
+        return Tensor(T.multinomial(rows, u, bool(replacement)).reshape(p.shape[:-1] + (s,)))
     try:   # PyTorch's CPU algorithm and draws (fastnn/_torch_rng.py): torch's samples
         ids = _gen(generator).multinomial(rows, s, bool(replacement))
         ids = ids.reshape(p.shape[:-1] + (s,))
@@ -462,7 +475,7 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
     full = _full_index(ix, ax)
 
     def backward(g):
-        gi = np.zeros(x.shape, g.dtype)
+        gi = np.zeros_like(g, shape=x.shape)       # (on g's device)
         np.add.at(gi, full, g.reshape(ix.shape))
         return (gi.reshape(shape),)
     return _node(values.reshape(idx.shape), (a,), backward,
@@ -514,12 +527,14 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     x = d.reshape(1) if d.ndim == 0 else d
     ix = idx.reshape(1) if idx.ndim == 0 else idx
     full = _full_index(ix, ax)
-    if s is None:
+    if s is None and _on_gpu(x) and isinstance(value, numbers.Number):
+        vals = np.full_like(x, value, shape=ix.shape)
+    elif s is None:
         vals = np.broadcast_to(np.asarray(value).astype(d.dtype), ix.shape)
     else:
         sd = s._data.reshape(1) if s._data.ndim == 0 else s._data
         vals = sd[_head(ix.shape)].astype(d.dtype, copy=False)
-    out = np.array(x, copy=True)
+    out = x.copy()
     if reduce is None:
         out[full] = vals
     elif reduce == "add":
@@ -537,12 +552,12 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
     def backward(g):
         gx = g.reshape(x.shape)
-        gi = np.array(gx, copy=True)
+        gi = gx.copy()
         if reduce is None:
             gi[full] = 0
         if s is None:
             return (gi.reshape(d.shape),)
-        gs = np.zeros(sshape if len(sshape) else (1,), g.dtype)
+        gs = np.zeros_like(g, shape=sshape if len(sshape) else (1,))
         gs[_head(ix.shape)] = gx[full]
         return gi.reshape(d.shape), gs.reshape(sshape)
 

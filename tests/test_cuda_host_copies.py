@@ -109,3 +109,69 @@ def test_softmax_row_where_one_thread_sees_only_minus_inf():
     loss = F.cross_entropy(x, fastnn.tensor([0, 7]).to("cuda")).item()
     np.testing.assert_allclose(loss, F.cross_entropy(fastnn.tensor(x0),
                                                      fastnn.tensor([0, 7])).item(), rtol=1e-5)
+
+
+def _op_on_both(fn, arrays):
+    """fn(*tensors) on cpu and cuda: (values, grads) of each, and the device run's transfers."""
+    res, log = {}, None
+    for d in ("cpu", "cuda"):
+        ts = [fastnn.tensor(a).to(d).requires_grad_(a.dtype.kind == "f") for a in arrays]
+        ca.reset_transfers()
+        out = fn(*ts)
+        vals = out if isinstance(out, tuple) else (out,)
+        vals[0].sum().backward()
+        if d == "cuda":
+            log = dict(ca.transfer_log())
+        res[d] = ([v.detach().cpu().numpy() for v in vals],
+                  [t.grad.cpu().numpy() for t in ts if t.requires_grad])
+    return res, log
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: tuple(fastnn.topk(x, 2, dim=1)),
+    lambda x: tuple(fastnn.topk(x, 3, dim=0, largest=False)),
+    lambda x: tuple(fastnn.sort(x, dim=1, descending=True)),
+])
+def test_topk_and_sort_stay_on_the_device(fn):
+    x0 = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
+    res, log = _op_on_both(fn, [x0])
+    assert log == {}
+    for a, b in zip(res["cuda"][0] + res["cuda"][1], res["cpu"][0] + res["cpu"][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, i: x.gather(1, i),
+    lambda x, i: x.scatter_add(1, i, x[:, :2] * 2),
+    lambda x, i: x.scatter(1, i, 0.5),
+])
+def test_gather_and_scatter_stay_on_the_device(fn):
+    x0 = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    i0 = np.array([[0, 3], [1, 1], [2, 0]])
+    res, log = _op_on_both(fn, [x0, i0])
+    assert log == {}
+    for a, b in zip(res["cuda"][0] + res["cuda"][1], res["cpu"][0] + res["cpu"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_bad_device_index_raises_at_the_next_synchronization():
+    x = fastnn.randn(2, 3, device="cuda")
+    bad = x.gather(1, fastnn.tensor([[0], [5]]).to("cuda"))   # as CUDA: no wait to check it
+    with pytest.raises(IndexError):
+        bad.cpu()
+
+
+def test_multinomial_draws_on_the_device():
+    p = fastnn.tensor(np.array([[0.6, 0.0, 0.3, 0.1], [1.0, 1.0, 1.0, 1.0]], np.float32)).to(
+        "cuda")
+    ca.reset_transfers()
+    fastnn.manual_seed(0)
+    ids = fastnn.multinomial(p, 3)
+    many = fastnn.multinomial(p[:1].expand(500, 4).contiguous(), 1, replacement=True)
+    assert dict(ca.transfer_log()) == {}
+    ids, many = ids.cpu().numpy(), many.cpu().numpy()[:, 0]
+    assert ids.shape == (2, 3) and ids.dtype == np.int64
+    assert set(ids[0]) == {0, 2, 3} and len(set(ids[1])) == 3
+    freq = np.bincount(many, minlength=4) / 500
+    assert freq[1] == 0
+    np.testing.assert_allclose(freq, [0.6, 0.0, 0.3, 0.1], atol=0.08)
