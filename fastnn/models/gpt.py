@@ -131,10 +131,11 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
     """A pre-LayerNorm transformer block with residual connections.
 
-    On the CPU, without dropout, KV cache or hooks on the attention or MLP modules, each half of
-    the block after its LayerNorm is one fused autograd node (_attention_residual,
-    _mlp_residual): the residual add rides on the output projection's GEMM (beta = 1 onto a copy
-    of x), attention reads the packed q, k, v through strides, and the intermediates (qkv, the
+    On the CPU, without dropout, KV cache or hooks on the submodules, each half of the block is
+    one fused autograd node (_attention_residual, _mlp_residual: x + f(LayerNorm(x))): the
+    residual add rides on the output projection's GEMM (beta = 1 onto a copy of x) and its
+    gradient is added into the LayerNorm's input gradient in place, attention reads the packed
+    q, k, v through strides, and the intermediates (qkv, the
     attention output, the pre-activation, the gradients that only feed the next GEMM) come from
     a buffer pool (fastnn.nn.buffer_pool) and go back to it when the node is freed, so a warm
     training step reuses them instead of allocating. Same parameters and numbers (to float
@@ -149,8 +150,8 @@ class Block(nn.Module):
 
     def forward(self, x, kv_cache=None):
         if kv_cache is None and _fusable(self, x):
-            x = _attention_residual(x, self.ln_1(x), self.attn)
-            return _mlp_residual(x, self.ln_2(x), self.mlp)
+            x = _attention_residual(x, self.ln_1, self.attn)
+            return _mlp_residual(x, self.ln_2, self.mlp)
         x = x + self.attn(self.ln_1(x), kv_cache)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -168,9 +169,37 @@ def _fusable(block, x):
         return False
     if _attention._strided_kernels() is None:
         return False
+    if any(ln.normalized_shape != x._data.shape[-1:] for ln in (block.ln_1, block.ln_2)):
+        return False
     return not any(mod.__dict__.get("_hooks") for mod in
-                   (a, a.c_attn, a.c_proj, a.attn_dropout, a.resid_dropout, m, m.c_fc, m.gelu,
-                    m.c_proj, m.dropout))
+                   (block.ln_1, block.ln_2, a, a.c_attn, a.c_proj, a.attn_dropout,
+                    a.resid_dropout, m, m.c_fc, m.gelu, m.c_proj, m.dropout))
+
+
+def _ln_forward(x2, ln):
+    """LayerNorm of the rows of x2: (z2, backward_state)."""
+    w = None if ln.weight is None else ln.weight._data
+    b = None if ln.bias is None else ln.bias._data
+    z2, mu, rstd = _kernels.layer_norm(x2, w, b, ln.eps)
+    return z2, (w, mu, rstd)
+
+
+def _ln_backward(dz2, x2, state, ln, g2):
+    """[dx, dweight?, dbias?] of LayerNorm with the residual's gradient g2 added into dx (in
+    place: dx is the kernel's new array)."""
+    w, mu, rstd = state
+    dx, dw, db = _kernels.layer_norm_backward(dz2, x2, w, mu, rstd)
+    dx += g2
+    out = [dx]
+    if ln.weight is not None:
+        out.append(dw)
+    if ln.bias is not None:
+        out.append(db)
+    return out
+
+
+def _ln_params(ln):
+    return tuple(p for p in (ln.weight, ln.bias) if p is not None)
 
 
 def _linear_into(x2, weight, bias, out):
@@ -196,16 +225,17 @@ def _bias_parents(*linears):
     return tuple(l.bias for l in linears if l.bias is not None)
 
 
-def _attention_residual(x, z, attn):
-    """x + c_proj(causal attention(c_attn(z))), one autograd node over (x, z, the weights)."""
-    xd, zd = x._data, z._data
+def _attention_residual(x, ln, attn):
+    """x + c_proj(causal attention(c_attn(ln(x)))), one autograd node over x and the weights."""
+    xd = x._data
     B, T, C = xd.shape
     H = attn.n_head
     D, M, dt = C // H, B * T, xd.dtype
     fwd, bwd = _attention._strided_kernels()
     ca, cp = attn.c_attn, attn.c_proj
     wa, wp = ca.weight._data, cp.weight._data
-    z2 = np.ascontiguousarray(zd, dtype=dt).reshape(M, C)
+    x2 = np.ascontiguousarray(xd).reshape(M, C)
+    z2, ln_state = _ln_forward(x2, ln)
     lease = POOL.lease()
     qkv = lease.take((B, T, 3, H, D), dt)
     _linear_into(z2, wa, None if ca.bias is None else ca.bias._data, qkv.reshape(M, 3 * C))
@@ -227,27 +257,30 @@ def _attention_residual(x, z, attn):
         bwd(dy.transpose(0, 2, 1, 3), heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse,
             heads(dqkv, 0), heads(dqkv, 1), heads(dqkv, 2), True, scale)
         d2 = dqkv.reshape(M, 3 * C)
-        dz = _kernels.gemm(d2, wa).reshape(B, T, C)
+        dz2 = _kernels.gemm(d2, wa)
         dwa = _kernels.gemm(d2, z2, trans_a=True)
-        grads = [g, dz, dwa, dwp]
+        grads = _ln_backward(dz2, x2, ln_state, ln, g2)
+        grads[0] = grads[0].reshape(xd.shape)
+        grads += [dwa, dwp]
         if ca.bias is not None:
             grads.append(d2.sum(axis=0))
         if cp.bias is not None:
             grads.append(g2.sum(axis=0))
         return grads
-    return _node(out, (x, z, ca.weight, cp.weight) + _bias_parents(ca, cp), backward,
-                 saved=(z, ca.weight, cp.weight))
+    return _node(out, (x,) + _ln_params(ln) + (ca.weight, cp.weight) + _bias_parents(ca, cp),
+                 backward, saved=(x,) + _ln_params(ln) + (ca.weight, cp.weight))
 
 
-def _mlp_residual(x, z, mlp):
-    """x + c_proj(gelu(c_fc(z))), one autograd node over (x, z, the weights)."""
-    xd, zd = x._data, z._data
+def _mlp_residual(x, ln, mlp):
+    """x + c_proj(gelu(c_fc(ln(x)))), one autograd node over x and the weights."""
+    xd = x._data
     C = xd.shape[-1]
     M, dt = xd.size // C, xd.dtype
     fc, pr = mlp.c_fc, mlp.c_proj
     wf, wp = fc.weight._data, pr.weight._data
     approx = mlp.gelu.approximate
-    z2 = np.ascontiguousarray(zd, dtype=dt).reshape(M, C)
+    x2 = np.ascontiguousarray(xd).reshape(M, C)
+    z2, ln_state = _ln_forward(x2, ln)
     lease = POOL.lease()
     h = lease.take((M, wf.shape[0]), dt)   # the pre-activation, for the backward
     _linear_into(z2, wf, None if fc.bias is None else fc.bias._data, h)
@@ -260,16 +293,18 @@ def _mlp_residual(x, z, mlp):
         _kernels.gemm(g2, wp, c=da)
         dwp = _kernels.gemm(g2, a, trans_a=True)
         dh = _kernels.gelu_backward(da, h, approx)
-        dz = _kernels.gemm(dh, wf).reshape(zd.shape)
+        dz2 = _kernels.gemm(dh, wf)
         dwf = _kernels.gemm(dh, z2, trans_a=True)
-        grads = [g, dz, dwf, dwp]
+        grads = _ln_backward(dz2, x2, ln_state, ln, g2)
+        grads[0] = grads[0].reshape(xd.shape)
+        grads += [dwf, dwp]
         if fc.bias is not None:
             grads.append(dh.sum(axis=0))
         if pr.bias is not None:
             grads.append(g2.sum(axis=0))
         return grads
-    return _node(out, (x, z, fc.weight, pr.weight) + _bias_parents(fc, pr), backward,
-                 saved=(z, fc.weight, pr.weight))
+    return _node(out, (x,) + _ln_params(ln) + (fc.weight, pr.weight) + _bias_parents(fc, pr),
+                 backward, saved=(x,) + _ln_params(ln) + (fc.weight, pr.weight))
 
 
 # ---------------------------------------------------------------- the model
