@@ -27,6 +27,9 @@ Sections (--sections, comma-separated; default all):
              host<->device transfers inside a step after the first (the transfer log is
              printed when it is not empty); first a small GPT's two steps on 'cuda' against the
              same model's on the CPU (losses and parameters equal to float32 tolerance).
+           - the shapes CNN's training step (16-32-64, 32x32 RGB, batch 64, AdamW) on
+             'cuda': equal to the CPU's over two steps, zero host transfers inside a step, and
+             its time beside the same torch.nn module's (reported, no goal).
            --quick shrinks every shape to simulator size (GPT: 1 layer, 8 wide, T 8).
 
 --compile-only types and compiles every kernel launch (GPU block/tile sizes, both dtypes, the
@@ -678,13 +681,113 @@ def target_gpt(quick, steps, torch, failures):
     return result
 
 
+def target_cnn(quick, steps, torch, failures):
+    """The digits CNN (conv-bn-relu-maxpool stages, AdamW) training on 'cuda': two steps equal
+    the CPU's, the host transfers inside a later step (goal 0; loss.item() is read after the
+    count), its time, and PyTorch's for the same module (same state-dict keys) when there."""
+    import fastnn
+    from fastnn.backends.cuda import array as ca
+    from fastnn.models.cnn import CNN
+    from fastnn.nn import functional as F
+    if quick:
+        args, batch = dict(in_channels=1, image_size=4, num_classes=3, channels=(2, 3)), 3
+    else:
+        args, batch = dict(in_channels=3, image_size=32, num_classes=6, channels=(16, 32, 64)), 64
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((batch, args["in_channels"], args["image_size"],
+                             args["image_size"])).astype(np.float32)
+    y = rng.integers(0, args["num_classes"], batch)
+    fastnn.manual_seed(0)
+    models = {"cpu": CNN(**args)}
+    models["cuda"] = CNN(**args)
+    models["cuda"].load_state_dict(models["cpu"].state_dict())
+    models["cuda"].to("cuda")
+    losses, opts, data = {}, {}, {}
+    for device, model in models.items():
+        opts[device] = fastnn.optim.AdamW(model.parameters(), lr=1e-2, eps=1e-3)
+        data[device] = (fastnn.tensor(x).to(device), fastnn.tensor(y).to(device))
+
+    def step(device):
+        opts[device].zero_grad(set_to_none=True)
+        loss = F.cross_entropy(models[device](data[device][0]), data[device][1])
+        loss.backward()
+        opts[device].step()
+        return loss
+    for device in models:
+        losses[device] = [step(device).item() for _ in range(2)]
+    loss_err = max(abs(a - b) / abs(b) for a, b in zip(losses["cuda"], losses["cpu"]))
+    pairs = [(p.detach().cpu().numpy(), q.detach().numpy())
+             for p, q in zip(models["cuda"].parameters(), models["cpu"].parameters())]
+    params_err = max(float(np.abs(p - q).max()) for p, q in pairs) / max(
+        float(np.abs(q).max()) for _, q in pairs)
+    ok = loss_err <= 1e-4 and params_err <= 1e-4
+    if not ok:
+        failures.append(f"target cnn: cuda differs from cpu (loss {loss_err:.1e}, params "
+                        f"{params_err:.1e})")
+    tag = f"{'-'.join(map(str, args['channels']))} {args['image_size']}px B{batch}"
+    print(f"  CNN {tag}: cuda vs cpu over 2 steps: losses {losses['cuda'][0]:.5f} "
+          f"{losses['cuda'][1]:.5f} (rel err {loss_err:.1e}), params rel err {params_err:.1e} "
+          f"({'ok' if ok else 'FAIL'})", flush=True)
+    ca.reset_transfers()
+    loss = step("cuda")
+    fastnn.cuda.synchronize()
+    transfers, log = ca.transfer_count(), ca.transfer_log()
+    loss.item()
+    print(f"  host<->device transfers inside a CNN step: {transfers} (goal 0): "
+          f"{_goal(transfers == 0)}")
+    for (direction, what), count in log.most_common(12):
+        print(f"      {count:4d}  {direction}  {what}")
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step("cuda")
+    fastnn.cuda.synchronize()
+    t_ours = (time.perf_counter() - t0) / steps
+    print(f"  fastnn CNN step {tag}: {t_ours * 1e3:9.1f} ms/step")
+    result = {"cnn_transfers": transfers}
+    if torch is None:
+        print("  no CUDA torch: PyTorch CNN step comparison skipped")
+        return result
+    tn = torch.nn
+    layers, c_in = [], args["in_channels"]
+    for c in args["channels"]:
+        layers += [tn.Conv2d(c_in, c, 3, padding=1, bias=False), tn.BatchNorm2d(c), tn.ReLU(),
+                   tn.MaxPool2d(2)]
+        c_in = c
+    side = args["image_size"] >> len(args["channels"])
+    tmodel = tn.Module()
+    tmodel.features = tn.Sequential(*layers)
+    tmodel.classifier = tn.Sequential(tn.Flatten(), tn.Dropout(0.0),
+                                      tn.Linear(c_in * side * side, args["num_classes"]))
+    tmodel = tmodel.cuda()
+    topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-2, eps=1e-3)
+    tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+    def tstep():
+        topt.zero_grad(set_to_none=True)
+        out = tmodel.classifier(tmodel.features(tx))
+        torch.nn.functional.cross_entropy(out, ty).backward()
+        topt.step()
+    tstep()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        tstep()
+    torch.cuda.synchronize()
+    t_torch = (time.perf_counter() - t0) / steps
+    print(f"  torch CNN step: {t_torch * 1e3:9.1f} ms/step; fastnn takes "
+          f"{t_ours / t_torch:.2f}x its time (direct convolution kernels, no goal set)")
+    result["cnn"] = t_ours / t_torch
+    return result
+
+
 def run_targets(which, quick, budget_s, steps, failures, cuda_common):
     torch = cuda_torch()
     print("\ntargets" + ("" if torch else "  (no CUDA torch: PyTorch comparisons skipped)"))
     results = {}
     for name, fn in (("gemm", lambda: target_gemm(quick, budget_s, torch, failures, cuda_common)),
                      ("attention", lambda: target_attention(quick, budget_s, torch, failures)),
-                     ("gpt", lambda: target_gpt(quick, steps, torch, failures))):
+                     ("gpt", lambda: target_gpt(quick, steps, torch, failures)),
+                     ("cnn", lambda: target_cnn(quick, steps, torch, failures))):
         if name not in which:
             continue
         print(f"{name}:", flush=True)
@@ -804,7 +907,7 @@ def compile_only(cc=(9, 0)):
 
 
 SECTIONS = ("kernels", "fused", "targets")
-TARGETS = ("gemm", "attention", "gpt")
+TARGETS = ("gemm", "attention", "gpt", "cnn")
 
 
 def _names(p, text, allowed, what):
@@ -906,12 +1009,14 @@ def main(argv=None):
         for key, text in (("gemm", "GEMM f32 4096^3, share of cuBLAS (>= 50%)"),
                           ("attention", "attention fwd+bwd, x PyTorch SDPA time (<= 3x)"),
                           ("gpt", "GPT step, x PyTorch time (<= 2x)"),
-                          ("gpt_transfers", "GPT step, host transfers (0)")):
+                          ("gpt_transfers", "GPT step, host transfers (0)"),
+                          ("cnn", "CNN step, x PyTorch time (no goal)"),
+                          ("cnn_transfers", "CNN step, host transfers (0)")):
             if key in results:
                 value = results[key]
                 shown = ("skipped (no CUDA torch)" if value is None else
                          f"{value:.1%}" if key == "gemm" else
-                         f"{value}" if key == "gpt_transfers" else f"{value:.2f}x")
+                         f"{value}" if key.endswith("_transfers") else f"{value:.2f}x")
                 print(f"  {text:48s} {shown}")
     print(f"\n{len(failures)} failure(s) in {time.perf_counter() - started:.1f} s")
     for f in failures:

@@ -50,6 +50,16 @@ def test_fused_and_targets_quick(capsys, monkeypatch):
     assert "0 failure(s)" in out
 
 
+def test_cnn_target_quick(capsys, monkeypatch):
+    monkeypatch.setattr(cuda_check, "cuda_torch", lambda: None)
+    assert cuda_check.main(["--quick", "--sections", "targets", "--targets", "cnn",
+                            "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cuda vs cpu over 2 steps" in out and "(ok)" in out
+    assert "host<->device transfers inside a CNN step: 0 (goal 0): met" in out
+    assert "no CUDA torch: PyTorch CNN step comparison skipped" in out
+
+
 def test_a_wrong_result_fails_the_run(capsys, monkeypatch):
     from fastnn.backends.cuda import gemm
     real = gemm.gemm_device
