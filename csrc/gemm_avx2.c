@@ -34,6 +34,7 @@ sgemm_ukr_avx2_6x16(int64_t kc, const float *restrict ap, const float *restrict 
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
     }
+    #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
         #pragma GCC unroll 6
@@ -81,6 +82,7 @@ dgemm_ukr_avx2_6x8(int64_t kc, const double *restrict ap, const double *restrict
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 7), _MM_HINT_T0);
     }
+    #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         const __m256d b0 = _mm256_load_pd(bp), b1 = _mm256_load_pd(bp + 4);
         #pragma GCC unroll 6
