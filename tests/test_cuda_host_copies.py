@@ -175,3 +175,33 @@ def test_multinomial_draws_on_the_device():
     freq = np.bincount(many, minlength=4) / 500
     assert freq[1] == 0
     np.testing.assert_allclose(freq, [0.6, 0.0, 0.3, 0.1], atol=0.08)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.silu(x),
+    lambda x: F.pad(x, (1, 2, 0, 1), value=0.5),
+])
+def test_silu_and_pad_stay_on_the_device(fn):
+    x0 = np.random.default_rng(4).standard_normal((2, 3, 4)).astype(np.float32)
+    res, log = _op_on_both(fn, [x0])
+    assert log == {}
+    for a, b in zip(res["cuda"][0] + res["cuda"][1], res["cpu"][0] + res["cpu"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_with_weights_and_label_smoothing_on_the_device(reduction):
+    x0 = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    t0 = np.array([0, 2, -100])
+    res = {}
+    for d in ("cpu", "cuda"):
+        x = fastnn.tensor(x0).to(d).requires_grad_()
+        t = fastnn.tensor(t0).to(d)
+        w = fastnn.tensor(np.array([1.0, 2.0, 0.5, 1.0], np.float32)).to(d)
+        ca.reset_transfers()
+        loss = F.cross_entropy(x, t, weight=w, label_smoothing=0.1, reduction=reduction)
+        loss.sum().backward()
+        assert d == "cpu" or dict(ca.transfer_log()) == {}
+        res[d] = (loss.detach().cpu().numpy(), x.grad.cpu().numpy())
+    for a, b in zip(res["cuda"], res["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -13,7 +13,7 @@ whose backward is PyTorch's. fastnn.nn attaches the functions to fastnn.nn.funct
 """
 import numpy as np
 
-from ..tensor import Tensor, _node, int64, softmax
+from ..tensor import Tensor, _asarray, _node, int64, softmax
 from .modules import Module
 
 FUNCTIONS = ["silu", "mish", "elu", "selu", "celu", "relu6", "hardtanh", "hardswish",
@@ -33,10 +33,10 @@ def _sigmoid(z):
 def _elementwise(input, forward, derivative):
     """One node: y = forward(x), dy/dx = derivative(x, y) (numpy, in x's dtype)."""
     x = input._data
-    y = np.asarray(forward(x), x.dtype)
+    y = _asarray(forward(x), x.dtype)               # (on x's device)
 
     def backward(g):
-        return (g * np.asarray(derivative(x, y), x.dtype),)
+        return (g * _asarray(derivative(x, y), x.dtype),)
     return _node(y, (input,), backward)
 
 
@@ -158,13 +158,13 @@ def pad(input, pad, mode="constant", value=None):
     shape = tuple(n + lo + hi for (lo, hi), n in zip(widths, x.shape))
     if any(s < 0 for s in shape):
         raise RuntimeError(f"F.pad: the padded shape {shape} has a negative size")
-    y = np.full(shape, 0 if value is None else value, x.dtype)
+    y = np.full_like(x, 0 if value is None else value, shape=shape)   # (on x's device)
     dst = tuple(slice(max(lo, 0), max(lo, 0) + (s.stop - s.start))
                 for (lo, hi), s in zip(widths, src))
     y[dst] = x[src]
 
     def backward(g):
-        gx = np.zeros(x.shape, g.dtype)
+        gx = np.zeros_like(g, shape=x.shape)
         gx[src] = g[dst]
         return (gx,)
     return _node(y, (input,), backward)

@@ -158,24 +158,27 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
             return loss
         return loss.sum() if reduction == "sum" else loss.sum() / (input.numel() // n_classes)
     t = target._data
+    on_gpu = _on_gpu(t)   # then gather's kernel checks the targets (no wait for the host)
     keep = t != ignore_index
     safe = np.where(keep, t, 0).astype(np.int64)
-    if safe.size and (safe.min() < 0 or safe.max() >= n_classes):
+    if not on_gpu and safe.size and (safe.min() < 0 or safe.max() >= n_classes):
         bad = int(safe.min() if safe.min() < 0 else safe.max())
         raise IndexError(f"cross_entropy: target {bad} is out of range for {n_classes} classes")
     picked = -logp.gather(1, Tensor(safe[:, None])).squeeze(1)  # (N, d1, ...)
     wt = None
     if w is not None:
-        wt = np.asarray(_t(weight)._data)[safe] * keep
+        wt = _t(weight)._data[safe] * keep
         picked = picked * Tensor(wt.astype(input._data.dtype))
     else:
         picked = picked * Tensor(keep.astype(input._data.dtype))
+    count = wt.sum() if wt is not None else keep.sum()
+    count = Tensor(count.astype(input._data.dtype)) if on_gpu else float(count)
     if reduction == "none":
         nll = picked
     elif reduction == "sum":
         nll = picked.sum()
     else:
-        nll = picked.sum() / float(wt.sum() if wt is not None else keep.sum())
+        nll = picked.sum() / count
     if not label_smoothing:
         return nll
     smooth = -(logp if w is None else logp * w).sum(1) * Tensor(keep.astype(input._data.dtype))
@@ -184,7 +187,7 @@ def _cross_entropy_general(input, target, weight, ignore_index, reduction, label
     elif reduction == "sum":
         ret = smooth.sum()
     else:
-        ret = smooth.sum() / float(wt.sum() if wt is not None else keep.sum())
+        ret = smooth.sum() / count
     return (1 - label_smoothing) * nll + ret * (label_smoothing / n_classes)
 
 
