@@ -103,6 +103,16 @@ def _register_tile(typingctx, x):
 
 # ---------------------------------------------------------------- packing
 @njit(cache=True, error_model="numpy")
+def _aligned_empty(n, dtype_of):
+    """An uninitialized 1-D buffer of n elements of dtype_of's dtype, starting on a 64-byte
+    boundary, so that the micro-kernel's vector loads of the packed panels never straddle two
+    cache lines (np.empty guarantees only malloc's 16 bytes)."""
+    buf = np.empty(n + 64, dtype_of.dtype)
+    skip = (-buf.ctypes.data) % 64 // buf.itemsize
+    return buf[skip:skip + n]
+
+
+@njit(cache=True, error_model="numpy")
 def _pack_a_panel(a, trans_a, row0, k0, kc, m, dst):
     """dst[p*MR + i] = op(a)[row0 + i, k0 + p], zero for rows past m."""
     rows = min(MR, m - row0)
@@ -246,8 +256,8 @@ def _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta):
     m_panels = (m + MR - 1) // MR
     n_panels = (n + nr - 1) // nr
     steps = _group_steps(m, n, k, nr)
-    ap = np.empty(steps * KC * m_panels * MR, c.dtype)
-    bp = np.empty(steps * KC * n_panels * nr, c.dtype)
+    ap = _aligned_empty(steps * KC * m_panels * MR, c)
+    bp = _aligned_empty(steps * KC * n_panels * nr, c)
     for k0 in range(0, k, steps * KC):
         n_items = min(steps, (k - k0 + KC - 1) // KC) * (m_panels + n_panels)
         for q in range(n_items):
@@ -280,8 +290,8 @@ def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, min_tiles):
     m_panels = (m + MR - 1) // MR
     n_panels = (n + nr - 1) // nr
     steps = _group_steps(m, n, k, nr)
-    ap = np.empty(steps * KC * m_panels * MR, c.dtype)
-    bp = np.empty(steps * KC * n_panels * nr, c.dtype)
+    ap = _aligned_empty(steps * KC * m_panels * MR, c)
+    bp = _aligned_empty(steps * KC * n_panels * nr, c)
     mc, nc = _tile_shape(m_panels, n_panels, min_tiles)
     row_tiles = (m_panels + mc - 1) // mc
     col_tiles = (n_panels + nc - 1) // nc
