@@ -40,7 +40,7 @@ def _gemm_child(which, threads, sizes, dtype):
     dtype = np.dtype(dtype)
     if which == "numba":
         import numba
-        from fastnn.backends import numba_gemm
+        from fastnn.backends.numba import gemm as numba_gemm
         numba.set_num_threads(threads)
     out = {}
     rng = np.random.default_rng(0)
