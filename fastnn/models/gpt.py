@@ -221,6 +221,14 @@ def _residual_linear(x, y2, weight, bias):
     return out
 
 
+def _wgrad(dy, x, bias):
+    """A linear layer's weight gradient dy^T x and, when it has a bias, the bias gradient
+    dy.sum(0) summed while dy is packed for that GEMM (one pass over dy, not two)."""
+    if bias:
+        return _kernels.gemm_bias_grad(dy, x, trans_a=True, sum_of="a")
+    return _kernels.gemm(dy, x, trans_a=True), None
+
+
 def _bias_parents(*linears):
     return tuple(l.bias for l in linears if l.bias is not None)
 
@@ -252,20 +260,17 @@ def _attention_residual(x, ln, attn):
         g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
         dy = lease.take((B, T, H, D), dt)
         _kernels.gemm(g2, wp, c=dy.reshape(M, C))
-        dwp = _kernels.gemm(g2, y2, trans_a=True)
+        dwp, dbp = _wgrad(g2, y2, cp.bias is not None)
         dqkv = lease.take((B, T, 3, H, D), dt)
         bwd(dy.transpose(0, 2, 1, 3), heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse,
             heads(dqkv, 0), heads(dqkv, 1), heads(dqkv, 2), True, scale)
         d2 = dqkv.reshape(M, 3 * C)
         dz2 = _kernels.gemm(d2, wa)
-        dwa = _kernels.gemm(d2, z2, trans_a=True)
+        dwa, dba = _wgrad(d2, z2, ca.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)
         grads += [dwa, dwp]
-        if ca.bias is not None:
-            grads.append(d2.sum(axis=0))
-        if cp.bias is not None:
-            grads.append(g2.sum(axis=0))
+        grads += [db for db in (dba, dbp) if db is not None]
         return grads
     return _node(out, (x,) + _ln_params(ln) + (ca.weight, cp.weight) + _bias_parents(ca, cp),
                  backward, saved=(x,) + _ln_params(ln) + (ca.weight, cp.weight))
@@ -291,17 +296,14 @@ def _mlp_residual(x, ln, mlp):
         g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
         da = lease.take(h.shape, dt)
         _kernels.gemm(g2, wp, c=da)
-        dwp = _kernels.gemm(g2, a, trans_a=True)
+        dwp, dbp = _wgrad(g2, a, pr.bias is not None)
         dh = _kernels.gelu_backward(da, h, approx)
         dz2 = _kernels.gemm(dh, wf)
-        dwf = _kernels.gemm(dh, z2, trans_a=True)
+        dwf, dbf = _wgrad(dh, z2, fc.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)
         grads += [dwf, dwp]
-        if fc.bias is not None:
-            grads.append(dh.sum(axis=0))
-        if pr.bias is not None:
-            grads.append(g2.sum(axis=0))
+        grads += [db for db in (dbf, dbp) if db is not None]
         return grads
     return _node(out, (x,) + _ln_params(ln) + (fc.weight, pr.weight) + _bias_parents(fc, pr),
                  backward, saved=(x,) + _ln_params(ln) + (fc.weight, pr.weight))
