@@ -72,3 +72,39 @@ def test_threads_never_share_a_buffer():
         t.join()
     assert not errors
     assert pool.allocated <= 4      # at most one buffer per thread was ever created
+
+
+def test_an_owned_array_returns_only_when_its_last_view_dies():
+    pool = BufferPool()
+    a = pool.owned((4, 6), np.float32)
+    assert a.shape == (4, 6) and a.dtype == np.float32 and a.flags.c_contiguous
+    assert a.flags.writeable and a.base is not None
+    a[...] = 7.0
+    view = a.reshape(2, 12)[1:]          # a view of a view: numpy collapses array bases...
+    deeper = view[:, ::2]
+    del a, view
+    gc.collect()
+    assert pool.held_bytes == 0          # ...but not past the owner: still lent out
+    b = pool.owned((4, 6), np.float32)   # so a new take cannot hand the same memory out
+    assert not np.shares_memory(b, deeper)
+    b[...] = -1.0
+    assert (deeper == 7.0).all()
+    del deeper
+    gc.collect()
+    assert pool.held_bytes == 4 * 6 * 4  # now it is back
+    c = pool.owned((4, 6), np.float32)
+    assert pool.held_bytes == 0 and pool.allocated == 2
+
+
+def test_a_disabled_pool_never_reuses():
+    pool = BufferPool()
+    pool.enabled = False
+    a = pool.take((3,), np.float64)
+    pool.give(a)
+    lease = pool.lease()
+    b = lease.take((3,), np.float64)
+    o = pool.owned((3,), np.float64)
+    assert pool.held_bytes == 0 and b is not a and not np.shares_memory(o, a)
+    del lease, o
+    gc.collect()
+    assert pool.held_bytes == 0

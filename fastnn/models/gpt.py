@@ -212,8 +212,10 @@ def _linear_into(x2, weight, bias, out):
 
 
 def _residual_linear(x, y2, weight, bias):
-    """x + y2 @ weight.T + bias as a new (B, T, C) array: the GEMM accumulates onto a copy of x."""
-    out = np.empty(x.shape, x.dtype)
+    """x + y2 @ weight.T + bias as a (B, T, C) array of the pool's that returns to it when the
+    last reference to it dies (the node's output escapes: POOL.owned, never a lease's): the GEMM
+    accumulates onto a copy of x."""
+    out = POOL.owned(x.shape, x.dtype)
     np.copyto(out, x)
     if bias is not None:
         out += bias
@@ -265,7 +267,7 @@ def _attention_residual(x, ln, attn):
         bwd(dy.transpose(0, 2, 1, 3), heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse,
             heads(dqkv, 0), heads(dqkv, 1), heads(dqkv, 2), True, scale)
         d2 = dqkv.reshape(M, 3 * C)
-        dz2 = _kernels.gemm(d2, wa)
+        dz2 = _kernels.gemm(d2, wa, c=lease.take((M, C), dt))
         dwa, dba = _wgrad(d2, z2, ca.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)
@@ -274,6 +276,9 @@ def _attention_residual(x, ln, attn):
         return grads
     return _node(out, (x,) + _ln_params(ln) + (ca.weight, cp.weight) + _bias_parents(ca, cp),
                  backward, saved=(x,) + _ln_params(ln) + (ca.weight, cp.weight))
+
+
+_GELU_ACTIVATION = {"none": "gelu", "tanh": "gelu_tanh"}   # nn.GELU's approximate -> gemm_fused's
 
 
 def _mlp_residual(x, ln, mlp):
@@ -288,8 +293,11 @@ def _mlp_residual(x, ln, mlp):
     z2, ln_state = _ln_forward(x2, ln)
     lease = POOL.lease()
     h = lease.take((M, wf.shape[0]), dt)   # the pre-activation, for the backward
-    _linear_into(z2, wf, None if fc.bias is None else fc.bias._data, h)
-    a = _kernels.gelu(h, approx)
+    a = lease.take((M, wf.shape[0]), dt)   # gelu(h), for c_proj's weight gradient
+    # c_fc and GELU in one GEMM with a fused epilogue that also stores h: the same values as
+    # gemm then gelu (the epilogue runs the GELU kernel itself), into the pool's buffers
+    _kernels.gemm_fused(z2, wf, a, None if fc.bias is None else fc.bias._data, trans_b=True,
+                        activation=_GELU_ACTIVATION[approx], preact=h)
     out = _residual_linear(xd, a, wp, None if pr.bias is None else pr.bias._data)
 
     def backward(g):
@@ -298,7 +306,7 @@ def _mlp_residual(x, ln, mlp):
         _kernels.gemm(g2, wp, c=da)
         dwp, dbp = _wgrad(g2, a, pr.bias is not None)
         dh = _kernels.gelu_backward(da, h, approx)
-        dz2 = _kernels.gemm(dh, wf)
+        dz2 = _kernels.gemm(dh, wf, c=lease.take((M, C), dt))
         dwf, dbf = _wgrad(dh, z2, fc.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)

@@ -15,8 +15,18 @@ two forwards before one backward (gradient accumulation) each hold their own buf
 retain_graph=True keeps them until the graph itself is freed. Only arrays that never escape the
 op may be taken from a lease: never an op's output or a gradient handed to autograd.
 
-Thread-safe (one lock); holds at most max_bytes of free buffers (beyond that the shapes returned
-longest ago are dropped first); POOL.clear() empties it.
+An array that does escape (an op's output, a gradient passed on to autograd) can still be pooled
+with POOL.owned(shape, dtype): its buffer goes back when the array and every view of it are
+garbage, whoever held them. numpy gives such an array a base object that is not an array (an
+_Owner, which holds the pooled buffer): every view made from it, however deep, keeps that owner
+alive (numpy's base chains stop collapsing at a non-array), so a tensor a user still holds can
+never be handed out again. It costs a few microseconds per array, so fused ops use it for the
+large outputs only.
+
+Thread-safe (one re-entrant lock: a buffer may come back from a finalizer that the garbage
+collector runs in the middle of another take or give); holds at most max_bytes of free buffers (beyond that the shapes returned
+longest ago are dropped first); POOL.clear() empties it. POOL.enabled = False turns reuse off
+(every take and owned() allocates anew, nothing is kept): the reference the tests compare with.
 """
 import threading
 
@@ -30,12 +40,15 @@ class BufferPool:
         self.max_bytes = int(max_bytes)
         self._free = {}        # (shape, dtype.str) -> [arrays]
         self._held = 0         # bytes in self._free
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.allocated = 0     # arrays created because none of the shape was free (a counter)
+        self.enabled = True    # False: no reuse (a new array for every take, none kept)
 
     def take(self, shape, dtype):
         """A C-contiguous array of shape and dtype, uninitialized: a free one or a new one."""
         dtype = np.dtype(dtype)
+        if not self.enabled:
+            return np.empty(shape, dtype)
         key = (tuple(shape), dtype.str)
         with self._lock:
             free = self._free.get(key)
@@ -46,12 +59,24 @@ class BufferPool:
             self.allocated += 1
         return np.empty(shape, dtype)
 
+    def owned(self, shape, dtype):
+        """A C-contiguous array of shape and dtype, uninitialized, that may escape: its buffer
+        returns to this pool once the array and all views of it are garbage (see the module
+        doc). Its .base is the owner, not None."""
+        if not self.enabled:
+            return np.empty(shape, dtype)
+        buf = self.take(shape, dtype)
+        owner = _Owner()
+        owner.pool, owner.buf = self, buf
+        owner.__array_interface__ = buf.__array_interface__
+        return np.asarray(owner)
+
     def give(self, a):
         """Return an array from take() (to be reused by a later take of its shape). Over
         max_bytes, the buffers of the shapes given back longest ago are dropped first, so a run
         of changing shapes (generation without a cache) churns the pool instead of filling it
         with shapes that never come back."""
-        if a.nbytes > self.max_bytes:
+        if a.nbytes > self.max_bytes or not self.enabled:
             return
         key = (a.shape, a.dtype.str)
         with self._lock:
@@ -78,6 +103,18 @@ class BufferPool:
 
     def lease(self):
         return Lease(self)
+
+
+class _Owner:
+    """The base object of an owned() array: exposes the pooled buffer to numpy and gives it back
+    when the last array viewing it is gone."""
+    __slots__ = ("pool", "buf", "__array_interface__")
+
+    def __del__(self):
+        try:
+            self.pool.give(self.buf)
+        except Exception:   # interpreter shutdown
+            pass
 
 
 class Lease:
