@@ -461,8 +461,8 @@ def _gelu_parallel(chunks, x, y, approximate):
         _gelu_block(x[lo:hi], y[lo:hi], approximate)
 
 
-def gelu(x, approximate):
-    y = np.empty_like(x)
+def gelu(x, approximate, out=None):
+    y = np.empty_like(x) if out is None else out
     chunks = _blocks(x.size, COSTLY_PARALLEL_MIN, x.size)
     if chunks:
         _gelu_parallel(chunks, x, y, bool(approximate))
@@ -496,8 +496,8 @@ def _gelu_backward_parallel(chunks, dy, x, dx, approximate):
         _gelu_backward_block(dy[lo:hi], x[lo:hi], dx[lo:hi], approximate)
 
 
-def gelu_backward(dy, x, approximate):
-    dx = np.empty_like(dy)
+def gelu_backward(dy, x, approximate, out=None):
+    dx = np.empty_like(dy) if out is None else out
     chunks = _blocks(x.size, COSTLY_PARALLEL_MIN, x.size)
     if chunks:
         _gelu_backward_parallel(chunks, dy, x, dx, bool(approximate))
@@ -798,10 +798,11 @@ def _layer_norm_parallel(chunks, x, weight, bias, eps, y, mean, rstd):
         _layer_norm_block(x[lo:hi], weight, bias, eps, y[lo:hi], mean[lo:hi], rstd[lo:hi])
 
 
-def layer_norm(x, weight, bias, eps):
-    y = np.empty_like(x)
-    mean = np.empty(x.shape[0], x.dtype)
-    rstd = np.empty(x.shape[0], x.dtype)
+def layer_norm(x, weight, bias, eps, out=None):
+    if out is None:
+        y, mean, rstd = np.empty_like(x), np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
+    else:
+        y, mean, rstd = out
     chunks = _blocks(x.size, CHEAP_PARALLEL_MIN, x.shape[0])
     if chunks:
         _layer_norm_parallel(chunks, x, weight, bias, float(eps), y, mean, rstd)
@@ -856,8 +857,8 @@ def _layer_norm_backward_parallel(chunks, dy, x, weight, mean, rstd, dx, dweight
         dbias[j] = sb
 
 
-def layer_norm_backward(dy, x, weight, mean, rstd):
-    dx = np.empty_like(dy)
+def layer_norm_backward(dy, x, weight, mean, rstd, out=None):
+    dx = np.empty_like(dy) if out is None else out
     dweight = np.empty(x.shape[1], x.dtype)
     dbias = np.empty(x.shape[1], x.dtype)
     chunks = _blocks(x.size, CHEAP_PARALLEL_MIN, x.shape[0])
@@ -900,18 +901,19 @@ def embedding(weight, ids):
 
 @njit(cache=True, error_model="numpy")
 def _embedding_backward_block(dout, ids, dweight, col0, col1):
-    """dweight[:, col0:col1] = scatter-add of dout[:, col0:col1] by ids (zeroed first).
+    """dweight[:, col0:col1] += scatter-add of dout[:, col0:col1] by ids (dweight arrives
+    zeroed: np.zeros gets calloc's fresh zero pages, which costs less than writing zeros here).
 
     Ids repeat, so rows of dweight cannot be split among threads; its columns can: a thread
     owns a block of columns of every row and adds in the order of ids, so the result is
     race-free and the same for any thread count."""
-    for v in range(dweight.shape[0]):
-        for j in range(col1 - col0):
-            dweight[v, col0 + j] = 0
+    # Row slices, indexed from 0: written as dweight[row, col0 + j], the index could be negative
+    # as far as LLVM knows (numba wraps negative indices), and the loop stayed scalar.
     for i in range(ids.size):
-        row = ids[i]
-        for j in range(col1 - col0):
-            dweight[row, col0 + j] += dout[i, col0 + j]
+        src = dout[i, col0:col1]
+        dst = dweight[ids[i], col0:col1]
+        for j in range(src.size):
+            dst[j] += src[j]
 
 
 @njit(**_PARALLEL)
@@ -926,7 +928,7 @@ def _embedding_backward_parallel(chunks, dout, ids, dweight):
 
 
 def embedding_backward(dout, ids, num_embeddings):
-    dweight = np.empty((num_embeddings, dout.shape[1]), dout.dtype)
+    dweight = np.zeros((num_embeddings, dout.shape[1]), dout.dtype)
     lines = -(-dout.shape[1] * dout.itemsize // 64)
     chunks = _blocks(dout.size + dweight.size, CHEAP_PARALLEL_MIN, lines)
     if chunks:
