@@ -73,6 +73,39 @@ def linear(input, weight, bias=None):
     return _node(y, parents, backward, tb=tb)
 
 
+def _linear_relu(input, weight, bias):
+    """relu(linear(input, weight, bias)) as one recorded op, for nn.Sequential's Linear, ReLU
+    pairs: the ReLU is applied as the GEMM stores its tiles, and backward masks the gradient
+    with the output (y > 0 where the pre-activation is) before the linear's two GEMMs. One node
+    and one kernel call fewer each way; the numbers are the two ops'. 2-D host input and a bias
+    of the weight's dtype; anything else runs the two ops."""
+    x, w = input._data, weight._data
+    if not (bias is not None and type(x) is np.ndarray and type(w) is np.ndarray
+            and x.ndim == 2 and x.dtype == w.dtype and bias._data.dtype == w.dtype
+            and x.shape[1] == w.shape[1]):
+        return _relu(linear(input, weight, bias))
+    y = T.gemm_fused(x, w, trans_b=True, bias=bias._data, activation="relu")
+
+    def backward(g):
+        d = T.relu_backward(g, y)
+        gx = T.gemm(d, w) if input.requires_grad else None
+        if weight.requires_grad and bias.requires_grad:
+            gw, gb = T.gemm_bias_grad(d, x, trans_a=True, sum_of="a")
+            return gx, gw, gb
+        return (gx, T.gemm(d, x, trans_a=True) if weight.requires_grad else None,
+                T.bias_grad(d) if bias.requires_grad else None)
+
+    def tb(g):  # create_graph: the ReLU's mask is a constant, as in PyTorch's double backward
+        d = g * Tensor((y > 0).astype(y.dtype))
+        return (d.matmul(weight) if input.requires_grad else None,
+                d.t().matmul(input) if weight.requires_grad else None,
+                d.sum(0) if bias.requires_grad else None)
+    out = _node(y, (input, weight, bias), backward, save_output=True, tb=tb)
+    if out._fn is not None:
+        out._fn._qn = "relu"   # grad_fn reads ReluBackward0, as the last op's in PyTorch
+    return out
+
+
 # ---------------------------------------------------------------- activations
 # The ops themselves live with Tensor (fastnn/tensor.py), whose methods share them; sigmoid,
 # tanh, gelu, softmax and log_softmax are imported from there unchanged.

@@ -214,10 +214,10 @@ class Optimizer:
         """Reset the gradients: None (the default, as in PyTorch 2.x), or zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p._grad is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None
                 elif isinstance(p.grad, np.ndarray):
                     p.grad = np.zeros_like(p.grad)  # never write into a (maybe shared) array
                 else:
@@ -405,31 +405,39 @@ class Adam(Optimizer):
             b1, b2 = (float(b) for b in group["betas"])
             decoupled = bool(group.get("decoupled_weight_decay", False))
             amsgrad, maximize = group.get("amsgrad", False), group.get("maximize", False)
-            # the group's tensors in one kernel call per (step, dtype): usually a single call
+            # the group's tensors in one kernel call per (step, dtype): usually a single call,
+            # whose lists fill without a dict look-up while step and dtype stay the same
             batches = {}
+            key = batch = None
             for p in group["params"]:
-                g = _grad(p)
+                g = p._grad
                 if g is None:
                     continue
+                g = g._data if type(g) is Tensor else None
+                if type(g) is not np.ndarray:   # an array in .grad, or device storage
+                    g = _grad(p)
                 if maximize:
                     g = np.negative(g)
+                data = p._data
                 st = state[p]
                 if not st:
                     st["step"] = 0
-                    st["exp_avg"] = np.zeros_like(p._data)
-                    st["exp_avg_sq"] = np.zeros_like(p._data)
+                    st["exp_avg"] = np.zeros_like(data)
+                    st["exp_avg_sq"] = np.zeros_like(data)
                     if amsgrad:
-                        st["max_exp_avg_sq"] = np.zeros_like(p._data)
-                elif type(st["exp_avg"]) is not type(p._data):
+                        st["max_exp_avg_sq"] = np.zeros_like(data)
+                elif type(st["exp_avg"]) is not type(data):
                     _on_param_device(p, st, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
-                st["step"] += 1
+                step = st["step"] = st["step"] + 1
                 if amsgrad:
-                    _amsgrad_step(p._data, g, st, lr, b1, b2, eps, wd, decoupled)
+                    _amsgrad_step(data, g, st, lr, b1, b2, eps, wd, decoupled)
                     continue
-                batch = batches.get((st["step"], p._data.dtype))
-                if batch is None:
-                    batch = batches[st["step"], p._data.dtype] = ([], [], [], [])
-                batch[0].append(p._data)
+                if key is None or step != key[0] or data.dtype != key[1]:
+                    key = (step, data.dtype)
+                    batch = batches.get(key)
+                    if batch is None:
+                        batch = batches[key] = ([], [], [], [])
+                batch[0].append(data)
                 batch[1].append(g)
                 batch[2].append(st["exp_avg"])
                 batch[3].append(st["exp_avg_sq"])
