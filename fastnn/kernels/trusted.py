@@ -16,6 +16,10 @@ device array (fastnn.backends.cuda.array.DeviceArray, the storage of a tensor on
 goes to the same kernel's device version in on_device.py instead, with device arrays in and out.
 Each entry point is generated with its kernel's own signature (no *args/**kwargs packing), so a
 numpy first argument costs one type check and one call.
+
+out=: the GELU and layer-norm entry points (gelu, gelu_backward, layer_norm, layer_norm_backward)
+take out=, arrays to write the result into instead of new ones (the GPT's fused blocks write into
+pooled buffers so a warm step allocates nothing). Host arrays only: on device arrays out= raises.
 """
 import inspect
 import sys
@@ -24,6 +28,9 @@ from . import on_device as _on_device
 from .registry import REGISTRY
 
 _ndarray = __import__("numpy").ndarray
+
+
+_HOST_ONLY = ("backend=backend", "out=out")   # arguments the device versions do not take
 
 
 def _routed(api_name, host):
@@ -54,9 +61,12 @@ def _routed(api_name, host):
     src = (f"def {api_name}({', '.join(decl)}):\n"
            f"    if type({first}) is not _ndarray and {_on_device._ARRAY_MODULE!r} in _modules "
            f"and _od.on_device({first}):\n"
-           f"        if not _device:\n"
+           + (f"        if out is not None:\n"
+              f"            raise NotImplementedError(_name + ': out= is for host arrays; "
+              f"device arrays get new results')\n" if "out=out" in call else "")
+           + f"        if not _device:\n"
            f"            _device.append(_od.get(_name))\n"
-           f"        return _device[0]({', '.join(c for c in call if c != 'backend=backend')})\n"
+           f"        return _device[0]({', '.join(c for c in call if c not in _HOST_ONLY)})\n"
            f"    return _host({', '.join(call)})\n")
     exec(src, env)   # a forwarding function with host's signature (generated, not user input)
     entry = env[api_name]

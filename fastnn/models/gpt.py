@@ -176,19 +176,22 @@ def _fusable(block, x):
                     a.resid_dropout, m, m.c_fc, m.gelu, m.c_proj, m.dropout))
 
 
-def _ln_forward(x2, ln):
-    """LayerNorm of the rows of x2: (z2, backward_state)."""
+def _ln_forward(x2, ln, lease):
+    """LayerNorm of the rows of x2 into the lease's buffers: (z2, backward_state)."""
     w = None if ln.weight is None else ln.weight._data
     b = None if ln.bias is None else ln.bias._data
-    z2, mu, rstd = _kernels.layer_norm(x2, w, b, ln.eps)
+    M, dt = x2.shape[0], x2.dtype
+    z2, mu, rstd = _kernels.layer_norm(x2, w, b, ln.eps, out=(
+        lease.take(x2.shape, dt), lease.take((M,), dt), lease.take((M,), dt)))
     return z2, (w, mu, rstd)
 
 
 def _ln_backward(dz2, x2, state, ln, g2):
     """[dx, dweight?, dbias?] of LayerNorm with the residual's gradient g2 added into dx (in
-    place: dx is the kernel's new array)."""
+    place: dx is a pool array of its own, handed on to autograd)."""
     w, mu, rstd = state
-    dx, dw, db = _kernels.layer_norm_backward(dz2, x2, w, mu, rstd)
+    dx, dw, db = _kernels.layer_norm_backward(dz2, x2, w, mu, rstd,
+                                              out=POOL.owned(x2.shape, x2.dtype))
     dx += g2
     out = [dx]
     if ln.weight is not None:
@@ -245,8 +248,8 @@ def _attention_residual(x, ln, attn):
     ca, cp = attn.c_attn, attn.c_proj
     wa, wp = ca.weight._data, cp.weight._data
     x2 = np.ascontiguousarray(xd).reshape(M, C)
-    z2, ln_state = _ln_forward(x2, ln)
     lease = POOL.lease()
+    z2, ln_state = _ln_forward(x2, ln, lease)
     qkv = lease.take((B, T, 3, H, D), dt)
     _linear_into(z2, wa, None if ca.bias is None else ca.bias._data, qkv.reshape(M, 3 * C))
     y = lease.take((B, T, H, D), dt)
@@ -258,16 +261,21 @@ def _attention_residual(x, ln, attn):
     y2 = y.reshape(M, C)
     out = _residual_linear(xd, y2, wp, None if cp.bias is None else cp.bias._data)
 
-    def backward(g):
+    # lease=lease: the forward's buffers (z2, qkv, y, lse) stay out of the pool for as long as
+    # autograd holds this closure (a lease gives its arrays back when it dies, referenced or not)
+    def backward(g, lease=lease):
+        # this backward's scratch: back to the pool when it returns (a retained graph's next
+        # backward makes it again)
+        work = POOL.lease()
         g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
-        dy = lease.take((B, T, H, D), dt)
+        dy = work.take((B, T, H, D), dt)
         _kernels.gemm(g2, wp, c=dy.reshape(M, C))
         dwp, dbp = _wgrad(g2, y2, cp.bias is not None)
-        dqkv = lease.take((B, T, 3, H, D), dt)
+        dqkv = work.take((B, T, 3, H, D), dt)
         bwd(dy.transpose(0, 2, 1, 3), heads(qkv, 0), heads(qkv, 1), heads(qkv, 2), y4, lse,
             heads(dqkv, 0), heads(dqkv, 1), heads(dqkv, 2), True, scale)
         d2 = dqkv.reshape(M, 3 * C)
-        dz2 = _kernels.gemm(d2, wa, c=lease.take((M, C), dt))
+        dz2 = _kernels.gemm(d2, wa, c=work.take((M, C), dt))
         dwa, dba = _wgrad(d2, z2, ca.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)
@@ -290,8 +298,8 @@ def _mlp_residual(x, ln, mlp):
     wf, wp = fc.weight._data, pr.weight._data
     approx = mlp.gelu.approximate
     x2 = np.ascontiguousarray(xd).reshape(M, C)
-    z2, ln_state = _ln_forward(x2, ln)
     lease = POOL.lease()
+    z2, ln_state = _ln_forward(x2, ln, lease)
     h = lease.take((M, wf.shape[0]), dt)   # the pre-activation, for the backward
     a = lease.take((M, wf.shape[0]), dt)   # gelu(h), for c_proj's weight gradient
     # c_fc and GELU in one GEMM with a fused epilogue that also stores h: the same values as
@@ -300,13 +308,14 @@ def _mlp_residual(x, ln, mlp):
                         activation=_GELU_ACTIVATION[approx], preact=h)
     out = _residual_linear(xd, a, wp, None if pr.bias is None else pr.bias._data)
 
-    def backward(g):
+    def backward(g, lease=lease):   # lease: z2, h, a stay out while autograd holds this
+        work = POOL.lease()   # scratch, back to the pool when this returns
         g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, C)
-        da = lease.take(h.shape, dt)
+        da = work.take(h.shape, dt)
         _kernels.gemm(g2, wp, c=da)
         dwp, dbp = _wgrad(g2, a, pr.bias is not None)
-        dh = _kernels.gelu_backward(da, h, approx)
-        dz2 = _kernels.gemm(dh, wf, c=lease.take((M, C), dt))
+        dh = _kernels.gelu_backward(da, h, approx, out=work.take(h.shape, dt))
+        dz2 = _kernels.gemm(dh, wf, c=work.take((M, C), dt))
         dwf, dbf = _wgrad(dh, z2, fc.bias is not None)
         grads = _ln_backward(dz2, x2, ln_state, ln, g2)
         grads[0] = grads[0].reshape(xd.shape)

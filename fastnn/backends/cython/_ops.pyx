@@ -276,8 +276,9 @@ def tanh_backward(cnp.ndarray dy, cnp.ndarray y):
             binary(dy, y, fnn_tanh_backward_f64))
 
 
-def gelu(cnp.ndarray x, bint approximate):
-    cdef cnp.ndarray y = empty_like(x)
+def gelu(cnp.ndarray x, bint approximate, cnp.ndarray out=None):
+    # out: the caller's array to write (trusted.gelu checked it: shape, dtype, no overlap)
+    cdef cnp.ndarray y = empty_like(x) if out is None else out
     with nogil:
         if is_f32(x):
             fnn_gelu_f32(f32(x), f32(y), size(x), approximate)
@@ -286,8 +287,8 @@ def gelu(cnp.ndarray x, bint approximate):
     return y
 
 
-def gelu_backward(cnp.ndarray dy, cnp.ndarray x, bint approximate):
-    cdef cnp.ndarray dx = empty_like(dy)
+def gelu_backward(cnp.ndarray dy, cnp.ndarray x, bint approximate, cnp.ndarray out=None):
+    cdef cnp.ndarray dx = empty_like(dy) if out is None else out
     with nogil:
         if is_f32(dy):
             fnn_gelu_backward_f32(f32(dy), f32(x), f32(dx), size(dy), approximate)
@@ -363,11 +364,14 @@ def mse_loss(cnp.ndarray pred, cnp.ndarray target):
 
 
 # ---------------------------------------------------------------- layer norm
-def layer_norm(cnp.ndarray x, cnp.ndarray weight, cnp.ndarray bias, double eps):
+def layer_norm(cnp.ndarray x, cnp.ndarray weight, cnp.ndarray bias, double eps, out=None):
+    # out: None or the caller's (y, mean, rstd) to write (checked by trusted.layer_norm)
     cdef int64_t rows = dim(x, 0), cols = dim(x, 1)
-    cdef cnp.ndarray y = empty_like(x)
-    cdef cnp.ndarray mean = empty_1d(rows, x)
-    cdef cnp.ndarray rstd = empty_1d(rows, x)
+    cdef cnp.ndarray y, mean, rstd
+    if out is None:
+        y, mean, rstd = empty_like(x), empty_1d(rows, x), empty_1d(rows, x)
+    else:
+        y, mean, rstd = out
     with nogil:
         if is_f32(x):
             fnn_layer_norm_f32(f32(x), f32(weight), f32(bias), f32(y), f32(mean), f32(rstd),
@@ -379,9 +383,10 @@ def layer_norm(cnp.ndarray x, cnp.ndarray weight, cnp.ndarray bias, double eps):
 
 
 def layer_norm_backward(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray weight, cnp.ndarray mean,
-                        cnp.ndarray rstd):
+                        cnp.ndarray rstd, cnp.ndarray out=None):
+    # out: None or the caller's dx to write (checked by trusted.layer_norm_backward)
     cdef int64_t rows = dim(x, 0), cols = dim(x, 1)
-    cdef cnp.ndarray dx = empty_like(x)
+    cdef cnp.ndarray dx = empty_like(x) if out is None else out
     cdef cnp.ndarray dw = empty_1d(cols, x)
     cdef cnp.ndarray db = empty_1d(cols, x)
     cdef int status

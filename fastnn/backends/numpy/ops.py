@@ -59,22 +59,31 @@ def _erf(x):
     return _ERF(x).astype(x.dtype)
 
 
-def gelu(x, approximate):
+def _into(out, value):
+    """value, or value written into the caller's array out (the `out=` of the other backends;
+    this reference makes its temporaries anyway)."""
+    if out is None:
+        return value
+    np.copyto(out, value, casting="same_kind")
+    return out
+
+
+def gelu(x, approximate, out=None):
     """approximate=False: x * Phi(x) with the exact erf; True: the tanh form used by GPT-2."""
     if approximate:
-        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
-    return 0.5 * x * (1 + _erf(x / math.sqrt(2.0)))
+        return _into(out, 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))))
+    return _into(out, 0.5 * x * (1 + _erf(x / math.sqrt(2.0))))
 
 
-def gelu_backward(dy, x, approximate):
+def gelu_backward(dy, x, approximate, out=None):
     if approximate:
         u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
         t = np.tanh(u)
         du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x ** 2)
-        return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        return _into(out, dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du))
     cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-    return (dy * (cdf + x * pdf)).astype(x.dtype)
+    return _into(out, (dy * (cdf + x * pdf)).astype(x.dtype))
 
 
 def clamp(x, lo, hi):
@@ -132,23 +141,25 @@ def mse_loss(pred, target):
 
 
 # ---------------------------------------------------------------- layer norm (2-D, last axis)
-def layer_norm(x, weight, bias, eps):
-    """y = (x - mean) * rstd * weight + bias; returns y, mean (N,), rstd = 1/sqrt(var + eps) (N,)."""
+def layer_norm(x, weight, bias, eps, out=None):
+    """y = (x - mean) * rstd * weight + bias; returns y, mean (N,), rstd = 1/sqrt(var + eps) (N,).
+    out: None or (y, mean, rstd) arrays to write."""
     mean = x.mean(axis=1)
     var = ((x - mean[:, None]) ** 2).mean(axis=1)
     rstd = 1 / np.sqrt(var + eps)
     xhat = (x - mean[:, None]) * rstd[:, None]
-    return xhat * weight + bias, mean, rstd.astype(x.dtype)
+    got = xhat * weight + bias, mean, rstd.astype(x.dtype)
+    return got if out is None else tuple(_into(o, v) for o, v in zip(out, got))
 
 
-def layer_norm_backward(dy, x, weight, mean, rstd):
+def layer_norm_backward(dy, x, weight, mean, rstd, out=None):
     xhat = (x - mean[:, None]) * rstd[:, None]
     dweight = (dy * xhat).sum(axis=0)
     dbias = dy.sum(axis=0)
     g = dy * weight
     dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
                           - xhat * (g * xhat).mean(axis=1, keepdims=True))
-    return dx, dweight, dbias
+    return _into(out, dx), dweight, dbias
 
 
 # ---------------------------------------------------------------- embedding

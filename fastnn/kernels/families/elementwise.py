@@ -212,3 +212,71 @@ def _clamp_backward_trusted(dy, x, min=None, max=None):
     if b is not None and dy.shape == x.shape and ready(x.dtype, dy, x):
         return get_backend().clamp_backward(dy.reshape(-1), x.reshape(-1), *b).reshape(x.shape)
     return clamp_backward(dy, x, min, max)
+
+
+# ---------------------------------------------------------------- out=: results into given arrays
+# The trusted GELU and layer-norm entry points take out=: arrays the result is written into
+# instead of new ones (a fused op's pooled buffers; fastnn.models.gpt). These backends take it
+# down to the kernel; any other gets the result copied in.
+_OUT_BACKENDS = ("numpy", "numba", "cython")
+
+
+def _check_out(kernel, outs, shapes, dt, inputs):
+    """Raise unless each of outs is a writeable C-contiguous numpy array of its shape in shapes
+    and dtype dt that overlaps none of inputs (the kernels read inputs while writing out)."""
+    for o, shape in zip(outs, shapes):
+        if type(o) is not np.ndarray:
+            raise TypeError(f"{kernel}: out must be numpy arrays (written in place), got "
+                            f"{type(o).__name__}")
+        if o.dtype != dt or o.shape != shape:
+            raise ValueError(f"{kernel}: out has shape {o.shape} and dtype {o.dtype}, expected "
+                             f"{shape} and {dt}")
+        if not (o.flags.c_contiguous and o.flags.writeable):
+            raise ValueError(f"{kernel}: out must be a writeable C-contiguous array")
+        if any(i is not None and np.may_share_memory(o, i) for i in inputs):
+            raise ValueError(f"{kernel}: out must not overlap the inputs")
+
+
+def _copied_out(outs, results):
+    """The checked path's results written into outs (a single array or a tuple, as results)."""
+    if isinstance(outs, tuple):
+        for o, r in zip(outs, results):
+            np.copyto(o, r)
+        return outs
+    np.copyto(outs, results)
+    return outs
+
+
+@gelu.kernel.set_trusted
+def _gelu_trusted(x, approximate="none", *, out=None):
+    """gelu; out: an array of x's shape and dtype to write the result into (returned)."""
+    if out is not None:
+        _check_out("gelu", (out,), (x.shape,), x.dtype, (x,))
+    if approximate in ("none", "tanh") and type(x) is np.ndarray and ready(x.dtype, x):
+        be = get_backend()
+        if out is None:
+            return be.gelu(x.reshape(-1), approximate == "tanh").reshape(x.shape)
+        if be.name in _OUT_BACKENDS:
+            be.gelu(x.reshape(-1), approximate == "tanh", out.reshape(-1))
+            return out
+    y = gelu(x, approximate)
+    return y if out is None else _copied_out(out, y)
+
+
+@gelu_backward.kernel.set_trusted
+def _gelu_backward_trusted(dy, x, approximate="none", *, out=None):
+    """gelu_backward; out: an array of dy's shape and dtype to write dx into (returned)."""
+    if out is not None:
+        _check_out("gelu_backward", (out,), (dy.shape,), dy.dtype, (dy, x))
+    if (approximate in ("none", "tanh") and type(dy) is type(x) is np.ndarray
+            and dy.shape == x.shape and ready(x.dtype, dy, x)):
+        be = get_backend()
+        if out is None:
+            return be.gelu_backward(dy.reshape(-1), x.reshape(-1),
+                                    approximate == "tanh").reshape(x.shape)
+        if be.name in _OUT_BACKENDS:
+            be.gelu_backward(dy.reshape(-1), x.reshape(-1), approximate == "tanh",
+                             out.reshape(-1))
+            return out
+    dx = gelu_backward(dy, x, approximate)
+    return dx if out is None else _copied_out(out, dx)

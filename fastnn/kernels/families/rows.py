@@ -9,6 +9,7 @@ from ..registry import Bench, Gradient, declare
 from .._checks import (_FLOATS, _at_least_1d, _check_range, _float_array, _gemm_operand,
                        _index_array, _ndim, _rows, _same_shape, get_backend, ready, resolve)
 from . import examples as ex
+from .elementwise import _OUT_BACKENDS, _check_out, _copied_out
 
 
 # ---------------------------------------------------------------- softmax family
@@ -150,6 +151,52 @@ def layer_norm_backward(dy, x, weight, mean, rstd, *, backend=None):
     return dx.reshape(x.shape), dw, db
 
 
+
+
+def _ln_ready(x, *params):
+    """x a ready 2-D array and each of params None or a ready (C,) array."""
+    if type(x) is not np.ndarray or x.ndim != 2 or not ready(x.dtype, x):
+        return False
+    c = x.shape[1]
+    return all(p is None or (type(p) is np.ndarray and p.shape == (c,) and ready(x.dtype, p))
+               for p in params)
+
+
+@layer_norm.kernel.set_trusted
+def _layer_norm_trusted(x, weight=None, bias=None, eps=1e-5, *, out=None):
+    """layer_norm; out: None or (y, mean, rstd) arrays of the results' shapes and x's dtype to
+    write them into (returned)."""
+    if out is not None:
+        out = tuple(out)
+        _check_out("layer_norm", out, (x.shape, x.shape[:-1], x.shape[:-1]), x.dtype,
+                   (x, weight, bias))
+    if _ln_ready(x, weight, bias):
+        be = get_backend()
+        if out is None or be.name in _OUT_BACKENDS:
+            c = x.shape[1]
+            return be.layer_norm(x, np.ones(c, x.dtype) if weight is None else weight,
+                                 np.zeros(c, x.dtype) if bias is None else bias, float(eps),
+                                 *(() if out is None else (out,)))
+    got = layer_norm(x, weight, bias, eps)
+    return got if out is None else _copied_out(out, got)
+
+
+@layer_norm_backward.kernel.set_trusted
+def _layer_norm_backward_trusted(dy, x, weight, mean, rstd, *, out=None):
+    """layer_norm_backward; out: None or an array of x's shape and dtype to write dx into
+    (returned as the first result; dweight and dbias are new)."""
+    if out is not None:
+        _check_out("layer_norm_backward", (out,), (x.shape,), x.dtype, (dy, x, weight, mean, rstd))
+    if (_ln_ready(x, weight) and type(dy) is type(mean) is type(rstd) is np.ndarray
+            and dy.shape == x.shape and mean.shape == rstd.shape == x.shape[:1]
+            and ready(x.dtype, dy, mean, rstd)):
+        be = get_backend()
+        if out is None or be.name in _OUT_BACKENDS:
+            w = np.ones(x.shape[1], x.dtype) if weight is None else weight
+            return be.layer_norm_backward(dy, x, w, mean, rstd,
+                                          *(() if out is None else (out,)))
+    dx, dw, db = layer_norm_backward(dy, x, weight, mean, rstd)
+    return (dx if out is None else _copied_out(out, dx)), dw, db
 
 
 @cross_entropy.kernel.set_trusted
