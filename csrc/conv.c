@@ -24,6 +24,10 @@ static inline int omp_get_num_threads(void) { return 1; }
 #ifndef CONV_GROUP_COLS
 #define CONV_GROUP_COLS 512
 #endif
+/* A batch that fits one group of images goes in CONV_SPLIT groups of at least CONV_SPLIT_COLS
+ * columns each (conv_impl.h group_images). */
+#define CONV_SPLIT 2
+#define CONV_SPLIT_COLS 64
 #ifndef CONV_COL_MAX
 #define CONV_COL_MAX ((int64_t)1 << 21)
 #endif

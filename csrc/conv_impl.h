@@ -170,7 +170,12 @@ static int64_t CONV_SFX(block_rows)(const fnn_conv_t *p, int direct)
 
 /* Images per GEMM: small images (few output positions) go several to a GEMM, side by side in
  * the column buffer, so the GEMM's n is at least ~CONV_GROUP_COLS (a 64-column GEMM per 8x8
- * image runs far below the GEMM's speed). Images in row blocks go one at a time. */
+ * image runs far below the GEMM's speed). Images in row blocks go one at a time.
+ * A batch that would fit one group is split in CONV_SPLIT groups when each still has at least
+ * CONV_SPLIT_COLS columns: then the threads take whole groups (im2col, GEMM, col2im and the
+ * copies all in parallel, one team wake-up per call) instead of sharing one GEMM while the
+ * rest runs on one thread. The rule does not look at the thread count, so the summation order
+ * of dweight (and every result bit) is the same for any number of threads. */
 static int64_t CONV_SFX(group_images)(const fnn_conv_t *p, int64_t rows)
 {
     const int64_t L = p->oh * p->ow;
@@ -178,7 +183,10 @@ static int64_t CONV_SFX(group_images)(const fnn_conv_t *p, int64_t rows)
     int64_t nb = (CONV_GROUP_COLS + L - 1) / L;
     const int64_t fit = CONV_COL_MAX / (p->c * p->kh * p->kw * L);
     if (nb > fit) nb = fit;
-    if (nb > p->n) nb = p->n;
+    if (nb >= p->n) {
+        const int64_t part = (p->n + CONV_SPLIT - 1) / CONV_SPLIT;
+        nb = part * L >= CONV_SPLIT_COLS ? part : p->n;
+    }
     return nb < 1 ? 1 : nb;
 }
 
