@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm import _gemm_serial, gemm
+from .gemm import _gemm_serial, _load_micro_kernel, gemm
 
 
 @njit(cache=True, error_model="numpy")
@@ -229,6 +229,7 @@ def _backward_threaded_gemm(dy3, x, w2, need_dx, need_dw, dx, dw2, geo, groups):
 
 
 def _forward(x, weight, bias, geo, groups, out_channels):
+    _load_micro_kernel(x.dtype)     # before the drivers: see gemm._load_micro_kernel
     n = x.shape[0]
     co = weight.shape[0]
     L = geo[8] * geo[9]
@@ -251,6 +252,7 @@ def _forward(x, weight, bias, geo, groups, out_channels):
 
 def _backward(dy, x, weight, geo, groups, need_dx, need_dw, need_db):
     """Conv-view gradients; x is only read when need_dw, weight only when need_dx."""
+    _load_micro_kernel(x.dtype)     # before the drivers: see gemm._load_micro_kernel
     n, co = dy.shape[:2]
     L = dy.shape[2] * dy.shape[3]
     dy3 = dy.reshape(n, co, L)

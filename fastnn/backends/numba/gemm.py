@@ -306,6 +306,38 @@ def _gemm_parallel(a, b, c, trans_a, trans_b, alpha, beta, min_tiles):
                                jp0, min(jp0 + nc, n_panels), alpha, beta)
 
 
+# ---------------------------------------------------------------- loading order
+# Every driver's compiled library carries its own copy of _tile_update, re-optimized with the
+# driver's module, as a weak symbol; the JIT linker resolves a weak symbol to a definition it
+# already holds. A process that compiles the drivers compiles _tile_update alone first, and every
+# driver then calls that copy. A process that loads the drivers from numba's cache loaded only
+# the driver, so it called the driver's own copy, and that copy's register allocation is worse
+# on AVX2: one of the 8 accumulators goes through the stack on every k step (a loop-carried
+# store-to-load chain), 2.2-3.5x C's time instead of 1.3-1.9x. Loading _tile_update by itself
+# before any driver makes both kinds of process run the same, separately compiled micro-kernel.
+_micro_kernel_loaded = set()
+
+
+def _load_micro_kernel(dtype, c_layout="C"):
+    """Compile (or load from numba's cache) _tile_update for this dtype and layout of c, before
+    the first driver that calls it is loaded. Cheap after the first call."""
+    key = (np.dtype(dtype), c_layout)
+    if key in _micro_kernel_loaded:
+        return
+    if hasattr(_tile_update, "compile"):      # not under NUMBA_DISABLE_JIT
+        elt = numba.from_dtype(key[0])
+        panel = types.Array(elt, 1, "C")
+        _tile_update.compile((panel, panel, types.Array(elt, 2, c_layout)) + (types.int64,) * 5
+                             + (types.float64, types.float64))
+    _micro_kernel_loaded.add(key)
+
+
+def _load_for(c):
+    _load_micro_kernel(c.dtype)
+    if not c.flags.c_contiguous:
+        _load_micro_kernel(c.dtype, numba.typeof(c).layout)
+
+
 def _min_tiles():
     threads = numba.get_num_threads()
     return 0 if threads == 1 else 4 * threads
@@ -314,6 +346,8 @@ def _min_tiles():
 def gemm(a, b, c, trans_a, trans_b, alpha, beta):
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
+    _load_for(c)
+    alpha, beta = float(alpha), float(beta)
     if 2 * m * n * k < SERIAL_FLOPS or numba.get_num_threads() == 1:
         _gemm_serial(a, b, c, trans_a, trans_b, alpha, beta)
     else:
@@ -333,6 +367,8 @@ def _gemm_batched_parallel(a, b, c, trans_a, trans_b, alpha, beta):
 def gemm_batched(a, b, c, trans_a, trans_b, alpha, beta):
     nb, m, n = c.shape
     k = a.shape[1] if trans_a else a.shape[2]
+    _load_for(c[0] if nb else c)
+    alpha, beta = float(alpha), float(beta)
     flops = 2 * m * n * k
     threads = numba.get_num_threads()
     if threads > 1 and flops >= SERIAL_FLOPS:       # big matrices: parallel inside each product
