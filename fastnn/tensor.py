@@ -1179,7 +1179,12 @@ class Tensor:
             if self._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
                                    f"(backward() on shape {self._data.shape} needs gradient=)")
-            g = np.ones_like(self._data)
+            d = self._data
+            if type(d) is np.ndarray:   # (ones_like's Python wrapper costs a few us per step)
+                g = np.empty_like(d)
+                g.fill(1)
+            else:
+                g = np.ones_like(d)
         else:
             g = _grad_array(gradient, self)
         if inputs is not None:
@@ -2604,9 +2609,9 @@ def _node(data, parents, backward, saved=None, save_output=False, tb=None):
                     rec = tuple((s._vc, s._vc[0], s._data) for s in saved if s is not None)
                 if save_output:
                     rec = (rec or ()) + ((t._vc, 0, data),)
-                t._fn = _Fn(tuple(q._fn if q._fn is not None else (q if q.requires_grad
-                                                                     else None)
-                                  for q in parents), backward, rec, tb)
+                t._fn = _Fn(tuple([q._fn if q._fn is not None else (q if q.requires_grad
+                                                                      else None)
+                                   for q in parents]), backward, rec, tb)
                 break
     return t
 
