@@ -27,8 +27,10 @@ from numba.extending import intrinsic
 from .ops import _exp
 
 
-BQ = 64  # queries per tile
-BK = 64  # keys per tile
+BQ = 64  # queries per tile, forward
+BK = 64  # keys per tile, forward
+BWD_BQ = 64   # queries per tile, backward
+BWD_BK = 64   # keys per tile, backward
 
 
 
@@ -239,7 +241,7 @@ def _probs_tile(st, dpt, lrow, rrow, i0, j0, nk, causal):
     zero = st.dtype.type(0)
     for j in range(nk):
         first = j0 + j - i0 if causal else 0    # lanes i >= first are kept
-        for i in range(BQ):
+        for i in range(st.shape[1]):
             p = _exp(st[j, i] - lrow[i])
             ds = p * (dpt[j, i] - rrow[i])
             st[j, i] = p if i >= first else zero
@@ -248,17 +250,17 @@ def _probs_tile(st, dpt, lrow, rrow, i0, j0, nk, causal):
 
 @_micro
 def _load_lanes(lse, drow, h, i0, nq, lrow, rrow):
-    for i in range(BQ):
+    for i in range(lrow.size):
         lrow[i] = lse[h, i0 + i] if i < nq else np.inf
         rrow[i] = drow[h, i0 + i] if i < nq else 0
 
 
 @_micro
 def _load_block_t(x, h, i0, nq, scale, xt):
-    """xt[dd, i] = scale * x[h, i0 + i, dd] for i < nq, 0 for the padded lanes up to BQ."""
+    """xt[dd, i] = scale * x[h, i0 + i, dd] for i < nq, 0 for the padded lanes."""
     d = x.shape[2]
     for dd in range(d):
-        for i in range(BQ):
+        for i in range(xt.shape[1]):
             xt[dd, i] = 0
     for i in range(nq):
         for dd in range(d):
@@ -286,31 +288,32 @@ def _backward(dout, q, k, v, lse, drow, dq, dq_part, dk, dv, nsplit, causal, sca
     threads write the same dq. Unscaled: dk is scaled here, dq in _dq_finish."""
     bh, t, d = q.shape
     s = k.shape[1]
-    nkb = (s + BK - 1) // BK
+    nkb = (s + BWD_BK - 1) // BWD_BK
     for u in prange(bh * nsplit):
         h = u // nsplit
         sp = u % nsplit
         dq_dst = dq[h] if sp == 0 else dq_part[sp - 1, h]
         dq_dst[:, :] = 0
-        qt = np.empty((d, BQ), q.dtype)
-        dot = np.empty((d, BQ), q.dtype)
-        st = np.empty((BK, BQ), q.dtype)
-        dpt = np.empty((BK, BQ), q.dtype)
-        lrow = np.empty(BQ, q.dtype)
-        rrow = np.empty(BQ, q.dtype)
-        dkacc = np.empty((BK, d), q.dtype)
-        dvacc = np.empty((BK, d), q.dtype)
+        qt = np.empty((d, BWD_BQ), q.dtype)
+        dot = np.empty((d, BWD_BQ), q.dtype)
+        st = np.empty((BWD_BK, BWD_BQ), q.dtype)
+        dpt = np.empty((BWD_BK, BWD_BQ), q.dtype)
+        lrow = np.empty(BWD_BQ, q.dtype)
+        rrow = np.empty(BWD_BQ, q.dtype)
+        dkacc = np.empty((BWD_BK, d), q.dtype)
+        dvacc = np.empty((BWD_BK, d), q.dtype)
         # Split sp takes key blocks sp, sp + nsplit, ...: the heavier early (causal) blocks
         # are spread over the splits.
         for kb in range(sp, nkb, nsplit):
-            j0 = kb * BK
-            nk = min(BK, s - j0)
+            j0 = kb * BWD_BK
+            nk = min(BWD_BK, s - j0)
             dkacc[:, :] = 0
             dvacc[:, :] = 0
-            # causal: query blocks ending before j0 mask the whole key block.
-            first = (j0 // BQ) * BQ if causal else 0
-            for i0 in range(first, t, BQ):
-                nq = min(BQ, t - i0)
+            # causal: queries before j0 see none of the block's keys; starting the query tiles
+            # at j0 leaves only the first one crossing the diagonal.
+            first = j0 if causal else 0
+            for i0 in range(first, t, BWD_BQ):
+                nq = min(BWD_BQ, t - i0)
                 _load_block_t(q, h, i0, nq, scale, qt)
                 _load_block_t(dout, h, i0, nq, q.dtype.type(1), dot)
                 _load_lanes(lse, drow, h, i0, nq, lrow, rrow)
@@ -346,7 +349,7 @@ def _key_splits(bh, s):
     want = 2 * numba.get_num_threads()
     if bh >= want:
         return 1
-    return max(1, min(-(-want // bh), -(-s // BK)))
+    return max(1, min(-(-want // bh), -(-s // BWD_BK)))
 
 
 @_jit
