@@ -7,39 +7,49 @@
 /* Max over each window, scanning row by row as PyTorch does: a tap replaces the running
  * maximum when it is larger or NaN, so the first of equal maxima wins and NaN wins. The window
  * starts at its first tap inside the input; one that lies wholly in the padding (possible with
- * dilation) gives -inf and that start's index, past the plane, as PyTorch's kernel does. */
+ * dilation) gives -inf and that start's index, past the plane, as PyTorch's kernel does.
+ * The common 2x2 / stride 2 pooling with every window whole takes four taps, no bounds. */
+FNN_INLINE int FN(max_pool_is_2x2)(const fnn_pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0
+           && 2 * p->oh <= p->h && 2 * p->ow <= p->w;
+}
+
+/* One output row of the 2x2 case: input rows r0 and r1 = r0 + w, whose first value is at flat
+ * index `base` of its plane. */
+FNN_INLINE void FN(max_pool_2x2_row)(const T *restrict r0, int64_t w, int64_t ow, int64_t base,
+                                     T *restrict yr, int64_t *restrict ir)
+{
+    const T *r1 = r0 + w;
+    for (int64_t j = 0; j < ow; j++) {
+        T m = r0[2 * j], v;
+        int64_t at = base + 2 * j;
+        int take;
+        /* selects, not branches: random data mispredicts them */
+        v = r0[2 * j + 1];
+        take = (v > m) | (v != v);
+        m = take ? v : m;
+        at = take ? base + 2 * j + 1 : at;
+        v = r1[2 * j];
+        take = (v > m) | (v != v);
+        m = take ? v : m;
+        at = take ? base + w + 2 * j : at;
+        v = r1[2 * j + 1];
+        take = (v > m) | (v != v);
+        m = take ? v : m;
+        at = take ? base + w + 2 * j + 1 : at;
+        yr[j] = m;
+        ir[j] = at;
+    }
+}
+
 static void FN(max_pool_plane)(const T *restrict x, T *restrict y, int64_t *restrict idx,
                                const fnn_pool2d *p)
 {
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow;
-    if (p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0
-        && 2 * oh <= h && 2 * ow <= w) {
-        /* the common 2x2 / stride 2 pooling, every window whole: four taps, no bounds */
-        for (int64_t i = 0; i < oh; i++) {
-            const T *r0 = x + 2 * i * w, *r1 = r0 + w;
-            T *yr = y + i * ow;
-            int64_t *ir = idx + i * ow, base = 2 * i * w;
-            for (int64_t j = 0; j < ow; j++) {
-                T m = r0[2 * j], v;
-                int64_t at = base + 2 * j;
-                int take;
-                /* selects, not branches: random data mispredicts them */
-                v = r0[2 * j + 1];
-                take = (v > m) | (v != v);
-                m = take ? v : m;
-                at = take ? base + 2 * j + 1 : at;
-                v = r1[2 * j];
-                take = (v > m) | (v != v);
-                m = take ? v : m;
-                at = take ? base + w + 2 * j : at;
-                v = r1[2 * j + 1];
-                take = (v > m) | (v != v);
-                m = take ? v : m;
-                at = take ? base + w + 2 * j + 1 : at;
-                yr[j] = m;
-                ir[j] = at;
-            }
-        }
+    if (FN(max_pool_is_2x2)(p)) {
+        for (int64_t i = 0; i < oh; i++)
+            FN(max_pool_2x2_row)(x + 2 * i * w, w, ow, 2 * i * w, y + i * ow, idx + i * ow);
         return;
     }
     const int64_t kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ph = p->ph, pw = p->pw;
@@ -84,6 +94,16 @@ static void FN(max_pool2d)(const T *restrict x, T *restrict y, int64_t *restrict
                            const fnn_pool2d *p)
 {
     const int64_t in = p->h * p->w, out = p->oh * p->ow;
+    if (FN(max_pool_is_2x2)(p) && p->h == 2 * p->oh) {
+        /* the planes stacked are one tall image of planes*oh output rows (output row r reads
+         * input rows 2r and 2r+1), so small planes (the 4x4 and 2x2 maps of a small CNN) cost
+         * a row each instead of a call and its checks each; the same taps, order and results */
+        const int64_t oh = p->oh, w = p->w, ow = p->ow;
+        FNN_FOR_ROWS(r, p->planes * oh, p->planes * (in + out * 4), FNN_PAR_CHEAP,
+                     FN(max_pool_2x2_row)(x + 2 * r * w, w, ow, 2 * (r % oh) * w, y + r * ow,
+                                          idx + r * ow););
+        return;
+    }
     FNN_FOR_ROWS(b, p->planes, p->planes * (in + out * p->kh * p->kw), FNN_PAR_CHEAP,
                  FN(max_pool_plane)(x + b * in, y + b * out, idx + b * out, p););
 }

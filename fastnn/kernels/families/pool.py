@@ -251,6 +251,7 @@ _MAX_CASES = [
     ((1, 2, 9, 8), dict(kernel_size=3, stride=(2, 1), dilation=2, padding=1)),
     ((1, 1, 1, 3), dict(kernel_size=2, stride=1, padding=1, dilation=2)),   # all-padding windows
     ((3, 5, 4), dict(kernel_size=(1, 3), stride=(1, 2), ceil_mode=True)),   # 3-D input
+    ((3, 4, 2, 5), dict(kernel_size=2)),     # 2x2 planes stacked as one image (C), odd width
 ]
 
 
