@@ -5,6 +5,7 @@ autograd), for the fused block nodes and the module-by-module path.
     python bench/gpt_profile.py                 # one thread, CPU time (steady on a busy machine)
     python bench/gpt_profile.py --threads 2 --wall
     python bench/gpt_profile.py --top 25        # also the 25 functions with the most own time
+    python bench/gpt_profile.py --memory        # also what a warm step allocates, both paths
 
 CPU time (time.thread_time) with one thread counts only this process's work, so the shares hold
 up when other processes share the machine; wall time with more threads does not. The profiler's
@@ -21,10 +22,12 @@ import numpy as np
 CFG = dict(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
            bias=False)
 GROUPS = [
-    ("GEMM", ["_gemm_trusted", "_gemm_fused_trusted", "_gemm_bias_grad_trusted"]),
+    ("GEMM (the fused path's c_fc includes its GELU)",
+     ["_gemm_trusted", "_gemm_fused_trusted", "gemm_fused", "_gemm_bias_grad_trusted"]),
     ("attention (kernels, packed node)", ["attention", "attention_backward", "_packed_strided"]),
-    ("GELU", ["_unary", "_unary_backward"]),
-    ("LayerNorm", ["layer_norm", "layer_norm_backward"]),
+    ("GELU", ["_unary", "_unary_backward", "_gelu_trusted", "_gelu_backward_trusted"]),
+    ("LayerNorm", ["layer_norm", "layer_norm_backward", "_layer_norm_trusted",
+                   "_layer_norm_backward_trusted"]),
     ("copies", ["ascontiguousarray", "copyto", "_residual_linear"]),
     ("optimizer, clipping, zero_grad", ["_adam_multi_step_trusted", "clip_grads_with_norm_",
                                         "_norm", "zero_grad", "_step"]),
@@ -78,12 +81,29 @@ def profile(fused, steps, clock, top=0):
         stats.sort_stats("tottime").print_stats(top)
 
 
+def memory(fused):
+    """What a warm step allocates (fastnn.bench.memory.steady_state), in MiB."""
+    from fastnn.bench.memory import steady_state
+    from fastnn.bench.report import format_steady_state
+    from fastnn.bench.train_cases import gpt_step
+    from fastnn.models import gpt
+    saved, gpt.FUSED = gpt.FUSED, fused
+    try:
+        stats = steady_state(gpt_step("cython", CFG, 12))
+    finally:
+        gpt.FUSED = saved
+    label = "fused block nodes" if fused else "module by module"
+    print(format_steady_state(f"GPT step, {label}", stats))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--wall", action="store_true", help="wall time instead of CPU time")
     p.add_argument("--top", type=int, default=0)
+    p.add_argument("--memory", action="store_true",
+                   help="also what a warm step allocates (tracemalloc), for both paths")
     args = p.parse_args(argv)
     import os
     import fastnn
@@ -93,6 +113,9 @@ def main(argv=None):
           f"{'wall' if args.wall else 'CPU'} time; load average {os.getloadavg()[0]:.1f}")
     for fused in (False, True):
         profile(fused, args.steps, clock, args.top if fused else 0)
+    if args.memory:
+        for fused in (False, True):
+            memory(fused)
 
 
 if __name__ == "__main__":

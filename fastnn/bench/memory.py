@@ -81,7 +81,10 @@ def steady_state(step, steps=3):
     """Does a training step allocate anew once warm? Runs step once (the first step: buffers,
     optimizer state), then `steps` more, tracing numpy's allocations. Returns a dict: first_peak
     (bytes the first step allocated at its peak), later_peak (the largest peak of new allocations
-    in one later step: 0 when every buffer is reused), later_growth (bytes still held after the
+    in one later step, net of what the step freed before: 0 when every buffer is reused; arrays
+    freed and then made anew within the step, such as parameter gradients that zero_grad() set to
+    None, add nothing to it, but show in minor_faults when malloc returns them to the system),
+    later_growth (bytes still held after the
     later steps that were not held after the first: a leak when it grows), minor_faults (minor
     page faults per later step: memory newly touched, any allocator), pool_held (bytes of free
     work buffers fastnn.nn.buffer_pool keeps for the next step: memory the reuse costs, already
