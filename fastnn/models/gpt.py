@@ -135,11 +135,14 @@ class Block(nn.Module):
     one fused autograd node (_attention_residual, _mlp_residual: x + f(LayerNorm(x))): the
     residual add rides on the output projection's GEMM (beta = 1 onto a copy of x) and its
     gradient is added into the LayerNorm's input gradient in place, attention reads the packed
-    q, k, v through strides, and the intermediates (qkv, the
-    attention output, the pre-activation, the gradients that only feed the next GEMM) come from
-    a buffer pool (fastnn.nn.buffer_pool) and go back to it when the node is freed, so a warm
-    training step reuses them instead of allocating. Same parameters and numbers (to float
-    rounding) as the module-by-module path; set fastnn.models.gpt.FUSED = False for that one."""
+    q, k, v through strides, c_fc's GEMM applies the GELU in its epilogue, and every array the
+    node makes comes from a buffer pool (fastnn.nn.buffer_pool), so a warm training step reuses
+    them instead of allocating: the intermediates (LayerNorm output and statistics, qkv, the
+    attention output, the pre-activation and GELU output) go back when autograd frees the node,
+    the backward's scratch when the backward returns, and the node's output and input gradient
+    (POOL.owned) only when nothing references them any more. Same parameters and numbers (to
+    float rounding) as the module-by-module path; set fastnn.models.gpt.FUSED = False for that
+    one, fastnn.nn.buffer_pool.POOL.enabled = False to allocate everything anew (the same bits)."""
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
         super().__init__()
