@@ -84,3 +84,20 @@ def test_conv_loads_micro_kernel_first(calls, dtype):
     calls.clear()
     NC.conv2d_backward(dy, x, w, (1, 1), (1, 1), (1, 1), 1, (True, True, True))
     assert calls and calls[0] == (np.dtype(dtype), "C")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,parts", [(131, 2), (131, 3), (9, 5)])
+def test_row_blocks_equal_the_serial_gemm(dtype, m, parts):
+    """The parallel row split gives every element of c the serial GEMM's sums, bit for bit,
+    including a last block of fewer than MR rows and more parts than MR panels."""
+    rng = np.random.default_rng(m + parts)
+    a = rng.standard_normal((m, 70)).astype(dtype)
+    for trans_b in (False, True):
+        b = rng.standard_normal((45, 70) if trans_b else (70, 45)).astype(dtype)
+        c0 = rng.standard_normal((m, 45)).astype(dtype)
+        want, got = c0.copy(), c0.copy()
+        G._load_micro_kernel(dtype)
+        G._gemm_serial(a, b, want, False, trans_b, 0.5, 2.0)
+        G._gemm_row_blocks(a, b, got, trans_b, 0.5, 2.0, parts)
+        np.testing.assert_array_equal(got, want)
