@@ -9,8 +9,8 @@ Backward (FlashAttention-2): p is recomputed from lse, D_i = dout_i . out_i, and
     dk_j = scale sum_i ds_ij q_i,  dq_i = scale sum_j ds_ij k_j,
 in one pass, as in csrc/attention.c: prange over (head, key split); a key block owns its dk, dv
 and walks the query tiles, computing p and ds once per tile for all three products, and dq is
-added into a buffer the unit owns (two passes, dk/dv then dq, computed q k^T, dout v^T and the
-exps twice: 7 tile products instead of 5, and 1.5-1.8x C's time instead of ~1.5x).
+added into a buffer the unit owns. (Two passes, dk/dv then dq, computed q k^T, dout v^T and the
+exps twice: 7 tile products per tile pair instead of 5.)
 Tiles keep their inner loops along a contiguous axis so LLVM vectorizes them, and every exp is
 ops._exp (a polynomial LLVM vectorizes): math.exp is a scalar libm call per score, which took
 most of the time (4096 calls per 64 x 64 tile against ~64K cycles of FMAs).
