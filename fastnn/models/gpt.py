@@ -329,6 +329,42 @@ def _mlp_residual(x, ln, mlp):
                  backward, saved=(x,) + _ln_params(ln) + (fc.weight, pr.weight))
 
 
+def _head_fusable(model, x):
+    ln, head = model.transformer.ln_f, model.lm_head
+    return (FUSED and type(x._data) is np.ndarray and x._data.dtype.kind == "f"
+            and head.bias is None and ln.normalized_shape == x._data.shape[-1:]
+            and not any(m.__dict__.get("_hooks") for m in (ln, head)))
+
+
+def _ln_head(x, ln, head):
+    """head(ln(x)): the logits (B, T, V), one autograd node over x and the weights. The same
+    kernels as ln_f then lm_head module by module (so the same numbers), into the pool's
+    buffers: the LayerNorm output is leased, the logits and the input gradient are owned."""
+    xd = x._data
+    C = xd.shape[-1]
+    M, dt = xd.size // C, xd.dtype
+    w = head.weight._data
+    V = w.shape[0]
+    x2 = np.ascontiguousarray(xd).reshape(M, C)
+    lease = POOL.lease()
+    z2, (lw, mu, rstd) = _ln_forward(x2, ln, lease)
+    logits = POOL.owned(xd.shape[:-1] + (V,), dt)
+    _kernels.gemm(z2, w, c=logits.reshape(M, V), trans_b=True)
+
+    def backward(g, lease=lease):   # lease: z2, mu, rstd stay out while autograd holds this
+        work = POOL.lease()
+        g2 = np.ascontiguousarray(g, dtype=dt).reshape(M, V)
+        dz2 = _kernels.gemm(g2, w, c=work.take((M, C), dt))
+        dw = _kernels.gemm(g2, z2, trans_a=True)
+        dx, dlw, dlb = _kernels.layer_norm_backward(dz2, x2, lw, mu, rstd,
+                                                    out=POOL.owned(x2.shape, dt))
+        grads = [dx.reshape(xd.shape)]
+        grads += [d for p, d in ((ln.weight, dlw), (ln.bias, dlb)) if p is not None]
+        return grads + [dw]
+    return _node(logits, (x,) + _ln_params(ln) + (head.weight,), backward,
+                 saved=(x,) + _ln_params(ln) + (head.weight,))
+
+
 # ---------------------------------------------------------------- the model
 def _ids(x):
     data = x._data if isinstance(x, Tensor) else np.asarray(x)
@@ -394,12 +430,15 @@ class GPT(nn.Module):
         x = self._embed(ids, 0)
         for block in self.transformer.h:
             x = block(x)
-        x = self.transformer.ln_f(x)
         if targets is not None:
-            logits = self.lm_head(x)
+            if _head_fusable(self, x):
+                logits = _ln_head(x, self.transformer.ln_f, self.lm_head)
+            else:
+                logits = self.lm_head(self.transformer.ln_f(x))
             loss = F.cross_entropy(logits.view(-1, logits.shape[-1]),
                                    _ids(targets).reshape(-1), ignore_index=-1)
         else:
+            x = self.transformer.ln_f(x)
             logits = self.lm_head(x[:, [-1], :])  # the list index keeps the time dim
             loss = None
         return logits, loss
