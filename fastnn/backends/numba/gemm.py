@@ -11,8 +11,11 @@ GEMM in the BLIS layout, written as plain loops (no np.dot, no BLAS):
                     for each MR panel of A (the tile's A block stays in L2):
                         micro-kernel: an MR x NR block of C accumulated in registers over KC
 
-Small products (< SERIAL_FLOPS) run the same loops on the calling thread; gemm_batched runs
-many small products in parallel over the batch instead.
+Small products (< SERIAL_FLOPS) run the same loops on the calling thread; on several threads,
+products with a not transposed and c contiguous split c's rows, one serial GEMM per thread
+(_gemm_row_blocks), and the others run the parallel loops above; gemm_batched runs many small
+products in parallel over the batch instead. The micro-kernel is loaded before any driver
+(_load_micro_kernel: which compiled copy of it the drivers call depends on that).
 
 Transposes are absorbed by the packing, alpha and beta by the micro-kernel's write-back (beta
 only on the first KC step; beta == 0 never reads c). Edge panels are zero-padded when packed, so
