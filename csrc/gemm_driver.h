@@ -21,7 +21,7 @@
  *
  * Loops, outermost first (jc, pc, ic, jr, ir):
  *   for jc in n step NC:            B columns for this block
- *     for pc in k step KC:          pack B[pc:pc+KC, jc:jc+NC] (threads share the work), barrier
+ *     for pc in k step KC:          pack B[pc:pc+KC, jc:jc+NC] (each thread its own columns)
  *       for ic in m step MC:        pack A[ic:ic+MC, pc:pc+KC] (each thread its own rows)
  *         for jr in nc step NR:
  *           for ir in mc step MR:   micro-kernel
@@ -29,9 +29,9 @@
  * Panels are zero-padded to whole MR / NR slivers, so the micro-kernel always runs full tiles;
  * a tile that sticks out of c is computed into a scratch tile and only its valid part stored.
  *
- * Threads (OpenMP): all of them pack each B block together; then the rows and columns of c are
- * split ways_m x ways_n (rows when there are enough, columns when m is small), each thread
- * packing its own rows of A. alpha and beta are applied when the micro-kernel stores c.
+ * Threads (OpenMP): the rows and columns of c are split ways_m x ways_n (choose_ways), and each
+ * thread packs the rows of A and columns of B of its own rectangle: no barrier inside a call.
+ * alpha and beta are applied when the micro-kernel stores c.
  * Products with m or n <= GEMM_SKINNY, or both <= 2 * GEMM_SKINNY, skip all this (gemm_skinny).
  */
 #ifndef FNN_GEMM_DRIVER_ONCE
@@ -51,13 +51,14 @@ static inline int omp_get_num_threads(void) { return 1; }
 #define KC (job->kc_blk)       /* the run-time blocking of this call (choose_blocks) */
 #define MC (job->mc_blk)
 #define NC (job->nc_blk)
-/* Multiply-adds (per KC x NC slice) that make a second thread worth waking. Under
- * OMP_WAIT_POLICY=passive (fastnn's default) a fork or barrier on sleeping threads costs
- * 12-18 us here (AMD EPYC VM) and a slice has ~3 of them, so a thread must be saved ~100 us:
- * ~4 M multiply-adds at ~35 GMAC/s (measured by helper "steps": 64x128x128 took 30 us on one
- * thread, 45 us on two). The MLP's and GPT's large GEMMs (>= 12 M per slice) keep 2 threads. */
+/* Multiply-adds (the whole call) that make a second thread worth waking. Under
+ * OMP_WAIT_POLICY=passive (fastnn's default) the fork and join on sleeping threads cost
+ * 12-18 us each here (AMD EPYC VM); a call has one of each (no barrier inside, see
+ * gemm_thread), so a thread must save ~40 us: ~1.5 M multiply-adds at ~35 GMAC/s, doubled for
+ * the noise (64x128x128, 1 M, took 30 us on one thread, 45 us on two). The small MLP's GEMMs
+ * stay on one thread; the MLP's and GPT's large ones (>= 12 M) take two. */
 #ifndef GEMM_PARALLEL_MIN_MNK
-#define GEMM_PARALLEL_MIN_MNK (128 * 128 * 256)
+#define GEMM_PARALLEL_MIN_MNK (128 * 128 * 192)
 #endif
 #ifndef GEMM_SKINNY            /* m or n up to this takes the skinny path (no packing) */
 #define GEMM_SKINNY 8
@@ -70,7 +71,8 @@ typedef struct {
     const T *b; int64_t rs_b, cs_b;
     T *c; int64_t ldc;
     T alpha, beta;
-    T *b_packed;            /* KC x NC, shared */
+    T *b_packed;            /* KC x NC per thread, b_stride apart */
+    int64_t b_stride;
     T *a_packed;            /* MC x KC per thread */
     int64_t kc_blk, mc_blk, nc_blk;
     /* fused epilogue (gemm.h), applied to each MC x NC block after its last slice of k */
@@ -223,8 +225,10 @@ static void GEMM_SFX(sum_sliver)(const T *restrict packed, int64_t kc, int width
 
 /* ------------------------------------------------------------------ the five loops */
 
-/* Split `threads` into ways_m x ways_n so each thread's share of c is as small as possible
- * (counted in whole tiles); on a tie, split rows: each thread then packs different rows of A. */
+/* Split `threads` into ways_m x ways_n. Each thread packs the rows of A and the columns of B its
+ * own rectangle of c needs (no sharing, so no barrier inside a call), so its cost is its share of
+ * c plus the perimeter it packs, weighted by what packing an element costs in multiply-adds. */
+#define GEMM_PACK_WEIGHT 4
 static void GEMM_SFX(choose_ways)(int64_t m, int64_t n, int64_t nc_blk, int threads,
                                   int *ways_m, int *ways_n)
 {
@@ -234,18 +238,23 @@ static void GEMM_SFX(choose_ways)(int64_t m, int64_t n, int64_t nc_blk, int thre
     for (int wn = 1; wn <= threads; wn++) {
         if (threads % wn) continue;
         const int wm = threads / wn;
-        const int64_t share = ((m_tiles + wm - 1) / wm) * MR * ((n_tiles + wn - 1) / wn) * NR
-                              + (wn > 1 ? MR * NR : 0);   /* tie-break against repacking A */
-        if (best < 0 || share < best) {
-            best = share;
+        const int64_t rows = (m_tiles + wm - 1) / wm * MR, cols = (n_tiles + wn - 1) / wn * NR;
+        const int64_t cost = rows * cols + GEMM_PACK_WEIGHT * (rows + cols);
+        if (best < 0 || cost < best) {
+            best = cost;
             *ways_m = wm;
             *ways_n = wn;
         }
     }
 }
 
-/* Thread `tid` of the team: packs its share of each B block, then multiplies its own
- * rectangle of c (ways_m x ways_n grid, boundaries on MR / NR multiples). */
+/* Thread `tid` of the team multiplies its own rectangle of c (ways_m x ways_n grid, boundaries on
+ * MR / NR multiples), packing the slivers of A and B it needs into its own buffers.
+ * Why not share one packed B block between the threads (BLIS's way)? Sharing needs two barriers
+ * per KC x NC slice, and under OMP_WAIT_POLICY=passive (fastnn's default, see threads.py) a
+ * thread that reaches a barrier first sleeps and is woken by a futex: 2-thread GEMMs of the GPT
+ * step's shapes ran at 50-73 GFLOP/s so, 85-121 spinning. Packing B twice when rows are split
+ * costs k x n element copies per thread against m/2 x n x k multiply-adds: small for m >= 64. */
 static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nthreads)
 {
     const int64_t m = job->m, n = job->n, k = job->k;
@@ -253,7 +262,7 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
     GEMM_SFX(choose_ways)(m, n, NC, nthreads, &ways_m, &ways_n);
     const int tm = tid / ways_n, tn = tid % ways_n;
     T *a_packed = job->a_packed + (int64_t)tid * MC * KC;
-    T *b_packed = job->b_packed;
+    T *b_packed = job->b_packed + (int64_t)tid * job->b_stride;
 
     /* this thread's rows of c */
     const int64_t m_tiles = (m + MR - 1) / MR;
@@ -271,21 +280,15 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
             const T beta = pc == 0 ? job->beta : (T)1;            /* later slices accumulate */
             const int last = pc + kc >= k;                       /* c final after this slice */
 
-            /* pack B[pc:pc+kc, jc:jc+nc], the slivers split evenly among all threads */
-            for (int64_t s = n_tiles * tid / nthreads; s < n_tiles * (tid + 1) / nthreads; s++) {
-                const int64_t j = s * NR;
+            /* pack this thread's columns of B[pc:pc+kc, jc:jc+nc] */
+            for (int64_t j = n_lo; j < n_hi; j += NR) {
                 GEMM_SFX(pack_b_sliver)(kc, GEMM_SFX(min64)(NR, nc - j),
                                         job->b + pc * job->rs_b + (jc + j) * job->cs_b,
                                         job->rs_b, job->cs_b, b_packed + j * kc);
-                /* (sliver s is always packed by the same thread: no race on the sums) */
-                if (job->sum_b)
+                /* (the threads of one column share pack the same slivers: one of them sums) */
+                if (job->sum_b && tm == 0)
                     GEMM_SFX(sum_sliver)(b_packed + j * kc, kc, NR, GEMM_SFX(min64)(NR, nc - j),
                                          job->alpha, job->sum_b + jc + j);
-            }
-            /* (an orphaned barrier binds to any enclosing team, e.g. gemm_batched's: skip it
-             * when running alone) */
-            if (nthreads > 1) {
-                #pragma omp barrier
             }
 
             for (int64_t ic = m_lo; ic < m_hi; ic += MC) {        /* loop 3: MC rows */
@@ -314,11 +317,6 @@ static void GEMM_SFX(gemm_thread)(const GEMM_SFX(gemm_job) *job, int tid, int nt
                  * cost more than the pass they save) */
                 if (last && job->epilogue && n_hi > n_lo)
                     GEMM_SFX(epilogue)(job, ic, jc + n_lo, mc, n_hi - n_lo);
-            }
-            /* everyone is done with b_packed before it is refilled (after the last slice the
-             * end of the parallel region is the barrier) */
-            if (nthreads > 1 && !(jc + NC >= n && pc + KC >= k)) {
-                #pragma omp barrier
             }
         }
     }
@@ -551,20 +549,19 @@ void GEMM_CAT(GEMM_ENTRY, _ex)(int64_t m, int64_t n, int64_t k, T alpha, const T
     }
 
     GEMM_SFX(choose_blocks)(&job->kc_blk, &job->mc_blk, &job->nc_blk);
-    /* Threads meet at two barriers per KC x NC slice; each needs ~GEMM_PARALLEL_MIN_MNK
-     * multiply-adds per slice to repay them. */
-    const int64_t slice = m * GEMM_SFX(min64)(n, NC) * GEMM_SFX(min64)(k, KC);
-    int threads = (int)GEMM_SFX(min64)(max_threads, 1 + slice / GEMM_PARALLEL_MIN_MNK);
+    /* each thread needs ~GEMM_PARALLEL_MIN_MNK multiply-adds to repay its fork and join */
+    int threads = (int)GEMM_SFX(min64)(max_threads, 1 + m * n * k / GEMM_PARALLEL_MIN_MNK);
     if (threads < 1) threads = 1;
 
     const int64_t kc_max = GEMM_SFX(min64)(KC, k);
     const int64_t nc_max = (GEMM_SFX(min64)(NC, n) + NR - 1) / NR * NR;
     const int64_t b_size = (kc_max * nc_max + 15) & ~(int64_t)15;     /* keep a_packed aligned */
     /* (KC is a multiple of 16, so every thread's MC x KC panel stays 64-byte aligned) */
-    T *ws = (T *)fnn_gemm_workspace(sizeof(T) * (b_size + (int64_t)threads * MC * KC));
+    T *ws = (T *)fnn_gemm_workspace(sizeof(T) * (int64_t)threads * (b_size + MC * KC));
     if (!ws) return;   /* out of memory: nothing sensible to do in a void kernel */
     job->b_packed = ws;
-    job->a_packed = ws + b_size;
+    job->b_stride = b_size;
+    job->a_packed = ws + (int64_t)threads * b_size;
 
     if (threads == 1) {
         GEMM_SFX(gemm_thread)(job, 0, 1);
