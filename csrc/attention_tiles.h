@@ -170,7 +170,7 @@ static int SFX(attention_forward)(const FT *q, const FT *k, const FT *v, FT *out
     const size_t per_thread = (size_t)(2 * d * FWD_BQ + FWD_BK * FWD_BQ + 2 * FWD_BQ);
     int failed = 0;
     att_scratch_bytes = (int64_t)(per_thread * sizeof(FT)) * fnn_get_num_threads();
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_get_num_threads())
     {
         FT *buf = (FT *)att_alloc(per_thread * sizeof(FT));
         if (!buf) {
@@ -285,7 +285,7 @@ static int SFX(attention_backward)(const FT *dout, const FT *q, const FT *k, con
     int failed = 0;
     att_scratch_bytes = (int64_t)(shared * sizeof(FT)) +
                         (int64_t)(per_thread * sizeof(FT)) * fnn_get_num_threads();
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_get_num_threads())
     {
         /* drow[i] = dout[i] . out[i], the softmax-backward row term; zero every dq buffer. */
 #pragma omp for schedule(static)

@@ -48,7 +48,7 @@
     do {                                                                   \
         const int64_t fnn_n_ = (n);                                        \
         if (fnn_n_ > (threshold) && fnn_max_threads() > 1) {               \
-            _Pragma("omp parallel for simd schedule(static)")              \
+            _Pragma("omp parallel for simd schedule(static) num_threads(fnn_max_threads())")\
             for (int64_t i = 0; i < fnn_n_; i++) { __VA_ARGS__ }           \
         } else {                                                           \
             _Pragma("omp simd")                                            \
@@ -62,7 +62,7 @@
     do {                                                                   \
         const int64_t fnn_rows_ = (rows);                                  \
         if ((work) > (threshold) && fnn_rows_ > 1 && fnn_max_threads() > 1) { \
-            _Pragma("omp parallel for schedule(static)")                   \
+            _Pragma("omp parallel for schedule(static) num_threads(fnn_max_threads())")\
             for (int64_t r = 0; r < fnn_rows_; r++) { __VA_ARGS__ }        \
         } else {                                                           \
             for (int64_t r = 0; r < fnn_rows_; r++) { __VA_ARGS__ }        \
@@ -96,14 +96,8 @@
 #define FNN_DISPATCH_RET(var, name, args) var = name##_portable args
 #endif
 
-static inline int fnn_max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+/* the thread count, fewer while other processes keep cores busy (cpu.c) */
+static inline int fnn_max_threads(void) { return fnn_get_num_threads(); }
 
 static inline int fnn_thread_id(void)
 {

@@ -33,7 +33,7 @@ static void FN(embedding_backward)(const T *restrict dout, const int64_t *restri
         FN(embedding_backward_columns)(dout, ids, dweight, n, cols, 0, cols);
         return;
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_max_threads())
     {
         int t = fnn_thread_id(), team = fnn_team_size();
         int64_t c0 = t == 0 ? 0 : (cols * t / team) & ~(int64_t)15;

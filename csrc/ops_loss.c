@@ -10,7 +10,7 @@ static double FN(mse_loss)(const T *restrict pred, const T *restrict target, T *
     const T scale = (T)(2.0 / (double)n);
     double sum = 0;
     if (n > FNN_PAR_CHEAP && fnn_max_threads() > 1) {
-#pragma omp parallel for simd reduction(+ : sum) schedule(static)
+#pragma omp parallel for simd reduction(+ : sum) schedule(static) num_threads(fnn_max_threads())
         for (int64_t i = 0; i < n; i++) {
             T d = pred[i] - target[i];
             sum += (double)(d * d);

@@ -89,7 +89,7 @@ static void FN(adam_multi_step)(T *const *p, T *const *g, T *const *m, T *const 
                                 T grad_scale)
 {
     if (total > FNN_PAR_CHEAP && fnn_max_threads() > 1) {
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_max_threads())
         {
             const int64_t nt = fnn_team_size(), t = fnn_thread_id();
             FN(adam_span)(p, g, m, v, sizes, count, total * t / nt, total * (t + 1) / nt, beta1,

@@ -109,7 +109,7 @@ int FN(fnn_topk)(const T *x, T *values, int64_t *idx, int64_t n, int64_t c, int6
 {
     int err = 0;
     if (n * c > FNN_SELECT_PAR && n > 1 && fnn_select_threads() > 1) {
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_select_threads())
         {
             FN(pair) *h = malloc((size_t)k * sizeof(FN(pair)));
             if (!h) {
@@ -224,7 +224,7 @@ int FN(fnn_multinomial)(const T *p, const double *u, int64_t *out, int64_t n, in
     int64_t work = n * c * (replacement ? 1 : s);
     if (work > FNN_SELECT_PAR && n > 1 && fnn_select_threads() > 1) {
         int err = 0;
-#pragma omp parallel
+#pragma omp parallel num_threads(fnn_select_threads())
         {
 #ifdef _OPENMP
             int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -261,14 +261,7 @@ int FN(fnn_multinomial)(const T *p, const double *u, int64_t *out, int64_t n, in
 
 #define FNN_SELECT_PAR (1 << 16)    /* elements below which one thread does the whole call */
 
-static inline int fnn_select_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static inline int fnn_select_threads(void) { return fnn_get_num_threads(); }
 
 /* first j with cdf[j] > t in the non-decreasing cdf[0..c), c if none */
 static inline int64_t fnn_bisect_(const double *cdf, int64_t c, double t)

@@ -1,21 +1,24 @@
-"""One thread count for every backend: OpenMP (the C kernels) and Numba's pool; and how idle
-threads wait.
+"""One thread count for every backend: OpenMP (the C kernels) and Numba's pool; how idle threads
+wait; and how the count adapts to other processes' load.
 
-Idle OpenMP threads sleep by default (OMP_WAIT_POLICY=passive, set here unless the environment
-sets it). GNU OpenMP's default spins ~10 ms after each parallel region: on a machine whose cores
-are busy with other work, those spinning threads take the time slices the working ones need:
-on 2 cores shared with other jobs (load average ~14), fastnn's MLP and GPT training steps ran
-14-17x slower, and a 256^3 GEMM 73x slower, spinning than sleeping (issue 16; the figures are in
-the README). OMP_WAIT_POLICY=active restores spinning. GNU OpenMP reads the variable once, when it loads: fastnn loads it with the C kernels
-on their first call, after this module has run. PyTorch brings its own copy, which fastnn's
-kernels then share (one libgomp per process): import torch before fastnn and both keep OpenMP's
-spinning default, unless OMP_WAIT_POLICY is set in the environment.
+Waiting. A thread woken from sleep costs 50-130 us per parallel region on this kind of VM (a
+fork+join of 2 threads, median, idle machine: 90-130 us sleeping, 1.4-2.4 us spinning), and a
+GPT training step runs ~100 regions. So fastnn's OpenMP threads spin a short while after each
+region, GOMP_SPINCOUNT=30000 (0.3-1 ms here), then sleep (OMP_WAIT_POLICY=passive): quiet, the
+GPT step went from 73 to 52 ms and the large MLP's from 13.9 to 7.0 ms (`fastnn bench --train`).
 
-A short spin instead (GOMP_SPINCOUNT, which overrides either policy's spin count) does not pay on a
-busy machine: on 2 cores at load ~15, `fastnn bench --contention --train` on the C backend
-measured the GPT step at 89 ms passive, 0.60 s with GOMP_SPINCOUNT=10000, 3.5 s with 100000 and
-3.5 s active; the small MLP step at 0.7 ms, 20 ms, 174 ms and 0.6 ms (issue 16). What passive
-costs on a quiet machine (up to 2x on tiny steps, measured earlier) is the price of that.
+Load. Spinning is what a busy machine cannot afford: with one CPU-bound process on 2 cores,
+spinning threads took the GPT step from 45 to 189 ms (4.2x), where sleeping ones lost 1.4x. So
+the C kernels watch the machine (csrc/cpu.c: every ~100 ms of calls, other processes' CPU time
+on our CPUs, from /proc/stat) and use only the cores left free: with one core taken, one thread,
+which never forks and never spins. `set_adaptive(False)` (or FASTNN_ADAPT_THREADS=0) keeps the
+count fixed.
+
+GNU OpenMP reads both variables once, when it loads: fastnn loads it with the C kernels on
+their first call, after this module has run. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT stands
+(GOMP_SPINCOUNT overrides either policy's spin count). PyTorch brings its own copy of the
+runtime, which fastnn's kernels then share (one libgomp per process): import torch before fastnn
+and both keep OpenMP's default (spin ~3 ms), unless the environment says otherwise.
 """
 import os
 
@@ -23,15 +26,21 @@ from .kernels import dispatch
 
 # before any OpenMP runtime loads (see the docstring); a user's choice stands
 USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")   # None: fastnn chose
+USER_SPIN_COUNT = os.environ.get("GOMP_SPINCOUNT")
 WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+SPIN_COUNT = "30000"
+if USER_WAIT_POLICY is None and USER_SPIN_COUNT is None:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 def environ_without_fastnn():
-    """This process's environment as it was before fastnn chose an OpenMP wait policy: for a
+    """This process's environment as it was before fastnn chose how OpenMP threads wait: for a
     subprocess that should run another library (PyTorch) with that library's own defaults."""
     env = dict(os.environ)
     if USER_WAIT_POLICY is None and env.get("OMP_WAIT_POLICY") == WAIT_POLICY:
         del env["OMP_WAIT_POLICY"]
+    if USER_SPIN_COUNT is None and env.get("GOMP_SPINCOUNT") == SPIN_COUNT:
+        del env["GOMP_SPINCOUNT"]
     return env
 
 _threads = {"n": None}
@@ -59,3 +68,33 @@ def get_num_threads():
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def _cython():
+    try:
+        return dispatch.load("cython").module
+    except ImportError:
+        return None
+
+
+def set_adaptive(on=True):
+    """Let the C kernels use fewer threads while other processes keep cores busy (the default),
+    or keep the count set by set_num_threads (on=False)."""
+    mod = _cython()
+    if mod is not None:
+        mod.set_adaptive(bool(on))
+
+
+def effective_threads():
+    """The threads a C kernel called now would use: get_num_threads(), fewer under load."""
+    mod = _cython()
+    return mod.effective_threads() if mod is not None else get_num_threads()
+
+
+def reset_load():
+    """Forget the load seen so far, so the next kernel calls start with every thread (what a
+    benchmark wants at the start of a turn on a machine it has just seen go idle)."""
+    mod = _cython()
+    if mod is not None:
+        mod.reset_load()
+

@@ -5,6 +5,10 @@ The CUDA backend runs on Numba's simulator here (set before numba is imported), 
 import os
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+# The C kernels use fewer threads while other processes keep cores busy (csrc/cpu.c): off here,
+# so tests of multi-threaded splits run them however loaded the machine is. test_threads.py
+# tests the adaptation itself, in subprocesses.
+os.environ.setdefault("FASTNN_ADAPT_THREADS", "0")
 
 
 def _has_avx2_fma():

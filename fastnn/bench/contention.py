@@ -52,5 +52,6 @@ def contend(case, impls, n_busy, repeat, target_s, settle_s, builders=None):
         builders = {impl: functools.partial(case.build, impl) for impl in impls}
     quiet = measure_steps(builders, repeat, target_s, settle_s)
     with busy_processes(n_busy):
-        loaded = measure_steps(builders, repeat, target_s, settle_s)
+        # no reset: the busy processes are the load the C kernels should see and adapt to
+        loaded = measure_steps(builders, repeat, target_s, settle_s, reset_load=False)
     return quiet, loaded

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import threads
 from .memory import peak_extra
 
 # OpenBLAS's worker threads busy-wait about 2^28 cycles (~0.1 s) after each call before sleeping;
@@ -171,6 +172,7 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S, memory=F
     def settle(res):
         if settle_s and not wait_idle(settle_s):
             res.busy_starts += 1
+        threads.reset_load()   # the other implementations' turns are not load on this one
 
     if getattr(case, "blas_check", False) and "openblas" in fns:
         # OpenBLAS alone, from idle threads: what its round-robin column should come close to
@@ -198,8 +200,9 @@ class LocalSteps:
     """A training step run in this process, timed in turns (measure_steps). worker.RemoteSteps
     has the same interface for a step run in another process."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, reset_load=True):
         self.fn, self.number, self.first_s = fn, 0, None
+        self.reset_load = reset_load
 
     def start(self, target_s):
         """Run the first step (it compiles, allocates), time a second to size the turns: sets
@@ -218,6 +221,8 @@ class LocalSteps:
         (the garbage collector stays on, as in a training loop). Returns (seconds per step,
         whether the threads were still busy when the wait gave up)."""
         busy = bool(settle_s) and not wait_idle(settle_s)
+        if self.reset_load:   # the other implementations' turns are not load on this one
+            threads.reset_load()
         self.fn()
         samples = []
         for _ in range(self.number):
@@ -236,11 +241,14 @@ class LocalSteps:
         self.fn = None
 
 
-def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=False):
+def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=False,
+                  reset_load=True):
     """Time training steps, {impl: build()}, taking turns; returns {impl: Result} whose samples
     are single steps' seconds (so the worst step shows). build() returns the step (a callable,
     run here) or a RemoteSteps (run in a worker process). Each turn: wait for idle threads, one
-    untimed step, then steps timed one by one, about target_s of them (at least 2)."""
+    untimed step, then steps timed one by one, about target_s of them (at least 2).
+    reset_load: each fastnn turn starts with every thread, as after an idle spell (the C kernels
+    take fewer under load, csrc/cpu.c); False when the load is real (--contention)."""
     results = {impl: Result(impl) for impl in steps}
     live = {}
     try:
@@ -248,7 +256,7 @@ def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=Fa
             res = results[impl]
             try:
                 built = build()
-                runner = built if hasattr(built, "turn") else LocalSteps(built)
+                runner = built if hasattr(built, "turn") else LocalSteps(built, reset_load)
                 live[impl] = runner
                 res.first_call_s = runner.start(target_s)
                 res.number = runner.number

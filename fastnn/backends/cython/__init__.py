@@ -15,9 +15,26 @@ cpu_detected = _ops.cpu_detected
 get_num_threads = _ops.get_num_threads
 
 
+effective_threads = _ops.effective_threads
+others_load = _ops.others_load
+get_adaptive = _ops.get_adaptive
+
+
 def set_num_threads(n):
     for mod in MODULES:
         mod.set_num_threads(n)
+
+
+def set_adaptive(on):
+    """Use fewer threads while other processes keep cores busy (csrc/cpu.c); on by default."""
+    for mod in MODULES:
+        mod.set_adaptive(on)
+
+
+def reset_load():
+    """Forget the load seen so far: the next calls start with every thread."""
+    for mod in MODULES:
+        mod.reset_load()
 
 
 def self_check():

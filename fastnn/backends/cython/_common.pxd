@@ -8,3 +8,8 @@ cdef extern from "fastnn.h":
     const char *fnn_isa_name(int isa) nogil
     void fnn_set_num_threads(int n) nogil
     int fnn_get_num_threads() nogil
+    int fnn_get_max_threads() nogil
+    void fnn_set_adaptive(int on) nogil
+    int fnn_get_adaptive() nogil
+    void fnn_reset_load() nogil
+    double fnn_others_load() nogil
