@@ -38,7 +38,8 @@ from ..nn.attention import KVCache, packed_qkv_attention, scaled_dot_product_att
 from ..nn.buffer_pool import POOL
 from ..optim import AdamW
 from ..kernels import trusted as _kernels
-from ..tensor import Tensor, _device_of, _node, _on_gpu, arange, default_generator, no_grad
+from ..tensor import (Tensor, _device_of, _node, _on_gpu, _unbroadcast, arange,
+                      default_generator, no_grad)
 
 __all__ = ["GPTConfig", "CausalSelfAttention", "FeedForward", "Block", "GPT", "sample_next",
            "entropy"]
@@ -365,6 +366,36 @@ def _ln_head(x, ln, head):
                  saved=(x,) + _ln_params(ln) + (head.weight,))
 
 
+def _embed_fusable(model, ids, start):
+    t = model.transformer
+    w = t.wte.weight._data
+    return (FUSED and type(ids) is np.ndarray and ids.ndim == 2 and ids.size
+            and type(w) is np.ndarray and w.dtype.kind == "f" and t.wpe.weight._data.dtype == w.dtype
+            and t.wte.padding_idx is None and t.wpe.padding_idx is None
+            and (not t.drop.training or t.drop.p == 0.0)
+            and 0 <= start and start + ids.shape[1] <= t.wpe.weight._data.shape[0]
+            and not any(m.__dict__.get("_hooks") for m in (t.wte, t.wpe, t.drop))
+            and ids.min() >= 0 and ids.max() < w.shape[0])   # else the module path's errors
+
+
+def _embed_sum(ids, start, wte, wpe):
+    """Token plus position embeddings (B, T, C), one autograd node: the same gather, add and
+    backward kernels as wte(ids) + wpe(pos) module by module, written into an owned pool
+    array. (np.take in 'clip' mode: the ids were checked in range, and 'raise' would buffer.)"""
+    w, p = wte._data, wpe._data
+    B, T = ids.shape
+    C = w.shape[1]
+    out = POOL.owned((B, T, C), w.dtype)
+    np.take(w, ids, axis=0, out=out, mode="clip")
+    out += p[start:start + T]
+    pos = np.arange(start, start + T)
+
+    def backward(g):
+        return (_kernels.embedding_backward(g, ids, w.shape[0]),
+                _kernels.embedding_backward(_unbroadcast(g, (T, C)), pos, p.shape[0]))
+    return _node(out, (wte, wpe), backward)
+
+
 # ---------------------------------------------------------------- the model
 def _ids(x):
     data = x._data if isinstance(x, Tensor) else np.asarray(x)
@@ -444,6 +475,8 @@ class GPT(nn.Module):
         return logits, loss
 
     def _embed(self, ids, start):
+        if _embed_fusable(self, ids, start):
+            return _embed_sum(ids, start, self.transformer.wte.weight, self.transformer.wpe.weight)
         tok_emb = self.transformer.wte(ids)
         if _on_gpu(ids):   # positions made on the ids' GPU: no host copy per step
             pos = arange(start, start + ids.shape[1], device=_device_of(ids))._data
