@@ -502,3 +502,18 @@ def test_the_fused_head_gives_the_module_path_bits(backend):
     assert lf._data == lm._data
     for name in gm:
         np.testing.assert_array_equal(gf[name], gm[name], err_msg=name)
+
+
+def test_the_embedding_node_keeps_the_module_errors():
+    """Ids out of range skip the fused embedding sum, so the embedding's own error is raised."""
+    model = _model()
+    with pytest.raises((IndexError, ValueError)) as fused_err:
+        model(np.array([[0, 11]]))
+    from fastnn.models import gpt as gpt_mod
+    gpt_mod.FUSED = False
+    try:
+        with pytest.raises((IndexError, ValueError)) as module_err:
+            model(np.array([[0, 11]]))
+    finally:
+        gpt_mod.FUSED = True
+    assert str(fused_err.value) == str(module_err.value)
