@@ -180,3 +180,27 @@ def test_row_kernels_bad_inputs(backend):
         K.layer_norm(np.ones((2, 3)), np.ones(4), backend=backend)
     with pytest.raises(ValueError, match="reduction must be"):
         K.cross_entropy(np.ones((2, 3)), np.array([0, 1]), reduction="avg", backend=backend)
+
+
+@pytest.mark.parametrize("bad", [3, 4, -1, -(2 ** 63), 2 ** 63 - 1])
+def test_trusted_cross_entropy_still_rejects_out_of_range_targets(backend, bad):
+    """The trusted door's one-max range check (targets read as uint64) must catch every
+    out-of-range class, negative ones and the int64 extremes included, before a kernel would
+    write grad[row, target] with it; in-range targets keep the checked door's numbers."""
+    skip_if_missing(backend, "cross_entropy")
+    from fastnn.kernels import trusted as T
+    from fastnn.kernels.dispatch import use_backend
+    logits = np.random.default_rng(3).standard_normal((4, 3)).astype(np.float32)
+    with use_backend(backend):
+        for row in range(4):
+            targets = np.array([0, 1, 2, 0], np.int64)
+            targets[row] = bad
+            with pytest.raises(IndexError, match=f"value {bad} is out of range"):
+                T.cross_entropy(logits, targets)
+        good = np.array([2, 0, 1, 2], np.int64)
+        for reduction in ("mean", "sum"):
+            loss, grad = T.cross_entropy(logits, good, reduction=reduction)
+            rloss, rgrad = K.cross_entropy(logits, good, reduction=reduction, backend="numpy")
+            _close(loss, rloss, np.float32)
+            _close(grad, rgrad, np.float32)
+            assert loss.dtype == np.float32
