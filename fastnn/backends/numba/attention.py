@@ -370,8 +370,12 @@ def attention(q, k, v, causal, scale):
     s = k.shape[2]
     out = np.empty_like(q)
     lse = np.empty((b, h, t), q.dtype)
-    _forward(q.reshape(b * h, t, d), k.reshape(b * h, s, d), v.reshape(b * h, s, d),
-             out.reshape(b * h, t, d), lse.reshape(b * h, t), bool(causal), q.dtype.type(scale))
+    # Units handed out one at a time, as the C kernel's schedule(dynamic, 1): with prange's
+    # default equal shares, a thread that loses its core to another process holds up the call.
+    with numba.parallel_chunksize(1):
+        _forward(q.reshape(b * h, t, d), k.reshape(b * h, s, d), v.reshape(b * h, s, d),
+                 out.reshape(b * h, t, d), lse.reshape(b * h, t), bool(causal),
+                 q.dtype.type(scale))
     return out, lse
 
 
@@ -391,7 +395,8 @@ def attention_backward(dout, q, k, v, out, lse, causal, scale):
     nsplit = _key_splits(b * h, s)
     dq3 = dq.reshape(b * h, t, d)
     dq_part = np.empty((nsplit - 1, b * h, t, d), q.dtype)
-    _backward(dout3, q3, k3, v3, lse2, drow, dq3, dq_part, dk.reshape(b * h, s, d),
-              dv.reshape(b * h, s, d), nsplit, causal, scale)
+    with numba.parallel_chunksize(1):   # as in attention()
+        _backward(dout3, q3, k3, v3, lse2, drow, dq3, dq_part, dk.reshape(b * h, s, d),
+                  dv.reshape(b * h, s, d), nsplit, causal, scale)
     _dq_finish(dq3, dq_part, scale)
     return dq, dk, dv
