@@ -135,6 +135,25 @@ def test_trusted_entry_falls_back_to_checks():
         T.adam_multi_step(a[0], g, a[1], a[2], step=0)
 
 
+
+@pytest.mark.parametrize("which", ["exp_avg", "exp_avg_sq"])
+def test_trusted_entries_refuse_read_only_state(which):
+    """The update kernels write the optimizer state, so a read-only m or v (here over an
+    immutable bytes object) must take the checked path and its error, and stay untouched."""
+    from fastnn.kernels import trusted as T
+    frozen = bytes(16)
+    ro = np.frombuffer(frozen, np.float32)
+    arrays = {"exp_avg": np.zeros(4, np.float32), "exp_avg_sq": np.zeros(4, np.float32)}
+    arrays[which] = ro
+    p, g = np.ones(4, np.float32), np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="must be a writeable C-contiguous array"):
+        T.adam_multi_step([p], [g], [arrays["exp_avg"]], [arrays["exp_avg_sq"]], step=1)
+    with pytest.raises(ValueError, match="must be a writeable C-contiguous array"):
+        T.adam_step(p, g, arrays["exp_avg"], arrays["exp_avg_sq"], step=1)
+    with pytest.raises(ValueError, match="must be a writeable C-contiguous array"):
+        T.sgd_step(p, g, ro, lr=0.1, momentum=0.9)
+    assert frozen == bytes(16) and np.all(p == 1)
+
 def test_trusted_entry_on_each_backend_takes_nd_arrays(backend):
     """The trusted door hands the backend the arrays in their own shapes (no reshape per
     tensor): each backend must treat them as flat, and agree with the checked door."""

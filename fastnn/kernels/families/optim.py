@@ -130,13 +130,14 @@ _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): n
 
 
 def _state_ready(param, grad, *state):
-    """One float dtype, equal shapes, C-contiguous, a writeable param: what the fused update
-    kernels need (the checked functions verify the same, slower)."""
+    """One float dtype, equal shapes, C-contiguous, a writeable param and writeable state: what
+    the fused update kernels need (the checked functions verify the same, slower). flags.carray
+    is aligned, writeable and C-contiguous in one look-up."""
     dt = param.dtype
     if not ready(dt, param, grad) or not param.flags.writeable or grad.shape != param.shape:
         return False
     for s in state:
-        if s.dtype is not dt or s.shape != param.shape or not s.flags.c_contiguous:
+        if s.dtype is not dt or s.shape != param.shape or not s.flags.carray:
             return False
     return True
 
@@ -173,8 +174,13 @@ def _adam_step_trusted(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas
 def _adam_multi_step_trusted(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3,
                              betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
                              grad_scale=1.0):
-    # what the kernels rely on: one float dtype, equal shapes, contiguous, writeable params
-    # (any shape: each backend treats a tensor as flat, so no reshape per tensor here)
+    # what the kernels rely on: one float dtype, equal shapes, contiguous, writeable params and
+    # state (the kernels write p, m and v; a read-only m or v, e.g. np.frombuffer over bytes,
+    # takes the checked path and its error). Any shape: each backend treats a tensor as flat,
+    # so no reshape per tensor here. Checked every call, not cached per list of arrays: an
+    # ndarray's dtype, shape, strides and writeable flag can all be reassigned in place, so a
+    # cache keyed on identities could hand a kernel a stale size. flags.carray is aligned,
+    # writeable and C-contiguous in one look-up.
     ok = step >= 1 and len(params) == len(grads) == len(exp_avgs) == len(exp_avg_sqs) > 0
     dt = params[0].dtype if ok else None
     ok = ok and dt in _FLOATS
@@ -183,11 +189,11 @@ def _adam_multi_step_trusted(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1
             shape = p.shape
             if not (p.dtype is dt and g.dtype is dt and m.dtype is dt and v.dtype is dt
                     and g.shape == shape and m.shape == shape and v.shape == shape
-                    and p.flags.c_contiguous and p.flags.writeable and g.flags.c_contiguous
-                    and m.flags.c_contiguous and v.flags.c_contiguous):
+                    and p.flags.carray and g.flags.c_contiguous and m.flags.carray
+                    and v.flags.carray):
                 ok = False
                 break
-    if ok and len({id(p) for p in params}) == len(params):
+    if ok and len(set(map(id, params))) == len(params):
         get_backend().adam_multi_step(
             list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), int(step), float(lr),
             float(betas[0]), float(betas[1]), float(eps), float(weight_decay), bool(decoupled),
