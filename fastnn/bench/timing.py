@@ -181,11 +181,18 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S, memory=F
             settle(res)
             res.lone_samples.append(_turn(fns["openblas"], res.number))
     order = list(fns)
+    blas_impls = set(getattr(case, "blas", ()))
+    blas_end = None
     for turn in range(repeat):
         shift = turn % max(len(order), 1)  # rotate who goes first, so no one always follows BLAS
         for impl in order[shift:] + order[:shift]:
+            if blas_end is not None and settle_s:
+                # OpenBLAS's threads spin on after its turn, and wait_idle's short probes can
+                # miss them (seen: idle after 4-7 ms while a thread spun ~0.1 s): wait it out
+                time.sleep(max(0.0, blas_end + settle_s - time.perf_counter()))
             settle(results[impl])
             results[impl].samples.append(_turn(fns[impl], results[impl].number))
+            blas_end = time.perf_counter() if impl in blas_impls else None
     if memory:
         for impl, fn in fns.items():
             settle(results[impl])
