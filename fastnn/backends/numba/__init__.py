@@ -53,10 +53,11 @@ def _follow_load():
         numba.set_num_threads(n)
 
 
-def _adapting(fn):
+def _adapting(fn, monotonic=time.monotonic, state=_adapt):
     @functools.wraps(fn)
     def entry(*args, **kwargs):
-        _follow_load()
+        if monotonic() - state["t"] >= _ADAPT_PERIOD_S:   # the check inline: ~0.1 us a call
+            _follow_load()
         return fn(*args, **kwargs)
     return entry
 
