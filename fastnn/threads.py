@@ -1,17 +1,23 @@
 """One thread count for every backend: OpenMP (the C kernels) and Numba's pool; how idle threads
 wait; and how the count adapts to other processes' load.
 
-Waiting. A thread woken from sleep costs 50-130 us per parallel region on this kind of VM (a
-fork+join of 2 threads, median, idle machine: 90-130 us sleeping, 1.4-2.4 us spinning), and a
-GPT training step runs ~100 regions. So fastnn's OpenMP threads spin a short while after each
-region, GOMP_SPINCOUNT=30000 (0.3-1 ms here), then sleep (OMP_WAIT_POLICY=passive): quiet, the
-GPT step went from 73 to 52 ms and the large MLP's from 13.9 to 7.0 ms (`fastnn bench --train`).
+Waiting. Waking a sleeping OpenMP thread costs 90-160 us per parallel region on this kind of VM
+(fork+join of 2 threads, median, idle machine, the caller busy between regions), against
+1.4-2.4 us while it still spins; a GPT training step runs ~100 regions. So fastnn's OpenMP
+threads spin a short while after each region, GOMP_SPINCOUNT=10000 (~0.1-0.3 ms here), then
+sleep (OMP_WAIT_POLICY=passive). Quiet, 2 threads, that took the GPT step from 73 to 41-48 ms and
+the large MLP's from 13.9 to 7-8 ms (`fastnn bench --train`). Why not longer: a region that
+finds the worker already asleep pays the caller's whole spin at the join (the worker's virtual
+CPU ran only once the caller's stopped spinning, on this VM: 0.3 ms at 5,000, 0.6 ms at 10,000,
+1.5 ms at 30,000 after the caller slept 5 ms), and the small MLP's step ran 0.30 ms at 10,000
+against 0.32-0.48 ms at 30,000.
 
 Load. Spinning is what a busy machine cannot afford: with one CPU-bound process on 2 cores,
 spinning threads took the GPT step from 45 to 189 ms (4.2x), where sleeping ones lost 1.4x. So
 the C kernels watch the machine (csrc/cpu.c: every ~100 ms of calls, other processes' CPU time
 on our CPUs, from /proc/stat) and use only the cores left free: with one core taken, one thread,
-which never forks and never spins. `set_adaptive(False)` (or FASTNN_ADAPT_THREADS=0) keeps the
+which never forks and never spins; the Numba backend follows the same meter
+(fastnn/backends/numba/__init__.py). `set_adaptive(False)` (or FASTNN_ADAPT_THREADS=0) keeps the
 count fixed.
 
 GNU OpenMP reads both variables once, when it loads: fastnn loads it with the C kernels on
@@ -28,7 +34,7 @@ from .kernels import dispatch
 USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")   # None: fastnn chose
 USER_SPIN_COUNT = os.environ.get("GOMP_SPINCOUNT")
 WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-SPIN_COUNT = "30000"
+SPIN_COUNT = "10000"
 if USER_WAIT_POLICY is None and USER_SPIN_COUNT is None:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 

@@ -50,8 +50,9 @@ def contend(case, impls, n_busy, repeat, target_s, settle_s, builders=None):
     builders: {impl: build()} (default: case.build(impl), in this process)."""
     if builders is None:
         builders = {impl: functools.partial(case.build, impl) for impl in impls}
-    quiet = measure_steps(builders, repeat, target_s, settle_s)
+    blas = getattr(case, "blas", ())
+    quiet = measure_steps(builders, repeat, target_s, settle_s, blas=blas)
     with busy_processes(n_busy):
         # no reset: the busy processes are the load the C kernels should see and adapt to
-        loaded = measure_steps(builders, repeat, target_s, settle_s, reset_load=False)
+        loaded = measure_steps(builders, repeat, target_s, settle_s, reset_load=False, blas=blas)
     return quiet, loaded

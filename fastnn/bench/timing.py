@@ -249,13 +249,15 @@ class LocalSteps:
 
 
 def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=False,
-                  reset_load=True):
+                  reset_load=True, blas=()):
     """Time training steps, {impl: build()}, taking turns; returns {impl: Result} whose samples
     are single steps' seconds (so the worst step shows). build() returns the step (a callable,
     run here) or a RemoteSteps (run in a worker process). Each turn: wait for idle threads, one
     untimed step, then steps timed one by one, about target_s of them (at least 2).
     reset_load: each fastnn turn starts with every thread, as after an idle spell (the C kernels
-    take fewer under load, csrc/cpu.c); False when the load is real (--contention)."""
+    take fewer under load, csrc/cpu.c); False when the load is real (--contention).
+    blas: implementations that call OpenBLAS; the turn after one of theirs waits settle_s out
+    (as measure() does: its threads spin on where wait_idle can miss them)."""
     results = {impl: Result(impl) for impl in steps}
     live = {}
     try:
@@ -274,12 +276,16 @@ def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=Fa
                 res.status, res.note = "error", f"{type(e).__name__}: {e}"
                 live.pop(impl, None)
         order = list(live)
+        blas_end = None
         for turn in range(repeat):
             shift = turn % max(len(order), 1)
             for impl in order[shift:] + order[:shift]:
+                if blas_end is not None and settle_s:
+                    time.sleep(max(0.0, blas_end + settle_s - time.perf_counter()))
                 samples, busy = live[impl].turn(settle_s)
                 results[impl].samples += samples
                 results[impl].busy_starts += busy
+                blas_end = time.perf_counter() if impl in blas else None
         if memory:
             for impl, runner in live.items():
                 results[impl].mem_traced, results[impl].mem_rss = runner.memory(settle_s)
