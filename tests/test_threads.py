@@ -57,34 +57,31 @@ def test_the_users_policy_stands():
     assert cores > 0.05
 
 
+def _as_set_and_as_passed_on(variable, users):
+    """In a fresh process whose environment sets `variable` to `users` (None: unset), after
+    `import fastnn`: its value there, and in the environment fastnn hands to other libraries."""
+    code = ("import os, sys, fastnn.threads as t\n"
+            "print(os.environ[sys.argv[1]], t.environ_without_fastnn().get(sys.argv[1]))")
+    env = {k: v for k, v in os.environ.items() if k not in FASTNN_CHOICES}
+    if users:
+        env[variable] = users
+    out = subprocess.run([sys.executable, "-c", code, variable], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()
+
+
 @pytest.mark.parametrize("users", [None, "passive", "active"])
 def test_environment_for_other_libraries_is_as_before_fastnn(users):
     """What PyTorch's bench worker gets: no wait policy unless the user chose one."""
-    code = ("import os, fastnn.threads as t\n"
-            "print(os.environ['OMP_WAIT_POLICY'],\n"
-            "      t.environ_without_fastnn().get('OMP_WAIT_POLICY'))")
-    env = {k: v for k, v in os.environ.items() if k not in FASTNN_CHOICES}
-    if users:
-        env["OMP_WAIT_POLICY"] = users
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    here, theirs = out.stdout.split()
+    here, theirs = _as_set_and_as_passed_on("OMP_WAIT_POLICY", users)
     assert here == (users or "passive")
     assert theirs == str(users)
 
 
 @pytest.mark.parametrize("users", [None, "1000"])
 def test_spin_count_is_fastnns_unless_the_user_set_one(users):
-    code = ("import os, fastnn.threads as t\n"
-            "print(os.environ['GOMP_SPINCOUNT'], t.environ_without_fastnn().get('GOMP_SPINCOUNT'))")
-    env = {k: v for k, v in os.environ.items() if k not in FASTNN_CHOICES}
-    if users:
-        env["GOMP_SPINCOUNT"] = users
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    here, theirs = out.stdout.split()
+    here, theirs = _as_set_and_as_passed_on("GOMP_SPINCOUNT", users)
     assert here == (users or "10000")
     assert theirs == str(users)      # PyTorch's bench worker gets the user's, or its own default
 
