@@ -30,6 +30,17 @@ def _model(seed=0, **kw):
     return GPT(GPTConfig(**{**TINY, "bias": True, **kw}))
 
 
+def _needs_fused_blocks():
+    if "cython" not in fastnn.available_backends():
+        pytest.skip("the fused blocks need the cython backend's strided attention")
+
+
+def _model_and_batch(seed):
+    """The tiny model and one batch of token ids and targets drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    return _model(), rng.integers(0, 11, (2, 9)), rng.integers(0, 11, (2, 9))
+
+
 def _spread_weights(model, seed=1, std=0.5):
     """Bigger random weights than the 0.02 init, so logits are far from uniform."""
     rng = np.random.default_rng(seed)
@@ -352,8 +363,7 @@ def test_fused_blocks_equal_the_module_path(dtype, bias):
     """The fused attention/MLP nodes (strided attention, residual on the GEMM, pooled buffers)
     give the module-by-module path's loss and gradients; two forwards before one backward
     (gradient accumulation) keep their own buffers."""
-    if "cython" not in fastnn.available_backends():
-        pytest.skip("the fused blocks need the cython backend's strided attention")
+    _needs_fused_blocks()
     model = GPT(GPTConfig(block_size=16, vocab_size=13, n_layer=2, n_head=2, n_embd=24,
                           bias=bias))
     _spread_weights(model)
@@ -377,12 +387,9 @@ def test_fused_blocks_equal_the_module_path(dtype, bias):
 def test_fused_blocks_retain_graph_and_pool_reuse():
     """backward twice with retain_graph gives twice the gradient (the pooled buffers stay with
     the graph until it is freed), and a warm step takes no new buffers from the pool."""
-    if "cython" not in fastnn.available_backends():
-        pytest.skip("the fused blocks need the cython backend's strided attention")
+    _needs_fused_blocks()
     from fastnn.nn.buffer_pool import POOL
-    model = _model()
-    rng = np.random.default_rng(4)
-    x, y = rng.integers(0, 11, (2, 9)), rng.integers(0, 11, (2, 9))
+    model, x, y = _model_and_batch(4)
     with fastnn.use_backend("cython"):
         _, once = _loss_and_grads(model, [(x, y)], True)
         model.zero_grad()
@@ -428,8 +435,7 @@ def _train_steps(pool_enabled, steps=3, cfg=_NANO_CPU, batch=4):
 
 def test_buffer_reuse_changes_no_number():
     """Training steps with the buffer pool on and off give bit-identical losses and weights."""
-    if "cython" not in fastnn.available_backends():
-        pytest.skip("the fused blocks need the cython backend's strided attention")
+    _needs_fused_blocks()
     fastnn.manual_seed(0)
     with fastnn.use_backend("cython"):
         fastnn.manual_seed(0)
@@ -444,11 +450,8 @@ def test_buffer_reuse_changes_no_number():
 def test_a_held_block_output_is_never_reused():
     """A fused block's output comes from the pool, but a tensor the user keeps (or a view of
     it) keeps its memory: later steps must not write into it."""
-    if "cython" not in fastnn.available_backends():
-        pytest.skip("the fused blocks need the cython backend's strided attention")
-    model = _model()
-    rng = np.random.default_rng(6)
-    x, y = rng.integers(0, 11, (2, 9)), rng.integers(0, 11, (2, 9))
+    _needs_fused_blocks()
+    model, x, y = _model_and_batch(6)
     with fastnn.use_backend("cython"):
         h = model.transformer.h[0](model._embed(x, 0))
         kept = h[:, 1:]                    # a view: keeps the storage alive alone
@@ -468,8 +471,7 @@ def test_a_warm_gpt_step_allocates_little():
     (The parameter gradients are new arrays each step too, zero_grad() setting them to None as
     PyTorch's, but the old ones are freed first, so they do not raise the peak.) Before the
     pooled outputs it was 13.2 MiB."""
-    if "cython" not in fastnn.available_backends():
-        pytest.skip("the fused blocks need the cython backend's strided attention")
+    _needs_fused_blocks()
     from fastnn.bench.memory import steady_state
     from fastnn.bench.train_cases import gpt_step
     stats = steady_state(gpt_step("cython", _NANO_CPU, 12), steps=2)
