@@ -107,6 +107,14 @@ def wait_idle(max_s=BLAS_SETTLE_S, probe_s=IDLE_PROBE_S, busy=IDLE_BUSY):
             return False
 
 
+def _wait_out_blas(blas_end, settle_s):
+    """After a turn that called OpenBLAS (ended at perf_counter() == blas_end; None: it did not),
+    sleep until settle_s has passed: its threads spin on, and wait_idle's short probes can miss
+    them (seen: idle after 4-7 ms while a thread spun ~0.1 s)."""
+    if blas_end is not None and settle_s:
+        time.sleep(max(0.0, blas_end + settle_s - time.perf_counter()))
+
+
 def _turn(fn, number):
     """Seconds per call over `number` back-to-back calls, with the garbage collector paused."""
     gc_enabled = gc.isenabled()
@@ -186,10 +194,7 @@ def measure(case, impls, repeat, target_s=0.02, settle_s=BLAS_SETTLE_S, memory=F
     for turn in range(repeat):
         shift = turn % max(len(order), 1)  # rotate who goes first, so no one always follows BLAS
         for impl in order[shift:] + order[:shift]:
-            if blas_end is not None and settle_s:
-                # OpenBLAS's threads spin on after its turn, and wait_idle's short probes can
-                # miss them (seen: idle after 4-7 ms while a thread spun ~0.1 s): wait it out
-                time.sleep(max(0.0, blas_end + settle_s - time.perf_counter()))
+            _wait_out_blas(blas_end, settle_s)
             settle(results[impl])
             results[impl].samples.append(_turn(fns[impl], results[impl].number))
             blas_end = time.perf_counter() if impl in blas_impls else None
@@ -280,8 +285,7 @@ def measure_steps(steps, repeat, target_s=0.1, settle_s=BLAS_SETTLE_S, memory=Fa
         for turn in range(repeat):
             shift = turn % max(len(order), 1)
             for impl in order[shift:] + order[:shift]:
-                if blas_end is not None and settle_s:
-                    time.sleep(max(0.0, blas_end + settle_s - time.perf_counter()))
+                _wait_out_blas(blas_end, settle_s)
                 samples, busy = live[impl].turn(settle_s)
                 results[impl].samples += samples
                 results[impl].busy_starts += busy
