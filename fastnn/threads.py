@@ -27,6 +27,7 @@ runtime, which fastnn's kernels then share (one libgomp per process): import tor
 and both keep OpenMP's default (spin ~3 ms), unless the environment says otherwise.
 """
 import os
+import warnings
 
 from .kernels import dispatch
 
@@ -37,6 +38,14 @@ WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 SPIN_COUNT = "10000"
 if USER_WAIT_POLICY is None and USER_SPIN_COUNT is None:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
+
+_ADAPT_ENV = os.environ.get("FASTNN_ADAPT_THREADS")
+if _ADAPT_ENV is not None and _ADAPT_ENV not in ("0", "1"):
+    # a bad value must not stop `import fastnn`: say so, keep the default (csrc/cpu.c reads
+    # only "0" as off)
+    warnings.warn(f"FASTNN_ADAPT_THREADS={_ADAPT_ENV!r} ignored: use 0 (a fixed thread count) or "
+                  f"1 (follow the load, the default)", RuntimeWarning, stacklevel=2)
 
 
 def environ_without_fastnn():
@@ -86,6 +95,8 @@ def _cython():
 def set_adaptive(on=True):
     """Let the C kernels use fewer threads while other processes keep cores busy (the default),
     or keep the count set by set_num_threads (on=False)."""
+    if not isinstance(on, (bool, int)):
+        raise TypeError(f"set_adaptive: on must be True or False, got {on!r}")
     mod = _cython()
     if mod is not None:
         mod.set_adaptive(bool(on))

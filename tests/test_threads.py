@@ -149,3 +149,16 @@ def test_adaptive_switch():
     finally:
         threads.set_adaptive(was)
 
+
+def test_bad_adaptive_switches_are_refused():
+    from fastnn import threads
+    with pytest.raises(TypeError, match="set_adaptive: on must be True or False"):
+        threads.set_adaptive("no")
+    env = dict(os.environ, FASTNN_ADAPT_THREADS="off")
+    out = subprocess.run([sys.executable, "-c", "import fastnn, fastnn.threads as t\n"
+                          "print(t.effective_threads() >= 1)"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]   # the import goes on, with the default
+    assert "FASTNN_ADAPT_THREADS='off' ignored: use 0" in out.stderr
+    assert out.stdout.split() == ["True"]
+
